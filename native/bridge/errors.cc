@@ -1,0 +1,31 @@
+#include "bridge/errors.h"
+
+namespace medgr2 {
+
+namespace {
+std::string FormatArgError(const std::string& where, const std::string& arg,
+                           const std::string& expected, const std::string& got) {
+  std::string msg = where + ": argument '" + arg + "' must be " + expected;
+  if (!got.empty()) msg += ", got " + got;
+  return msg;
+}
+}  // namespace
+
+std::string NativeErrorMessage(const std::exception& e) {
+  if (auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+    // msg() is the message without "Exception raised from ..." context and backtrace.
+    return "libtorch: " + torch_error->msg();
+  }
+  return e.what();
+}
+
+void ThrowArgError(Napi::Env env, const std::string& where, const std::string& arg,
+                   const std::string& expected, const std::string& got) {
+  throw Napi::TypeError::New(env, FormatArgError(where, arg, expected, got));
+}
+
+ArgumentError::ArgumentError(const std::string& where, const std::string& arg,
+                             const std::string& expected, const std::string& got)
+    : std::invalid_argument(FormatArgError(where, arg, expected, got)) {}
+
+}  // namespace medgr2

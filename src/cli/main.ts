@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// The `medgr2` command. Each subcommand lives in its own file and registers itself here; a command
+// is listed only once it really works.
+import { Command, CommanderError } from 'commander';
+import { AddonLoadError } from '../native/loader';
+import { packageVersion } from '../version';
+import { registerInfo } from './info';
+
+export function buildProgram(): Command {
+  const program = new Command('medgr2')
+    .description('MedGR2: generative reward learning for medical vision-language reasoning')
+    .version(packageVersion, '-V, --version')
+    .showHelpAfterError();
+  registerInfo(program);
+  return program;
+}
+
+/** Prints a one-line (or few-line) reason and exits non-zero: no stack traces for user errors. */
+export function reportFatal(err: unknown): never {
+  if (err instanceof AddonLoadError) {
+    process.stderr.write(err.message + '\n');
+    process.exit(3);
+  }
+  if (err instanceof CommanderError) process.exit(err.exitCode);
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`medgr2: ${msg}\n`);
+  if (process.env.MEDGR2_DEBUG && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
+  process.exit(1);
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch(reportFatal);
+}

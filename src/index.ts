@@ -1,0 +1,55 @@
+// The medgr2 library: `require('medgr2')`.
+import { loadAddon } from './native/loader';
+import type { NativeInfo, NativeTensorOps, TensorConstructor } from './native/types';
+import { packageVersion } from './version';
+
+export { tensor, isTensor } from './tensor';
+export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
+export { AddonLoadError, loadAddon } from './native/loader';
+export type { NativeInfo, CudaDeviceInfo } from './native/types';
+
+export const version = packageVersion;
+
+export interface Info extends NativeInfo {
+  version: string;
+  node: string;
+}
+
+/** What this installation runs on: versions, CUDA devices, compiled-in features, threads. */
+export function info(): Info {
+  return { version: packageVersion, node: process.version, ...loadAddon().info() };
+}
+
+/**
+ * The Tensor class (`new Tensor(array, shape?, options?)`, `x instanceof Tensor`). Resolved on first
+ * use, so that `require('medgr2')` works (for --help, data tools) even before the addon is built.
+ */
+// eslint-disable-next-line prefer-const
+export let Tensor: TensorConstructor;
+Object.defineProperty(exports, 'Tensor', { enumerable: true, get: () => loadAddon().Tensor });
+
+/** Small general tensor ops (all async). */
+export const ops: NativeTensorOps = {
+  scaleAdd: (x, a, b) => loadAddon().ops.scaleAdd(x, a, b),
+  scaleAddUsesKernel: (x) => loadAddon().ops.scaleAddUsesKernel(x),
+  matmul: (a, b) => loadAddon().ops.matmul(a, b),
+};
+
+/** NVTX ranges around phases of a TypeScript loop (no-ops unless built with CUDA and profiled). */
+export const nvtx = {
+  push: (name: string): void => loadAddon().nvtx.push(name),
+  pop: (): void => loadAddon().nvtx.pop(),
+  async range<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    loadAddon().nvtx.push(name);
+    try {
+      return await fn();
+    } finally {
+      loadAddon().nvtx.pop();
+    }
+  },
+};
+
+/** libtorch's intra-op thread count (process-wide). */
+export function setNumThreads(n: number): void {
+  loadAddon().setNumThreads(n);
+}

@@ -1,0 +1,85 @@
+// The shape of the native addon as JS sees it. Hand-written: keep in step with native/bridge/*.cc.
+
+export type DtypeName = 'f32' | 'f64' | 'i32' | 'i64' | 'u8' | 'bf16' | 'f16';
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+export type TypedArrayFor<D extends DtypeName> = D extends 'f32'
+  ? Float32Array
+  : D extends 'f64'
+    ? Float64Array
+    : D extends 'i32'
+      ? Int32Array
+      : D extends 'i64'
+        ? BigInt64Array
+        : D extends 'u8'
+          ? Uint8Array
+          : Uint16Array;
+export type AnyTypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
+
+export interface TensorOptions {
+  /** Default: from the array type (Float32Array -> f32, ...); required for Uint16Array (bf16 or f16). */
+  dtype?: DtypeName;
+  /** Copy the data instead of borrowing the array's memory. Default false (borrow). */
+  copy?: boolean;
+  /** Element strides into the array; default contiguous (row-major). */
+  strides?: number[];
+}
+
+/** A handle to a native tensor. Its memory is freed by dispose() or, failing that, by the GC. */
+export interface Tensor {
+  readonly shape: number[];
+  readonly strides: number[];
+  readonly dtype: DtypeName;
+  readonly device: string;
+  readonly numel: number;
+  readonly nbytes: number;
+  readonly isContiguous: boolean;
+  readonly disposed: boolean;
+  /** A copy of the data, row-major, in the dtype's TypedArray (bf16/f16 bits as Uint16Array). */
+  toArray(): AnyTypedArray;
+  /** A copy on another device. */
+  to(device: DeviceName): Promise<Tensor>;
+  /** A view with two dimensions swapped (not contiguous). */
+  transpose(dim0: number, dim1: number): Tensor;
+  contiguous(): Tensor;
+  dispose(): void;
+  toString(): string;
+}
+
+export interface TensorConstructor {
+  new (array: AnyTypedArray, shape?: number[], options?: TensorOptions): Tensor;
+  prototype: Tensor;
+}
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  computeCapability: string;
+  totalMemoryBytes: number;
+  multiprocessors: number;
+}
+
+export interface NativeInfo {
+  torchVersion: string;
+  /** Where the build found libtorch: "system", "python3 (...)" or "MEDGR2_LIBTORCH=...". */
+  torchSource: string;
+  cudaAvailable: boolean;
+  cudaDevices: CudaDeviceInfo[];
+  cudaKernelsCompiled: boolean;
+  nvtxCompiled: boolean;
+  threads: { intraOp: number; interOp: number; hardware: number };
+  napiVersion: number;
+}
+
+export interface NativeTensorOps {
+  scaleAdd(x: Tensor, a: number, b: number): Promise<Tensor>;
+  scaleAddUsesKernel(x: Tensor): boolean;
+  matmul(a: Tensor, b: Tensor): Promise<Tensor>;
+}
+
+export interface NativeAddon {
+  Tensor: TensorConstructor;
+  info(): NativeInfo;
+  setNumThreads(n: number): void;
+  ops: NativeTensorOps;
+  nvtx: { push(name: string): void; pop(): void };
+}
