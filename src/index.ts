@@ -4,6 +4,8 @@ import type { NativeInfo, NativeTensorOps, TensorConstructor } from './native/ty
 import { packageVersion } from './version';
 
 export { tensor, isTensor } from './tensor';
+export { grpo } from './grpo';
+export type * as GrpoTypes from './grpo';
 export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
 export { AddonLoadError, loadAddon } from './native/loader';
 export type { NativeInfo, CudaDeviceInfo } from './native/types';

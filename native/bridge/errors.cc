@@ -2,15 +2,6 @@
 
 namespace medgr2 {
 
-namespace {
-std::string FormatArgError(const std::string& where, const std::string& arg,
-                           const std::string& expected, const std::string& got) {
-  std::string msg = where + ": argument '" + arg + "' must be " + expected;
-  if (!got.empty()) msg += ", got " + got;
-  return msg;
-}
-}  // namespace
-
 std::string NativeErrorMessage(const std::exception& e) {
   if (auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
     // msg() is the message without "Exception raised from ..." context and backtrace.
@@ -21,11 +12,7 @@ std::string NativeErrorMessage(const std::exception& e) {
 
 void ThrowArgError(Napi::Env env, const std::string& where, const std::string& arg,
                    const std::string& expected, const std::string& got) {
-  throw Napi::TypeError::New(env, FormatArgError(where, arg, expected, got));
+  throw Napi::TypeError::New(env, ArgumentError::Format(where, arg, expected, got));
 }
-
-ArgumentError::ArgumentError(const std::string& where, const std::string& arg,
-                             const std::string& expected, const std::string& got)
-    : std::invalid_argument(FormatArgError(where, arg, expected, got)) {}
 
 }  // namespace medgr2

@@ -10,6 +10,8 @@
 
 #include <c10/util/Exception.h>
 
+#include "common/argument_error.h"
+
 #include <exception>
 #include <string>
 
@@ -21,14 +23,6 @@ std::string NativeErrorMessage(const std::exception& e);
 // Throws a TypeError: "<where>: argument '<arg>' must be <expected>[, got <got>]".
 [[noreturn]] void ThrowArgError(Napi::Env env, const std::string& where, const std::string& arg,
                                 const std::string& expected, const std::string& got = "");
-
-// A std::exception that carries an argument error out of code that has no Napi::Env
-// (for example an AsyncWorker's Execute); converted like any other std::exception.
-class ArgumentError : public std::invalid_argument {
- public:
-  ArgumentError(const std::string& where, const std::string& arg, const std::string& expected,
-                const std::string& got = "");
-};
 
 }  // namespace medgr2
 

@@ -1,0 +1,37 @@
+// Token-level GRPO loss on the GPU: forward value, d loss / d logp and statistics in one pass over
+// the tokens (each token's inputs are read once and its gradient written once), then one tiny
+// launch that adds the per-block partial sums in a fixed order (deterministic).
+#pragma once
+
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+namespace medgr2::kernels {
+
+// Slots of the statistics vector (same order as ops/grpo_loss.cc): loss, active tokens, clipped low,
+// clipped high, sum KL, sum ratio, sum entropy, non-finite count. `out` gets these kGrpoLossStatCount
+// sums followed by the first non-finite token index (or -1), all as double.
+constexpr int kGrpoLossStatCount = 8;
+
+struct GrpoLossParams {
+  const void* logp;        // [N] float or bf16 (see bf16)
+  const void* old_logp;    // [N] same dtype, or null (ratio 1)
+  const void* ref_logp;    // [N] same dtype, or null (no KL)
+  const float* advantages;  // [rows]
+  const void* mask;        // [N] or null
+  int mask_kind;           // 0 none, 1 uint8, 2 float
+  const int64_t* offsets;  // [rows + 1]
+  const double* row_scale;  // [rows]: the lossType's weight per unit of mask
+  const float* entropy;    // [N] or null
+  void* grad;              // [N] out, dtype of logp
+  int64_t rows;
+  int64_t max_row_len;
+  float eps_low, eps_high, beta;
+  int kl;                  // 0 k1, 1 k2, 2 k3
+  bool bf16;
+};
+
+int64_t GrpoLossWorkspaceDoubles(int64_t rows, int64_t max_row_len);
+cudaError_t GrpoLossForwardBackward(const GrpoLossParams& p, double* workspace, double* out, cudaStream_t stream);
+
+}  // namespace medgr2::kernels

@@ -1,0 +1,417 @@
+#include "ops/grpo_loss.h"
+
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+#include "common/argument_error.h"
+#include "common/nvtx.h"
+
+#ifdef MEDGR2_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "kernels/grpo_loss.h"
+#endif
+
+namespace medgr2::ops {
+
+namespace {
+
+std::string Sizes(const at::Tensor& t) {
+  std::ostringstream s;
+  s << t.sizes();
+  return s.str();
+}
+
+// Statistic slots of one chunk's partial sums (CPU) or one block's (CUDA, same order).
+enum Stat { kLoss, kActive, kClipLow, kClipHigh, kKl, kRatio, kEntropy, kNonFinite, kStatCount };
+
+LossStats StatsFromSums(const double* s, bool has_ref, bool has_entropy) {
+  LossStats st;
+  st.active_tokens = s[kActive];
+  if (s[kActive] > 0) {
+    st.clip_low_fraction = s[kClipLow] / s[kActive];
+    st.clip_high_fraction = s[kClipHigh] / s[kActive];
+    st.kl_mean = has_ref ? s[kKl] / s[kActive] : 0;
+    st.ratio_mean = s[kRatio] / s[kActive];
+    st.entropy_mean = has_entropy ? s[kEntropy] / s[kActive] : 0;
+  }
+  return st;
+}
+
+at::Tensor SameDtype(const at::Tensor& t, const at::Tensor& like) {
+  return t.defined() ? t.to(like.scalar_type()).contiguous() : t;
+}
+
+}  // namespace
+
+LossInputs PaddedLossInputs(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,
+                            const at::Tensor& advantages, const at::Tensor& mask) {
+  if (logp.dim() != 2) throw ArgumentError("grpo.loss", "logp", "a [B, T] tensor", Sizes(logp));
+  const int64_t b = logp.size(0), t = logp.size(1);
+  for (auto [tensor, name] : {std::pair{old_logp, "oldLogp"}, std::pair{ref_logp, "refLogp"}, std::pair{mask, "mask"}}) {
+    if (tensor.defined() && tensor.sizes() != logp.sizes()) {
+      throw ArgumentError("grpo.loss", name, "shaped like logp " + Sizes(logp), Sizes(tensor));
+    }
+  }
+  if (!mask.defined()) throw ArgumentError("grpo.loss", "mask", "a [B, T] tensor", "none");
+  LossInputs in;
+  in.logp = logp.reshape({-1});
+  in.old_logp = old_logp.defined() ? old_logp.reshape({-1}) : old_logp;
+  in.ref_logp = ref_logp.defined() ? ref_logp.reshape({-1}) : ref_logp;
+  in.mask = mask.reshape({-1});
+  in.advantages = advantages;
+  in.offsets = at::arange(0, b + 1, at::TensorOptions().dtype(at::kLong).device(logp.device())) * t;
+  in.padded = true;
+  return in;
+}
+
+LossInputs PackedLossInputs(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,
+                            const at::Tensor& advantages, const at::Tensor& mask, const at::Tensor& cu_seqlens) {
+  LossInputs in;
+  in.logp = logp;
+  in.old_logp = old_logp;
+  in.ref_logp = ref_logp;
+  in.advantages = advantages;
+  in.mask = mask;
+  in.offsets = cu_seqlens.to(at::TensorOptions().dtype(at::kLong).device(logp.device()));
+  return in;
+}
+
+void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* where) {
+  const at::Tensor& lp = in.logp;
+  if (lp.dim() != 1) throw ArgumentError(where, "logp", "a flat [N] tensor", Sizes(lp));
+  const auto dt = lp.scalar_type();
+  if (dt != at::kFloat && dt != at::kBFloat16 && dt != at::kHalf && dt != at::kDouble) {
+    throw ArgumentError(where, "logp", "f32, bf16, f16 or f64", c10::toString(dt));
+  }
+  const int64_t n = lp.numel();
+  for (auto [t, name] : {std::pair{in.old_logp, "oldLogp"}, std::pair{in.ref_logp, "refLogp"},
+                         std::pair{in.mask, "mask"}, std::pair{in.entropy, "entropy"}}) {
+    if (t.defined() && (t.dim() != 1 || t.numel() != n)) {
+      throw ArgumentError(where, name, "of the same length as logp (" + std::to_string(n) + ")", Sizes(t));
+    }
+    if (t.defined() && t.device() != lp.device()) {
+      throw ArgumentError(where, name, "on logp's device " + lp.device().str(), t.device().str());
+    }
+  }
+  if (in.advantages.dim() != 1) throw ArgumentError(where, "advantages", "a [B] tensor", Sizes(in.advantages));
+  const int64_t b = in.advantages.numel();
+  if (in.offsets.numel() != b + 1) {
+    throw ArgumentError(where, "cuSeqlens", "of length B + 1 = " + std::to_string(b + 1) + " (B = advantages.length)",
+                        std::to_string(in.offsets.numel()));
+  }
+  at::Tensor off = in.offsets.cpu();
+  const int64_t* p = off.data_ptr<int64_t>();
+  if (p[0] != 0 || p[b] != n) {
+    throw ArgumentError(where, "cuSeqlens", "from 0 to the token count " + std::to_string(n),
+                        "[" + std::to_string(p[0]) + " .. " + std::to_string(p[b]) + "]");
+  }
+  for (int64_t k = 0; k < b; ++k) {
+    if (p[k + 1] < p[k]) throw ArgumentError(where, "cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(k + 1));
+  }
+  if (!(o.eps_low >= 0 && o.eps_low < 1)) throw ArgumentError(where, "epsLow", "in [0, 1)", std::to_string(o.eps_low));
+  if (!(o.eps_high >= 0) || !std::isfinite(o.eps_high)) throw ArgumentError(where, "epsHigh", "a finite number >= 0", std::to_string(o.eps_high));
+  if (!(o.beta >= 0) || !std::isfinite(o.beta)) throw ArgumentError(where, "beta", "a finite number >= 0", std::to_string(o.beta));
+  if (o.beta > 0 && !in.ref_logp.defined()) throw ArgumentError(where, "refLogp", "given when beta > 0", "none");
+  if (o.max_completion_length && *o.max_completion_length < 1) {
+    throw ArgumentError(where, "maxCompletionLength", "a positive integer", std::to_string(*o.max_completion_length));
+  }
+  if (o.num_items_in_batch && !(*o.num_items_in_batch > 0)) {
+    throw ArgumentError(where, "numItemsInBatch", "a positive number", std::to_string(*o.num_items_in_batch));
+  }
+  if (in.mask.defined()) {
+    const auto mt = in.mask.scalar_type();
+    if (mt != at::kByte && mt != at::kBool && !at::isFloatingType(mt)) {
+      throw ArgumentError(where, "mask", "u8, bool or floating point", c10::toString(mt));
+    }
+  }
+}
+
+at::Tensor LossRowScales(const LossInputs& in, const LossOptions& o) {
+  const int64_t b = in.advantages.numel();
+  const auto f64 = at::TensorOptions().dtype(at::kDouble).device(in.logp.device());
+  at::Tensor lengths = (in.offsets.slice(0, 1) - in.offsets.slice(0, 0, b)).to(at::kDouble);
+  // Active tokens per row: the mask's row sums, or the row lengths without a mask.
+  auto row_sums = [&]() -> at::Tensor {
+    if (!in.mask.defined()) return lengths;
+    at::Tensor m = in.mask.to(at::kDouble);
+    if (in.padded) return m.view({b, -1}).sum(1);
+    at::Tensor c = at::cat({at::zeros({1}, f64), m.cumsum(0)});
+    return c.index_select(0, in.offsets.slice(0, 1)) - c.index_select(0, in.offsets.slice(0, 0, b));
+  };
+  auto total = [&]() -> double { return in.mask.defined() ? in.mask.to(at::kDouble).sum().item<double>()
+                                                          : static_cast<double>(in.logp.numel()); };
+  switch (o.loss_type) {
+    case LossType::kGrpo: return 1.0 / (row_sums().clamp_min(1.0) * static_cast<double>(b));
+    case LossType::kBnpo: return at::full({b}, 1.0 / std::max(total(), 1.0), f64);
+    case LossType::kDrGrpo: {
+      double len = 1;
+      if (o.max_completion_length) len = static_cast<double>(*o.max_completion_length);
+      else if (b > 0) len = in.padded ? static_cast<double>(in.logp.numel() / b) : std::max(lengths.max().item<double>(), 1.0);
+      return at::full({b}, 1.0 / (static_cast<double>(b) * len), f64);
+    }
+    case LossType::kDapo: {
+      const double items = o.num_items_in_batch ? *o.num_items_in_batch : std::max(total(), 1.0);
+      return at::full({b}, 1.0 / items, f64);
+    }
+  }
+  return at::Tensor();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference: the formulas as an eager ATen composition; d loss / d logp from autograd.
+// ---------------------------------------------------------------------------------------------
+LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
+  CheckLossInputs(in, o, "grpo.loss");
+  at::AutoGradMode grad_on(true);
+  const auto cdt = in.logp.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t b = in.advantages.numel();
+  at::Tensor lengths = in.offsets.slice(0, 1) - in.offsets.slice(0, 0, b);
+  at::Tensor row_ids = at::repeat_interleave(at::arange(b, lengths.options()), lengths);
+
+  at::Tensor lp = in.logp.to(cdt).detach().requires_grad_(true);
+  at::Tensor old = in.old_logp.defined() ? in.old_logp.to(cdt) : lp.detach();
+  at::Tensor m = in.mask.defined() ? in.mask.to(cdt) : at::ones_like(lp);
+  at::Tensor adv = in.advantages.to(cdt).index_select(0, row_ids);
+
+  at::Tensor ratio = at::exp(at::clamp(lp - old, -kLogRatioClamp, kLogRatioClamp));
+  at::Tensor s1 = ratio * adv;
+  at::Tensor s2 = at::clamp(ratio, 1.0 - o.eps_low, 1.0 + o.eps_high) * adv;
+  at::Tensor per_token = -at::minimum(s1, s2);
+  at::Tensor kl;
+  if (in.ref_logp.defined()) {
+    at::Tensor delta = in.ref_logp.to(cdt) - lp;
+    switch (o.kl) {
+      case KlEstimator::kK1: kl = -delta; break;
+      case KlEstimator::kK2: kl = delta.pow(2) / 2; break;
+      case KlEstimator::kK3: kl = at::exp(delta) - delta - 1; break;
+    }
+    if (o.beta > 0) per_token = per_token + o.beta * kl;
+  }
+  at::Tensor w = m * LossRowScales(in, o).to(cdt).index_select(0, row_ids);
+  at::Tensor loss = (w * per_token).sum();
+  at::Tensor grad = torch::autograd::grad({loss}, {lp})[0];
+
+  LossResult r;
+  r.loss = loss.item<double>();
+  r.grad_logp = grad.to(in.logp.scalar_type()).view(in.logp.sizes());
+  at::NoGradGuard no_grad;
+  double sums[kStatCount] = {};
+  sums[kActive] = m.sum().item<double>();
+  const double lo = 1.0 - o.eps_low, hi = 1.0 + o.eps_high;
+  sums[kClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
+  sums[kClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
+  if (kl.defined()) sums[kKl] = (m * kl).sum().item<double>();
+  sums[kRatio] = (m * ratio).sum().item<double>();
+  if (in.entropy.defined()) sums[kEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
+  r.stats = StatsFromSums(sums, in.ref_logp.defined(), in.entropy.defined());
+  at::Tensor bad = (m != 0) & ~at::isfinite(lp.detach());
+  if (bad.any().item<bool>()) {
+    const int64_t first = bad.nonzero().min().item<int64_t>();
+    throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
+                        std::to_string(bad.sum().item<int64_t>()) + " non-finite values (first at token " + std::to_string(first) + ")");
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused CPU: one pass over fixed chunks of tokens (parallel, deterministic: each chunk's partial
+// sums land in its own slot and are added in chunk order, whatever the thread count).
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+constexpr int64_t kChunkTokens = 16384;
+
+template <typename T, typename M>
+void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_scale, T* grad,
+                  std::vector<double>& partials, std::vector<int64_t>& first_bad) {
+  using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const T* lp = in.logp.data_ptr<T>();
+  const T* old = in.old_logp.defined() ? in.old_logp.data_ptr<T>() : nullptr;
+  const T* ref = in.ref_logp.defined() ? in.ref_logp.data_ptr<T>() : nullptr;
+  const M* mask = in.mask.defined() ? in.mask.data_ptr<M>() : nullptr;
+  const acc_t* ent = in.entropy.defined() ? in.entropy.data_ptr<acc_t>() : nullptr;
+  const acc_t* adv = in.advantages.data_ptr<acc_t>();
+  const int64_t* off = in.offsets.data_ptr<int64_t>();
+  const int64_t rows = in.advantages.numel();
+  const int64_t n = in.logp.numel();
+  const int64_t chunks = (n + kChunkTokens - 1) / kChunkTokens;
+  const acc_t lo = static_cast<acc_t>(1.0 - o.eps_low), hi = static_cast<acc_t>(1.0 + o.eps_high);
+  const acc_t beta = static_cast<acc_t>(o.beta), clampv = static_cast<acc_t>(kLogRatioClamp);
+  const int kl_kind = static_cast<int>(o.kl);
+  partials.assign(chunks * kStatCount, 0.0);
+  first_bad.assign(chunks, -1);
+
+  at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t c = cb; c < ce; ++c) {
+      const int64_t begin = c * kChunkTokens, end = std::min(n, begin + kChunkTokens);
+      int64_t row = std::upper_bound(off, off + rows + 1, begin) - off - 1;
+      double s[kStatCount] = {};
+      for (int64_t i = begin; i < end; ++i) {
+        while (i >= off[row + 1]) ++row;
+        const acc_t m = mask ? static_cast<acc_t>(mask[i]) : acc_t(1);
+        if (m == 0) { grad[i] = T(0); continue; }
+        const acc_t x = static_cast<acc_t>(lp[i]);
+        if (!std::isfinite(x)) {
+          if (first_bad[c] < 0) first_bad[c] = i;
+          s[kNonFinite] += 1;
+          grad[i] = T(0);
+          continue;
+        }
+        const acc_t log_ratio = old ? x - static_cast<acc_t>(old[i]) : acc_t(0);
+        const bool in_range = log_ratio >= -clampv && log_ratio <= clampv;
+        const acc_t rho = std::exp(std::min(std::max(log_ratio, -clampv), clampv));
+        const acc_t a = adv[row];
+        const acc_t s1 = rho * a, s2 = std::min(std::max(rho, lo), hi) * a;
+        // d min(s1, s2) / d logp: rho A where the unclipped term is the minimum (ties included:
+        // inside the clip range both terms are equal and both carry rho A), else 0.
+        acc_t g = (s1 <= s2 && in_range) ? -a * rho : acc_t(0);
+        acc_t ell = -std::min(s1, s2);
+        acc_t kl = 0;
+        if (ref) {
+          const acc_t d = static_cast<acc_t>(ref[i]) - x;
+          acc_t gkl;
+          if (kl_kind == 0) { kl = -d; gkl = 1; }
+          else if (kl_kind == 1) { kl = d * d / 2; gkl = -d; }
+          else { const acc_t e = std::exp(d); kl = e - d - 1; gkl = 1 - e; }
+          if (beta > 0) { ell += beta * kl; g += beta * gkl; }
+        }
+        const acc_t w = m * static_cast<acc_t>(row_scale[row]);
+        grad[i] = static_cast<T>(w * g);
+        s[kLoss] += static_cast<double>(w * ell);
+        s[kActive] += m;
+        s[kClipLow] += (rho < lo && a < 0) ? m : 0;
+        s[kClipHigh] += (rho > hi && a > 0) ? m : 0;
+        s[kKl] += m * kl;
+        s[kRatio] += m * rho;
+        if (ent) s[kEntropy] += m * ent[i];
+      }
+      std::copy(s, s + kStatCount, partials.begin() + c * kStatCount);
+    }
+  });
+}
+
+}  // namespace
+
+LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
+  CheckLossInputs(raw, o, "grpo.loss");
+  NvtxRange range("medgr2.grpo_loss");
+  LossInputs in = raw;
+  const auto dt = raw.logp.scalar_type();
+  const auto acc = dt == at::kDouble ? at::kDouble : at::kFloat;
+  in.logp = raw.logp.contiguous();
+  in.old_logp = SameDtype(raw.old_logp, in.logp);
+  in.ref_logp = SameDtype(raw.ref_logp, in.logp);
+  in.advantages = raw.advantages.to(acc).contiguous();
+  in.entropy = raw.entropy.defined() ? raw.entropy.to(acc).contiguous() : raw.entropy;
+  if (raw.mask.defined()) {
+    const auto mt = raw.mask.scalar_type();
+    in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous() : raw.mask.to(at::kFloat).contiguous();
+  }
+  in.offsets = raw.offsets.to(at::kLong).contiguous();
+  at::Tensor row_scale = LossRowScales(in, o).contiguous();
+  at::Tensor grad = at::empty_like(in.logp);
+  std::vector<double> sums(kStatCount, 0.0);
+  int64_t first_bad = -1;
+
+#ifdef MEDGR2_WITH_CUDA
+  if (in.logp.is_cuda()) {
+    c10::cuda::CUDAGuard guard(in.logp.device());
+    TORCH_CHECK(dt == at::kFloat || dt == at::kBFloat16, "grpo_loss CUDA: logp must be f32 or bf16, got ", dt);
+    const int64_t rows = in.advantages.numel();
+    const int64_t max_len = rows ? (in.offsets.slice(0, 1) - in.offsets.slice(0, 0, rows)).max().item<int64_t>() : 0;
+    kernels::GrpoLossParams p{};
+    p.logp = in.logp.data_ptr();
+    p.old_logp = in.old_logp.defined() ? in.old_logp.data_ptr() : nullptr;
+    p.ref_logp = in.ref_logp.defined() ? in.ref_logp.data_ptr() : nullptr;
+    p.advantages = in.advantages.data_ptr<float>();
+    p.mask = in.mask.defined() ? in.mask.data_ptr() : nullptr;
+    p.mask_kind = !in.mask.defined() ? 0 : in.mask.scalar_type() == at::kByte ? 1 : 2;
+    p.offsets = in.offsets.data_ptr<int64_t>();
+    p.row_scale = row_scale.data_ptr<double>();
+    p.entropy = in.entropy.defined() ? in.entropy.data_ptr<float>() : nullptr;
+    p.grad = grad.data_ptr();
+    p.rows = rows;
+    p.max_row_len = max_len;
+    p.eps_low = static_cast<float>(o.eps_low);
+    p.eps_high = static_cast<float>(o.eps_high);
+    p.beta = static_cast<float>(o.beta);
+    p.kl = static_cast<int>(o.kl);
+    p.bf16 = dt == at::kBFloat16;
+    at::Tensor workspace = at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)},
+                                     in.logp.options().dtype(at::kDouble));
+    at::Tensor out = at::empty({kernels::kGrpoLossStatCount + 1}, in.logp.options().dtype(at::kDouble));
+    cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
+                                                      at::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(st == cudaSuccess, "grpo_loss kernel launch failed: ", cudaGetErrorString(st));
+    at::Tensor host = out.cpu();
+    std::copy(host.data_ptr<double>(), host.data_ptr<double>() + kStatCount, sums.begin());
+    first_bad = static_cast<int64_t>(host.data_ptr<double>()[kStatCount]);
+  } else
+#endif
+  {
+    TORCH_CHECK(in.logp.device().is_cpu(), "grpo_loss: no fused kernel for device ", in.logp.device());
+    std::vector<double> partials;
+    std::vector<int64_t> bad;
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dt, "grpo_loss_cpu", [&] {
+      if (!in.mask.defined()) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else if (in.mask.scalar_type() == at::kByte) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+    });
+    for (size_t c = 0; c < bad.size(); ++c) {
+      for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];
+      if (first_bad < 0 && bad[c] >= 0) first_bad = bad[c];
+    }
+  }
+  if (sums[kNonFinite] > 0) {
+    throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
+                        std::to_string(static_cast<int64_t>(sums[kNonFinite])) + " non-finite values (first at token " +
+                            std::to_string(first_bad) + ")");
+  }
+  LossResult r;
+  r.loss = sums[kLoss];
+  r.grad_logp = grad.view(raw.logp.sizes());
+  r.stats = StatsFromSums(sums.data(), in.ref_logp.defined(), in.entropy.defined());
+  return r;
+}
+
+LossResult GrpoLoss(const LossInputs& in, const LossOptions& o, Impl impl) {
+  return impl == Impl::kReference ? GrpoLossReference(in, o) : GrpoLossFused(in, o);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autograd: the forward pass already computed d loss / d logp, so backward only scales it.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct GrpoLossFunction : public torch::autograd::Function<GrpoLossFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logp, const LossInputs* in,
+                            const LossOptions* opts, LossStats* stats) {
+    LossInputs detached = *in;
+    detached.logp = logp.detach();
+    LossResult r = GrpoLossFused(detached, *opts);
+    if (stats) *stats = r.stats;
+    ctx->save_for_backward({r.grad_logp});
+    return at::scalar_tensor(r.loss, logp.options().dtype(at::kFloat));
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    at::Tensor grad = ctx->get_saved_variables()[0];
+    return {grad * grad_out[0].to(grad.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor GrpoLossAutograd(const LossInputs& in, const LossOptions& opts, LossStats* stats) {
+  return GrpoLossFunction::apply(in.logp, &in, &opts, stats);
+}
+
+}  // namespace medgr2::ops
