@@ -45,7 +45,10 @@ class TorchWorker : public Napi::AsyncWorker {
         state_(state),
         work_(std::move(work)),
         finish_(std::move(finish)) {
-    for (const auto& v : keep_alive) keep_alive_.push_back(Napi::Persistent(v));
+    // References can only be made to objects (Node-API 8); primitives need no keeping alive.
+    for (const auto& v : keep_alive) {
+      if (v.IsObject() || v.IsFunction()) keep_alive_.push_back(Napi::Persistent(v));
+    }
   }
 
   Napi::Promise Promise() const { return deferred_.Promise(); }

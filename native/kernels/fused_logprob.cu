@@ -17,8 +17,10 @@ __device__ __forceinline__ float LoadZ(const void* z, int64_t i, bool bf16) {
   return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(z)[i]) : static_cast<const float*>(z)[i];
 }
 
+// u is kept relative to the running max (sum e^(z-m) (z-m)), not as sum e^(z-m) z: entropy is then
+// log s - u/s with no cancellation between two large numbers (lse and E[z] are both ~ max logit).
 struct Online {
-  float m, s, t;  // max, sum e^(z-m), sum e^(z-m) z
+  float m, s, u;  // max, sum e^(z-m), sum e^(z-m) (z-m)
 };
 
 __device__ __forceinline__ Online Merge(Online a, Online b) {
@@ -26,13 +28,13 @@ __device__ __forceinline__ Online Merge(Online a, Online b) {
   if (b.m == -INFINITY) return a;
   const float m = fmaxf(a.m, b.m);
   const float ea = __expf(a.m - m), eb = __expf(b.m - m);
-  return {m, a.s * ea + b.s * eb, a.t * ea + b.t * eb};
+  return {m, a.s * ea + b.s * eb, ea * (a.u + (a.m - m) * a.s) + eb * (b.u + (b.m - m) * b.s)};
 }
 
 __device__ __forceinline__ Online WarpMerge(Online v) {
   for (int o = 16; o > 0; o >>= 1) {
     Online other{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o),
-                 __shfl_xor_sync(0xffffffffu, v.t, o)};
+                 __shfl_xor_sync(0xffffffffu, v.u, o)};
     v = Merge(v, other);
   }
   return v;
@@ -47,23 +49,24 @@ __global__ void __launch_bounds__(kThreads) TileStatsKernel(LogitsTile tile, con
   for (int64_t c = threadIdx.x; c < tile.cols; c += kThreads) {
     const float z = LoadZ(tile.z, base + c, tile.bf16) * inv_temp;
     if (z > acc.m) {
+      // Rebase the state on the new max; the new element itself adds e^0 (z - z) = 0 to u.
       const float e = acc.m == -INFINITY ? 0.f : __expf(acc.m - z);
-      acc = {z, acc.s * e + 1.f, acc.t * e + z};
+      acc = {z, acc.s * e + 1.f, acc.m == -INFINITY ? 0.f : e * (acc.u + (acc.m - z) * acc.s)};
     } else {
       const float e = __expf(z - acc.m);
       acc.s += e;
-      acc.t += e * z;
+      acc.u += e * (z - acc.m);
     }
   }
   __shared__ float sm[kThreads / 32], ss[kThreads / 32], st[kThreads / 32];
   acc = WarpMerge(acc);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) { sm[warp] = acc.m; ss[warp] = acc.s; st[warp] = acc.t; }
+  if (lane == 0) { sm[warp] = acc.m; ss[warp] = acc.s; st[warp] = acc.u; }
   __syncthreads();
   if (threadIdx.x == 0) {
     Online total{m[row], s[row], t[row]};  // the state from earlier tiles
     for (int w = 0; w < kThreads / 32; ++w) total = Merge(total, Online{sm[w], ss[w], st[w]});
-    m[row] = total.m; s[row] = total.s; t[row] = total.t;
+    m[row] = total.m; s[row] = total.s; t[row] = total.u;
     const int64_t y = targets[row] - tile.vocab_offset;
     if (y >= 0 && y < tile.cols) z_target[row] = LoadZ(tile.z, base + y, tile.bf16) * inv_temp;
   }
@@ -73,9 +76,10 @@ __global__ void FinalizeKernel(const float* m, const float* s, const float* t, c
                                const int64_t* targets, int64_t rows, float* logp, float* entropy, float* lse) {
   const int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (r >= rows) return;
-  const float l = m[r] + logf(s[r]);
+  const float log_s = logf(s[r]);
+  const float l = m[r] + log_s;
   lse[r] = l;
-  entropy[r] = l - t[r] / s[r];
+  entropy[r] = log_s - t[r] / s[r];
   logp[r] = targets[r] >= 0 ? z_target[r] - l : 0.f;
 }
 
@@ -86,7 +90,7 @@ __global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, cons
   const int64_t row = blockIdx.x;
   const int64_t base = row * tile.ld;
   const float l = lse[row];
-  const float ez = l - entropy[row];
+  const float h = entropy[row];  // z - E[z] = (z - lse) + entropy
   const bool has_target = targets[row] >= 0;
   const float g = has_target ? grad_logp[row] : 0.f;
   const float gh = grad_entropy ? grad_entropy[row] : 0.f;
@@ -94,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, cons
   for (int64_t c = threadIdx.x; c < tile.cols; c += kThreads) {
     const float z = LoadZ(tile.z, base + c, tile.bf16) * inv_temp;
     const float p = __expf(z - l);
-    float dz = -g * p - gh * p * (z - ez);
+    float dz = -g * p - gh * p * ((z - l) + h);
     if (has_target && c == y) dz += g;
     dz *= inv_temp;
     if (tile.bf16) static_cast<__nv_bfloat16*>(tile.z)[base + c] = __float2bfloat16(dz);

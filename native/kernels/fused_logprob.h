@@ -1,7 +1,7 @@
 // Fused log-probability on the GPU: the softmax statistics and the logits gradient of one
 // [rows, cols] tile of logits (a token chunk x a vocabulary tile, produced by a cuBLAS GEMM).
-// The online state per row -- running max m, sum s = sum e^(z - m), t = sum e^(z - m) z, and the
-// target logit -- is merged tile after tile, so the full vocabulary never needs to be resident.
+// The online state per row -- running max m, sum s = sum e^(z - m), t = sum e^(z - m) (z - m), and
+// the target logit -- is merged tile after tile, so the full vocabulary never needs to be resident.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,7 @@ struct LogitsTile {
 // Updates (m, s, t, z_target) of each row with the tile's logits scaled by inv_temp.
 cudaError_t LogprobTileStats(const LogitsTile& tile, const int64_t* targets, float inv_temp, float* m, float* s,
                              float* t, float* z_target, cudaStream_t stream);
-// logp = z_target - lse (0 where target < 0), entropy = lse - t/s, lse = m + log s.
+// logp = z_target - lse (0 where target < 0), entropy = log s - t/s, lse = m + log s.
 cudaError_t LogprobFinalize(const float* m, const float* s, const float* t, const float* z_target,
                             const int64_t* targets, int64_t rows, float* logp, float* entropy, float* lse,
                             cudaStream_t stream);

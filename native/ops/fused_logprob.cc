@@ -133,26 +133,34 @@ LogprobGrads FusedLogprobReferenceBackward(const at::Tensor& hidden, const at::T
 // ---------------------------------------------------------------------------------------------
 namespace {
 
+// The online state of a row: m (max), s = sum e^(z-m), u = sum e^(z-m) (z-m). u is relative to the
+// max so that entropy = log s - u/s has no cancellation between two large numbers.
 template <typename acc_t>
 void CpuTileStats(const acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offset, const int64_t* targets,
-                  acc_t inv_temp, acc_t* m, acc_t* s, acc_t* t, acc_t* zt) {
+                  acc_t inv_temp, acc_t* m, acc_t* s, acc_t* u, acc_t* zt) {
+  constexpr acc_t kNegInf = -std::numeric_limits<acc_t>::infinity();
   at::parallel_for(0, rows, 16, [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       const acc_t* zr = z + r * cols;
-      acc_t tile_max = -std::numeric_limits<acc_t>::infinity();
-      for (int64_t c = 0; c < cols; ++c) tile_max = std::max(tile_max, zr[c] * inv_temp);
-      const acc_t mn = std::max(m[r], tile_max);
-      acc_t ts = 0, tt = 0;
+      acc_t tm = kNegInf;
+      for (int64_t c = 0; c < cols; ++c) tm = std::max(tm, zr[c] * inv_temp);
+      acc_t ts = 0, tu = 0;
       for (int64_t c = 0; c < cols; ++c) {
-        const acc_t zc = zr[c] * inv_temp;
-        const acc_t e = std::exp(zc - mn);
+        const acc_t d = zr[c] * inv_temp - tm;
+        const acc_t e = std::exp(d);
         ts += e;
-        tt += e * zc;
+        tu += e * d;
       }
-      const acc_t rescale = m[r] == -std::numeric_limits<acc_t>::infinity() ? acc_t(0) : std::exp(m[r] - mn);
-      s[r] = s[r] * rescale + ts;
-      t[r] = t[r] * rescale + tt;
-      m[r] = mn;
+      // Merge (m, s, u) of the earlier tiles with this tile's (tm, ts, tu).
+      if (m[r] == kNegInf) {
+        m[r] = tm; s[r] = ts; u[r] = tu;
+      } else {
+        const acc_t mn = std::max(m[r], tm);
+        const acc_t ea = std::exp(m[r] - mn), eb = std::exp(tm - mn);
+        u[r] = ea * (u[r] + (m[r] - mn) * s[r]) + eb * (tu + (tm - mn) * ts);
+        s[r] = ea * s[r] + eb * ts;
+        m[r] = mn;
+      }
       const int64_t y = targets[r] - vocab_offset;
       if (y >= 0 && y < cols) zt[r] = zr[y] * inv_temp;
     }
@@ -165,14 +173,14 @@ void CpuTileGrad(acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offset, con
   at::parallel_for(0, rows, 16, [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       acc_t* zr = z + r * cols;
-      const acc_t l = lse[r], ez = l - entropy[r];
+      const acc_t l = lse[r], h = entropy[r];  // z - E[z] = (z - lse) + entropy
       const bool has_target = targets[r] >= 0;
       const acc_t g = has_target ? g_logp[r] : acc_t(0);
       const acc_t gh = g_ent ? g_ent[r] : acc_t(0);
       for (int64_t c = 0; c < cols; ++c) {
         const acc_t zc = zr[c] * inv_temp;
         const acc_t p = std::exp(zc - l);
-        zr[c] = (-g * p - gh * p * (zc - ez)) * inv_temp;
+        zr[c] = (-g * p - gh * p * ((zc - l) + h)) * inv_temp;
       }
       const int64_t y = targets[r] - vocab_offset;
       if (has_target && y >= 0 && y < cols) zr[y] += g * inv_temp;
@@ -245,7 +253,7 @@ LogprobResult FusedLogprobForward(const at::Tensor& hidden, const at::Tensor& we
   }
 #endif
   lse = m + s.log();
-  entropy = lse - t / s;
+  entropy = s.log() - t / s;
   logp = at::where(y >= 0, zt - lse, at::zeros_like(lse));
   return {logp, entropy, lse};
 }
