@@ -4,7 +4,10 @@
 import { Command, CommanderError } from 'commander';
 import { AddonLoadError } from '../native/loader';
 import { packageVersion } from '../version';
+import { registerData } from './data';
+import { registerEval } from './eval';
 import { registerInfo } from './info';
+import { registerInspect } from './inspect';
 
 export function buildProgram(): Command {
   const program = new Command('medgr2')
@@ -12,6 +15,9 @@ export function buildProgram(): Command {
     .version(packageVersion, '-V, --version')
     .showHelpAfterError();
   registerInfo(program);
+  registerData(program);
+  registerInspect(program);
+  registerEval(program);
   return program;
 }
 
@@ -29,6 +35,11 @@ export function reportFatal(err: unknown): never {
 }
 
 if (require.main === module) {
+  // `medgr2 inspect big.rec | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   buildProgram()
     .parseAsync(process.argv)
     .catch(reportFatal);
