@@ -3,6 +3,7 @@
 
 #include "bridge/addon_state.h"
 #include "bridge/tensor_handle.h"
+#include "common/threads.h"
 
 #include <ATen/Parallel.h>
 
@@ -19,12 +20,12 @@ void RegisterGrpo(Napi::Env env, Napi::Object exports);
 // user chose a count (OMP_NUM_THREADS, or MEDGR2_NUM_THREADS which wins).
 static void ChooseThreadCount() {
   if (const char* n = std::getenv("MEDGR2_NUM_THREADS")) {
-    if (std::atoi(n) > 0) at::set_num_threads(std::atoi(n));
+    if (std::atoi(n) > 0) medgr2::SetIntraOpThreads(std::atoi(n));
     return;
   }
   if (std::getenv("OMP_NUM_THREADS")) return;
   const unsigned hw = std::thread::hardware_concurrency();
-  if (hw > 0 && at::get_num_threads() < static_cast<int>(hw)) at::set_num_threads(static_cast<int>(hw));
+  if (hw > 0 && at::get_num_threads() < static_cast<int>(hw)) medgr2::SetIntraOpThreads(static_cast<int>(hw));
 }
 
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {

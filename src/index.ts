@@ -1,6 +1,6 @@
 // The medgr2 library: `require('medgr2')`.
 import { loadAddon } from './native/loader';
-import type { NativeInfo, NativeTensorOps, TensorConstructor } from './native/types';
+import type { NativeInfo, NativeTensorOps, Tensor as NativeTensor, TensorConstructor } from './native/types';
 import { packageVersion } from './version';
 
 export { tensor, isTensor } from './tensor';
@@ -28,6 +28,8 @@ export function info(): Info {
  */
 // eslint-disable-next-line prefer-const
 export let Tensor: TensorConstructor;
+/** A native tensor handle (the instance type of `Tensor`). */
+export type Tensor = NativeTensor;
 Object.defineProperty(exports, 'Tensor', { enumerable: true, get: () => loadAddon().Tensor });
 
 /** Small general tensor ops (all async). */

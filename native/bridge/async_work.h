@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bridge/errors.h"
+#include "common/threads.h"
 
 namespace medgr2 {
 
@@ -56,8 +57,7 @@ class TorchWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      // OpenMP's thread count is per calling thread: give this pool thread the process-wide count.
-      at::init_num_threads();
+      ApplyIntraOpThreads();
       at::AutoGradMode grad_mode(state_.grad_enabled);
       c10::OptionalDeviceGuard device_guard;
       if (state_.device && !state_.device->is_cpu()) device_guard.reset_device(*state_.device);

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/nvtx.h"
+#include "common/threads.h"
 
 #ifdef MEDGR2_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -64,7 +65,7 @@ Napi::Value SetNumThreadsJs(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int32Value() < 1) {
     throw Napi::TypeError::New(info.Env(), "setNumThreads: argument 'n' must be a positive integer");
   }
-  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  SetIntraOpThreads(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
