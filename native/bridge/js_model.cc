@@ -1,0 +1,593 @@
+// The native `Model` class: one QwenVL plus its optimizer. Created by Model.create(config, options)
+// where `config` is the normalized object of src/model/config_types.ts. Every heavy method returns
+// a Promise and runs on the libuv pool; calls on one model are serialized by its mutex (a generate
+// and a backward never interleave on the same weights).
+#include <napi.h>
+
+#include <memory>
+#include <mutex>
+
+#include "bridge/args.h"
+#include "bridge/async_work.h"
+#include "bridge/dtype.h"
+#include "bridge/errors.h"
+#include "bridge/tensor_handle.h"
+#include "bridge/typed_array.h"
+#include "model/qwen_vl.h"
+#include "train/adamw.h"
+
+namespace medgr2 {
+
+namespace {
+
+using model::ModelConfig;
+
+// ----- config from the normalized JS object ---------------------------------------------------
+
+int64_t Int(const Napi::Object& o, const char* key, const char* where, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowArgError(o.Env(), where, path + key, "a number", DescribeJsValue(v));
+  return static_cast<int64_t>(v.As<Napi::Number>().DoubleValue());
+}
+double Num(const Napi::Object& o, const char* key, const char* where, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) ThrowArgError(o.Env(), where, path + key, "a number", DescribeJsValue(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+std::vector<int64_t> IntList(const Napi::Object& o, const char* key, const char* where, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNull() || v.IsUndefined()) return {};
+  return ReadIntList(v, where, (path + key).c_str(), false);
+}
+
+ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
+  Napi::Env env = c.Env();
+  ModelConfig cfg;
+  const std::string type = c.Get("modelType").IsString() ? c.Get("modelType").As<Napi::String>().Utf8Value() : "";
+  if (type == "qwen2") cfg.kind = model::ModelKind::kQwen2;
+  else if (type == "qwen2_vl") cfg.kind = model::ModelKind::kQwen2VL;
+  else if (type == "qwen2_5_vl") cfg.kind = model::ModelKind::kQwen25VL;
+  else ThrowArgError(env, where, "config.modelType", "\"qwen2\", \"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(c.Get("modelType")));
+  if (!c.Get("text").IsObject()) ThrowArgError(env, where, "config.text", "an object", DescribeJsValue(c.Get("text")));
+  Napi::Object t = c.Get("text").As<Napi::Object>();
+  const std::string tp = "config.text.";
+  cfg.text.vocab_size = Int(t, "vocabSize", where, tp);
+  cfg.text.hidden_size = Int(t, "hiddenSize", where, tp);
+  cfg.text.intermediate_size = Int(t, "intermediateSize", where, tp);
+  cfg.text.num_layers = Int(t, "numLayers", where, tp);
+  cfg.text.num_heads = Int(t, "numHeads", where, tp);
+  cfg.text.num_kv_heads = Int(t, "numKvHeads", where, tp);
+  cfg.text.head_dim = Int(t, "headDim", where, tp);
+  cfg.text.rms_norm_eps = Num(t, "rmsNormEps", where, tp);
+  cfg.text.rope_theta = Num(t, "ropeTheta", where, tp);
+  cfg.text.tie_word_embeddings = t.Get("tieWordEmbeddings").ToBoolean().Value();
+  cfg.text.mrope_section = IntList(t, "mropeSection", where, tp);
+  Napi::Value vis = c.Get("vision");
+  if (vis.IsObject()) {
+    Napi::Object v = vis.As<Napi::Object>();
+    const std::string vp = "config.vision.";
+    auto& vc = cfg.vision;
+    vc.present = true;
+    const std::string kind = v.Get("kind").IsString() ? v.Get("kind").As<Napi::String>().Utf8Value() : "";
+    if (kind != "qwen2_vl" && kind != "qwen2_5_vl") ThrowArgError(env, where, "config.vision.kind", "\"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(v.Get("kind")));
+    vc.qwen25 = kind == "qwen2_5_vl";
+    vc.depth = Int(v, "depth", where, vp);
+    vc.embed_dim = Int(v, "embedDim", where, vp);
+    vc.num_heads = Int(v, "numHeads", where, vp);
+    vc.mlp_hidden_dim = Int(v, "mlpHiddenDim", where, vp);
+    const std::string act = v.Get("hiddenAct").IsString() ? v.Get("hiddenAct").As<Napi::String>().Utf8Value() : "";
+    if (act == "quick_gelu") vc.act = model::VisionAct::kQuickGelu;
+    else if (act == "silu") vc.act = model::VisionAct::kSilu;
+    else if (act == "gelu") vc.act = model::VisionAct::kGelu;
+    else ThrowArgError(env, where, "config.vision.hiddenAct", "\"quick_gelu\", \"silu\" or \"gelu\"", DescribeJsValue(v.Get("hiddenAct")));
+    vc.in_channels = Int(v, "inChannels", where, vp);
+    vc.patch_size = Int(v, "patchSize", where, vp);
+    vc.temporal_patch_size = Int(v, "temporalPatchSize", where, vp);
+    vc.spatial_merge_size = Int(v, "spatialMergeSize", where, vp);
+    vc.out_hidden_size = Int(v, "outHiddenSize", where, vp);
+    if (vc.qwen25) {
+      vc.window_size = Int(v, "windowSize", where, vp);
+      vc.full_att_block_indexes = IntList(v, "fullAttBlockIndexes", where, vp);
+    }
+  }
+  cfg.image_token_id = c.Get("imageTokenId").IsNumber() ? Int(c, "imageTokenId", where, "config.") : -1;
+  cfg.video_token_id = c.Get("videoTokenId").IsNumber() ? Int(c, "videoTokenId", where, "config.") : -1;
+  cfg.vision_start_token_id = c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
+  cfg.vision_end_token_id = c.Get("visionEndTokenId").IsNumber() ? Int(c, "visionEndTokenId", where, "config.") : -1;
+  try {
+    model::ValidateConfig(cfg);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::TypeError::New(env, std::string(where) + ": " + e.what());
+  }
+  return cfg;
+}
+
+// ----- tensors from JS ------------------------------------------------------------------------
+
+at::Tensor AnyTensor(const Napi::Object& obj, const char* key, const char* where, bool required) {
+  Napi::Value v = obj.Get(key);
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) ThrowArgError(obj.Env(), where, key, "given (a TypedArray or a Tensor)", "undefined");
+    return at::Tensor();
+  }
+  if (TensorHandle::IsHandle(v)) return TensorHandle::Get(v, where, key);
+  if (!v.IsTypedArray()) ThrowArgError(obj.Env(), where, key, "a TypedArray or a Tensor", DescribeJsValue(v));
+  auto arr = v.As<Napi::TypedArray>();
+  auto dtype = DefaultDtypeFor(arr.TypedArrayType());
+  if (!dtype) ThrowArgError(obj.Env(), where, key, "a Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array", DescribeJsValue(v));
+  FromArrayOptions from;
+  from.dtype = *dtype;
+  from.shape = {static_cast<int64_t>(arr.ElementLength())};
+  from.copy = true;  // the model keeps batches past this call (async); never alias JS memory there
+  return TensorFromTypedArray(obj.Env(), arr, from, where, key);
+}
+
+model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg, const char* where) {
+  if (!value.IsObject()) ThrowArgError(value.Env(), where, "batch", "an object { inputIds, cuSeqlens, pixelValues?, imageGrids? }", DescribeJsValue(value));
+  Napi::Object o = value.As<Napi::Object>();
+  model::PackedBatch b;
+  b.input_ids = AnyTensor(o, "inputIds", where, true).to(at::kLong);
+  b.cu_seqlens = AnyTensor(o, "cuSeqlens", where, true).to(at::kCPU, at::kLong);
+  b.pixel_values = AnyTensor(o, "pixelValues", where, false);
+  at::Tensor grids = AnyTensor(o, "imageGrids", where, false);
+  if (b.pixel_values.defined()) {
+    if (!cfg.vision.present) ThrowArgError(value.Env(), where, "batch.pixelValues", "absent for a text-only model", "given");
+    b.pixel_values = b.pixel_values.reshape({-1, cfg.vision.PatchDim()}).to(at::kFloat);
+  }
+  if (grids.defined()) b.image_grids = grids.reshape({-1, 3}).to(at::kCPU, at::kLong);
+  return b;
+}
+
+// ----- the class ------------------------------------------------------------------------------
+
+struct ModelState {
+  std::mutex mutex;
+  std::unique_ptr<model::QwenVL> model;
+  train::AdamW optimizer;
+};
+
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit ModelHandle(const Napi::CallbackInfo& info);
+
+ private:
+  static Napi::Value Create(const Napi::CallbackInfo& info);
+  Napi::Value ParameterSpecs(const Napi::CallbackInfo& info);
+  Napi::Value Parameters(const Napi::CallbackInfo& info);
+  Napi::Value SetParameters(const Napi::CallbackInfo& info);
+  Napi::Value SetTrainable(const Napi::CallbackInfo& info);
+  Napi::Value SetCheckpointLayers(const Napi::CallbackInfo& info);
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Logits(const Napi::CallbackInfo& info);
+  Napi::Value TokenLogprobs(const Napi::CallbackInfo& info);
+  Napi::Value BackwardSft(const Napi::CallbackInfo& info);
+  Napi::Value BackwardGrpo(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
+  Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<ModelState> Live(const char* where) const;
+  ThreadState State() const;
+
+  std::shared_ptr<ModelState> state_;
+};
+
+Napi::FunctionReference* g_model_ctor = nullptr;
+
+void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "Model", {
+      StaticMethod<&ModelHandle::Create>("create"),
+      InstanceMethod<&ModelHandle::ParameterSpecs>("parameterSpecs"),
+      InstanceMethod<&ModelHandle::Parameters>("parameters"),
+      InstanceMethod<&ModelHandle::SetParameters>("setParameters"),
+      InstanceMethod<&ModelHandle::SetTrainable>("setTrainable"),
+      InstanceMethod<&ModelHandle::SetCheckpointLayers>("setCheckpointLayers"),
+      InstanceMethod<&ModelHandle::Info>("info"),
+      InstanceMethod<&ModelHandle::Logits>("logits"),
+      InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
+      InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
+      InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
+      InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
+      InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
+      InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
+      InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
+      InstanceMethod<&ModelHandle::Generate>("generate"),
+      InstanceMethod<&ModelHandle::Dispose>("dispose"),
+  });
+  g_model_ctor = new Napi::FunctionReference(Napi::Persistent(cls));
+  exports.Set("Model", cls);
+}
+
+ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) {
+    throw Napi::TypeError::New(info.Env(), "new Model: use Model.create(config, options)");
+  }
+  state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+}
+
+std::shared_ptr<ModelState> ModelHandle::Live(const char* where) const {
+  if (!state_ || !state_->model) throw Napi::Error::New(Env(), std::string(where) + ": the Model has been disposed");
+  return state_;
+}
+
+ThreadState ModelHandle::State() const {
+  ThreadState s;
+  s.device = state_->model->device();
+  return s;
+}
+
+// Model.create(config, { device?, dtype?, seed?, init?: 'random' | 'none' }) -> Promise<Model>
+Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.create";
+  MEDGR2_JS_TRY
+  ModelConfig cfg = ConfigFromJs(ArgObject(info, 0, kWhere, "config"), kWhere);
+  Napi::Object o = OptObject(info, 1, kWhere, "options");
+  c10::Device device = ParseDevice(env, OptString(o, "device", kWhere, "options").value_or("cpu"), kWhere, "options.device");
+  const std::string dt = OptString(o, "dtype", kWhere, "options").value_or("float32");
+  at::ScalarType dtype = at::kFloat;
+  if (dt == "bfloat16" || dt == "bf16") dtype = at::kBFloat16;
+  else if (dt == "float16" || dt == "f16") dtype = at::kHalf;
+  else if (dt != "float32" && dt != "f32") ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\" or \"float16\"", "\"" + dt + "\"");
+  const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
+  const std::string init = OptString(o, "init", kWhere, "options").value_or("random");
+  if (init != "random" && init != "none") ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
+  ThreadState ts;
+  ts.device = device;
+  return RunAsync<std::shared_ptr<ModelState>>(
+      env, "medgr2.Model.create", ts, {},
+      [cfg, device, dtype, seed, init]() {
+        auto st = std::make_shared<ModelState>();
+        st->model = std::make_unique<model::QwenVL>(cfg, device, dtype);
+        if (init == "random") {
+          st->model->InitRandom(seed);
+          st->model->SetTrainable(true, true, true);
+        }
+        return st;
+      },
+      [](Napi::Env e, std::shared_ptr<ModelState>& st) -> Napi::Value {
+        auto ext = Napi::External<std::shared_ptr<ModelState>>::New(
+            e, new std::shared_ptr<ModelState>(st), [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+        return g_model_ctor->New({ext});
+      });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+Napi::Value ModelHandle::ParameterSpecs(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.parameterSpecs");
+  Napi::Env env = info.Env();
+  auto specs = st->model->ParameterSpecs();
+  auto arr = Napi::Array::New(env, specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto o = Napi::Object::New(env);
+    o.Set("name", specs[i].name);
+    auto shape = Napi::Array::New(env, specs[i].shape.size());
+    for (size_t k = 0; k < specs[i].shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), static_cast<double>(specs[i].shape[k]));
+    o.Set("shape", shape);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
+// parameters(): { name: Tensor } sharing the model's storage (detached views; for saving).
+Napi::Value ModelHandle::Parameters(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.parameters");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  auto out = Napi::Object::New(info.Env());
+  for (const auto& [name, t] : st->model->params().All()) out.Set(name, TensorHandle::Wrap(info.Env(), t.detach(), false));
+  return out;
+}
+
+// setParameters({ name: Tensor }): exactly the model's parameters, each of its shape; copied into
+// the model's dtype and device. Errors name the tensor and both shapes.
+Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.setParameters";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "tensors");
+  std::map<std::string, at::Tensor> given;
+  for (const auto& e : o) {
+    const std::string name = e.first.As<Napi::String>().Utf8Value();
+    given[name] = TensorHandle::Get(e.second, kWhere, name.c_str());
+  }
+  auto specs = st->model->ParameterSpecs();
+  for (const auto& spec : specs) {
+    auto it = given.find(spec.name);
+    if (it == given.end()) throw Napi::Error::New(env, std::string(kWhere) + ": missing tensor " + spec.name);
+    if (it->second.sizes() != at::IntArrayRef(spec.shape)) {
+      std::ostringstream s;
+      s << kWhere << ": tensor " << spec.name << " has shape " << it->second.sizes() << ", expected "
+        << at::IntArrayRef(spec.shape);
+      throw Napi::Error::New(env, s.str());
+    }
+  }
+  if (given.size() != specs.size()) {
+    for (const auto& [name, t] : given) {
+      bool known = false;
+      for (const auto& spec : specs) known = known || spec.name == name;
+      if (!known) throw Napi::Error::New(env, std::string(kWhere) + ": unexpected tensor " + name);
+    }
+  }
+  ThreadState ts = State();
+  return RunAsync<bool>(
+      env, "medgr2.Model.setParameters", ts, {info.This(), info[0]},
+      [st, given]() {
+        std::lock_guard<std::mutex> lock(st->mutex);
+        auto& m = *st->model;
+        for (const auto& [name, t] : given) m.params().Set(name, t.detach().to(m.device(), m.dtype()).clone());
+        m.SetTrainable(true, true, true);
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+Napi::Value ModelHandle::SetTrainable(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.setTrainable");
+  Napi::Object o = ArgObject(info, 0, "Model.setTrainable", "parts");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  st->model->SetTrainable(OptBool(o, "vision", "Model.setTrainable", "parts").value_or(true),
+                          OptBool(o, "merger", "Model.setTrainable", "parts").value_or(true),
+                          OptBool(o, "languageModel", "Model.setTrainable", "parts").value_or(true));
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelHandle::SetCheckpointLayers(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.setCheckpointLayers");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  st->model->checkpoint_layers = Arg(info, 0).ToBoolean().Value();
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.info");
+  auto o = Napi::Object::New(info.Env());
+  o.Set("parameterCount", static_cast<double>(st->model->ParameterCount()));
+  o.Set("device", st->model->device().str());
+  o.Set("dtype", c10::toString(st->model->dtype()));
+  o.Set("optimizerStep", static_cast<double>(st->optimizer.step()));
+  o.Set("checkpointLayers", st->model->checkpoint_layers);
+  return o;
+}
+
+Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
+  auto st = Live("Model.logits");
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), "Model.logits");
+  return RunAsync<at::Tensor>(
+      env, "medgr2.Model.logits", State(), {info.This()},
+      [st, b]() { std::lock_guard<std::mutex> lock(st->mutex); at::NoGradGuard ng; return st->model->Logits(b); },
+      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return TensorHandle::Wrap(e, t); });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+// tokenLogprobs(batch, { labels?, temperature? }): labels default to the next token of each sequence.
+Napi::Value ModelHandle::TokenLogprobs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.tokenLogprobs";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = OptObject(info, 1, kWhere, "options");
+  at::Tensor labels = AnyTensor(o, "labels", kWhere, false);
+  if (!labels.defined()) labels = model::NextTokenLabels(b.input_ids, b.cu_seqlens);
+  if (labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
+  const double temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
+  return RunAsync<std::vector<at::Tensor>>(
+      env, "medgr2.Model.tokenLogprobs", State(), {info.This()},
+      [st, b, labels, temperature]() {
+        std::lock_guard<std::mutex> lock(st->mutex);
+        auto r = st->model->TokenLogprobs(b, labels, temperature);
+        return std::vector<at::Tensor>{r.first.cpu(), r.second.cpu()};
+      },
+      [](Napi::Env e, std::vector<at::Tensor>& r) -> Napi::Value {
+        auto out = Napi::Object::New(e);
+        out.Set("logp", TypedArrayFromTensor(e, r[0].to(at::kFloat)));
+        out.Set("entropy", TypedArrayFromTensor(e, r[1].to(at::kFloat)));
+        return out;
+      });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+Napi::Value LossReportJs(Napi::Env e, const model::LossReport& r, bool grpo) {
+  auto out = Napi::Object::New(e);
+  out.Set("loss", r.loss);
+  out.Set("tokens", r.tokens);
+  out.Set("entropyMean", r.entropy_mean);
+  if (grpo) {
+    auto s = Napi::Object::New(e);
+    s.Set("clipLowFraction", r.stats.clip_low_fraction);
+    s.Set("clipHighFraction", r.stats.clip_high_fraction);
+    s.Set("klMean", r.stats.kl_mean);
+    s.Set("ratioMean", r.stats.ratio_mean);
+    s.Set("entropyMean", r.stats.entropy_mean);
+    s.Set("activeTokens", r.stats.active_tokens);
+    out.Set("stats", s);
+  }
+  return out;
+}
+
+// backwardSft(batch, { labels, numItems?, temperature? }) -> { loss, tokens, entropyMean }
+Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.backwardSft";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = ArgObject(info, 1, kWhere, "loss");
+  model::SftLoss spec;
+  spec.labels = AnyTensor(o, "labels", kWhere, true);
+  if (spec.labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "loss.labels", "as long as inputIds", std::to_string(spec.labels.numel()));
+  if (auto n = OptNumber(o, "numItems", kWhere, "loss")) spec.num_items = *n;
+  spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
+  return RunAsync<model::LossReport>(
+      env, "medgr2.Model.backwardSft", State(), {info.This()},
+      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardSft(b, spec); },
+      [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, false); });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+// backwardGrpo(batch, { labels, advantages, oldLogp?, refLogp?, temperature?, ...loss options })
+Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.backwardGrpo";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = ArgObject(info, 1, kWhere, "loss");
+  model::GrpoLossSpec spec;
+  spec.labels = AnyTensor(o, "labels", kWhere, true);
+  spec.advantages = AnyTensor(o, "advantages", kWhere, true).to(at::kFloat);
+  spec.old_logp = AnyTensor(o, "oldLogp", kWhere, false);
+  spec.ref_logp = AnyTensor(o, "refLogp", kWhere, false);
+  if (spec.old_logp.defined()) spec.old_logp = spec.old_logp.to(at::kFloat);
+  if (spec.ref_logp.defined()) spec.ref_logp = spec.ref_logp.to(at::kFloat);
+  spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
+  auto& lo = spec.options;
+  if (auto s = OptString(o, "lossType", kWhere, "loss")) {
+    auto t = ops::ParseLossType(*s);
+    if (!t) ThrowArgError(env, kWhere, "loss.lossType", "one of \"grpo\", \"bnpo\", \"dr_grpo\", \"dapo\"", "\"" + *s + "\"");
+    lo.loss_type = *t;
+  }
+  lo.eps_low = OptNumber(o, "epsLow", kWhere, "loss").value_or(0.2);
+  lo.eps_high = OptNumber(o, "epsHigh", kWhere, "loss").value_or(lo.eps_low);
+  lo.beta = OptNumber(o, "beta", kWhere, "loss").value_or(0.0);
+  if (auto s = OptString(o, "kl", kWhere, "loss")) {
+    auto k = ops::ParseKlEstimator(*s);
+    if (!k) ThrowArgError(env, kWhere, "loss.kl", "one of \"k1\", \"k2\", \"k3\"", "\"" + *s + "\"");
+    lo.kl = *k;
+  }
+  if (auto v = OptInteger(o, "maxCompletionLength", kWhere, "loss")) lo.max_completion_length = *v;
+  if (auto v = OptNumber(o, "numItemsInBatch", kWhere, "loss")) lo.num_items_in_batch = *v;
+  // Validate the loss inputs against the batch before queueing.
+  ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
+                                                spec.advantages, (spec.labels >= 0).to(at::kByte), b.cu_seqlens);
+  ops::CheckLossInputs(probe, lo, kWhere);
+  return RunAsync<model::LossReport>(
+      env, "medgr2.Model.backwardGrpo", State(), {info.This()},
+      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardGrpo(b, spec); },
+      [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, true); });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+// optimizerStep({ lr, beta1?, beta2?, eps?, weightDecay?, maxGradNorm? }) -> { gradNorm, step }
+Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.optimizerStep";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "options");
+  train::AdamWOptions a;
+  auto lr = OptNumber(o, "lr", kWhere, "options");
+  if (!lr || !(*lr >= 0)) ThrowArgError(env, kWhere, "options.lr", "a number >= 0", DescribeJsValue(o.Get("lr")));
+  a.lr = *lr;
+  a.beta1 = OptNumber(o, "beta1", kWhere, "options").value_or(0.9);
+  a.beta2 = OptNumber(o, "beta2", kWhere, "options").value_or(0.999);
+  a.eps = OptNumber(o, "eps", kWhere, "options").value_or(1e-8);
+  a.weight_decay = OptNumber(o, "weightDecay", kWhere, "options").value_or(0.0);
+  a.max_grad_norm = OptNumber(o, "maxGradNorm", kWhere, "options").value_or(0.0);
+  return RunAsync<train::StepReport>(
+      env, "medgr2.Model.optimizerStep", State(), {info.This()},
+      [st, a]() { std::lock_guard<std::mutex> lock(st->mutex); return st->optimizer.Step(st->model->params(), a); },
+      [](Napi::Env e, train::StepReport& r) -> Napi::Value {
+        auto out = Napi::Object::New(e);
+        out.Set("gradNorm", r.grad_norm);
+        out.Set("step", static_cast<double>(r.step));
+        out.Set("paramsUpdated", static_cast<double>(r.params_updated));
+        return out;
+      });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+Napi::Value ModelHandle::ZeroGrad(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.zeroGrad");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  train::AdamW::ZeroGrad(st->model->params());
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.optimizerState");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  auto out = Napi::Object::New(info.Env());
+  for (const auto& [k, t] : st->optimizer.State()) out.Set(k, TensorHandle::Wrap(info.Env(), t.detach().cpu().clone()));
+  return out;
+}
+
+Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
+  auto st = Live("Model.loadOptimizerState");
+  Napi::Object o = ArgObject(info, 0, "Model.loadOptimizerState", "state");
+  std::map<std::string, at::Tensor> state;
+  for (const auto& e : o) {
+    const std::string k = e.first.As<Napi::String>().Utf8Value();
+    state[k] = TensorHandle::Get(e.second, "Model.loadOptimizerState", k.c_str());
+  }
+  std::lock_guard<std::mutex> lock(st->mutex);
+  st->optimizer.LoadState(state, st->model->device());
+  return env.Undefined();
+  MEDGR2_JS_CATCH(env)
+}
+
+// generate(batch, { maxNewTokens, temperature, topK?, topP?, seed?, stopTokens? })
+//   -> { tokens: Int32Array[], logprobs: Float32Array[] }
+Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.generate";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = ArgObject(info, 1, kWhere, "options");
+  model::GenerateOptions g;
+  auto max_new = OptInteger(o, "maxNewTokens", kWhere, "options");
+  if (!max_new || *max_new < 0) ThrowArgError(env, kWhere, "options.maxNewTokens", "an integer >= 0", DescribeJsValue(o.Get("maxNewTokens")));
+  g.max_new_tokens = *max_new;
+  g.temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
+  g.top_k = OptInteger(o, "topK", kWhere, "options").value_or(0);
+  g.top_p = OptNumber(o, "topP", kWhere, "options").value_or(1.0);
+  g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
+  if (!o.Get("stopTokens").IsUndefined()) g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
+  return RunAsync<model::GenerateResult>(
+      env, "medgr2.Model.generate", State(), {info.This()},
+      [st, b, g]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->Generate(b, g); },
+      [](Napi::Env e, model::GenerateResult& r) -> Napi::Value {
+        auto tokens = Napi::Array::New(e, r.tokens.size());
+        auto logprobs = Napi::Array::New(e, r.tokens.size());
+        for (size_t i = 0; i < r.tokens.size(); ++i) {
+          auto t = Napi::Int32Array::New(e, r.tokens[i].size());
+          auto l = Napi::Float32Array::New(e, r.logprobs[i].size());
+          for (size_t k = 0; k < r.tokens[i].size(); ++k) {
+            t[k] = static_cast<int32_t>(r.tokens[i][k]);
+            l[k] = r.logprobs[i][k];
+          }
+          tokens.Set(static_cast<uint32_t>(i), t);
+          logprobs.Set(static_cast<uint32_t>(i), l);
+        }
+        auto out = Napi::Object::New(e);
+        out.Set("tokens", tokens);
+        out.Set("logprobs", logprobs);
+        return out;
+      });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
+  if (state_) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->model.reset();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void RegisterModel(Napi::Env env, Napi::Object exports) { ModelHandle::Init(env, exports); }
+
+}  // namespace medgr2

@@ -1,0 +1,113 @@
+// QwenVL::Generate: batched sampling with a KV cache. The prompts (with their images) are
+// prefilled as one packed batch; then every step feeds one token per sequence. Log-probs are those
+// of softmax(logits / temperature) -- the distribution the GRPO loss's fused logprob sees -- and not
+// of the top-k / top-p truncated one.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "common/argument_error.h"
+#include "common/nvtx.h"
+#include "model/decoder.h"
+#include "model/qwen_vl.h"
+#include "model/rope.h"
+
+#ifdef MEDGR2_WITH_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+namespace medgr2::model {
+
+namespace {
+
+at::Generator MakeGenerator(const at::Device& device, uint64_t seed) {
+#ifdef MEDGR2_WITH_CUDA
+  if (device.is_cuda()) {
+    at::Generator g = at::cuda::detail::createCUDAGenerator(device.index() < 0 ? 0 : device.index());
+    g.set_current_seed(seed);
+    return g;
+  }
+#endif
+  (void)device;
+  return at::detail::createCPUGenerator(seed);
+}
+
+// Zeroes probabilities outside the top k and outside the smallest set with mass >= top_p.
+at::Tensor Truncate(at::Tensor probs, int64_t top_k, double top_p) {
+  if (top_k > 0 && top_k < probs.size(-1)) {
+    at::Tensor kth = std::get<0>(probs.topk(top_k, -1)).narrow(-1, top_k - 1, 1);
+    probs = probs.masked_fill(probs < kth, 0.0);
+  }
+  if (top_p < 1.0) {
+    auto [sorted, order] = probs.sort(-1, /*descending=*/true);
+    at::Tensor before = sorted.cumsum(-1) - sorted;  // mass strictly before each token
+    sorted = sorted.masked_fill(before >= top_p, 0.0);  // the first token always stays
+    probs = at::zeros_like(probs).scatter(-1, order, sorted);
+  }
+  return probs;
+}
+
+}  // namespace
+
+GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOptions& o) const {
+  NvtxRange range("medgr2.generate");
+  at::NoGradGuard no_grad;
+  CheckBatch(prompts);
+  if (o.max_new_tokens < 0) throw ArgumentError("generate", "maxNewTokens", ">= 0");
+  if (!(o.temperature >= 0)) throw ArgumentError("generate", "temperature", ">= 0");
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw ArgumentError("generate", "topP", "in (0, 1]");
+  const int64_t s = prompts.Sequences();
+  at::Tensor cu = prompts.cu_seqlens.to(at::kCPU, at::kLong);
+  int64_t longest = 0;
+  for (int64_t i = 0; i < s; ++i) {
+    const int64_t len = cu[i + 1].item<int64_t>() - cu[i].item<int64_t>();
+    if (len == 0) throw ArgumentError("generate", "prompts", "non-empty", "an empty prompt at index " + std::to_string(i));
+    longest = std::max(longest, len);
+  }
+  GenerateResult out;
+  out.tokens.resize(s);
+  out.logprobs.resize(s);
+  if (o.max_new_tokens == 0) return out;
+
+  RopeIndex rope = ComputeRopeIndex(prompts.input_ids, cu, prompts.image_grids, cfg_);
+  KvCache cache = AllocateKvCache(cfg_, s, longest + o.max_new_tokens,
+                                  at::TensorOptions().dtype(dtype_).device(device_));
+  at::Tensor hidden = DecoderForward(params_, cfg_, Embed(prompts), rope.position_ids, cu, false, &cache);
+  at::Tensor last = hidden.index_select(0, (cu.slice(0, 1) - 1).to(device_));  // [S, H]
+  std::vector<int64_t> next = rope.next_position;
+  std::vector<bool> done(s, false);
+  at::Generator gen = MakeGenerator(device_, o.seed);
+  const at::Tensor& head = HeadWeight();
+  const at::Tensor& embed = params_.Get("model.embed_tokens.weight");
+  const double tau = o.temperature > 0 ? o.temperature : 1.0;
+
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    at::Tensor logits = at::matmul(last, head.t()).to(at::kFloat) / tau;  // [S, V]
+    at::Tensor logp_all = at::log_softmax(logits, -1);
+    at::Tensor chosen;
+    if (o.temperature == 0) {
+      chosen = logits.argmax(-1);
+    } else {
+      at::Tensor probs = Truncate(logp_all.exp(), o.top_k, o.top_p);
+      chosen = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
+    }
+    at::Tensor lp = logp_all.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu();
+    at::Tensor tok = chosen.cpu();
+    bool all_done = true;
+    for (int64_t i = 0; i < s; ++i) {
+      if (done[i]) continue;
+      const int64_t t = tok[i].item<int64_t>();
+      out.tokens[i].push_back(t);
+      out.logprobs[i].push_back(lp[i].item<float>());
+      if (std::find(o.stop_tokens.begin(), o.stop_tokens.end(), t) != o.stop_tokens.end()) done[i] = true;
+      all_done = all_done && done[i];
+    }
+    if (all_done || step + 1 == o.max_new_tokens) break;
+    last = DecoderStep(params_, cfg_, at::embedding(embed, chosen.to(device_)), next, cache);
+    for (auto& p : next) ++p;
+  }
+  return out;
+}
+
+}  // namespace medgr2::model

@@ -1,0 +1,237 @@
+#include "model/qwen_vl.h"
+
+#include <sstream>
+#include <stdexcept>
+
+#include "common/argument_error.h"
+#include "common/nvtx.h"
+#include "model/decoder.h"
+#include "model/rope.h"
+#include "model/vision.h"
+#include "ops/fused_logprob.h"
+
+namespace medgr2::model {
+
+QwenVL::QwenVL(ModelConfig cfg, at::Device device, at::ScalarType dtype)
+    : cfg_(std::move(cfg)), device_(device), dtype_(dtype) {
+  ValidateConfig(cfg_);
+}
+
+std::vector<ParamSpec> QwenVL::ParameterSpecs() const {
+  const TextConfig& t = cfg_.text;
+  std::vector<ParamSpec> s;
+  const int64_t h = t.hidden_size, q = t.num_heads * t.head_dim, kv = t.num_kv_heads * t.head_dim;
+  s.push_back({"model.embed_tokens.weight", {t.vocab_size, h}});
+  for (int64_t i = 0; i < t.num_layers; ++i) {
+    const std::string b = "model.layers." + std::to_string(i) + ".";
+    s.push_back({b + "self_attn.q_proj.weight", {q, h}});
+    s.push_back({b + "self_attn.q_proj.bias", {q}});
+    s.push_back({b + "self_attn.k_proj.weight", {kv, h}});
+    s.push_back({b + "self_attn.k_proj.bias", {kv}});
+    s.push_back({b + "self_attn.v_proj.weight", {kv, h}});
+    s.push_back({b + "self_attn.v_proj.bias", {kv}});
+    s.push_back({b + "self_attn.o_proj.weight", {h, q}});
+    s.push_back({b + "mlp.gate_proj.weight", {t.intermediate_size, h}});
+    s.push_back({b + "mlp.up_proj.weight", {t.intermediate_size, h}});
+    s.push_back({b + "mlp.down_proj.weight", {h, t.intermediate_size}});
+    s.push_back({b + "input_layernorm.weight", {h}});
+    s.push_back({b + "post_attention_layernorm.weight", {h}});
+  }
+  s.push_back({"model.norm.weight", {h}});
+  if (!t.tie_word_embeddings) s.push_back({"lm_head.weight", {t.vocab_size, h}});
+  if (cfg_.vision.present) {
+    const VisionConfig& v = cfg_.vision;
+    const int64_t e = v.embed_dim, m = v.mlp_hidden_dim, ctx = e * v.MergeUnit();
+    s.push_back({"visual.patch_embed.proj.weight", {e, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size}});
+    for (int64_t i = 0; i < v.depth; ++i) {
+      const std::string b = "visual.blocks." + std::to_string(i) + ".";
+      s.push_back({b + "norm1.weight", {e}});
+      if (!v.qwen25) s.push_back({b + "norm1.bias", {e}});
+      s.push_back({b + "norm2.weight", {e}});
+      if (!v.qwen25) s.push_back({b + "norm2.bias", {e}});
+      s.push_back({b + "attn.qkv.weight", {3 * e, e}});
+      s.push_back({b + "attn.qkv.bias", {3 * e}});
+      s.push_back({b + "attn.proj.weight", {e, e}});
+      s.push_back({b + "attn.proj.bias", {e}});
+      if (v.qwen25) {
+        for (const char* n : {"gate_proj", "up_proj"}) {
+          s.push_back({b + "mlp." + n + ".weight", {m, e}});
+          s.push_back({b + "mlp." + n + ".bias", {m}});
+        }
+        s.push_back({b + "mlp.down_proj.weight", {e, m}});
+        s.push_back({b + "mlp.down_proj.bias", {e}});
+      } else {
+        s.push_back({b + "mlp.fc1.weight", {m, e}});
+        s.push_back({b + "mlp.fc1.bias", {m}});
+        s.push_back({b + "mlp.fc2.weight", {e, m}});
+        s.push_back({b + "mlp.fc2.bias", {e}});
+      }
+    }
+    s.push_back({"visual.merger.ln_q.weight", {e}});
+    if (!v.qwen25) s.push_back({"visual.merger.ln_q.bias", {e}});
+    s.push_back({"visual.merger.mlp.0.weight", {ctx, ctx}});
+    s.push_back({"visual.merger.mlp.0.bias", {ctx}});
+    s.push_back({"visual.merger.mlp.2.weight", {v.out_hidden_size, ctx}});
+    s.push_back({"visual.merger.mlp.2.bias", {v.out_hidden_size}});
+  }
+  return s;
+}
+
+void QwenVL::InitRandom(uint64_t seed, double std) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  at::NoGradGuard no_grad;
+  for (const ParamSpec& spec : ParameterSpecs()) {
+    const std::string& n = spec.name;
+    const bool norm = n.find("norm") != std::string::npos || n.find("ln_q") != std::string::npos;
+    const bool bias = n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
+    at::Tensor t = at::empty(spec.shape, at::kFloat);
+    if (bias) t.zero_();
+    else if (norm) t.fill_(1.0);
+    else t.normal_(0.0, std, gen);
+    params_.Set(n, t.to(device_, dtype_));
+  }
+}
+
+void QwenVL::SetTrainable(bool vision, bool merger, bool language_model) {
+  for (auto& [name, t] : params_.All()) {
+    bool train = language_model;
+    if (name.rfind("visual.merger.", 0) == 0) train = merger;
+    else if (name.rfind("visual.", 0) == 0) train = vision;
+    t.requires_grad_(train);
+  }
+}
+
+int64_t QwenVL::ParameterCount() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : params_.All()) n += t.numel();
+  return n;
+}
+
+const at::Tensor& QwenVL::HeadWeight() const {
+  return cfg_.text.tie_word_embeddings ? params_.Get("model.embed_tokens.weight") : params_.Get("lm_head.weight");
+}
+
+void QwenVL::CheckBatch(const PackedBatch& b) const {
+  if (b.input_ids.dim() != 1) throw ArgumentError("model", "inputIds", "a flat [N] tensor");
+  if (b.cu_seqlens.numel() < 2) throw ArgumentError("model", "cuSeqlens", "at least one sequence ([0, N])");
+  at::Tensor cu = b.cu_seqlens.to(at::kCPU, at::kLong);
+  if (cu[0].item<int64_t>() != 0 || cu[-1].item<int64_t>() != b.input_ids.numel()) {
+    throw ArgumentError("model", "cuSeqlens", "from 0 to the token count " + std::to_string(b.input_ids.numel()));
+  }
+  if ((cu.slice(0, 1) < cu.slice(0, 0, -1)).any().item<bool>()) throw ArgumentError("model", "cuSeqlens", "non-decreasing");
+  if (b.input_ids.numel() > 0) {
+    const int64_t lo = b.input_ids.min().item<int64_t>(), hi = b.input_ids.max().item<int64_t>();
+    if (lo < 0 || hi >= cfg_.text.vocab_size) {
+      throw ArgumentError("model", "inputIds", "token ids in [0, " + std::to_string(cfg_.text.vocab_size) + ")",
+                          "an id " + std::to_string(lo < 0 ? lo : hi));
+    }
+  }
+  const bool has_images = b.pixel_values.defined() && b.pixel_values.numel() > 0;
+  if (has_images) {
+    if (!cfg_.vision.present) throw ArgumentError("model", "pixelValues", "absent for a text-only model");
+    if (b.pixel_values.dim() != 2 || b.pixel_values.size(1) != cfg_.vision.PatchDim()) {
+      throw ArgumentError("model", "pixelValues", "[P, " + std::to_string(cfg_.vision.PatchDim()) + "]");
+    }
+    if (!b.image_grids.defined() || b.image_grids.dim() != 2 || b.image_grids.size(1) != 3) {
+      throw ArgumentError("model", "imageGrids", "[I, 3] (t, h, w) per image");
+    }
+    at::Tensor g = b.image_grids.to(at::kCPU, at::kLong);
+    const int64_t patches = (g.select(1, 0) * g.select(1, 1) * g.select(1, 2)).sum().item<int64_t>();
+    if (patches != b.pixel_values.size(0)) {
+      throw ArgumentError("model", "pixelValues", "as many patches as the grids hold (" + std::to_string(patches) + ")",
+                          std::to_string(b.pixel_values.size(0)));
+    }
+    const int64_t m = cfg_.vision.spatial_merge_size;
+    if (((g.select(1, 1) % m) != 0).any().item<bool>() || ((g.select(1, 2) % m) != 0).any().item<bool>()) {
+      throw ArgumentError("model", "imageGrids", "h and w multiples of spatialMergeSize " + std::to_string(m));
+    }
+  }
+}
+
+at::Tensor QwenVL::Embed(const PackedBatch& b) const {
+  at::Tensor ids = b.input_ids.to(device_, at::kLong);
+  at::Tensor x = at::embedding(params_.Get("model.embed_tokens.weight"), ids);
+  if (b.pixel_values.defined() && b.pixel_values.numel() > 0) {
+    at::Tensor image = VisionForward(params_, cfg_, b.pixel_values.to(device_), b.image_grids, checkpoint_layers);
+    at::Tensor where = (ids == cfg_.image_token_id).nonzero().squeeze(1);
+    if (where.numel() != image.size(0)) {
+      throw ArgumentError("model", "inputIds", std::to_string(image.size(0)) + " image tokens for the images' merged patches",
+                          std::to_string(where.numel()));
+    }
+    x = x.index_put({where}, image.to(x.scalar_type()));
+  }
+  return x;
+}
+
+at::Tensor QwenVL::Hidden(const PackedBatch& b) const {
+  CheckBatch(b);
+  RopeIndex rope = ComputeRopeIndex(b.input_ids, b.cu_seqlens, b.image_grids, cfg_);
+  return DecoderForward(params_, cfg_, Embed(b), rope.position_ids, b.cu_seqlens, checkpoint_layers, nullptr);
+}
+
+at::Tensor QwenVL::Logits(const PackedBatch& b) const {
+  return at::matmul(Hidden(b), HeadWeight().t()).to(at::kFloat);
+}
+
+std::pair<at::Tensor, at::Tensor> QwenVL::TokenLogprobs(const PackedBatch& b, const at::Tensor& labels,
+                                                         double temperature) const {
+  at::NoGradGuard no_grad;
+  ops::LogprobOptions o;
+  o.temperature = temperature;
+  ops::LogprobResult r = ops::FusedLogprobForward(Hidden(b), HeadWeight(), labels.to(device_, at::kLong), o);
+  return {r.logp, r.entropy};
+}
+
+LossReport QwenVL::BackwardSft(const PackedBatch& b, const SftLoss& spec) {
+  NvtxRange range("medgr2.sft_step");
+  at::AutoGradMode grad_on(true);
+  at::Tensor labels = spec.labels.to(device_, at::kLong);
+  ops::LogprobOptions o;
+  o.temperature = spec.temperature;
+  auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
+  at::Tensor mask = (labels >= 0).to(at::kFloat);
+  const double tokens = mask.sum().item<double>();
+  const double denom = spec.num_items ? *spec.num_items : std::max(tokens, 1.0);
+  at::Tensor loss = -(lp[0].to(at::kFloat) * mask).sum() / denom;
+  loss.backward();
+  LossReport r;
+  r.loss = loss.item<double>();
+  r.tokens = tokens;
+  r.entropy_mean = tokens > 0 ? (lp[1].detach().to(at::kFloat) * mask).sum().item<double>() / tokens : 0;
+  return r;
+}
+
+LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) {
+  NvtxRange range("medgr2.grpo_step");
+  at::AutoGradMode grad_on(true);
+  at::Tensor labels = spec.labels.to(device_, at::kLong);
+  ops::LogprobOptions o;
+  o.temperature = spec.temperature;
+  auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
+  ops::LossInputs in = ops::PackedLossInputs(
+      lp[0], spec.old_logp.defined() ? spec.old_logp.to(device_) : spec.old_logp,
+      spec.ref_logp.defined() ? spec.ref_logp.to(device_) : spec.ref_logp, spec.advantages.to(device_),
+      (labels >= 0).to(at::kByte), b.cu_seqlens.to(device_));
+  in.entropy = lp[1].detach();
+  LossReport r;
+  at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats);
+  loss.backward();
+  r.loss = loss.item<double>();
+  r.tokens = r.stats.active_tokens;
+  r.entropy_mean = r.stats.entropy_mean;
+  return r;
+}
+
+at::Tensor NextTokenLabels(const at::Tensor& ids_in, const at::Tensor& cu_in) {
+  at::Tensor ids = ids_in.to(at::kCPU, at::kLong).contiguous();
+  at::Tensor cu = cu_in.to(at::kCPU, at::kLong).contiguous();
+  at::Tensor labels = at::full_like(ids, -100);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  const int64_t* c = cu.data_ptr<int64_t>();
+  int64_t* l = labels.data_ptr<int64_t>();
+  for (int64_t s = 0; s + 1 < cu.numel(); ++s)
+    for (int64_t t = c[s]; t + 1 < c[s + 1]; ++t) l[t] = id[t + 1];
+  return labels;
+}
+
+}  // namespace medgr2::model

@@ -1,0 +1,115 @@
+// The one model class behind the generator, the reward model and the policy: Qwen2-VL /
+// Qwen2.5-VL (or a text-only Qwen2) over packed, padding-free batches.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/params.h"
+#include "ops/grpo_common.h"
+#include "ops/grpo_loss.h"
+
+namespace medgr2::model {
+
+// A packed batch: S sequences laid end to end, and the images they contain (in token order).
+struct PackedBatch {
+  at::Tensor input_ids;     // [N] int64
+  at::Tensor cu_seqlens;    // [S+1] int64, CPU
+  at::Tensor pixel_values;  // [P, C*Tp*p*p] or undefined
+  at::Tensor image_grids;   // [I, 3] int64 (t, h, w in patches) or undefined
+  int64_t Sequences() const { return cu_seqlens.numel() - 1; }
+};
+
+struct ParamSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;  // 0: greedy
+  int64_t top_k = 0;         // 0: off
+  double top_p = 1.0;        // 1: off
+  uint64_t seed = 0;
+  std::vector<int64_t> stop_tokens;
+};
+
+struct GenerateResult {
+  std::vector<std::vector<int64_t>> tokens;  // per sequence, stop token included when hit
+  std::vector<std::vector<float>> logprobs;  // log p(token) under softmax(logits / temperature)
+};
+
+struct SftLoss {
+  at::Tensor labels;               // [N] next-token ids, < 0 where there is no loss
+  std::optional<double> num_items;  // divide by this (a global token count) instead of the local one
+  double temperature = 1.0;
+};
+
+struct GrpoLossSpec {
+  at::Tensor labels;      // [N] next-token ids on completion tokens, < 0 elsewhere
+  at::Tensor old_logp;    // [N] or undefined
+  at::Tensor ref_logp;    // [N] or undefined
+  at::Tensor advantages;  // [S]
+  ops::LossOptions options;
+  double temperature = 1.0;
+};
+
+struct LossReport {
+  double loss = 0;
+  double tokens = 0;
+  ops::LossStats stats;  // GRPO only
+  double entropy_mean = 0;
+};
+
+class QwenVL {
+ public:
+  QwenVL(ModelConfig cfg, at::Device device, at::ScalarType dtype);
+
+  const ModelConfig& config() const { return cfg_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+  ParamMap& params() { return params_; }
+  const ParamMap& params() const { return params_; }
+
+  // Every tensor of the model with its hub name and shape (lm_head absent when tied).
+  std::vector<ParamSpec> ParameterSpecs() const;
+  // Normal(0, std) weights, zero biases, unit norms; deterministic for a seed.
+  void InitRandom(uint64_t seed, double std = 0.02);
+  // Which parts train: the vision blocks + patch embedding, the merger, the language model.
+  void SetTrainable(bool vision, bool merger, bool language_model);
+  int64_t ParameterCount() const;
+  bool checkpoint_layers = false;
+
+  // Token embeddings with each image's merged features placed at its <|image_pad|> tokens.
+  at::Tensor Embed(const PackedBatch& b) const;
+  // Final-norm hidden states [N, H].
+  at::Tensor Hidden(const PackedBatch& b) const;
+  const at::Tensor& HeadWeight() const;
+  // Full logits [N, V] in float32 (inference and tests; training never materializes them).
+  at::Tensor Logits(const PackedBatch& b) const;
+  // Per-token log p(labels) and entropy [N] through the fused logprob op (no gradient).
+  std::pair<at::Tensor, at::Tensor> TokenLogprobs(const PackedBatch& b, const at::Tensor& labels, double temperature) const;
+
+  // Loss forward + backward: gradients accumulate into the parameters' .grad.
+  LossReport BackwardSft(const PackedBatch& b, const SftLoss& spec);
+  LossReport BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec);
+
+  GenerateResult Generate(const PackedBatch& prompts, const GenerateOptions& opts) const;
+
+ private:
+  void CheckBatch(const PackedBatch& b) const;
+  ModelConfig cfg_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  ParamMap params_;
+};
+
+// Next-token labels for packed sequences: labels[t] = ids[t+1] inside a sequence, -100 at each
+// sequence's last token.
+at::Tensor NextTokenLabels(const at::Tensor& ids, const at::Tensor& cu_seqlens);
+
+}  // namespace medgr2::model

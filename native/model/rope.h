@@ -1,0 +1,43 @@
+// Position encodings: the multimodal rope index (HF's get_rope_index rule) for packed sequences,
+// the decoder's M-RoPE cos/sin, and the vision tower's 2-D rotary cos/sin.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <utility>
+#include <vector>
+
+#include "model/config.h"
+
+namespace medgr2::model {
+
+struct RopeIndex {
+  at::Tensor position_ids;            // [3, N] int64 (temporal, height, width)
+  std::vector<int64_t> next_position;  // per sequence: the position a token appended after it gets
+};
+
+// ids [N] and cu_seqlens [S+1] (int64, CPU), grids [I, 3] (t, h, w in patches) in the order their
+// images appear in the packed stream. Text advances all three components together; an image block
+// of t*(h/m)*(w/m) image tokens takes (t, row, col) offsets from the position its first token
+// would have had; the text after it continues from the block's largest position + 1.
+// Throws std::invalid_argument when the image tokens and the grids disagree.
+RopeIndex ComputeRopeIndex(const at::Tensor& ids, const at::Tensor& cu_seqlens, const at::Tensor& grids,
+                           const ModelConfig& cfg);
+
+// cos/sin [N, head_dim] of the decoder for positions [3, N] (M-RoPE sections) or [N] (plain RoPE).
+std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, const ModelConfig& cfg,
+                                             const at::Device& device);
+
+// cos/sin [P, vision head_dim] for the patches of grids [I, 3], in the processor's patch order
+// (2x2 merge blocks consecutive).
+std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids, const VisionConfig& v, const at::Device& device);
+
+// Qwen2.5-VL window attention: the permutation of merged patch units that makes each window
+// contiguous, and the cumulative patch lengths of the windows.
+struct WindowIndex {
+  at::Tensor unit_order;  // [P / merge_unit] int64: new position k holds old unit unit_order[k]
+  at::Tensor cu_window;   // [W + 1] int64 patch offsets of the windows (empty windows dropped)
+};
+WindowIndex ComputeWindowIndex(const at::Tensor& grids, const VisionConfig& v);
+
+}  // namespace medgr2::model

@@ -1,0 +1,50 @@
+// AdamW with decoupled weight decay, global-norm gradient clipping and float32 master weights and
+// states (a bf16 model keeps a float32 copy of each trainable parameter; updates happen there and
+// are copied back). No decay on 1-D parameters (biases and norm weights), as the field's trainers do.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+
+#include "model/params.h"
+
+namespace medgr2::train {
+
+struct AdamWOptions {
+  double lr = 1e-5;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double max_grad_norm = 0.0;  // 0: no clipping
+};
+
+struct StepReport {
+  double grad_norm = 0;  // before clipping
+  int64_t step = 0;
+  int64_t params_updated = 0;
+};
+
+class AdamW {
+ public:
+  // Clips, updates every parameter that requires grad and has one, then zeroes the gradients.
+  StepReport Step(model::ParamMap& params, const AdamWOptions& o);
+  static void ZeroGrad(model::ParamMap& params);
+  static double GradNorm(const model::ParamMap& params);
+
+  // "step", "exp_avg.<name>", "exp_avg_sq.<name>", "master.<name>": float32 tensors for checkpoints.
+  std::map<std::string, at::Tensor> State() const;
+  void LoadState(const std::map<std::string, at::Tensor>& state, const at::Device& device);
+  int64_t step() const { return step_; }
+
+ private:
+  struct Slot {
+    at::Tensor exp_avg, exp_avg_sq, master;  // master undefined for float32 parameters
+  };
+  std::map<std::string, Slot> slots_;
+  int64_t step_ = 0;
+};
+
+}  // namespace medgr2::train
