@@ -14,6 +14,7 @@
 #include "bridge/tensor_handle.h"
 #include "bridge/typed_array.h"
 #include "model/qwen_vl.h"
+#include "model/rope.h"
 #include "train/adamw.h"
 
 namespace medgr2 {
@@ -162,6 +163,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value Logits(const Napi::CallbackInfo& info);
   Napi::Value TokenLogprobs(const Napi::CallbackInfo& info);
   Napi::Value BackwardSft(const Napi::CallbackInfo& info);
+  Napi::Value SftLoss(const Napi::CallbackInfo& info);
+  Napi::Value Gradients(const Napi::CallbackInfo& info);
+  Napi::Value RopeIndex(const Napi::CallbackInfo& info);
   Napi::Value BackwardGrpo(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
@@ -190,6 +194,9 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&ModelHandle::Logits>("logits"),
       InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
       InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
+      InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
+      InstanceMethod<&ModelHandle::Gradients>("gradients"),
+      InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
       InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
       InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
       InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
@@ -232,7 +239,8 @@ Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
   at::ScalarType dtype = at::kFloat;
   if (dt == "bfloat16" || dt == "bf16") dtype = at::kBFloat16;
   else if (dt == "float16" || dt == "f16") dtype = at::kHalf;
-  else if (dt != "float32" && dt != "f32") ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\" or \"float16\"", "\"" + dt + "\"");
+  else if (dt == "float64" || dt == "f64") dtype = at::kDouble;  // gradient checks
+  else if (dt != "float32" && dt != "f32") ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\", \"float16\" or \"float64\"", "\"" + dt + "\"");
   const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   const std::string init = OptString(o, "init", kWhere, "options").value_or("random");
   if (init != "random" && init != "none") ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
@@ -431,6 +439,51 @@ Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
       [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardSft(b, spec); },
       [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, false); });
   MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+// sftLoss(batch, { labels, numItems?, temperature? }) -> Promise<number> (no gradient)
+Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.sftLoss";
+  MEDGR2_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = ArgObject(info, 1, kWhere, "loss");
+  model::SftLoss spec;
+  spec.labels = AnyTensor(o, "labels", kWhere, true);
+  if (spec.labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "loss.labels", "as long as inputIds", std::to_string(spec.labels.numel()));
+  if (auto n = OptNumber(o, "numItems", kWhere, "loss")) spec.num_items = *n;
+  spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
+  return RunAsync<double>(
+      env, "medgr2.Model.sftLoss", State(), {info.This()},
+      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->SftLossValue(b, spec); },
+      [](Napi::Env e, double& v) -> Napi::Value { return Napi::Number::New(e, v); });
+  MEDGR2_JS_CATCH_ASYNC(env)
+}
+
+// gradients(): { name: Tensor } copies of the accumulated .grad of each parameter that has one.
+Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
+  auto st = Live("Model.gradients");
+  std::lock_guard<std::mutex> lock(st->mutex);
+  auto out = Napi::Object::New(info.Env());
+  for (const auto& [name, t] : st->model->params().All()) {
+    if (t.grad().defined()) out.Set(name, TensorHandle::Wrap(info.Env(), t.grad().detach().cpu().clone()));
+  }
+  return out;
+}
+
+// ropeIndex(batch) -> { positionIds: Int32Array [3 * N] (t row, h row, w row), nextPositions: Int32Array [S] }
+Napi::Value ModelHandle::RopeIndex(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
+  auto st = Live("Model.ropeIndex");
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), "Model.ropeIndex");
+  model::RopeIndex r = model::ComputeRopeIndex(b.input_ids, b.cu_seqlens, b.image_grids, st->model->config());
+  auto out = Napi::Object::New(env);
+  out.Set("positionIds", TypedArrayFromTensor(env, r.position_ids.to(at::kInt)));
+  out.Set("nextPositions", TypedArrayFromTensor(env, at::tensor(r.next_position, at::kLong).to(at::kInt)));
+  return out;
+  MEDGR2_JS_CATCH(env)
 }
 
 // backwardGrpo(batch, { labels, advantages, oldLogp?, refLogp?, temperature?, ...loss options })

@@ -54,7 +54,7 @@ at::Tensor DecoderForward(const ParamMap& p, const ModelConfig& cfg, const at::T
                           KvCache* cache) {
   NvtxRange range("medgr2.decoder");
   const TextConfig& t = cfg.text;
-  auto [cos, sin] = TextRotary(position_ids, cfg, embeds.device());
+  auto [cos, sin] = TextRotary(position_ids, cfg, embeds.device(), embeds.scalar_type());
   cos = cos.to(embeds.scalar_type());
   sin = sin.to(embeds.scalar_type());
   at::Tensor cu = cu_seqlens.to(at::kCPU, at::kLong).contiguous();
@@ -93,7 +93,7 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
   const TextConfig& t = cfg.text;
   const int64_t s = embeds.size(0);
   at::Tensor pos = at::tensor(positions, at::kLong).unsqueeze(0).expand({3, s});
-  auto [cos, sin] = TextRotary(pos, cfg, embeds.device());
+  auto [cos, sin] = TextRotary(pos, cfg, embeds.device(), embeds.scalar_type());
   cos = cos.to(embeds.scalar_type());
   sin = sin.to(embeds.scalar_type());
   int64_t max_len = 0;
@@ -121,7 +121,7 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
       vc = vc.repeat_interleave(groups, 1);
     }
     at::Tensor q = a.q.unsqueeze(2);                                          // [S, H, 1, D]
-    at::Tensor scores = at::matmul(q, kc.transpose(-2, -1)).to(at::kFloat) * scale;  // [S, H, 1, L]
+    at::Tensor scores = at::matmul(q, kc.transpose(-2, -1)).to(AccType(q.scalar_type())) * scale;  // [S, H, 1, L]
     scores = scores.masked_fill(~mask, -std::numeric_limits<float>::infinity());
     at::Tensor attn = at::matmul(at::softmax(scores, -1).to(q.scalar_type()), vc).reshape({s, -1});
     x = x + Linear(attn, p.Get(Layer(i) + "self_attn.o_proj.weight"));

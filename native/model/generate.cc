@@ -10,6 +10,7 @@
 #include "common/argument_error.h"
 #include "common/nvtx.h"
 #include "model/decoder.h"
+#include "model/layers.h"
 #include "model/qwen_vl.h"
 #include "model/rope.h"
 
@@ -83,7 +84,7 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   const double tau = o.temperature > 0 ? o.temperature : 1.0;
 
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    at::Tensor logits = at::matmul(last, head.t()).to(at::kFloat) / tau;  // [S, V]
+    at::Tensor logits = at::matmul(last, head.t()).to(AccType(dtype_)) / tau;  // [S, V]
     at::Tensor logp_all = at::log_softmax(logits, -1);
     at::Tensor chosen;
     if (o.temperature == 0) {
@@ -92,7 +93,7 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
       at::Tensor probs = Truncate(logp_all.exp(), o.top_k, o.top_p);
       chosen = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
     }
-    at::Tensor lp = logp_all.gather(1, chosen.unsqueeze(1)).squeeze(1).cpu();
+    at::Tensor lp = logp_all.gather(1, chosen.unsqueeze(1)).squeeze(1).to(at::kCPU, at::kFloat);
     at::Tensor tok = chosen.cpu();
     bool all_done = true;
     for (int64_t i = 0; i < s; ++i) {

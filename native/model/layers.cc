@@ -7,7 +7,7 @@
 namespace medgr2::model {
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor xf = x.to(AccType(x.scalar_type()));
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }
@@ -28,8 +28,9 @@ at::Tensor RotateHalf(const at::Tensor& x) {
 }
 
 at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  at::Tensor xf = x.to(at::kFloat);
-  at::Tensor c = cos.to(at::kFloat).unsqueeze(-2), s = sin.to(at::kFloat).unsqueeze(-2);
+  const auto acc = AccType(x.scalar_type());
+  at::Tensor xf = x.to(acc);
+  at::Tensor c = cos.to(acc).unsqueeze(-2), s = sin.to(acc).unsqueeze(-2);
   return (xf * c + RotateHalf(xf) * s).to(x.scalar_type());
 }
 
@@ -43,7 +44,7 @@ namespace {
 // One segment: q [Hq, L, D], k/v [Hq, L, D] (kv already repeated).
 at::Tensor SegmentAttentionExplicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(at::kFloat) * scale;
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).to(AccType(q.scalar_type())) * scale;
   if (causal && q.size(1) > 1) {
     at::Tensor future = at::ones({q.size(1), k.size(1)}, q.options().dtype(at::kBool)).triu(1);
     scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());

@@ -6,6 +6,10 @@
 
 namespace medgr2::model {
 
+// The dtype norms, rotary embeddings and softmax compute in: float32, or float64 for a float64
+// model (so a float64 model is float64 end to end, for gradient checks).
+inline at::ScalarType AccType(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
 // Qwen2RMSNorm: normalize in float32, cast back, then scale (the HF order, so bf16 matches).
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
 at::Tensor LayerNorm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps);

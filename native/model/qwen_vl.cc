@@ -7,6 +7,7 @@
 #include "common/nvtx.h"
 #include "model/decoder.h"
 #include "model/rope.h"
+#include "model/layers.h"
 #include "model/vision.h"
 #include "ops/fused_logprob.h"
 
@@ -170,7 +171,16 @@ at::Tensor QwenVL::Hidden(const PackedBatch& b) const {
 }
 
 at::Tensor QwenVL::Logits(const PackedBatch& b) const {
-  return at::matmul(Hidden(b), HeadWeight().t()).to(at::kFloat);
+  return at::matmul(Hidden(b), HeadWeight().t()).to(AccType(dtype_));
+}
+
+double QwenVL::SftLossValue(const PackedBatch& b, const SftLoss& spec) const {
+  at::NoGradGuard no_grad;
+  auto [logp, entropy] = TokenLogprobs(b, spec.labels, spec.temperature);
+  at::Tensor mask = (spec.labels.to(device_, at::kLong) >= 0).to(logp.scalar_type());
+  const double tokens = mask.sum().item<double>();
+  const double denom = spec.num_items ? *spec.num_items : std::max(tokens, 1.0);
+  return -(logp * mask).sum().item<double>() / denom;
 }
 
 std::pair<at::Tensor, at::Tensor> QwenVL::TokenLogprobs(const PackedBatch& b, const at::Tensor& labels,
@@ -189,15 +199,16 @@ LossReport QwenVL::BackwardSft(const PackedBatch& b, const SftLoss& spec) {
   ops::LogprobOptions o;
   o.temperature = spec.temperature;
   auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
-  at::Tensor mask = (labels >= 0).to(at::kFloat);
+  const auto acc = lp[0].scalar_type();
+  at::Tensor mask = (labels >= 0).to(acc);
   const double tokens = mask.sum().item<double>();
   const double denom = spec.num_items ? *spec.num_items : std::max(tokens, 1.0);
-  at::Tensor loss = -(lp[0].to(at::kFloat) * mask).sum() / denom;
+  at::Tensor loss = -(lp[0] * mask).sum() / denom;
   loss.backward();
   LossReport r;
   r.loss = loss.item<double>();
   r.tokens = tokens;
-  r.entropy_mean = tokens > 0 ? (lp[1].detach().to(at::kFloat) * mask).sum().item<double>() / tokens : 0;
+  r.entropy_mean = tokens > 0 ? (lp[1].detach() * mask).sum().item<double>() / tokens : 0;
   return r;
 }
 

@@ -94,6 +94,8 @@ class QwenVL {
   // Per-token log p(labels) and entropy [N] through the fused logprob op (no gradient).
   std::pair<at::Tensor, at::Tensor> TokenLogprobs(const PackedBatch& b, const at::Tensor& labels, double temperature) const;
 
+  // The SFT loss without gradients (evaluation, finite-difference checks).
+  double SftLossValue(const PackedBatch& b, const SftLoss& spec) const;
   // Loss forward + backward: gradients accumulate into the parameters' .grad.
   LossReport BackwardSft(const PackedBatch& b, const SftLoss& spec);
   LossReport BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec);

@@ -69,12 +69,13 @@ RopeIndex ComputeRopeIndex(const at::Tensor& ids_in, const at::Tensor& cu_in, co
 }
 
 std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, const ModelConfig& cfg,
-                                             const at::Device& device) {
+                                             const at::Device& device, at::ScalarType dtype) {
   const int64_t d = cfg.text.head_dim, half = d / 2;
-  auto f = at::TensorOptions().dtype(at::kFloat).device(device);
+  const auto acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  auto f = at::TensorOptions().dtype(acc).device(device);
   at::Tensor inv = 1.0 / at::pow(cfg.text.rope_theta, at::arange(0, d, 2, f.dtype(at::kDouble)) / static_cast<double>(d));
-  at::Tensor inv_full = at::cat({inv, inv}).to(at::kFloat);  // [d]
-  at::Tensor pos = position_ids.to(device, at::kFloat);
+  at::Tensor inv_full = at::cat({inv, inv}).to(acc);  // [d]
+  at::Tensor pos = position_ids.to(device, acc);
   at::Tensor angles;
   if (pos.dim() == 1 || cfg.text.mrope_section.empty()) {
     at::Tensor p = pos.dim() == 1 ? pos : pos[0];
@@ -93,7 +94,8 @@ std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, con
   return {angles.cos(), angles.sin()};
 }
 
-std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids_in, const VisionConfig& v, const at::Device& device) {
+std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids_in, const VisionConfig& v, const at::Device& device,
+                                               at::ScalarType dtype) {
   at::Tensor grids = grids_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t* g = grids.data_ptr<int64_t>();
   const int64_t m = v.spatial_merge_size;
@@ -111,10 +113,11 @@ std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids_in, const
   }
   const int64_t head_dim = v.embed_dim / v.num_heads;
   const int64_t dim = head_dim / 2;
-  auto f = at::TensorOptions().dtype(at::kFloat).device(device);
+  const auto acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  auto f = at::TensorOptions().dtype(acc).device(device);
   at::Tensor inv = 1.0 / at::pow(10000.0, at::arange(0, dim, 2, f) / static_cast<double>(dim));  // [dim/2]
-  at::Tensor hp = at::tensor(hpos, at::kLong).to(device, at::kFloat).unsqueeze(1);
-  at::Tensor wp = at::tensor(wpos, at::kLong).to(device, at::kFloat).unsqueeze(1);
+  at::Tensor hp = at::tensor(hpos, at::kLong).to(device, acc).unsqueeze(1);
+  at::Tensor wp = at::tensor(wpos, at::kLong).to(device, acc).unsqueeze(1);
   at::Tensor freqs = at::cat({hp * inv, wp * inv}, 1);  // [P, dim]
   at::Tensor emb = at::cat({freqs, freqs}, 1);          // [P, head_dim]
   return {emb.cos(), emb.sin()};

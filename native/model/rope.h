@@ -25,12 +25,14 @@ RopeIndex ComputeRopeIndex(const at::Tensor& ids, const at::Tensor& cu_seqlens, 
                            const ModelConfig& cfg);
 
 // cos/sin [N, head_dim] of the decoder for positions [3, N] (M-RoPE sections) or [N] (plain RoPE).
+// Computed in float32 like HF (float64 when `dtype` is float64).
 std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, const ModelConfig& cfg,
-                                             const at::Device& device);
+                                             const at::Device& device, at::ScalarType dtype = at::kFloat);
 
 // cos/sin [P, vision head_dim] for the patches of grids [I, 3], in the processor's patch order
 // (2x2 merge blocks consecutive).
-std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids, const VisionConfig& v, const at::Device& device);
+std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids, const VisionConfig& v, const at::Device& device,
+                                               at::ScalarType dtype = at::kFloat);
 
 // Qwen2.5-VL window attention: the permutation of merged patch units that makes each window
 // contiguous, and the cumulative patch lengths of the windows.

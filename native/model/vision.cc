@@ -61,7 +61,7 @@ at::Tensor VisionForward(const ParamMap& p, const ModelConfig& cfg, const at::Te
   const int64_t patches = pixel_values.size(0);
   // Conv3d with kernel == stride == the patch is exactly a matmul with the flattened kernel.
   at::Tensor x = at::matmul(pixel_values.to(wpatch.scalar_type()), wpatch.reshape({v.embed_dim, -1}).t());
-  auto [cos, sin] = VisionRotary(grids, v, x.device());
+  auto [cos, sin] = VisionRotary(grids, v, x.device(), x.scalar_type());
 
   // Full attention stays within each frame of each image.
   at::Tensor g = grids.to(at::kCPU, at::kLong);
