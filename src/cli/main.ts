@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { AddonLoadError } from '../native/loader';
 import { packageVersion } from '../version';
+import { registerData } from './data';
 import { registerInfo } from './info';
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .version(packageVersion, '-V, --version')
     .showHelpAfterError();
   registerInfo(program);
+  registerData(program);
   return program;
 }
 
