@@ -83,6 +83,7 @@ export class TextTokenizer {
   }
 
   decode(ids: ArrayLike<number>, { skipSpecial = false }: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return ''; // the library refuses an empty list
     return this.tok.decode(Array.from(ids), { skip_special_tokens: skipSpecial, clean_up_tokenization_spaces: false });
   }
 

@@ -10,8 +10,14 @@ export function drawLesion(canvas: Canvas, spec: FindingSpec, lesion: Lesion, pr
   const { cx, cy, radius: r } = lesion;
   switch (spec.style) {
     case 'solid': {
+      // A contrasting rim keeps the lesion visible on any anatomy (a dark cyst over a dark bladder).
       const e = prng.range(0.9, 1);
-      canvas.ellipse(cx, cy, r * e, r / (2 - e), spec.color, 0.95, prng.range(0, Math.PI));
+      const angle = prng.range(0, Math.PI);
+      const lum = (spec.color[0] + spec.color[1] + spec.color[2]) / 3;
+      const rim = spec.inner ?? (lum < 0.5 ? ([0.85, 0.85, 0.85] as const) : ([0.08, 0.08, 0.08] as const));
+      canvas.ellipse(cx, cy, r * e, r / (2 - e), rim, 0.95, angle);
+      const w = Math.max(1.2, 0.2 * r);
+      canvas.ellipse(cx, cy, r * e - w, r / (2 - e) - w, spec.color, 0.95, angle);
       break;
     }
     case 'ring':
@@ -31,7 +37,7 @@ export function drawLesion(canvas: Canvas, spec: FindingSpec, lesion: Lesion, pr
       break;
     }
     case 'spotted': {
-      canvas.circle(cx, cy, r, spec.color, 0.3);
+      canvas.circle(cx, cy, r, spec.color, 0.4);
       const dotR = Math.max(1.3, 0.018 * canvas.width);
       const n = Math.round(4 + 14 * (r / (0.125 * canvas.width)) ** 2);
       for (let i = 0; i < n; i++) {

@@ -50,7 +50,7 @@ export const MODALITY_SPECS: Record<Modality, ModalitySpec> = {
   MRI: {
     anatomies: ['Brain', 'Knee', 'Spine'],
     findings: [
-      { name: 'Tumor', style: 'ring', color: g(0.95), inner: g(0.3) },
+      { name: 'Tumor', style: 'ring', color: g(0.95), inner: g(0.15) },
       { name: 'Edema', style: 'hazy', color: g(0.98) },
       { name: 'Cyst', style: 'solid', color: g(0.05) },
     ],
