@@ -46,6 +46,35 @@ export function windowLinear(x: number, center: number, width: number): number {
   return Math.round(((x - (center - 0.5)) / (width - 1) + 0.5) * 255);
 }
 
+/** The stored pixel values of the first frame: only the stored bits (overlay bits above them are dropped), sign-extended. */
+function storedValues(
+  bytes: Uint8Array, offset: number, n: number, bitsAllocated: number, bitsStored: number, signed: boolean, littleEndian: boolean,
+): Float64Array | Int32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, n * (bitsAllocated / 8));
+  if (bitsAllocated === 32) {
+    const out = new Float64Array(n);
+    const modulus = 2 ** bitsStored;
+    for (let i = 0; i < n; i++) {
+      let raw = view.getUint32(4 * i, littleEndian) % modulus;
+      if (signed && raw >= modulus / 2) raw -= modulus;
+      out[i] = raw;
+    }
+    return out;
+  }
+  const out = new Int32Array(n);
+  const mask = (1 << bitsStored) - 1;
+  const signBit = 1 << (bitsStored - 1);
+  const aligned = bitsAllocated === 16 && littleEndian && (bytes.byteOffset + offset) % 2 === 0;
+  const words = aligned ? new Uint16Array(bytes.buffer, bytes.byteOffset + offset, n) : undefined;
+  for (let i = 0; i < n; i++) {
+    let raw = bitsAllocated === 8 ? bytes[offset + i] : words ? words[i] : view.getUint16(2 * i, littleEndian);
+    raw &= mask;
+    if (signed && raw & signBit) raw -= 2 * signBit;
+    out[i] = raw;
+  }
+  return out;
+}
+
 export function decodeDicom(bytes: Uint8Array, file = '<buffer>'): RgbImage {
   const fail = (why: string): never => {
     throw new Error(`${file}: ${why}`);
@@ -105,36 +134,46 @@ export function decodeDicom(bytes: Uint8Array, file = '<buffer>'): RgbImage {
   const n = rows * cols;
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
-  const storedMask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
-  const signBit = 2 ** (bitsStored - 1);
-  const values = new Float64Array(n);
-  let min = Infinity;
-  let max = -Infinity;
+  const stored = storedValues(bytes, pixel.dataOffset, n, bitsAllocated, bitsStored, signed, littleEndian);
+  let rawMin = Infinity;
+  let rawMax = -Infinity;
   for (let i = 0; i < n; i++) {
-    let raw =
-      bitsAllocated === 8 ? view.getUint8(i) : bitsAllocated === 16 ? view.getUint16(2 * i, littleEndian) : view.getUint32(4 * i, littleEndian);
-    // Keep only the stored bits (overlay bits may sit above them), then sign-extend.
-    raw = bitsStored >= 32 ? raw : raw % (storedMask + 1);
-    if (signed && raw >= signBit) raw -= 2 * signBit;
-    const v = raw * slope + intercept;
-    values[i] = v;
-    if (v < min) min = v;
-    if (v > max) max = v;
+    const v = stored[i];
+    if (v < rawMin) rawMin = v;
+    if (v > rawMax) rawMax = v;
   }
-
+  // Modality values are slope·raw + intercept: monotonic, so their range comes from the raw range.
+  const a = rawMin * slope + intercept;
+  const b = rawMax * slope + intercept;
+  const [min, max] = a <= b ? [a, b] : [b, a];
   const center = ds.floatString('x00281050', 0);
   const width = ds.floatString('x00281051', 0);
   const invert = photometric === 'MONOCHROME1';
   const useWindow = center !== undefined && width !== undefined && Number.isFinite(center) && Number.isFinite(width) && width >= 1;
   const range = max - min;
-  for (let i = 0; i < n; i++) {
-    let g: number;
-    if (useWindow) g = windowLinear(values[i], center!, width!);
-    else g = range > 0 ? Math.round(((values[i] - min) / range) * 255) : 0;
-    if (invert) g = 255 - g;
-    out[3 * i] = g;
-    out[3 * i + 1] = g;
-    out[3 * i + 2] = g;
+  const grey = (raw: number): number => {
+    const v = raw * slope + intercept;
+    const g = useWindow ? windowLinear(v, center!, width!) : range > 0 ? Math.round(((v - min) / range) * 255) : 0;
+    return invert ? 255 - g : g;
+  };
+  // Stored values span at most 2^16 levels for 8/16-bit data: one table lookup per pixel.
+  const span = rawMax - rawMin + 1;
+  if (span <= 65536) {
+    const lut = new Uint8Array(span);
+    for (let k = 0; k < span; k++) lut[k] = grey(rawMin + k);
+    for (let i = 0; i < n; i++) {
+      const g = lut[stored[i] - rawMin];
+      out[3 * i] = g;
+      out[3 * i + 1] = g;
+      out[3 * i + 2] = g;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const g = grey(stored[i]);
+      out[3 * i] = g;
+      out[3 * i + 1] = g;
+      out[3 * i + 2] = g;
+    }
   }
   return { width: cols, height: rows, data: out };
 }
