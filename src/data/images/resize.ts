@@ -1,8 +1,9 @@
 // Bicubic resize of an RGB image to the size the model takes, matching the HF processor (Pillow's
 // BICUBIC). Two paths, both checked against Pillow:
 // - shrinking on both axes goes through sharp (libvips' "cubic" kernel is the same Catmull-Rom
-//   cubic, widened by the scale as Pillow does): within 2 grey levels of Pillow (measured at 1.02× to 10× reductions), 4-5× faster than
-//   the TypeScript twin — this is the path real scans (512+ pixels a side) take;
+//   cubic, widened by the scale as Pillow does): within 2 grey levels of Pillow up to 4× reduction
+//   (mean error ≤ 0.5), up to 5 levels at 10× where libvips box-shrinks first; 4-5× faster than
+//   the TypeScript twin — this is the path real scans and photos take;
 // - anything that enlarges an axis goes through resample_pil.ts, bit-exact with Pillow: libvips
 //   samples enlargements on a grid offset from Pillow's (mean error 2-3 grey levels, measured), and
 //   enlarged images are small, so exactness costs little there.
