@@ -53,13 +53,22 @@ export interface MachineInfo {
 let machineCache: MachineInfo | undefined;
 export function machineInfo(): MachineInfo {
   if (machineCache) return machineCache;
-  const i = info();
+  // Benches of the TypeScript data layer run without the addon: then torch and GPU are unknown.
+  let torch = 'no addon';
+  let gpu = 'unknown';
+  try {
+    const i = info();
+    torch = i.torchVersion;
+    gpu = i.cudaDevices.map((d) => d.name).join('+') || 'none';
+  } catch {
+    // addon not built or not loadable
+  }
   machineCache = {
     machine: os.hostname(),
     cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
     cores: os.cpus().length,
-    torch: i.torchVersion,
-    gpu: i.cudaDevices.map((d) => d.name).join('+') || 'none',
+    torch,
+    gpu,
     node: process.version,
   };
   return machineCache;
