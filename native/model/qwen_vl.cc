@@ -149,12 +149,12 @@ void QwenVL::CheckBatch(const PackedBatch& b) const {
   }
 }
 
-at::Tensor QwenVL::Embed(const PackedBatch& b) const {
+at::Tensor QwenVL::Embed(const PackedBatch& b, const std::vector<int64_t>& image_positions) const {
   at::Tensor ids = b.input_ids.to(device_, at::kLong);
   at::Tensor x = at::embedding(params_.Get("model.embed_tokens.weight"), ids);
   if (b.pixel_values.defined() && b.pixel_values.numel() > 0) {
     at::Tensor image = VisionForward(params_, cfg_, b.pixel_values.to(device_), b.image_grids, checkpoint_layers);
-    at::Tensor where = (ids == cfg_.image_token_id).nonzero().squeeze(1);
+    at::Tensor where = at::tensor(image_positions, at::kLong).to(device_);
     if (where.numel() != image.size(0)) {
       throw ArgumentError("model", "inputIds", std::to_string(image.size(0)) + " image tokens for the images' merged patches",
                           std::to_string(where.numel()));
@@ -167,7 +167,8 @@ at::Tensor QwenVL::Embed(const PackedBatch& b) const {
 at::Tensor QwenVL::Hidden(const PackedBatch& b) const {
   CheckBatch(b);
   RopeIndex rope = ComputeRopeIndex(b.input_ids, b.cu_seqlens, b.image_grids, cfg_);
-  return DecoderForward(params_, cfg_, Embed(b), rope.position_ids, b.cu_seqlens, checkpoint_layers, nullptr);
+  return DecoderForward(params_, cfg_, Embed(b, rope.image_positions), rope.position_ids, b.cu_seqlens,
+                        checkpoint_layers, nullptr);
 }
 
 at::Tensor QwenVL::Logits(const PackedBatch& b) const {

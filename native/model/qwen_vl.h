@@ -84,8 +84,9 @@ class QwenVL {
   int64_t ParameterCount() const;
   bool checkpoint_layers = false;
 
-  // Token embeddings with each image's merged features placed at its <|image_pad|> tokens.
-  at::Tensor Embed(const PackedBatch& b) const;
+  // Token embeddings with each image's merged features placed at its block's tokens
+  // (`image_positions` from the rope index).
+  at::Tensor Embed(const PackedBatch& b, const std::vector<int64_t>& image_positions) const;
   // Final-norm hidden states [N, H].
   at::Tensor Hidden(const PackedBatch& b) const;
   const at::Tensor& HeadWeight() const;

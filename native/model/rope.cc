@@ -31,29 +31,34 @@ RopeIndex ComputeRopeIndex(const at::Tensor& ids_in, const at::Tensor& cu_in, co
     int64_t next = 0;
     int64_t i = c[s];
     while (i < c[s + 1]) {
-      if (!image_tokens || id[i] != cfg.image_token_id) {
+      const bool block_starts = image_tokens && id[i] == cfg.image_token_id && i > c[s] &&
+                                id[i - 1] == cfg.vision_start_token_id;
+      if (!block_starts) {
         pt[i] = ph[i] = pw[i] = next++;
         ++i;
         continue;
       }
+      int64_t run = 0;
+      while (i + run < c[s + 1] && id[i + run] == cfg.image_token_id) ++run;
       if (image >= images) {
         throw std::invalid_argument("rope index: more image blocks in the token ids than image grids (" +
                                     std::to_string(images) + ")");
       }
       const int64_t gt = g[image * 3], gh = g[image * 3 + 1] / m, gw = g[image * 3 + 2] / m;
       const int64_t block = gt * gh * gw;
+      if (run != block) {
+        throw std::invalid_argument("rope index: image " + std::to_string(image) + " (grid " + std::to_string(gt) + "x" +
+                                    std::to_string(gh * m) + "x" + std::to_string(gw * m) + ") needs " +
+                                    std::to_string(block) + " image tokens after <|vision_start|> in sequence " +
+                                    std::to_string(s) + ", found " + std::to_string(run));
+      }
       for (int64_t k = 0; k < block; ++k) {
-        if (i + k >= c[s + 1] || id[i + k] != cfg.image_token_id) {
-          throw std::invalid_argument("rope index: image " + std::to_string(image) + " (grid " + std::to_string(gt) +
-                                      "x" + std::to_string(gh * m) + "x" + std::to_string(gw * m) + ") needs " +
-                                      std::to_string(block) + " consecutive image tokens in sequence " +
-                                      std::to_string(s) + ", found " + std::to_string(k));
-        }
         const int64_t tt = k / (gh * gw), hh = (k / gw) % gh, ww = k % gw;
         // Qwen2.5-VL scales the temporal index by seconds per grid, which is 0 for images.
         pt[i + k] = next + (cfg.vision.qwen25 ? 0 : tt);
         ph[i + k] = next + hh;
         pw[i + k] = next + ww;
+        out.image_positions.push_back(i + k);
       }
       next += std::max({cfg.vision.qwen25 ? int64_t(1) : gt, gh, gw});
       i += block;

@@ -12,15 +12,18 @@
 namespace medgr2::model {
 
 struct RopeIndex {
-  at::Tensor position_ids;            // [3, N] int64 (temporal, height, width)
-  std::vector<int64_t> next_position;  // per sequence: the position a token appended after it gets
+  at::Tensor position_ids;              // [3, N] int64 (temporal, height, width)
+  std::vector<int64_t> next_position;   // per sequence: the position a token appended after it gets
+  std::vector<int64_t> image_positions;  // token indices of all image blocks, in order
 };
 
 // ids [N] and cu_seqlens [S+1] (int64, CPU), grids [I, 3] (t, h, w in patches) in the order their
-// images appear in the packed stream. Text advances all three components together; an image block
-// of t*(h/m)*(w/m) image tokens takes (t, row, col) offsets from the position its first token
-// would have had; the text after it continues from the block's largest position + 1.
-// Throws std::invalid_argument when the image tokens and the grids disagree.
+// images appear in the packed stream. An image block is the run of <|image_pad|> tokens right after
+// a <|vision_start|> (as in HF, where images are counted by the token after each vision start); its
+// length must be the grid's t*(h/m)*(w/m). A block takes (t, row, col) offsets from the position its
+// first token would have had as text; the text after it continues from the block's largest
+// position + 1. Any other <|image_pad|> (say, one a model generated) is text.
+// Throws std::invalid_argument when the image blocks and the grids disagree.
 RopeIndex ComputeRopeIndex(const at::Tensor& ids, const at::Tensor& cu_seqlens, const at::Tensor& grids,
                            const ModelConfig& cfg);
 
