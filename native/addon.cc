@@ -13,6 +13,7 @@ namespace medgr2 {
 void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterGrpo(Napi::Env env, Napi::Object exports);
+void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 }  // namespace medgr2
 
 // libtorch's OpenMP pool may start with one thread (Debian's does); use every core unless the
@@ -35,6 +36,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   medgr2::RegisterInfo(env, exports);
   medgr2::RegisterTensorOps(env, exports);
   medgr2::RegisterGrpo(env, exports);
+  medgr2::RegisterSafetensors(env, exports);
   return exports;
 }
 
