@@ -5,6 +5,19 @@ import { packageVersion } from './version';
 
 export { tensor, isTensor } from './tensor';
 export { grpo } from './grpo';
+export {
+  loadModelConfig,
+  parseModelConfig,
+  modelConfigToJson,
+  expectedParameters,
+  canonicalName,
+  loadCheckpoint,
+  saveCheckpoint,
+  ModelConfigError,
+  SafetensorsError,
+  CheckpointError,
+} from './model';
+export type * as ModelTypes from './model';
 export type * as GrpoTypes from './grpo';
 export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
 export { AddonLoadError, loadAddon } from './native/loader';

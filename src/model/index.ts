@@ -1,0 +1,20 @@
+// Model folders: config.json, parameter names and shapes, safetensors IO, checkpoints.
+export type { ModelConfig, ModelType, TextConfig, VisionConfig, ParameterSpec } from './config_types';
+export { parseModelConfig, modelConfigToJson, loadModelConfig, ModelConfigError } from './config';
+export { expectedParameters, canonicalName, parameterCount } from './parameters';
+export {
+  readSafetensorsHeader,
+  parseSafetensorsHeader,
+  buildSafetensorsHeader,
+  readSafetensorsIndex,
+  parseSafetensorsIndex,
+  formatSafetensorsIndex,
+  planShards,
+  parseByteSize,
+  SafetensorsError,
+  DEFAULT_MAX_SHARD_BYTES,
+  SAFETENSORS_DTYPES,
+} from './safetensors';
+export type { SafetensorsDtype, TensorDescriptor, SafetensorsHeader, SafetensorsIndex, ShardPlan, HeaderEntry } from './safetensors';
+export { loadCheckpoint, saveCheckpoint, CheckpointError, COMPANION_FILES } from './checkpoint';
+export type { Checkpoint, CheckpointDtype, LoadCheckpointOptions, SaveCheckpointOptions, SavedCheckpoint } from './checkpoint';
