@@ -121,8 +121,9 @@ async function exists(p: string): Promise<boolean> {
   return fsp.stat(p).then(() => true, () => false);
 }
 
-/** The weight files of a folder: the index's shards, or model.safetensors. */
+/** The weight files of a folder: model.safetensors, else the index's shards (transformers' order). */
 async function weightFiles(dir: string): Promise<{ files: string[]; index: Map<string, string> | null }> {
+  if (await exists(path.join(dir, SINGLE_FILE))) return { files: [SINGLE_FILE], index: null };
   const indexPath = path.join(dir, INDEX_FILE);
   if (await exists(indexPath)) {
     const index = await readSafetensorsIndex(indexPath);
@@ -132,7 +133,6 @@ async function weightFiles(dir: string): Promise<{ files: string[]; index: Map<s
     }
     return { files, index: index.weightMap };
   }
-  if (await exists(path.join(dir, SINGLE_FILE))) return { files: [SINGLE_FILE], index: null };
   const names = await fsp.readdir(dir).catch(() => [] as string[]);
   const hint = names.some((n) => n.endsWith('.bin') || n.endsWith('.pt'))
     ? ' (found PyTorch .bin/.pt weights: medgr2 reads safetensors only; re-save with save_pretrained(safe_serialization=True))'
