@@ -15,6 +15,7 @@ void RegisterInfo(Napi::Env env, Napi::Object exports);
 void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterGrpo(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
+void RegisterSafetensors(Napi::Env env, Napi::Object exports);
 }  // namespace medgr2
 
 // libtorch's OpenMP pool may start with one thread (Debian's does); use every core unless the
@@ -38,6 +39,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   medgr2::RegisterTensorOps(env, exports);
   medgr2::RegisterGrpo(env, exports);
   medgr2::RegisterModel(env, exports);
+  medgr2::RegisterSafetensors(env, exports);
   return exports;
 }
 

@@ -6,7 +6,19 @@ import { packageVersion } from './version';
 export { tensor, isTensor } from './tensor';
 export { grpo } from './grpo';
 export { Model, packSequences, nextTokenLabels, tinyConfig, TINY_TOKENS } from './model/index';
-export type * as ModelTypes from './model/index';
+export {
+  loadModelConfig,
+  parseModelConfig,
+  modelConfigToJson,
+  expectedParameters,
+  canonicalName,
+  loadCheckpoint,
+  saveCheckpoint,
+  ModelConfigError,
+  SafetensorsError,
+  CheckpointError,
+} from './model';
+export type * as ModelTypes from './model';
 export type * as GrpoTypes from './grpo';
 export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
 export { AddonLoadError, loadAddon } from './native/loader';

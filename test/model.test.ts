@@ -214,3 +214,39 @@ test('bad batches get clear errors', async () => {
   await m.dispose();
   await assert.rejects(m.logits(packSequences([Int32Array.from([1])])), /disposed/);
 });
+
+test('Model.save then Model.load is bit-exact: both architectures, tied and untied, single file and sharded', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-model-'));
+  try {
+    for (const kind of ['qwen2_vl', 'qwen2_5_vl'] as Kind[]) {
+      for (const tie of [false, true]) {
+        for (const maxShardBytes of [undefined, 200_000]) {
+          const m = await Model.create(tinyConfig(kind, { tie }), { seed: 21 });
+          const out = path.join(dir, `${kind}-${tie}-${maxShardBytes ?? 'one'}`);
+          await m.save(out, { maxShardBytes });
+          const files = fs.readdirSync(out);
+          assert.equal(files.includes('model.safetensors.index.json'), maxShardBytes !== undefined, `sharded: ${files.join(',')}`);
+          const back = await Model.load(out);
+          const a = m.parameters();
+          const b = back.parameters();
+          assert.deepEqual(Object.keys(b).sort(), Object.keys(a).sort());
+          assert.equal('lm_head.weight' in a, !tie);
+          for (const name of Object.keys(a)) {
+            const x = a[name].toArray() as Float32Array;
+            const y = b[name].toArray() as Float32Array;
+            assert.equal(Buffer.compare(Buffer.from(x.buffer), Buffer.from(y.buffer)), 0, `${kind} tie=${tie} ${name}`);
+          }
+          const ids = packSequences([Int32Array.from([5, 6, 7])]);
+          assertClose((await back.logits(ids)).toArray() as Float32Array, (await m.logits(ids)).toArray() as Float32Array, { rtol: 0, atol: 0 });
+          await m.dispose();
+          await back.dispose();
+        }
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -41,6 +41,8 @@ export interface VisionConfig {
   /** qwen2_5_vl only: window attention size in pixels (112) and the full-attention blocks. */
   windowSize: number;
   fullAttBlockIndexes: number[];
+  /** qwen2_5_vl only: video frames' temporal M-RoPE positions per second (vision_config.tokens_per_second). */
+  tokensPerSecond?: number;
 }
 
 export interface ModelConfig {

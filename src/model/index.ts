@@ -1,4 +1,23 @@
-// The model layer: configuration types, the Model class, tiny configs.
-export * from './config_types';
+// The model layer: configuration (config.json), parameter names and shapes, safetensors IO,
+// checkpoints, the Model class and the tiny configs.
+export type * from './config_types';
+export { parseModelConfig, modelConfigToJson, loadModelConfig, ModelConfigError } from './config';
+export { expectedParameters, canonicalName, parameterCount } from './parameters';
+export {
+  readSafetensorsHeader,
+  parseSafetensorsHeader,
+  buildSafetensorsHeader,
+  readSafetensorsIndex,
+  parseSafetensorsIndex,
+  formatSafetensorsIndex,
+  planShards,
+  parseByteSize,
+  SafetensorsError,
+  DEFAULT_MAX_SHARD_BYTES,
+  SAFETENSORS_DTYPES,
+} from './safetensors';
+export type { SafetensorsDtype, TensorDescriptor, SafetensorsHeader, SafetensorsIndex, ShardPlan, HeaderEntry } from './safetensors';
+export { loadCheckpoint, saveCheckpoint, CheckpointError, COMPANION_FILES } from './checkpoint';
+export type { Checkpoint, CheckpointDtype, LoadCheckpointOptions, SaveCheckpointOptions, SavedCheckpoint } from './checkpoint';
 export * from './model';
 export * from './tiny';

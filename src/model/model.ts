@@ -4,6 +4,8 @@
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
 import type { LossOptions, LossStats } from '../grpo';
+import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './checkpoint';
+import { loadModelConfig } from './config';
 import type { ModelConfig, ParameterSpec } from './config_types';
 
 export type ModelDevice = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -128,16 +130,58 @@ export function nextTokenLabels(inputIds: Int32Array, cuSeqlens: Int32Array): In
   return labels;
 }
 
+export interface LoadOptions {
+  device?: ModelDevice;
+  dtype?: ModelDtype;
+}
+
+export interface SaveOptions {
+  /** Shard above this size (bytes or "5GB"); default 5 GB like HF. */
+  maxShardBytes?: number | string;
+  /** Dtype of the saved weights; default the config's torch_dtype. */
+  dtype?: CheckpointDtype;
+  /** Copy tokenizer / processor files from here; default the folder the model was loaded from. */
+  sourceDir?: string;
+}
+
 export class Model {
   private constructor(
     private native: NativeModel | null,
     readonly config: ModelConfig,
+    /** The folder the weights came from (tokenizer files are copied from it on save). */
+    readonly sourceDir: string | null = null,
   ) {}
 
-  /** A model from a normalized config, randomly initialized (or empty with init: 'none'). */
-  static async create(config: ModelConfig, opts: CreateOptions = {}): Promise<Model> {
+  /**
+   * A model from a normalized config, or from a config.json / model folder path, randomly
+   * initialized (seeded), or empty with init: 'none'.
+   */
+  static async create(configOrPath: ModelConfig | string, opts: CreateOptions = {}): Promise<Model> {
+    const config = typeof configOrPath === 'string' ? await loadModelConfig(configOrPath) : configOrPath;
     const cls = (loadAddon() as unknown as { Model: NativeModelClass }).Model;
     return new Model(await cls.create(config, opts), config);
+  }
+
+  /** A Hugging Face model folder (config.json + safetensors, single file or sharded; either name layout). */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
+    const { config, tensors } = await loadCheckpoint(dir);
+    const cls = (loadAddon() as unknown as { Model: NativeModelClass }).Model;
+    const model = new Model(await cls.create(config, { ...opts, init: 'none' }), config, dir);
+    try {
+      await model.setParameters(Object.fromEntries(tensors));
+    } finally {
+      for (const t of tensors.values()) t.dispose(); // drop the file mappings: the model holds copies
+    }
+    return model;
+  }
+
+  /** Writes config.json + safetensors (+ index when sharded) that any HF-compatible tool loads. */
+  async save(dir: string, opts: SaveOptions = {}): Promise<void> {
+    await saveCheckpoint(dir, this.config, this.parameters(), {
+      maxShardBytes: opts.maxShardBytes,
+      dtype: opts.dtype,
+      sourceDir: opts.sourceDir ?? this.sourceDir ?? undefined,
+    });
   }
 
   private get n(): NativeModel {

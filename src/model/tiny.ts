@@ -1,5 +1,8 @@
-// Normalized configs of the tiny models used by tests and the embedded default, sized for the
-// project's tokenizer (configs/tokenizer: 768 tokens, specials at 757..767).
+// The tiny models used by tests and the embedded default: configs/models/tiny-*.json (hub
+// format), sized for the project's tokenizer (configs/tokenizer: 768 tokens, specials 757..767).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseModelConfig } from './config';
 import type { ModelConfig } from './config_types';
 
 export const TINY_TOKENS = {
@@ -13,21 +16,18 @@ export const TINY_TOKENS = {
   videoPad: 763,
 } as const;
 
+export const TINY_CONFIG_DIR = path.resolve(__dirname, '..', '..', '..', 'configs', 'models');
+
+/** The tiny config of `kind` ('qwen2' = the qwen2_vl text model without its vision tower). */
 export function tinyConfig(kind: 'qwen2_vl' | 'qwen2_5_vl' | 'qwen2' = 'qwen2_vl', over: { tie?: boolean } = {}): ModelConfig {
-  const t = TINY_TOKENS;
-  return {
-    modelType: kind,
-    text: {
-      vocabSize: t.vocabSize, hiddenSize: 64, intermediateSize: 128, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
-      rmsNormEps: 1e-6, ropeTheta: 10000, maxPositionEmbeddings: 4096, tieWordEmbeddings: over.tie ?? false,
-      mropeSection: kind === 'qwen2' ? null : [2, 3, 3], hiddenAct: 'silu',
-    },
-    vision: kind === 'qwen2' ? null : {
-      kind, depth: 2, embedDim: 32, numHeads: 2, mlpHiddenDim: kind === 'qwen2_vl' ? 128 : 64,
-      hiddenAct: kind === 'qwen2_vl' ? 'quick_gelu' : 'silu', inChannels: 3, patchSize: 14, temporalPatchSize: 2,
-      spatialMergeSize: 2, outHiddenSize: 64, windowSize: 56, fullAttBlockIndexes: kind === 'qwen2_5_vl' ? [1] : [],
-    },
-    imageTokenId: t.imagePad, videoTokenId: t.videoPad, visionStartTokenId: t.visionStart, visionEndTokenId: t.visionEnd,
-    bosTokenId: null, eosTokenIds: [t.imEnd, t.endOfText], torchDtype: 'float32', raw: {},
-  };
+  const file = path.join(TINY_CONFIG_DIR, kind === 'qwen2_5_vl' ? 'tiny-qwen2.5-vl.json' : 'tiny-qwen2-vl.json');
+  const cfg = parseModelConfig(JSON.parse(fs.readFileSync(file, 'utf8')), file);
+  const out: ModelConfig = { ...cfg, text: { ...cfg.text, tieWordEmbeddings: over.tie ?? cfg.text.tieWordEmbeddings } };
+  if (kind === 'qwen2') {
+    out.modelType = 'qwen2';
+    out.vision = null;
+    out.text = { ...out.text, mropeSection: null };
+    out.raw = {};
+  }
+  return out;
 }

@@ -76,8 +76,42 @@ export interface NativeTensorOps {
   matmul(a: Tensor, b: Tensor): Promise<Tensor>;
 }
 
+/** Where one tensor's bytes are in a file (see src/model/safetensors.ts for the header side). */
+export interface NativeTensorLocation {
+  name: string;
+  /** The addon's dtype name ("f32", "bf16", ...) or safetensors' ("F32", "BF16", ...). */
+  dtype: string;
+  shape: number[];
+  /** Absolute byte offset in the file. */
+  offset: number;
+  /** numel * element size (checked). */
+  nbytes: number;
+}
+
+export interface NativeWriteEntry {
+  /** For error messages. */
+  name: string;
+  /** The dtype written (the tensor is converted when it differs). */
+  dtype: string;
+  /** numel * element size of the written tensor (checked). */
+  nbytes: number;
+}
+
+export interface NativeSafetensors {
+  /** Maps `path` (MAP_PRIVATE) and makes the tensors: views of the mapping without `options.dtype`
+   *  (or when it equals a tensor's dtype), converted copies otherwise. */
+  readTensors(path: string, descriptors: NativeTensorLocation[], options?: { dtype?: string }): Promise<Record<string, Tensor>>;
+  /** Writes `headerBytes` (8-byte length + JSON) and each tensor's bytes to `path.tmp-<pid>`, fsyncs, renames. */
+  writeSafetensors(path: string, headerBytes: Uint8Array, tensors: Tensor[], entries: NativeWriteEntry[]): Promise<void>;
+  /** Whether the tensor's data lies in a live file mapping (it was read without a copy). */
+  isMapped(tensor: Tensor): boolean;
+  /** File mappings alive now (each is released with the last tensor made from it). */
+  liveMappings(): number;
+}
+
 export interface NativeAddon {
   Tensor: TensorConstructor;
+  safetensors: NativeSafetensors;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   ops: NativeTensorOps;
