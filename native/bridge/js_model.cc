@@ -327,8 +327,12 @@ Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
       [st, given]() {
         std::lock_guard<std::mutex> lock(st->mutex);
         auto& m = *st->model;
-        for (const auto& [name, t] : given) m.params().Set(name, t.detach().to(m.device(), m.dtype()).clone());
-        m.SetTrainable(true, true, true);
+        for (const auto& [name, t] : given) {
+          // Keep what a freeze decided for an existing parameter; a new one trains.
+          const at::Tensor old = m.params().Find(name);
+          const bool trains = old.defined() ? old.requires_grad() : true;
+          m.params().Set(name, t.detach().to(m.device(), m.dtype()).clone().requires_grad_(trains));
+        }
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
