@@ -8,6 +8,7 @@
 #include "bridge/async_work.h"
 #include "bridge/dtype.h"
 #include "bridge/errors.h"
+#include "bridge/tensor_fields.h"
 #include "bridge/tensor_handle.h"
 #include "bridge/typed_array.h"
 #include "ops/fused_logprob.h"
@@ -21,35 +22,6 @@ namespace {
 using ops::Impl;
 
 // ----- inputs ---------------------------------------------------------------------------------
-
-// A tensor field of `obj`: a TypedArray (borrowed, dtype from its type) or a Tensor handle.
-at::Tensor Field(const Napi::Object& obj, const char* key, const char* where, bool required) {
-  Napi::Value v = obj.Get(key);
-  if (v.IsUndefined() || v.IsNull()) {
-    if (required) ThrowArgError(obj.Env(), where, key, "given (a TypedArray or a Tensor)", "undefined");
-    return at::Tensor();
-  }
-  if (TensorHandle::IsHandle(v)) return TensorHandle::Get(v, where, key);
-  if (!v.IsTypedArray()) ThrowArgError(obj.Env(), where, key, "a TypedArray or a Tensor", DescribeJsValue(v));
-  auto arr = v.As<Napi::TypedArray>();
-  auto dtype = DefaultDtypeFor(arr.TypedArrayType());
-  if (!dtype) {
-    ThrowArgError(obj.Env(), where, key, "a Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array",
-                  DescribeJsValue(v));
-  }
-  FromArrayOptions from;
-  from.dtype = *dtype;
-  from.shape = {static_cast<int64_t>(arr.ElementLength())};
-  return TensorFromTypedArray(obj.Env(), arr, from, where, key);
-}
-
-bool AllTypedArrays(const Napi::Object& obj) {
-  for (const auto& entry : obj) {
-    Napi::Value v = entry.second;
-    if (TensorHandle::IsHandle(v)) return false;
-  }
-  return true;
-}
 
 Impl ParseImplOption(const Napi::Object& opts, const char* where) {
   auto s = OptString(opts, "impl", where, "options");
@@ -67,26 +39,6 @@ std::optional<c10::Device> ParseDeviceOption(const Napi::Object& opts, const cha
 
 at::Tensor OnDevice(const at::Tensor& t, const std::optional<c10::Device>& device) {
   return (t.defined() && device) ? t.to(*device) : t;
-}
-
-ops::LossOptions ParseLossOptions(const Napi::Object& o, const char* where) {
-  ops::LossOptions opts;
-  if (auto s = OptString(o, "lossType", where, "options")) {
-    auto t = ops::ParseLossType(*s);
-    if (!t) ThrowArgError(o.Env(), where, "options.lossType", "one of \"grpo\", \"bnpo\", \"dr_grpo\", \"dapo\"", "\"" + *s + "\"");
-    opts.loss_type = *t;
-  }
-  opts.eps_low = OptNumber(o, "epsLow", where, "options").value_or(0.2);
-  opts.eps_high = OptNumber(o, "epsHigh", where, "options").value_or(opts.eps_low);
-  opts.beta = OptNumber(o, "beta", where, "options").value_or(0.0);
-  if (auto s = OptString(o, "kl", where, "options")) {
-    auto k = ops::ParseKlEstimator(*s);
-    if (!k) ThrowArgError(o.Env(), where, "options.kl", "one of \"k1\", \"k2\", \"k3\"", "\"" + *s + "\"");
-    opts.kl = *k;
-  }
-  if (auto v = OptInteger(o, "maxCompletionLength", where, "options")) opts.max_completion_length = *v;
-  if (auto v = OptNumber(o, "numItemsInBatch", where, "options")) opts.num_items_in_batch = *v;
-  return opts;
 }
 
 ops::LogprobOptions ParseLogprobOptions(const Napi::Object& o, const char* where) {
@@ -146,7 +98,7 @@ Call AdvantagesCall(const Napi::CallbackInfo& info, const char* where, at::Tenso
   Napi::Value rv = Arg(info, 0);
   auto holder = Napi::Object::New(env);
   holder.Set("rewards", rv);
-  at::Tensor rewards = Field(holder, "rewards", where, true);
+  at::Tensor rewards = TensorField(holder, "rewards", where, true);
   ops::AdvantageOptions opts;
   opts.group_size = ArgInteger(info, 1, where, "groupSize");
   Napi::Object o = OptObject(info, 2, where, "options");
@@ -174,19 +126,19 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
   Napi::Env env = info.Env();
   Napi::Object in = ArgObject(info, 0, where, "inputs");
   Napi::Object o = OptObject(info, 1, where, "options");
-  at::Tensor logp = Field(in, "logp", where, true);
-  at::Tensor old = Field(in, "oldLogp", where, false);
-  at::Tensor ref = Field(in, "refLogp", where, false);
-  at::Tensor adv = Field(in, "advantages", where, true);
-  at::Tensor mask = Field(in, "mask", where, !packed);
-  at::Tensor entropy = Field(in, "entropy", where, false);
-  ops::LossOptions opts = ParseLossOptions(o, where);
+  at::Tensor logp = TensorField(in, "logp", where, true);
+  at::Tensor old = TensorField(in, "oldLogp", where, false);
+  at::Tensor ref = TensorField(in, "refLogp", where, false);
+  at::Tensor adv = TensorField(in, "advantages", where, true);
+  at::Tensor mask = TensorField(in, "mask", where, !packed);
+  at::Tensor entropy = TensorField(in, "entropy", where, false);
+  ops::LossOptions opts = ParseLossOptions(o, where, "options");
   const Impl impl = ParseImplOption(o, where);
   auto device = ParseDeviceOption(o, where);
   if (!logp.is_floating_point()) ThrowArgError(env, where, "logp", "floating point (Float32Array or an f32/bf16 Tensor)", c10::toString(logp.scalar_type()));
   ops::LossInputs li;
   if (packed) {
-    at::Tensor cu = Field(in, "cuSeqlens", where, true);
+    at::Tensor cu = TensorField(in, "cuSeqlens", where, true);
     if (cu.scalar_type() != at::kInt && cu.scalar_type() != at::kLong) {
       ThrowArgError(env, where, "cuSeqlens", "an Int32Array or an i32/i64 Tensor", c10::toString(cu.scalar_type()));
     }
@@ -261,9 +213,9 @@ struct LogprobArgs {
 LogprobArgs ReadLogprobArgs(const Napi::Object& in, const char* where) {
   Napi::Env env = in.Env();
   LogprobArgs a;
-  a.hidden = Field(in, "hidden", where, true);
-  a.weight = Field(in, "weight", where, true);
-  a.targets = Field(in, "targets", where, true);
+  a.hidden = TensorField(in, "hidden", where, true);
+  a.weight = TensorField(in, "weight", where, true);
+  a.targets = TensorField(in, "targets", where, true);
   const int64_t n = a.targets.numel();
   if (a.hidden.dim() == 1) {
     if (n == 0 || a.hidden.numel() % n != 0) {
@@ -314,10 +266,10 @@ Call LogprobBackwardCall(const Napi::CallbackInfo& info, const char* where, at::
   Napi::Object in = ArgObject(info, 0, where, "inputs");
   Napi::Object o = OptObject(info, 1, where, "options");
   LogprobArgs a = ReadLogprobArgs(in, where);
-  at::Tensor g = Field(in, "gradLogp", where, true);
-  at::Tensor gh = Field(in, "gradEntropy", where, false);
-  at::Tensor lse = Field(in, "lse", where, false);
-  at::Tensor ent = Field(in, "entropy", where, false);
+  at::Tensor g = TensorField(in, "gradLogp", where, true);
+  at::Tensor gh = TensorField(in, "gradEntropy", where, false);
+  at::Tensor lse = TensorField(in, "lse", where, false);
+  at::Tensor ent = TensorField(in, "entropy", where, false);
   ops::LogprobOptions opts = ParseLogprobOptions(o, where);
   const Impl impl = ParseImplOption(o, where);
   auto device = ParseDeviceOption(o, where);
@@ -357,15 +309,15 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
   Napi::Object in = ArgObject(info, 0, where, "inputs");
   Napi::Object o = OptObject(info, 1, where, "options");
   LogprobArgs a = ReadLogprobArgs(in, where);
-  at::Tensor old = Field(in, "oldLogp", where, false);
-  at::Tensor ref = Field(in, "refLogp", where, false);
-  at::Tensor adv = Field(in, "advantages", where, true);
-  at::Tensor mask = Field(in, "mask", where, false);
-  at::Tensor cu = Field(in, "cuSeqlens", where, true);
+  at::Tensor old = TensorField(in, "oldLogp", where, false);
+  at::Tensor ref = TensorField(in, "refLogp", where, false);
+  at::Tensor adv = TensorField(in, "advantages", where, true);
+  at::Tensor mask = TensorField(in, "mask", where, false);
+  at::Tensor cu = TensorField(in, "cuSeqlens", where, true);
   if (cu.scalar_type() != at::kInt && cu.scalar_type() != at::kLong) {
     ThrowArgError(env, where, "cuSeqlens", "an Int32Array or an i32/i64 Tensor", c10::toString(cu.scalar_type()));
   }
-  ops::LossOptions lopts = ParseLossOptions(o, where);
+  ops::LossOptions lopts = ParseLossOptions(o, where, "options");
   ops::LogprobOptions popts = ParseLogprobOptions(o, where);
   auto device = ParseDeviceOption(o, where);
   ops::CheckLogprobArgs(a.hidden, a.weight, a.targets, popts, where);

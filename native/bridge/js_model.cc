@@ -11,6 +11,7 @@
 #include "bridge/async_work.h"
 #include "bridge/dtype.h"
 #include "bridge/errors.h"
+#include "bridge/tensor_fields.h"
 #include "bridge/tensor_handle.h"
 #include "bridge/typed_array.h"
 #include "model/qwen_vl.h"
@@ -105,22 +106,9 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
 
 // ----- tensors from JS ------------------------------------------------------------------------
 
+// Batches and loss inputs are used after the call returns (async): never alias JS memory there.
 at::Tensor AnyTensor(const Napi::Object& obj, const char* key, const char* where, bool required) {
-  Napi::Value v = obj.Get(key);
-  if (v.IsUndefined() || v.IsNull()) {
-    if (required) ThrowArgError(obj.Env(), where, key, "given (a TypedArray or a Tensor)", "undefined");
-    return at::Tensor();
-  }
-  if (TensorHandle::IsHandle(v)) return TensorHandle::Get(v, where, key);
-  if (!v.IsTypedArray()) ThrowArgError(obj.Env(), where, key, "a TypedArray or a Tensor", DescribeJsValue(v));
-  auto arr = v.As<Napi::TypedArray>();
-  auto dtype = DefaultDtypeFor(arr.TypedArrayType());
-  if (!dtype) ThrowArgError(obj.Env(), where, key, "a Float32Array, Float64Array, Int32Array, BigInt64Array or Uint8Array", DescribeJsValue(v));
-  FromArrayOptions from;
-  from.dtype = *dtype;
-  from.shape = {static_cast<int64_t>(arr.ElementLength())};
-  from.copy = true;  // the model keeps batches past this call (async); never alias JS memory there
-  return TensorFromTypedArray(obj.Env(), arr, from, where, key);
+  return TensorField(obj, key, where, required, /*copy=*/true);
 }
 
 model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg, const char* where) {
@@ -137,6 +125,19 @@ model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg,
   }
   if (grids.defined()) b.image_grids = grids.reshape({-1, 3}).to(at::kCPU, at::kLong);
   return b;
+}
+
+// { labels, numItems?, temperature? } of an SFT loss over batch `b`.
+model::SftLoss SftSpecFromJs(const Napi::Object& o, const model::PackedBatch& b, const char* where) {
+  model::SftLoss spec;
+  spec.labels = AnyTensor(o, "labels", where, true);
+  if (spec.labels.numel() != b.input_ids.numel()) {
+    ThrowArgError(o.Env(), where, "loss.labels", "as long as inputIds (" + std::to_string(b.input_ids.numel()) + ")",
+                  std::to_string(spec.labels.numel()));
+  }
+  if (auto n = OptNumber(o, "numItems", where, "loss")) spec.num_items = *n;
+  spec.temperature = OptNumber(o, "temperature", where, "loss").value_or(1.0);
+  return spec;
 }
 
 // ----- the class ------------------------------------------------------------------------------
@@ -433,11 +434,7 @@ Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
-  model::SftLoss spec;
-  spec.labels = AnyTensor(o, "labels", kWhere, true);
-  if (spec.labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "loss.labels", "as long as inputIds", std::to_string(spec.labels.numel()));
-  if (auto n = OptNumber(o, "numItems", kWhere, "loss")) spec.num_items = *n;
-  spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
+  model::SftLoss spec = SftSpecFromJs(o, b, kWhere);
   return RunAsync<model::LossReport>(
       env, "medgr2.Model.backwardSft", State(), {info.This()},
       [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardSft(b, spec); },
@@ -453,11 +450,7 @@ Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
-  model::SftLoss spec;
-  spec.labels = AnyTensor(o, "labels", kWhere, true);
-  if (spec.labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "loss.labels", "as long as inputIds", std::to_string(spec.labels.numel()));
-  if (auto n = OptNumber(o, "numItems", kWhere, "loss")) spec.num_items = *n;
-  spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
+  model::SftLoss spec = SftSpecFromJs(o, b, kWhere);
   return RunAsync<double>(
       env, "medgr2.Model.sftLoss", State(), {info.This()},
       [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->SftLossValue(b, spec); },
@@ -506,22 +499,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   if (spec.old_logp.defined()) spec.old_logp = spec.old_logp.to(at::kFloat);
   if (spec.ref_logp.defined()) spec.ref_logp = spec.ref_logp.to(at::kFloat);
   spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
-  auto& lo = spec.options;
-  if (auto s = OptString(o, "lossType", kWhere, "loss")) {
-    auto t = ops::ParseLossType(*s);
-    if (!t) ThrowArgError(env, kWhere, "loss.lossType", "one of \"grpo\", \"bnpo\", \"dr_grpo\", \"dapo\"", "\"" + *s + "\"");
-    lo.loss_type = *t;
-  }
-  lo.eps_low = OptNumber(o, "epsLow", kWhere, "loss").value_or(0.2);
-  lo.eps_high = OptNumber(o, "epsHigh", kWhere, "loss").value_or(lo.eps_low);
-  lo.beta = OptNumber(o, "beta", kWhere, "loss").value_or(0.0);
-  if (auto s = OptString(o, "kl", kWhere, "loss")) {
-    auto k = ops::ParseKlEstimator(*s);
-    if (!k) ThrowArgError(env, kWhere, "loss.kl", "one of \"k1\", \"k2\", \"k3\"", "\"" + *s + "\"");
-    lo.kl = *k;
-  }
-  if (auto v = OptInteger(o, "maxCompletionLength", kWhere, "loss")) lo.max_completion_length = *v;
-  if (auto v = OptNumber(o, "numItemsInBatch", kWhere, "loss")) lo.num_items_in_batch = *v;
+  spec.options = ParseLossOptions(o, kWhere, "loss");
+  const ops::LossOptions& lo = spec.options;
   // Validate the loss inputs against the batch before queueing.
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
                                                 spec.advantages, (spec.labels >= 0).to(at::kByte), b.cu_seqlens);

@@ -2,6 +2,7 @@
 // into a JS TypeError with the same message: "<where>: argument '<arg>' must be <expected>, got <got>".
 #pragma once
 
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -20,5 +21,13 @@ class ArgumentError : public std::invalid_argument {
     return msg;
   }
 };
+
+// "[2, 3]": a shape for error messages (works for at::IntArrayRef or any streamable sizes()).
+template <typename Sizes>
+std::string ShapeText(const Sizes& sizes) {
+  std::ostringstream s;
+  s << sizes;
+  return s.str();
+}
 
 }  // namespace medgr2

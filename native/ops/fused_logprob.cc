@@ -22,11 +22,7 @@ namespace medgr2::ops {
 
 namespace {
 
-std::string Sizes(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
+std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
 
 // Logit bytes one chunk may hold: the budget that bounds peak memory (a few chunk-sized buffers).
 constexpr int64_t kCpuChunkBytes = int64_t(64) << 20;

@@ -22,11 +22,7 @@ namespace medgr2::ops {
 
 namespace {
 
-std::string Sizes(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
-}
+std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
 
 // Statistic slots of one chunk's partial sums (CPU) or one block's (CUDA, same order).
 enum Stat { kLoss, kActive, kClipLow, kClipHigh, kKl, kRatio, kEntropy, kNonFinite, kStatCount };
