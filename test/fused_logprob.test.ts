@@ -144,3 +144,30 @@ test('CUDA path equals the reference (f32, vocabulary tiles)', { skip: noCuda },
   const sh = Math.max(...Array.from(gw.gradHidden, Math.abs));
   assertClose(gg.gradHidden, gw.gradHidden, { rtol: 1e-3, atol: 1e-3 * sh });
 });
+
+test('bf16 inputs: fused equals reference within bf16 tolerance (forward and backward)', async () => {
+  const p = problem(31, 29, 24, 301);
+  const toBf16 = (a: Float64Array): Uint16Array => {
+    const u = new Uint32Array(Float32Array.from(a).buffer);
+    return Uint16Array.from(u, (x) => (x + 0x7fff + ((x >> 16) & 1)) >>> 16);
+  };
+  const bits2f = (u: Uint16Array): number[] => Array.from(u, (x) => new Float32Array(new Uint32Array([x << 16]).buffer)[0]);
+  const hidden = new addon.Tensor(toBf16(p.hidden), [p.N, p.H], { dtype: 'bf16' });
+  const weight = new addon.Tensor(toBf16(p.weight), [p.V, p.H], { dtype: 'bf16' });
+  const targets = new addon.Tensor(p.targets);
+  const opts = { temperature: 0.8, chunkTokens: 7, vocabTile: 64 };
+  const want = await grpo.fusedLogprobAsync({ hidden, weight, targets }, { ...opts, impl: 'reference' });
+  const got = await grpo.fusedLogprobAsync({ hidden, weight, targets }, { ...opts, impl: 'fused' });
+  assertClose(got.logp.toArray() as Float32Array, want.logp.toArray() as Float32Array, { rtol: 1e-3, atol: 1e-3, what: 'bf16 logp' });
+  assertClose(got.entropy.toArray() as Float32Array, want.entropy.toArray() as Float32Array, { rtol: 1e-3, atol: 1e-3, what: 'bf16 entropy' });
+  const gradLogp = Float32Array.from({ length: p.N }, (_, i) => Math.cos(i));
+  const gw = await grpo.fusedLogprobBackwardAsync({ hidden, weight, targets, gradLogp }, { ...opts, impl: 'reference' });
+  const gg = await grpo.fusedLogprobBackwardAsync({ hidden, weight, targets, gradLogp }, { ...opts, impl: 'fused' });
+  assert.equal(gg.gradWeight.dtype, 'bf16');
+  for (const k of ['gradHidden', 'gradWeight'] as const) {
+    const a = bits2f(gg[k].toArray() as Uint16Array);
+    const b = bits2f(gw[k].toArray() as Uint16Array);
+    const scale = Math.max(...b.map(Math.abs));
+    assertClose(a, b, { rtol: 2e-2, atol: 1e-2 * scale, what: `bf16 ${k}` });
+  }
+});
