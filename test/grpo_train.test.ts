@@ -18,6 +18,7 @@ import type { Sample } from '../src/data/proto';
 import { loadSampleFile } from '../src/data/sample_files';
 import { TextTokenizer } from '../src/data/tokenizer';
 import { Model, tinyConfig } from '../src/index';
+import { repoRoot, runCli } from './helpers/cli';
 
 const tok = TextTokenizer.load();
 let dir = '';
@@ -80,13 +81,18 @@ test('DAPO dynamic sampling drops flat groups and fills the batch; bounded round
   const seen: string[][] = [];
   const base = { tokenizer: tok, groupSize: 4, maxNewTokens: 3, lr: 0, seed: 2 };
   const steps = await trainGrpo(m, prompts, [designed], { ...base, steps: 3, promptsPerStep: 3, dynamicSampling: true, maxSamplingRounds: 8 }, {
-    onRollouts: (_s, groups) => void seen.push(groups.map((g) => g.prompt.id)),
+    onRollouts: (_s, groups) => {
+      seen.push(groups.map((g) => g.prompt.id));
+      for (const g of groups) assert.deepEqual(g.rewards, [0, 1, 0, 1]);
+    },
   });
   for (const s of steps) {
     assert.equal(s.groups.kept, 3, `step ${s.step} kept ${s.groups.kept}`);
     assert.equal(s.groups.underfilled, 0);
     assert.equal(s.groups.dropped, s.groups.degenerate);
-    assert.equal(s.reward.mean, 0.5);
+    // Logged rewards cover every generated group, the dropped flat ones (reward 1) too.
+    const generated = s.groups.kept + s.groups.dropped;
+    assert.ok(Math.abs(s.reward.mean - (0.5 * s.groups.kept + s.groups.dropped) / generated) < 1e-9);
   }
   for (const ids of seen) for (const id of ids) assert.ok(!flat.has(id), `kept a flat group ${id}`);
   const dropped = steps.reduce((a, s) => a + s.groups.dropped, 0);
@@ -159,4 +165,33 @@ test('a short GRPO run from a partially trained tiny model raises the mean rewar
   }
   assert.ok(last > first + 0.2, `mean reward of the last ${k} steps ${last.toFixed(3)} should beat the first ${k} ${first.toFixed(3)}`);
   await m.dispose();
+});
+
+test('medgr2 grpo: writes config.json, metrics.jsonl, TensorBoard events and final/; bad input is one clear line', () => {
+  const out = path.join(dir, 'run');
+  const mod = path.join(dir, 'brevity.cjs');
+  fs.writeFileSync(mod, 'exports.brevity = (c) => (c.length < 40 ? 1 : 0);\n');
+  const data = path.join(dir, 'medsynth.jsonl');
+  const args = ['grpo', '--model', path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'), '--data', data, '--out', out,
+    '--steps', '2', '--group-size', '4', '--prompts-per-step', '2', '--max-new-tokens', '4', '--lr', '1e-3', '--beta', '0.04',
+    '--reward-module', mod, '--reward-weights', 'accuracy=1,format=0.5,brevity=0.1', '--limit', '8', '--seed', '1'];
+  const r = runCli(args);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /grpo step 2\/2: reward/);
+  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => l.step), [1, 2]);
+  assert.deepEqual(Object.keys(lines[0].rewards), ['accuracy', 'format', 'brevity']);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  assert.equal(cfg.groupSize, 4);
+  assert.equal(cfg.epsHigh, 0.2);
+  assert.deepEqual(cfg.rewards, [{ name: 'accuracy', weight: 1 }, { name: 'format', weight: 0.5 }, { name: 'brevity', weight: 0.1 }]);
+  assert.ok(fs.readdirSync(out).some((f) => f.startsWith('events.out.tfevents.')));
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(fs.existsSync(path.join(out, 'final', f)), f);
+
+  const bad = runCli(['grpo', '--model', 'x.json', '--data', data, '--out', out, '--group-size', '1']);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--group-size must be >= 1|groupSize must be >= 2/);
+  const noFile = runCli(['grpo', '--model', path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'), '--data', path.join(dir, 'nope.jsonl'), '--out', out]);
+  assert.match(noFile.stderr, /nope\.jsonl: no such file/);
+  assert.equal(noFile.stderr.trim().split('\n').length, 1);
 });

@@ -102,7 +102,7 @@ export interface GrpoStepMetrics {
   /** Summed over micro-batches, averaged over iterations. */
   loss: number;
   gradNorm: number;
-  /** Weighted total reward (non-NaN completions). */
+  /** Weighted total reward over every completion generated this step, dropped groups included (NaN ones left out). */
   reward: MeanStd;
   /** Each reward term by name (non-NaN completions). */
   rewards: Record<string, MeanStd>;
@@ -118,7 +118,7 @@ export interface GrpoStepMetrics {
   entropy: number;
   completionLength: { mean: number; max: number; truncatedFraction: number };
   groups: { kept: number; dropped: number; degenerate: number; samplingRounds: number; underfilled: number };
-  /** Completion tokens of the step (dapo's N) and those trained on. */
+  /** Completion tokens of the kept groups (dapo's N) and those trained on. */
   tokens: { completion: number; trained: number };
   /** Seconds. */
   time: { rollout: number; reward: number; logprobRef: number; logprobOld: number; lossBackward: number; optimizer: number; total: number };
@@ -504,12 +504,14 @@ export async function trainGrpo(
       }
 
       // ---- metrics ----
+      // Rewards, accuracy and lengths describe everything the policy generated this step (dropped
+      // groups included): what the policy does, not what dynamic sampling kept.
       const byTerm: Record<string, MeanStd> = {};
-      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(kept.flatMap((g) => g.terms.map((t) => t[j])))));
-      const lengths = kept.flatMap((g) => g.tokens.map((t) => t.length));
-      const truncated = kept.flatMap((g) => g.truncated).filter(Boolean).length;
-      const accs = kept.flatMap((g) => g.texts.map((t) => accuracyScore(t, g.prompt.sample)));
-      const totals = kept.flatMap((g) => g.rewards);
+      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScored.flatMap((g) => g.terms.map((t) => t[j])))));
+      const lengths = allScored.flatMap((g) => g.tokens.map((t) => t.length));
+      const truncated = allScored.flatMap((g) => g.truncated).filter(Boolean).length;
+      const accs = allScored.flatMap((g) => g.texts.map((t) => accuracyScore(t, g.prompt.sample)));
+      const totals = allScored.flatMap((g) => g.rewards);
       const per = (x: number, n: number): number => (n > 0 ? x / n : 0);
       time.total = (performance.now() - t0) / 1000;
       const m: GrpoStepMetrics = {
