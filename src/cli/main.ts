@@ -6,6 +6,7 @@ import { AddonLoadError } from '../native/loader';
 import { packageVersion } from '../version';
 import { registerData } from './data';
 import { registerEval } from './eval';
+import { registerGrpo } from './grpo';
 import { registerInfo } from './info';
 import { registerInspect } from './inspect';
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerData(program);
   registerInspect(program);
   registerEval(program);
+  registerGrpo(program);
   return program;
 }
 

@@ -1,0 +1,600 @@
+// The GRPO loop (shared/DESIGN.md section 5): prompts -> G rollouts each -> rewards -> group
+// advantages -> token-level GRPO loss against the rollout's log-probs (and a frozen reference when
+// beta > 0) -> numIterations passes of updates. TypeScript holds the loop; the model does the math.
+//
+// One step:
+//   rollout   prompts (images + chat template) repeated G times, one generateBatch per chunk; each
+//             completion keeps its stop token (<|im_end|> or <|endoftext|>) and its per-token
+//             log-probs under softmax(logits / temperature);
+//   reward    decoded completions (stop token removed) through every reward term; weighted total;
+//             DAPO dynamic sampling drops groups whose rewards are all equal and draws again;
+//   logprob   sequences prompt + completion, labels on the completion tokens only; old log-probs are
+//             the rollout's (or recomputed), reference log-probs from the frozen copy (beta > 0);
+//   update    numIterations x (backwardGrpo over micro-batches of at most tokenBudget tokens, then
+//             optimizerStep). dapo's N = completion tokens of the whole step's batch.
+//
+// With beta = 0 a sequence whose advantage is 0 has exactly zero gradient: it is not run through the
+// model (it still counts in dapo's N). Loss statistics (clip fractions, ratio, entropy) are therefore
+// over the sequences that were trained on.
+//
+// Loss normalization across micro-batches: 'dapo' is exact (numItemsInBatch). 'grpo', 'bnpo' and
+// 'dr_grpo' normalize per micro-batch and the micro-batch gradients add up, so their scale grows with
+// the number of micro-batches (as plain gradient accumulation without a 1/k factor would); AdamW is
+// nearly invariant to that scale, gradient clipping is not. A loss-scale argument in backwardGrpo
+// would make them exact.
+import type { PackSample } from '../data/packing';
+import { assembleBatch } from '../data/packing';
+import { Prng } from '../data/prng';
+import type { Sample } from '../data/proto';
+import type { TextTokenizer } from '../data/tokenizer';
+import { grpo } from '../grpo';
+import { Model, type ModelBatch, type ModelDtype, type ModelDevice } from '../model/model';
+import { encodeConversation, loadImages, toModelBatch, type ImageOptions } from './encode';
+import { POLICY_SYSTEM, policyPrompt, type PromptStyle } from './prompts';
+import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+
+export type { GrpoPrompt, Reward, RewardFn } from './rewards';
+
+/** The defaults, one per line (the CLI and config files override them). */
+export const GRPO_DEFAULTS = {
+  steps: 100,
+  /** Groups (distinct prompts) per step. */
+  promptsPerStep: 8,
+  /** Rollouts per prompt (G). */
+  groupSize: 8,
+  maxNewTokens: 256,
+  temperature: 1.0,
+  /** 1 = off. */
+  topP: 1.0,
+  /** 0 = off. */
+  topK: 0,
+  seed: 0,
+  lr: 1e-6,
+  /** Linear warm-up over this many optimizer steps. */
+  warmupSteps: 0,
+  schedule: 'constant' as 'constant' | 'cosine',
+  /** Cosine decays to lr * minLrRatio. */
+  minLrRatio: 0,
+  weightDecay: 0,
+  adamBeta1: 0.9,
+  adamBeta2: 0.99,
+  maxGradNorm: 1.0,
+  /** KL coefficient; 0 (the default, as in TRL and DAPO) loads no reference model. */
+  beta: 0,
+  kl: 'k3' as 'k1' | 'k2' | 'k3',
+  lossType: 'dapo' as 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo',
+  epsLow: 0.2,
+  /** DAPO's clip-higher uses 0.28; default = epsLow. */
+  epsHigh: 0.2,
+  /** Passes of updates over each step's rollouts (mu in the GRPO paper). */
+  numIterations: 1,
+  advantageScale: 'group' as 'group' | 'batch' | 'none',
+  advantageEps: 1e-4,
+  /** Most tokens in one training micro-batch. */
+  tokenBudget: 8192,
+  /** Most sequences in one generateBatch call. */
+  generationBatch: 64,
+  dynamicSampling: false,
+  /** Generation rounds per step at most when dynamicSampling (the first included). */
+  maxSamplingRounds: 4,
+  /** 'rollout': the generation's log-probs are the old ones; 'recompute': one extra forward pass. */
+  oldLogp: 'rollout' as 'rollout' | 'recompute',
+};
+
+export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
+  tokenizer: TextTokenizer;
+  /** Image loading (relative paths resolve against imageRoot; min/max pixels). */
+  images?: ImageOptions;
+  /** A reference model to use instead of a frozen copy of the policy (beta > 0). */
+  reference?: Model;
+}
+
+export type ResolvedGrpoOptions = typeof GRPO_DEFAULTS;
+
+export interface MeanStd {
+  mean: number;
+  std: number;
+}
+
+export interface GrpoStepMetrics {
+  step: number;
+  lr: number;
+  /** Summed over micro-batches, averaged over iterations. */
+  loss: number;
+  gradNorm: number;
+  /** Weighted total reward over every completion generated this step, dropped groups included (NaN ones left out). */
+  reward: MeanStd;
+  /** Each reward term by name (non-NaN completions). */
+  rewards: Record<string, MeanStd>;
+  /** Fraction of completions that name the key option (whatever the reward terms are). */
+  accuracy: number;
+  /** Completions whose total reward was NaN. */
+  unscorable: number;
+  kl: number;
+  clipLow: number;
+  clipHigh: number;
+  /** Mean ratio on the first iteration (1 up to generation/training numerics). */
+  ratio: number;
+  entropy: number;
+  completionLength: { mean: number; max: number; truncatedFraction: number };
+  groups: { kept: number; dropped: number; degenerate: number; samplingRounds: number; underfilled: number };
+  /** Completion tokens of the kept groups (dapo's N) and those trained on. */
+  tokens: { completion: number; trained: number };
+  /** Seconds. */
+  time: { rollout: number; reward: number; logprobRef: number; logprobOld: number; lossBackward: number; optimizer: number; total: number };
+}
+
+export interface RolloutGroup {
+  prompt: GrpoPrompt;
+  encoded: PackSample;
+  /** Per completion: tokens (stop token kept), log-probs, decoded text (stop token dropped). */
+  tokens: Int32Array[];
+  logprobs: Float32Array[];
+  texts: string[];
+  truncated: boolean[];
+  /** [completion][term] and the weighted totals. */
+  terms: number[][];
+  rewards: number[];
+}
+
+export interface GrpoHooks {
+  onStep?(metrics: GrpoStepMetrics): void | Promise<void>;
+  /** Every step's kept groups (completions, rewards), e.g. to write rollouts to disk. */
+  onRollouts?(step: number, groups: readonly RolloutGroup[]): void | Promise<void>;
+}
+
+/** The policy's GRPO prompts for samples: question + lettered options + the style's instruction. */
+export function grpoPromptsFromSamples(samples: readonly Sample[], style: PromptStyle, system: string = POLICY_SYSTEM): GrpoPrompt[] {
+  return samples.map((s) => ({ id: s.id, images: [...s.images], user: policyPrompt(s, style), system, sample: s }));
+}
+
+/** Shuffled passes over the prompts, reshuffled each epoch; deterministic for a seed. */
+export class PromptSampler {
+  private order: number[] = [];
+  private pos = 0;
+  private epoch = 0;
+  constructor(private readonly count: number, private readonly seed: number) {
+    if (count <= 0) throw new Error('grpo: no prompts');
+  }
+  next(n: number): number[] {
+    const out: number[] = [];
+    while (out.length < n) {
+      if (this.pos >= this.order.length) {
+        this.order = new Prng(`grpo/prompts/${this.seed}/${this.epoch++}`).shuffle(Array.from({ length: this.count }, (_, i) => i));
+        this.pos = 0;
+      }
+      out.push(this.order[this.pos++]);
+    }
+    return out;
+  }
+}
+
+export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): ResolvedGrpoOptions {
+  const o = { ...GRPO_DEFAULTS } as ResolvedGrpoOptions;
+  for (const [k, v] of Object.entries(opts)) if (v !== undefined && k in GRPO_DEFAULTS) (o as Record<string, unknown>)[k] = v;
+  if (opts.epsHigh === undefined) o.epsHigh = o.epsLow;
+  const positiveInt = ['steps', 'promptsPerStep', 'groupSize', 'maxNewTokens', 'numIterations', 'tokenBudget', 'generationBatch', 'maxSamplingRounds'] as const;
+  for (const k of positiveInt) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
+  if (o.groupSize < 2) throw new Error(`grpo: groupSize must be >= 2 (advantages compare completions of one prompt), got ${o.groupSize}`);
+  if (!(o.temperature > 0)) throw new Error(`grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`grpo: topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.lr >= 0)) throw new Error(`grpo: lr must be >= 0, got ${o.lr}`);
+  if (!(o.beta >= 0)) throw new Error(`grpo: beta must be >= 0, got ${o.beta}`);
+  if (!(o.epsLow >= 0 && o.epsHigh >= 0)) throw new Error('grpo: epsLow and epsHigh must be >= 0');
+  if (!['grpo', 'bnpo', 'dr_grpo', 'dapo'].includes(o.lossType)) throw new Error(`grpo: lossType must be grpo, bnpo, dr_grpo or dapo, got ${o.lossType}`);
+  if (!['group', 'batch', 'none'].includes(o.advantageScale)) throw new Error(`grpo: advantageScale must be group, batch or none, got ${o.advantageScale}`);
+  if (!['constant', 'cosine'].includes(o.schedule)) throw new Error(`grpo: schedule must be constant or cosine, got ${o.schedule}`);
+  if (!['k1', 'k2', 'k3'].includes(o.kl)) throw new Error(`grpo: kl must be k1, k2 or k3, got ${o.kl}`);
+  if (!['rollout', 'recompute'].includes(o.oldLogp)) throw new Error(`grpo: oldLogp must be rollout or recompute, got ${o.oldLogp}`);
+  return o;
+}
+
+/** The learning rate at optimizer step `s` (0-based) of `total`: linear warm-up, then constant or cosine. */
+export function learningRate(o: Pick<ResolvedGrpoOptions, 'lr' | 'warmupSteps' | 'schedule' | 'minLrRatio'>, s: number, total: number): number {
+  if (s < o.warmupSteps) return (o.lr * (s + 1)) / o.warmupSteps;
+  if (o.schedule === 'constant') return o.lr;
+  const span = Math.max(1, total - o.warmupSteps);
+  const progress = Math.min(1, (s - o.warmupSteps) / span);
+  const min = o.lr * o.minLrRatio;
+  return min + (o.lr - min) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+function meanStd(xs: readonly number[]): MeanStd {
+  const v = xs.filter((x) => !Number.isNaN(x));
+  if (v.length === 0) return { mean: NaN, std: NaN };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const std = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
+  return { mean, std };
+}
+
+/** All non-NaN rewards of a group equal (or fewer than two of them): no learning signal. */
+export function isDegenerate(rewards: readonly number[]): boolean {
+  const v = rewards.filter((r) => !Number.isNaN(r));
+  return v.length < 2 || v.every((r) => r === v[0]);
+}
+
+function seedFor(seed: number, ...parts: number[]): number {
+  let h = seed >>> 0;
+  for (const p of parts) h = (Math.imul(h ^ (p >>> 0), 0x9e3779b1) + 0x7f4a7c15) >>> 0;
+  return h & 0x7fffffff;
+}
+
+/** Encodes prompts (images through the processor, chat template with the generation prompt). */
+export async function encodePrompts(tok: TextTokenizer, prompts: readonly GrpoPrompt[], images: ImageOptions = {}): Promise<PackSample[]> {
+  const out: PackSample[] = [];
+  for (const p of prompts) {
+    const imgs = await loadImages(p.images, images);
+    out.push(encodeConversation(tok, imgs, p.user, { system: p.system }));
+  }
+  return out;
+}
+
+function withoutImages(batch: ModelBatch, numImages: number): ModelBatch {
+  return numImages > 0 ? batch : { inputIds: batch.inputIds, cuSeqlens: batch.cuSeqlens };
+}
+
+/** G sampled completions for each prompt (one generateBatch per `generationBatch` sequences). */
+export async function generateRollouts(
+  policy: Model,
+  tok: TextTokenizer,
+  prompts: readonly GrpoPrompt[],
+  encoded: readonly PackSample[],
+  o: Pick<ResolvedGrpoOptions, 'groupSize' | 'maxNewTokens' | 'temperature' | 'topP' | 'topK' | 'generationBatch'>,
+  seed: number,
+): Promise<Omit<RolloutGroup, 'terms' | 'rewards'>[]> {
+  const stops = [tok.special.imEnd, tok.special.endOfText];
+  const G = o.groupSize;
+  const flat: PackSample[] = [];
+  for (const e of encoded) for (let k = 0; k < G; k++) flat.push(e);
+  const tokens: Int32Array[] = [];
+  const logprobs: Float32Array[] = [];
+  for (let start = 0, chunk = 0; start < flat.length; start += o.generationBatch, chunk++) {
+    const part = flat.slice(start, start + o.generationBatch);
+    const pb = assembleBatch(part, part.map((_, i) => i));
+    const { batch } = toModelBatch(pb);
+    const res = await policy.generateBatch(withoutImages(batch, pb.numImages), {
+      maxNewTokens: o.maxNewTokens,
+      temperature: o.temperature,
+      topP: o.topP < 1 ? o.topP : undefined,
+      topK: o.topK > 0 ? o.topK : undefined,
+      seed: seedFor(seed, chunk),
+      stopTokens: stops,
+    });
+    tokens.push(...res.tokens);
+    logprobs.push(...res.logprobs);
+  }
+  return prompts.map((prompt, g) => {
+    const tk = tokens.slice(g * G, (g + 1) * G);
+    const stopped = tk.map((t) => t.length > 0 && stops.includes(t[t.length - 1]));
+    return {
+      prompt,
+      encoded: encoded[g],
+      tokens: tk,
+      logprobs: logprobs.slice(g * G, (g + 1) * G),
+      texts: tk.map((t, i) => tok.decode(stopped[i] ? t.subarray(0, t.length - 1) : t)),
+      truncated: stopped.map((s) => !s),
+    };
+  });
+}
+
+/** One training micro-batch: packed prompt+completion sequences with labels on the completions. */
+export interface TrainingMicroBatch {
+  batch: ModelBatch;
+  labels: Int32Array;
+  /** [N] rollout log-probs aligned with labels (0 where labels < 0). */
+  oldLogp: Float32Array;
+  refLogp?: Float32Array;
+  /** [S] one per sequence. */
+  advantages: Float32Array;
+  /** Label tokens in this micro-batch. */
+  tokens: number;
+}
+
+/**
+ * Packs completions into micro-batches of at most `tokenBudget` tokens (a longer sequence gets one
+ * to itself), in order. `include(g, k)` chooses which completions are trained on.
+ */
+export function trainingMicroBatches(
+  groups: readonly Pick<RolloutGroup, 'encoded' | 'tokens' | 'logprobs'>[],
+  advantages: Float32Array,
+  tokenBudget: number,
+  include: (g: number, k: number) => boolean = () => true,
+): TrainingMicroBatch[] {
+  const seqs: { sample: PackSample; old: Float32Array; adv: number }[] = [];
+  groups.forEach((grp, g) => {
+    const P = grp.encoded.ids.length;
+    grp.tokens.forEach((t, k) => {
+      if (!include(g, k) || t.length === 0) return;
+      const ids = new Int32Array(P + t.length);
+      ids.set(grp.encoded.ids, 0);
+      ids.set(t, P);
+      const targetMask = new Uint8Array(ids.length);
+      targetMask.fill(1, P);
+      const old = new Float32Array(ids.length);
+      old.set(grp.logprobs[k].subarray(0, t.length), P - 1);
+      seqs.push({ sample: { ids, targetMask, images: grp.encoded.images }, old, adv: advantages[g * grp.tokens.length + k] });
+    });
+  });
+  const out: TrainingMicroBatch[] = [];
+  let cur: number[] = [];
+  let used = 0;
+  const flush = (): void => {
+    if (cur.length === 0) return;
+    const pb = assembleBatch(seqs.map((s) => s.sample), cur);
+    const { batch, labels } = toModelBatch(pb);
+    const oldLogp = new Float32Array(pb.numTokens);
+    let off = 0;
+    for (const i of cur) {
+      oldLogp.set(seqs[i].old, off);
+      off += seqs[i].old.length;
+    }
+    let tokens = 0;
+    for (const l of labels) if (l >= 0) tokens++;
+    out.push({ batch, labels, oldLogp, advantages: Float32Array.from(cur, (i) => seqs[i].adv), tokens });
+    cur = [];
+    used = 0;
+  };
+  seqs.forEach((s, i) => {
+    if (cur.length > 0 && used + s.sample.ids.length > tokenBudget) flush();
+    cur.push(i);
+    used += s.sample.ids.length;
+  });
+  flush();
+  return out;
+}
+
+/** The Model dtype of a native dtype name ("Float", "BFloat16", ... as torch prints them). */
+function modelDtype(native: string): ModelDtype {
+  const names: Record<string, ModelDtype> = { float: 'float32', float32: 'float32', bfloat16: 'bfloat16', half: 'float16', float16: 'float16', double: 'float64', float64: 'float64' };
+  const d = names[native.toLowerCase()];
+  if (!d) throw new Error(`grpo: the policy's dtype ${native} has no Model dtype`);
+  return d;
+}
+
+/** A frozen copy of the policy's current weights (same device and dtype). */
+export async function frozenCopy(policy: Model): Promise<Model> {
+  const { device, dtype } = policy.info;
+  const ref = await Model.create(policy.config, { init: 'none', device: device as ModelDevice, dtype: modelDtype(dtype) });
+  await ref.setParameters(policy.parameters());
+  return ref;
+}
+
+/**
+ * GRPO on `prompts` for `opts.steps` steps; returns every step's metrics. The policy is updated in
+ * place (its optimizer state persists across calls). Rewards: see ./rewards.ts.
+ */
+export async function trainGrpo(
+  policy: Model,
+  prompts: readonly GrpoPrompt[],
+  rewardFns: readonly Reward[],
+  opts: GrpoOptions,
+  hooks: GrpoHooks = {},
+): Promise<GrpoStepMetrics[]> {
+  const { tokenizer: tok, images = {}, reference, ...rest } = opts;
+  const o = resolveGrpoOptions(rest);
+  if (rewardFns.length === 0) throw new Error('grpo: no reward functions');
+  const names = new Set<string>();
+  for (const r of rewardFns) {
+    if (names.has(r.name)) throw new Error(`grpo: two reward terms are named '${r.name}'`);
+    names.add(r.name);
+  }
+  if (prompts.length === 0) throw new Error('grpo: no prompts');
+  const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  const sampler = new PromptSampler(prompts.length, o.seed);
+  const totalOptSteps = o.steps * o.numIterations;
+  let optStep = 0;
+  const all: GrpoStepMetrics[] = [];
+  try {
+    for (let step = 1; step <= o.steps; step++) {
+      const t0 = performance.now();
+      const time = { rollout: 0, reward: 0, logprobRef: 0, logprobOld: 0, lossBackward: 0, optimizer: 0, total: 0 };
+      const lap = async <T>(key: keyof typeof time, fn: () => Promise<T>): Promise<T> => {
+        const s = performance.now();
+        try {
+          return await fn();
+        } finally {
+          time[key] += (performance.now() - s) / 1000;
+        }
+      };
+
+      // ---- rollouts, rewards, dynamic sampling ----
+      const kept: RolloutGroup[] = [];
+      let dropped = 0;
+      let degenerate = 0;
+      let rounds = 0;
+      const allScored: RolloutGroup[] = [];
+      while (kept.length < o.promptsPerStep && rounds < (o.dynamicSampling ? o.maxSamplingRounds : 1)) {
+        const idx = sampler.next(o.promptsPerStep - kept.length);
+        const chosen = idx.map((i) => prompts[i]);
+        const generated = await lap('rollout', async () => {
+          const enc = await encodePrompts(tok, chosen, images);
+          return generateRollouts(policy, tok, chosen, enc, o, seedFor(o.seed, step, rounds));
+        });
+        rounds++;
+        const scored = await lap('reward', async () => {
+          const out: RolloutGroup[] = [];
+          for (const g of generated) {
+            const terms: number[][] = [];
+            const rewards: number[] = [];
+            for (const text of g.texts) {
+              const s = await scoreCompletion(rewardFns, text, g.prompt);
+              terms.push(s.terms);
+              rewards.push(s.total);
+            }
+            out.push({ ...g, terms, rewards });
+          }
+          return out;
+        });
+        for (const g of scored) {
+          allScored.push(g);
+          const flat = isDegenerate(g.rewards);
+          if (flat) degenerate++;
+          if (o.dynamicSampling && flat) dropped++;
+          else kept.push(g);
+        }
+      }
+      await hooks.onRollouts?.(step, kept);
+
+      // ---- advantages and micro-batches ----
+      const G = o.groupSize;
+      const rewards = new Float32Array(kept.length * G);
+      kept.forEach((g, i) => rewards.set(g.rewards, i * G));
+      const advantages = kept.length > 0 ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps }) : new Float32Array(0);
+      let completionTokens = 0;
+      for (const g of kept) for (const t of g.tokens) completionTokens += t.length;
+      const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
+      const mbs = trainingMicroBatches(kept, advantages, o.tokenBudget, include);
+      const trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
+
+      if (o.oldLogp === 'recompute') {
+        await lap('logprobOld', async () => {
+          for (const mb of mbs) mb.oldLogp = (await policy.batchLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+        });
+      }
+      if (ref) {
+        await lap('logprobRef', async () => {
+          for (const mb of mbs) mb.refLogp = (await ref.batchLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+        });
+      }
+
+      // ---- updates ----
+      let lossSum = 0;
+      let gradNorm = NaN;
+      let lr = learningRate(o, optStep, totalOptSteps);
+      const acc = { kl: 0, clipLow: 0, clipHigh: 0, entropy: 0, tokens: 0, ratio: 0, ratioTokens: 0 };
+      for (let it = 0; it < o.numIterations; it++) {
+        lr = learningRate(o, optStep, totalOptSteps);
+        if (mbs.length === 0) {
+          optStep++;
+          continue; // nothing to learn from (every advantage 0): no update, weight decay included
+        }
+        await lap('lossBackward', async () => {
+          for (const mb of mbs) {
+            const rep = await policy.backwardGrpo(mb.batch, {
+              labels: mb.labels,
+              advantages: mb.advantages,
+              oldLogp: mb.oldLogp,
+              refLogp: mb.refLogp,
+              lossType: o.lossType,
+              epsLow: o.epsLow,
+              epsHigh: o.epsHigh,
+              beta: o.beta,
+              kl: o.kl,
+              numItemsInBatch: completionTokens,
+              temperature: o.temperature,
+            });
+            lossSum += rep.loss;
+            const n = rep.stats?.activeTokens ?? rep.tokens;
+            acc.kl += (rep.stats?.klMean ?? 0) * n;
+            acc.clipLow += (rep.stats?.clipLowFraction ?? 0) * n;
+            acc.clipHigh += (rep.stats?.clipHighFraction ?? 0) * n;
+            acc.entropy += rep.entropyMean * n;
+            acc.tokens += n;
+            if (it === 0) {
+              acc.ratio += (rep.stats?.ratioMean ?? 1) * n;
+              acc.ratioTokens += n;
+            }
+          }
+        });
+        const res = await lap('optimizer', () =>
+          policy.optimizerStep({ lr, beta1: o.adamBeta1, beta2: o.adamBeta2, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm }),
+        );
+        gradNorm = res.gradNorm;
+        optStep++;
+      }
+
+      // ---- metrics ----
+      // Rewards, accuracy and lengths describe everything the policy generated this step (dropped
+      // groups included): what the policy does, not what dynamic sampling kept.
+      const byTerm: Record<string, MeanStd> = {};
+      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScored.flatMap((g) => g.terms.map((t) => t[j])))));
+      const lengths = allScored.flatMap((g) => g.tokens.map((t) => t.length));
+      const truncated = allScored.flatMap((g) => g.truncated).filter(Boolean).length;
+      const accs = allScored.flatMap((g) => g.texts.map((t) => accuracyScore(t, g.prompt.sample)));
+      const totals = allScored.flatMap((g) => g.rewards);
+      const per = (x: number, n: number): number => (n > 0 ? x / n : 0);
+      time.total = (performance.now() - t0) / 1000;
+      const m: GrpoStepMetrics = {
+        step,
+        lr,
+        loss: per(lossSum, o.numIterations),
+        gradNorm,
+        reward: meanStd(totals),
+        rewards: byTerm,
+        accuracy: meanStd(accs).mean,
+        unscorable: totals.filter((r) => Number.isNaN(r)).length,
+        kl: per(acc.kl, acc.tokens),
+        clipLow: per(acc.clipLow, acc.tokens),
+        clipHigh: per(acc.clipHigh, acc.tokens),
+        ratio: acc.ratioTokens > 0 ? acc.ratio / acc.ratioTokens : NaN,
+        entropy: acc.tokens > 0 ? acc.entropy / acc.tokens : NaN,
+        completionLength: {
+          mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : 0,
+          max: lengths.length ? Math.max(...lengths) : 0,
+          truncatedFraction: per(truncated, lengths.length),
+        },
+        groups: { kept: kept.length, dropped, degenerate, samplingRounds: rounds, underfilled: o.promptsPerStep - kept.length },
+        tokens: { completion: completionTokens, trained: trainedTokens },
+        time,
+      };
+      all.push(m);
+      await hooks.onStep?.(m);
+    }
+  } finally {
+    if (ref && ref !== reference) await ref.dispose();
+  }
+  return all;
+}
+
+/** Metrics as flat scalars ("reward/accuracy/mean", "time/rollout", ...) for JSONL and TensorBoard. */
+export function flattenMetrics(m: GrpoStepMetrics): Record<string, number> {
+  const out: Record<string, number> = {
+    lr: m.lr,
+    loss: m.loss,
+    grad_norm: m.gradNorm,
+    'reward/mean': m.reward.mean,
+    'reward/std': m.reward.std,
+    accuracy: m.accuracy,
+    unscorable: m.unscorable,
+    kl: m.kl,
+    'clip/low': m.clipLow,
+    'clip/high': m.clipHigh,
+    ratio: m.ratio,
+    entropy: m.entropy,
+    'completion_length/mean': m.completionLength.mean,
+    'completion_length/max': m.completionLength.max,
+    'completion_length/truncated_fraction': m.completionLength.truncatedFraction,
+    'groups/kept': m.groups.kept,
+    'groups/dropped': m.groups.dropped,
+    'groups/degenerate': m.groups.degenerate,
+    'groups/sampling_rounds': m.groups.samplingRounds,
+    'groups/underfilled': m.groups.underfilled,
+    'tokens/completion': m.tokens.completion,
+    'tokens/trained': m.tokens.trained,
+  };
+  for (const [name, v] of Object.entries(m.rewards)) {
+    out[`reward/${name}/mean`] = v.mean;
+    out[`reward/${name}/std`] = v.std;
+  }
+  for (const [k, v] of Object.entries(m.time)) out[`time/${k}`] = v;
+  return out;
+}
+
+/** A one-line summary of a step (the plain logger; a progress bar can replace it). */
+export function formatStepLine(m: GrpoStepMetrics, totalSteps?: number): string {
+  const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+  const terms = Object.entries(m.rewards).map(([k, v]) => `${k} ${f(v.mean)}`).join(' ');
+  const t = m.time;
+  return (
+    `grpo step ${m.step}${totalSteps ? `/${totalSteps}` : ''}: reward ${f(m.reward.mean)}±${f(m.reward.std)} (${terms}) acc ${f(m.accuracy)} ` +
+    `kl ${f(m.kl, 4)} clip ${f(m.clipLow)}/${f(m.clipHigh)} ent ${f(m.entropy)} len ${f(m.completionLength.mean, 1)}/${m.completionLength.max} ` +
+    `trunc ${f(m.completionLength.truncatedFraction, 2)} groups ${m.groups.kept}+${m.groups.dropped}dropped/${m.groups.samplingRounds}r ` +
+    `lr ${m.lr.toExponential(2)} | ${f(t.total, 2)}s = rollout ${f(t.rollout, 2)} reward ${f(t.reward, 2)} ref ${f(t.logprobRef, 2)} ` +
+    `old ${f(t.logprobOld, 2)} loss+bwd ${f(t.lossBackward, 2)} opt ${f(t.optimizer, 2)}`
+  );
+}
+
+/** Hooks that print one plain line per step. */
+export function plainLineLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), totalSteps?: number): GrpoHooks {
+  return { onStep: (m) => write(formatStepLine(m, totalSteps)) };
+}

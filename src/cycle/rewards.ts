@@ -1,0 +1,247 @@
+// GRPO rewards: what a completion is worth for its prompt. Verifiable rewards (answer accuracy
+// against the sample's key, output format), an optional reward-model term (the cycle's judge), and
+// user functions loaded from a JS module. The total is the weighted sum of the terms.
+//
+// NaN vs 0 — NaN means "this completion cannot be scored" and gives it advantage 0 (it neither
+// pushes nor pulls); 0 means "scored, and wrong". So:
+//   - accuracy is NaN only when the *prompt* cannot be scored (its key is not one of its options);
+//     a completion that names no option, or names two different ones, scores 0 (the policy failed);
+//   - format is never NaN;
+//   - a reward-model term is NaN when the judge returns a non-finite value or throws;
+//   - the weighted total is NaN as soon as one weighted term (weight != 0) is NaN.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { normalizeAnswerText, matchOption } from '../data/importers/options';
+import type { Sample } from '../data/proto';
+import type { PromptStyle } from './prompts';
+
+/** One GRPO prompt: the policy's user turn (question, options, format instruction) with its images,
+ *  and the sample it came from (the key the accuracy reward checks against). */
+export interface GrpoPrompt {
+  id: string;
+  images: string[];
+  user: string;
+  system?: string;
+  sample: Sample;
+}
+
+/** A completion's reward for its prompt; NaN = unscorable (advantage 0). */
+export type RewardFn = (completion: string, prompt: GrpoPrompt) => number | Promise<number>;
+
+/** A named, weighted reward term (names label the logged mean/std). */
+export interface Reward {
+  name: string;
+  weight: number;
+  fn: RewardFn;
+}
+
+/** The reward model's score of (prompt, completion) in [0, 1] (the cycle's judge). */
+export type JudgeFn = (prompt: GrpoPrompt, completion: string) => Promise<number>;
+
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+const ANSWER_TAG = /<answer>([\s\S]*?)<\/answer>/gi;
+const THINK_BLOCK = /<think>[\s\S]*?<\/think>/gi;
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Every option a piece of free text names: marked letters ("(C)", "C)", "answer is C", "C." at the
+ * start) and option texts found as whole words (normalized as the scorer does). A bare capital
+ * letter inside prose is not read as an answer ("A CT image" is not option A); a lone letter, any
+ * case, is (that is matchOption's job). An option text found only inside a longer found option
+ * text ("normal" inside "abnormal mass") does not count separately.
+ */
+export function optionsNamedIn(text: string, options: readonly string[]): Set<number> {
+  const found = new Set<number>();
+  const n = options.length;
+  const letterAt = (ch: string): number | undefined => {
+    const i = LETTERS.indexOf(ch.toUpperCase());
+    return i >= 0 && i < n ? i : undefined;
+  };
+  const markers = [
+    /\(\s*([A-Za-z])\s*\)/g, // (C)
+    /(?:^|[\s,;:])([A-Z])\)/g, // C)  (capital only: "a)" in prose is rare, but keep prose safe)
+    // "answer is C", "Option: C" (capital letters only: "the answer is a CT" names no letter)
+    /\b(?:[Aa]nswer|[Oo]ption|[Cc]hoice)\s*(?:is|:)?\s*:?\s*\(?([A-Z])(?![A-Za-z'-])/g,
+    /^\s*([A-Z])[.:](?:\s|$)/g, // "C. ..." / "C: ..." at the start
+  ];
+  for (const re of markers) {
+    for (const m of text.matchAll(re)) {
+      const i = letterAt(m[1]);
+      if (i !== undefined) found.add(i);
+    }
+  }
+  const norm = ` ${normalizeAnswerText(text)} `;
+  const hits: { i: number; start: number; end: number }[] = [];
+  options.forEach((o, i) => {
+    const no = normalizeAnswerText(o);
+    if (!no) return;
+    for (const m of norm.matchAll(new RegExp(`(?<=\\s)${escapeRegExp(no)}(?=\\s)`, 'g'))) {
+      hits.push({ i, start: m.index!, end: m.index! + no.length });
+    }
+  });
+  for (const h of hits) {
+    const inside = hits.some((o) => o.i !== h.i && o.end - o.start > h.end - h.start && o.start <= h.start && h.end <= o.end);
+    if (!inside) found.add(h.i);
+  }
+  return found;
+}
+
+/**
+ * The option a completion names, or why none: the text of its <answer> tags when present (two tags
+ * naming different options are 'ambiguous'), else the reply without its <think> block. A span that
+ * matchOption reads as one option (letter in any case, "C)", "(C)", option text with or without
+ * punctuation, "C) text") is that option; otherwise the span is searched for marked letters and
+ * option texts, and exactly one distinct option must come out.
+ */
+export function extractOption(
+  completion: string,
+  options: readonly string[],
+): { option: number } | { option: undefined; why: 'none' | 'ambiguous' } {
+  const tags = [...completion.matchAll(ANSWER_TAG)].map((m) => m[1]);
+  const spans = tags.length > 0 ? tags : [completion.replace(THINK_BLOCK, ' ')];
+  const named = new Set<number>();
+  for (const span of spans) {
+    const whole = matchOption(span.trim(), options);
+    if (whole !== undefined) {
+      named.add(whole);
+      continue;
+    }
+    for (const i of optionsNamedIn(span, options)) named.add(i);
+  }
+  if (named.size === 1) return { option: [...named][0] };
+  return { option: undefined, why: named.size === 0 ? 'none' : 'ambiguous' };
+}
+
+/** 1 when the completion names the key option, 0 otherwise; NaN when the sample has no usable key. */
+export function accuracyScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>): number {
+  const key = keyIndex(sample);
+  if (key < 0) return NaN;
+  const got = extractOption(completion, sample.options);
+  return got.option === key ? 1 : 0;
+}
+
+const TAG = /<\/?(?:think|answer)>/i;
+const THINK_FORMAT = /^\s*<think>([\s\S]*?)<\/think>\s*<answer>([\s\S]*?)<\/answer>\s*$/i;
+const ANSWER_FORMAT = /^\s*<answer>([\s\S]*?)<\/answer>\s*$/i;
+
+/** 1 when the completion is exactly `<think>…</think> <answer>…</answer>` (think) or
+ *  `<answer>…</answer>` (answer), both parts non-empty, nothing around them and no nested or
+ *  repeated tags; else 0. */
+export function formatScore(completion: string, style: PromptStyle): number {
+  const m = (style === 'think' ? THINK_FORMAT : ANSWER_FORMAT).exec(completion);
+  if (!m) return 0;
+  const parts = m.slice(1);
+  return parts.every((p) => p.trim().length > 0 && !TAG.test(p)) ? 1 : 0;
+}
+
+export function accuracyReward(weight = 1): Reward {
+  return { name: 'accuracy', weight, fn: (completion, prompt) => accuracyScore(completion, prompt.sample) };
+}
+
+export function formatReward(style: PromptStyle, weight = 1): Reward {
+  return { name: 'format', weight, fn: (completion) => formatScore(completion, style) };
+}
+
+/** The reward model's score as a term; a judge that throws or returns a non-finite value gives NaN. */
+export function judgeReward(judge: JudgeFn, weight = 1, name = 'judge'): Reward {
+  return {
+    name,
+    weight,
+    fn: async (completion, prompt) => {
+      try {
+        const v = await judge(prompt, completion);
+        return Number.isFinite(v) ? Math.min(1, Math.max(0, v)) : NaN;
+      } catch {
+        return NaN;
+      }
+    },
+  };
+}
+
+/** Parses "accuracy=1,format=0.5" into a name -> weight map; errors name the bad entry. */
+export function parseRewardWeights(spec: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z_][\w.-]*)\s*=\s*(-?[\d.]+(?:e-?\d+)?)$/.exec(part);
+    if (!m || !Number.isFinite(Number(m[2]))) throw new Error(`--reward-weights: expected NAME=NUMBER, got "${part}"`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+/** Accuracy (weight 1) and format (weight 0.5) unless `weights` says otherwise; a weight of 0 drops the term. */
+export function defaultRewards(style: PromptStyle, weights: Record<string, number> = {}): Reward[] {
+  const out: Reward[] = [];
+  const acc = weights.accuracy ?? 1;
+  const fmt = weights.format ?? 0.5;
+  if (acc !== 0) out.push(accuracyReward(acc));
+  if (fmt !== 0) out.push(formatReward(style, fmt));
+  return out;
+}
+
+/**
+ * User reward functions from a JS module (CommonJS or ESM): `default` (a function, or an object of
+ * functions) and every named export that is a function, each `(completion, prompt) => number |
+ * Promise<number>`. A term is named after its export ('default' for a default function) and
+ * weighted by `weights[name]` (default 1).
+ */
+export async function loadRewardModule(file: string, weights: Record<string, number> = {}): Promise<Reward[]> {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new Error(`--reward-module ${file}: no such file`);
+  let mod: Record<string, unknown>;
+  try {
+    // A real dynamic import (tsc would turn `import()` into require() under CommonJS, which cannot load ESM).
+    const dynamicImport = new Function('u', 'return import(u)') as (u: string) => Promise<Record<string, unknown>>;
+    mod = await dynamicImport(require('node:url').pathToFileURL(abs).href);
+  } catch (e) {
+    throw new Error(`--reward-module ${file}: cannot load (${(e as Error).message})`);
+  }
+  const fns: [string, unknown][] = [];
+  const def = mod.default;
+  if (typeof def === 'function') fns.push(['default', def]);
+  else if (def && typeof def === 'object') {
+    for (const [k, v] of Object.entries(def)) if (typeof v === 'function') fns.push([k, v]);
+  }
+  for (const [k, v] of Object.entries(mod)) {
+    if (k !== 'default' && typeof v === 'function' && !fns.some(([n]) => n === k)) fns.push([k, v]);
+  }
+  if (fns.length === 0) throw new Error(`--reward-module ${file}: exports no functions (export default or named functions (completion, prompt) => number)`);
+  return fns.map(([name, fn]) => ({
+    name,
+    weight: weights[name] ?? 1,
+    fn: async (completion: string, prompt: GrpoPrompt) => {
+      let v: unknown;
+      try {
+        v = await (fn as RewardFn)(completion, prompt);
+      } catch (e) {
+        throw new Error(`--reward-module ${file}: reward '${name}' threw on prompt ${prompt.id}: ${(e as Error).message}`);
+      }
+      if (typeof v !== 'number') throw new Error(`--reward-module ${file}: reward '${name}' returned ${typeof v}, expected a number (NaN = unscorable)`);
+      return v;
+    },
+  }));
+}
+
+/** Every term of one completion, and the weighted total (NaN when a weighted term is NaN). */
+export async function scoreCompletion(
+  rewards: readonly Reward[],
+  completion: string,
+  prompt: GrpoPrompt,
+): Promise<{ terms: number[]; total: number }> {
+  const terms: number[] = [];
+  let total = 0;
+  for (const r of rewards) {
+    const v = Number(await r.fn(completion, prompt));
+    terms.push(v);
+    if (r.weight !== 0) total += r.weight * v;
+  }
+  return { terms, total };
+}
+
+/** The key option's index in `options` (compared normalized), -1 when the key is not an option. */
+export function keyIndex(sample: Pick<Sample, 'options' | 'answer'>): number {
+  return sample.options.findIndex((o) => normalizeAnswerText(o) === normalizeAnswerText(sample.answer));
+}
