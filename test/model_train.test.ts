@@ -121,3 +121,32 @@ test('setParameters keeps a freeze', async () => {
   assert.ok(names.length > 0 && names.every((n) => !n.startsWith('visual.')), names.filter((n) => n.startsWith('visual.')).join(','));
   await m.dispose();
 });
+
+test('GRPO over two micro-batches with lossScale equals one batch, for every loss type', async () => {
+  const seqs = [Int32Array.from([1, 2, 3, 4, 5, 6]), Int32Array.from([9, 8, 7]), Int32Array.from([20, 21, 22, 23]), Int32Array.from([30, 31])];
+  const adv = [0.7, -1.1, 0.3, 1.4];
+  const make = (idx: number[]) => {
+    const b = packSequences(idx.map((i) => seqs[i]));
+    const labels = nextTokenLabels(b.inputIds, b.cuSeqlens);
+    return { b, labels, adv: Float32Array.from(idx.map((i) => adv[i])), tokens: Array.from(labels).filter((l) => l >= 0).length };
+  };
+  const whole = make([0, 1, 2, 3]);
+  const parts = [make([0, 1]), make([2, 3])];
+  for (const lossType of ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const) {
+    const m = await Model.create(tinyConfig('qwen2'), { seed: 12 });
+    const common = { lossType, maxCompletionLength: 8, numItemsInBatch: whole.tokens };
+    await m.backwardGrpo(whole.b, { ...common, labels: whole.labels, advantages: whole.adv });
+    const gWhole = grads(m);
+    m.zeroGrad();
+    for (const p of parts) {
+      const lossScale = lossType === 'bnpo' ? p.tokens / whole.tokens : lossType === 'dapo' ? 1 : p.adv.length / whole.adv.length;
+      await m.backwardGrpo(p.b, { ...common, labels: p.labels, advantages: p.adv, lossScale });
+    }
+    const gSplit = grads(m);
+    for (const k of Object.keys(gWhole)) {
+      const scale = Math.max(...Array.from(gWhole[k], Math.abs), 1e-12);
+      assertClose(gSplit[k], gWhole[k], { rtol: 1e-4, atol: 1e-4 * scale, what: `${lossType} ${k}` });
+    }
+    await m.dispose();
+  }
+});

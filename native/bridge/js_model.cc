@@ -4,6 +4,7 @@
 // and a backward never interleave on the same weights).
 #include <napi.h>
 
+#include <cmath>
 #include <memory>
 #include <mutex>
 
@@ -500,6 +501,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   if (spec.ref_logp.defined()) spec.ref_logp = spec.ref_logp.to(at::kFloat);
   spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
   spec.options = ParseLossOptions(o, kWhere, "loss");
+  spec.loss_scale = OptNumber(o, "lossScale", kWhere, "loss").value_or(1.0);
+  if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale)) ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
   const ops::LossOptions& lo = spec.options;
   // Validate the loss inputs against the batch before queueing.
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,

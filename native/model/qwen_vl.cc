@@ -226,7 +226,7 @@ LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) 
       (labels >= 0).to(at::kByte), b.cu_seqlens.to(device_));
   in.entropy = lp[1].detach();
   LossReport r;
-  at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats);
+  at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats) * spec.loss_scale;
   loss.backward();
   r.loss = loss.item<double>();
   r.tokens = r.stats.active_tokens;

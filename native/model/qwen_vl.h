@@ -56,6 +56,9 @@ struct GrpoLossSpec {
   at::Tensor advantages;  // [S]
   ops::LossOptions options;
   double temperature = 1.0;
+  // Multiplies the loss (and so its gradient): the share of this micro-batch in a generation batch
+  // split over several micro-batches, for the loss types normalized per batch (grpo, bnpo, dr_grpo).
+  double loss_scale = 1.0;
 };
 
 struct LossReport {

@@ -17,11 +17,11 @@
 // model (it still counts in dapo's N). Loss statistics (clip fractions, ratio, entropy) are therefore
 // over the sequences that were trained on.
 //
-// Loss normalization across micro-batches: 'dapo' is exact (numItemsInBatch). 'grpo', 'bnpo' and
-// 'dr_grpo' normalize per micro-batch and the micro-batch gradients add up, so their scale grows with
-// the number of micro-batches (as plain gradient accumulation without a 1/k factor would); AdamW is
-// nearly invariant to that scale, gradient clipping is not. A loss-scale argument in backwardGrpo
-// would make them exact.
+// Loss normalization across micro-batches is exact for every loss type: 'dapo' through
+// numItemsInBatch (the generation batch's completion tokens); 'grpo' and 'dr_grpo' through lossScale =
+// sequences in the micro-batch / sequences in the generation batch (and dr_grpo's length fixed to
+// maxNewTokens); 'bnpo' through lossScale = label tokens here / completion tokens of the batch.
+// Sequences skipped for a zero advantage still count in these denominators, as in one big batch.
 import type { PackSample } from '../data/packing';
 import { assembleBatch } from '../data/packing';
 import { Prng } from '../data/prng';
@@ -278,6 +278,13 @@ export async function generateRollouts(
 }
 
 /** One training micro-batch: packed prompt+completion sequences with labels on the completions. */
+/** The share of one micro-batch in the generation batch's loss (see the note at the top). */
+export function microBatchShare(lossType: string, mb: Pick<TrainingMicroBatch, 'advantages' | 'tokens'>, sequences: number, completionTokens: number): number {
+  if (lossType === 'grpo' || lossType === 'dr_grpo') return mb.advantages.length / Math.max(sequences, 1);
+  if (lossType === 'bnpo') return mb.tokens / Math.max(completionTokens, 1);
+  return 1;
+}
+
 export interface TrainingMicroBatch {
   batch: ModelBatch;
   labels: Int32Array;
@@ -481,6 +488,8 @@ export async function trainGrpo(
               beta: o.beta,
               kl: o.kl,
               numItemsInBatch: completionTokens,
+              maxCompletionLength: o.maxNewTokens,
+              lossScale: microBatchShare(o.lossType, mb, kept.length * G, completionTokens),
               temperature: o.temperature,
             });
             lossSum += rep.loss;

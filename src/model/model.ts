@@ -67,6 +67,12 @@ export interface GrpoLossSpec extends LossOptions {
   /** [N] reference-model log-probs; needed when beta > 0. */
   refLogp?: Float32Array | Tensor;
   temperature?: number;
+  /**
+   * Multiplies the loss: this micro-batch's share when one generation batch is split over several
+   * micro-batches and the loss type normalizes per batch (grpo / dr_grpo: sequences here / all
+   * sequences; bnpo: tokens here / all tokens). Default 1; dapo needs none (numItemsInBatch).
+   */
+  lossScale?: number;
 }
 
 export interface LossReport {
