@@ -3,6 +3,7 @@
 // of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { extractAnswerTag } from '../data/importers/options';
 import type { Sample } from '../data/proto';
 import { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
@@ -42,12 +43,11 @@ export interface EvaluateResult {
   score: ScoreResult;
 }
 
-/** The text inside the last complete <answer>…</answer>, else the whole reply; trimmed. Letters and
+/** The text inside the first complete <answer>…</answer> (tags in any case), else the whole reply;
+ *  trimmed. The same rule as the scorer's, so scoring `model_answer` or `raw` agrees. Letters and
  *  option texts are mapped to options by the scorer, not here. */
 export function extractAnswer(raw: string): string {
-  const tags = [...raw.matchAll(/<answer>([\s\S]*?)<\/answer>/gi)];
-  if (tags.length > 0) return tags[tags.length - 1][1].trim();
-  return raw.trim();
+  return extractAnswerTag(raw);
 }
 
 export async function evaluatePolicy(model: Model, samples: readonly Sample[], opts: EvaluateOptions): Promise<EvaluateResult> {
