@@ -366,7 +366,7 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   const resumedFrom = step;
 
   const metrics = o.out ? new MetricsLogger(o.out, { resumeStep: o.resume ? step : undefined }) : undefined;
-  const progress = showProgress ? new Progress({ label: 'sft', total: totalSteps, unit: 'step', start: step }) : undefined;
+  const progress = showProgress && step < totalSteps ? new Progress({ label: 'sft', total: totalSteps, unit: 'step', start: step }) : undefined;
   const history: SftStepReport[] = [];
   const evals: SftEvalReport[] = [];
   let lastCheckpoint: string | undefined;
