@@ -9,15 +9,20 @@ import { registerEval } from './eval';
 import { registerGrpo } from './grpo';
 import { registerInfo } from './info';
 import { registerInspect } from './inspect';
+import { registerSft } from './sft';
 
 export function buildProgram(): Command {
   const program = new Command('medgr2')
     .description('MedGR2: generative reward learning for medical vision-language reasoning')
     .version(packageVersion, '-V, --version')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // A command's options count only before its subcommand's name (`eval` has options of its own
+    // and the subcommand `eval score`, which share names like --benchmark).
+    .enablePositionalOptions();
   registerInfo(program);
   registerData(program);
   registerInspect(program);
+  registerSft(program);
   registerEval(program);
   registerGrpo(program);
   return program;
