@@ -4,10 +4,14 @@
 import { Command, CommanderError } from 'commander';
 import { AddonLoadError } from '../native/loader';
 import { packageVersion } from '../version';
+import { registerCycle } from './cycle';
 import { registerData } from './data';
 import { registerEval } from './eval';
+import { registerGenerate } from './generate';
 import { registerInfo } from './info';
 import { registerInspect } from './inspect';
+import { registerScore } from './score';
+import { registerSelect } from './select';
 
 export function buildProgram(): Command {
   const program = new Command('medgr2')
@@ -18,6 +22,10 @@ export function buildProgram(): Command {
   registerData(program);
   registerInspect(program);
   registerEval(program);
+  registerGenerate(program);
+  registerScore(program);
+  registerSelect(program);
+  registerCycle(program);
   return program;
 }
 

@@ -83,9 +83,10 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
       seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
       heldOutTask: 'Lesion Grading',
     },
-    generate: { perImage: 4, temperature: 1.0, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
-    select: { threshold: 0.5, balance: true },
-    warmup: { generatorSteps: 120, judgeSteps: 200, lr: 3e-3 },
+    generate: { perImage: 4, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
+    // top-k, not a threshold: a judge near chance gives rewards close to 0.5, where a threshold keeps all or none
+    select: { topK: 96, balance: true },
+    warmup: { generatorSteps: 300, judgeSteps: 200, lr: 3e-3 },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
