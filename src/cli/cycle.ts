@@ -21,7 +21,7 @@ function shareWarmStart(from: string, to: string): void {
   for (const f of fs.readdirSync(path.join(from, 'manifests'))) if (!f.startsWith('round-')) copy(path.join('manifests', f));
 }
 
-export async function runCycleCommand(cfg: CycleConfig, ablations: { noRewardFilter?: boolean; noCoEvolve?: boolean }, log = (s: string) => process.stderr.write(s + '\n')): Promise<{ main: CycleResult; text: string }> {
+export async function runCycleCommand(cfg: CycleConfig, ablations: { noRewardFilter?: boolean; noCoEvolve?: boolean }, log: (s: string) => void = (s) => void process.stderr.write(s + '\n')): Promise<{ main: CycleResult; text: string }> {
   const progress = progressPrinter();
   const main = await new Cycle(cfg, { progress, log }).run();
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
