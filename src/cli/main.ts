@@ -4,11 +4,15 @@
 import { Command, CommanderError } from 'commander';
 import { AddonLoadError } from '../native/loader';
 import { packageVersion } from '../version';
+import { registerCycle } from './cycle';
 import { registerData } from './data';
 import { registerEval } from './eval';
+import { registerGenerate } from './generate';
 import { registerGrpo } from './grpo';
 import { registerInfo } from './info';
 import { registerInspect } from './inspect';
+import { registerScore } from './score';
+import { registerSelect } from './select';
 import { registerSft } from './sft';
 
 export function buildProgram(): Command {
@@ -25,6 +29,10 @@ export function buildProgram(): Command {
   registerSft(program);
   registerEval(program);
   registerGrpo(program);
+  registerGenerate(program);
+  registerScore(program);
+  registerSelect(program);
+  registerCycle(program);
   return program;
 }
 

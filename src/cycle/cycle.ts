@@ -1,0 +1,576 @@
+// `medgr2 cycle`: the MedGR² self-improving cycle (shared/DESIGN.md section 3), as resumable stages.
+//
+// Before round 1 (once): the world (a MedSynth world unless --seed-data/--pool are given), the initial
+// model, the warm start of the generator and the judge on the seed (the paper starts both roles from a
+// pretrained VLM; a randomly initialized tiny model must first learn the two formats), and the
+// baselines: the untrained policy (`base`) and SFT on the seed alone (`sftSeed`).
+// Each round r: generate (G_r) → score (R_r) → select → judge-eval (R_r on held-out labelled pairs)
+// → co-develop G_{r+1} (SFT on the selected samples) and R_{r+1} (SFT on seed positives, constructed
+// negatives and the round's confident judgments) → policy SFT on seed + everything selected so far →
+// policy GRPO on it → evaluation on the three test sets.
+//
+// Every stage writes its outputs atomically (record files, JSON, model folders renamed into place),
+// then a RunManifest (OUT/manifests/<stage>.rec) that says SUCCEEDED. --resume skips the stages whose
+// manifest says so and redoes the one that was running, so no record is written twice or lost.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadSampleFile } from '../data/sample_files';
+import { synthesize } from '../data/medsynth/world';
+import { MODALITIES, TASKS } from '../data/medsynth/vocab';
+import type { Candidate, RunManifest, Sample, ScoredCandidate } from '../data/proto';
+import { readMessageFile, writeMessageFileAtomic, writeSamples, readSamples } from '../data/record_files';
+import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
+import { Model } from '../model/model';
+import { tinyConfig } from '../model/tiny';
+import { packageVersion } from '../version';
+import { generateCandidates, generatorPrompt, generatorReply, readPool, seedCopyKey, type PoolImage } from './generator';
+import { judgeRewards, scoreCandidates } from './judge';
+import { accuracyAt, auc } from './metrics';
+import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
+import { selectCandidates, selectionSummary } from './select';
+import type { ScoreResult } from './scorer';
+import {
+  accuracyReward, answerFormatReward, evaluatePolicy, policyExample, policyGrpoPrompt, trainGrpo, trainSft, type PolicyStyle, type SftExample,
+} from './trainers';
+
+/** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
+export interface CycleConfig {
+  out: string;
+  rounds: number;
+  seed: number;
+  /** Labelled seed samples (any importable file); default: the MedSynth world's seed. */
+  seedData?: string;
+  /** Unlabelled images (folder or pool.jsonl); default: the MedSynth world's pool. */
+  pool?: string;
+  /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. */
+  model?: string;
+  resume: boolean;
+  rewardFilter: boolean;
+  coEvolve: boolean;
+  world: {
+    seedImages: number;
+    poolImages: number;
+    testImages: number;
+    /** Modalities and tasks the seed covers; the rest are held out. */
+    seedModalities: string[];
+    seedTasks: string[];
+    heldOutTask: string;
+  };
+  generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
+  select: { threshold?: number; topK?: number; balance: boolean };
+  /** Warm start of generator and judge on the seed. */
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number };
+  coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
+  policySft: { steps: number; lr: number; tokenBudget: number };
+  grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number };
+  eval: { maxNewTokens: number };
+  tokenBudget: number;
+}
+
+export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
+  return {
+    out,
+    rounds: 2,
+    seed: 1,
+    resume: false,
+    rewardFilter: true,
+    coEvolve: true,
+    world: {
+      seedImages: 64, // over the seed modalities: 16 each
+      poolImages: 96, // over all eight modalities: 12 each
+      testImages: 96,
+      seedModalities: ['CT', 'MRI', 'X-Ray', 'Dermoscopy'],
+      seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
+      heldOutTask: 'Lesion Grading',
+    },
+    generate: { perImage: 4, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
+    // top-k, not a threshold: a judge near chance gives rewards close to 0.5, where a threshold keeps all or none
+    select: { topK: 96, balance: true },
+    warmup: { generatorSteps: 300, judgeSteps: 200, lr: 3e-3 },
+    coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
+    policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
+    grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
+    eval: { maxNewTokens: 12 },
+    tokenBudget: 2048,
+  };
+}
+
+export type StageName = string;
+
+/** The policy answers with the option's text (see trainers.ts policyExample). */
+const POLICY_STYLE: PolicyStyle = 'answer-text';
+
+export interface CycleHooks {
+  /** Called as a stage starts (after its RUNNING manifest); throwing fails the stage (tests simulate a kill). */
+  beforeStage?: (stage: StageName, round: number) => void | Promise<void>;
+  log?: (line: string) => void;
+  /** Progress inside a stage: (stage, done, total). */
+  progress?: (stage: StageName, done: number, total: number) => void;
+}
+
+export interface TestSets {
+  inDomain: Sample[];
+  heldOutModality: Sample[];
+  heldOutTask: Sample[];
+}
+
+export type ArmName = 'base' | 'sftSeed' | 'sftCycle' | 'grpoCycle';
+export const TEST_SETS = ['inDomain', 'heldOutModality', 'heldOutTask'] as const;
+export type TestSetName = (typeof TEST_SETS)[number];
+
+/** What eval stages write: accuracy per test set, with modality/task breakdowns. */
+export interface EvalRecord {
+  arm: string;
+  round: number;
+  sets: Partial<Record<TestSetName, ScoreResult>>;
+}
+
+export interface RoundRecord {
+  round: number;
+  candidates: number;
+  valid: number;
+  kept: number;
+  rewards: number[];
+  rewardsValid: number[];
+  judge: { accuracy: number; auc: number; pairs: number };
+  invalidReasons: Record<string, number>;
+  generatorSteps: number;
+  judgeSteps: number;
+  policySftLoss: number[];
+  grpoMeanReward: number[];
+}
+
+// ---- files ----
+
+export class CyclePaths {
+  constructor(readonly out: string) {}
+  get world() { return path.join(this.out, 'world'); }
+  get seed() { return path.join(this.out, 'data', 'seed.rec'); }
+  get poolFile() { return path.join(this.out, 'data', 'pool.json'); }
+  test(set: TestSetName) { return path.join(this.out, 'data', `test-${set}.rec`); }
+  get judgePairs() { return path.join(this.out, 'data', 'judge-heldout-pairs.json'); }
+  model(name: string) { return path.join(this.out, 'models', name); }
+  roundDir(r: number) { return path.join(this.out, `round-${r}`); }
+  candidates(r: number) { return path.join(this.roundDir(r), 'candidates.rec'); }
+  scored(r: number) { return path.join(this.roundDir(r), 'scored.rec'); }
+  selected(r: number) { return path.join(this.roundDir(r), 'selected.rec'); }
+  roundJson(r: number) { return path.join(this.roundDir(r), 'round.json'); }
+  evalJson(arm: string, r: number) { return path.join(this.out, 'eval', `${arm}${r ? `-round-${r}` : ''}.json`); }
+  manifest(stage: string, r: number) { return path.join(this.out, 'manifests', `${r ? `round-${r}-` : ''}${stage}.rec`); }
+  get config() { return path.join(this.out, 'config.json'); }
+  /** Per-training curves (losses, GRPO rewards) by output model name. */
+  log(model: string) { return path.join(this.out, 'logs', `${model}.json`); }
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+}
+
+export function readJson<T>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** A model folder must hold its tokenizer: every role encodes text with it. */
+export function checkModelDir(dir: string): void {
+  if (!fs.existsSync(path.join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
+  if (!fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+    throw new Error(`${dir}: the model folder has no tokenizer.json (every role encodes text with the model's own tokenizer; copy it from the model's source)`);
+  }
+}
+
+export async function loadRole(dir: string): Promise<{ model: Model; tok: TextTokenizer }> {
+  checkModelDir(dir);
+  const tok = TextTokenizer.load(dir);
+  return { model: await Model.load(dir), tok };
+}
+
+/** Saves into a fresh folder, then renames it into place: a model folder is there whole or not at all. */
+async function saveModelAtomic(model: Model, dir: string): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  await model.save(tmp, { sourceDir: model.sourceDir ?? DEFAULT_TOKENIZER_DIR });
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.renameSync(tmp, dir);
+}
+
+function absImages(samples: Sample[], file: string): Sample[] {
+  const root = path.dirname(path.resolve(file));
+  return samples.map((s) => ({ ...s, images: s.images.map((p) => (path.isAbsolute(p) ? p : path.join(root, p))) }));
+}
+
+/** Seed samples must be labelled: options and an answer among them. */
+export function loadSeed(file: string): Sample[] {
+  let samples: Sample[];
+  try {
+    samples = loadSampleFile(file);
+  } catch (e) {
+    throw new Error(`--seed-data: ${(e as Error).message} (the seed must be labelled multiple-choice samples)`);
+  }
+  const unlabelled = samples.filter((s) => !s.answer || s.options.length < 2 || !s.options.includes(s.answer));
+  if (unlabelled.length > 0) {
+    throw new Error(`--seed-data ${file}: ${unlabelled.length} of ${samples.length} sample(s) have no answer among their options (first: '${unlabelled[0].id}'); the seed must be labelled`);
+  }
+  return absImages(samples, file);
+}
+
+// ---- the run ----
+
+export interface CycleResult {
+  out: string;
+  rounds: RoundRecord[];
+  evals: EvalRecord[];
+  seconds: number;
+}
+
+export class Cycle {
+  readonly p: CyclePaths;
+  private log: (line: string) => void;
+
+  constructor(readonly cfg: CycleConfig, readonly hooks: CycleHooks = {}) {
+    this.p = new CyclePaths(cfg.out);
+    this.log = hooks.log ?? ((l) => process.stderr.write(l + '\n'));
+  }
+
+  private manifestDone(stage: string, round: number): boolean {
+    const f = this.p.manifest(stage, round);
+    if (!fs.existsSync(f)) return false;
+    const m = readMessageFile<RunManifest>(f, { expect: 'medgr2.RunManifest' }).messages;
+    return m.length > 0 && m[m.length - 1].status === 'SUCCEEDED';
+  }
+
+  private writeManifest(stage: string, round: number, m: Partial<RunManifest>): void {
+    const f = this.p.manifest(stage, round);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    writeMessageFileAtomic(f, 'medgr2.RunManifest', [{
+      stage, round, version: packageVersion, configJson: JSON.stringify(this.cfg), inputs: [], outputs: [], startedAt: 0, finishedAt: 0, status: 'RUNNING', error: '', ...m,
+    }]);
+  }
+
+  /** Runs `fn` unless the stage already finished; records RUNNING, then SUCCEEDED or FAILED. */
+  private async stage(stage: string, round: number, io: { inputs?: string[]; outputs: string[] }, fn: () => Promise<unknown>): Promise<void> {
+    const label = round ? `round ${round} ${stage}` : stage;
+    if (this.manifestDone(stage, round)) {
+      this.log(`[cycle] ${label}: finished earlier, kept`);
+      return;
+    }
+    const startedAt = Date.now() / 1000;
+    const base = { inputs: io.inputs ?? [], outputs: io.outputs, startedAt };
+    this.writeManifest(stage, round, { ...base, status: 'RUNNING' });
+    const t0 = Date.now();
+    try {
+      await this.hooks.beforeStage?.(stage, round);
+      await fn();
+    } catch (e) {
+      this.writeManifest(stage, round, { ...base, status: 'FAILED', error: (e as Error).message, finishedAt: Date.now() / 1000 });
+      throw e;
+    }
+    this.writeManifest(stage, round, { ...base, status: 'SUCCEEDED', finishedAt: Date.now() / 1000 });
+    this.log(`[cycle] ${label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+
+  private progress(stage: string) {
+    return (done: number, total: number) => this.hooks.progress?.(stage, done, total);
+  }
+
+  async run(): Promise<CycleResult> {
+    const t0 = Date.now();
+    const { cfg, p } = this;
+    this.checkStart();
+    fs.mkdirSync(cfg.out, { recursive: true });
+    writeJsonAtomic(p.config, cfg);
+
+    await this.stage('world', 0, { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] }, () => this.makeWorld());
+    const seed = readSamples(p.seed).messages;
+    const tests = this.readTests();
+    const pool = readJson<PoolImage[]>(p.poolFile);
+
+    await this.stage('init', 0, { outputs: [p.model('init')] }, () => this.makeInitialModel());
+    await this.stage('warmup-generator', 0, { inputs: [p.seed], outputs: [p.model('generator-1')] }, () =>
+      this.sft('init', 'generator-1', seed.map(generatorExample), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
+    await this.stage('warmup-judge', 0, { inputs: [p.seed], outputs: [p.model('judge-1')] }, () =>
+      this.sft('init', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.lr, 'warmup-judge'));
+    await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
+    await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
+      this.sft('init', 'policy-sft-seed', seed.map((s) => policyExample(s, POLICY_STYLE)), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
+    await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () => this.evaluate('policy-sft-seed', 'sftSeed', 0, tests));
+
+    for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, pool, tests);
+
+    const rounds = Array.from({ length: cfg.rounds }, (_, i) => readJson<RoundRecord>(p.roundJson(i + 1)));
+    const evals: EvalRecord[] = [readJson(p.evalJson('base', 0)), readJson(p.evalJson('sftSeed', 0))];
+    for (let r = 1; r <= cfg.rounds; r++) evals.push(readJson(p.evalJson('sftCycle', r)), readJson(p.evalJson('grpoCycle', r)));
+    return { out: cfg.out, rounds, evals, seconds: (Date.now() - t0) / 1000 };
+  }
+
+  /** A fresh run refuses a folder that holds another run's stages; --resume requires the same config. */
+  private checkStart(): void {
+    const { cfg, p } = this;
+    const started = fs.existsSync(path.join(cfg.out, 'manifests'));
+    if (started && !cfg.resume) throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
+    if (started && fs.existsSync(p.config)) {
+      const prior = readJson<CycleConfig>(p.config);
+      const keys: (keyof CycleConfig)[] = ['seed', 'world', 'generate', 'select', 'seedData', 'pool', 'model', 'rewardFilter', 'coEvolve'];
+      for (const k of keys) {
+        if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k])) throw new Error(`${cfg.out}: --resume with a different '${k}' than the run it continues (was ${JSON.stringify(prior[k])})`);
+      }
+    }
+  }
+
+  private readTests(): TestSets {
+    const read = (s: TestSetName) => (fs.existsSync(this.p.test(s)) ? readSamples(this.p.test(s)).messages : []);
+    return { inDomain: read('inDomain'), heldOutModality: read('heldOutModality'), heldOutTask: read('heldOutTask') };
+  }
+
+  // ---- stages before round 1 ----
+
+  private async makeWorld(): Promise<void> {
+    const { cfg, p } = this;
+    const w = cfg.world;
+    let seed: Sample[];
+    let pool: PoolImage[];
+    let tests: TestSets;
+    const inSeedScope = (s: Sample) => w.seedModalities.includes(s.modality) && w.seedTasks.includes(s.task);
+    if (!cfg.seedData || !cfg.pool) {
+      const bad = w.seedModalities.filter((m) => !(MODALITIES as readonly string[]).includes(m));
+      if (bad.length) throw new Error(`world: unknown seed modalities ${bad.join(', ')} (MedSynth has ${MODALITIES.join(', ')})`);
+      const badTask = [...w.seedTasks, w.heldOutTask].filter((t) => !(TASKS as readonly string[]).includes(t));
+      if (badTask.length) throw new Error(`world: unknown tasks ${badTask.join(', ')}`);
+      const trainDir = path.join(p.world, 'train');
+      const testDir = path.join(p.world, 'test');
+      this.log(`[cycle] world: MedSynth, seed ${w.seedImages} images (${w.seedModalities.join(', ')}), pool ${w.poolImages} (all 8 modalities), test ${w.testImages}`);
+      await synthesize({ out: trainDir, count: w.seedImages, unlabelled: w.poolImages, seed: cfg.seed, modalities: w.seedModalities as never, progress: this.progress('world') });
+      await synthesize({ out: testDir, count: w.testImages, seed: cfg.seed + 1000, progress: this.progress('world') });
+      const train = absImages(loadSampleFile(path.join(trainDir, 'medsynth.jsonl')), path.join(trainDir, 'medsynth.jsonl'));
+      const test = absImages(loadSampleFile(path.join(testDir, 'medsynth.jsonl')), path.join(testDir, 'medsynth.jsonl'));
+      seed = train.filter(inSeedScope);
+      pool = readPool(path.join(trainDir, 'pool.jsonl'));
+      tests = {
+        inDomain: test.filter(inSeedScope),
+        heldOutModality: test.filter((s) => !w.seedModalities.includes(s.modality) && w.seedTasks.includes(s.task)),
+        heldOutTask: test.filter((s) => w.seedModalities.includes(s.modality) && s.task === w.heldOutTask),
+      };
+    } else {
+      seed = [];
+      pool = [];
+      tests = { inDomain: [], heldOutModality: [], heldOutTask: [] };
+    }
+    if (cfg.seedData) {
+      const all = loadSeed(cfg.seedData);
+      // a fifth of the given seed is held out as the in-domain test (every fifth sample, stable)
+      seed = all.filter((_, i) => i % 5 !== 4);
+      if (cfg.pool) tests = { inDomain: all.filter((_, i) => i % 5 === 4), heldOutModality: [], heldOutTask: [] };
+    }
+    if (cfg.pool) pool = readPool(cfg.pool);
+    if (seed.length === 0) throw new Error('world: the seed is empty');
+    // every pool image must be readable before anything trains on it
+    const { loadImages } = await import('./encode');
+    for (const img of pool) await loadImages([img.image]).catch((e: Error) => { throw new Error(`pool: ${e.message}`); });
+    seed = seed.map((s) => ({ ...s, provenance: { ...s.provenance, kind: 'SEED' as const } }));
+    fs.mkdirSync(path.dirname(p.seed), { recursive: true });
+    writeSamples(p.seed, seed);
+    for (const s of TEST_SETS) writeSamples(p.test(s), tests[s]);
+    writeJsonAtomic(p.poolFile, pool);
+    writeJsonAtomic(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
+  }
+
+  private async makeInitialModel(): Promise<void> {
+    const { cfg, p } = this;
+    if (cfg.model) {
+      const { model } = await loadRole(cfg.model);
+      try {
+        await saveModelAtomic(model, p.model('init'));
+      } finally {
+        await model.dispose();
+      }
+      return;
+    }
+    const model = await Model.create(tinyConfig('qwen2_vl'), { seed: cfg.seed });
+    try {
+      await saveModelAtomic(model, p.model('init'));
+    } finally {
+      await model.dispose();
+    }
+  }
+
+  /** Loads models/<from>, fine-tunes it on the examples, saves models/<to>. Returns the losses. */
+  private async sft(from: string, to: string, examples: SftExample[], steps: number, lr: number, stage: string, tokenBudget = this.cfg.tokenBudget): Promise<number[]> {
+    const { model, tok } = await loadRole(this.p.model(from));
+    try {
+      if (steps === 0 || examples.length === 0) {
+        await saveModelAtomic(model, this.p.model(to));
+        return [];
+      }
+      const r = await trainSft(model, examples, { lr, maxSteps: steps, tokenBudget, seed: this.cfg.seed, tokenizer: tok }, {
+        onStep: (i) => this.hooks.progress?.(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
+      });
+      await saveModelAtomic(model, this.p.model(to));
+      writeJsonAtomic(this.p.log(to), { losses: r.losses });
+      const n = r.losses.length;
+      const head = r.losses.slice(0, 5);
+      const tail = r.losses.slice(-5);
+      const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+      this.log(`[cycle] ${stage}: ${n} steps, loss ${mean(head).toFixed(3)} -> ${mean(tail).toFixed(3)}`);
+      return r.losses;
+    } finally {
+      await model.dispose();
+    }
+  }
+
+  private async evaluate(modelName: string, arm: string, round: number, tests: TestSets): Promise<void> {
+    const { model, tok } = await loadRole(this.p.model(modelName));
+    try {
+      const rec: EvalRecord = { arm, round, sets: {} };
+      for (const s of TEST_SETS) {
+        if (tests[s].length === 0) continue;
+        rec.sets[s] = (await evaluatePolicy(model, tests[s], { style: POLICY_STYLE, maxNewTokens: this.cfg.eval.maxNewTokens, tokenizer: tok })).score;
+      }
+      writeJsonAtomic(this.p.evalJson(arm, round), rec);
+      this.log(`[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`);
+    } finally {
+      await model.dispose();
+    }
+  }
+
+  // ---- one round ----
+
+  private async round(r: number, seed: Sample[], pool: PoolImage[], tests: TestSets): Promise<void> {
+    const { cfg, p } = this;
+    fs.mkdirSync(p.roundDir(r), { recursive: true });
+    // without co-evolution, rounds after the first reuse G_1 and R_1
+    const gen = cfg.coEvolve ? `generator-${r}` : 'generator-1';
+    const judge = cfg.coEvolve ? `judge-${r}` : 'judge-1';
+    const seedKeys = new Set(seed.map(seedCopyKey));
+    const taskMix = Object.fromEntries(cfg.world.seedTasks.map((t) => [t, 1]));
+    const stats: Partial<RoundRecord> = { round: r };
+
+    await this.stage('generate', r, { inputs: [p.model(gen), p.poolFile], outputs: [p.candidates(r)] }, async () => {
+      const { model, tok } = await loadRole(p.model(gen));
+      try {
+        const cands = await generateCandidates(model, tok, pool, {
+          ...cfg.generate, taskMix, seed: cfg.seed, round: r, seedKeys, progress: this.progress(`round ${r} generate`),
+        });
+        writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
+      } finally {
+        await model.dispose();
+      }
+    });
+
+    await this.stage('score', r, { inputs: [p.model(judge), p.candidates(r)], outputs: [p.scored(r)] }, async () => {
+      const cands = readMessageFile<Candidate>(p.candidates(r), { expect: 'medgr2.Candidate' }).messages;
+      const { model, tok } = await loadRole(p.model(judge));
+      try {
+        const scored = await scoreCandidates(model, tok, cands, { judgeRound: r, progress: this.progress(`round ${r} score`) });
+        writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
+      } finally {
+        await model.dispose();
+      }
+    });
+
+    await this.stage('select', r, { inputs: [p.scored(r)], outputs: [p.selected(r)] }, async () => {
+      const scored = readMessageFile<ScoredCandidate>(p.scored(r), { expect: 'medgr2.ScoredCandidate' }).messages;
+      const sel = selectCandidates(scored, { ...cfg.select, seed: cfg.seed + r, rankBy: cfg.rewardFilter ? 'reward' : 'random' });
+      writeMessageFileAtomic(p.selected(r), 'medgr2.ScoredCandidate', sel);
+      const s = selectionSummary(sel);
+      this.log(`[cycle] round ${r} select: ${s.candidates} candidates, ${s.valid} valid, ${s.kept} kept`);
+    });
+
+    await this.stage('judge-eval', r, { inputs: [p.model(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] }, async () => {
+      const pairs = readJson<LabelledPair[]>(p.judgePairs);
+      const { model, tok } = await loadRole(p.model(judge));
+      try {
+        const scores = await judgeRewards(model, tok, pairs);
+        const labels = pairs.map((x) => x.label);
+        const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
+        writeJsonAtomic(path.join(p.roundDir(r), 'judge-eval.json'), res);
+        this.log(`[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`);
+      } finally {
+        await model.dispose();
+      }
+    });
+
+    const selectedSamples = (upTo: number): Sample[] => {
+      const out: Sample[] = [];
+      for (let k = 1; k <= upTo; k++) {
+        for (const s of readMessageFile<ScoredCandidate>(p.selected(k), { expect: 'medgr2.ScoredCandidate' }).messages) {
+          if (s.selected) out.push(s.candidate.sample);
+        }
+      }
+      return out;
+    };
+    const kept = selectedSamples(r);
+    const thisRound = readMessageFile<ScoredCandidate>(p.selected(r), { expect: 'medgr2.ScoredCandidate' }).messages;
+
+    const nextGen = `generator-${r + 1}`;
+    const nextJudge = `judge-${r + 1}`;
+    if (cfg.coEvolve || r === 1) {
+      await this.stage('co-develop-generator', r, { inputs: [p.model(gen), p.selected(r)], outputs: [p.model(nextGen)] }, async () => {
+        // rejection-sampling fine-tuning on this round's kept samples, with the seed mixed in so the format holds
+        const ex = [...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample), ...seed].map(generatorExample);
+        await this.sft(gen, nextGen, ex, cfg.coDevelop.generatorSteps, cfg.coDevelop.lr, `round ${r} co-develop-generator`);
+      });
+      await this.stage('co-develop-judge', r, { inputs: [p.model(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] }, async () => {
+        const pairs = [...constructPairs(seed, { seed: cfg.seed + r }), ...confidentPairs(thisRound, { hi: cfg.coDevelop.confidentHi, lo: cfg.coDevelop.confidentLo })];
+        await this.sft(judge, nextJudge, pairs.map(judgeExample), cfg.coDevelop.judgeSteps, cfg.coDevelop.lr, `round ${r} co-develop-judge`);
+      });
+    }
+
+    const policyData = [...seed, ...kept];
+    await this.stage('policy-sft', r, { inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))], outputs: [p.model(`policy-sft-${r}`)] }, async () => {
+      this.log(`[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`);
+      await this.sft('init', `policy-sft-${r}`, policyData.map((s) => policyExample(s, POLICY_STYLE)), cfg.policySft.steps, cfg.policySft.lr, `round ${r} policy-sft`, cfg.policySft.tokenBudget);
+    });
+
+    await this.stage('policy-grpo', r, { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] }, async () => {
+      const { model, tok } = await loadRole(p.model(`policy-sft-${r}`));
+      try {
+        const prompts = policyData.map((s) => policyGrpoPrompt(s, POLICY_STYLE));
+        const res = await trainGrpo(model, prompts, [accuracyReward, answerFormatReward], {
+          ...cfg.grpo, maxNewTokens: cfg.eval.maxNewTokens, seed: cfg.seed + r, rewardWeights: [1, 0.1], tokenizer: tok,
+        }, { onStep: (i) => this.hooks.progress?.(`round ${r} grpo (reward ${i.meanReward.toFixed(2)})`, i.step, i.totalSteps) });
+        await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
+        writeJsonAtomic(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
+        const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+        this.log(`[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`);
+      } finally {
+        await model.dispose();
+      }
+    });
+
+    await this.stage('eval', r, { outputs: [p.evalJson('sftCycle', r), p.evalJson('grpoCycle', r)] }, async () => {
+      await this.evaluate(`policy-sft-${r}`, 'sftCycle', r, tests);
+      await this.evaluate(`policy-grpo-${r}`, 'grpoCycle', r, tests);
+    });
+
+    await this.stage('round-summary', r, { outputs: [p.roundJson(r)] }, async () => {
+      const curve = (m: string): { losses?: number[]; meanRewards?: number[] } => (fs.existsSync(p.log(m)) ? readJson(p.log(m)) : {});
+      const sum = selectionSummary(thisRound);
+      const reasons: Record<string, number> = {};
+      for (const s of thisRound) if (!s.candidate.valid) reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] = (reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] ?? 0) + 1;
+      const rec: RoundRecord = {
+        ...(stats as { round: number }),
+        ...sum,
+        rewards: thisRound.map((s) => s.reward),
+        rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
+        judge: readJson(path.join(p.roundDir(r), 'judge-eval.json')),
+        invalidReasons: reasons,
+        generatorSteps: curve(nextGen).losses?.length ?? 0,
+        judgeSteps: curve(nextJudge).losses?.length ?? 0,
+        policySftLoss: curve(`policy-sft-${r}`).losses ?? [],
+        grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
+      };
+      writeJsonAtomic(p.roundJson(r), rec);
+    });
+  }
+}
+
+/** The generator's SFT example for a labelled sample: hints in, the JSON sample out. */
+export function generatorExample(s: Sample): SftExample {
+  return { images: s.images, user: generatorPrompt({ modality: s.modality, task: s.task }), reply: generatorReply(s) };
+}
+
+export async function runCycle(cfg: CycleConfig, hooks: CycleHooks = {}): Promise<CycleResult> {
+  return new Cycle(cfg, hooks).run();
+}

@@ -1,0 +1,106 @@
+// Selection: which scored candidates become training data. Nothing is dropped: every candidate comes
+// back with `selected` and, when not selected, the reason (invalid, duplicate, below threshold, over
+// quota for its group, outside the top k).
+//
+// Order of the rules: invalid ones out; duplicates (same image + normalized question) keep only their
+// best-scored copy; then the threshold or top-k; with `balance`, each (modality, task) group keeps at
+// most `maxPerGroup` (default: twice an even share of the target), best first, and top-k refills the
+// freed places from the groups that still have candidates, so k is met whenever it can be.
+import { normalizeAnswerText } from '../data/importers/options';
+import { Prng } from '../data/prng';
+import type { ScoredCandidate } from '../data/proto';
+
+export interface SelectOptions {
+  threshold?: number;
+  topK?: number;
+  balance?: boolean;
+  maxPerGroup?: number;
+  /** 'reward' (default) ranks by the judge; 'random' ranks by a seeded draw (the --no-reward-filter ablation). */
+  rankBy?: 'reward' | 'random';
+  seed?: number;
+}
+
+export function dedupeKey(s: ScoredCandidate): string {
+  const sample = s.candidate.sample;
+  return `${sample.images.join('\u0001')}\u0002${normalizeAnswerText(sample.question)}`;
+}
+
+function groupKey(s: ScoredCandidate): string {
+  return `${s.candidate.sample.modality} / ${s.candidate.sample.task}`;
+}
+
+/** A copy of every candidate with `selected` / `selectReason` set (input order kept). */
+export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
+  if (opts.threshold !== undefined && opts.topK !== undefined) throw new Error('select: give a threshold or a top-k, not both');
+  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0)) throw new Error(`select: --top-k must be a whole number >= 0, got ${opts.topK}`);
+  const threshold = opts.topK === undefined ? (opts.threshold ?? 0.5) : undefined;
+  const out = scored.map((s) => ({ ...s, selected: false, selectReason: '' }));
+  const rank = new Map<ScoredCandidate, number>();
+  const prng = new Prng(`select/${opts.seed ?? 0}`);
+  for (const s of out) rank.set(s, opts.rankBy === 'random' ? prng.next() : s.reward);
+  const better = (a: ScoredCandidate, b: ScoredCandidate) => rank.get(b)! - rank.get(a)! || a.candidate.sample.id.localeCompare(b.candidate.sample.id);
+
+  // 1. invalid; 2. duplicates (the best copy stays in the running)
+  const best = new Map<string, ScoredCandidate>();
+  for (const s of out) {
+    if (!s.candidate.valid) {
+      s.selectReason = `invalid: ${s.candidate.invalidReason}`;
+      continue;
+    }
+    const k = dedupeKey(s);
+    const prior = best.get(k);
+    if (!prior) best.set(k, s);
+    else if (better(s, prior) < 0) {
+      prior.selectReason = `duplicate of ${s.candidate.sample.id}`;
+      best.set(k, s);
+    } else s.selectReason = `duplicate of ${prior.candidate.sample.id}`;
+  }
+  let pool = [...best.values()].sort(better);
+
+  // 3. threshold (on the reward, also when ranking randomly: the ablation keeps as many as the filter would)
+  if (threshold !== undefined && opts.rankBy !== 'random') {
+    for (const s of pool) if (s.reward < threshold) s.selectReason = `below threshold ${threshold}`;
+    pool = pool.filter((s) => s.reward >= threshold);
+  }
+  const target = opts.topK ?? (opts.rankBy === 'random' && threshold !== undefined ? pool.filter((s) => s.reward >= threshold).length : pool.length);
+
+  // 4. balance, then the final cut
+  const keep: ScoredCandidate[] = [];
+  if (opts.balance) {
+    const groups = new Set(pool.map(groupKey));
+    const cap = opts.maxPerGroup ?? Math.max(1, Math.ceil((2 * target) / Math.max(1, groups.size)));
+    const used = new Map<string, number>();
+    const over: ScoredCandidate[] = [];
+    for (const s of pool) {
+      const g = groupKey(s);
+      if ((used.get(g) ?? 0) < cap && keep.length < target) {
+        keep.push(s);
+        used.set(g, (used.get(g) ?? 0) + 1);
+      } else over.push(s);
+    }
+    // top-k refills from the groups over quota, so k is met whenever there are k candidates
+    const refill = opts.topK !== undefined ? over.splice(0, Math.max(0, target - keep.length)) : [];
+    keep.push(...refill);
+    for (const s of over) {
+      const full = (used.get(groupKey(s)) ?? 0) >= cap;
+      s.selectReason = full ? `over quota for ${groupKey(s)} (${cap})` : 'outside the top k';
+    }
+  } else {
+    keep.push(...pool.slice(0, target));
+    for (const s of pool.slice(target)) s.selectReason = opts.topK !== undefined ? 'outside the top k' : 'outside the random draw';
+  }
+  for (const s of keep) {
+    s.selected = true;
+    s.selectReason = opts.rankBy === 'random' ? 'random draw' : opts.topK !== undefined ? 'top k' : `reward >= ${threshold}`;
+  }
+  return out;
+}
+
+/** Counts for logs and the report. */
+export function selectionSummary(scored: readonly ScoredCandidate[]): { candidates: number; valid: number; kept: number } {
+  return {
+    candidates: scored.length,
+    valid: scored.filter((s) => s.candidate.valid).length,
+    kept: scored.filter((s) => s.selected).length,
+  };
+}

@@ -1,0 +1,148 @@
+// The cycle's pieces without a model: generator reply parsing and validation, the judge's reward from
+// a known distribution, selection (balance, dedupe, nothing lost), constructed negatives, AUC.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { generatorReply, parseGeneratorReply, seedCopyKey } from '../src/cycle/generator';
+import { rewardFromLogits, yesNoTokens } from '../src/cycle/judge';
+import { accuracyAt, auc } from '../src/cycle/metrics';
+import { constructNegative, constructPairs, confidentPairs, judgeExample, NEGATIVE_KINDS } from '../src/cycle/negatives';
+import { selectCandidates } from '../src/cycle/select';
+import { Prng } from '../src/data/prng';
+import type { Sample, ScoredCandidate } from '../src/data/proto';
+import { TextTokenizer } from '../src/data/tokenizer';
+
+const ctx = { id: 'g1-0-0', image: '/x/0.png', modality: 'CT', task: 'Modality Recognition', round: 1 };
+
+function sample(over: Partial<Sample> = {}): Sample {
+  return {
+    id: 's', dataset: 'd', images: ['/x/a.png'], modality: 'CT', modalityOriginal: 'CT', task: 'Modality Recognition', taskOriginal: '',
+    question: 'What imaging modality is used in this image?', options: ['CT', 'MRI', 'OCT', 'X-Ray'], answer: 'CT', rationale: '',
+    provenance: { kind: 'SEED', round: 0, sourceFile: '', sourceLine: 0, sourceFormat: '' }, questionStem: '', ...over,
+  };
+}
+
+test('generator replies: a good one parses; each defect is invalid with its reason, and kept raw', () => {
+  const good = '{"question":"What imaging modality is used in this image?","options":["CT","MRI","OCT","X-Ray"],"answer":"CT","rationale":"r"}';
+  const c = parseGeneratorReply(`Sure: ${good} done`, ctx);
+  assert.equal(c.valid, true, c.invalidReason);
+  assert.deepEqual(c.sample.options, ['CT', 'MRI', 'OCT', 'X-Ray']);
+  assert.equal(c.sample.answer, 'CT');
+  assert.equal(c.sample.provenance.kind, 'GENERATED');
+  assert.equal(parseGeneratorReply(good.replace('"answer":"CT"', '"answer":"b"'), ctx).sample.answer, 'MRI', 'a letter names its option');
+  const cases: [string, RegExp][] = [
+    ['no json here', /no JSON object/],
+    ['{"question": "q", "options": [', /no JSON object/],
+    ['{"question":"q",}', /not parseable/],
+    ['{"options":["a","b","c","d"],"answer":"a"}', /question/],
+    ['{"question":"q","options":["a","b","c"],"answer":"a"}', /3 entries/],
+    ['{"question":"q","options":["a","b","c","A."],"answer":"a"}', /not distinct/],
+    ['{"question":"q","options":["a","b","c",""],"answer":"a"}', /empty/],
+    ['{"question":"q","options":["a","b","c","d"],"answer":"e"}', /not one of the options/],
+    ['{"question":"q","options":["a","b","c","d"]}', /answer/],
+  ];
+  for (const [raw, why] of cases) {
+    const bad = parseGeneratorReply(raw, ctx);
+    assert.equal(bad.valid, false, raw);
+    assert.match(bad.invalidReason, why, raw);
+    assert.equal(bad.raw, raw);
+  }
+  const seed = sample();
+  const copy = parseGeneratorReply(generatorReply(seed), { ...ctx, seedKeys: new Set([seedCopyKey(seed)]) });
+  assert.equal(copy.valid, false);
+  assert.match(copy.invalidReason, /copied/);
+  // the same question with other options is new data, not a copy
+  const other = parseGeneratorReply(generatorReply({ ...seed, options: ['CT', 'MRI', 'OCT', 'Microscopy'] }), { ...ctx, seedKeys: new Set([seedCopyKey(seed)]) });
+  assert.equal(other.valid, true);
+});
+
+test('judge reward: P(Yes)/(P(Yes)+P(No)) from a known distribution, whatever the other tokens', () => {
+  const tok = TextTokenizer.load();
+  const ids = yesNoTokens(tok);
+  assert.equal(ids.note, undefined, 'the shipped tokenizer has Yes and No as single tokens');
+  assert.equal(tok.decode([ids.yes]), 'Yes');
+  assert.equal(tok.decode([ids.no]), 'No');
+  const row = new Float32Array(768).fill(-1);
+  // p(Yes) = 0.3, p(No) = 0.1 of some softmax: logits log 0.3 and log 0.1 (+ any constant)
+  row[ids.yes] = Math.log(0.3) + 5;
+  row[ids.no] = Math.log(0.1) + 5;
+  row[7] = 9; // a large other token changes nothing
+  assert.ok(Math.abs(rewardFromLogits(row, ids) - 0.75) < 1e-6);
+  row[ids.yes] = -1000;
+  row[ids.no] = 1000;
+  assert.equal(rewardFromLogits(row, ids), 0);
+});
+
+function scored(id: string, reward: number, over: Partial<Sample> = {}, valid = true): ScoredCandidate {
+  return { candidate: { sample: sample({ id, ...over }), generatorRound: 1, valid, invalidReason: valid ? '' : 'bad', raw: '' }, reward, judgeRound: 1, selected: false, selectReason: '' };
+}
+
+test('selection: threshold, dedupe keeps the best copy, balance caps groups, nothing is lost', () => {
+  const items = [
+    scored('a', 0.9, { images: ['1'] }),
+    scored('b', 0.95, { images: ['1'], question: 'what imaging modality is used in this image' }), // duplicate of a (normalized)
+    scored('c', 0.2, { images: ['2'] }),
+    scored('d', 0.8, { images: ['3'], modality: 'MRI' }),
+    scored('e', 0.7, { images: ['4'] }),
+    scored('f', 0.99, { images: ['5'] }, false),
+  ];
+  const out = selectCandidates(items, { threshold: 0.5 });
+  assert.equal(out.length, items.length);
+  assert.deepEqual(out.map((s) => s.candidate.sample.id), items.map((s) => s.candidate.sample.id), 'input order kept');
+  const by = Object.fromEntries(out.map((s) => [s.candidate.sample.id, s]));
+  assert.deepEqual(['a', 'b', 'c', 'd', 'e', 'f'].map((k) => by[k].selected), [false, true, false, true, true, false]);
+  assert.match(by.a.selectReason, /duplicate of b/);
+  assert.match(by.c.selectReason, /below threshold/);
+  assert.match(by.f.selectReason, /invalid/);
+  assert.equal(by.c.reward, 0.2, 'scores stay');
+
+  // top-2 balanced with one slot per group: the CT group's second best gives way to MRI
+  const bal = selectCandidates(items, { topK: 2, balance: true, maxPerGroup: 1 });
+  assert.deepEqual(bal.filter((s) => s.selected).map((s) => s.candidate.sample.id).sort(), ['b', 'd']);
+  assert.match(bal.find((s) => s.candidate.sample.id === 'e')!.selectReason, /over quota for CT/);
+  // top-k refills from over-quota groups when the other groups run out
+  const refill = selectCandidates(items, { topK: 3, balance: true, maxPerGroup: 1 });
+  assert.equal(refill.filter((s) => s.selected).length, 3);
+  // random ranking keeps as many as the threshold would
+  const rnd = selectCandidates(items, { threshold: 0.5, rankBy: 'random', seed: 3 });
+  assert.equal(rnd.filter((s) => s.selected).length, 3);
+  assert.throws(() => selectCandidates(items, { threshold: 0.5, topK: 2 }), /not both/);
+});
+
+test('negatives: every kind is a wrong pair; positives and negatives as Yes/No SFT examples', () => {
+  const seed = [
+    sample({ id: '1', images: ['/a.png'] }),
+    sample({ id: '2', images: ['/b.png'], options: ['MRI', 'CT', 'OCT', 'X-Ray'], answer: 'MRI', modality: 'MRI' }),
+    sample({ id: '3', images: ['/c.png'], task: 'Anatomy Identification', question: 'Which part?', options: ['Brain', 'Chest', 'Knee', 'Skin'], answer: 'Brain' }),
+    sample({ id: '4', images: ['/d.png'], modality: 'X-Ray', options: ['X-Ray', 'CT', 'OCT', 'MRI'], answer: 'X-Ray' }),
+  ];
+  const prng = new Prng('t');
+  for (const kind of NEGATIVE_KINDS) {
+    const n = constructNegative(seed[0], kind, seed, prng);
+    assert.ok(n, kind);
+    assert.equal(n!.label, false);
+    const truthOfImage = seed.find((s) => s.images[0] === n!.images[0] && s.task === n!.sample.task);
+    const right = truthOfImage !== undefined && truthOfImage.answer === n!.sample.answer && n!.images[0] === seed[0].images[0] && n!.sample.options.includes(n!.sample.answer) && kind !== 'off-modality';
+    assert.ok(!right, `${kind} must not be a correct pair`);
+  }
+  const shuffled = constructNegative(seed[0], 'shuffled-options', seed, prng)!;
+  assert.equal(shuffled.sample.options.indexOf(shuffled.sample.answer), seed[0].options.indexOf('CT'), 'the key keeps its position');
+  assert.notEqual(shuffled.sample.answer, 'CT');
+  const pairs = constructPairs(seed, { seed: 1 });
+  assert.equal(pairs.filter((p) => p.label).length, 4);
+  assert.equal(pairs.filter((p) => !p.label).length, 4);
+  const ex = pairs.map(judgeExample);
+  assert.deepEqual(new Set(ex.map((e) => e.reply)), new Set(['Yes', 'No']));
+  assert.match(ex[0].user, /Is this sample correct and answerable from the image\? Yes or No\./);
+  const conf = confidentPairs([scored('x', 0.95), scored('y', 0.5), scored('z', 0.05), scored('w', 0.99, {}, false)]);
+  assert.deepEqual(conf.map((p) => [p.sample.id, p.label]), [['x', true], ['z', false]]);
+});
+
+test('AUC and accuracy against hand-computed values', () => {
+  // positives 0.9, 0.4; negatives 0.6, 0.1, 0.4: pairs (pos > neg) = 0.9>all (3) + 0.4>0.1 (1) + 0.4=0.4 (½) = 4.5 of 6
+  assert.equal(auc([0.9, 0.4, 0.6, 0.1, 0.4], [true, true, false, false, false]), 0.75);
+  assert.equal(auc([0.1, 0.2, 0.3, 0.4], [false, false, true, true]), 1);
+  assert.equal(auc([0.1, 0.2, 0.3, 0.4], [true, true, false, false]), 0);
+  assert.equal(auc([0.5, 0.5], [true, false]), 0.5);
+  assert.ok(Number.isNaN(auc([0.5], [true])));
+  assert.equal(accuracyAt([0.9, 0.4, 0.6, 0.1, 0.4], [true, true, false, false, false]), 0.6);
+});
