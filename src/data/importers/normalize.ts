@@ -2,14 +2,9 @@
 // ("CT(Computed Tomography)", "MR (Mag-netic Resonance Imaging)", "OCT (Optical Coherence Tomography",
 // "Microscopy Images", ...). Anything else is "Other"; the original string is always kept beside it.
 
-export const MODALITIES = ['CT', 'MRI', 'X-Ray', 'Ultrasound', 'Dermoscopy', 'Fundus photography', 'OCT', 'Microscopy'] as const;
-export const TASKS = [
-  'Modality Recognition',
-  'Anatomy Identification',
-  'Disease Diagnosis',
-  'Lesion Grading',
-  'Other Biological Attributes',
-] as const;
+import { MODALITIES, TASKS } from '../taxonomy';
+
+export { MODALITIES, TASKS };
 export const OTHER = 'Other';
 
 export type Modality = (typeof MODALITIES)[number] | typeof OTHER;

@@ -2,16 +2,10 @@
 // findings (plus "Normal") each can show, and the words of the five tasks. Kept small on purpose:
 // a tiny VLM must be able to learn every answer from the pixels.
 
-export const MODALITIES = ['CT', 'MRI', 'X-Ray', 'Ultrasound', 'Dermoscopy', 'Fundus photography', 'OCT', 'Microscopy'] as const;
-export type Modality = (typeof MODALITIES)[number];
+import { MODALITIES, TASKS } from '../taxonomy';
 
-export const TASKS = [
-  'Modality Recognition',
-  'Anatomy Identification',
-  'Disease Diagnosis',
-  'Lesion Grading',
-  'Other Biological Attributes',
-] as const;
+export { MODALITIES, TASKS };
+export type Modality = (typeof MODALITIES)[number];
 export type Task = (typeof TASKS)[number];
 
 export const NORMAL = 'Normal';
