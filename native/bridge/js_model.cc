@@ -178,6 +178,19 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   std::shared_ptr<ModelState> Live(const char* where) const;
   ThreadState State() const;
+  // Runs work(state) off the JS thread with the model's lock held (calls on one model never
+  // interleave); finish() converts the result on the JS thread. Keeps this handle alive meanwhile.
+  template <typename R, typename Work, typename Finish>
+  Napi::Value RunLocked(const Napi::CallbackInfo& info, const char* name, std::shared_ptr<ModelState> st, Work work,
+                        Finish finish) {
+    return RunAsync<R>(
+        info.Env(), name, State(), {info.This()},
+        [st, work]() -> R {
+          std::lock_guard<std::mutex> lock(st->mutex);
+          return work(*st);
+        },
+        finish);
+  }
 
   std::shared_ptr<ModelState> state_;
 };
@@ -374,9 +387,8 @@ Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
   MEDGR2_JS_TRY
   auto st = Live("Model.logits");
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), "Model.logits");
-  return RunAsync<at::Tensor>(
-      env, "medgr2.Model.logits", State(), {info.This()},
-      [st, b]() { std::lock_guard<std::mutex> lock(st->mutex); at::NoGradGuard ng; return st->model->Logits(b); },
+  return RunLocked<at::Tensor>(
+      info, "medgr2.Model.logits", st, [b](ModelState& s) { at::NoGradGuard ng; return s.model->Logits(b); },
       [](Napi::Env e, at::Tensor& t) -> Napi::Value { return TensorHandle::Wrap(e, t); });
   MEDGR2_JS_CATCH_ASYNC(env)
 }
@@ -393,11 +405,10 @@ Napi::Value ModelHandle::TokenLogprobs(const Napi::CallbackInfo& info) {
   if (!labels.defined()) labels = model::NextTokenLabels(b.input_ids, b.cu_seqlens);
   if (labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
   const double temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
-  return RunAsync<std::vector<at::Tensor>>(
-      env, "medgr2.Model.tokenLogprobs", State(), {info.This()},
-      [st, b, labels, temperature]() {
-        std::lock_guard<std::mutex> lock(st->mutex);
-        auto r = st->model->TokenLogprobs(b, labels, temperature);
+  return RunLocked<std::vector<at::Tensor>>(
+      info, "medgr2.Model.tokenLogprobs", st,
+      [b, labels, temperature](ModelState& s) {
+        auto r = s.model->TokenLogprobs(b, labels, temperature);
         return std::vector<at::Tensor>{r.first.cpu(), r.second.cpu()};
       },
       [](Napi::Env e, std::vector<at::Tensor>& r) -> Napi::Value {
@@ -436,9 +447,8 @@ Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
   model::SftLoss spec = SftSpecFromJs(o, b, kWhere);
-  return RunAsync<model::LossReport>(
-      env, "medgr2.Model.backwardSft", State(), {info.This()},
-      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardSft(b, spec); },
+  return RunLocked<model::LossReport>(
+      info, "medgr2.Model.backwardSft", st, [b, spec](ModelState& s) { return s.model->BackwardSft(b, spec); },
       [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, false); });
   MEDGR2_JS_CATCH_ASYNC(env)
 }
@@ -452,9 +462,8 @@ Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
   model::SftLoss spec = SftSpecFromJs(o, b, kWhere);
-  return RunAsync<double>(
-      env, "medgr2.Model.sftLoss", State(), {info.This()},
-      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->SftLossValue(b, spec); },
+  return RunLocked<double>(
+      info, "medgr2.Model.sftLoss", st, [b, spec](ModelState& s) { return s.model->SftLossValue(b, spec); },
       [](Napi::Env e, double& v) -> Napi::Value { return Napi::Number::New(e, v); });
   MEDGR2_JS_CATCH_ASYNC(env)
 }
@@ -508,9 +517,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
                                                 spec.advantages, (spec.labels >= 0).to(at::kByte), b.cu_seqlens);
   ops::CheckLossInputs(probe, lo, kWhere);
-  return RunAsync<model::LossReport>(
-      env, "medgr2.Model.backwardGrpo", State(), {info.This()},
-      [st, b, spec]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->BackwardGrpo(b, spec); },
+  return RunLocked<model::LossReport>(
+      info, "medgr2.Model.backwardGrpo", st, [b, spec](ModelState& s) { return s.model->BackwardGrpo(b, spec); },
       [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, true); });
   MEDGR2_JS_CATCH_ASYNC(env)
 }
@@ -531,9 +539,8 @@ Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   a.eps = OptNumber(o, "eps", kWhere, "options").value_or(1e-8);
   a.weight_decay = OptNumber(o, "weightDecay", kWhere, "options").value_or(0.0);
   a.max_grad_norm = OptNumber(o, "maxGradNorm", kWhere, "options").value_or(0.0);
-  return RunAsync<train::StepReport>(
-      env, "medgr2.Model.optimizerStep", State(), {info.This()},
-      [st, a]() { std::lock_guard<std::mutex> lock(st->mutex); return st->optimizer.Step(st->model->params(), a); },
+  return RunLocked<train::StepReport>(
+      info, "medgr2.Model.optimizerStep", st, [a](ModelState& s) { return s.optimizer.Step(s.model->params(), a); },
       [](Napi::Env e, train::StepReport& r) -> Napi::Value {
         auto out = Napi::Object::New(e);
         out.Set("gradNorm", r.grad_norm);
@@ -593,9 +600,8 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   g.top_p = OptNumber(o, "topP", kWhere, "options").value_or(1.0);
   g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   if (!o.Get("stopTokens").IsUndefined()) g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
-  return RunAsync<model::GenerateResult>(
-      env, "medgr2.Model.generate", State(), {info.This()},
-      [st, b, g]() { std::lock_guard<std::mutex> lock(st->mutex); return st->model->Generate(b, g); },
+  return RunLocked<model::GenerateResult>(
+      info, "medgr2.Model.generate", st, [b, g](ModelState& s) { return s.model->Generate(b, g); },
       [](Napi::Env e, model::GenerateResult& r) -> Napi::Value {
         auto tokens = Napi::Array::New(e, r.tokens.size());
         auto logprobs = Napi::Array::New(e, r.tokens.size());
