@@ -77,7 +77,7 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     const noise: Reward = { name: 'noise', weight: 1, fn: (c) => (hashString(c) % 1000) / 1000 };
     const metrics: GrpoStepMetrics[] = await trainGrpo(model, prompts, [noise], {
       tokenizer: tok, images: { imageRoot: dir }, steps: steps + 1, promptsPerStep: P, groupSize: G, maxNewTokens: T,
-      temperature: 1, lr: 1e-6, beta: 0.04, oldLogp: 'recompute', numIterations: 1, tokenBudget: big ? 16384 : 8192, seed: 1,
+      temperature: 1, lr: 1e-6, beta: 0.04, oldLogp: 'recompute', numIterations: 1, tokenBudget: big ? 16384 : 8192, seed: 1, progress: false,
     });
     await model.dispose();
     const timed = metrics.slice(1);

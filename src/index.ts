@@ -22,6 +22,35 @@ export type * as ModelTypes from './model';
 export type * as GrpoTypes from './grpo';
 export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
 export { AddonLoadError, loadAddon } from './native/loader';
+
+// Trainers and evaluation (the `medgr2 sft` / `medgr2 grpo` / `medgr2 eval` loops), for scripts.
+export { trainSft, sftExamplesFromSamples, SFT_DEFAULTS } from './cycle/sft';
+export type { SftExample, SftOptions, SftHooks, SftResult, SftStepReport, SftEvalReport } from './cycle/sft';
+export { trainGrpo, grpoPromptsFromSamples, resolveGrpoOptions, flattenMetrics, GRPO_DEFAULTS } from './cycle/grpo';
+export type { GrpoOptions, ResolvedGrpoOptions, GrpoHooks, GrpoStepMetrics, RolloutGroup, MeanStd } from './cycle/grpo';
+export {
+  accuracyReward,
+  formatReward,
+  judgeReward,
+  defaultRewards,
+  loadRewardModule,
+  parseRewardWeights,
+  accuracyScore,
+  scoreCompletion,
+} from './cycle/rewards';
+export type { GrpoPrompt, Reward, RewardFn, JudgeFn } from './cycle/rewards';
+export { evaluatePolicy, writePredictions, extractAnswer } from './cycle/evaluate';
+export type { EvaluateOptions, EvaluateResult, PolicyPrediction } from './cycle/evaluate';
+export { scorePredictions, readPredictions } from './cycle/scorer';
+export type { ScoreResult, Prediction } from './cycle/scorer';
+export type { PromptStyle } from './cycle/prompts';
+export { TextTokenizer } from './data/tokenizer';
+export { loadSampleFile } from './data/sample_files';
+export type { Sample } from './data/proto';
+export { MetricsLogger, readMetrics } from './report/metrics';
+export { Progress } from './report/progress';
+export { listCheckpoints, readTrainerState } from './cycle/run_checkpoint';
+export type { TrainerState } from './cycle/run_checkpoint';
 export type { NativeInfo, CudaDeviceInfo } from './native/types';
 
 export const version = packageVersion;

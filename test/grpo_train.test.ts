@@ -9,11 +9,14 @@ import { after, before, test } from 'node:test';
 import { encodeConversation, loadImages, packInOrder, toModelBatch } from '../src/cycle/encode';
 import {
   encodePrompts, generateRollouts, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, trainingMicroBatches,
-  type GrpoStepMetrics,
+  type GrpoHooks, type GrpoStepMetrics,
 } from '../src/cycle/grpo';
+import { listCheckpoints } from '../src/cycle/run_checkpoint';
+import { readMetrics } from '../src/report/metrics';
 import { policyReply, POLICY_SYSTEM } from '../src/cycle/prompts';
 import { defaultRewards, type Reward } from '../src/cycle/rewards';
 import { synthesize } from '../src/data/medsynth';
+import { hashString } from '../src/data/prng';
 import type { Sample } from '../src/data/proto';
 import { loadSampleFile } from '../src/data/sample_files';
 import { TextTokenizer } from '../src/data/tokenizer';
@@ -167,7 +170,69 @@ test('a short GRPO run from a partially trained tiny model raises the mean rewar
   await m.dispose();
 });
 
-test('medgr2 grpo: writes config.json, metrics.jsonl, TensorBoard events and final/; bad input is one clear line', () => {
+test('a killed-and-resumed GRPO run repeats the uninterrupted run: rewards, losses, KL, prompts', async () => {
+  const prompts = grpoPromptsFromSamples(samples.slice(0, 10), 'answer');
+  // An untrained model earns no accuracy or format reward: a deterministic function of the text gives
+  // the groups spread (advantages), so every step trains.
+  const rewards = [...defaultRewards('answer', { accuracy: 1, format: 0.5 }), { name: 'text', weight: 1, fn: (c: string) => (hashString(c) % 5) / 4 }];
+  // beta > 0 (a reference copy), two update passes (AdamW state matters), a prompt epoch boundary inside the run.
+  const opts = {
+    tokenizer: tok, steps: 5, promptsPerStep: 3, groupSize: 4, maxNewTokens: 4, temperature: 1, lr: 2e-3, seed: 9,
+    beta: 0.04, numIterations: 2, schedule: 'cosine' as const, warmupSteps: 1, saveEvery: 2, keepLast: 2, progress: false,
+  };
+  const run = async (out: string, extra: object = {}, hooks: GrpoHooks = {}) => {
+    const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 5 });
+    const ids: string[][] = [];
+    try {
+      const steps = await trainGrpo(m, prompts, rewards, { ...opts, out, ...extra }, { ...hooks, onRollouts: (_s, gs) => void ids.push(gs.map((g) => g.prompt.id)) });
+      return { steps, ids };
+    } finally {
+      await m.dispose();
+    }
+  };
+  const same = (a: GrpoStepMetrics[], b: GrpoStepMetrics[], what: string): void => {
+    assert.deepEqual(a.map((s) => s.step), b.map((s) => s.step), what);
+    a.forEach((s, i) => {
+      const w = b[i];
+      assert.equal(s.reward.mean, w.reward.mean, `${what}: step ${s.step} reward`);
+      assert.deepEqual(s.rewards, w.rewards, `${what}: step ${s.step} reward terms`);
+      assert.equal(s.lr, w.lr, `${what}: step ${s.step} lr`);
+      for (const k of ['loss', 'kl', 'gradNorm', 'entropy'] as const) {
+        assert.ok(Math.abs(s[k] - w[k]) <= 1e-6 * Math.max(1, Math.abs(w[k])) || (Number.isNaN(s[k]) && Number.isNaN(w[k])), `${what}: step ${s.step} ${k} ${s[k]} vs ${w[k]}`);
+      }
+    });
+  };
+  const dirA = fs.mkdtempSync(path.join(dir, 'resume-a-'));
+  const full = await run(dirA);
+  assert.equal(full.steps.length, 5);
+  assert.ok(full.steps.slice(2).some((s) => s.tokens.trained > 0 && s.kl > 0), 'steps after the checkpoint train (and drift from the reference)');
+  console.log(`# uninterrupted: reward ${full.steps.map((s) => s.reward.mean.toFixed(3)).join(' ')}; loss ${full.steps.map((s) => s.loss.toExponential(3)).join(' ')}; kl ${full.steps.map((s) => s.kl.toExponential(2)).join(' ')}`);
+
+  const dirB = fs.mkdtempSync(path.join(dir, 'resume-b-'));
+  const killed = await run(dirB, {}, { shouldStop: (s) => s === 3 });
+  assert.deepEqual(listCheckpoints(dirB).map((c) => c.step), [2]);
+  same(killed.steps, full.steps.slice(0, 3), 'before the kill');
+  const state = JSON.parse(fs.readFileSync(path.join(dirB, 'checkpoints', 'step-2', 'trainer_state.json'), 'utf8'));
+  assert.equal(state.trainer, 'grpo');
+  assert.equal(state.scheduler.step, 4);
+  assert.deepEqual([state.epoch, state.batchIndex], [1, 6], 'sampler: 6 prompts drawn of the first shuffle of 10');
+
+  let resumedAt = -1;
+  const resumed = await run(dirB, { resume: true }, { onResume: (_d, s) => void (resumedAt = s) });
+  assert.equal(resumedAt, 2);
+  same(resumed.steps, full.steps.slice(2), 'after the resume');
+  assert.deepEqual(resumed.ids, full.ids.slice(2), 'the same prompts after the resume');
+  const logged = readMetrics(path.join(dirB, 'metrics.jsonl')).map((r) => r.step);
+  assert.deepEqual(logged, [1, 2, 3, 4, 5], 'metrics.jsonl reads as one run');
+  assert.deepEqual(listCheckpoints(dirB).map((c) => c.step), [4, 5]);
+
+  // Another run's options are refused, naming what changed; so is another trainer's checkpoint.
+  await assert.rejects(run(dirB, { resume: true, groupSize: 3 }), /resume: .*belongs to a different run \(groupSize: checkpoint 4, now 3\)/);
+  await assert.rejects(run(fs.mkdtempSync(path.join(dir, 'resume-c-')), { resume: true }), /no complete checkpoint under/);
+  await assert.rejects(run('', { resume: true }), /grpo: resume needs the run folder/);
+});
+
+test('medgr2 grpo: config.json, metrics.jsonl, tensorboard/, checkpoints/, final/; --config + --resume continue the run', () => {
   const out = path.join(dir, 'run');
   const mod = path.join(dir, 'brevity.cjs');
   fs.writeFileSync(mod, 'exports.brevity = (c) => (c.length < 40 ? 1 : 0);\n');
@@ -177,20 +242,39 @@ test('medgr2 grpo: writes config.json, metrics.jsonl, TensorBoard events and fin
     '--reward-module', mod, '--reward-weights', 'accuracy=1,format=0.5,brevity=0.1', '--limit', '8', '--seed', '1'];
   const r = runCli(args);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /grpo step 2\/2: reward/);
-  const lines = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.match(r.stderr, /grpo: random-initialized .* 8 prompts, 2 steps x 2 prompts x 4 rollouts; rewards accuracy=1,format=0.5,brevity=0.1/);
+  assert.match(r.stderr, /grpo 2\/2 100% .*reward=\S+ acc=\S+ kl=\S+/);
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string);
+  assert.equal(summary.steps, 2);
+  const lines = readMetrics(path.join(out, 'metrics.jsonl'));
   assert.deepEqual(lines.map((l) => l.step), [1, 2]);
-  assert.deepEqual(Object.keys(lines[0].rewards), ['accuracy', 'format', 'brevity']);
-  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  for (const tag of ['train/reward', 'train/accuracy', 'train/kl', 'train/loss', 'reward/accuracy', 'reward/format', 'reward/brevity', 'time/rollout', 'time/loss_backward', 'completion/length_mean']) {
+    assert.ok(tag in lines[0], `metrics.jsonl has ${tag}`);
+  }
+  const cfgFile = path.join(out, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
   assert.equal(cfg.groupSize, 4);
   assert.equal(cfg.epsHigh, 0.2);
-  assert.deepEqual(cfg.rewards, [{ name: 'accuracy', weight: 1 }, { name: 'format', weight: 0.5 }, { name: 'brevity', weight: 0.1 }]);
-  assert.ok(fs.readdirSync(out).some((f) => f.startsWith('events.out.tfevents.')));
+  assert.equal(cfg.rewardWeights, 'accuracy=1,format=0.5,brevity=0.1');
+  assert.ok(fs.readdirSync(path.join(out, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents.')));
+  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2]);
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(fs.existsSync(path.join(out, 'final', f)), f);
+
+  // The saved config reads back; a constant-lr run may be extended by --steps and resumed.
+  const more = runCli(['grpo', '--config', cfgFile, '--steps', '3', '--resume']);
+  assert.equal(more.status, 0, more.stderr);
+  assert.match(more.stderr, /resumed from .*step-2 \(step 2\)/);
+  assert.equal(JSON.parse(more.stdout.trim().split('\n').pop() as string).resumedFrom, 2);
+  assert.deepEqual(readMetrics(path.join(out, 'metrics.jsonl')).map((l) => l.step), [1, 2, 3]);
+  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2, 3]);
 
   const bad = runCli(['grpo', '--model', 'x.json', '--data', data, '--out', out, '--group-size', '1']);
   assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /--group-size must be >= 1|groupSize must be >= 2/);
+  assert.match(bad.stderr, /--group-size must be >= 2/);
+  const unknown = path.join(dir, 'unknown.yaml');
+  fs.writeFileSync(unknown, 'groupSize: 4\ngroup_sizes: 3\n');
+  const badKey = runCli(['grpo', '--config', unknown]);
+  assert.match(badKey.stderr, /unknown\.yaml: unknown key "group_sizes"/);
   const noFile = runCli(['grpo', '--model', path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'), '--data', path.join(dir, 'nope.jsonl'), '--out', out]);
   assert.match(noFile.stderr, /nope\.jsonl: no such file/);
   assert.equal(noFile.stderr.trim().split('\n').length, 1);

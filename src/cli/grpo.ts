@@ -1,172 +1,160 @@
-// `medgr2 grpo --model M --data FILE --out DIR [...]`: GRPO of the policy on multiple-choice samples
-// with verifiable rewards (src/cycle/grpo.ts, src/cycle/rewards.ts). Writes DIR/config.json (the
-// resolved options), DIR/metrics.jsonl (one line per step), TensorBoard events in DIR, and the
-// trained model in DIR/final. Options: defaults < --config FILE (JSON or YAML) < flags.
-import * as fs from 'node:fs';
+// `medgr2 grpo --model M --data FILE --out DIR [--resume] [--config FILE] [...]`: GRPO of the policy
+// on multiple-choice samples with verifiable rewards (src/cycle/grpo.ts, src/cycle/rewards.ts).
+// Writes into DIR: config.json (the resolved options, readable back by --config), metrics.jsonl,
+// tensorboard/, checkpoints/step-N/, final/ (a Hugging Face model folder with the tokenizer files).
+// Options: defaults < --config FILE (JSON or YAML) < flags (src/cli/config.ts).
 import * as path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
-import YAML from 'yaml';
-import { flattenMetrics, GRPO_DEFAULTS, grpoPromptsFromSamples, plainLineLogger, resolveGrpoOptions, trainGrpo } from '../cycle/grpo';
+import type { Command } from 'commander';
+import { setNumThreads } from '../index';
+import { GRPO_DEFAULTS, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, type GrpoStepMetrics, type ResolvedGrpoOptions } from '../cycle/grpo';
 import type { PromptStyle } from '../cycle/prompts';
 import { defaultRewards, loadRewardModule, parseRewardWeights } from '../cycle/rewards';
-import { loadSampleFile } from '../data/sample_files';
-import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
-import { Model, type ModelDevice, type ModelDtype } from '../model/model';
-import { TensorBoardWriter } from '../report/tensorboard';
-import { parseIntOption } from './options';
+import type { ModelDtype } from '../model/model';
+import { addConfigOptions, resolveConfig, saveResolvedConfig, type ConfigSchema } from './config';
+import { loadModelArg } from './model_arg';
+import { loadSampleData } from './sample_data';
 
-function parseNumber(flag: string): (v: string) => number {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} expects a number, got "${v}"`);
-    return n;
-  };
+const D = GRPO_DEFAULTS;
+
+/** Every option of `medgr2 grpo`, flat, with its default: also the keys of a --config file. */
+export const GRPO_SCHEMA: ConfigSchema = [
+  // what to train, on what, where
+  { key: 'model', type: 'string', required: true, valueName: '<dir|config.json|tiny-qwen2-vl>', help: 'model folder, a config.json (random init), or tiny-qwen2-vl / tiny-qwen2.5-vl' },
+  { key: 'data', type: 'string', required: true, valueName: '<file>', help: 'multiple-choice samples: a record file or any importable JSON/JSONL' },
+  { key: 'out', type: 'string', required: true, valueName: '<dir>', help: 'run folder: config.json, metrics.jsonl, tensorboard/, checkpoints/, final/' },
+  { key: 'resume', type: 'boolean', default: false, help: 'continue from the newest checkpoint in --out' },
+  { key: 'resumeFrom', type: 'string', valueName: '<dir|step>', help: 'continue from this checkpoint folder or step of --out' },
+  { key: 'imageRoot', type: 'string', valueName: '<dir>', help: "relative image paths resolve here (default: the data file's folder)" },
+  { key: 'tokenizer', type: 'string', valueName: '<dir>', help: "tokenizer folder (default: the model folder's, else configs/tokenizer)" },
+  { key: 'task', type: 'string', valueName: '<names>', help: 'train only on these tasks (comma-separated)' },
+  { key: 'modality', type: 'string', valueName: '<names>', help: 'train only on these modalities (comma-separated)' },
+  { key: 'limit', type: 'int', default: 0, min: 0, help: 'use only the first N samples (0: all)' },
+  { key: 'style', type: 'string', default: 'answer', choices: ['answer', 'think'], help: 'prompt style: answer-only, or <think> then <answer>' },
+  { key: 'rewardWeights', type: 'string', default: 'accuracy=1,format=0.5', valueName: '<list>', help: 'weights by reward name (0 drops a term; also weights --reward-module terms)' },
+  { key: 'rewardModule', type: 'string', valueName: '<file>', help: 'a JS module exporting reward functions (default or named): (completion, prompt) => number' },
+  { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
+  { key: 'dtype', type: 'string', choices: ['float32', 'bfloat16', 'float16', 'float64'], valueName: '<t>', help: "weights' dtype (default: the checkpoint's)" },
+  { key: 'initSeed', type: 'int', default: 0, help: 'seed of the random init when --model is a config' },
+  { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
+  // length, groups, sampling
+  { key: 'steps', type: 'int', default: D.steps, min: 1, help: 'GRPO steps' },
+  { key: 'promptsPerStep', type: 'int', default: D.promptsPerStep, min: 1, help: 'prompts (groups) per step' },
+  { key: 'groupSize', type: 'int', default: D.groupSize, min: 2, help: 'rollouts per prompt (G)' },
+  { key: 'maxNewTokens', type: 'int', default: D.maxNewTokens, min: 1, help: 'completion length limit' },
+  { key: 'temperature', type: 'number', default: D.temperature, help: 'sampling temperature (> 0)' },
+  { key: 'topP', type: 'number', default: D.topP, min: 0, max: 1, help: 'nucleus sampling (1: off)' },
+  { key: 'topK', type: 'int', default: D.topK, min: 0, help: 'top-k sampling (0: off)' },
+  { key: 'seed', type: 'int', default: D.seed, help: 'seed of the prompt order and the rollout sampling' },
+  { key: 'dynamicSampling', type: 'boolean', default: D.dynamicSampling, help: 'DAPO: drop groups whose rewards are all equal and draw more prompts' },
+  { key: 'maxSamplingRounds', type: 'int', default: D.maxSamplingRounds, min: 1, help: 'generation rounds per step at most with --dynamic-sampling' },
+  { key: 'generationBatch', type: 'int', default: D.generationBatch, min: 1, help: 'most sequences in one generation call' },
+  // optimization
+  { key: 'lr', type: 'number', default: D.lr, min: 0, help: 'peak learning rate (AdamW)' },
+  { key: 'warmupSteps', type: 'int', default: D.warmupSteps, min: 0, help: 'linear warm-up optimizer steps' },
+  { key: 'schedule', type: 'string', default: D.schedule, choices: ['constant', 'cosine'], help: 'lr after the warm-up' },
+  { key: 'minLrRatio', type: 'number', default: D.minLrRatio, min: 0, max: 1, help: 'cosine decays to this fraction of --lr' },
+  { key: 'weightDecay', type: 'number', default: D.weightDecay, min: 0, help: 'AdamW weight decay' },
+  { key: 'adamBeta1', type: 'number', default: D.adamBeta1, min: 0, max: 1, help: 'AdamW beta1' },
+  { key: 'adamBeta2', type: 'number', default: D.adamBeta2, min: 0, max: 1, help: 'AdamW beta2' },
+  { key: 'maxGradNorm', type: 'number', default: D.maxGradNorm, min: 0, help: 'global gradient-norm clip (0: none)' },
+  // the loss
+  { key: 'beta', type: 'number', default: D.beta, min: 0, help: 'KL coefficient; 0 loads no reference model' },
+  { key: 'kl', type: 'string', default: D.kl, choices: ['k1', 'k2', 'k3'], help: 'KL estimator' },
+  { key: 'lossType', type: 'string', default: D.lossType, choices: ['grpo', 'bnpo', 'dr_grpo', 'dapo'], help: 'loss normalization' },
+  { key: 'epsLow', type: 'number', default: D.epsLow, min: 0, help: 'clip range below 1' },
+  { key: 'epsHigh', type: 'number', min: 0, help: 'clip range above 1 (default: --eps-low; DAPO uses 0.28)' },
+  { key: 'numIterations', type: 'int', default: D.numIterations, min: 1, help: "update passes over each step's rollouts" },
+  { key: 'advantageScale', type: 'string', default: D.advantageScale, choices: ['group', 'batch', 'none'], help: 'advantage std normalization (none: Dr. GRPO)' },
+  { key: 'advantageEps', type: 'number', default: D.advantageEps, min: 0, help: 'added to the std of the advantage normalization' },
+  { key: 'tokenBudget', type: 'int', default: D.tokenBudget, min: 1, help: 'most tokens in one training micro-batch' },
+  { key: 'oldLogp', type: 'string', default: D.oldLogp, choices: ['rollout', 'recompute'], help: "old log-probs: the generation's, or one more forward" },
+  // checkpoints
+  { key: 'saveEvery', type: 'int', default: D.saveEvery, min: 0, help: 'checkpoint every N steps (0: only at the end)' },
+  { key: 'keepLast', type: 'int', default: D.keepLast, min: 0, help: 'checkpoints kept (0: all)' },
+];
+
+export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions> {
+  model: string;
+  data: string;
+  out: string;
+  resume: boolean;
+  resumeFrom?: string;
+  imageRoot?: string;
+  tokenizer?: string;
+  task?: string;
+  modality?: string;
+  limit: number;
+  style: PromptStyle;
+  rewardWeights: string;
+  rewardModule?: string;
+  device: string;
+  dtype?: ModelDtype;
+  initSeed: number;
+  threads: number;
 }
 
-function oneOf<T extends string>(flag: string, values: readonly T[]): (v: string) => T {
-  return (v: string): T => {
-    if (!(values as readonly string[]).includes(v)) throw new InvalidArgumentError(`${flag} must be one of ${values.join(', ')}, got "${v}"`);
-    return v as T;
-  };
-}
+export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  const trainer = resolveGrpoOptions(Object.fromEntries(Object.keys(GRPO_DEFAULTS).map((k) => [k, (cfg as unknown as Record<string, unknown>)[k]])));
+  const weights = parseRewardWeights(cfg.rewardWeights);
+  const rewards = defaultRewards(cfg.style, weights);
+  if (cfg.rewardModule) rewards.push(...(await loadRewardModule(cfg.rewardModule, weights)));
+  if (rewards.length === 0) throw new Error('--reward-weights: every reward term has weight 0');
 
-/** Everything the command takes besides the trainer's own options (GRPO_DEFAULTS). */
-const CLI_DEFAULTS = {
-  model: '',
-  data: '',
-  out: '',
-  tokenizer: '',
-  imageRoot: '',
-  style: 'answer' as PromptStyle,
-  rewardWeights: 'accuracy=1,format=0.5',
-  rewardModule: '',
-  /** Use only the first N samples (0 = all). */
-  limit: 0,
-  device: 'cpu' as ModelDevice,
-  dtype: '' as ModelDtype | '',
-};
+  const samples = loadSampleData(cfg.data, { flag: '--data', imageRoot: cfg.imageRoot, task: cfg.task, modality: cfg.modality, limit: cfg.limit });
+  const bad = samples.filter((s) => s.options.length < 2);
+  if (bad.length) throw new Error(`--data ${cfg.data}: ${bad.length} sample(s) have no answer options (GRPO needs multiple choice), e.g. '${bad[0].id}'`);
+  const prompts = grpoPromptsFromSamples(samples, cfg.style);
 
-type GrpoCliOptions = typeof CLI_DEFAULTS & typeof GRPO_DEFAULTS;
-
-/** A config file's keys are the options' camelCase names; unknown keys are an error naming them. */
-function readConfigFile(file: string): Partial<GrpoCliOptions> {
-  let value: unknown;
+  const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, { device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer, dtype: cfg.dtype });
   try {
-    const text = fs.readFileSync(file, 'utf8');
-    value = /\.ya?ml$/i.test(file) ? YAML.parse(text) : JSON.parse(text);
-  } catch (e) {
-    throw new Error(`--config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    // Saved resolved: epsHigh filled in, so the file repeats this run exactly.
+    await saveResolvedConfig(cfg.out, { ...cfg, epsHigh: trainer.epsHigh });
+    const say = (m: string) => process.stderr.write(`grpo: ${m}\n`);
+    say(
+      `${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device}); ` +
+        `${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
+        `rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}`,
+    );
+    let last: GrpoStepMetrics | undefined;
+    let resumedFrom = 0;
+    await trainGrpo(
+      model,
+      prompts,
+      rewards,
+      { ...trainer, tokenizer, tokenizerDir, out: cfg.out, resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined) },
+      {
+        onResume: (dir, step) => {
+          resumedFrom = step;
+          say(`resumed from ${dir} (step ${step})`);
+        },
+        onStep: (m) => void (last = m),
+      },
+    );
+    const finalDir = path.join(cfg.out, 'final');
+    await model.save(finalDir, { sourceDir: tokenizerDir });
+    const num = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
+    process.stdout.write(
+      JSON.stringify({
+        steps: trainer.steps,
+        resumedFrom,
+        reward: num(last?.reward.mean),
+        accuracy: num(last?.accuracy),
+        kl: num(last?.kl),
+        final: finalDir,
+      }) + '\n',
+    );
+  } finally {
+    await model.dispose();
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`--config ${file}: expected an object of options`);
-  const known = new Set([...Object.keys(CLI_DEFAULTS), ...Object.keys(GRPO_DEFAULTS)]);
-  const unknown = Object.keys(value).filter((k) => !known.has(k));
-  if (unknown.length) throw new Error(`--config ${file}: unknown option(s) ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
-  for (const [k, v] of Object.entries(value)) {
-    const want = typeof ({ ...CLI_DEFAULTS, ...GRPO_DEFAULTS } as Record<string, unknown>)[k];
-    if (typeof v !== want) throw new Error(`--config ${file}: '${k}' must be a ${want}, got ${JSON.stringify(v)}`);
-  }
-  return value as Partial<GrpoCliOptions>;
 }
 
 export function registerGrpo(program: Command): void {
-  const num = parseNumber;
-  const int = (f: string) => parseIntOption(f, 1);
-  program
+  const cmd = program
     .command('grpo')
-    .description('GRPO of a policy on multiple-choice samples: G rollouts per prompt, verifiable rewards (accuracy, format), group advantages')
-    .option('--model <dir|config.json>', 'a Hugging Face model folder, or a config.json for a randomly initialized model (tiny configs: configs/models)')
-    .option('--data <file>', 'samples: a record file or any importable JSON/JSONL')
-    .option('--out <dir>', 'output folder: config.json, metrics.jsonl, TensorBoard events, final/')
-    .option('--config <file>', 'options as JSON or YAML (camelCase keys); flags override it')
-    .option('--tokenizer <dir>', 'tokenizer folder (default: the model folder, or configs/tokenizer for a config.json)')
-    .option('--image-root <dir>', 'relative image paths resolve here (default: the data file\'s folder)')
-    .option('--style <style>', 'prompt style: think (<think> then <answer>) or answer (answer only); default answer', oneOf('--style', ['think', 'answer'] as const))
-    .option('--group-size <G>', `rollouts per prompt (default ${GRPO_DEFAULTS.groupSize})`, int('--group-size'))
-    .option('--prompts-per-step <P>', `prompts (groups) per step (default ${GRPO_DEFAULTS.promptsPerStep})`, int('--prompts-per-step'))
-    .option('--steps <N>', `steps (default ${GRPO_DEFAULTS.steps})`, int('--steps'))
-    .option('--lr <x>', `peak learning rate (default ${GRPO_DEFAULTS.lr})`, num('--lr'))
-    .option('--warmup-steps <n>', 'linear warm-up optimizer steps (default 0)', parseIntOption('--warmup-steps'))
-    .option('--schedule <s>', 'constant or cosine (default constant)', oneOf('--schedule', ['constant', 'cosine'] as const))
-    .option('--max-grad-norm <x>', `global gradient-norm clip, 0 = off (default ${GRPO_DEFAULTS.maxGradNorm})`, num('--max-grad-norm'))
-    .option('--weight-decay <x>', 'AdamW weight decay (default 0)', num('--weight-decay'))
-    .option('--beta <x>', 'KL coefficient; 0 loads no reference model (default 0)', num('--beta'))
-    .option('--kl <k>', 'KL estimator k1, k2 or k3 (default k3)', oneOf('--kl', ['k1', 'k2', 'k3'] as const))
-    .option('--loss-type <t>', 'grpo, bnpo, dr_grpo or dapo (default dapo)', oneOf('--loss-type', ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const))
-    .option('--eps-low <x>', 'clip range below 1 (default 0.2)', num('--eps-low'))
-    .option('--eps-high <x>', 'clip range above 1 (default: --eps-low; DAPO uses 0.28)', num('--eps-high'))
-    .option('--num-iterations <n>', 'update passes over each step\'s rollouts (default 1)', int('--num-iterations'))
-    .option('--advantage-scale <s>', 'group, batch or none (Dr. GRPO) (default group)', oneOf('--advantage-scale', ['group', 'batch', 'none'] as const))
-    .option('--temperature <x>', 'sampling temperature (default 1)', num('--temperature'))
-    .option('--top-p <x>', 'nucleus sampling (default 1 = off)', num('--top-p'))
-    .option('--top-k <n>', 'top-k sampling (default 0 = off)', parseIntOption('--top-k'))
-    .option('--max-new-tokens <n>', `completion length limit (default ${GRPO_DEFAULTS.maxNewTokens})`, int('--max-new-tokens'))
-    .option('--token-budget <n>', `most tokens in one training micro-batch (default ${GRPO_DEFAULTS.tokenBudget})`, int('--token-budget'))
-    .option('--generation-batch <n>', `most sequences in one generation call (default ${GRPO_DEFAULTS.generationBatch})`, int('--generation-batch'))
-    .option('--dynamic-sampling', 'DAPO: drop groups whose rewards are all equal and draw more prompts')
-    .option('--max-sampling-rounds <n>', `generation rounds per step at most with --dynamic-sampling (default ${GRPO_DEFAULTS.maxSamplingRounds})`, int('--max-sampling-rounds'))
-    .option('--old-logp <how>', 'rollout (the generation\'s log-probs) or recompute (one more forward)', oneOf('--old-logp', ['rollout', 'recompute'] as const))
-    .option('--reward-weights <list>', 'weights by reward name, e.g. accuracy=1,format=0.5 (0 drops a term; also weights --reward-module terms)')
-    .option('--reward-module <file>', 'a JS module exporting reward functions (default or named): (completion, prompt) => number')
-    .option('--limit <n>', 'use only the first N samples', parseIntOption('--limit'))
-    .option('--seed <s>', 'seed of prompt order, sampling and model init', parseIntOption('--seed', -(2 ** 31)))
-    .option('--device <d>', 'cpu, cuda or cuda:N (default cpu)')
-    .option('--dtype <t>', 'float32, bfloat16, float16 (default: the checkpoint\'s)', oneOf('--dtype', ['float32', 'bfloat16', 'float16', 'float64'] as const))
-    .action(async (flags: Partial<GrpoCliOptions> & { config?: string; dynamicSampling?: boolean }) => {
-      const { config, ...given } = flags;
-      const fromFile = config ? readConfigFile(config) : {};
-      const o = { ...CLI_DEFAULTS, ...GRPO_DEFAULTS, ...fromFile } as GrpoCliOptions;
-      for (const [k, v] of Object.entries(given)) if (v !== undefined) (o as Record<string, unknown>)[k] = v;
-      if (fromFile.epsHigh === undefined && given.epsHigh === undefined) o.epsHigh = o.epsLow;
-      for (const k of ['model', 'data', 'out'] as const) if (!o[k]) throw new Error(`--${k} is required (or '${k}' in --config)`);
-      await runGrpo(o);
-    });
-}
-
-async function runGrpo(o: GrpoCliOptions): Promise<void> {
-  const trainer = resolveGrpoOptions(Object.fromEntries(Object.keys(GRPO_DEFAULTS).map((k) => [k, (o as Record<string, unknown>)[k]])));
-  const weights = parseRewardWeights(o.rewardWeights);
-  const rewards = defaultRewards(o.style, weights);
-  if (o.rewardModule) rewards.push(...(await loadRewardModule(o.rewardModule, weights)));
-  if (rewards.length === 0) throw new Error('--reward-weights: every reward term has weight 0');
-
-  let samples = loadSampleFile(o.data);
-  if (o.limit > 0) samples = samples.slice(0, o.limit);
-  const bad = samples.filter((s) => s.options.length < 2);
-  if (bad.length) throw new Error(`${o.data}: ${bad.length} sample(s) have no answer options (GRPO needs multiple choice), e.g. '${bad[0].id}'`);
-  const prompts = grpoPromptsFromSamples(samples, o.style);
-
-  const isConfig = /\.json$/i.test(o.model) && fs.existsSync(o.model) && fs.statSync(o.model).isFile();
-  const dtype = o.dtype || undefined;
-  const model = isConfig ? await Model.create(o.model, { seed: o.seed, device: o.device, dtype }) : await Model.load(o.model, { device: o.device, dtype });
-  const tokDir = o.tokenizer || (isConfig ? DEFAULT_TOKENIZER_DIR : o.model);
-  const tok = TextTokenizer.load(tokDir);
-  if (tok.vocabSize > model.config.text.vocabSize) {
-    throw new Error(`${tokDir}: the tokenizer has ${tok.vocabSize} tokens, the model's vocabulary only ${model.config.text.vocabSize}`);
-  }
-
-  fs.mkdirSync(o.out, { recursive: true });
-  const resolved = { ...o, ...trainer, rewards: rewards.map((r) => ({ name: r.name, weight: r.weight })), prompts: prompts.length };
-  fs.writeFileSync(path.join(o.out, 'config.json'), JSON.stringify(resolved, null, 2) + '\n');
-  const metricsFile = path.join(o.out, 'metrics.jsonl');
-  fs.writeFileSync(metricsFile, '');
-  const tb = new TensorBoardWriter(o.out);
-  const line = plainLineLogger(undefined, trainer.steps);
-  process.stderr.write(`medgr2 grpo: ${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts, rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}\n`);
-  try {
-    await trainGrpo(model, prompts, rewards, { ...trainer, tokenizer: tok, images: { imageRoot: o.imageRoot || path.dirname(path.resolve(o.data)) } }, {
-      onStep: async (m) => {
-        const flat = flattenMetrics(m);
-        fs.appendFileSync(metricsFile, JSON.stringify(m) + '\n');
-        tb.scalars(flat, m.step);
-        tb.flush();
-        await line.onStep?.(m);
-      },
-    });
-  } finally {
-    tb.close();
-  }
-  const finalDir = path.join(o.out, 'final');
-  await model.save(finalDir, { sourceDir: isConfig ? tokDir : undefined });
-  process.stderr.write(`medgr2 grpo: saved ${finalDir}\n`);
-  await model.dispose();
+    .description('GRPO of a policy on multiple-choice samples: G rollouts per prompt, verifiable rewards (accuracy, format), group advantages, checkpoints, exact resume');
+  addConfigOptions(cmd, GRPO_SCHEMA);
+  cmd.action(async () => {
+    await runGrpo(resolveConfig<GrpoCliConfig>(cmd, GRPO_SCHEMA));
+  });
 }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
-import { Model, type ModelDevice } from '../model/model';
+import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 
 export const TINY_MODEL_NAMES = ['tiny-qwen2-vl', 'tiny-qwen2.5-vl'] as const;
@@ -21,7 +21,7 @@ export interface ModelArg {
   origin: 'loaded' | 'random';
 }
 
-export async function loadModelArg(spec: string, opts: { device?: string; seed?: number; tokenizer?: string; allowRandom?: boolean } = {}): Promise<ModelArg> {
+export async function loadModelArg(spec: string, opts: { device?: string; dtype?: ModelDtype; seed?: number; tokenizer?: string; allowRandom?: boolean } = {}): Promise<ModelArg> {
   const device = (opts.device ?? 'cpu') as ModelDevice;
   let model: Model;
   let origin: ModelArg['origin'];
@@ -31,18 +31,18 @@ export async function loadModelArg(spec: string, opts: { device?: string; seed?:
   };
   if ((TINY_MODEL_NAMES as readonly string[]).includes(spec)) {
     random();
-    model = await Model.create(tinyConfig(spec === 'tiny-qwen2.5-vl' ? 'qwen2_5_vl' : 'qwen2_vl'), { device, seed: opts.seed ?? 0 });
+    model = await Model.create(tinyConfig(spec === 'tiny-qwen2.5-vl' ? 'qwen2_5_vl' : 'qwen2_vl'), { device, dtype: opts.dtype, seed: opts.seed ?? 0 });
     origin = 'random';
   } else if (!fs.existsSync(spec)) {
     throw new Error(`--model ${spec}: no such file or folder (give a model folder, a config.json, or one of ${TINY_MODEL_NAMES.join(', ')})`);
   } else if (fs.statSync(spec).isDirectory()) {
     if (!fs.existsSync(path.join(spec, 'config.json'))) throw new Error(`--model ${spec}: not a model folder (no config.json)`);
-    model = await Model.load(spec, { device });
+    model = await Model.load(spec, { device, dtype: opts.dtype });
     origin = 'loaded';
     if (fs.existsSync(path.join(spec, 'tokenizer.json'))) ownTokenizer = spec;
   } else {
     random();
-    model = await Model.create(spec, { device, seed: opts.seed ?? 0 });
+    model = await Model.create(spec, { device, dtype: opts.dtype, seed: opts.seed ?? 0 });
     origin = 'random';
   }
   const tokenizerDir = opts.tokenizer ?? ownTokenizer ?? DEFAULT_TOKENIZER_DIR;

@@ -22,16 +22,34 @@
 // sequences in the micro-batch / sequences in the generation batch (and dr_grpo's length fixed to
 // maxNewTokens); 'bnpo' through lossScale = label tokens here / completion tokens of the batch.
 // Sequences skipped for a zero advantage still count in these denominators, as in one big batch.
+//
+// Run folder (opts.out): metrics.jsonl + tensorboard/ through MetricsLogger (tags as flattenMetrics),
+// checkpoints/step-N/ through run_checkpoint.ts (every saveEvery steps and at the end, keepLast kept).
+// Resume restores weights, AdamW state and the prompt sampler's position; everything random is a pure
+// function of the seed: the prompt order of (seed, epoch) and the rollout sampling seed of (seed, step,
+// round, chunk), and the lr of the optimizer step count, so a resumed run repeats the uninterrupted one.
+// The reference model (beta > 0) is a frozen copy of the policy as passed in, before the checkpoint's
+// weights are loaded: resume with the same starting model (--model and its init seed).
 import type { PackSample } from '../data/packing';
 import { assembleBatch } from '../data/packing';
-import { Prng } from '../data/prng';
+import { hashString, Prng } from '../data/prng';
 import type { Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import { grpo } from '../grpo';
 import { Model, type ModelBatch, type ModelDtype, type ModelDevice } from '../model/model';
+import { MetricsLogger } from '../report/metrics';
+import { Progress } from '../report/progress';
 import { encodeConversation, loadImages, toModelBatch, type ImageOptions } from './encode';
 import { POLICY_SYSTEM, policyPrompt, type PromptStyle } from './prompts';
 import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+import {
+  fingerprintDiffs,
+  loadRunCheckpoint,
+  resolveCheckpoint,
+  saveRunCheckpoint,
+  TRAINER_STATE_VERSION,
+  type TrainerState,
+} from './run_checkpoint';
 
 export type { GrpoPrompt, Reward, RewardFn } from './rewards';
 
@@ -79,7 +97,14 @@ export const GRPO_DEFAULTS = {
   maxSamplingRounds: 4,
   /** 'rollout': the generation's log-probs are the old ones; 'recompute': one extra forward pass. */
   oldLogp: 'rollout' as 'rollout' | 'recompute',
+  /** A checkpoint every N steps and at the end (needs `out`); 0: only at the end. */
+  saveEvery: 0,
+  /** Checkpoints kept (newest); 0: all. */
+  keepLast: 2,
 };
+
+/** Options that may change between a run and its resume (they do not change what is computed). */
+const RESUMABLE_CHANGES = new Set<string>(['saveEvery', 'keepLast']);
 
 export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   tokenizer: TextTokenizer;
@@ -87,6 +112,14 @@ export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   images?: ImageOptions;
   /** A reference model to use instead of a frozen copy of the policy (beta > 0). */
   reference?: Model;
+  /** Run folder (metrics.jsonl, tensorboard/, checkpoints/). Absent: nothing is written. */
+  out?: string;
+  /** Continue from a checkpoint of `out`: true / "latest", a step number, or a checkpoint folder. */
+  resume?: boolean | string | number;
+  /** Tokenizer files copied into each checkpoint. */
+  tokenizerDir?: string;
+  /** Progress line on stderr (default true). */
+  progress?: boolean;
 }
 
 export type ResolvedGrpoOptions = typeof GRPO_DEFAULTS;
@@ -139,6 +172,10 @@ export interface RolloutGroup {
 
 export interface GrpoHooks {
   onStep?(metrics: GrpoStepMetrics): void | Promise<void>;
+  /** Asked after each step (after its checkpoint): true ends the run there (resumable). */
+  shouldStop?(step: number): boolean;
+  /** Called once when a run continues from a checkpoint (its folder and step). */
+  onResume?(dir: string, step: number): void | Promise<void>;
   /** Every step's kept groups (completions, rewards), e.g. to write rollouts to disk. */
   onRollouts?(step: number, groups: readonly RolloutGroup[]): void | Promise<void>;
 }
@@ -148,7 +185,8 @@ export function grpoPromptsFromSamples(samples: readonly Sample[], style: Prompt
   return samples.map((s) => ({ id: s.id, images: [...s.images], user: policyPrompt(s, style), system, sample: s }));
 }
 
-/** Shuffled passes over the prompts, reshuffled each epoch; deterministic for a seed. */
+/** Shuffled passes over the prompts, reshuffled each epoch; the order of epoch e is a pure function
+ *  of (seed, e), so `state()` (epochs started, position in the current one) is all a resume needs. */
 export class PromptSampler {
   private order: number[] = [];
   private pos = 0;
@@ -156,16 +194,31 @@ export class PromptSampler {
   constructor(private readonly count: number, private readonly seed: number) {
     if (count <= 0) throw new Error('grpo: no prompts');
   }
+  private shuffled(epoch: number): number[] {
+    return new Prng(`grpo/prompts/${this.seed}/${epoch}`).shuffle(Array.from({ length: this.count }, (_, i) => i));
+  }
   next(n: number): number[] {
     const out: number[] = [];
     while (out.length < n) {
       if (this.pos >= this.order.length) {
-        this.order = new Prng(`grpo/prompts/${this.seed}/${this.epoch++}`).shuffle(Array.from({ length: this.count }, (_, i) => i));
+        this.order = this.shuffled(this.epoch++);
         this.pos = 0;
       }
       out.push(this.order[this.pos++]);
     }
     return out;
+  }
+  /** `epoch`: shuffles drawn so far (the current one is epoch - 1); `pos`: the next index in it. */
+  state(): { epoch: number; pos: number } {
+    return { epoch: this.epoch, pos: this.pos };
+  }
+  restore(s: { epoch: number; pos: number }): void {
+    if (!(Number.isInteger(s.epoch) && s.epoch >= 0 && Number.isInteger(s.pos) && s.pos >= 0 && s.pos <= this.count)) {
+      throw new Error(`grpo: bad prompt sampler state ${JSON.stringify(s)}`);
+    }
+    this.epoch = s.epoch;
+    this.order = s.epoch > 0 ? this.shuffled(s.epoch - 1) : [];
+    this.pos = s.epoch > 0 ? s.pos : 0;
   }
 }
 
@@ -175,6 +228,9 @@ export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): Resolved
   if (opts.epsHigh === undefined) o.epsHigh = o.epsLow;
   const positiveInt = ['steps', 'promptsPerStep', 'groupSize', 'maxNewTokens', 'numIterations', 'tokenBudget', 'generationBatch', 'maxSamplingRounds'] as const;
   for (const k of positiveInt) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
+  for (const k of ['saveEvery', 'keepLast', 'warmupSteps', 'topK'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`grpo: ${k} must be a whole number >= 0, got ${o[k]}`);
+  }
   if (o.groupSize < 2) throw new Error(`grpo: groupSize must be >= 2 (advantages compare completions of one prompt), got ${o.groupSize}`);
   if (!(o.temperature > 0)) throw new Error(`grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`grpo: topP must be in (0, 1], got ${o.topP}`);
@@ -213,7 +269,9 @@ export function isDegenerate(rewards: readonly number[]): boolean {
   return v.length < 2 || v.every((r) => r === v[0]);
 }
 
-function seedFor(seed: number, ...parts: number[]): number {
+/** The sampling seed of (seed, step, round, chunk): a pure function, so a resumed run samples as an
+ *  uninterrupted one would. */
+export function seedFor(seed: number, ...parts: number[]): number {
   let h = seed >>> 0;
   for (const p of parts) h = (Math.imul(h ^ (p >>> 0), 0x9e3779b1) + 0x7f4a7c15) >>> 0;
   return h & 0x7fffffff;
@@ -377,8 +435,9 @@ export async function trainGrpo(
   opts: GrpoOptions,
   hooks: GrpoHooks = {},
 ): Promise<GrpoStepMetrics[]> {
-  const { tokenizer: tok, images = {}, reference, ...rest } = opts;
+  const { tokenizer: tok, images = {}, reference, out, resume, tokenizerDir, progress: showProgress = true, ...rest } = opts;
   const o = resolveGrpoOptions(rest);
+  if (resume !== undefined && resume !== false && !out) throw new Error('grpo: resume needs the run folder (out)');
   if (rewardFns.length === 0) throw new Error('grpo: no reward functions');
   const names = new Set<string>();
   for (const r of rewardFns) {
@@ -386,13 +445,68 @@ export async function trainGrpo(
     names.add(r.name);
   }
   if (prompts.length === 0) throw new Error('grpo: no prompts');
-  const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
   const sampler = new PromptSampler(prompts.length, o.seed);
   const totalOptSteps = o.steps * o.numIterations;
-  let optStep = 0;
+
+  // What a resume must find unchanged for its rewards and losses to be the uninterrupted run's.
+  const fingerprint: TrainerState['fingerprint'] = {
+    prompts: prompts.length,
+    promptsHash: hashString(prompts.map((p) => `${p.id}\u0000${p.system ?? ''}\u0000${p.user}\u0000${p.images.join('\u0001')}`).join('\u0002')),
+    rewards: rewardFns.map((r) => `${r.name}=${r.weight}`).join(','),
+  };
+  for (const [k, v] of Object.entries(o)) {
+    if (RESUMABLE_CHANGES.has(k)) continue;
+    if (k === 'steps' && o.schedule === 'constant') continue; // the lr does not depend on the run's length
+    fingerprint[k] = v as string | number | boolean;
+  }
+
+  // The reference is the policy as given (before a checkpoint's weights replace it).
+  const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  let startStep = 0;
+  let tokensSeen = 0;
+  let samplesSeen = 0;
   const all: GrpoStepMetrics[] = [];
+  let metrics: MetricsLogger | undefined;
+  let progress: Progress | undefined;
   try {
-    for (let step = 1; step <= o.steps; step++) {
+    if (resume !== undefined && resume !== false) {
+      const dir = resolveCheckpoint(out as string, resume === true ? 'latest' : resume);
+      const state = await loadRunCheckpoint(dir, policy);
+      if (state.trainer !== 'grpo') throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not grpo`);
+      const diffs = fingerprintDiffs(state.fingerprint, fingerprint);
+      if (diffs.length) throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs the same prompts, rewards and options`);
+      sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
+      ({ step: startStep, tokensSeen, samplesSeen } = state);
+      await hooks.onResume?.(dir, startStep);
+    }
+    metrics = out ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined }) : undefined;
+    progress = showProgress && startStep < o.steps ? new Progress({ label: 'grpo', total: o.steps, unit: 'step', start: startStep }) : undefined;
+    let lastFlat: Record<string, number> = {};
+    const save = async (step: number): Promise<void> => {
+      if (!out) return;
+      const sp = sampler.state();
+      const optStepNow = step * o.numIterations;
+      const state: TrainerState = {
+        version: TRAINER_STATE_VERSION,
+        trainer: 'grpo',
+        step,
+        epoch: sp.epoch,
+        batchIndex: sp.pos,
+        seed: o.seed,
+        rng: { rollout: 'seedFor(seed, step, round, chunk)', prompts: 'Prng(grpo/prompts/<seed>/<epoch>)' },
+        scheduler: { step: optStepNow, totalSteps: totalOptSteps, warmupSteps: o.warmupSteps, lr: o.lr, minLrRatio: o.minLrRatio },
+        tokensSeen,
+        samplesSeen,
+        fingerprint,
+        metrics: Object.fromEntries(Object.entries(lastFlat).filter(([, v]) => Number.isFinite(v))),
+        extra: { schedule: o.schedule, numIterations: o.numIterations },
+        savedAt: new Date().toISOString(),
+      };
+      metrics?.flush();
+      await saveRunCheckpoint(out, policy, state, { keepLast: o.keepLast, tokenizerDir });
+    };
+    let optStep = startStep * o.numIterations;
+    for (let step = startStep + 1; step <= o.steps; step++) {
       const t0 = performance.now();
       const time = { rollout: 0, reward: 0, logprobRef: 0, logprobOld: 0, lossBackward: 0, optimizer: 0, total: 0 };
       const lap = async <T>(key: keyof typeof time, fn: () => Promise<T>): Promise<T> => {
@@ -412,6 +526,7 @@ export async function trainGrpo(
       const allScored: RolloutGroup[] = [];
       while (kept.length < o.promptsPerStep && rounds < (o.dynamicSampling ? o.maxSamplingRounds : 1)) {
         const idx = sampler.next(o.promptsPerStep - kept.length);
+        samplesSeen += idx.length;
         const chosen = idx.map((i) => prompts[i]);
         const generated = await lap('rollout', async () => {
           const enc = await encodePrompts(tok, chosen, images);
@@ -452,6 +567,7 @@ export async function trainGrpo(
       const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
       const mbs = trainingMicroBatches(kept, advantages, o.tokenBudget, include);
       const trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
+      tokensSeen += completionTokens;
 
       if (o.oldLogp === 'recompute') {
         await lap('logprobOld', async () => {
@@ -547,32 +663,47 @@ export async function trainGrpo(
         time,
       };
       all.push(m);
+      lastFlat = flattenMetrics(m);
+      metrics?.log(step, lastFlat);
+      progress?.update(step, { reward: m.reward.mean, acc: m.accuracy, kl: m.kl, len: m.completionLength.mean });
       await hooks.onStep?.(m);
+      if ((o.saveEvery > 0 && step % o.saveEvery === 0) || step === o.steps) await save(step);
+      if (step < o.steps && hooks.shouldStop?.(step)) break;
     }
   } finally {
+    progress?.done();
+    metrics?.close();
     if (ref && ref !== reference) await ref.dispose();
   }
   return all;
 }
 
-/** Metrics as flat scalars ("reward/accuracy/mean", "time/rollout", ...) for JSONL and TensorBoard. */
+/** Metrics as slash-grouped scalars for metrics.jsonl and TensorBoard: train/* (loss, lr, reward,
+ *  accuracy, KL, clip fractions, ...), reward/<term> and reward/<term>_std, completion/*, groups/*,
+ *  tokens/*, time/* (seconds). */
 export function flattenMetrics(m: GrpoStepMetrics): Record<string, number> {
   const out: Record<string, number> = {
-    lr: m.lr,
-    loss: m.loss,
-    grad_norm: m.gradNorm,
-    'reward/mean': m.reward.mean,
-    'reward/std': m.reward.std,
-    accuracy: m.accuracy,
-    unscorable: m.unscorable,
-    kl: m.kl,
-    'clip/low': m.clipLow,
-    'clip/high': m.clipHigh,
-    ratio: m.ratio,
-    entropy: m.entropy,
-    'completion_length/mean': m.completionLength.mean,
-    'completion_length/max': m.completionLength.max,
-    'completion_length/truncated_fraction': m.completionLength.truncatedFraction,
+    'train/loss': m.loss,
+    'train/lr': m.lr,
+    'train/grad_norm': m.gradNorm,
+    'train/reward': m.reward.mean,
+    'train/reward_std': m.reward.std,
+    'train/accuracy': m.accuracy,
+    'train/unscorable': m.unscorable,
+    'train/kl': m.kl,
+    'train/clip_low': m.clipLow,
+    'train/clip_high': m.clipHigh,
+    'train/ratio': m.ratio,
+    'train/entropy': m.entropy,
+  };
+  for (const [name, v] of Object.entries(m.rewards)) {
+    out[`reward/${name}`] = v.mean;
+    out[`reward/${name}_std`] = v.std;
+  }
+  Object.assign(out, {
+    'completion/length_mean': m.completionLength.mean,
+    'completion/length_max': m.completionLength.max,
+    'completion/truncated_fraction': m.completionLength.truncatedFraction,
     'groups/kept': m.groups.kept,
     'groups/dropped': m.groups.dropped,
     'groups/degenerate': m.groups.degenerate,
@@ -580,30 +711,7 @@ export function flattenMetrics(m: GrpoStepMetrics): Record<string, number> {
     'groups/underfilled': m.groups.underfilled,
     'tokens/completion': m.tokens.completion,
     'tokens/trained': m.tokens.trained,
-  };
-  for (const [name, v] of Object.entries(m.rewards)) {
-    out[`reward/${name}/mean`] = v.mean;
-    out[`reward/${name}/std`] = v.std;
-  }
-  for (const [k, v] of Object.entries(m.time)) out[`time/${k}`] = v;
+  });
+  for (const [k, v] of Object.entries(m.time)) out[`time/${k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}`] = v;
   return out;
-}
-
-/** A one-line summary of a step (the plain logger; a progress bar can replace it). */
-export function formatStepLine(m: GrpoStepMetrics, totalSteps?: number): string {
-  const f = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-  const terms = Object.entries(m.rewards).map(([k, v]) => `${k} ${f(v.mean)}`).join(' ');
-  const t = m.time;
-  return (
-    `grpo step ${m.step}${totalSteps ? `/${totalSteps}` : ''}: reward ${f(m.reward.mean)}±${f(m.reward.std)} (${terms}) acc ${f(m.accuracy)} ` +
-    `kl ${f(m.kl, 4)} clip ${f(m.clipLow)}/${f(m.clipHigh)} ent ${f(m.entropy)} len ${f(m.completionLength.mean, 1)}/${m.completionLength.max} ` +
-    `trunc ${f(m.completionLength.truncatedFraction, 2)} groups ${m.groups.kept}+${m.groups.dropped}dropped/${m.groups.samplingRounds}r ` +
-    `lr ${m.lr.toExponential(2)} | ${f(t.total, 2)}s = rollout ${f(t.rollout, 2)} reward ${f(t.reward, 2)} ref ${f(t.logprobRef, 2)} ` +
-    `old ${f(t.logprobOld, 2)} loss+bwd ${f(t.lossBackward, 2)} opt ${f(t.optimizer, 2)}`
-  );
-}
-
-/** Hooks that print one plain line per step. */
-export function plainLineLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), totalSteps?: number): GrpoHooks {
-  return { onStep: (m) => write(formatStepLine(m, totalSteps)) };
 }
