@@ -61,7 +61,7 @@ export interface CycleConfig {
   generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
   select: { threshold?: number; topK?: number; balance: boolean };
   /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number };
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number };
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number };
@@ -88,7 +88,9 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
     generate: { perImage: 4, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
     // top-k, not a threshold: a judge near chance gives rewards close to 0.5, where a threshold keeps all or none
     select: { topK: 96, balance: true },
-    warmup: { generatorSteps: 300, judgeSteps: 200, lr: 3e-3 },
+    // the judge from the seed policy: its first Yes/No loss is ~10 (the policy never says Yes or No), and
+    // at 3e-3 those first steps knock it onto the ln 2 plateau; 1e-3 gets off it
+    warmup: { generatorSteps: 300, judgeSteps: 500, lr: 3e-3, judgeLr: 1e-3 },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
@@ -298,12 +300,15 @@ export class Cycle {
     await this.stage('init', 0, { outputs: [p.model('init')] }, () => this.makeInitialModel());
     await this.stage('warmup-generator', 0, { inputs: [p.seed], outputs: [p.model('generator-1')] }, () =>
       this.sft('init', 'generator-1', seed.map(generatorExample), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
-    await this.stage('warmup-judge', 0, { inputs: [p.seed], outputs: [p.model('judge-1')] }, () =>
-      this.sft('init', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.lr, 'warmup-judge'));
     await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
     await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
       this.sft('init', 'policy-sft-seed', policyExamples(seed), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
     await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () => this.evaluate('policy-sft-seed', 'sftSeed', 0, tests));
+    // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
+    // for this image" needs the image -> answer features the policy has just learned; from random
+    // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
+    await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] }, () =>
+      this.sft('policy-sft-seed', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.judgeLr, 'warmup-judge'));
 
     for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, pool, tests);
 
