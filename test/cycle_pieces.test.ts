@@ -132,7 +132,7 @@ test('negatives: every kind is a wrong pair; positives and negatives as Yes/No S
   assert.equal(pairs.filter((p) => !p.label).length, 4);
   const ex = pairs.map(judgeExample);
   assert.deepEqual(new Set(ex.map((e) => e.reply)), new Set(['Yes', 'No']));
-  assert.match(ex[0].user, /Is this sample correct and answerable from the image\? Yes or No\./);
+  assert.match(ex[0].user, /Is this answer right for the image\? Yes or No\.\nAnswer: /);
   const conf = confidentPairs([scored('x', 0.95), scored('y', 0.5), scored('z', 0.05), scored('w', 0.99, {}, false)]);
   assert.deepEqual(conf.map((p) => [p.sample.id, p.label]), [['x', true], ['z', false]]);
 });

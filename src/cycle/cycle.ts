@@ -29,9 +29,11 @@ import { accuracyAt, auc } from './metrics';
 import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
 import { selectCandidates, selectionSummary } from './select';
 import type { ScoreResult } from './scorer';
-import {
-  accuracyReward, answerFormatReward, evaluatePolicy, policyExample, policyGrpoPrompt, trainGrpo, trainSft, type PolicyStyle, type SftExample,
-} from './trainers';
+import { evaluatePolicy } from './evaluate';
+import { grpoPromptsFromSamples, trainGrpo } from './grpo';
+import type { PromptStyle } from './prompts';
+import { accuracyReward, formatReward } from './rewards';
+import { sftExamplesFromSamples, trainSft, type SftExample } from './sft';
 
 /** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
 export interface CycleConfig {
@@ -59,7 +61,7 @@ export interface CycleConfig {
   generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
   select: { threshold?: number; topK?: number; balance: boolean };
   /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number };
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number };
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number };
@@ -86,7 +88,9 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
     generate: { perImage: 4, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
     // top-k, not a threshold: a judge near chance gives rewards close to 0.5, where a threshold keeps all or none
     select: { topK: 96, balance: true },
-    warmup: { generatorSteps: 300, judgeSteps: 200, lr: 3e-3 },
+    // the judge from the seed policy: its first Yes/No loss is ~10 (the policy never says Yes or No), and
+    // at 3e-3 those first steps knock it onto the ln 2 plateau; 1e-3 gets off it
+    warmup: { generatorSteps: 300, judgeSteps: 500, lr: 3e-3, judgeLr: 1e-3 },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
@@ -97,8 +101,14 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
 
 export type StageName = string;
 
-/** The policy answers with the option's text (see trainers.ts policyExample). */
-const POLICY_STYLE: PolicyStyle = 'answer-text';
+/**
+ * The policy's prompt style: answer-only, and the reply names the option's *text* in the answer tags
+ * ("<answer> CT </answer>"), which the scorer and the accuracy reward read like a letter. Why not the
+ * letter: a letter asks a 2-layer tiny model to see the image *and* find where that word sits among
+ * the options; the text asks only the first (see sftExamplesFromSamples).
+ */
+const POLICY_STYLE: PromptStyle = 'answer';
+const policyExamples = (samples: readonly Sample[]): SftExample[] => sftExamplesFromSamples(samples, POLICY_STYLE, { answer: 'text' });
 
 export interface CycleHooks {
   /** Called as a stage starts (after its RUNNING manifest); throwing fails the stage (tests simulate a kill). */
@@ -290,12 +300,15 @@ export class Cycle {
     await this.stage('init', 0, { outputs: [p.model('init')] }, () => this.makeInitialModel());
     await this.stage('warmup-generator', 0, { inputs: [p.seed], outputs: [p.model('generator-1')] }, () =>
       this.sft('init', 'generator-1', seed.map(generatorExample), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
-    await this.stage('warmup-judge', 0, { inputs: [p.seed], outputs: [p.model('judge-1')] }, () =>
-      this.sft('init', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.lr, 'warmup-judge'));
     await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
     await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
-      this.sft('init', 'policy-sft-seed', seed.map((s) => policyExample(s, POLICY_STYLE)), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
+      this.sft('init', 'policy-sft-seed', policyExamples(seed), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
     await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () => this.evaluate('policy-sft-seed', 'sftSeed', 0, tests));
+    // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
+    // for this image" needs the image -> answer features the policy has just learned; from random
+    // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
+    await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] }, () =>
+      this.sft('policy-sft-seed', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.judgeLr, 'warmup-judge'));
 
     for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, pool, tests);
 
@@ -403,17 +416,21 @@ export class Cycle {
         await saveModelAtomic(model, this.p.model(to));
         return [];
       }
-      const r = await trainSft(model, examples, { lr, maxSteps: steps, tokenBudget, seed: this.cfg.seed, tokenizer: tok }, {
+      const r = await trainSft(model, examples, {
+        lr, maxSteps: steps, tokenBudget, seed: this.cfg.seed, tokenizer: tok, progress: false,
+        warmupSteps: Math.min(10, Math.ceil(steps / 10)), minLrRatio: 0.1,
+      }, {
         onStep: (i) => this.hooks.progress?.(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
       });
+      const losses = r.history.map((h) => h.loss);
       await saveModelAtomic(model, this.p.model(to));
-      writeJsonAtomic(this.p.log(to), { losses: r.losses });
-      const n = r.losses.length;
-      const head = r.losses.slice(0, 5);
-      const tail = r.losses.slice(-5);
+      writeJsonAtomic(this.p.log(to), { losses });
+      const n = losses.length;
+      const head = losses.slice(0, 5);
+      const tail = losses.slice(-5);
       const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
       this.log(`[cycle] ${stage}: ${n} steps, loss ${mean(head).toFixed(3)} -> ${mean(tail).toFixed(3)}`);
-      return r.losses;
+      return losses;
     } finally {
       await model.dispose();
     }
@@ -425,7 +442,7 @@ export class Cycle {
       const rec: EvalRecord = { arm, round, sets: {} };
       for (const s of TEST_SETS) {
         if (tests[s].length === 0) continue;
-        rec.sets[s] = (await evaluatePolicy(model, tests[s], { style: POLICY_STYLE, maxNewTokens: this.cfg.eval.maxNewTokens, tokenizer: tok })).score;
+        rec.sets[s] = (await evaluatePolicy(model, tests[s], { style: POLICY_STYLE, maxNewTokens: this.cfg.eval.maxNewTokens, tokenizer: tok, batchSize: 64 })).score;
       }
       writeJsonAtomic(this.p.evalJson(arm, round), rec);
       this.log(`[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`);
@@ -520,16 +537,17 @@ export class Cycle {
     const policyData = [...seed, ...kept];
     await this.stage('policy-sft', r, { inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))], outputs: [p.model(`policy-sft-${r}`)] }, async () => {
       this.log(`[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`);
-      await this.sft('init', `policy-sft-${r}`, policyData.map((s) => policyExample(s, POLICY_STYLE)), cfg.policySft.steps, cfg.policySft.lr, `round ${r} policy-sft`, cfg.policySft.tokenBudget);
+      await this.sft('init', `policy-sft-${r}`, policyExamples(policyData), cfg.policySft.steps, cfg.policySft.lr, `round ${r} policy-sft`, cfg.policySft.tokenBudget);
     });
 
     await this.stage('policy-grpo', r, { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] }, async () => {
       const { model, tok } = await loadRole(p.model(`policy-sft-${r}`));
       try {
-        const prompts = policyData.map((s) => policyGrpoPrompt(s, POLICY_STYLE));
-        const res = await trainGrpo(model, prompts, [accuracyReward, answerFormatReward], {
-          ...cfg.grpo, maxNewTokens: cfg.eval.maxNewTokens, seed: cfg.seed + r, rewardWeights: [1, 0.1], tokenizer: tok,
-        }, { onStep: (i) => this.hooks.progress?.(`round ${r} grpo (reward ${i.meanReward.toFixed(2)})`, i.step, i.totalSteps) });
+        const prompts = grpoPromptsFromSamples(policyData, POLICY_STYLE);
+        const steps = await trainGrpo(model, prompts, [accuracyReward(1), formatReward(POLICY_STYLE, 0.1)], {
+          ...cfg.grpo, maxNewTokens: cfg.eval.maxNewTokens, seed: cfg.seed + r, tokenizer: tok,
+        }, { onStep: (m) => this.hooks.progress?.(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps) });
+        const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
         await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
         writeJsonAtomic(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
         const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);

@@ -12,13 +12,7 @@ import { normalizeAnswerText } from '../data/importers/options';
 import { Prng } from '../data/prng';
 import type { Sample, ScoredCandidate } from '../data/proto';
 import { judgePrompt } from './prompts';
-
-export interface SftExample {
-  images: string[];
-  user: string;
-  reply: string;
-  system?: string;
-}
+import type { SftExample } from './sft';
 
 export const NEGATIVE_KINDS = ['wrong-key', 'shuffled-options', 'mismatched-image', 'off-modality'] as const;
 export type NegativeKind = (typeof NEGATIVE_KINDS)[number];

@@ -31,10 +31,15 @@ export function policyReply(sample: Pick<Sample, 'options' | 'answer' | 'rationa
 export const GENERATOR_INSTRUCTION =
   'Write one multiple-choice question about this medical image, with four options and the correct answer, as JSON with the keys "question", "options", "answer" and "rationale".';
 
-export const JUDGE_INSTRUCTION =
-  'Judge the sample below. Answer Yes if the question is correct and answerable from the image and the answer is right, otherwise answer No.';
+export const JUDGE_INSTRUCTION = 'Is this answer right for the image? Yes or No.';
 
-/** The judge's view of a candidate: question, options, proposed answer, then the Yes/No question. */
+/**
+ * The judge's view of a candidate: the question, the Yes/No question, then the proposed answer last.
+ * Layout matters for a small model: the reward is read right after the prompt, so the answer sits as
+ * close to that position as the chat template allows, and nothing long (options, instructions) comes
+ * between them. With the options and a long instruction after the answer, the tiny model's Yes/No
+ * loss stayed at ln 2 (AUC 0.5) for the whole warm-up.
+ */
 export function judgePrompt(candidate: Pick<Sample, 'question' | 'options' | 'answer'>): string {
-  return `${JUDGE_INSTRUCTION}\nQuestion: ${candidate.question}\nOptions: ${candidate.options.join(', ')}\nAnswer: ${candidate.answer}\nIs this sample correct and answerable from the image? Yes or No.`;
+  return `Question: ${candidate.question}\n${JUDGE_INSTRUCTION}\nAnswer: ${candidate.answer}`;
 }
