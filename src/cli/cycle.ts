@@ -49,6 +49,16 @@ export async function runCycleCommand(cfg: CycleConfig, ablations: { noRewardFil
   return { main, text };
 }
 
+/**
+ * Without --out, a run never lands in a folder that holds an earlier run (which would refuse to
+ * start without --resume): the README's `npx medgr2 cycle` works again and again, each run beside the last.
+ */
+export function freshRunFolder(base: string): string {
+  const taken = (dir: string): boolean => fs.existsSync(path.join(dir, 'manifests'));
+  if (!taken(base)) return base;
+  for (let k = 2; ; k++) if (!taken(`${base}-${k}`)) return `${base}-${k}`;
+}
+
 export function registerCycle(program: Command): void {
   const d = defaultCycleConfig();
   program
@@ -58,14 +68,15 @@ export function registerCycle(program: Command): void {
     .option('--seed-data <file>', 'labelled seed samples (default: a MedSynth world)')
     .option('--pool <path>', 'unlabelled images: a folder or pool.jsonl (default: the MedSynth pool)')
     .option('--model <dir>', 'initial model folder with its tokenizer (default: the tiny model)')
-    .option('--out <dir>', 'run folder', d.out)
+    .option('--out <dir>', `run folder (default: ${d.out}, or ${d.out}-2, -3, ... when that holds an earlier run)`)
     .option('--resume', 'continue the run in --out from its last finished stage')
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
     .option('--no-co-evolve', 'also run the ablation: generator and reward model frozen after round 1')
     .option('--seed <n>', 'seed of the world, the model and every draw', parseIntOption('--seed'), d.seed)
     .option('--config <file>', 'JSON file overriding any field of the resolved config (see OUT/config.json)')
     .action(async (o) => {
-      let cfg: CycleConfig = { ...d, out: o.out, rounds: o.rounds, seed: o.seed, seedData: o.seedData, pool: o.pool, model: o.model, resume: !!o.resume };
+      const out = o.out ?? (o.resume ? d.out : freshRunFolder(d.out));
+      let cfg: CycleConfig = { ...d, out, rounds: o.rounds, seed: o.seed, seedData: o.seedData, pool: o.pool, model: o.model, resume: !!o.resume };
       if (o.config) cfg = { ...cfg, ...readJson<Partial<CycleConfig>>(o.config) };
       // commander's --no-x sets x = false; the main chain always filters and co-evolves
       const { text } = await runCycleCommand(cfg, { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false });
