@@ -69,4 +69,4 @@ npx cmake-js compile --out build "${cuda_flag[@]}" --log-level warn
 say "building TypeScript"
 npm run --silent build:ts
 chmod +x dist/src/cli/main.js
-say "done: try \`npx medgr2 info\`, then \`npm test\`"
+say "done: \`npx medgr2 cycle\` runs the embedded default, \`npx medgr2 info\` shows the setup, \`npm test\` tests"
