@@ -439,6 +439,9 @@ export class Cycle {
    * seed modalities to name the modality from the pixels, and then names a seed modality for every pool
    * image. The swapped copies teach it that what the sample says about the modality follows the hint.
    * The names are the hints of the seed and the pool (inputs, not labels); no pool image is used.
+   * Off by default: measured on the default run it made 6 of 122 held-out Modality Recognition candidates
+   * right (0 without), the seed-trained judge ranked those below the wrong ones (it has only ever seen
+   * the held-out names as wrong keys), and the generator's seed-modality answers got worse.
    */
   private generatorWarmupExamples(seed: Sample[], pool: PoolImage[]): SftExample[] {
     const out = seed.map(generatorExample);
