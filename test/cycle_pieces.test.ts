@@ -2,7 +2,7 @@
 // a known distribution, selection (balance, dedupe, nothing lost), constructed negatives, AUC.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generatorReply, parseGeneratorReply, seedCopyKey } from '../src/cycle/generator';
+import { compactGeneratorReply, generatorReply, optionVocabulary, parseGeneratorReply, seedCopyKey } from '../src/cycle/generator';
 import { rewardFromLogits, yesNoTokens } from '../src/cycle/judge';
 import { accuracyAt, auc } from '../src/cycle/metrics';
 import { constructNegative, constructPairs, confidentPairs, judgeExample, NEGATIVE_KINDS } from '../src/cycle/negatives';
@@ -55,6 +55,25 @@ test('generator replies: a good one parses; each defect is invalid with its reas
   assert.equal(other.valid, true);
 });
 
+test('compact generator replies: question and answer; distractors from the seed vocabulary of the task', () => {
+  const seed = [sample(), sample({ options: ['MRI', 'CT', 'Ultrasound', 'Microscopy'], answer: 'MRI' }), sample({ task: 'Anatomy Identification', options: ['Brain', 'Chest', 'Knee', 'Skin'], answer: 'Brain' })];
+  const vocabulary = optionVocabulary(seed);
+  assert.deepEqual(vocabulary['Modality Recognition'], ['CT', 'MRI', 'Microscopy', 'OCT', 'Ultrasound', 'X-Ray']);
+  const reply = compactGeneratorReply({ question: 'What imaging modality is used in this image?', questionStem: '', answer: 'OCT' });
+  assert.equal(reply, '{"q":"What imaging modality is used in this image?","a":"OCT"}');
+  const c = parseGeneratorReply(reply, { ...ctx, vocabulary });
+  assert.equal(c.valid, true, c.invalidReason);
+  assert.equal(c.sample.answer, 'OCT');
+  assert.equal(c.sample.options.length, 4);
+  assert.equal(new Set(c.sample.options).size, 4);
+  assert.ok(c.sample.options.includes('OCT') && c.sample.options.every((o) => vocabulary['Modality Recognition'].includes(o)));
+  assert.deepEqual(parseGeneratorReply(reply, { ...ctx, vocabulary }).sample.options, c.sample.options, 'the draw is fixed by the id');
+  const out = parseGeneratorReply('{"q":"q","a":"Liver"}', { ...ctx, vocabulary });
+  assert.equal(out.valid, false);
+  assert.match(out.invalidReason, /vocabulary/);
+  assert.match(parseGeneratorReply('{"q":"q","a":"Brain"}', { ...ctx, vocabulary: { 'Modality Recognition': ['Brain', 'Chest'] } }).invalidReason, /fewer than four/);
+});
+
 test('judge reward: P(Yes)/(P(Yes)+P(No)) from a known distribution, whatever the other tokens', () => {
   const tok = TextTokenizer.load();
   const ids = yesNoTokens(tok);
@@ -105,7 +124,16 @@ test('selection: threshold, dedupe keeps the best copy, balance caps groups, not
   // random ranking keeps as many as the threshold would
   const rnd = selectCandidates(items, { threshold: 0.5, rankBy: 'random', seed: 3 });
   assert.equal(rnd.filter((s) => s.selected).length, 3);
-  assert.throws(() => selectCandidates(items, { threshold: 0.5, topK: 2 }), /not both/);
+  assert.throws(() => selectCandidates(items, { threshold: 0.5, topK: 2 }), /one of a threshold/);
+
+  // top half (rounded) of each group's valid, de-duplicated candidates: CT keeps b, e of b, e, c; MRI keeps d
+  const half = selectCandidates(items, { topFraction: 0.5, balance: true });
+  assert.deepEqual(half.filter((s) => s.selected).map((s) => s.candidate.sample.id).sort(), ['b', 'd', 'e']);
+  assert.match(half.find((s) => s.candidate.sample.id === 'c')!.selectReason, /outside the top 50%/);
+  assert.equal(half.length, items.length, 'nothing lost');
+  const halfRnd = selectCandidates(items, { topFraction: 0.5, rankBy: 'random', seed: 3 });
+  assert.equal(halfRnd.filter((s) => s.selected).length, 3, 'the random ablation keeps as many per group');
+  assert.throws(() => selectCandidates(items, { topFraction: 0 }), /top-fraction/);
 });
 
 test('negatives: every kind is a wrong pair; positives and negatives as Yes/No SFT examples', () => {

@@ -27,6 +27,23 @@ export function generatorPrompt(hint: { modality: string; task: string }): strin
   return lines.join('\n');
 }
 
+/**
+ * The compact reply (`{"q": question, "a": answer}`): the generator writes the question and its
+ * answer; the three distractors are drawn from the seed's option vocabulary for the task (see
+ * parseGeneratorReply). A tiny generator writing four options itself repeated one in two of three
+ * replies, at any temperature.
+ */
+export function compactGeneratorReply(sample: Pick<Sample, 'question' | 'questionStem' | 'answer'>): string {
+  return JSON.stringify({ q: sample.questionStem || sample.question, a: sample.answer });
+}
+
+/** The option strings of the seed per task: where compact replies draw their distractors from. */
+export function optionVocabulary(seed: readonly Pick<Sample, 'task' | 'options'>[]): Record<string, string[]> {
+  const out: Record<string, Set<string>> = {};
+  for (const s of seed) for (const o of s.options) (out[s.task] ??= new Set()).add(o);
+  return Object.fromEntries(Object.entries(out).map(([t, v]) => [t, [...v].sort()]));
+}
+
 /** The reply the generator is fine-tuned to write for a sample (the same JSON shape it must parse). */
 export function generatorReply(sample: Pick<Sample, 'question' | 'questionStem' | 'options' | 'answer' | 'rationale' | 'modality'>): string {
   const rationale = sample.rationale || `The ${sample.modality} image shows ${sample.answer}.`;
@@ -46,6 +63,8 @@ export interface ParseContext {
   round: number;
   /** seedCopyKey of every seed sample: a candidate equal to one of them is a copy, not new data. */
   seedKeys?: ReadonlySet<string>;
+  /** Option vocabulary per task (optionVocabulary): completes a compact reply's options. */
+  vocabulary?: Readonly<Record<string, readonly string[]>>;
 }
 
 function emptySample(ctx: ParseContext): Sample {
@@ -103,6 +122,22 @@ export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
   }
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return invalid('the JSON is not an object');
   const o = obj as Record<string, unknown>;
+  if (o.question === undefined && o.q !== undefined) o.question = o.q;
+  if (o.answer === undefined && o.a !== undefined) o.answer = o.a;
+  if (o.options === undefined && ctx.vocabulary && typeof o.answer === 'string' && o.answer.trim()) {
+    // a compact reply: three distractors from the seed's options for the task, the answer in a drawn slot
+    const vocab = ctx.vocabulary[ctx.task] ?? [];
+    const a = o.answer.trim();
+    if (!vocab.some((v) => normalizeAnswerText(v) === normalizeAnswerText(a))) {
+      if (typeof o.question === 'string') sample.question = sample.questionStem = o.question.trim();
+      return invalid(`"answer" is not in the seed's vocabulary for ${ctx.task}`);
+    }
+    const prng = new Prng(`generator-options/${ctx.id}`);
+    const distractors = prng.shuffle(vocab.filter((v) => normalizeAnswerText(v) !== normalizeAnswerText(a))).slice(0, 3);
+    if (distractors.length < 3) return invalid(`the seed's vocabulary for ${ctx.task} has fewer than four options`);
+    const slot = Math.floor(prng.next() * 4);
+    o.options = [...distractors.slice(0, slot), a, ...distractors.slice(slot)];
+  }
   if (typeof o.question !== 'string' || !o.question.trim()) return invalid('"question" missing or empty');
   sample.question = sample.questionStem = o.question.trim();
   if (!Array.isArray(o.options)) return invalid('"options" missing or not a list');
@@ -163,6 +198,7 @@ export interface GenerateOptions extends ImageOptions {
   round: number;
   maxNewTokens?: number;
   seedKeys?: ReadonlySet<string>;
+  vocabulary?: Readonly<Record<string, readonly string[]>>;
   /** Called after each batch with (done, total) candidates. */
   progress?: (done: number, total: number) => void;
 }
@@ -182,7 +218,7 @@ export async function generateCandidates(generator: Model, tok: TextTokenizer, p
   pool.forEach((p, i) => {
     for (let k = 0; k < opts.perImage; k++) {
       const task = drawTask(opts.taskMix, new Prng(`generate/${opts.seed}/${opts.round}/${i}/${k}`));
-      jobs.push({ img: i, ctx: { id: `g${opts.round}-${i}-${k}`, image: p.image, modality: p.modality, task, round: opts.round, seedKeys: opts.seedKeys } });
+      jobs.push({ img: i, ctx: { id: `g${opts.round}-${i}-${k}`, image: p.image, modality: p.modality, task, round: opts.round, seedKeys: opts.seedKeys, vocabulary: opts.vocabulary } });
     }
   });
   const out: Candidate[] = [];

@@ -29,7 +29,7 @@ export function policyReply(sample: Pick<Sample, 'options' | 'answer' | 'rationa
 }
 
 export const GENERATOR_INSTRUCTION =
-  'Write one multiple-choice question about this medical image, with four options and the correct answer, as JSON with the keys "question", "options", "answer" and "rationale".';
+  'Write one multiple-choice question about this medical image, with four options and the correct answer, as JSON with the keys "q" (question) and "a" (answer).';
 
 export const JUDGE_INSTRUCTION = 'Is this answer right for the image? Yes or No.';
 

@@ -13,6 +13,11 @@ import type { ScoredCandidate } from '../data/proto';
 export interface SelectOptions {
   threshold?: number;
   topK?: number;
+  /**
+   * Keep this fraction (0..1] of the valid, de-duplicated candidates of each (modality, task) group,
+   * best first: the judge decides within every group, and no group crowds out another.
+   */
+  topFraction?: number;
   balance?: boolean;
   maxPerGroup?: number;
   /** 'reward' (default) ranks by the judge; 'random' ranks by a seeded draw (the --no-reward-filter ablation). */
@@ -31,9 +36,11 @@ function groupKey(s: ScoredCandidate): string {
 
 /** A copy of every candidate with `selected` / `selectReason` set (input order kept). */
 export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
-  if (opts.threshold !== undefined && opts.topK !== undefined) throw new Error('select: give a threshold or a top-k, not both');
+  const given = [opts.threshold, opts.topK, opts.topFraction].filter((x) => x !== undefined).length;
+  if (given > 1) throw new Error('select: give one of a threshold, a top-k or a top fraction');
+  if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1)) throw new Error(`select: --top-fraction must be in (0, 1], got ${opts.topFraction}`);
   if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0)) throw new Error(`select: --top-k must be a whole number >= 0, got ${opts.topK}`);
-  const threshold = opts.topK === undefined ? (opts.threshold ?? 0.5) : undefined;
+  const threshold = opts.topK === undefined && opts.topFraction === undefined ? (opts.threshold ?? 0.5) : undefined;
   const out = scored.map((s) => ({ ...s, selected: false, selectReason: '' }));
   const rank = new Map<ScoredCandidate, number>();
   const prng = new Prng(`select/${opts.seed ?? 0}`);
@@ -56,6 +63,20 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
     } else s.selectReason = `duplicate of ${prior.candidate.sample.id}`;
   }
   let pool = [...best.values()].sort(better);
+
+  // 3a. top fraction per group (random ranking keeps the same counts: the ablation differs only in which)
+  if (opts.topFraction !== undefined) {
+    const byGroup = new Map<string, ScoredCandidate[]>();
+    for (const s of pool) byGroup.set(groupKey(s), [...(byGroup.get(groupKey(s)) ?? []), s]);
+    for (const members of byGroup.values()) {
+      const n = Math.max(1, Math.round(opts.topFraction * members.length));
+      members.forEach((s, i) => {
+        s.selected = i < n;
+        s.selectReason = i < n ? (opts.rankBy === 'random' ? 'random draw' : `top ${Math.round(100 * opts.topFraction!)}% of its group`) : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
+      });
+    }
+    return out;
+  }
 
   // 3. threshold (on the reward, also when ranking randomly: the ablation keeps as many as the filter would)
   if (threshold !== undefined && opts.rankBy !== 'random') {

@@ -18,6 +18,8 @@ export interface CycleReport {
     generatorValidity: number;
     reward: { mean: number; p10: number; p50: number; p90: number; histogram: number[] };
     judge: { accuracy: number; auc: number; pairs: number };
+    /** Measured against MedSynth's truth (never used to select); absent for other data. */
+    selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
     policy: Record<string, { overall: number | null; byModality: Record<string, number>; byTask: Record<string, number> }>;
   }>;
   final: ArmTable;
@@ -71,6 +73,7 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
       generatorValidity: r.candidates ? r.valid / r.candidates : 0,
       reward: { mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length), p10: quantile(sorted, 0.1), p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), histogram: hist },
       judge: r.judge,
+      selectionPrecision: r.selectionPrecision,
       policy,
     });
   }
@@ -200,13 +203,17 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
   md.push('');
   md.push('## Per round', '');
   md.push(renderTable(
-    ['round', 'candidates', 'valid', 'kept', 'generator validity %', 'reward mean', 'reward p10/p50/p90', 'judge accuracy %', 'judge AUC'],
+    ['round', 'candidates', 'valid', 'kept', 'generator validity %', 'reward mean', 'reward p10/p50/p90', 'judge accuracy %', 'judge AUC', 'correct: kept / dropped %'],
     report.rounds.map((r) => [
       String(r.round), String(r.candidates), String(r.valid), String(r.kept), pct(r.generatorValidity), r.reward.mean.toFixed(3),
       `${r.reward.p10.toFixed(2)}/${r.reward.p50.toFixed(2)}/${r.reward.p90.toFixed(2)}`, pct(r.judge.accuracy), Number.isFinite(r.judge.auc) ? r.judge.auc.toFixed(3) : '-',
+      r.selectionPrecision ? `${pct(r.selectionPrecision.keptCorrect / Math.max(1, r.selectionPrecision.kept))} / ${pct(r.selectionPrecision.droppedCorrect / Math.max(1, r.selectionPrecision.dropped))}` : '-',
     ]),
     'markdown',
   ), '');
+  if (report.rounds.some((r) => r.selectionPrecision)) {
+    md.push('"correct: kept / dropped": of the valid candidates, how many kept and how many dropped ones name the right answer, checked against MedSynth\'s truth.jsonl after selection (for this report only; selection never reads it).', '');
+  }
   md.push(`![per round](plots/rounds.png)`, '', 'Lines over rounds: generator validity (blue), kept fraction (orange), judge accuracy (green), judge AUC (red), mean reward of valid candidates (purple).', '');
   md.push('Reward histogram of valid candidates (deciles 0.0–0.1 … 0.9–1.0):', '');
   md.push(renderTable(['round', ...Array.from({ length: 10 }, (_, i) => `${i / 10}`)], report.rounds.map((r) => [String(r.round), ...r.reward.histogram.map(String)]), 'markdown'), '');
