@@ -1,0 +1,21 @@
+// scale_add (y = a x + b): the CUDA kernel against the ATen reference on the GPU when there is
+// one; on a CPU-only build the reference alone (the kernel is compile-checked, not run).
+import { info, ops, tensor } from '../src/index';
+import { appendCsv, gbPerSecond, printTable, timeIt, type Row } from './harness';
+
+export async function run(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const cuda = info().cudaAvailable;
+  for (const n of [1 << 20, 1 << 24]) {
+    const host = tensor(new Float32Array(n).fill(1.5));
+    const x = cuda ? await host.to('cuda') : host;
+    const t = await timeIt(async () => (await ops.scaleAdd(x, 2, 1)).dispose(), { repeats: 20 });
+    rows.push({ op: 'scale_add', impl: ops.scaleAddUsesKernel(x) ? 'cuda kernel' : 'aten reference', shape: `[${n}]`, dtype: 'f32',
+      device: x.device, ms: t.medianMs, 'GB/s': gbPerSecond(8 * n, t.medianMs) });
+  }
+  printTable('scale_add: y = a x + b (read 4 B + write 4 B per element), median ms', rows);
+  appendCsv('scale_add', rows);
+  return rows;
+}
+
+if (require.main === module) run().catch((e) => { console.error(e); process.exit(1); });
