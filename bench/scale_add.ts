@@ -1,5 +1,5 @@
-// scale_add (y = a x + b): the CUDA kernel against the ATen reference on the GPU when there is
-// one; on a CPU-only build the reference alone (the kernel is compile-checked, not run).
+// scale_add (y = a x + b), in GB/s: the CUDA kernel on a GPU (compare with the device's copy
+// bandwidth); on a CPU-only build the ATen reference (the kernel is compile-checked, not run).
 import { info, ops, tensor } from '../src/index';
 import { appendCsv, gbPerSecond, printTable, timeIt, type Row } from './harness';
 
