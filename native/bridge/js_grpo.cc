@@ -93,7 +93,7 @@ Napi::Value RunAsyncCall(const Napi::CallbackInfo& info, const char* name, Call 
 }
 
 // grpo.advantages(rewards, groupSize, { scale, eps, impl, device })
-Call AdvantagesCall(const Napi::CallbackInfo& info, const char* where, at::Tensor* rewards_out) {
+Call AdvantagesCall(const Napi::CallbackInfo& info, const char* where, at::Device* device_out) {
   Napi::Env env = info.Env();
   Napi::Value rv = Arg(info, 0);
   auto holder = Napi::Object::New(env);
@@ -111,7 +111,7 @@ Call AdvantagesCall(const Napi::CallbackInfo& info, const char* where, at::Tenso
   const Impl impl = ParseImplOption(o, where);
   auto device = ParseDeviceOption(o, where);
   ops::CheckAdvantageArgs(rewards, opts, where);
-  *rewards_out = rewards;
+  *device_out = device ? *device : rewards.device();
   Call call;
   call.device = device;
   call.compute = [rewards, opts, impl, device]() -> std::vector<at::Tensor> {
@@ -365,7 +365,6 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
     Napi::Env env = info.Env();                                \
     MEDGR2_JS_TRY                                              \
     at::Device device(at::kCPU);                               \
-    (void)device;                                              \
     Call call = BUILD;                                         \
     return RunSync(env, call);                                 \
     MEDGR2_JS_CATCH(env)                                       \
@@ -382,25 +381,21 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
     MEDGR2_JS_CATCH_ASYNC(env)                                 \
   }
 
-at::Tensor g_unused;
-MEDGR2_SYNC_ENTRY(AdvantagesJs, "grpo.advantages", AdvantagesCall(info, "grpo.advantages", &g_unused))
+MEDGR2_SYNC_ENTRY(AdvantagesJs, "grpo.advantages", AdvantagesCall(info, "grpo.advantages", &device))
 MEDGR2_SYNC_ENTRY(LossJs, "grpo.loss", LossCall(info, "grpo.loss", false, &device))
 MEDGR2_SYNC_ENTRY(LossPackedJs, "grpo.lossPacked", LossCall(info, "grpo.lossPacked", true, &device))
 MEDGR2_SYNC_ENTRY(LogprobJs, "grpo.fusedLogprob", LogprobCall(info, "grpo.fusedLogprob", &device))
 MEDGR2_SYNC_ENTRY(LogprobBackwardJs, "grpo.fusedLogprobBackward", LogprobBackwardCall(info, "grpo.fusedLogprobBackward", &device))
 MEDGR2_SYNC_ENTRY(PolicyGradientJs, "grpo.policyGradient", PolicyGradientCall(info, "grpo.policyGradient", &device))
 
-Napi::Value AdvantagesAsyncJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MEDGR2_JS_TRY
-  at::Tensor rewards;
-  Call call = AdvantagesCall(info, "grpo.advantagesAsync", &rewards);
-  at::Device device = call.device ? *call.device : rewards.device();
-  call.device.reset();
-  return RunAsyncCall(info, "medgr2.grpo.advantagesAsync", call, device);
-  MEDGR2_JS_CATCH_ASYNC(env)
+// lossAsync takes either form: packed when the inputs carry cuSeqlens, padded otherwise.
+bool HasPackedInputs(const Napi::CallbackInfo& info) {
+  Napi::Value in = Arg(info, 0);
+  return in.IsObject() && !in.As<Napi::Object>().Get("cuSeqlens").IsUndefined();
 }
-MEDGR2_ASYNC_ENTRY(LossAsyncJs, "grpo.lossAsync", LossCall(info, "grpo.lossAsync", !Arg(info, 0).IsObject() ? false : !Arg(info, 0).As<Napi::Object>().Get("cuSeqlens").IsUndefined(), &device))
+
+MEDGR2_ASYNC_ENTRY(AdvantagesAsyncJs, "grpo.advantagesAsync", AdvantagesCall(info, "grpo.advantagesAsync", &device))
+MEDGR2_ASYNC_ENTRY(LossAsyncJs, "grpo.lossAsync", LossCall(info, "grpo.lossAsync", HasPackedInputs(info), &device))
 MEDGR2_ASYNC_ENTRY(LogprobAsyncJs, "grpo.fusedLogprobAsync", LogprobCall(info, "grpo.fusedLogprobAsync", &device))
 MEDGR2_ASYNC_ENTRY(LogprobBackwardAsyncJs, "grpo.fusedLogprobBackwardAsync", LogprobBackwardCall(info, "grpo.fusedLogprobBackwardAsync", &device))
 MEDGR2_ASYNC_ENTRY(PolicyGradientAsyncJs, "grpo.policyGradientAsync", PolicyGradientCall(info, "grpo.policyGradientAsync", &device))
