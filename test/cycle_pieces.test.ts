@@ -2,7 +2,8 @@
 // a known distribution, selection (balance, dedupe, nothing lost), constructed negatives, AUC.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { compactGeneratorReply, generatorReply, optionVocabulary, parseGeneratorReply, seedCopyKey } from '../src/cycle/generator';
+import { compactGeneratorReply, generatorPrompt, generatorReply, optionVocabulary, parseGeneratorReply, roundVocabulary, seedCopyKey } from '../src/cycle/generator';
+import { factSwaps, imageFacts, withDescriptions } from '../src/cycle/describe';
 import { rewardFromLogits, yesNoTokens } from '../src/cycle/judge';
 import { accuracyAt, auc } from '../src/cycle/metrics';
 import { constructNegative, constructPairs, confidentPairs, judgeExample, NEGATIVE_KINDS } from '../src/cycle/negatives';
@@ -72,6 +73,61 @@ test('compact generator replies: question and answer; distractors from the seed 
   assert.equal(out.valid, false);
   assert.match(out.invalidReason, /vocabulary/);
   assert.match(parseGeneratorReply('{"q":"q","a":"Brain"}', { ...ctx, vocabulary: { 'Modality Recognition': ['Brain', 'Chest'] } }).invalidReason, /fewer than four/);
+});
+
+test('round vocabulary: answers proposed twice for a task join it, unless the seed uses them for another task', () => {
+  const seedVocab = { 'Modality Recognition': ['CT', 'MRI', 'OCT', 'X-Ray'], 'Anatomy Identification': ['Brain', 'Chest', 'Knee', 'Retina'] };
+  const r = (a: string, task: string) => ({ raw: `{"q":"q","a":"${a}"}`, task });
+  const replies = [
+    r('Fundus photography', 'Modality Recognition'), r(' fundus photography ', 'Modality Recognition'), // twice (normalized): joins
+    r('Microscopy', 'Modality Recognition'), // once: does not
+    r('Brain', 'Modality Recognition'), r('Brain', 'Modality Recognition'), // the seed's organ: wrong kind of answer
+    r('Macula', 'Anatomy Identification'), r('Macula', 'Anatomy Identification'),
+    r('Drusen', 'Disease Diagnosis'), r('Drusen', 'Disease Diagnosis'), // a task the seed vocabulary lacks
+    { raw: 'not json', task: 'Modality Recognition' }, { raw: '{"q":"q"}', task: 'Modality Recognition' },
+  ];
+  const v = roundVocabulary(seedVocab, replies);
+  assert.deepEqual(v['Modality Recognition'], ['CT', 'Fundus photography', 'MRI', 'OCT', 'X-Ray']);
+  assert.deepEqual(v['Anatomy Identification'], ['Brain', 'Chest', 'Knee', 'Macula', 'Retina']);
+  assert.deepEqual(v['Disease Diagnosis'], ['Drusen']);
+  assert.deepEqual(seedVocab['Modality Recognition'], ['CT', 'MRI', 'OCT', 'X-Ray'], 'the seed vocabulary is not modified');
+  const c = parseGeneratorReply('{"q":"What imaging modality is used in this image?","a":"Fundus photography"}', { ...ctx, vocabulary: v });
+  assert.equal(c.valid, true, c.invalidReason);
+  assert.equal(roundVocabulary(seedVocab, replies, 3)['Modality Recognition'].length, 4, 'minCount 3: nothing joins');
+});
+
+test('descriptions: an image\'s facts from its samples, one caption per image, fact swaps move description and answer together', () => {
+  const img = ['/x/ct1.png'];
+  const seed = [
+    sample({ id: 'm', images: img }),
+    sample({ id: 'a', images: img, task: 'Anatomy Identification', question: 'Which part of the body is shown in this image?', options: ['Brain', 'Chest', 'Knee', 'Retina'], answer: 'Chest' }),
+    sample({ id: 'd', images: img, task: 'Disease Diagnosis', question: 'What is the most likely diagnosis?', options: ['Normal', 'Tumor', 'Infarct', 'Hemorrhage'], answer: 'Infarct' }),
+    sample({ id: 'o', images: ['/x/mri.png'], modality: 'MRI', answer: 'MRI', task: 'Lesion Grading', options: ['Grade 1', 'Grade 2', 'Grade 3', 'Grade 4'] }),
+  ];
+  seed[3].answer = 'Grade 2';
+  assert.deepEqual(imageFacts(seed).get('/x/ct1.png'), { modality: 'CT', anatomy: 'Chest', disease: 'Infarct' });
+  assert.deepEqual(imageFacts(seed).get('/x/mri.png'), { modality: 'MRI', anatomy: '', disease: '' }, 'a task that states no fact adds none');
+  const described = withDescriptions(seed);
+  const d = described[0].rationale;
+  assert.match(d, /\bCT\b/);
+  assert.match(d, /chest/);
+  assert.match(d, /infarct/);
+  assert.ok(described.slice(0, 3).every((s) => s.rationale === d), 'the same description for every question about the image');
+  assert.match(described[3].rationale, /^(An MRI image|MRI)\.$/, `only the modality is known: '${described[3].rationale}'`);
+  assert.equal(withDescriptions([sample({ rationale: 'given' })])[0].rationale, 'given');
+
+  const vocabulary = { 'Modality Recognition': ['CT', 'MRI', 'OCT', 'Ultrasound'], 'Anatomy Identification': ['Brain', 'Chest', 'Retina'], 'Disease Diagnosis': ['Infarct', 'Normal', 'Tumor'] };
+  const swaps = factSwaps(seed, vocabulary, 3);
+  assert.equal(swaps.length, 3, 'one per sample whose task states a fact');
+  for (const s of swaps) {
+    assert.ok(s.rationale.includes(s.modality), `the hint follows the description: ${s.modality} / ${s.rationale}`);
+    assert.ok(s.rationale.toLowerCase().includes(s.answer.toLowerCase()), `the answer is in the description: ${s.answer} / ${s.rationale}`);
+    assert.equal(s.images, img, 'the image stays');
+  }
+  assert.notEqual(swaps[0].answer, 'CT');
+  assert.deepEqual(factSwaps(seed, vocabulary, 3), swaps, 'deterministic');
+
+  assert.match(generatorPrompt({ modality: 'CT', task: 'Modality Recognition', description: d }), new RegExp(`\nDescription: ${d.replace(/[.]/g, '\\.')}$`));
 });
 
 test('judge reward: P(Yes)/(P(Yes)+P(No)) from a known distribution, whatever the other tokens', () => {

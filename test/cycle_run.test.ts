@@ -21,6 +21,7 @@ function tinyRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig {
     world: { ...d.world, seedImages: 6, poolImages: 4, testImages: 8, seedModalities: ['CT', 'MRI'] },
     generate: { ...d.generate, perImage: 2, batchSize: 8, maxNewTokens: 24 },
     select: { topK: 4, balance: true },
+    pretrain: { ...d.pretrain, images: 8, steps: 2 },
     warmup: { ...d.warmup, generatorSteps: 2, judgeSteps: 2 },
     coDevelop: { ...d.coDevelop, generatorSteps: 1, judgeSteps: 1 },
     policySft: { ...d.policySft, steps: 2 },

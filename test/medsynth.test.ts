@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
+import { captionFacts } from '../src/data/medsynth/captions';
 import { renderImage } from '../src/data/medsynth/render';
+import { Prng } from '../src/data/prng';
 import type { ImageTruth } from '../src/data/medsynth/truth';
 import type { OmniRecord } from '../src/data/medsynth/questions';
 import { GRADE_RADIUS, MODALITIES, TASKS } from '../src/data/medsynth/vocab';
@@ -201,4 +203,37 @@ test('modality cues are strong: nearest neighbour on 8×8 thumbnails gets > 90%'
     if (best === t.modality) right++;
   }
   assert.ok(right / held.length > 0.9, `${right}/${held.length}`);
+});
+
+test('captioned split: every modality, captions name the truth except at the noise rate, same seed same bytes', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
+  try {
+    const summary = await synthesize({ out: dir, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
+    assert.equal(summary.captioned, 400);
+    const captions = readJsonl<{ image_path: string; caption: string }>(path.join(dir, 'captions.jsonl'));
+    const truths = new Map(readJsonl<ImageTruth>(path.join(dir, 'truth.jsonl')).map((t) => [t.image_path, t]));
+    assert.equal(captions.length, 400);
+    assert.deepEqual(new Set(captions.map((c) => truths.get(c.image_path)!.modality)), new Set(MODALITIES));
+    let modalityRight = 0;
+    for (const c of captions) {
+      assert.ok(fs.existsSync(path.join(dir, c.image_path)), c.image_path);
+      const t = truths.get(c.image_path)!;
+      assert.equal(t.split, 'captioned');
+      // the modality is named first, so the longest modality name at the start is the one stated
+      const named = [...MODALITIES].sort((a, b) => b.length - a.length).find((m) => new RegExp(`^(An? |This )?${m.replace('-', '\\-')}\\b`).test(c.caption));
+      assert.ok(named, `no modality at the start of '${c.caption}'`);
+      if (named === t.modality) modalityRight++;
+    }
+    // each field is wrong with probability 0.2: 320 ± 3σ (σ = 8) right
+    assert.ok(modalityRight > 296 && modalityRight < 344, `modality right in ${modalityRight} of 400 captions`);
+    const again = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
+    await synthesize({ out: again, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
+    assert.equal(fs.readFileSync(path.join(again, 'captions.jsonl'), 'utf8'), fs.readFileSync(path.join(dir, 'captions.jsonl'), 'utf8'));
+    fs.rmSync(again, { recursive: true, force: true });
+    const clean = captionFacts({ modality: 'OCT', anatomy: 'Macula', disease: 'Drusen' }, 0, new Prng('x'));
+    assert.deepEqual(clean, { modality: 'OCT', anatomy: 'Macula', disease: 'Drusen' });
+    await assert.rejects(synthesize({ out: dir, count: 0, captioned: 1, captionNoise: 2, seed: 5 }), /--caption-noise/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

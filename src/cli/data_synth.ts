@@ -32,14 +32,18 @@ export function registerDataSynth(data: Command): void {
     .requiredOption('--count <n>', 'labelled images (each gets one question per task that applies)', parseIntOption('--count'))
     .requiredOption('--seed <s>', 'seed: same seed, same bytes', parseIntOption('--seed', -(2 ** 31)))
     .option('--unlabelled <m>', 'unlabelled pool images', parseIntOption('--unlabelled'), 0)
+    .option('--captioned <n>', 'captioned images over all modalities (noisy prose, the pre-training stand-in)', parseIntOption('--captioned'), 0)
+    .option('--caption-noise <p>', 'probability that a caption names a wrong modality, anatomy or finding (each)', parseFloat, 0.15)
     .option('--size <px>', 'image side in pixels', parseIntOption('--size', 56), 112)
     .option('--modalities <list>', `comma-separated subset of: ${MODALITIES.join(', ')}`)
-    .action(async (opts: { out: string; count: number; seed: number; unlabelled: number; size: number; modalities?: string }) => {
+    .action(async (opts: { out: string; count: number; seed: number; unlabelled: number; captioned: number; captionNoise: number; size: number; modalities?: string }) => {
       const summary = await synthesize({
         out: opts.out,
         count: opts.count,
         seed: opts.seed,
         unlabelled: opts.unlabelled,
+        captioned: opts.captioned,
+        captionNoise: opts.captionNoise,
         size: opts.size,
         modalities: opts.modalities ? parseModalities(opts.modalities) : undefined,
         progress: progressPrinter(100),

@@ -16,7 +16,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSampleFile } from '../data/sample_files';
 import { normalizeAnswerText } from '../data/importers/options';
-import { Prng } from '../data/prng';
 import { synthesize } from '../data/medsynth/world';
 import { MODALITIES, TASKS } from '../data/medsynth/vocab';
 import type { Candidate, RunManifest, Sample, ScoredCandidate } from '../data/proto';
@@ -26,6 +25,7 @@ import { Model } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { packageVersion } from '../version';
 import { compactGeneratorReply, generateCandidates, generatorPrompt, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
+import { CAPTION_PROMPT, describeImages, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates } from './judge';
 import { accuracyAt, auc } from './metrics';
 import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
@@ -62,8 +62,14 @@ export interface CycleConfig {
   };
   generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
   select: { threshold?: number; topK?: number; topFraction?: number; balance: boolean };
+  /**
+   * The stand-in for a pretrained VLM when the run starts from the random tiny model: captioned
+   * MedSynth images over all eight modalities (noisy prose, no questions), learned before anything
+   * else. Skipped with --model (a real model brings its own pre-training).
+   */
+  pretrain: { images: number; noise: number; steps: number; lr: number };
   /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; hintSwap: boolean };
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: boolean };
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number };
@@ -87,17 +93,18 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
       seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
       heldOutTask: 'Lesion Grading',
     },
+    pretrain: { images: 384, noise: 0.15, steps: 500, lr: 3e-3 },
     // compact replies (question and answer; distractors from the seed's options): writing four distinct
     // options itself, the tiny generator repeated one in 2/3 of its replies (worse at temperature 0.3).
     // Generation is cheap (seconds), so eight candidates per pool image.
-    generate: { perImage: 8, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 40 },
+    generate: { perImage: 8, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
     // the top half of each (modality, task) group's valid candidates by reward: a fraction, not a threshold
     // (a judge near chance gives rewards close to 0.5, where a threshold keeps all or none), and not a
     // fixed top-k (with a few dozen valid candidates a top-96 keeps every one, whatever the judge says)
     select: { topFraction: 0.5, balance: true },
     // the judge from the seed policy: its first Yes/No loss is ~10 (the policy never says Yes or No), and
     // at 3e-3 those first steps knock it onto the ln 2 plateau; 1e-3 gets off it
-    warmup: { generatorSteps: 300, judgeSteps: 500, lr: 3e-3, judgeLr: 1e-3, hintSwap: false },
+    warmup: { generatorSteps: 300, judgeSteps: 500, lr: 3e-3, judgeLr: 1e-3, factSwaps: true },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
@@ -200,6 +207,11 @@ export class CyclePaths {
   get world() { return path.join(this.out, 'world'); }
   get seed() { return path.join(this.out, 'data', 'seed.rec'); }
   get poolFile() { return path.join(this.out, 'data', 'pool.json'); }
+  /** The pool with each image's description by the pretrained model (describe.ts). */
+  get describedPool() { return path.join(this.out, 'data', 'pool-described.json'); }
+
+  /** The pre-training captions ({image_path, caption} lines), in the MedSynth world. */
+  get captions() { return path.join(this.world, 'pretrain', 'captions.jsonl'); }
   test(set: TestSetName) { return path.join(this.out, 'data', `test-${set}.rec`); }
   get judgePairs() { return path.join(this.out, 'data', 'judge-heldout-pairs.json'); }
   model(name: string) { return path.join(this.out, 'models', name); }
@@ -340,9 +352,15 @@ export class Cycle {
     const tests = this.readTests();
     const pool = readJson<PoolImage[]>(p.poolFile);
 
-    await this.stage('init', 0, { outputs: [p.model('init')] }, () => this.makeInitialModel());
+    await this.stage('init', 0, { outputs: [p.model(cfg.model ? 'init' : 'random')] }, () => this.makeInitialModel());
+    if (!cfg.model) {
+      await this.stage('pretrain', 0, { inputs: [p.model('random'), p.captions], outputs: [p.model('init')] }, () =>
+        this.sft('random', 'init', captionExamples(p.captions), cfg.pretrain.steps, cfg.pretrain.lr, 'pretrain'));
+    }
+    await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () => this.describePool(pool));
+    const described = readJson<PoolImage[]>(p.describedPool);
     await this.stage('warmup-generator', 0, { inputs: [p.seed, p.poolFile], outputs: [p.model('generator-1')] }, () =>
-      this.sft('init', 'generator-1', this.generatorWarmupExamples(seed, pool), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
+      this.sft('init', 'generator-1', this.generatorWarmupExamples(seed), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
     await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
     await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
       this.sft('init', 'policy-sft-seed', policyExamples(seed), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
@@ -353,7 +371,7 @@ export class Cycle {
     await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] }, () =>
       this.sft('policy-sft-seed', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.judgeLr, 'warmup-judge'));
 
-    for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, pool, tests);
+    for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, described, tests);
 
     const rounds = Array.from({ length: cfg.rounds }, (_, i) => readJson<RoundRecord>(p.roundJson(i + 1)));
     const evals: EvalRecord[] = [readJson(p.evalJson('base', 0)), readJson(p.evalJson('sftSeed', 0))];
@@ -368,7 +386,7 @@ export class Cycle {
     if (started && !cfg.resume) throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
     if (started && fs.existsSync(p.config)) {
       const prior = readJson<CycleConfig>(p.config);
-      const keys: (keyof CycleConfig)[] = ['seed', 'world', 'generate', 'select', 'seedData', 'pool', 'model', 'rewardFilter', 'coEvolve'];
+      const keys: (keyof CycleConfig)[] = ['seed', 'world', 'pretrain', 'generate', 'select', 'seedData', 'pool', 'model', 'rewardFilter', 'coEvolve'];
       for (const k of keys) {
         if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k])) throw new Error(`${cfg.out}: --resume with a different '${k}' than the run it continues (was ${JSON.stringify(prior[k])})`);
       }
@@ -399,6 +417,9 @@ export class Cycle {
       this.log(`[cycle] world: MedSynth, seed ${w.seedImages} images (${w.seedModalities.join(', ')}), pool ${w.poolImages} (all 8 modalities), test ${w.testImages}`);
       await synthesize({ out: trainDir, count: w.seedImages, unlabelled: w.poolImages, seed: cfg.seed, modalities: w.seedModalities as never, progress: this.progress('world') });
       await synthesize({ out: testDir, count: w.testImages, seed: cfg.seed + 1000, progress: this.progress('world') });
+      if (!cfg.model && cfg.pretrain.steps > 0) {
+        await synthesize({ out: path.dirname(p.captions), count: 0, captioned: cfg.pretrain.images, captionNoise: cfg.pretrain.noise, seed: cfg.seed + 2000, progress: this.progress('world') });
+      }
       const train = absImages(loadSampleFile(path.join(trainDir, 'medsynth.jsonl')), path.join(trainDir, 'medsynth.jsonl'));
       const test = absImages(loadSampleFile(path.join(testDir, 'medsynth.jsonl')), path.join(testDir, 'medsynth.jsonl'));
       seed = train.filter(inSeedScope);
@@ -432,32 +453,23 @@ export class Cycle {
     writeJsonAtomic(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
   }
 
-  /**
-   * The generator's warm-up data: every seed sample, plus (with warmup.hintSwap) each seed sample whose
-   * question or answer names its modality hint once more under another hint name, that name swapped in
-   * throughout. A pretrained generator reads its prompt; a tiny one from random weights learns from 4
-   * seed modalities to name the modality from the pixels, and then names a seed modality for every pool
-   * image. The swapped copies teach it that what the sample says about the modality follows the hint.
-   * The names are the hints of the seed and the pool (inputs, not labels); no pool image is used.
-   * Off by default: measured on the default run it made 6 of 122 held-out Modality Recognition candidates
-   * right (0 without), the seed-trained judge ranked those below the wrong ones (it has only ever seen
-   * the held-out names as wrong keys), and the generator's seed-modality answers got worse.
-   */
-  private generatorWarmupExamples(seed: Sample[], pool: PoolImage[]): SftExample[] {
-    const out = seed.map(generatorExample);
-    if (!this.cfg.warmup.hintSwap) return out;
-    const names = [...new Set([...seed.map((s) => s.modality), ...pool.map((x) => x.modality)].filter(Boolean))].sort();
-    const prng = new Prng(`hint-swap/${this.cfg.seed}`);
-    for (const s of seed) {
-      const mentions = (t: string) => !!s.modality && t.includes(s.modality);
-      if (!mentions(s.question) && !mentions(s.answer)) continue;
-      const others = names.filter((n) => n !== s.modality);
-      if (others.length === 0) continue;
-      const m = prng.pick(others);
-      const swap = (t: string) => t.split(s.modality).join(m);
-      out.push(generatorExample({ ...s, modality: m, question: swap(s.question), questionStem: swap(s.questionStem), answer: swap(s.answer), options: s.options.map(swap) }));
+  /** The generator's warm-up data: every seed sample with its image's description, plus (warmup.factSwaps) the fact-swapped copies (describe.ts). */
+  private generatorWarmupExamples(seed: Sample[]): SftExample[] {
+    const described = withDescriptions(seed);
+    const swapped = this.cfg.warmup.factSwaps ? factSwaps(seed, optionVocabulary(seed), this.cfg.seed) : [];
+    return [...described, ...swapped].map(generatorExample);
+  }
+
+  /** Every pool image described by the initial (pretrained) weights, which no later stage changes. */
+  private async describePool(pool: PoolImage[]): Promise<void> {
+    const { model, tok } = await loadRole(this.p.model('init'));
+    try {
+      const texts = await describeImages(model, tok, pool.map((x) => x.image), { progress: this.progress('describe-pool') });
+      writeJsonAtomic(this.p.describedPool, pool.map((x, i) => ({ ...x, description: texts[i] })));
+      this.log(`[cycle] describe-pool: ${pool.length} images, e.g. "${texts[0]}"`);
+    } finally {
+      await model.dispose();
     }
-    return out;
   }
 
   private async makeInitialModel(): Promise<void> {
@@ -473,7 +485,7 @@ export class Cycle {
     }
     const model = await Model.create(tinyConfig('qwen2_vl'), { seed: cfg.seed });
     try {
-      await saveModelAtomic(model, p.model('init'));
+      await saveModelAtomic(model, p.model('random'));
     } finally {
       await model.dispose();
     }
@@ -596,7 +608,7 @@ export class Cycle {
     if (cfg.coEvolve || r === 1) {
       await this.stage('co-develop-generator', r, { inputs: [p.model(gen), p.selected(r)], outputs: [p.model(nextGen)] }, async () => {
         // rejection-sampling fine-tuning on this round's kept samples, with the seed mixed in so the format holds
-        const ex = [...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample), ...seed].map(generatorExample);
+        const ex = [...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample), ...withDescriptions(seed)].map(generatorExample);
         await this.sft(gen, nextGen, ex, cfg.coDevelop.generatorSteps, cfg.coDevelop.lr, `round ${r} co-develop-generator`);
       });
       await this.stage('co-develop-judge', r, { inputs: [p.model(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] }, async () => {
@@ -658,9 +670,27 @@ export class Cycle {
   }
 }
 
-/** The generator's SFT example for a labelled sample: hints in, the JSON sample out. */
+/** The pre-training examples: each captioned image, asked to be described, with its caption as the reply. */
+export function captionExamples(file: string): SftExample[] {
+  if (!fs.existsSync(file)) return [];
+  const root = path.dirname(path.resolve(file));
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((line, i) => {
+    let rec: { image_path?: unknown; caption?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      throw new Error(`${file}:${i + 1}: not a JSON object`);
+    }
+    if (typeof rec.image_path !== 'string' || typeof rec.caption !== 'string' || !rec.caption) throw new Error(`${file}:${i + 1}: expected {"image_path", "caption"}`);
+    return { images: [path.resolve(root, rec.image_path)], user: CAPTION_PROMPT, reply: rec.caption };
+  });
+}
+
+export { CAPTION_PROMPT };
+
+/** The generator's SFT example for a labelled sample: hints and description in, the JSON sample out. */
 export function generatorExample(s: Sample): SftExample {
-  return { images: s.images, user: generatorPrompt({ modality: s.modality, task: s.task }), reply: compactGeneratorReply(s) };
+  return { images: s.images, user: generatorPrompt({ modality: s.modality, task: s.task, description: s.rationale }), reply: compactGeneratorReply(s) };
 }
 
 export async function runCycle(cfg: CycleConfig, hooks: CycleHooks = {}): Promise<CycleResult> {

@@ -17,13 +17,16 @@ export interface PoolImage {
   image: string;
   /** The modality the pool names for it ("" when none). */
   modality: string;
+  /** What the pretrained model says the image shows (describe.ts), when the run has described it. */
+  description?: string;
 }
 
-/** The generator's user turn: the instruction, then the target modality and task. */
-export function generatorPrompt(hint: { modality: string; task: string }): string {
+/** The generator's user turn: the instruction, then the target modality and task, and the image's description (describe.ts). */
+export function generatorPrompt(hint: { modality: string; task: string; description?: string }): string {
   const lines = [GENERATOR_INSTRUCTION];
   if (hint.modality) lines.push(`Modality: ${hint.modality}`);
   if (hint.task) lines.push(`Task: ${hint.task}`);
+  if (hint.description) lines.push(`Description: ${hint.description}`);
   return lines.join('\n');
 }
 
@@ -63,6 +66,8 @@ export interface ParseContext {
   round: number;
   /** seedCopyKey of every seed sample: a candidate equal to one of them is a copy, not new data. */
   seedKeys?: ReadonlySet<string>;
+  /** The image's description the generator was given (kept as the sample's rationale). */
+  description?: string;
   /** Option vocabulary per task (optionVocabulary): completes a compact reply's options. */
   vocabulary?: Readonly<Record<string, readonly string[]>>;
 }
@@ -152,6 +157,7 @@ export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
   if (k < 0) return invalid('"answer" is not one of the options');
   sample.answer = sample.options[k];
   if (typeof o.rationale === 'string') sample.rationale = o.rationale.trim();
+  else if (ctx.description) sample.rationale = ctx.description;
   if (ctx.seedKeys?.has(seedCopyKey(sample))) return invalid('copied verbatim from the seed set');
   return { sample, generatorRound: ctx.round, valid: true, invalidReason: '', raw };
 }
@@ -218,10 +224,10 @@ export async function generateCandidates(generator: Model, tok: TextTokenizer, p
   pool.forEach((p, i) => {
     for (let k = 0; k < opts.perImage; k++) {
       const task = drawTask(opts.taskMix, new Prng(`generate/${opts.seed}/${opts.round}/${i}/${k}`));
-      jobs.push({ img: i, ctx: { id: `g${opts.round}-${i}-${k}`, image: p.image, modality: p.modality, task, round: opts.round, seedKeys: opts.seedKeys, vocabulary: opts.vocabulary } });
+      jobs.push({ img: i, ctx: { id: `g${opts.round}-${i}-${k}`, image: p.image, modality: p.modality, task, description: p.description, round: opts.round, seedKeys: opts.seedKeys, vocabulary: opts.vocabulary } });
     }
   });
-  const out: Candidate[] = [];
+  const raws: string[] = [];
   const stop = [tok.special.imEnd, tok.special.endOfText];
   for (let b = 0; b < jobs.length; b += opts.batchSize) {
     const chunk = jobs.slice(b, b + opts.batchSize);
@@ -237,8 +243,60 @@ export async function generateCandidates(generator: Model, tok: TextTokenizer, p
       seed: opts.seed * 1000003 + opts.round * 7919 + b,
       stopTokens: stop,
     });
-    chunk.forEach((j, n) => out.push(parseGeneratorReply(tok.decode(gen.tokens[n], { skipSpecial: true }), j.ctx)));
-    opts.progress?.(out.length, jobs.length);
+    chunk.forEach((_, n) => raws.push(tok.decode(gen.tokens[n], { skipSpecial: true })));
+    opts.progress?.(raws.length, jobs.length);
+  }
+  const vocabulary = opts.vocabulary && roundVocabulary(opts.vocabulary, raws.map((raw, i) => ({ raw, task: jobs[i].ctx.task })));
+  return raws.map((raw, i) => parseGeneratorReply(raw, { ...jobs[i].ctx, vocabulary }));
+}
+
+/** The answer a reply proposes ("a" or "answer"), or undefined when it has none. */
+function proposedAnswer(raw: string): string | undefined {
+  const text = jsonObjectText(raw);
+  if (text === undefined) return undefined;
+  try {
+    const o = JSON.parse(text) as Record<string, unknown>;
+    const a = o?.a ?? o?.answer;
+    return typeof a === 'string' && a.trim() ? a.trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The seed's option vocabulary, widened by the round's own answers: an answer proposed by at least
+ * `minCount` replies for a task joins that task's options, unless the seed uses it for another task
+ * (then it is the wrong kind of answer: an organ given for a modality question). Without this, an
+ * image of a modality the seed never showed could only ever get the seed's names for its findings.
+ */
+export function roundVocabulary(
+  seedVocabulary: Readonly<Record<string, readonly string[]>>,
+  replies: readonly { raw: string; task: string }[],
+  minCount = 2,
+): Record<string, string[]> {
+  const taskOf = new Map<string, Set<string>>();
+  for (const [task, words] of Object.entries(seedVocabulary)) for (const w of words) (taskOf.get(normalizeAnswerText(w)) ?? taskOf.set(normalizeAnswerText(w), new Set()).get(normalizeAnswerText(w))!).add(task);
+  const counts = new Map<string, Map<string, { text: string; n: number }>>();
+  for (const { raw, task } of replies) {
+    const a = proposedAnswer(raw);
+    if (a === undefined) continue;
+    const key = normalizeAnswerText(a);
+    const perTask = counts.get(task) ?? counts.set(task, new Map()).get(task)!;
+    const c = perTask.get(key) ?? perTask.set(key, { text: a, n: 0 }).get(key)!;
+    c.n++;
+  }
+  const out: Record<string, string[]> = Object.fromEntries(Object.entries(seedVocabulary).map(([t, v]) => [t, [...v]]));
+  for (const [task, perTask] of counts) {
+    const words = (out[task] ??= []);
+    const known = new Set(words.map(normalizeAnswerText));
+    for (const [key, { text, n }] of [...perTask].sort((x, y) => x[0].localeCompare(y[0]))) {
+      if (n < minCount || known.has(key)) continue;
+      const elsewhere = taskOf.get(key);
+      if (elsewhere && !elsewhere.has(task)) continue;
+      words.push(text);
+      known.add(key);
+    }
+    words.sort();
   }
   return out;
 }

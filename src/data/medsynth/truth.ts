@@ -16,7 +16,7 @@ export interface Lesion {
 export interface ImageTruth {
   /** Relative to the world folder, e.g. "images/000012.png". */
   image_path: string;
-  split: 'labelled' | 'pool';
+  split: 'labelled' | 'pool' | 'captioned';
   /** The label every stream of this image's randomness is derived from. */
   seed_label: string;
   size: number;

@@ -1,0 +1,103 @@
+// The generator writes its question from a description of the image, and the description comes from
+// the pretrained model (the run's initial weights), which the generator's fine-tuning never touches.
+//
+// Why: a pretrained model can describe an image of any modality it saw in pre-training; fine-tuned on
+// a seed of four modalities, the tiny generator forgets that and names a seed modality for every pool
+// image (measured: 0 right of ~120 held-out Modality Recognition candidates, with the modality hint in
+// its prompt and with the description written by the generator itself before its question). Given the
+// description, the generator has only to pick the fact its task asks for out of it, a copy that works for
+// names the seed never answered with. Its warm-up teaches the copy: each seed sample also appears with
+// its image's facts swapped for other names in both the description and the answer, so the answer
+// follows the description, not a seed-only classifier of the pixels.
+import * as path from 'node:path';
+import type { Sample } from '../data/proto';
+import { captionText, type CaptionFacts } from '../data/medsynth/captions';
+import { Prng } from '../data/prng';
+import type { TextTokenizer } from '../data/tokenizer';
+import type { Model } from '../model/model';
+import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from './encode';
+
+/** The instruction the pre-training captions answer (cycle's pretrain stage). */
+export const CAPTION_PROMPT = 'Describe this image.';
+
+/** The fact a task's answer states about its image. */
+const FACT_OF_TASK: Record<string, keyof CaptionFacts> = {
+  'Modality Recognition': 'modality',
+  'Anatomy Identification': 'anatomy',
+  'Disease Diagnosis': 'disease',
+};
+
+/** Per image (its first path): what the samples about it state, and the samples' modality field. */
+export function imageFacts(samples: readonly Sample[]): Map<string, CaptionFacts> {
+  const out = new Map<string, CaptionFacts>();
+  for (const s of samples) {
+    const key = s.images[0] ?? '';
+    const f = out.get(key) ?? out.set(key, { modality: '', anatomy: '', disease: '' }).get(key)!;
+    if (s.modality && !f.modality) f.modality = s.modality;
+    const field = FACT_OF_TASK[s.task];
+    if (field && s.answer) f[field] = s.answer;
+  }
+  return out;
+}
+
+/** The samples with their image's description as rationale (where they have none), worded as a caption. */
+export function withDescriptions(samples: readonly Sample[]): Sample[] {
+  const facts = imageFacts(samples);
+  return samples.map((s) => {
+    const f = facts.get(s.images[0] ?? '');
+    if (s.rationale || !f) return s;
+    // drawn per image (by file name: the run's folder must not change the draw), so every question
+    // about an image comes with the same description
+    return { ...s, rationale: captionText(f, new Prng(`describe/${path.basename(s.images[0] ?? '')}`)) };
+  });
+}
+
+/**
+ * One copy of each sample whose task states a fact, with every fact of its image replaced by another
+ * name from the option vocabulary of that fact's task: the modality (and the modality hint), the
+ * anatomy and the finding in the description, and the answer. The image stays; only the description
+ * tells the answer.
+ */
+export function factSwaps(samples: readonly Sample[], vocabulary: Readonly<Record<string, readonly string[]>>, seed: number): Sample[] {
+  const facts = imageFacts(samples);
+  const names: Record<keyof CaptionFacts, readonly string[]> = {
+    modality: vocabulary['Modality Recognition'] ?? [],
+    anatomy: vocabulary['Anatomy Identification'] ?? [],
+    disease: vocabulary['Disease Diagnosis'] ?? [],
+  };
+  const out: Sample[] = [];
+  for (const s of samples) {
+    const field = FACT_OF_TASK[s.task];
+    const f = facts.get(s.images[0] ?? '');
+    if (!field || !f) continue;
+    const prng = new Prng(`fact-swap/${seed}/${s.id}`);
+    const swap = (k: keyof CaptionFacts): string => {
+      const others = names[k].filter((n) => n !== f[k]);
+      return f[k] && others.length ? prng.pick(others) : f[k];
+    };
+    const g: CaptionFacts = { modality: swap('modality'), anatomy: swap('anatomy'), disease: swap('disease') };
+    if (!g[field] || g[field] === f[field]) continue;
+    out.push({ ...s, id: `${s.id}/swap`, modality: g.modality, answer: g[field], rationale: captionText(g, prng) });
+  }
+  return out;
+}
+
+/** Greedy captions of the images by `model` (the pretrained weights), in order. */
+export async function describeImages(
+  model: Model,
+  tok: TextTokenizer,
+  images: readonly string[],
+  opts: ImageOptions & { batchSize?: number; maxNewTokens?: number; progress?: (done: number, total: number) => void } = {},
+): Promise<string[]> {
+  const out: string[] = [];
+  const batchSize = opts.batchSize ?? 64;
+  for (let b = 0; b < images.length; b += batchSize) {
+    const loaded = await loadImages(images.slice(b, b + batchSize), opts);
+    const { batch } = toModelBatch(packInOrder(loaded.map((img) => encodeConversation(tok, [img], CAPTION_PROMPT))));
+    const gen = await model.generateBatch(batch, { maxNewTokens: opts.maxNewTokens ?? 32, temperature: 0, stopTokens: [tok.special.imEnd, tok.special.endOfText] });
+    for (const t of gen.tokens) out.push(tok.decode(t, { skipSpecial: true }).trim());
+    opts.progress?.(out.length, images.length);
+  }
+  return out;
+}
+

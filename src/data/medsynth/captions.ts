@@ -1,0 +1,59 @@
+// Noisy image captions: MedSynth's stand-in for the image–text pre-training a real VLM had before
+// MedGR² ever sees it. The paper starts every role from Qwen2.5-VL, which already associates what a
+// fundus photograph or an OCT scan looks like with those words; a tiny model from random weights knows
+// nothing, so no amount of self-generated data can teach it the name of a modality its seed never
+// showed. A captioned split over all eight modalities gives it that prior, and only as prose: no
+// question, no options, and like web alt-text a fraction of the captions is simply wrong.
+import type { Prng } from '../prng';
+import type { ImageTruth } from './truth';
+import { ALL_ANATOMIES, MODALITIES, MODALITY_SPECS, NORMAL } from './vocab';
+
+/** What a caption says about its image (after noise): the fields it names ("" where unknown). */
+export interface CaptionFacts {
+  modality: string;
+  anatomy: string;
+  disease: string;
+}
+
+/** "An MRI", "A CT": by how the name is spoken, not spelled. */
+const article = (modality: string) => (['MRI', 'X-Ray', 'OCT', 'Ultrasound'].includes(modality) ? 'An' : 'A');
+
+const TEMPLATES: readonly ((modality: string, rest: string) => string)[] = [
+  (m, rest) => `${article(m)} ${m} image${rest}.`,
+  (m, rest) => `${m}${rest}.`,
+  (m, rest) => `This ${m} image shows${rest}.`,
+];
+
+function findingClause(disease: string, prng: Prng): string {
+  if (!disease) return '';
+  if (disease === NORMAL) return prng.pick([', normal', ' with no abnormality']);
+  return prng.pick([` showing ${disease.toLowerCase()}`, ` with ${disease.toLowerCase()}`]);
+}
+
+/**
+ * The facts a caption states: each of modality, anatomy and finding is replaced, with probability
+ * `noise`, by a wrong one (another modality, any other anatomy, another finding of the modality or
+ * "Normal").
+ */
+export function captionFacts(t: Pick<ImageTruth, 'modality' | 'anatomy' | 'disease'>, noise: number, prng: Prng): CaptionFacts {
+  const wrong = (all: readonly string[], right: string) => prng.pick(all.filter((x) => x !== right));
+  const spec = MODALITY_SPECS[t.modality];
+  return {
+    modality: prng.next() < noise ? wrong(MODALITIES, t.modality) : t.modality,
+    anatomy: prng.next() < noise ? wrong(ALL_ANATOMIES, t.anatomy) : t.anatomy,
+    disease: prng.next() < noise ? wrong([NORMAL, ...spec.findings.map((x) => x.name)], t.disease) : t.disease,
+  };
+}
+
+/**
+ * One caption of an image: its facts in one of a few phrasings. Facts left "" are left out (a caption
+ * of what a labelled sample says about its image may know only the modality).
+ */
+export function captionText(f: CaptionFacts, prng: Prng): string {
+  const k = prng.int(TEMPLATES.length);
+  const finding = findingClause(f.disease, prng);
+  const modality = f.modality || 'medical';
+  if (!f.anatomy) return TEMPLATES[k === 2 ? 0 : k](modality, finding);
+  const anatomy = `${k === 2 ? ' the' : ' of the'} ${f.anatomy.toLowerCase()}`;
+  return TEMPLATES[k](modality, `${anatomy}${finding}`);
+}
