@@ -69,7 +69,7 @@ export interface CycleConfig {
    */
   pretrain: { images: number; noise: number; steps: number; lr: number };
   /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: boolean };
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: number };
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number };
@@ -97,14 +97,14 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
     // compact replies (question and answer; distractors from the seed's options): writing four distinct
     // options itself, the tiny generator repeated one in 2/3 of its replies (worse at temperature 0.3).
     // Generation is cheap (seconds), so eight candidates per pool image.
-    generate: { perImage: 8, temperature: 0.7, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
+    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
     // the top half of each (modality, task) group's valid candidates by reward: a fraction, not a threshold
     // (a judge near chance gives rewards close to 0.5, where a threshold keeps all or none), and not a
     // fixed top-k (with a few dozen valid candidates a top-96 keeps every one, whatever the judge says)
     select: { topFraction: 0.5, balance: true },
     // the judge from the seed policy: its first Yes/No loss is ~10 (the policy never says Yes or No), and
     // at 3e-3 those first steps knock it onto the ln 2 plateau; 1e-3 gets off it
-    warmup: { generatorSteps: 300, judgeSteps: 500, lr: 3e-3, judgeLr: 1e-3, factSwaps: true },
+    warmup: { generatorSteps: 1000, judgeSteps: 1500, lr: 3e-3, judgeLr: 1e-3, factSwaps: 5 },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
@@ -453,11 +453,11 @@ export class Cycle {
     writeJsonAtomic(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
   }
 
-  /** The generator's warm-up data: every seed sample with its image's description, plus (warmup.factSwaps) the fact-swapped copies (describe.ts). */
+  /** The generator's warm-up data: every seed sample with its image's description, plus warmup.factSwaps fact-swapped copies of each (describe.ts). */
   private generatorWarmupExamples(seed: Sample[]): SftExample[] {
-    const described = withDescriptions(seed);
-    const swapped = this.cfg.warmup.factSwaps ? factSwaps(seed, optionVocabulary(seed), this.cfg.seed) : [];
-    return [...described, ...swapped].map(generatorExample);
+    const vocabulary = optionVocabulary(seed);
+    const swapped = Array.from({ length: this.cfg.warmup.factSwaps }, (_, k) => factSwaps(seed, vocabulary, this.cfg.seed * 7919 + k));
+    return [...withDescriptions(seed), ...swapped.flat()].map(generatorExample);
   }
 
   /** Every pool image described by the initial (pretrained) weights, which no later stage changes. */

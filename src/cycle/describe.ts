@@ -77,7 +77,7 @@ export function factSwaps(samples: readonly Sample[], vocabulary: Readonly<Recor
     };
     const g: CaptionFacts = { modality: swap('modality'), anatomy: swap('anatomy'), disease: swap('disease') };
     if (!g[field] || g[field] === f[field]) continue;
-    out.push({ ...s, id: `${s.id}/swap`, modality: g.modality, answer: g[field], rationale: captionText(g, prng) });
+    out.push({ ...s, id: `${s.id}/swap-${seed}`, modality: g.modality, answer: g[field], rationale: captionText(g, prng) });
   }
   return out;
 }

@@ -3,7 +3,9 @@
 // fundus photograph or an OCT scan looks like with those words; a tiny model from random weights knows
 // nothing, so no amount of self-generated data can teach it the name of a modality its seed never
 // showed. A captioned split over all eight modalities gives it that prior, and only as prose: no
-// question, no options, and like web alt-text a fraction of the captions is simply wrong.
+// question, no options, and like web alt-text a fraction of the captions is simply wrong. Names keep
+// the spelling the option vocabulary uses ("of the Macula with Drusen"): a model that picks an answer
+// out of a caption then copies tokens as they are, with no case to change.
 import type { Prng } from '../prng';
 import type { ImageTruth } from './truth';
 import { ALL_ANATOMIES, MODALITIES, MODALITY_SPECS, NORMAL } from './vocab';
@@ -27,7 +29,7 @@ const TEMPLATES: readonly ((modality: string, rest: string) => string)[] = [
 function findingClause(disease: string, prng: Prng): string {
   if (!disease) return '';
   if (disease === NORMAL) return prng.pick([', normal', ' with no abnormality']);
-  return prng.pick([` showing ${disease.toLowerCase()}`, ` with ${disease.toLowerCase()}`]);
+  return prng.pick([` showing ${disease}`, ` with ${disease}`]);
 }
 
 /**
@@ -54,6 +56,6 @@ export function captionText(f: CaptionFacts, prng: Prng): string {
   const finding = findingClause(f.disease, prng);
   const modality = f.modality || 'medical';
   if (!f.anatomy) return TEMPLATES[k === 2 ? 0 : k](modality, finding);
-  const anatomy = `${k === 2 ? ' the' : ' of the'} ${f.anatomy.toLowerCase()}`;
+  const anatomy = `${k === 2 ? ' the' : ' of the'} ${f.anatomy}`;
   return TEMPLATES[k](modality, `${anatomy}${finding}`);
 }
