@@ -117,7 +117,7 @@ test('descriptions: an image\'s facts from its samples, one caption per image, f
   assert.equal(withDescriptions([sample({ rationale: 'given' })])[0].rationale, 'given');
 
   const vocabulary = { 'Modality Recognition': ['CT', 'MRI', 'OCT', 'Ultrasound'], 'Anatomy Identification': ['Brain', 'Chest', 'Retina'], 'Disease Diagnosis': ['Infarct', 'Normal', 'Tumor'] };
-  const swaps = factSwaps(seed, vocabulary, 3);
+  const swaps = factSwaps(seed, vocabulary, 3, ['modality', 'anatomy', 'disease']);
   assert.equal(swaps.length, 3, 'one per sample whose task states a fact');
   for (const s of swaps) {
     assert.ok(s.rationale.includes(s.modality), `the hint follows the description: ${s.modality} / ${s.rationale}`);
@@ -125,7 +125,15 @@ test('descriptions: an image\'s facts from its samples, one caption per image, f
     assert.equal(s.images, img, 'the image stays');
   }
   assert.notEqual(swaps[0].answer, 'CT');
-  assert.deepEqual(factSwaps(seed, vocabulary, 3), swaps, 'deterministic');
+  assert.deepEqual(factSwaps(seed, vocabulary, 3, ['modality', 'anatomy', 'disease']), swaps, 'deterministic');
+  // the default swaps the modality alone: a modality question's answer moves, the others keep theirs
+  const modalityOnly = factSwaps(seed, vocabulary, 3);
+  assert.deepEqual(modalityOnly.map((s) => s.answer === s.modality), [true, false, false]);
+  assert.deepEqual(modalityOnly.slice(1).map((s) => s.answer), ['Chest', 'Infarct']);
+  for (const s of modalityOnly) {
+    assert.notEqual(s.modality, 'CT');
+    assert.ok(s.rationale.includes(s.modality) && s.rationale.includes('Chest') && s.rationale.includes('Infarct'), s.rationale);
+  }
 
   assert.match(generatorPrompt({ modality: 'CT', task: 'Modality Recognition', description: d }), new RegExp(`\nDescription: ${d.replace(/[.]/g, '\\.')}$`));
 });

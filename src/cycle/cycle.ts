@@ -93,18 +93,23 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
       seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
       heldOutTask: 'Lesion Grading',
     },
+    // ~60 s; afterwards greedy captions of unseen test images name the modality of 93 of 96
     pretrain: { images: 384, noise: 0.15, steps: 500, lr: 3e-3 },
     // compact replies (question and answer; distractors from the seed's options): writing four distinct
-    // options itself, the tiny generator repeated one in 2/3 of its replies (worse at temperature 0.3).
-    // Generation is cheap (seconds), so eight candidates per pool image.
+    // options itself, the tiny generator repeated one in 2/3 of its replies. Generation is cheap
+    // (seconds), so eight candidates per pool image; at 0.3 rather than 0.7 the generator copies the
+    // described fact more often (the question wording matters less than a right answer).
     generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
     // the top half of each (modality, task) group's valid candidates by reward: a fraction, not a threshold
     // (a judge near chance gives rewards close to 0.5, where a threshold keeps all or none), and not a
     // fixed top-k (with a few dozen valid candidates a top-96 keeps every one, whatever the judge says)
     select: { topFraction: 0.5, balance: true },
-    // the judge from the seed policy: its first Yes/No loss is ~10 (the policy never says Yes or No), and
-    // at 3e-3 those first steps knock it onto the ln 2 plateau; 1e-3 gets off it
-    warmup: { generatorSteps: 1000, judgeSteps: 1500, lr: 3e-3, judgeLr: 1e-3, factSwaps: 5 },
+    // The generator's copy of the described fact forms late and abruptly: measured on one world, held-out
+    // pool images' anatomy right in 2-23 % of candidates after 1000 steps (it varies run to run), 74 %
+    // after 1500. The judge from the seed policy: its first Yes/No loss is ~10 (the policy never says
+    // Yes or No), and at 3e-3 those first steps knock it onto the ln 2 plateau; at 1e-3 it sits near
+    // ln 2 for ~500 steps (held-out pairs AUC 0.66) and then learns (1500 steps: AUC 0.86, loss 0.05).
+    warmup: { generatorSteps: 1500, judgeSteps: 1500, lr: 3e-3, judgeLr: 1e-3, factSwaps: 5 },
     coDevelop: { generatorSteps: 40, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
     policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
     grpo: { steps: 30, lr: 5e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0 },
