@@ -1,9 +1,12 @@
 // `medgr2 cycle`: the MedGR² self-improving cycle (shared/DESIGN.md section 3), as resumable stages.
 //
 // Before round 1 (once): the world (a MedSynth world unless --seed-data/--pool are given), the initial
-// model, the warm start of the generator and the judge on the seed (the paper starts both roles from a
-// pretrained VLM; a randomly initialized tiny model must first learn the two formats), and the
-// baselines: the untrained policy (`base`) and SFT on the seed alone (`sftSeed`).
+// model (with no --model: the random tiny model, then `pretrain` on noisy captions over all eight
+// modalities, the stand-in for a pretrained VLM), `describe-pool` (the pretrained weights describe
+// every pool image: the generator's view of what it shows, describe.ts), the warm start of the
+// generator and the judge on the seed (the paper starts both roles from a pretrained VLM; the tiny
+// model must first learn the two formats), and the baselines: the pretrained policy before any
+// fine-tuning (`base`) and SFT on the seed alone (`sftSeed`).
 // Each round r: generate (G_r) → score (R_r) → select → judge-eval (R_r on held-out labelled pairs)
 // → co-develop G_{r+1} (SFT on the selected samples) and R_{r+1} (SFT on seed positives, constructed
 // negatives and the round's confident judgments) → policy SFT on seed + everything selected so far →
