@@ -28,7 +28,7 @@ import { Model } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { packageVersion } from '../version';
 import { compactGeneratorReply, generateCandidates, generatorPrompt, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
-import { CAPTION_PROMPT, describeImages, factSwaps, withDescriptions } from './describe';
+import { captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates } from './judge';
 import { accuracyAt, auc } from './metrics';
 import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
@@ -178,14 +178,6 @@ export interface RoundRecord {
   selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
 }
 
-/** The answer MedSynth's truth gives an image for a task, where the task has one. */
-function truthAnswer(t: { modality: string; anatomy: string; disease: string }, task: string): string | undefined {
-  if (task === 'Modality Recognition') return t.modality;
-  if (task === 'Anatomy Identification') return t.anatomy;
-  if (task === 'Disease Diagnosis') return t.disease;
-  return undefined;
-}
-
 /** See RoundRecord.selectionPrecision; reads WORLD/train/truth.jsonl for the measurement alone. */
 export function selectionPrecision(worldTrainDir: string, scored: readonly ScoredCandidate[]): RoundRecord['selectionPrecision'] {
   const file = path.join(worldTrainDir, 'truth.jsonl');
@@ -200,8 +192,9 @@ export function selectionPrecision(worldTrainDir: string, scored: readonly Score
   for (const s of scored) {
     if (!s.candidate.valid) continue;
     const t = truth.get(path.resolve(s.candidate.sample.images[0] ?? ''));
-    const want = t && truthAnswer(t, s.candidate.sample.task);
-    if (want === undefined) continue;
+    const field = factOfTask(s.candidate.sample.task);
+    const want = t && field && t[field];
+    if (!want) continue;
     const ok = normalizeAnswerText(s.candidate.sample.answer) === normalizeAnswerText(want);
     if (s.selected) { out.kept++; if (ok) out.keptCorrect++; } else { out.dropped++; if (ok) out.droppedCorrect++; }
   }
@@ -367,7 +360,7 @@ export class Cycle {
     }
     await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () => this.describePool(pool));
     const described = readJson<PoolImage[]>(p.describedPool);
-    await this.stage('warmup-generator', 0, { inputs: [p.seed, p.poolFile], outputs: [p.model('generator-1')] }, () =>
+    await this.stage('warmup-generator', 0, { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] }, () =>
       this.sft('init', 'generator-1', this.generatorWarmupExamples(seed), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
     await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
     await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
@@ -677,24 +670,6 @@ export class Cycle {
     });
   }
 }
-
-/** The pre-training examples: each captioned image, asked to be described, with its caption as the reply. */
-export function captionExamples(file: string): SftExample[] {
-  if (!fs.existsSync(file)) return [];
-  const root = path.dirname(path.resolve(file));
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((line, i) => {
-    let rec: { image_path?: unknown; caption?: unknown };
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      throw new Error(`${file}:${i + 1}: not a JSON object`);
-    }
-    if (typeof rec.image_path !== 'string' || typeof rec.caption !== 'string' || !rec.caption) throw new Error(`${file}:${i + 1}: expected {"image_path", "caption"}`);
-    return { images: [path.resolve(root, rec.image_path)], user: CAPTION_PROMPT, reply: rec.caption };
-  });
-}
-
-export { CAPTION_PROMPT };
 
 /** The generator's SFT example for a labelled sample: hints and description in, the JSON sample out. */
 export function generatorExample(s: Sample): SftExample {

@@ -9,12 +9,14 @@
 // names the seed never answered with. Its warm-up teaches the copy: each seed sample also appears with
 // its image's modality swapped for another name in the description, the hint and (for a modality
 // question) the answer, so the answer follows the description, not a seed-only classifier of the pixels.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Sample } from '../data/proto';
 import { captionText, type CaptionFacts } from '../data/medsynth/captions';
 import { Prng } from '../data/prng';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
+import type { SftExample } from './sft';
 import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from './encode';
 
 /** The instruction the pre-training captions answer (cycle's pretrain stage). */
@@ -26,6 +28,28 @@ const FACT_OF_TASK: Record<string, keyof CaptionFacts> = {
   'Anatomy Identification': 'anatomy',
   'Disease Diagnosis': 'disease',
 };
+
+/** Which fact of its image a task's answer states (undefined for tasks about something else, e.g. a grade). */
+export function factOfTask(task: string): keyof CaptionFacts | undefined {
+  return FACT_OF_TASK[task];
+}
+
+/** The pre-training examples: each captioned image, asked to be described, with its caption as the reply. */
+export function captionExamples(file: string): SftExample[] {
+  if (!fs.existsSync(file)) return [];
+  const root = path.dirname(path.resolve(file));
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((line, i) => {
+    let rec: { image_path?: unknown; caption?: unknown };
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      throw new Error(`${file}:${i + 1}: not a JSON object`);
+    }
+    if (typeof rec.image_path !== 'string' || typeof rec.caption !== 'string' || !rec.caption) throw new Error(`${file}:${i + 1}: expected {"image_path", "caption"}`);
+    return { images: [path.resolve(root, rec.image_path)], user: CAPTION_PROMPT, reply: rec.caption };
+  });
+}
+
 
 /** Per image (its first path): what the samples about it state, and the samples' modality field. */
 export function imageFacts(samples: readonly Sample[]): Map<string, CaptionFacts> {

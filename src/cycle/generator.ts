@@ -275,7 +275,12 @@ export function roundVocabulary(
   minCount = 2,
 ): Record<string, string[]> {
   const taskOf = new Map<string, Set<string>>();
-  for (const [task, words] of Object.entries(seedVocabulary)) for (const w of words) (taskOf.get(normalizeAnswerText(w)) ?? taskOf.set(normalizeAnswerText(w), new Set()).get(normalizeAnswerText(w))!).add(task);
+  for (const [task, words] of Object.entries(seedVocabulary)) {
+    for (const w of words) {
+      const key = normalizeAnswerText(w);
+      (taskOf.get(key) ?? taskOf.set(key, new Set()).get(key)!).add(task);
+    }
+  }
   const counts = new Map<string, Map<string, { text: string; n: number }>>();
   for (const { raw, task } of replies) {
     const a = proposedAnswer(raw);
