@@ -7,7 +7,7 @@ import { factSwaps, imageFacts, withDescriptions } from '../src/cycle/describe';
 import { rewardFromLogits, yesNoTokens } from '../src/cycle/judge';
 import { accuracyAt, auc } from '../src/cycle/metrics';
 import { constructNegative, constructPairs, confidentPairs, judgeExample, NEGATIVE_KINDS } from '../src/cycle/negatives';
-import { selectCandidates } from '../src/cycle/select';
+import { rationaleContradiction, selectCandidates } from '../src/cycle/select';
 import { Prng } from '../src/data/prng';
 import type { Sample, ScoredCandidate } from '../src/data/proto';
 import { TextTokenizer } from '../src/data/tokenizer';
@@ -54,6 +54,27 @@ test('generator replies: a good one parses; each defect is invalid with its reas
   // the same question with other options is new data, not a copy
   const other = parseGeneratorReply(generatorReply({ ...seed, options: ['CT', 'MRI', 'OCT', 'Microscopy'] }), { ...ctx, seedKeys: new Set([seedCopyKey(seed)]) });
   assert.equal(other.valid, true);
+});
+
+test('a sample whose rationale names another answer of its task is not selected, and the reason names it', () => {
+  const vocab = ['Brain', 'Chest', 'Macula', 'Retina', 'Skin'];
+  assert.equal(rationaleContradiction({ rationale: 'OCT of the Macula with CNV.', answer: 'Brain' }, vocab), 'Macula');
+  assert.equal(rationaleContradiction({ rationale: 'OCT of the Macula with CNV.', answer: 'macula' }, vocab), '', 'the answer is the named one');
+  assert.equal(rationaleContradiction({ rationale: 'An OCT image with CNV.', answer: 'Brain' }, vocab), '', 'names none of them');
+  assert.equal(rationaleContradiction({ rationale: '', answer: 'Brain' }, vocab), '');
+  assert.equal(rationaleContradiction({ rationale: 'The Retina and the Macula.', answer: 'Skin' }, vocab), 'Macula, Retina');
+  assert.equal(rationaleContradiction({ rationale: 'The Retina and the Macula.', answer: 'Retina' }, vocab), '', 'one of the named');
+  const anat = { ...ctx, task: 'Anatomy Identification', description: 'OCT of the Macula with CNV.', vocabulary: { 'Anatomy Identification': vocab } };
+  const scored = ['Brain', 'Macula', 'Skin'].map((a, i) => ({
+    candidate: parseGeneratorReply(`{"q":"What anatomical structure is shown in this image? (${i})","a":"${a}"}`, { ...anat, id: `g-${i}` }),
+    reward: 0.9 - 0.1 * i, judgeRound: 1, selected: false, selectReason: '',
+  }));
+  for (const s of scored) assert.equal(s.candidate.valid, true, 'well-formed: the generator check does not read the rationale');
+  // the vocabulary comes from the candidates' own options, so a lone file can be selected from
+  const sel = selectCandidates(scored, { topFraction: 1 });
+  assert.deepEqual(sel.map((s) => s.selected), [false, true, false]);
+  assert.match(sel[0].selectReason, /"Brain" contradicts its rationale, which names Macula/);
+  assert.deepEqual(selectCandidates(scored, { topFraction: 1, keepContradicted: true }).map((s) => s.selected), [true, true, true]);
 });
 
 test('compact generator replies: question and answer; distractors from the seed vocabulary of the task', () => {

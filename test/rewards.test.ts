@@ -6,10 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
-  accuracyReward, accuracyScore, defaultRewards, extractOption, formatScore, judgeReward, loadRewardModule,
+  accuracyReward, accuracyScore, answerReward, answerScore, defaultRewards, selfConsistencyScore, extractOption, formatScore, judgeReward, loadRewardModule,
   parseRewardWeights, scoreCompletion, type GrpoPrompt,
 } from '../src/cycle/rewards';
 import { grpoPromptsFromSamples } from '../src/cycle/grpo';
+import { isCorrect, predictedOption } from '../src/cycle/scorer';
 import type { Sample } from '../src/data/proto';
 
 function sample(options: string[], answer: string): Sample {
@@ -73,6 +74,67 @@ test('accuracy: option texts with punctuation, nested texts, and an unscorable k
   assert.deepEqual(extractOption('nothing here', s.options), { option: undefined, why: 'none' });
   // The key is not among the options: the prompt cannot be scored.
   assert.ok(Number.isNaN(accuracyScore('<answer>A</answer>', sample(['a', 'b'], 'c'))));
+});
+
+test("accuracy by the benchmark's rule: the answer must be one option as a whole, as the scorer reads it", () => {
+  const s = sample(['Spine', 'Brain', 'Retina', 'Blood'], 'Retina');
+  const lenientOnly = ['<answer> Retina with Drusen. </answer>', '<answer> the Retina </answer>', 'It shows the retina.'];
+  for (const c of lenientOnly) {
+    assert.equal(accuracyScore(c, s), 1, c);
+    assert.equal(accuracyScore(c, s, 'benchmark'), 0, c);
+  }
+  for (const c of ['<think> A Fundus photography image of the Brain. </think> <answer> Retina </answer>', '<answer> c </answer>', '<answer>(C)</answer>', '<answer> retina. </answer>']) {
+    assert.equal(accuracyScore(c, s, 'benchmark'), 1, c);
+  }
+  assert.equal(accuracyScore('<think> the Retina </think> <answer> Brain </answer>', s, 'benchmark'), 0, 'the thought does not count');
+  assert.ok(Number.isNaN(accuracyScore('<answer>A</answer>', sample(['a', 'b'], 'c'), 'benchmark')));
+  assert.equal(accuracyReward(1, 'benchmark').fn('<answer> Retina with Drusen </answer>', grpoPromptsFromSamples([s], 'think')[0]), 0);
+});
+
+test("accuracy by the benchmark's rule agrees with the scorer on random replies", () => {
+  // the scorer (scorer.ts: predictedOption + isCorrect) is the reference: a reply is right by the
+  // reward exactly when the evaluation would count it right
+  const words = ['Retina', 'retina.', 'Brain', 'C', 'c)', '(B)', 'with', 'Drusen', 'the', 'Blood', 'answer', 'is', ''];
+  let state = 12345;
+  const rand = (n: number) => ((state = (state * 1103515245 + 12345) % 2147483648) % n);
+  const s = sample(['Spine', 'Brain', 'Retina', 'Blood'], 'Retina');
+  let right = 0;
+  for (let i = 0; i < 500; i++) {
+    const inner = Array.from({ length: 1 + rand(3) }, () => words[rand(words.length)]).join(' ');
+    const think = rand(2) ? `<think> ${words[rand(words.length)]} </think> ` : '';
+    const reply = rand(4) ? `${think}<answer> ${inner} </answer>` : inner;
+    const expected = isCorrect(s, predictedOption(reply, s.options)) ? 1 : 0;
+    assert.equal(accuracyScore(reply, s, 'benchmark'), expected, JSON.stringify(reply));
+    right += expected;
+  }
+  assert.ok(right > 20 && right < 480, `a mix of right and wrong replies (${right} right of 500)`);
+});
+
+test('self-consistency: the answer, exactly one option, must be one the thought names', () => {
+  const options = ['Spine', 'Brain', 'Retina', 'Blood'];
+  const right = [
+    '<think> A Fundus photography image of the Retina with Drusen. </think> <answer> Retina </answer>',
+    '<think> the retina, maybe the brain </think><answer> C </answer>', // a letter names the option
+    '<think>Retina.</think> <answer> retina. </answer>',
+  ];
+  const wrong = [
+    '<think> A Fundus photography image of the Retina with Drusen. </think> <answer> Retina Drusen </answer>', // not one option
+    '<think> OCT of the Macula with CNV. </think> <answer> Brain </answer>', // the thought names no option
+    '<think> the Retina </think> <answer> Brain </answer>',
+    '<answer> Retina </answer>', // no thought
+    '<think> the Retina </think>', // no answer
+  ];
+  for (const c of right) assert.equal(selfConsistencyScore(c, options), 1, c);
+  for (const c of wrong) assert.equal(selfConsistencyScore(c, options), 0, c);
+  // answerScore: the key when the prompt has one, self-consistency when it has none
+  const keyed = sample(options, 'Blood');
+  const unkeyed = sample(options, '');
+  const c = '<think> the Retina </think> <answer> Retina </answer>';
+  assert.equal(answerScore(c, keyed), 0, 'with a key the thought does not matter');
+  assert.equal(answerScore('<think> the Retina </think> <answer> Blood </answer>', keyed), 1);
+  assert.equal(answerScore(c, unkeyed), 1);
+  assert.equal(answerReward(2).fn(c, grpoPromptsFromSamples([unkeyed], 'think')[0]), 1);
+  assert.equal(answerReward().name, 'answer');
 });
 
 test('format: think and answer-only styles', () => {

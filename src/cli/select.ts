@@ -1,4 +1,4 @@
-// `medgr2 select --in FILE --out FILE [--threshold T | --top-k K] [--balance]`: marks which scored
+// `medgr2 select --in FILE --out FILE [--threshold T | --top-k K] [--balance] [--keep-contradicted]`: marks which scored
 // candidates are kept (src/cycle/select.ts). Every candidate is written back with its flag and reason.
 import type { Command } from 'commander';
 import { selectCandidates, selectionSummary } from '../cycle/select';
@@ -18,10 +18,11 @@ export function registerSelect(program: Command): void {
     .option('--max-per-group <n>', 'cap per group with --balance (default: twice an even share)', parseIntOption('--max-per-group', 1))
     .option('--random', 'rank by a seeded draw instead of the reward (the no-reward-filter ablation)')
     .option('--seed <n>', 'seed of --random', parseIntOption('--seed'), 0)
+    .option('--keep-contradicted', "keep candidates whose rationale names another answer of their task (default: not selected)")
     .action((o) => {
       if (o.threshold !== undefined && !(o.threshold >= 0 && o.threshold <= 1)) throw new Error(`--threshold must be within 0..1, got ${o.threshold}`);
       const scored = readMessageFile<ScoredCandidate>(o.in, { expect: 'medgr2.ScoredCandidate' }).messages;
-      const sel = selectCandidates(scored, { threshold: o.threshold, topK: o.topK, balance: !!o.balance, maxPerGroup: o.maxPerGroup, rankBy: o.random ? 'random' : 'reward', seed: o.seed });
+      const sel = selectCandidates(scored, { threshold: o.threshold, topK: o.topK, balance: !!o.balance, maxPerGroup: o.maxPerGroup, rankBy: o.random ? 'random' : 'reward', seed: o.seed, keepContradicted: !!o.keepContradicted });
       writeMessageFileAtomic(o.out, 'medgr2.ScoredCandidate', sel);
       const s = selectionSummary(sel);
       process.stdout.write(`${s.candidates} candidates, ${s.valid} valid, ${s.kept} kept -> ${o.out}\n`);

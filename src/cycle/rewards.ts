@@ -11,7 +11,7 @@
 //   - the weighted total is NaN as soon as one weighted term (weight != 0) is NaN.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { normalizeAnswerText, matchOption } from '../data/importers/options';
+import { extractAnswerTag, normalizeAnswerText, matchOption } from '../data/importers/options';
 import type { Sample } from '../data/proto';
 import type { PromptStyle } from './prompts';
 
@@ -41,6 +41,7 @@ export type JudgeFn = (prompt: GrpoPrompt, completion: string) => Promise<number
 const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const ANSWER_TAG = /<answer>([\s\S]*?)<\/answer>/gi;
 const THINK_BLOCK = /<think>[\s\S]*?<\/think>/gi;
+const FIRST_THINK = /<think>([\s\S]*?)<\/think>/i;
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -115,12 +116,22 @@ export function extractOption(
   return { option: undefined, why: named.size === 0 ? 'none' : 'ambiguous' };
 }
 
-/** 1 when the completion names the key option, 0 otherwise; NaN when the sample has no usable key. */
-export function accuracyScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>): number {
+/**
+ * How accuracy reads a completion's answer:
+ *  - 'named': the one option the completion names anywhere in its answer (extractOption), so
+ *    "<answer> Retina with Drusen </answer>" is option "Retina" when "Drusen" is not an option;
+ *  - 'benchmark': the rule the evaluation scores with (scorer.ts): the <answer> text must be one
+ *    option as a whole (its text or letter); the reply above is then no answer at all. A policy
+ *    trained on this rule is trained on exactly what the benchmark counts.
+ */
+export type AnswerRule = 'named' | 'benchmark';
+
+/** 1 when the completion's answer is the key option, 0 otherwise; NaN when the sample has no usable key. */
+export function accuracyScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>, rule: AnswerRule = 'named'): number {
   const key = keyIndex(sample);
   if (key < 0) return NaN;
-  const got = extractOption(completion, sample.options);
-  return got.option === key ? 1 : 0;
+  const got = rule === 'benchmark' ? matchOption(extractAnswerTag(completion), sample.options) : extractOption(completion, sample.options).option;
+  return got === key ? 1 : 0;
 }
 
 const TAG = /<\/?(?:think|answer)>/i;
@@ -137,8 +148,31 @@ export function formatScore(completion: string, style: PromptStyle): number {
   return parts.every((p) => p.trim().length > 0 && !TAG.test(p)) ? 1 : 0;
 }
 
-export function accuracyReward(weight = 1): Reward {
-  return { name: 'accuracy', weight, fn: (completion, prompt) => accuracyScore(completion, prompt.sample) };
+/**
+ * Self-consistency of a think-style completion: 1 when its answer is exactly one option (the
+ * benchmark's rule) and its <think> names that option, else 0. The verifier for a prompt whose key is
+ * not trusted: in the cycle, a generated question whose answer its own rationale contradicts. A policy
+ * that describes held-out-modality images rightly but answers with the words of the seed (or copies
+ * half its description into the answer) is pulled towards answering what it has just said.
+ */
+export function selfConsistencyScore(completion: string, options: readonly string[]): number {
+  const think = FIRST_THINK.exec(completion);
+  if (!think) return 0;
+  const k = matchOption(extractAnswerTag(completion.slice(think.index + think[0].length)), options);
+  return k !== undefined && optionsNamedIn(think[1], options).has(k) ? 1 : 0;
+}
+
+/** A prompt with a key: accuracy by the benchmark's rule. A prompt without one (answer ""): self-consistency. */
+export function answerScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>): number {
+  return sample.answer ? accuracyScore(completion, sample, 'benchmark') : selfConsistencyScore(completion, sample.options);
+}
+
+export function answerReward(weight = 1): Reward {
+  return { name: 'answer', weight, fn: (completion, prompt) => answerScore(completion, prompt.sample) };
+}
+
+export function accuracyReward(weight = 1, rule: AnswerRule = 'named'): Reward {
+  return { name: 'accuracy', weight, fn: (completion, prompt) => accuracyScore(completion, prompt.sample, rule) };
 }
 
 export function formatReward(style: PromptStyle, weight = 1): Reward {
