@@ -1,4 +1,4 @@
-// The default run's properties, read from the run the README's quick start made (`npx medgr2 cycle`
+// The default run's properties (validity rising, both claims), read from the run the README's quick start made (`npx medgr2 cycle`
 // writes ./medgr2-cycle): an 8-minute cycle is too long to run inside the test suite, and CI runs it
 // anyway just before `npm test`. Skipped when that folder holds no finished run with the default config
 // (a fresh checkout, or a run made with other flags).
@@ -45,4 +45,12 @@ test('default run: SFT on the cycle data beats SFT on the seed (the paper\'s fir
   assert.ok(claim, 'the report states the claim');
   assert.equal(claim.holds, true, claim.detail);
   assert.ok((final.sftCycle.heldOutModality ?? 0) > (final.sftSeed.heldOutModality ?? 0), 'held-out modalities improve');
+});
+
+test('default run: GRPO on the cycle data beats SFT on it on held-out modalities (the paper\'s second claim)', { skip }, () => {
+  const { claims, final } = (run as { report: CycleReport }).report;
+  const claim = claims.find((c) => c.name.startsWith('GRPO on the cycle data'));
+  assert.ok(claim, 'the report states the claim');
+  assert.equal(claim.holds, true, claim.detail);
+  assert.ok((final.grpoCycle.heldOutModality ?? 0) > (final.sftCycle.heldOutModality ?? 0));
 });
