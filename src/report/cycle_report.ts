@@ -51,8 +51,14 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
     for (const x of r.rewardsValid) hist[Math.min(9, Math.floor(x * 10))]++;
     const policy: CycleReport['rounds'][number]['policy'] = {};
     for (const e of perRoundEvals.filter((x) => x.round === r.round)) {
-      const byModality: Record<string, number> = {};
-      const byTask: Record<string, number> = {};
+      // a modality (or task) can occur in several test sets (CT in inDomain and heldOutTask): its
+      // accuracy pools the questions of all of them
+      const modalityCounts = new Map<string, { correct: number; total: number }>();
+      const taskCounts = new Map<string, { correct: number; total: number }>();
+      const add = (m: Map<string, { correct: number; total: number }>, k: string, g: { correct: number; total: number }) => {
+        const c = m.get(k) ?? { correct: 0, total: 0 };
+        m.set(k, { correct: c.correct + g.correct, total: c.total + g.total });
+      };
       let correct = 0;
       let total = 0;
       for (const s of TEST_SETS) {
@@ -60,10 +66,11 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
         if (!sc) continue;
         correct += sc.overall.correct;
         total += sc.overall.total;
-        for (const [k, g] of Object.entries(sc.byModality)) byModality[`${k}`] = g.accuracy;
-        for (const [k, g] of Object.entries(sc.byTask)) byTask[`${k}${s === 'heldOutModality' ? ' (held-out modalities)' : ''}`] = g.accuracy;
+        for (const [k, g] of Object.entries(sc.byModality)) add(modalityCounts, k, g);
+        for (const [k, g] of Object.entries(sc.byTask)) add(taskCounts, `${k}${s === 'heldOutModality' ? ' (held-out modalities)' : ''}`, g);
       }
-      policy[e.arm] = { overall: total ? correct / total : null, byModality, byTask };
+      const rates = (m: Map<string, { correct: number; total: number }>) => Object.fromEntries([...m].map(([k, c]) => [k, c.total ? c.correct / c.total : 0]));
+      policy[e.arm] = { overall: total ? correct / total : null, byModality: rates(modalityCounts), byTask: rates(taskCounts) };
     }
     out.rounds.push({
       round: r.round,
