@@ -1,10 +1,10 @@
 // Selection: which scored candidates become training data. Nothing is dropped: every candidate comes
-// back with `selected` and, when not selected, the reason (invalid, duplicate, below threshold, over
-// quota for its group, outside the top k).
+// back with `selected` and, when not selected, the reason (invalid, contradicted, duplicate, below
+// threshold, over quota for its group, outside the top k).
 //
-// Order of the rules: invalid ones out; samples whose answer contradicts their own rationale out;
-// duplicates (same image + normalized question) keep only their
-// best-scored copy; then the threshold or top-k; with `balance`, each (modality, task) group keeps at
+// Order of the rules: invalid ones out; samples whose answer their own rationale contradicts out;
+// duplicates (same image + normalized question) keep only their best-scored copy; then the threshold
+// or top-k; with `balance`, each (modality, task) group keeps at
 // most `maxPerGroup` (default: twice an even share of the target), best first, and top-k refills the
 // freed places from the groups that still have candidates, so k is met whenever it can be.
 import { normalizeAnswerText } from '../data/importers/options';
@@ -35,8 +35,8 @@ export interface SelectOptions {
  * under the answer "Brain" names "Macula". Such a sample argues against itself. In the cycle the
  * rationale is the pretrained model's description of the image, and the tiny generator, which learns
  * the anatomies of the seed's modalities from their images, answered a seed anatomy for 100 % of
- * held-out-modality anatomy questions in the default run while the description named the right one
- * for most of them; a policy trained on those samples learned to answer "Brain" after thinking
+ * held-out-modality anatomy questions in session 2's default run (0 of 143 right) while the
+ * description named the right one for most of them; a policy trained on those samples learned to answer "Brain" after thinking
  * "Macula".
  */
 export function rationaleContradiction(sample: Pick<Sample, 'rationale' | 'answer'>, vocabulary: readonly string[]): string {
