@@ -609,10 +609,10 @@ export class Cycle {
       }
     });
 
-    const selectedFiles = (upTo: number): ScoredCandidate[] =>
-      Array.from({ length: upTo }, (_, k) => readMessageFile<ScoredCandidate>(p.selected(k + 1), { expect: 'medgr2.ScoredCandidate' }).messages).flat();
-    const kept = selectedFiles(r).filter((s) => s.selected).map((s) => s.candidate.sample);
-    const thisRound = readMessageFile<ScoredCandidate>(p.selected(r), { expect: 'medgr2.ScoredCandidate' }).messages;
+    // every round's selection so far, each file read once
+    const selections = Array.from({ length: r }, (_, k) => readMessageFile<ScoredCandidate>(p.selected(k + 1), { expect: 'medgr2.ScoredCandidate' }).messages);
+    const kept = selections.flat().filter((s) => s.selected).map((s) => s.candidate.sample);
+    const thisRound = selections[r - 1];
 
     const nextGen = `generator-${r + 1}`;
     const nextJudge = `judge-${r + 1}`;
@@ -640,7 +640,7 @@ export class Cycle {
         // the questions whose rationale contradicts their answer, without the answer: the policy is
         // rewarded there for answering what its own thought names (answerReward)
         const { selfConsistency, ...grpoOptions } = cfg.grpo;
-        const unlabelled = selfConsistency ? contradictedCandidates(selectedFiles(r)).map((s) => ({ ...s.candidate.sample, answer: '' })) : [];
+        const unlabelled = selfConsistency ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' })) : [];
         const prompts = grpoPromptsFromSamples([...policyData, ...unlabelled], POLICY_STYLE);
         this.log(`[cycle] round ${r} grpo on ${prompts.length} prompts: ${policyData.length} with a key, ${unlabelled.length} without (self-consistency)`);
         const steps = await trainGrpo(model, prompts, [answerReward(1), formatReward(POLICY_STYLE, 0.1)], {

@@ -50,7 +50,6 @@ export function captionExamples(file: string): SftExample[] {
   });
 }
 
-
 /** Per image (its first path): what the samples about it state, and the samples' modality field. */
 export function imageFacts(samples: readonly Sample[]): Map<string, CaptionFacts> {
   const out = new Map<string, CaptionFacts>();

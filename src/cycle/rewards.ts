@@ -11,9 +11,10 @@
 //   - the weighted total is NaN as soon as one weighted term (weight != 0) is NaN.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { extractAnswerTag, normalizeAnswerText, matchOption } from '../data/importers/options';
+import { normalizeAnswerText, matchOption } from '../data/importers/options';
 import type { Sample } from '../data/proto';
 import type { PromptStyle } from './prompts';
+import { predictedOption } from './scorer';
 
 /** One GRPO prompt: the policy's user turn (question, options, format instruction) with its images,
  *  and the sample it came from (the key the accuracy reward checks against). */
@@ -130,7 +131,7 @@ export type AnswerRule = 'named' | 'benchmark';
 export function accuracyScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>, rule: AnswerRule = 'named'): number {
   const key = keyIndex(sample);
   if (key < 0) return NaN;
-  const got = rule === 'benchmark' ? matchOption(extractAnswerTag(completion), sample.options) : extractOption(completion, sample.options).option;
+  const got = rule === 'benchmark' ? predictedOption(completion, sample.options) : extractOption(completion, sample.options).option;
   return got === key ? 1 : 0;
 }
 
@@ -158,7 +159,7 @@ export function formatScore(completion: string, style: PromptStyle): number {
 export function selfConsistencyScore(completion: string, options: readonly string[]): number {
   const think = FIRST_THINK.exec(completion);
   if (!think) return 0;
-  const k = matchOption(extractAnswerTag(completion.slice(think.index + think[0].length)), options);
+  const k = predictedOption(completion.slice(think.index + think[0].length), options);
   return k !== undefined && optionsNamedIn(think[1], options).has(k) ? 1 : 0;
 }
 

@@ -4,9 +4,9 @@
 //
 // Order of the rules: invalid ones out; samples whose answer their own rationale contradicts out;
 // duplicates (same image + normalized question) keep only their best-scored copy; then the threshold
-// or top-k; with `balance`, each (modality, task) group keeps at
-// most `maxPerGroup` (default: twice an even share of the target), best first, and top-k refills the
-// freed places from the groups that still have candidates, so k is met whenever it can be.
+// or top-k; with `balance`, each (modality, task) group keeps at most `maxPerGroup` (default: twice an
+// even share of the target), best first, and top-k refills the freed places from the groups that
+// still have candidates, so k is met whenever it can be.
 import { normalizeAnswerText } from '../data/importers/options';
 import { Prng } from '../data/prng';
 import type { Sample, ScoredCandidate } from '../data/proto';
@@ -36,8 +36,8 @@ export interface SelectOptions {
  * rationale is the pretrained model's description of the image, and the tiny generator, which learns
  * the anatomies of the seed's modalities from their images, answered a seed anatomy for 100 % of
  * held-out-modality anatomy questions in session 2's default run (0 of 143 right) while the
- * description named the right one for most of them; a policy trained on those samples learned to answer "Brain" after thinking
- * "Macula".
+ * description named the right one for most of them; a policy trained on those samples learned to
+ * answer "Brain" after thinking "Macula".
  */
 export function rationaleContradiction(sample: Pick<Sample, 'rationale' | 'answer'>, vocabulary: readonly string[]): string {
   if (!sample.rationale || vocabulary.length === 0) return '';

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { renderTable } from '../cycle/scorer';
+import { renderTable, type GroupScore } from '../cycle/scorer';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from '../cycle/cycle';
 
 export type ArmTable = Record<string, Record<TestSetName, number | null>>;
@@ -53,9 +53,10 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
     for (const e of perRoundEvals.filter((x) => x.round === r.round)) {
       // a modality (or task) can occur in several test sets (CT in inDomain and heldOutTask): its
       // accuracy pools the questions of all of them
-      const modalityCounts = new Map<string, { correct: number; total: number }>();
-      const taskCounts = new Map<string, { correct: number; total: number }>();
-      const add = (m: Map<string, { correct: number; total: number }>, k: string, g: { correct: number; total: number }) => {
+      type Counts = Pick<GroupScore, 'correct' | 'total'>;
+      const modalityCounts = new Map<string, Counts>();
+      const taskCounts = new Map<string, Counts>();
+      const add = (m: Map<string, Counts>, k: string, g: Counts) => {
         const c = m.get(k) ?? { correct: 0, total: 0 };
         m.set(k, { correct: c.correct + g.correct, total: c.total + g.total });
       };
@@ -69,7 +70,7 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
         for (const [k, g] of Object.entries(sc.byModality)) add(modalityCounts, k, g);
         for (const [k, g] of Object.entries(sc.byTask)) add(taskCounts, `${k}${s === 'heldOutModality' ? ' (held-out modalities)' : ''}`, g);
       }
-      const rates = (m: Map<string, { correct: number; total: number }>) => Object.fromEntries([...m].map(([k, c]) => [k, c.total ? c.correct / c.total : 0]));
+      const rates = (m: Map<string, Counts>) => Object.fromEntries([...m].map(([k, c]) => [k, c.total ? c.correct / c.total : 0]));
       policy[e.arm] = { overall: total ? correct / total : null, byModality: rates(modalityCounts), byTask: rates(taskCounts) };
     }
     out.rounds.push({
