@@ -9,9 +9,9 @@ import { importFiles } from '../src/data/import';
 import { MODALITIES, normalizeModality, normalizeTask, TASKS } from '../src/data/importers/normalize';
 import { matchOption, parseChooseSuffix, parseLetteredOptions } from '../src/data/importers/options';
 import { readSamples } from '../src/data/record_files';
-import { repoRoot, runCli } from './helpers/cli';
+import { OMNIMEDVQA_FIXTURES, runCli } from './helpers/cli';
 
-const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'omnimedvqa');
+const FIXTURES = OMNIMEDVQA_FIXTURES;
 const AUTHORS_TEST = path.join(FIXTURES, 'medgr2-formatted-test.jsonl');
 
 function withDir(fn: (dir: string) => void): void {

@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { crossMatrix, formatCrossMatrix, predictedOption, scorePredictions, type ScoreResult } from '../src/cycle/scorer';
-import { repoRoot, runCli } from './helpers/cli';
+import { OMNIMEDVQA_FIXTURES, runCli } from './helpers/cli';
 import { assertClose } from './helpers/numeric';
 
-const FIXTURES = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'omnimedvqa');
+const FIXTURES = OMNIMEDVQA_FIXTURES;
 const BENCH = path.join(FIXTURES, 'medgr2-formatted-test.jsonl');
 const PREDS = path.join(FIXTURES, 'medgr2-checkpoint30-predictions.jsonl');
 

@@ -9,9 +9,9 @@ import type { Sample } from '../src/data/proto';
 import { readSamples } from '../src/data/record_files';
 import { groupSeed, splitByGroup, testCount } from '../src/data/split';
 import { rng } from './helpers/numeric';
-import { repoRoot, runCli } from './helpers/cli';
+import { OMNIMEDVQA_FIXTURES, runCli } from './helpers/cli';
 
-const AUTHORS_TEST = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'omnimedvqa', 'medgr2-formatted-test.jsonl');
+const AUTHORS_TEST = path.join(OMNIMEDVQA_FIXTURES, 'medgr2-formatted-test.jsonl');
 const fixture = (): Sample[] => importFiles([AUTHORS_TEST]).samples;
 
 test('test size is ⌈F·n⌉ without floating-point overshoot', () => {

@@ -13,3 +13,6 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, input?: stri
     timeout: 300_000,
   });
 }
+
+/** The real OmniMedVQA records and predictions committed under test/fixtures/omnimedvqa/ (see its README). */
+export const OMNIMEDVQA_FIXTURES = path.join(repoRoot, 'test', 'fixtures', 'omnimedvqa');
