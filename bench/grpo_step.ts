@@ -13,10 +13,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { grpoPromptsFromSamples, trainGrpo, type GrpoStepMetrics } from '../src/cycle/grpo';
-import type { Reward } from '../src/cycle/rewards';
+import { grpoPromptsFromSamples, trainGrpo, type GrpoStepMetrics } from '../src/train/grpo';
+import type { Reward } from '../src/train/rewards';
 import { synthesize } from '../src/data/medsynth';
-import { hashString } from '../src/data/prng';
+import { hashString } from '../src/util/prng';
 import { loadSampleFile } from '../src/data/sample_files';
 import { TextTokenizer } from '../src/data/tokenizer';
 import { parseModelConfig } from '../src/model/config';

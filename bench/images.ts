@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { ImageCache } from '../src/data/images/cache';
+import { ResizedImageCache } from '../src/data/images/cache';
 import { processImage } from '../src/data/images/processor';
 import { packSamples, type PackSample } from '../src/data/packing';
 import { synthesize } from '../src/data/medsynth/world';
@@ -44,7 +44,7 @@ function dicoms(n: number): Uint8Array[] {
   });
 }
 
-async function throughput(inputs: Uint8Array[], name: string, inFlight: number, rounds: number, cache?: ImageCache): Promise<number> {
+async function throughput(inputs: Uint8Array[], name: string, inFlight: number, rounds: number, cache?: ResizedImageCache): Promise<number> {
   let next = 0;
   const total = inputs.length * rounds;
   const worker = async (): Promise<void> => {
@@ -73,7 +73,7 @@ export async function run(): Promise<Row[]> {
 
   // Later epochs: the resized image comes from the on-disk cache (hash + read + patchify).
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-bench-cache-'));
-  const cache = new ImageCache(cacheDir);
+  const cache = new ResizedImageCache(cacheDir);
   for (const [label, inputs, name] of [['png 448x448 cached', png448, 'x.png'], ['dicom 512x512 u16 cached', dcm512, 'x.dcm']] as const) {
     const ips = await throughput(inputs as Uint8Array[], name, 4, label.startsWith('png') ? 4 : 8, cache);
     rows.push({ op: 'images.process', shape: label, inFlight: 4, 'items/s': ips, 'ms/item': 1000 / ips, 'MB/s out': (ips * (label.startsWith('png') ? 1024 : 1296) * 1176 * 4) / 1e6 });

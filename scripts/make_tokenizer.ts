@@ -10,7 +10,7 @@
 // equally frequent pairs go to the lexicographically smallest pair.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Prng } from '../src/data/prng';
+import { Prng } from '../src/util/prng';
 import { AnswerSlots, makeQuestions } from '../src/data/medsynth/questions';
 import { sampleTruth } from '../src/data/medsynth/truth';
 import { ALL_ANATOMIES, COUNTS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, QUADRANTS, TASKS } from '../src/data/medsynth/vocab';

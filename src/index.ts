@@ -3,8 +3,8 @@ import { loadAddon } from './native/loader';
 import type { NativeInfo, NativeTensorOps, Tensor as NativeTensor, TensorConstructor } from './native/types';
 import { packageVersion } from './version';
 
-export { tensor, isTensor } from './tensor';
-export { grpo } from './grpo';
+export { tensor, isTensor } from './ops/tensor';
+export { grpo } from './ops/grpo';
 export { Model, packSequences, nextTokenLabels, tinyConfig, TINY_TOKENS } from './model/index';
 export {
   loadModelConfig,
@@ -19,15 +19,15 @@ export {
   CheckpointError,
 } from './model';
 export type * as ModelTypes from './model';
-export type * as GrpoTypes from './grpo';
-export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './tensor';
+export type * as GrpoTypes from './ops/grpo';
+export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './ops/tensor';
 export { AddonLoadError, loadAddon } from './native/loader';
 
 // Trainers and evaluation (the `medgr2 sft` / `medgr2 grpo` / `medgr2 eval` loops), for scripts.
-export { trainSft, sftExamplesFromSamples, SFT_DEFAULTS } from './cycle/sft';
-export type { SftExample, SftOptions, SftHooks, SftResult, SftStepReport, SftEvalReport } from './cycle/sft';
-export { trainGrpo, grpoPromptsFromSamples, resolveGrpoOptions, flattenMetrics, GRPO_DEFAULTS } from './cycle/grpo';
-export type { GrpoOptions, ResolvedGrpoOptions, GrpoHooks, GrpoStepMetrics, RolloutGroup, MeanStd } from './cycle/grpo';
+export { trainSft, sftExamplesFromSamples, SFT_DEFAULTS } from './train/sft';
+export type { SftExample, SftOptions, SftHooks, SftResult, SftStepReport, SftEvalReport } from './train/sft';
+export { trainGrpo, grpoPromptsFromSamples, resolveGrpoOptions, flattenMetrics, GRPO_DEFAULTS } from './train/grpo';
+export type { GrpoOptions, ResolvedGrpoOptions, GrpoHooks, GrpoStepMetrics, RolloutGroup, MeanStd } from './train/grpo';
 export {
   accuracyReward,
   formatReward,
@@ -37,20 +37,21 @@ export {
   parseRewardWeights,
   accuracyScore,
   scoreCompletion,
-} from './cycle/rewards';
-export type { GrpoPrompt, Reward, RewardFn, JudgeFn } from './cycle/rewards';
-export { evaluatePolicy, writePredictions, extractAnswer } from './cycle/evaluate';
-export type { EvaluateOptions, EvaluateResult, PolicyPrediction } from './cycle/evaluate';
-export { scorePredictions, readPredictions } from './cycle/scorer';
-export type { ScoreResult, Prediction } from './cycle/scorer';
-export type { PromptStyle } from './cycle/prompts';
+} from './train/rewards';
+export type { GrpoPrompt, Reward, RewardFn, JudgeFn } from './train/rewards';
+export { evaluatePolicy, writePredictions } from './eval/evaluate';
+export { answerText, extractOption, followsGrammar, formatReply, matchOption, normalizeAnswerText, optionsNamedIn, predictedOption } from './data/answer_grammar';
+export type { EvaluateOptions, EvaluateResult, PolicyPrediction } from './eval/evaluate';
+export { scorePredictions, readPredictions } from './eval/scorer';
+export type { ScoreResult, Prediction } from './eval/scorer';
+export type { PromptStyle } from './eval/policy_prompt';
 export { TextTokenizer } from './data/tokenizer';
 export { loadSampleFile } from './data/sample_files';
 export type { Sample } from './data/proto';
 export { MetricsLogger, readMetrics } from './report/metrics';
 export { Progress } from './report/progress';
-export { listCheckpoints, readTrainerState } from './cycle/run_checkpoint';
-export type { TrainerState } from './cycle/run_checkpoint';
+export { listCheckpoints, readTrainerState } from './train/run_state';
+export type { TrainerState } from './train/run_state';
 export type { NativeInfo, CudaDeviceInfo } from './native/types';
 
 export const version = packageVersion;

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { writeFileAtomic } from '../model/atomic_file';
+import { writeFileAtomic } from '../util/atomic_write';
 
 export type ConfigValue = string | number | boolean;
 

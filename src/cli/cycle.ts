@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { Cycle, defaultCycleConfig, readJson, type CycleConfig, type CycleResult, type EvalRecord } from '../cycle/cycle';
-import { buildCycleReport, formatFinalTable, writeCycleReport } from '../report/cycle_report';
+import { buildCycleReport, formatFinalTable, writeCycleReport } from '../cycle/report';
 import { parseIntOption } from './options';
 import { progressPrinter } from './progress_line';
 

@@ -3,12 +3,13 @@
 // (question_id, model_answer, raw) that `medgr2 eval score` reads, and the score table printed.
 import type { Command } from 'commander';
 import { setNumThreads } from '../index';
-import { evaluatePolicy, writePredictions } from '../cycle/evaluate';
-import type { PromptStyle } from '../cycle/prompts';
-import { formatScore } from '../cycle/scorer';
+import { evaluatePolicy, writePredictions } from '../eval/evaluate';
+
+import { formatScore } from '../eval/scorer';
 import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
 import { loadModelArg } from './model_arg';
 import { loadSampleData } from './sample_data';
+import { type PromptStyle } from '../eval/policy_prompt';
 
 export const EVAL_SCHEMA: ConfigSchema = [
   { key: 'model', type: 'string', required: true, valueName: '<dir>', help: 'the policy: a model folder' },

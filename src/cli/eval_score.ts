@@ -1,7 +1,7 @@
 // `medgr2 eval score --predictions P --benchmark B [--json | --markdown]`: accuracy overall and by
 // modality, task and dataset, invalid answers and macro-F1 (rule and definitions: src/cycle/scorer.ts).
 import type { Command } from 'commander';
-import { readPredictions, scorePredictions, formatScore } from '../cycle/scorer';
+import { readPredictions, scorePredictions, formatScore } from '../eval/scorer';
 import { IMPORT_FORMATS, type ImportFormat } from '../data/importers/types';
 import { loadSampleFile } from '../data/sample_files';
 

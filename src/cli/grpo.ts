@@ -6,13 +6,14 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { setNumThreads } from '../index';
-import { GRPO_DEFAULTS, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, type GrpoStepMetrics, type ResolvedGrpoOptions } from '../cycle/grpo';
-import type { PromptStyle } from '../cycle/prompts';
-import { defaultRewards, loadRewardModule, parseRewardWeights } from '../cycle/rewards';
+import { GRPO_DEFAULTS, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, type GrpoStepMetrics, type ResolvedGrpoOptions } from '../train/grpo';
+
+import { defaultRewards, loadRewardModule, parseRewardWeights } from '../train/rewards';
 import type { ModelDtype } from '../model/model';
 import { addConfigOptions, resolveConfig, saveResolvedConfig, type ConfigSchema } from './config';
 import { loadModelArg } from './model_arg';
 import { loadSampleData } from './sample_data';
+import { type PromptStyle } from '../eval/policy_prompt';
 
 const D = GRPO_DEFAULTS;
 

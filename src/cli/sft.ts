@@ -5,12 +5,14 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { setNumThreads } from '../index';
-import { evaluatePolicy } from '../cycle/evaluate';
-import type { PromptStyle } from '../cycle/prompts';
-import { ImageCache, SFT_DEFAULTS, sftExamplesFromSamples, trainSft, type SftOptions } from '../cycle/sft';
+import { evaluatePolicy } from '../eval/evaluate';
+
+import { SFT_DEFAULTS, sftExamplesFromSamples, trainSft, type SftOptions } from '../train/sft';
 import { addConfigOptions, resolveConfig, saveResolvedConfig, type ConfigSchema } from './config';
 import { loadModelArg } from './model_arg';
 import { loadSampleData, requireLabels } from './sample_data';
+import { type PromptStyle } from '../eval/policy_prompt';
+import { DecodedImages } from '../model/encode';
 
 const D = SFT_DEFAULTS;
 
@@ -102,7 +104,7 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
     await saveResolvedConfig(cfg.out, cfg);
     const say = (m: string) => process.stderr.write(`sft: ${m}\n`);
     say(`${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device}); ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`);
-    const images = new ImageCache();
+    const images = new DecodedImages();
     const opts: Partial<SftOptions> = {};
     for (const k of Object.keys(SFT_DEFAULTS) as (keyof SftOptions)[]) if (cfg[k] !== undefined) (opts as Record<string, unknown>)[k] = cfg[k];
     const result = await trainSft(

@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadSampleFile } from '../data/sample_files';
-import { normalizeAnswerText } from '../data/importers/options';
+import { normalizeAnswerText } from '../data/answer_grammar';
 import { synthesize } from '../data/medsynth/world';
 import { MODALITIES, TASKS } from '../data/medsynth/vocab';
 import type { Candidate, RunManifest, Sample, ScoredCandidate } from '../data/proto';
@@ -30,15 +30,17 @@ import { packageVersion } from '../version';
 import { compactGeneratorReply, generateCandidates, generatorPrompt, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
 import { captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates } from './judge';
-import { accuracyAt, auc } from './metrics';
+import { accuracyAt, auc } from '../eval/auc';
 import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
-import type { ScoreResult } from './scorer';
-import { evaluatePolicy } from './evaluate';
-import { grpoPromptsFromSamples, trainGrpo } from './grpo';
-import type { PromptStyle } from './prompts';
-import { answerReward, formatReward } from './rewards';
-import { sftExamplesFromSamples, trainSft, type SftExample } from './sft';
+import type { ScoreResult } from '../eval/scorer';
+import { evaluatePolicy } from '../eval/evaluate';
+import { grpoPromptsFromSamples, trainGrpo } from '../train/grpo';
+
+import { answerReward, formatReward } from '../train/rewards';
+import { sftExamplesFromSamples, trainSft, type SftExample } from '../train/sft';
+import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
+import { type PromptStyle } from '../eval/policy_prompt';
 
 /** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
 export interface CycleConfig {
@@ -245,13 +247,6 @@ export class CyclePaths {
   log(model: string) { return path.join(this.out, 'logs', `${model}.json`); }
 }
 
-function writeJsonAtomic(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  fs.renameSync(tmp, file);
-}
-
 export function readJson<T>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
@@ -272,11 +267,7 @@ export async function loadRole(dir: string): Promise<{ model: Model; tok: TextTo
 
 /** Saves into a fresh folder, then renames it into place: a model folder is there whole or not at all. */
 async function saveModelAtomic(model: Model, dir: string): Promise<void> {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  await model.save(tmp, { sourceDir: model.sourceDir ?? DEFAULT_TOKENIZER_DIR });
-  fs.rmSync(dir, { recursive: true, force: true });
-  fs.renameSync(tmp, dir);
+  await replaceDirAtomic(dir, (tmp) => model.save(tmp, { sourceDir: model.sourceDir ?? DEFAULT_TOKENIZER_DIR }));
 }
 
 function absImages(samples: Sample[], file: string): Sample[] {
@@ -363,7 +354,7 @@ export class Cycle {
     const { cfg, p } = this;
     this.checkStart();
     fs.mkdirSync(cfg.out, { recursive: true });
-    writeJsonAtomic(p.config, cfg);
+    writeJsonAtomicSync(p.config, cfg);
 
     await this.stage('world', 0, { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] }, () => this.makeWorld());
     const seed = readSamples(p.seed).messages;
@@ -461,14 +452,14 @@ export class Cycle {
     if (cfg.pool) pool = readPool(cfg.pool);
     if (seed.length === 0) throw new Error('world: the seed is empty');
     // every pool image must be readable before anything trains on it
-    const { loadImages } = await import('./encode');
+    const { loadImages } = await import('../model/encode');
     for (const img of pool) await loadImages([img.image]).catch((e: Error) => { throw new Error(`pool: ${e.message}`); });
     seed = seed.map((s) => ({ ...s, provenance: { ...s.provenance, kind: 'SEED' as const } }));
     fs.mkdirSync(path.dirname(p.seed), { recursive: true });
     writeSamples(p.seed, seed);
     for (const s of TEST_SETS) writeSamples(p.test(s), tests[s]);
-    writeJsonAtomic(p.poolFile, pool);
-    writeJsonAtomic(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
+    writeJsonAtomicSync(p.poolFile, pool);
+    writeJsonAtomicSync(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
   }
 
   /** The generator's warm-up data: every seed sample with its image's description, plus warmup.factSwaps fact-swapped copies of each (describe.ts). */
@@ -483,7 +474,7 @@ export class Cycle {
     const { model, tok } = await loadRole(this.p.model('init'));
     try {
       const texts = await describeImages(model, tok, pool.map((x) => x.image), { progress: this.progress('describe-pool') });
-      writeJsonAtomic(this.p.describedPool, pool.map((x, i) => ({ ...x, description: texts[i] })));
+      writeJsonAtomicSync(this.p.describedPool, pool.map((x, i) => ({ ...x, description: texts[i] })));
       this.log(`[cycle] describe-pool: ${pool.length} images, e.g. "${texts[0]}"`);
     } finally {
       await model.dispose();
@@ -525,7 +516,7 @@ export class Cycle {
       });
       const losses = r.history.map((h) => h.loss);
       await saveModelAtomic(model, this.p.model(to));
-      writeJsonAtomic(this.p.log(to), { losses });
+      writeJsonAtomicSync(this.p.log(to), { losses });
       const n = losses.length;
       const head = losses.slice(0, 5);
       const tail = losses.slice(-5);
@@ -545,7 +536,7 @@ export class Cycle {
         if (tests[s].length === 0) continue;
         rec.sets[s] = (await evaluatePolicy(model, tests[s], { style: POLICY_STYLE, maxNewTokens: this.cfg.eval.maxNewTokens, tokenizer: tok, batchSize: 64 })).score;
       }
-      writeJsonAtomic(this.p.evalJson(arm, round), rec);
+      writeJsonAtomicSync(this.p.evalJson(arm, round), rec);
       this.log(`[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`);
     } finally {
       await model.dispose();
@@ -602,7 +593,7 @@ export class Cycle {
         const scores = await judgeRewards(model, tok, pairs);
         const labels = pairs.map((x) => x.label);
         const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
-        writeJsonAtomic(path.join(p.roundDir(r), 'judge-eval.json'), res);
+        writeJsonAtomicSync(path.join(p.roundDir(r), 'judge-eval.json'), res);
         this.log(`[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`);
       } finally {
         await model.dispose();
@@ -648,7 +639,7 @@ export class Cycle {
         }, { onStep: (m) => this.hooks.progress?.(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps) });
         const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
         await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
-        writeJsonAtomic(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
+        writeJsonAtomicSync(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
         const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
         this.log(`[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`);
       } finally {
@@ -681,7 +672,7 @@ export class Cycle {
       };
       const sp = rec.selectionPrecision;
       if (sp) this.log(`[cycle] round ${r} selection precision: kept ${sp.keptCorrect}/${sp.kept} correct, dropped ${sp.droppedCorrect}/${sp.dropped} correct`);
-      writeJsonAtomic(p.roundJson(r), rec);
+      writeJsonAtomicSync(p.roundJson(r), rec);
     });
   }
 }

@@ -13,11 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Sample } from '../data/proto';
 import { captionText, type CaptionFacts } from '../data/medsynth/captions';
-import { Prng } from '../data/prng';
+import { Prng } from '../util/prng';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
-import type { SftExample } from './sft';
-import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from './encode';
+import type { SftExample } from '../train/sft';
+import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from '../model/encode';
 
 /** The instruction the pre-training captions answer (cycle's pretrain stage). */
 export const CAPTION_PROMPT = 'Describe this image.';

@@ -3,12 +3,12 @@
 // invalid with the reason (the cycle reports the generator's validity rate from them).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { normalizeAnswerText } from '../data/importers/options';
-import { Prng } from '../data/prng';
+import { normalizeAnswerText } from '../data/answer_grammar';
+import { Prng } from '../util/prng';
 import type { Candidate, Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
-import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from './encode';
+import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions } from '../model/encode';
 import { GENERATOR_INSTRUCTION } from './prompts';
 
 /** An unlabelled image with what the pool says about it. */

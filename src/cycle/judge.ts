@@ -10,7 +10,7 @@
 import type { Candidate, ScoredCandidate, Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
-import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions, type LoadedImage } from './encode';
+import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions, type LoadedImage } from '../model/encode';
 import { judgePrompt } from './prompts';
 
 export interface YesNoTokens {

@@ -8,11 +8,11 @@
 //                     another option (the old letter's meaning is broken);
 //   mismatched-image  the sample shown with another image whose answer to the same task differs;
 //   off-modality      the image shown with a question written for another modality's image.
-import { normalizeAnswerText } from '../data/importers/options';
-import { Prng } from '../data/prng';
+import { normalizeAnswerText } from '../data/answer_grammar';
+import { Prng } from '../util/prng';
 import type { Sample, ScoredCandidate } from '../data/proto';
 import { judgePrompt } from './prompts';
-import type { SftExample } from './sft';
+import type { SftExample } from '../train/sft';
 
 export const NEGATIVE_KINDS = ['wrong-key', 'shuffled-options', 'mismatched-image', 'off-modality'] as const;
 export type NegativeKind = (typeof NEGATIVE_KINDS)[number];

@@ -1,32 +1,8 @@
-// The prompts of the three roles (one model class, three prompts): the policy answers, the generator
-// writes samples, the reward model judges them. Worded as in the corpus the tiny tokenizer's merges
-// were learned from (scripts/make_tokenizer.ts), so the tiny models see compact token sequences.
+// The prompts of the cycle's two other roles (one model class, three prompts; the policy's is
+// ../eval/policy_prompt.ts): the generator writes samples, the reward model judges them. Worded as
+// in the corpus the tiny tokenizer's merges were learned from (scripts/make_tokenizer.ts), so the
+// tiny models see compact token sequences.
 import type { Sample } from '../data/proto';
-
-export type PromptStyle = 'think' | 'answer';
-export const OPTION_LETTERS = ['A', 'B', 'C', 'D', 'E', 'F'] as const;
-
-export const POLICY_SYSTEM = 'You are a medical imaging expert. Look at the image and answer the question.';
-const THINK_INSTRUCTION =
-  'First think about the question step by step in <think> </think> tags, then give the letter of the correct option in <answer> </answer> tags.';
-const ANSWER_INSTRUCTION = 'Give the letter of the correct option in <answer> </answer> tags.';
-
-/** The question with its lettered options and the output-format instruction. */
-export function policyPrompt(sample: Pick<Sample, 'question' | 'questionStem' | 'options'>, style: PromptStyle): string {
-  const stem = sample.questionStem || sample.question;
-  const options = sample.options.map((o, i) => `${OPTION_LETTERS[i]}) ${o}`).join('\n');
-  return `${stem}\n${options}\n${style === 'think' ? THINK_INSTRUCTION : ANSWER_INSTRUCTION}`;
-}
-
-/** The reply SFT teaches: the letter in <answer> tags (after a short rationale in think style). */
-export function policyReply(sample: Pick<Sample, 'options' | 'answer' | 'rationale' | 'modality'>, style: PromptStyle): string {
-  const k = sample.options.indexOf(sample.answer);
-  if (k < 0) throw new Error(`policyReply: answer "${sample.answer}" is not among the options`);
-  const letter = OPTION_LETTERS[k];
-  if (style === 'answer') return `<answer> ${letter} </answer>`;
-  const why = sample.rationale || `The image is a ${sample.modality} image. The answer is ${sample.answer}.`;
-  return `<think> ${why} </think> <answer> ${letter} </answer>`;
-}
 
 export const GENERATOR_INSTRUCTION =
   'Write one multiple-choice question about this medical image, with four options and the correct answer, as JSON with the keys "q" (question) and "a" (answer).';

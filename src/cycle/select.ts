@@ -7,10 +7,10 @@
 // or top-k; with `balance`, each (modality, task) group keeps at most `maxPerGroup` (default: twice an
 // even share of the target), best first, and top-k refills the freed places from the groups that
 // still have candidates, so k is met whenever it can be.
-import { normalizeAnswerText } from '../data/importers/options';
-import { Prng } from '../data/prng';
+import { normalizeAnswerText } from '../data/answer_grammar';
+import { Prng } from '../util/prng';
 import type { Sample, ScoredCandidate } from '../data/proto';
-import { optionsNamedIn } from './rewards';
+import { optionsNamedIn } from '../data/answer_grammar';
 
 export interface SelectOptions {
   threshold?: number;

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { detectFormat, importerFor } from './importers';
 import { MODALITIES, normalizeModality, normalizeTask, OTHER, TASKS } from './importers/normalize';
-import { matchOption, normalizeAnswerText } from './importers/options';
+import { matchOption, normalizeAnswerText } from './answer_grammar';
 import { readSourceRecords } from './importers/source';
 import { BadRecordError, type ImportFormat, type Importer, type RawSample, type SourceObject } from './importers/types';
 import type { Sample } from './proto';

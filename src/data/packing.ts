@@ -3,7 +3,7 @@
 // length (balanced attention cost per sequence, little waste at the budget's edge). Deterministic
 // for a seed: the same samples and seed give the same batches in the same order.
 import type { Grid } from './images/patchify';
-import { Prng } from './prng';
+import { Prng } from '../util/prng';
 
 export interface PackImage {
   /** [t·h·w, patchDim] row-major, HF patch order. */

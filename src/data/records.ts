@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { maskedCrc32c } from './crc32c';
+import { writeViaTempSync } from '../util/atomic_write';
 
 const HEADER_BYTES = 12;
 const FOOTER_BYTES = 4;
@@ -185,33 +186,14 @@ export class RecordWriter {
 /** Writes a whole record file so that readers see either the old file or the complete new one:
  *  temp file in the same folder, fsync, rename over the target, fsync the folder. */
 export function writeRecordFileAtomic(file: string, payloads: Iterable<Uint8Array>): number {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  let count = 0;
-  try {
+  return writeViaTempSync(file, (tmp) => {
+    let count = 0;
     const writer = new RecordWriter(tmp);
     for (const p of payloads) {
       writer.write(p);
       count++;
     }
     writer.close();
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  fsyncDir(path.dirname(file));
-  return count;
-}
-
-/** Makes a rename durable; some platforms cannot open a folder for fsync, which is then skipped. */
-function fsyncDir(dir: string): void {
-  let fd = -1;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // EISDIR / EPERM on platforms without directory fsync: the rename is still atomic.
-  } finally {
-    if (fd >= 0) fs.closeSync(fd);
-  }
+    return count;
+  });
 }

@@ -8,6 +8,7 @@ import type { Sample } from './proto';
 import { readSamples, writeSamples } from './record_files';
 import { looksLikeRecordFile } from './records';
 import { sampleToJson } from './sample_json';
+import { writeViaTempSync } from '../util/atomic_write';
 
 export function isJsonlPath(file: string): boolean {
   return /\.jsonl$/i.test(file);
@@ -19,8 +20,7 @@ export function writeSampleFile(file: string, samples: readonly Sample[]): void 
     writeSamples(file, samples);
     return;
   }
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  try {
+  writeViaTempSync(file, (tmp) => {
     const fd = fs.openSync(tmp, 'w');
     try {
       const chunk: string[] = [];
@@ -29,15 +29,10 @@ export function writeSampleFile(file: string, samples: readonly Sample[]): void 
         if (chunk.length >= 4096) fs.writeSync(fd, chunk.splice(0).join(''));
       }
       fs.writeSync(fd, chunk.join(''));
-      fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
+  });
 }
 
 export interface LoadSamplesOptions {

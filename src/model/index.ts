@@ -17,7 +17,7 @@ export {
   SAFETENSORS_DTYPES,
 } from './safetensors';
 export type { SafetensorsDtype, TensorDescriptor, SafetensorsHeader, SafetensorsIndex, ShardPlan, HeaderEntry } from './safetensors';
-export { loadCheckpoint, saveCheckpoint, CheckpointError, COMPANION_FILES } from './checkpoint';
-export type { Checkpoint, CheckpointDtype, LoadCheckpointOptions, SaveCheckpointOptions, SavedCheckpoint } from './checkpoint';
+export { loadCheckpoint, saveCheckpoint, CheckpointError, COMPANION_FILES } from './hf_folder';
+export type { Checkpoint, CheckpointDtype, LoadCheckpointOptions, SaveCheckpointOptions, SavedCheckpoint } from './hf_folder';
 export * from './model';
 export * from './tiny';

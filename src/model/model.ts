@@ -3,8 +3,8 @@
 // sequences laid end to end with cumulative lengths, plus the images they contain in token order.
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
-import type { LossOptions, LossStats } from '../grpo';
-import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './checkpoint';
+import type { LossOptions, LossStats } from '../ops/grpo';
+import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './hf_folder';
 import { loadModelConfig } from './config';
 import type { ModelConfig, ParameterSpec } from './config_types';
 
@@ -81,6 +81,10 @@ export interface LossReport {
   entropyMean: number;
   stats?: LossStats;
 }
+
+/** AdamW's defaults, the one table (PyTorch's torch.optim.AdamW values, without its weight decay):
+ *  the trainers start from these, and the native bridge falls back to the same numbers. */
+export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } as const;
 
 export interface OptimizerOptions {
   lr: number;
@@ -255,7 +259,7 @@ export class Model {
   }
   /** AdamW step (global-norm clipping first) on the accumulated gradients, then zeroes them. */
   async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }> {
-    return this.n.optimizerStep(opts);
+    return this.n.optimizerStep({ ...ADAMW_DEFAULTS, ...opts });
   }
   zeroGrad(): void {
     this.n.zeroGrad();

@@ -12,13 +12,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SizeRule } from './smart_resize';
 import type { RgbImage } from './types';
+import { writeFileAtomic } from '../../util/atomic_write';
 
 const MAGIC = Buffer.from('MG2RGB1\n', 'ascii');
 const HEADER = MAGIC.length + 8;
 /** Bump when the resize output changes (kernel, decoder behaviour), so old entries stop matching. */
 const FORMAT_VERSION = 1;
 
-let tempCounter = 0;
 
 export function cacheKey(content: Uint8Array, rule: SizeRule): string {
   return createHash('sha256')
@@ -27,7 +27,7 @@ export function cacheKey(content: Uint8Array, rule: SizeRule): string {
     .digest('hex');
 }
 
-export class ImageCache {
+export class ResizedImageCache {
   hits = 0;
   misses = 0;
 
@@ -63,14 +63,6 @@ export class ImageCache {
     MAGIC.copy(header);
     header.writeUInt32LE(img.width, MAGIC.length);
     header.writeUInt32LE(img.height, MAGIC.length + 4);
-    const tmp = `${final}.tmp-${process.pid}-${tempCounter++}`;
-    const fh = await fs.promises.open(tmp, 'w');
-    try {
-      await fh.writev([header, img.data]);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(tmp, final);
+    await writeFileAtomic(final, Buffer.concat([header, img.data]));
   }
 }

@@ -8,6 +8,6 @@ export { resizeRgb, resizeForModel } from './resize';
 export { resizeBicubicPil } from './resample_pil';
 export { patchify, imageTokenCount, normalizationTable, CLIP_MEAN, CLIP_STD, QWEN2VL_PATCH_RULE } from './patchify';
 export type { Grid, PatchRule, Patches } from './patchify';
-export { ImageCache, cacheKey } from './cache';
+export { ResizedImageCache, cacheKey } from './cache';
 export { processImage, processImageFile, modelImage, sizeRuleOf } from './processor';
 export type { ProcessedImage, ProcessorOptions } from './processor';

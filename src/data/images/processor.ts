@@ -1,7 +1,7 @@
 // The image half of the Qwen2-VL processor: file → decode → smart resize (bicubic) → normalize →
-// patches [n, 1176] with their grid. Optionally through an ImageCache of resized images.
+// patches [n, 1176] with their grid. Optionally through an ResizedImageCache of resized images.
 import * as fs from 'node:fs';
-import { cacheKey, type ImageCache } from './cache';
+import { cacheKey, type ResizedImageCache } from './cache';
 import { decodeImage } from './decode';
 import { patchify, QWEN2VL_PATCH_RULE, type Grid, type PatchRule } from './patchify';
 import { resizeForModel } from './resize';
@@ -12,7 +12,7 @@ export interface ProcessorOptions {
   minPixels?: number;
   maxPixels?: number;
   patch?: PatchRule;
-  cache?: ImageCache;
+  cache?: ResizedImageCache;
 }
 
 export interface ProcessedImage {

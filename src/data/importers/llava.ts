@@ -1,7 +1,8 @@
 // LLaVA / ShareGPT conversations: {"image", "conversations": [{"from": "human", "value": "<image>\n…"},
 // {"from": "gpt", "value": "…"}]} (also "messages" with role/content). The first human turn is the
 // question and must list its options ("A. …" / "A) …" / "(A) …"); the reply after it is the answer.
-import { extractAnswerTag, parseLetteredOptions } from './options';
+import { parseLetteredOptions } from './options';
+import { answerText } from '../answer_grammar';
 import { BadRecordError, firstStringField, imagesField, stringField, type Importer, type RawSample, type SourceObject } from './types';
 
 interface Turn {
@@ -44,7 +45,7 @@ export const llavaImporter: Importer = {
       question,
       questionStem: parsed.stem,
       options: parsed.options,
-      answer: extractAnswerTag(turns[a].text),
+      answer: answerText(turns[a].text),
     };
   },
 };

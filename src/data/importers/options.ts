@@ -1,6 +1,6 @@
-// Finding the answer options inside question text, and matching an answer to an option.
-
-const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+// Finding the answer options inside question text (matching an answer to an option is
+// ../answer_grammar.ts).
+import { LETTERS } from '../answer_grammar';
 
 /** The MedGR² authors' suffix: "... Please choose one of the following: X or Y or Z or W. You must pick only one answer." */
 const CHOOSE_SUFFIX = /\s*Please choose one of the following:\s*([\s\S]*?)\.?\s*You must pick only one answer\.?\s*$/;
@@ -79,52 +79,6 @@ export function parseLetteredOptions(text: string): ParsedOptions | undefined {
     }
     if (options.some((o) => o.length === 0)) continue;
     return { stem: text.slice(0, markers[0].start).trim(), options };
-  }
-  return undefined;
-}
-
-/** The text inside the first <answer>…</answer>, or the whole string when there is none. */
-export function extractAnswerTag(text: string): string {
-  const m = /<answer>([\s\S]*?)<\/answer>/i.exec(text);
-  return (m ? m[1] : text).trim();
-}
-
-/** Lower-case, ASCII punctuation removed (Python's string.punctuation, as in the authors' scorer),
- *  whitespace collapsed and trimmed: the MedGR² authors' comparison form. */
-export function normalizeAnswerText(s: string): string {
-  return s
-    .toLowerCase()
-    .replace(/[!-/:-@[-`{-~]/g, '')
-    .replace(/\s+/g, ' ')
-    .trim();
-}
-
-/** The option index a letter answer names: "C", "c", "C)", "(C)", "C.", "C:" -> 2; undefined otherwise
- *  or when the letter is past the last option. */
-export function letterIndex(answer: string, optionCount: number): number | undefined {
-  const m = /^\(?\s*([A-Za-z])\s*[).:]?$/.exec(answer.trim());
-  if (!m) return undefined;
-  const i = LETTERS.indexOf(m[1].toUpperCase());
-  return i < optionCount ? i : undefined;
-}
-
-/** Which option an answer names: its text (exactly, then compared normalized), a letter, or a letter
- *  followed by that option's text ("C) CT"). Undefined when it names none. */
-export function matchOption(answer: string, options: readonly string[]): number | undefined {
-  const a = answer.trim();
-  const exact = options.indexOf(a);
-  if (exact >= 0) return exact;
-  const norm = normalizeAnswerText(a);
-  if (norm.length > 0) {
-    const byText = options.findIndex((o) => normalizeAnswerText(o) === norm);
-    if (byText >= 0) return byText;
-  }
-  const byLetter = letterIndex(a, options.length);
-  if (byLetter !== undefined) return byLetter;
-  const prefixed = /^\(?([A-Za-z])[).:]\s+([\s\S]+)$/.exec(a);
-  if (prefixed) {
-    const i = LETTERS.indexOf(prefixed[1].toUpperCase());
-    if (i >= 0 && i < options.length && normalizeAnswerText(options[i]) === normalizeAnswerText(prefixed[2])) return i;
   }
   return undefined;
 }

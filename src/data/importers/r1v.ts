@@ -1,7 +1,8 @@
 // R1-V / Med-R1 records: {"image", "problem": "What …? A)CT, B)MRI, C)X-Ray, D)Ultrasound",
 // "solution": "<answer> C </answer>"}. Med-R1's files carry no modality or task (the file itself is
 // the group); fields with those names are used when present.
-import { extractAnswerTag, parseLetteredOptions } from './options';
+import { parseLetteredOptions } from './options';
+import { answerText } from '../answer_grammar';
 import { BadRecordError, firstStringField, imagesField, stringField, type Importer, type RawSample, type SourceObject } from './types';
 
 export const r1vImporter: Importer = {
@@ -20,7 +21,7 @@ export const r1vImporter: Importer = {
       question: problem,
       questionStem: parsed.stem,
       options: parsed.options,
-      answer: extractAnswerTag(stringField(rec, 'solution', true)),
+      answer: answerText(stringField(rec, 'solution', true)),
       rationale: stringField(rec, 'thinking') ?? stringField(rec, 'rationale'),
     };
   },

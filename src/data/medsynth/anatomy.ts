@@ -1,7 +1,7 @@
 // The normal look of each modality and anatomy, drawn at any size S (all geometry is in fractions
 // of S). Strong, coarse cues on purpose: a tiny ViT sees 14-pixel patches.
 import { Canvas, grey, type Rgb } from './canvas';
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 import type { Modality } from './vocab';
 
 type Draw = (c: Canvas, S: number, p: Prng) => void;

@@ -1,7 +1,7 @@
 // A tiny float RGB raster with the few primitives MedSynth draws with: soft-edged ellipses and
 // polygons blended at an opacity, thick polylines, per-pixel noise, box blur. Coordinates are in
 // pixels; colours are [r, g, b] in 0..1. Everything is plain loops so the output is bit-stable.
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 
 export type Rgb = readonly [number, number, number];
 

@@ -6,7 +6,7 @@
 // question, no options, and like web alt-text a fraction of the captions is simply wrong. Names keep
 // the spelling the option vocabulary uses ("of the Macula with Drusen"): a model that picks an answer
 // out of a caption then copies tokens as they are, with no case to change.
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 import type { ImageTruth } from './truth';
 import { ALL_ANATOMIES, MODALITIES, MODALITY_SPECS, NORMAL } from './vocab';
 

@@ -3,5 +3,5 @@ export { synthesize, encodePng, MEDSYNTH_VERSION, type SynthOptions, type SynthS
 export { renderImage, type RenderOptions } from './render';
 export { sampleTruth, type ImageTruth, type Lesion } from './truth';
 export { makeQuestions, AnswerSlots, type OmniRecord } from './questions';
-export { Prng, hashString } from '../prng';
+export { Prng, hashString } from '../../util/prng';
 export * from './vocab';

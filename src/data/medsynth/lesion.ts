@@ -2,7 +2,7 @@
 // "present", "where" and "how large" can be checked from pixels (test/medsynth.test.ts renders each
 // image with and without its lesion and compares).
 import type { Canvas } from './canvas';
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 import type { Lesion } from './truth';
 import type { FindingSpec } from './vocab';
 

@@ -2,7 +2,7 @@
 // question), and a diffuse disease: ring parasites inside red cells (malaria), sickled red cells,
 // or blast white cells with one huge dark nucleus (leukemia).
 import { Canvas, type Rgb } from './canvas';
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 
 export const NUCLEUS: Rgb = [0.35, 0.12, 0.5];
 export const BLAST_NUCLEUS: Rgb = [0.25, 0.08, 0.4];

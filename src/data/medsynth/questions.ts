@@ -1,7 +1,7 @@
 // Four-option questions about an image's ground truth, one per task that applies to it, in
 // OmniMedVQA's record format. Answer positions are balanced per task: each task draws its answer
 // slot from shuffled blocks of [A, B, C, D], so no option letter is a better guess than another.
-import type { Prng } from '../prng';
+import type { Prng } from '../../util/prng';
 import type { ImageTruth } from './truth';
 import {
   ALL_ANATOMIES, COUNTS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, QUADRANTS, QUESTION_TEXT, type Task,

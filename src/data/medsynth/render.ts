@@ -4,7 +4,7 @@
 import { drawAnatomy, postprocess } from './anatomy';
 import { drawLesion } from './lesion';
 import { drawSmear } from './microscopy';
-import { Prng } from '../prng';
+import { Prng } from '../../util/prng';
 import type { ImageTruth } from './truth';
 import { MODALITY_SPECS } from './vocab';
 

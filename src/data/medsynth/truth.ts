@@ -1,6 +1,6 @@
 // The ground truth of one MedSynth image: everything its questions are about. Sampled first, then
 // rendered (render.ts) and asked about (questions.ts), so every answer is true of its pixels.
-import { Prng } from '../prng';
+import { Prng } from '../../util/prng';
 import { GRADE_RADIUS, MODALITY_SPECS, NORMAL, QUADRANTS, type Modality, type Quadrant } from './vocab';
 
 export interface Lesion {

@@ -12,12 +12,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { Prng } from '../prng';
+import { Prng } from '../../util/prng';
 import { AnswerSlots, makeQuestions, type OmniRecord } from './questions';
 import { captionFacts, captionText } from './captions';
 import { renderImage } from './render';
 import { sampleTruth, type ImageTruth } from './truth';
 import { MODALITIES, type Modality } from './vocab';
+import { writeFileAtomic } from '../../util/atomic_write';
 
 export const MEDSYNTH_VERSION = 1;
 
@@ -56,12 +57,6 @@ function modalityPlan(n: number, mods: readonly Modality[], prng: Prng): Modalit
   const out: Modality[] = [];
   while (out.length < n) out.push(...prng.shuffle([...mods]));
   return out.slice(0, n);
-}
-
-async function writeAtomic(file: string, content: string | Buffer): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await fs.promises.writeFile(tmp, content);
-  await fs.promises.rename(tmp, file);
 }
 
 /** Runs `fn` over 0..n-1 with at most `limit` in flight. */
@@ -130,16 +125,16 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   });
 
   const jsonl = (rows: object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : '');
-  await writeAtomic(path.join(out, 'medsynth.jsonl'), jsonl(records));
-  await writeAtomic(path.join(out, 'truth.jsonl'), jsonl(truths));
-  await writeAtomic(
+  await writeFileAtomic(path.join(out, 'medsynth.jsonl'), jsonl(records));
+  await writeFileAtomic(path.join(out, 'truth.jsonl'), jsonl(truths));
+  await writeFileAtomic(
     path.join(out, 'pool.jsonl'),
     jsonl(truths.filter((t) => t.split === 'pool').map((t) => ({ image_path: t.image_path, modality_hint: t.modality }))),
   );
-  if (captioned > 0) await writeAtomic(path.join(out, 'captions.jsonl'), jsonl(captions));
+  if (captioned > 0) await writeFileAtomic(path.join(out, 'captions.jsonl'), jsonl(captions));
   const manifest = {
     dataset: 'MedSynth', version: MEDSYNTH_VERSION, seed, count, unlabelled, ...(captioned > 0 ? { captioned, captionNoise } : {}), size, modalities: mods, records: records.length,
   };
-  await writeAtomic(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  await writeFileAtomic(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return { images: count, records: records.length, pool: unlabelled, captioned, out };
 }

@@ -1,0 +1,89 @@
+// The policy on a benchmark: greedy generation with the policy prompt, the answer extracted from the
+// reply, scored with the MedGR² authors' rule (scorer.ts). Prompts go to the model in packed batches
+// of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { answerText } from '../data/answer_grammar';
+import type { Sample } from '../data/proto';
+import { TextTokenizer } from '../data/tokenizer';
+import type { Model } from '../model/model';
+import { Progress } from '../report/progress';
+import { encodeConversation, packInOrder, toModelBatch } from '../model/encode';
+
+import { scorePredictions, type ScoreResult } from './scorer';
+
+import { writeFileAtomicSync } from '../util/atomic_write';
+import { POLICY_SYSTEM, policyPrompt, type PromptStyle } from './policy_prompt';
+import { DecodedImages } from '../model/encode';
+
+export interface EvaluateOptions {
+  style: PromptStyle;
+  /** Default 16 in answer style, 256 in think style. */
+  maxNewTokens?: number;
+  /** Prompts per generate call (default 16). */
+  batchSize?: number;
+  /** Relative image paths resolve against this folder. */
+  imageRoot?: string;
+  /** Default: the shipped tokenizer (configs/tokenizer). */
+  tokenizer?: TextTokenizer;
+  /** Default POLICY_SYSTEM (what sftExamplesFromSamples trains with). */
+  system?: string;
+  /** Progress line on stderr (default false). */
+  progress?: boolean;
+  /** Shared image cache (a trainer evaluating repeatedly passes its own). */
+  images?: DecodedImages;
+}
+
+/** One line of a predictions JSONL, as `medgr2 eval score` reads it. */
+export interface PolicyPrediction {
+  question_id: string;
+  model_answer: string;
+  raw: string;
+}
+
+export interface EvaluateResult {
+  predictions: PolicyPrediction[];
+  score: ScoreResult;
+}
+
+export async function evaluatePolicy(model: Model, samples: readonly Sample[], opts: EvaluateOptions): Promise<EvaluateResult> {
+  if (samples.length === 0) throw new Error('eval: no benchmark samples');
+  const tok = opts.tokenizer ?? TextTokenizer.load();
+  const images = opts.images ?? new DecodedImages(opts.imageRoot);
+  const batchSize = opts.batchSize ?? 16;
+  if (!(batchSize >= 1)) throw new Error(`eval: batchSize must be >= 1, got ${batchSize}`);
+  const maxNewTokens = opts.maxNewTokens ?? (opts.style === 'think' ? 256 : 16);
+  const stopTokens = [tok.special.imEnd, tok.special.endOfText];
+  const system = opts.system ?? POLICY_SYSTEM;
+  const progress = opts.progress ? new Progress({ label: 'eval', total: samples.length, unit: 'q' }) : undefined;
+  const predictions: PolicyPrediction[] = [];
+  for (let start = 0; start < samples.length; start += batchSize) {
+    const chunk = samples.slice(start, start + batchSize);
+    const prompts = [];
+    for (const s of chunk) {
+      try {
+        prompts.push(encodeConversation(tok, await images.get(s.images), policyPrompt(s, opts.style), { system }));
+      } catch (e) {
+        throw new Error(`eval: sample '${s.id}': ${(e as Error).message}`);
+      }
+    }
+    const { batch } = toModelBatch(packInOrder(prompts));
+    const gen = await model.generateBatch(batch, { maxNewTokens, temperature: 0, stopTokens });
+    gen.tokens.forEach((ids, i) => {
+      const raw = tok.decode(ids, { skipSpecial: true });
+      predictions.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });
+    });
+    progress?.update(predictions.length);
+  }
+  progress?.done();
+  const score = scorePredictions(
+    samples,
+    predictions.map((p, i) => ({ questionId: p.question_id, answer: p.model_answer, line: i + 1 })),
+  );
+  return { predictions, score };
+}
+
+/** Predictions as JSONL, written atomically. */
+export function writePredictions(file: string, predictions: readonly PolicyPrediction[]): void {
+  writeFileAtomicSync(file, predictions.map((p) => JSON.stringify(p) + '\n').join(''));
+}

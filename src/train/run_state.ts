@@ -1,0 +1,192 @@
+// Training checkpoints of a run (SFT, GRPO, the cycle's stages), enough to continue exactly:
+//
+//   <runDir>/checkpoints/step-N/
+//     config.json, model.safetensors …   the weights: a Hugging Face model folder (Model.load reads it)
+//     tokenizer.json …                   copied from `tokenizerDir` when given, so the folder is usable alone
+//     optimizer.safetensors              AdamW state (moments, master weights, step) as Model.optimizerState()
+//     trainer_state.json                 step, data position, RNG, scheduler, fingerprint (TrainerState)
+//
+// A checkpoint is written into a hidden temp folder and renamed into place last, so a crash leaves
+// either no step-N or a whole one; trainer_state.json is written last inside it, and `latest`
+// only considers folders that have it. After a save, all but the newest `keepLast` are removed.
+import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { loadCheckpoint } from '../model/hf_folder';
+import type { Model } from '../model/model';
+import { replaceDirAtomic, writeJsonAtomic } from '../util/atomic_write';
+import { buildSafetensorsHeader, readSafetensorsHeader, SAFETENSORS_DTYPES, safetensorsDtypeOf } from '../model/safetensors';
+import { loadAddon } from '../native/loader';
+import type { Tensor } from '../native/types';
+
+export const CHECKPOINTS_DIR = 'checkpoints';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const TRAINER_STATE_VERSION = 1;
+
+/** Everything besides weights and optimizer that a trainer needs to continue exactly. */
+export interface TrainerState {
+  version: number;
+  /** Which trainer wrote it ("sft", "grpo", …); a resume by another trainer is refused. */
+  trainer: string;
+  /** Optimizer steps done. */
+  step: number;
+  /** Data position: the epoch being read and the index of the next micro-batch in its plan. */
+  epoch: number;
+  batchIndex: number;
+  /** Base seed; trainers derive every random stream from (seed, epoch / step) so this is all the
+   *  RNG state they need. `rng` holds any extra generator state a trainer keeps. */
+  seed: number;
+  rng?: Record<string, unknown>;
+  scheduler: { step: number; totalSteps: number; warmupSteps: number; lr: number; minLrRatio: number };
+  /** Counters for logs (target tokens, samples seen). */
+  tokensSeen: number;
+  samplesSeen: number;
+  /** What must not change between the run and its resume (data, batch plan options); compared on
+   *  resume, a difference names the field. */
+  fingerprint: Record<string, string | number | boolean>;
+  /** The last logged values (for a resumed progress line). */
+  metrics?: Record<string, number>;
+  /** Free-form, per trainer. */
+  extra?: Record<string, unknown>;
+  savedAt: string;
+}
+
+export interface SaveRunCheckpointOptions {
+  /** Keep the newest K checkpoints (0 or absent: keep all). */
+  keepLast?: number;
+  /** Copy tokenizer files from here (the model's own folder is used by Model.save otherwise). */
+  tokenizerDir?: string;
+  /** Also write the optimizer state (default true). */
+  optimizer?: boolean;
+}
+
+export function checkpointsDir(runDir: string): string {
+  return path.join(runDir, CHECKPOINTS_DIR);
+}
+
+export function checkpointDir(runDir: string, step: number): string {
+  return path.join(checkpointsDir(runDir), `step-${step}`);
+}
+
+/** Writes step-N atomically; returns its folder. */
+export async function saveRunCheckpoint(runDir: string, model: Model, state: TrainerState, opts: SaveRunCheckpointOptions = {}): Promise<string> {
+  const root = checkpointsDir(runDir);
+  await fsp.mkdir(root, { recursive: true });
+  const final = checkpointDir(runDir, state.step);
+  // A step-N from an earlier attempt (a resume that re-ran this step) is replaced whole.
+  await replaceDirAtomic(final, async (tmp) => {
+    await model.save(tmp, { sourceDir: opts.tokenizerDir });
+    if (opts.optimizer !== false) await writeTensors(path.join(tmp, OPTIMIZER_FILE), model.optimizerState());
+    await writeJsonAtomic(path.join(tmp, TRAINER_STATE_FILE), state);
+  });
+  if (opts.keepLast && opts.keepLast > 0) await pruneCheckpoints(runDir, opts.keepLast);
+  return final;
+}
+
+/** Complete checkpoints of a run, oldest first. */
+export function listCheckpoints(runDir: string): { step: number; dir: string }[] {
+  const root = checkpointsDir(runDir);
+  if (!fs.existsSync(root)) return [];
+  return fs
+    .readdirSync(root)
+    .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
+    .filter((e) => e.m && fs.existsSync(path.join(root, e.name, TRAINER_STATE_FILE)))
+    .map((e) => ({ step: Number(e.m![1]), dir: path.join(root, e.name) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+/** Removes all but the newest `keep` checkpoints, and temp folders a crash left behind. */
+export async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
+  const all = listCheckpoints(runDir);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) await fsp.rm(c.dir, { recursive: true, force: true });
+  const root = checkpointsDir(runDir);
+  for (const name of fs.readdirSync(root)) {
+    const m = /^\.step-\d+\.(?:tmp|old)-(\d+)$/.exec(name);
+    if (m && Number(m[1]) !== process.pid) await fsp.rm(path.join(root, name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * A checkpoint folder from a spec: "latest" (or true) = the newest complete one of the run; a
+ * number = step-N of the run; anything else = a path to a checkpoint folder. Errors say what was
+ * looked for.
+ */
+export function resolveCheckpoint(runDir: string, which: string | number | true): string {
+  if (which === true || which === 'latest') {
+    const all = listCheckpoints(runDir);
+    if (all.length === 0) throw new Error(`resume: no complete checkpoint under ${checkpointsDir(runDir)}`);
+    return all[all.length - 1].dir;
+  }
+  const dir = typeof which === 'number' || /^\d+$/.test(which) ? checkpointDir(runDir, Number(which)) : which;
+  if (!fs.existsSync(path.join(dir, TRAINER_STATE_FILE))) throw new Error(`resume: ${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE})`);
+  return dir;
+}
+
+export function readTrainerState(dir: string): TrainerState {
+  const file = path.join(dir, TRAINER_STATE_FILE);
+  let state: TrainerState;
+  try {
+    state = JSON.parse(fs.readFileSync(file, 'utf8')) as TrainerState;
+  } catch (e) {
+    throw new Error(`${file}: cannot read the trainer state (${(e as Error).message})`);
+  }
+  if (state.version !== TRAINER_STATE_VERSION) throw new Error(`${file}: trainer state version ${state.version}, this medgr2 reads ${TRAINER_STATE_VERSION}`);
+  for (const k of ['step', 'epoch', 'batchIndex', 'seed'] as const) {
+    if (!Number.isInteger(state[k])) throw new Error(`${file}: "${k}" must be a whole number`);
+  }
+  return state;
+}
+
+/** Fields of `want` that differ in the checkpoint's fingerprint, as "name: saved X, now Y". */
+export function fingerprintDiffs(saved: TrainerState['fingerprint'], want: TrainerState['fingerprint']): string[] {
+  const keys = new Set([...Object.keys(saved), ...Object.keys(want)]);
+  return [...keys].filter((k) => saved[k] !== want[k]).map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(want[k])}`);
+}
+
+/**
+ * Restores weights and optimizer state from a checkpoint folder into `model` and returns the trainer
+ * state. The model must have the checkpoint's architecture (names and shapes are checked).
+ */
+export async function loadRunCheckpoint(dir: string, model: Model): Promise<TrainerState> {
+  const state = readTrainerState(dir);
+  const { tensors } = await loadCheckpoint(dir);
+  try {
+    await model.setParameters(Object.fromEntries(tensors));
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+  const optFile = path.join(dir, OPTIMIZER_FILE);
+  if (fs.existsSync(optFile)) {
+    const opt = await readTensors(optFile);
+    try {
+      model.loadOptimizerState(opt);
+    } finally {
+      for (const t of Object.values(opt)) t.dispose();
+    }
+  }
+  return state;
+}
+
+/** Named tensors as one safetensors file (atomic: temp file + rename, done natively). */
+export async function writeTensors(file: string, tensors: Record<string, Tensor>): Promise<void> {
+  const names = Object.keys(tensors).sort();
+  const header = buildSafetensorsHeader(names.map((name) => ({ name, dtype: safetensorsDtypeOf(tensors[name].dtype), shape: tensors[name].shape })));
+  const byName = new Map(names.map((n) => [n, tensors[n]]));
+  const order = header.tensors.map((d) => byName.get(d.name) as Tensor);
+  await loadAddon().safetensors.writeSafetensors(
+    file,
+    header.bytes,
+    order.map((t) => (t.isContiguous ? t : t.contiguous())),
+    header.tensors.map((d) => ({ name: d.name, dtype: SAFETENSORS_DTYPES[d.dtype].native, nbytes: d.nbytes })),
+  );
+}
+
+/** Every tensor of a safetensors file (mapped; dispose them when done). */
+export async function readTensors(file: string): Promise<Record<string, Tensor>> {
+  const header = await readSafetensorsHeader(file);
+  return loadAddon().safetensors.readTensors(
+    file,
+    header.tensors.map((d) => ({ ...d, dtype: SAFETENSORS_DTYPES[d.dtype].native })),
+  );
+}

@@ -1,0 +1,114 @@
+// The cycle end to end on a very small MedSynth world: one round writes every stage's records and
+// manifest and the report; a run killed inside a stage resumes and ends with every record exactly
+// once; bad input fails with a clear error and keeps the stages already finished.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Cycle, defaultCycleConfig, type CycleConfig } from '../../src/cycle/cycle';
+import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
+import { readMessageFile } from '../../src/data/record_files';
+import { runCycleCommand } from '../../src/cli/cycle';
+
+const quiet = { log: () => {} };
+
+function tinyRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig {
+  const d = defaultCycleConfig(out);
+  return {
+    ...d,
+    rounds: 1,
+    world: { ...d.world, seedImages: 6, poolImages: 4, testImages: 8, seedModalities: ['CT', 'MRI'] },
+    generate: { ...d.generate, perImage: 2, batchSize: 8, maxNewTokens: 24 },
+    select: { topK: 4, balance: true },
+    pretrain: { ...d.pretrain, images: 8, steps: 2 },
+    warmup: { ...d.warmup, generatorSteps: 2, judgeSteps: 2 },
+    coDevelop: { ...d.coDevelop, generatorSteps: 1, judgeSteps: 1 },
+    policySft: { ...d.policySft, steps: 2 },
+    grpo: { ...d.grpo, steps: 1, promptsPerStep: 2, groupSize: 2 },
+    eval: { maxNewTokens: 4 },
+    ...over,
+  };
+}
+
+function tmp(name: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `medgr2-${name}-`));
+}
+
+function status(file: string): string {
+  return readMessageFile<RunManifest>(file, { expect: 'medgr2.RunManifest' }).messages[0].status;
+}
+
+test('one round end to end: every stage finishes with its records, manifest and the report', async () => {
+  const out = tmp('cycle1');
+  const { main } = await runCycleCommand(tinyRun(out), {}, () => {});
+  for (const f of fs.readdirSync(path.join(out, 'manifests'))) assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
+  const cands = readMessageFile<Candidate>(path.join(out, 'round-1', 'candidates.rec')).messages;
+  assert.equal(cands.length, 4 * 2);
+  const sel = readMessageFile<ScoredCandidate>(path.join(out, 'round-1', 'selected.rec')).messages;
+  assert.equal(sel.length, cands.length, 'selection keeps every candidate on disk');
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+  assert.deepEqual(Object.keys(report.final).sort(), ['base', 'grpoCycle', 'sftCycle', 'sftSeed']);
+  for (const arm of Object.values(report.final) as Record<string, number | null>[]) assert.deepEqual(Object.keys(arm), ['inDomain', 'heldOutModality', 'heldOutTask']);
+  assert.equal(report.rounds[0].candidates, 8);
+  assert.equal(report.claims.length, 2);
+  const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(md, /Final comparison/);
+  assert.match(md, /claim (holds|does NOT hold)/);
+  assert.ok(fs.statSync(path.join(out, 'plots', 'final.png')).size > 100);
+  assert.equal(main.rounds.length, 1);
+  // a second run without --resume refuses the folder
+  await assert.rejects(new Cycle(tinyRun(out), quiet).run(), /pass --resume/);
+});
+
+test('killed during a stage, --resume finishes without redoing finished stages; every record exactly once', async () => {
+  const out = tmp('cycle-kill');
+  let kills = 0;
+  const killAt = (stage: string) => async (s: string) => {
+    if (s === stage && kills++ === 0) throw new Error('simulated kill');
+  };
+  await assert.rejects(new Cycle(tinyRun(out), { ...quiet, beforeStage: killAt('score') }).run(), /simulated kill/);
+  assert.equal(status(path.join(out, 'manifests', 'round-1-score.rec')), 'FAILED');
+  const genManifest = readMessageFile<RunManifest>(path.join(out, 'manifests', 'round-1-generate.rec')).messages[0];
+  assert.equal(genManifest.status, 'SUCCEEDED');
+  const before = fs.readFileSync(path.join(out, 'round-1', 'candidates.rec'));
+
+  const ran: string[] = [];
+  await new Cycle(tinyRun(out, { resume: true }), { ...quiet, beforeStage: (s, r) => void ran.push(`${r}:${s}`) }).run();
+  assert.ok(!ran.includes('1:generate') && !ran.includes('0:warmup-judge'), `finished stages are not redone (ran ${ran.join(', ')})`);
+  assert.ok(ran.includes('1:score'));
+  assert.deepEqual(fs.readFileSync(path.join(out, 'round-1', 'candidates.rec')), before, 'generate output untouched');
+  assert.equal(readMessageFile<RunManifest>(path.join(out, 'manifests', 'round-1-generate.rec')).messages[0].startedAt, genManifest.startedAt);
+  for (const f of ['candidates.rec', 'scored.rec', 'selected.rec']) {
+    const ids = readMessageFile<{ sample?: { id: string }; candidate?: { sample: { id: string } } }>(path.join(out, 'round-1', f)).messages.map((m) => (m.candidate ?? m).sample!.id);
+    assert.equal(ids.length, 8, f);
+    assert.equal(new Set(ids).size, ids.length, `${f}: every record exactly once`);
+  }
+  for (const f of fs.readdirSync(path.join(out, 'manifests'))) assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
+});
+
+test('bad input: a clear error, and the stages already finished are kept', async () => {
+  // a model folder without a tokenizer: the world is made, then init fails
+  const noTok = tmp('notok');
+  fs.writeFileSync(path.join(noTok, 'config.json'), '{}');
+  const out1 = tmp('bad-model');
+  await assert.rejects(new Cycle(tinyRun(out1, { model: noTok }), quiet).run(), /no tokenizer\.json/);
+  assert.equal(status(path.join(out1, 'manifests', 'world.rec')), 'SUCCEEDED', 'the finished world stage is kept');
+  assert.equal(status(path.join(out1, 'manifests', 'init.rec')), 'FAILED');
+  assert.ok(fs.existsSync(path.join(out1, 'data', 'seed.rec')));
+
+  // a seed file with no labels
+  const dir = tmp('bad-seed');
+  const unlabelled = path.join(dir, 'seed.jsonl');
+  fs.writeFileSync(unlabelled, JSON.stringify({ question_id: 'q1', question: 'What modality?', image_path: 'a.png', option_A: 'CT', option_B: 'MRI', option_C: 'OCT', option_D: 'X-Ray', modality_type: 'CT', question_type: 'Modality Recognition' }) + '\n');
+  fs.mkdirSync(path.join(dir, 'pool'));
+  const { encodePng } = await import('../../src/data/medsynth/world');
+  fs.writeFileSync(path.join(dir, 'pool', 'ok.png'), await encodePng(new Uint8Array(56 * 56 * 3).fill(90), 56));
+  await assert.rejects(new Cycle(tinyRun(tmp('bad-seed-out'), { seedData: unlabelled, pool: path.join(dir, 'pool') }), quiet).run(), /--seed-data.*(answer|labelled)/s);
+
+  // an unreadable pool image, named in the error
+  const labelled = path.join(dir, 'labelled.jsonl');
+  fs.writeFileSync(labelled, Array.from({ length: 5 }, (_, i) => JSON.stringify({ question_id: `q${i}`, question: 'What modality?', image_path: 'pool/ok.png', gt_answer: 'CT', option_A: 'CT', option_B: 'MRI', option_C: 'OCT', option_D: 'X-Ray', modality_type: 'CT', question_type: 'Modality Recognition' })).join('\n') + '\n');
+  fs.writeFileSync(path.join(dir, 'pool', 'broken.png'), 'not a png');
+  await assert.rejects(new Cycle(tinyRun(tmp('bad-pool-out'), { seedData: labelled, pool: path.join(dir, 'pool') }), quiet).run(), /pool: .*broken\.png/);
+});
