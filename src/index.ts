@@ -77,9 +77,7 @@ export type Tensor = NativeTensor;
 Object.defineProperty(exports, 'Tensor', { enumerable: true, get: () => loadAddon().Tensor });
 
 /** Small general tensor ops (all async). */
-export const ops: NativeTensorOps = {
-  scaleAdd: (x, a, b) => loadAddon().ops.scaleAdd(x, a, b),
-  scaleAddUsesKernel: (x) => loadAddon().ops.scaleAddUsesKernel(x),
+export const ops: Pick<NativeTensorOps, 'matmul'> = {
   matmul: (a, b) => loadAddon().ops.matmul(a, b),
 };
 

@@ -1,5 +1,5 @@
 // Options shared by the GRPO ops, parsed once (from JS or C++) into plain structs.
-// The math is shared/DESIGN.md section 5 (TRL's and verl's published formulas).
+// The math is docs/GRPO.md (TRL's and verl's published formulas).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -1,4 +1,4 @@
-// Token-level GRPO loss, forward and backward in one pass (shared/DESIGN.md section 5).
+// Token-level GRPO loss, forward and backward in one pass (docs/GRPO.md).
 //
 // Tokens are laid out flat: row b (a completion) owns tokens [offsets[b], offsets[b+1]). The padded
 // form [B, T] is the special case offsets[b] = b*T with a mask; the packed (padding-free) form gives

@@ -1,4 +1,4 @@
-// `medgr2 cycle`: the MedGR² self-improving cycle (shared/DESIGN.md section 3), as resumable stages.
+// `medgr2 cycle`: the MedGR² self-improving cycle (docs/ARCHITECTURE.md), as resumable stages.
 //
 // Before round 1 (once): the world (a MedSynth world unless --seed-data/--pool are given), the initial
 // model (with no --model: the random tiny model, then `pretrain` on noisy captions over all eight
@@ -680,8 +680,4 @@ export class Cycle {
 /** The generator's SFT example for a labelled sample: hints and description in, the JSON sample out. */
 export function generatorExample(s: Sample): SftExample {
   return { images: s.images, user: generatorPrompt({ modality: s.modality, task: s.task, description: s.rationale }), reply: compactGeneratorReply(s) };
-}
-
-export async function runCycle(cfg: CycleConfig, hooks: CycleHooks = {}): Promise<CycleResult> {
-  return new Cycle(cfg, hooks).run();
 }

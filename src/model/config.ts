@@ -11,7 +11,7 @@
 // attention, RoPE scaling other than M-RoPE) is an error rather than a silent difference.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { ModelConfig, ModelType, TextConfig, VisionConfig } from './config_types';
+import type { ModelConfig, ModelType, TextConfig, VisionConfig } from '../native/model_config';
 
 export class ModelConfigError extends Error {
   constructor(message: string) {

@@ -11,7 +11,7 @@ import { loadAddon } from '../native/loader';
 import type { DtypeName, NativeTensorLocation, Tensor } from '../native/types';
 import { copyFileAtomic, writeFileAtomic } from '../util/atomic_write';
 import { loadModelConfig, modelConfigToJson } from './config';
-import type { ModelConfig, ParameterSpec } from './config_types';
+import type { ModelConfig, ParameterSpec } from '../native/model_config';
 import { canonicalName, expectedParameters } from './parameters';
 import {
   buildSafetensorsHeader,

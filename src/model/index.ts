@@ -1,6 +1,6 @@
 // The model layer: configuration (config.json), parameter names and shapes, safetensors IO,
 // checkpoints, the Model class and the tiny configs.
-export type * from './config_types';
+export type * from '../native/model_config';
 export { parseModelConfig, modelConfigToJson, loadModelConfig, ModelConfigError } from './config';
 export { expectedParameters, canonicalName, parameterCount } from './parameters';
 export {

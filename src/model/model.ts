@@ -3,124 +3,19 @@
 // sequences laid end to end with cumulative lengths, plus the images they contain in token order.
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
-import type { LossOptions, LossStats } from '../ops/grpo';
+import type {
+  CreateOptions, GenerateOptions, GenerateResult, GrpoLossSpec, LossReport, ModelBatch, ModelDevice, ModelDtype, NativeModel,
+  OptimizerOptions, SftLossSpec,
+} from '../native/model_types';
 import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './hf_folder';
 import { loadModelConfig } from './config';
-import type { ModelConfig, ParameterSpec } from './config_types';
+import type { ModelConfig, ParameterSpec } from '../native/model_config';
 
-export type ModelDevice = 'cpu' | 'cuda' | `cuda:${number}`;
-export type ModelDtype = 'float32' | 'bfloat16' | 'float16' | 'float64';
-
-export interface CreateOptions {
-  device?: ModelDevice;
-  dtype?: ModelDtype;
-  /** Seed of the random initialization (normal(0, 0.02) weights, zero biases, unit norms). */
-  seed?: number;
-  /** 'random' (default) or 'none' (weights must then come from setParameters). */
-  init?: 'random' | 'none';
-}
-
-/** A packed batch as the native model takes it (TypedArrays or Tensors). */
-export interface ModelBatch {
-  /** [N] token ids of all sequences laid end to end. */
-  inputIds: Int32Array | Tensor;
-  /** [S+1] cumulative sequence lengths. */
-  cuSeqlens: Int32Array | Tensor;
-  /** [P * C*Tp*p*p] (flat) or [P, 1176] image patches of all images, in the order their tokens appear. */
-  pixelValues?: Float32Array | Tensor;
-  /** [I * 3] (flat) or [I, 3]: each image's (t, h, w) grid in patches. */
-  imageGrids?: Int32Array | Tensor;
-}
-
-export interface GenerateOptions {
-  maxNewTokens: number;
-  /** 0 = greedy. Default 1. */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  /** Generation stops for a sequence after it emits one of these (the stop token is kept). */
-  stopTokens?: number[];
-}
-
-export interface GenerateResult {
-  tokens: Int32Array[];
-  /** log p(token) under softmax(logits / temperature) (1 for greedy), as the GRPO loss sees it. */
-  logprobs: Float32Array[];
-}
-
-export interface SftLossSpec {
-  /** [N] next-token id to predict at each position, or < 0 for none (prompt, padding, last token). */
-  labels: Int32Array | BigInt64Array | Tensor;
-  /** Normalize by this many tokens (the global token budget of an accumulated step). Default: this batch's. */
-  numItems?: number;
-  temperature?: number;
-}
-
-export interface GrpoLossSpec extends LossOptions {
-  /** [N] next-token ids on completion tokens, < 0 elsewhere. */
-  labels: Int32Array | BigInt64Array | Tensor;
-  /** [S] one advantage per sequence. */
-  advantages: Float32Array | Tensor;
-  /** [N] rollout-time log-probs (aligned with labels); absent: on-policy (ratio 1). */
-  oldLogp?: Float32Array | Tensor;
-  /** [N] reference-model log-probs; needed when beta > 0. */
-  refLogp?: Float32Array | Tensor;
-  temperature?: number;
-  /**
-   * Multiplies the loss: this micro-batch's share when one generation batch is split over several
-   * micro-batches and the loss type normalizes per batch (grpo / dr_grpo: sequences here / all
-   * sequences; bnpo: tokens here / all tokens). Default 1; dapo needs none (numItemsInBatch).
-   */
-  lossScale?: number;
-}
-
-export interface LossReport {
-  loss: number;
-  tokens: number;
-  entropyMean: number;
-  stats?: LossStats;
-}
+export type * from '../native/model_types';
 
 /** AdamW's defaults, the one table (PyTorch's torch.optim.AdamW values, without its weight decay):
  *  the trainers start from these, and the native bridge falls back to the same numbers. */
 export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } as const;
-
-export interface OptimizerOptions {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  /** Global-norm clipping; 0 or absent: none. */
-  maxGradNorm?: number;
-}
-
-interface NativeModel {
-  parameterSpecs(): ParameterSpec[];
-  parameters(): Record<string, Tensor>;
-  setParameters(tensors: Record<string, Tensor>): Promise<void>;
-  setTrainable(parts: { vision?: boolean; merger?: boolean; languageModel?: boolean }): void;
-  setCheckpointLayers(on: boolean): void;
-  info(): { parameterCount: number; device: string; dtype: string; optimizerStep: number; checkpointLayers: boolean };
-  logits(batch: ModelBatch): Promise<Tensor>;
-  tokenLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }>;
-  backwardSft(batch: ModelBatch, spec: SftLossSpec): Promise<LossReport>;
-  sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
-  backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec): Promise<LossReport>;
-  optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }>;
-  zeroGrad(): void;
-  gradients(): Record<string, Tensor>;
-  optimizerState(): Record<string, Tensor>;
-  loadOptimizerState(state: Record<string, Tensor>): void;
-  ropeIndex(batch: ModelBatch): { positionIds: Int32Array; nextPositions: Int32Array };
-  generate(batch: ModelBatch, opts: GenerateOptions): Promise<GenerateResult>;
-  dispose(): void;
-}
-
-interface NativeModelClass {
-  create(config: ModelConfig, opts?: CreateOptions): Promise<NativeModel>;
-}
 
 /** Packs token sequences (no images) into a batch. */
 export function packSequences(seqs: ArrayLike<number>[]): { inputIds: Int32Array; cuSeqlens: Int32Array } {
@@ -168,14 +63,14 @@ export class Model {
    */
   static async create(configOrPath: ModelConfig | string, opts: CreateOptions = {}): Promise<Model> {
     const config = typeof configOrPath === 'string' ? await loadModelConfig(configOrPath) : configOrPath;
-    const cls = (loadAddon() as unknown as { Model: NativeModelClass }).Model;
+    const cls = loadAddon().Model;
     return new Model(await cls.create(config, opts), config);
   }
 
   /** A Hugging Face model folder (config.json + safetensors, single file or sharded; either name layout). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
     const { config, tensors } = await loadCheckpoint(dir);
-    const cls = (loadAddon() as unknown as { Model: NativeModelClass }).Model;
+    const cls = loadAddon().Model;
     const model = new Model(await cls.create(config, { ...opts, init: 'none' }), config, dir);
     try {
       await model.setParameters(Object.fromEntries(tensors));
@@ -225,11 +120,11 @@ export class Model {
     return this.n.logits(batch);
   }
   /** Per-token log p(label) and entropy of a packed batch (labels default to each next token). */
-  async batchLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }> {
+  async tokenLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }> {
     return this.n.tokenLogprobs(batch, opts);
   }
   /** Text only: out[i][t] = log p(seqs[i][t+1] | seqs[i][0..t]). */
-  async tokenLogprobs(seqs: Int32Array[]): Promise<Float32Array[]> {
+  async sequenceLogprobs(seqs: Int32Array[]): Promise<Float32Array[]> {
     const batch = packSequences(seqs);
     const { logp } = await this.n.tokenLogprobs(batch);
     return seqs.map((s, i) => logp.slice(batch.cuSeqlens[i], batch.cuSeqlens[i] + Math.max(0, s.length - 1)));

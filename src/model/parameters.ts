@@ -14,7 +14,7 @@
 // The newer layout (transformers >= 4.52 saves Qwen2VLForConditionalGeneration with a Qwen2VLModel
 // inside) prefixes the decoder with model.language_model. and the vision tower with model.visual.;
 // canonicalName() maps it back, as transformers' _checkpoint_conversion_mapping does the other way.
-import type { ModelConfig, ParameterSpec } from './config_types';
+import type { ModelConfig, ParameterSpec } from '../native/model_config';
 
 /** The model's tensors in a fixed order (decoder, head, vision tower), with hub names. */
 export function expectedParameters(cfg: ModelConfig): ParameterSpec[] {

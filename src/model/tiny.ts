@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseModelConfig } from './config';
-import type { ModelConfig } from './config_types';
+import type { ModelConfig } from '../native/model_config';
 
 export const TINY_TOKENS = {
   vocabSize: 768,

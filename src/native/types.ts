@@ -1,4 +1,8 @@
-// The shape of the native addon as JS sees it. Hand-written: keep in step with native/bridge/*.cc.
+// The shape of the native addon as JS sees it, the one declaration of it (the GRPO ops and the model
+// in grpo_types.ts and model_types.ts beside this file). Hand-written: keep in step with
+// native/bridge/*.cc.
+import type { GrpoOps } from './grpo_types';
+import type { NativeModelClass } from './model_types';
 
 export type DtypeName = 'f32' | 'f64' | 'i32' | 'i64' | 'u8' | 'bf16' | 'f16';
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -71,6 +75,8 @@ export interface NativeInfo {
 }
 
 export interface NativeTensorOps {
+  /** The bridge's demo op (y = a·x + b; a CUDA kernel on a GPU): for tests and bench/scale_add only, not
+   *  in the package's public `ops`. */
   scaleAdd(x: Tensor, a: number, b: number): Promise<Tensor>;
   scaleAddUsesKernel(x: Tensor): boolean;
   matmul(a: Tensor, b: Tensor): Promise<Tensor>;
@@ -111,6 +117,8 @@ export interface NativeSafetensors {
 
 export interface NativeAddon {
   Tensor: TensorConstructor;
+  Model: NativeModelClass;
+  grpo: GrpoOps;
   safetensors: NativeSafetensors;
   info(): NativeInfo;
   setNumThreads(n: number): void;

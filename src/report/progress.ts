@@ -130,9 +130,3 @@ export class Progress {
     this.printedAny = true;
   }
 }
-
-/** A Progress that prints nothing (for library callers that want silence). */
-export function silentProgress(label = ''): Progress {
-  const sink = { write: () => true } as unknown as Writable;
-  return new Progress({ label, stream: sink, tty: false, intervalMs: Infinity });
-}

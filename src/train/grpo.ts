@@ -1,4 +1,4 @@
-// The GRPO loop (shared/DESIGN.md section 5): prompts -> G rollouts each -> rewards -> group
+// The GRPO loop (docs/GRPO.md): prompts -> G rollouts each -> rewards -> group
 // advantages -> token-level GRPO loss against the rollout's log-probs (and a frozen reference when
 // beta > 0) -> numIterations passes of updates. TypeScript holds the loop; the model does the math.
 //
@@ -566,12 +566,12 @@ export async function trainGrpo(
 
       if (o.oldLogp === 'recompute') {
         await lap('logprobOld', async () => {
-          for (const mb of mbs) mb.oldLogp = (await policy.batchLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+          for (const mb of mbs) mb.oldLogp = (await policy.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
         });
       }
       if (ref) {
         await lap('logprobRef', async () => {
-          for (const mb of mbs) mb.refLogp = (await ref.batchLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+          for (const mb of mbs) mb.refLogp = (await ref.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
         });
       }
 

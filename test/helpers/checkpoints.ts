@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ModelConfig } from '../../src/model/config_types';
+import type { ModelConfig } from '../../src/native/model_config';
 import { expectedParameters } from '../../src/model/parameters';
 import { SAFETENSORS_DTYPES, type SafetensorsDtype } from '../../src/model/safetensors';
 import type { AnyTypedArray, DtypeName, Tensor } from '../../src/native/types';

@@ -1,4 +1,4 @@
-// An independent float64 implementation of shared/DESIGN.md section 5, written from the formulas
+// An independent float64 implementation of docs/GRPO.md, written from the formulas
 // (TRL's / verl's published ones) with plain loops: no libtorch, nothing shared with native/.
 // Used as ground truth for the native reference, and through finite differences for gradients.
 

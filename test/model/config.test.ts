@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadModelConfig, modelConfigToJson, parseModelConfig } from '../../src/model/config';
-import type { ModelConfig } from '../../src/model/config_types';
+import type { ModelConfig } from '../../src/native/model_config';
 import { canonicalName, expectedParameters, parameterCount } from '../../src/model/parameters';
 import { repoRoot } from '../helpers/cli';
 

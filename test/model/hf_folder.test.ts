@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadCheckpoint, saveCheckpoint } from '../../src/model/hf_folder';
 import { loadModelConfig } from '../../src/model/config';
-import type { ModelConfig } from '../../src/model/config_types';
+import type { ModelConfig } from '../../src/native/model_config';
 import { expectedParameters } from '../../src/model/parameters';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import type { Tensor } from '../../src/native/types';

@@ -28,10 +28,10 @@ function imagePrompt(seed: number, gh = 4, gw = 6, before = [11, 12, 13], after 
   };
 }
 
-test('tokenLogprobs equals the log-softmax of the full forward', async () => {
+test('sequenceLogprobs equals the log-softmax of the full forward', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 3 });
   const seqs = [Int32Array.from([1, 5, 9, 33, 700, 2]), Int32Array.from([4, 4, 4])];
-  const lp = await m.tokenLogprobs(seqs);
+  const lp = await m.sequenceLogprobs(seqs);
   for (let i = 0; i < seqs.length; i++) {
     const logits = (await m.logits(packSequences([seqs[i]]))).toArray() as Float32Array;
     const V = T.vocabSize;
@@ -79,7 +79,7 @@ test('sampled generate: log-probs match a full forward of the finished sequence;
   for (let i = 0; i < prompts.length; i++) {
     const full = Int32Array.from([...prompts[i], ...a.tokens[i]]);
     const batch = packSequences([full]);
-    const { logp } = await m.batchLogprobs(batch, { labels: nextTokenLabels(batch.inputIds, batch.cuSeqlens), temperature: 0.7 });
+    const { logp } = await m.tokenLogprobs(batch, { labels: nextTokenLabels(batch.inputIds, batch.cuSeqlens), temperature: 0.7 });
     const want = logp.slice(prompts[i].length - 1, full.length - 1);
     assertClose(a.logprobs[i], want, { rtol: 1e-4, atol: 1e-4, what: `sequence ${i}` });
   }

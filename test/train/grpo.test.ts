@@ -40,7 +40,7 @@ after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('rollout log-probs equal batchLogprobs of the same packed sequences (ratio 1 before any update)', async () => {
+test('rollout log-probs equal tokenLogprobs of the same packed sequences (ratio 1 before any update)', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 3 });
   const prompts = grpoPromptsFromSamples(samples.slice(0, 3), 'answer');
   const o = resolveGrpoOptions({ groupSize: 4, maxNewTokens: 6, temperature: 0.9, topP: 1 });
@@ -55,7 +55,7 @@ test('rollout log-probs equal batchLogprobs of the same packed sequences (ratio 
   let compared = 0;
   let worst = 0;
   for (const mb of mbs) {
-    const { logp } = await m.batchLogprobs(mb.batch, { labels: mb.labels, temperature: 0.9 });
+    const { logp } = await m.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: 0.9 });
     for (let t = 0; t < mb.labels.length; t++) {
       if (mb.labels[t] < 0) continue;
       worst = Math.max(worst, Math.abs(logp[t] - mb.oldLogp[t]));

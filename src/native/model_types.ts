@@ -1,0 +1,115 @@
+// The native model (native/bridge/js_model.cc) as JS sees it: batches, loss specs, options and
+// results of its methods. src/model/model.ts wraps it in the Model class.
+import type { LossOptions, LossStats } from './grpo_types';
+import type { ModelConfig, ParameterSpec } from './model_config';
+import type { Tensor } from './types';
+
+export type ModelDevice = 'cpu' | 'cuda' | `cuda:${number}`;
+export type ModelDtype = 'float32' | 'bfloat16' | 'float16' | 'float64';
+
+export interface CreateOptions {
+  device?: ModelDevice;
+  dtype?: ModelDtype;
+  /** Seed of the random initialization (normal(0, 0.02) weights, zero biases, unit norms). */
+  seed?: number;
+  /** 'random' (default) or 'none' (weights must then come from setParameters). */
+  init?: 'random' | 'none';
+}
+
+/** A packed batch as the native model takes it (TypedArrays or Tensors). */
+export interface ModelBatch {
+  /** [N] token ids of all sequences laid end to end. */
+  inputIds: Int32Array | Tensor;
+  /** [S+1] cumulative sequence lengths. */
+  cuSeqlens: Int32Array | Tensor;
+  /** [P * C*Tp*p*p] (flat) or [P, 1176] image patches of all images, in the order their tokens appear. */
+  pixelValues?: Float32Array | Tensor;
+  /** [I * 3] (flat) or [I, 3]: each image's (t, h, w) grid in patches. */
+  imageGrids?: Int32Array | Tensor;
+}
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Generation stops for a sequence after it emits one of these (the stop token is kept). */
+  stopTokens?: number[];
+}
+
+export interface GenerateResult {
+  tokens: Int32Array[];
+  /** log p(token) under softmax(logits / temperature) (1 for greedy), as the GRPO loss sees it. */
+  logprobs: Float32Array[];
+}
+
+export interface SftLossSpec {
+  /** [N] next-token id to predict at each position, or < 0 for none (prompt, padding, last token). */
+  labels: Int32Array | BigInt64Array | Tensor;
+  /** Normalize by this many tokens (the global token budget of an accumulated step). Default: this batch's. */
+  numItems?: number;
+  temperature?: number;
+}
+
+export interface GrpoLossSpec extends LossOptions {
+  /** [N] next-token ids on completion tokens, < 0 elsewhere. */
+  labels: Int32Array | BigInt64Array | Tensor;
+  /** [S] one advantage per sequence. */
+  advantages: Float32Array | Tensor;
+  /** [N] rollout-time log-probs (aligned with labels); absent: on-policy (ratio 1). */
+  oldLogp?: Float32Array | Tensor;
+  /** [N] reference-model log-probs; needed when beta > 0. */
+  refLogp?: Float32Array | Tensor;
+  temperature?: number;
+  /**
+   * Multiplies the loss: this micro-batch's share when one generation batch is split over several
+   * micro-batches and the loss type normalizes per batch (grpo / dr_grpo: sequences here / all
+   * sequences; bnpo: tokens here / all tokens). Default 1; dapo needs none (numItemsInBatch).
+   */
+  lossScale?: number;
+}
+
+export interface LossReport {
+  loss: number;
+  tokens: number;
+  entropyMean: number;
+  stats?: LossStats;
+}
+
+export interface OptimizerOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Global-norm clipping; 0 or absent: none. */
+  maxGradNorm?: number;
+}
+
+export interface NativeModel {
+  parameterSpecs(): ParameterSpec[];
+  parameters(): Record<string, Tensor>;
+  setParameters(tensors: Record<string, Tensor>): Promise<void>;
+  setTrainable(parts: { vision?: boolean; merger?: boolean; languageModel?: boolean }): void;
+  setCheckpointLayers(on: boolean): void;
+  info(): { parameterCount: number; device: string; dtype: string; optimizerStep: number; checkpointLayers: boolean };
+  logits(batch: ModelBatch): Promise<Tensor>;
+  tokenLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }>;
+  backwardSft(batch: ModelBatch, spec: SftLossSpec): Promise<LossReport>;
+  sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
+  backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec): Promise<LossReport>;
+  optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }>;
+  zeroGrad(): void;
+  gradients(): Record<string, Tensor>;
+  optimizerState(): Record<string, Tensor>;
+  loadOptimizerState(state: Record<string, Tensor>): void;
+  ropeIndex(batch: ModelBatch): { positionIds: Int32Array; nextPositions: Int32Array };
+  generate(batch: ModelBatch, opts: GenerateOptions): Promise<GenerateResult>;
+  dispose(): void;
+}
+
+export interface NativeModelClass {
+  create(config: ModelConfig, opts?: CreateOptions): Promise<NativeModel>;
+}
