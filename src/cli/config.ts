@@ -107,8 +107,8 @@ export function addConfigOptions(cmd: Command, schema: ConfigSchema): Command {
   return cmd;
 }
 
-/** Reads a flat config file (JSON, or YAML for .yaml/.yml) and checks every key against `schema`. */
-export function readConfigFile(file: string, schema: ConfigSchema): Record<string, ConfigValue> {
+/** A config file's document: JSON, or YAML for .yaml/.yml; errors name the file. Empty: undefined. */
+export function readConfigDocument(file: string): unknown {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -121,7 +121,13 @@ export function readConfigFile(file: string, schema: ConfigSchema): Record<strin
   } catch (e) {
     throw new Error(`${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(e as Error).message.split('\n')[0]})`);
   }
-  if (doc === null || doc === undefined) return {};
+  return doc ?? undefined;
+}
+
+/** Reads a flat config file (JSON, or YAML for .yaml/.yml) and checks every key against `schema`. */
+export function readConfigFile(file: string, schema: ConfigSchema): Record<string, ConfigValue> {
+  const doc = readConfigDocument(file);
+  if (doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${file}: a config file must hold one mapping of option names to values`);
   const byKey = new Map(schema.map((s) => [s.key, s]));
   const out: Record<string, ConfigValue> = {};

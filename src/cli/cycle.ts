@@ -1,70 +1,39 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
-//               [--no-reward-filter] [--no-co-evolve]`: the MedGR² cycle (src/cycle/cycle.ts), then
-// the report (src/report/cycle_report.ts). With no arguments: a MedSynth world and the tiny model.
-// Each ablation asked for runs as its own chain in OUT/ablation-<name>/, sharing the stages before
-// round 1 (copied, not redone), and joins the final table as an extra arm.
-import * as fs from 'node:fs';
+//               [--no-reward-filter] [--no-co-evolve] [--config FILE]`: the MedGR² cycle and its report
+// (src/cycle/ablations.ts). With no arguments: a MedSynth world and the tiny model.
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { Cycle, defaultCycleConfig, readJson, type CycleConfig, type CycleResult, type EvalRecord } from '../cycle/cycle';
-import { buildCycleReport, formatFinalTable, writeCycleReport } from '../cycle/report';
+import { runCycleWithAblations } from '../cycle/ablations';
+import { defaultCycleConfig, mergeCycleConfig, type CycleConfig } from '../cycle/config';
+import { freshRunFolder } from '../cycle/paths';
+import { readConfigDocument } from './config';
 import { parseIntOption } from './options';
 import { progressPrinter } from './progress_line';
 
-/** The stages before round 1 are the same in every chain: copy their outputs and manifests. */
-function shareWarmStart(from: string, to: string): void {
-  const copy = (rel: string) => {
-    const src = path.join(from, rel);
-    if (fs.existsSync(src) && !fs.existsSync(path.join(to, rel))) fs.cpSync(src, path.join(to, rel), { recursive: true });
-  };
-  for (const rel of ['data', 'eval/base.json', 'eval/sftSeed.json', 'models/init', 'models/generator-1', 'models/judge-1', 'models/policy-sft-seed']) copy(rel);
-  for (const f of fs.readdirSync(path.join(from, 'manifests'))) if (!f.startsWith('round-')) copy(path.join('manifests', f));
-}
-
-export async function runCycleCommand(cfg: CycleConfig, ablations: { noRewardFilter?: boolean; noCoEvolve?: boolean }, log: (s: string) => void = (s) => void process.stderr.write(s + '\n')): Promise<{ main: CycleResult; text: string }> {
-  const progress = progressPrinter();
-  const main = await new Cycle(cfg, { progress, log }).run();
-  const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
-  const arms: Record<string, EvalRecord | undefined> = {
-    base: last(main, 'base'), sftSeed: last(main, 'sftSeed'), sftCycle: last(main, 'sftCycle'), grpoCycle: last(main, 'grpoCycle'),
-  };
-  const variants: [string, Partial<CycleConfig>, boolean | undefined][] = [
-    ['noRewardFilter', { rewardFilter: false }, ablations.noRewardFilter],
-    ['noCoEvolve', { coEvolve: false }, ablations.noCoEvolve],
-  ];
-  for (const [name, over, asked] of variants) {
-    if (!asked) continue;
-    const out = path.join(cfg.out, `ablation-${name}`);
-    fs.mkdirSync(out, { recursive: true });
-    shareWarmStart(cfg.out, out);
-    log(`[cycle] ablation ${name}: ${out}`);
-    const v = await new Cycle({ ...cfg, ...over, out, resume: true }, { progress, log }).run();
-    arms[`${name}SftCycle`] = last(v, 'sftCycle');
-    arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
+/** Defaults, then the --config file (deep-merged and checked), then the flags given. */
+function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => boolean): CycleConfig {
+  const d = defaultCycleConfig();
+  let cfg = d;
+  if (typeof o.config === 'string') {
+    const doc = readConfigDocument(o.config);
+    if (doc !== undefined) cfg = mergeCycleConfig(d, doc, o.config);
   }
-  const perRound = main.evals.filter((e) => e.round > 0);
-  const report = buildCycleReport(main.rounds, arms, perRound, main.seconds);
-  await writeCycleReport(cfg.out, report);
-  const text = [formatFinalTable(report), '', ...report.claims.map((c) => `- ${c.name}: ${c.detail}`)].join('\n');
-  return { main, text };
-}
-
-/**
- * Without --out, a run never lands in a folder that holds an earlier run (which would refuse to
- * start without --resume): the README's `npx medgr2 cycle` works again and again, each run beside the last.
- */
-export function freshRunFolder(base: string): string {
-  const taken = (dir: string): boolean => fs.existsSync(path.join(dir, 'manifests'));
-  if (!taken(base)) return base;
-  for (let k = 2; ; k++) if (!taken(`${base}-${k}`)) return `${base}-${k}`;
+  const flags: Partial<CycleConfig> = {};
+  for (const key of ['rounds', 'seed', 'seedData', 'pool', 'model', 'out'] as const) {
+    if (given(key)) (flags as Record<string, unknown>)[key] = o[key];
+  }
+  cfg = { ...cfg, ...flags, resume: !!o.resume };
+  // Without --out (or an `out` in the file) a fresh folder beside earlier runs; --resume continues the default one.
+  if (!given('out') && cfg.out === d.out && !cfg.resume) cfg = { ...cfg, out: freshRunFolder(d.out) };
+  return cfg;
 }
 
 export function registerCycle(program: Command): void {
   const d = defaultCycleConfig();
-  program
+  const cmd = program
     .command('cycle')
     .description('run the MedGR² cycle: generate, score, select, co-develop, policy SFT + GRPO, evaluate; writes OUT/report.md')
-    .option('--rounds <r>', 'rounds of the cycle', parseIntOption('--rounds', 1), d.rounds)
+    .option('--rounds <r>', `rounds of the cycle (default: ${d.rounds})`, parseIntOption('--rounds', 1))
     .option('--seed-data <file>', 'labelled seed samples (default: a MedSynth world)')
     .option('--pool <path>', 'unlabelled images: a folder or pool.jsonl (default: the MedSynth pool)')
     .option('--model <dir>', 'initial model folder with its tokenizer (default: the tiny model)')
@@ -72,14 +41,12 @@ export function registerCycle(program: Command): void {
     .option('--resume', 'continue the run in --out from its last finished stage')
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
     .option('--no-co-evolve', 'also run the ablation: generator and reward model frozen after round 1')
-    .option('--seed <n>', 'seed of the world, the model and every draw', parseIntOption('--seed'), d.seed)
-    .option('--config <file>', 'JSON file overriding any field of the resolved config (see OUT/config.json)')
+    .option('--seed <n>', `seed of the world, the model and every draw (default: ${d.seed})`, parseIntOption('--seed'))
+    .option('--config <file>', 'JSON or YAML file setting any field of the config, groups merged key by key (see OUT/config.json); flags win')
     .action(async (o) => {
-      const out = o.out ?? (o.resume ? d.out : freshRunFolder(d.out));
-      let cfg: CycleConfig = { ...d, out, rounds: o.rounds, seed: o.seed, seedData: o.seedData, pool: o.pool, model: o.model, resume: !!o.resume };
-      if (o.config) cfg = { ...cfg, ...readJson<Partial<CycleConfig>>(o.config) };
+      const cfg = cycleConfigOf(o, (key) => cmd.getOptionValueSource(key) === 'cli');
       // commander's --no-x sets x = false; the main chain always filters and co-evolves
-      const { text } = await runCycleCommand(cfg, { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false });
+      const { text } = await runCycleWithAblations(cfg, { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false }, { progress: progressPrinter() });
       process.stdout.write(`${text}\n\nreport: ${path.join(cfg.out, 'report.md')}\n`);
     });
 }

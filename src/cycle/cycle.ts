@@ -41,96 +41,8 @@ import { answerReward, formatReward } from '../train/rewards';
 import { sftExamplesFromSamples, trainSft, type SftExample } from '../train/sft';
 import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
 import { type PromptStyle } from '../eval/policy_prompt';
-
-/** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
-export interface CycleConfig {
-  out: string;
-  rounds: number;
-  seed: number;
-  /** Labelled seed samples (any importable file); default: the MedSynth world's seed. */
-  seedData?: string;
-  /** Unlabelled images (folder or pool.jsonl); default: the MedSynth world's pool. */
-  pool?: string;
-  /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. */
-  model?: string;
-  resume: boolean;
-  rewardFilter: boolean;
-  coEvolve: boolean;
-  world: {
-    seedImages: number;
-    poolImages: number;
-    testImages: number;
-    /** Modalities and tasks the seed covers; the rest are held out. */
-    seedModalities: string[];
-    seedTasks: string[];
-    heldOutTask: string;
-  };
-  generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
-  select: { threshold?: number; topK?: number; topFraction?: number; balance: boolean };
-  /**
-   * The stand-in for a pretrained VLM when the run starts from the random tiny model: captioned
-   * MedSynth images over all eight modalities (noisy prose, no questions), learned before anything
-   * else. Skipped with --model (a real model brings its own pre-training).
-   */
-  pretrain: { images: number; noise: number; steps: number; lr: number };
-  /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: number };
-  coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
-  policySft: { steps: number; lr: number; tokenBudget: number };
-  /** selfConsistency: also train on the round's contradicted questions (select.ts), without their key. */
-  grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number; selfConsistency: boolean };
-  eval: { maxNewTokens: number };
-  tokenBudget: number;
-}
-
-export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
-  return {
-    out,
-    rounds: 2,
-    seed: 1,
-    resume: false,
-    rewardFilter: true,
-    coEvolve: true,
-    world: {
-      seedImages: 64, // over the seed modalities: 16 each
-      poolImages: 96, // over all eight modalities: 12 each
-      testImages: 96,
-      seedModalities: ['CT', 'MRI', 'X-Ray', 'Dermoscopy'],
-      seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
-      heldOutTask: 'Lesion Grading',
-    },
-    // ~60 s; afterwards greedy captions of unseen test images name the modality of 93 of 96
-    pretrain: { images: 384, noise: 0.15, steps: 500, lr: 3e-3 },
-    // compact replies (question and answer; distractors from the seed's options): writing four distinct
-    // options itself, the tiny generator repeated one in 2/3 of its replies. Generation is cheap
-    // (seconds), so eight candidates per pool image; at 0.3 rather than 0.7 the generator copies the
-    // described fact more often (the question wording matters less than a right answer).
-    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
-    // the top half of each (modality, task) group's valid candidates by reward: a fraction, not a threshold
-    // (a judge near chance gives rewards close to 0.5, where a threshold keeps all or none), and not a
-    // fixed top-k (with a few dozen valid candidates a top-96 keeps every one, whatever the judge says)
-    select: { topFraction: 0.5, balance: true },
-    // Warm-up lengths are set by the 10-minute budget. The generator copies the modality named in its
-    // hint and description for held-out pool images: 91 % of those modality candidates right after 1000
-    // steps, 98 % after 1500 (one world each). The judge from the seed policy: its first Yes/No loss is
-    // ~10 (the policy never says Yes or No), and at 3e-3 those first steps knock it onto the ln 2
-    // plateau; at 1e-3 it sits near ln 2 for ~500 steps (held-out pairs AUC 0.66) and then learns
-    // (1200 steps: AUC 0.82, 1500: 0.84).
-    warmup: { generatorSteps: 1000, judgeSteps: 1200, lr: 3e-3, judgeLr: 1e-3, factSwaps: 5 },
-    // 100 generator steps a round: after 40, the round-2 generator of one run answered OCT anatomy
-    // questions with a disease 13 times (753 of 768 valid); after 100, 767 of 768 were valid
-    coDevelop: { generatorSteps: 100, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
-    policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
-    // ~50 s a round. With the key alone (selfConsistency false) GRPO moved held-out-modality accuracy
-    // from the SFT policy's by -2.1 to -0.7 points (four policies of two runs, the cycle's seeds); with
-    // the contradicted questions rewarded by self-consistency, by +2.8 to +14.6 (five (policy, GRPO
-    // seed) pairs of the same runs).
-    grpo: { steps: 160, lr: 2e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0, selfConsistency: true },
-    // think style: a description of ~15 tokens, the tags and the answer
-    eval: { maxNewTokens: 48 },
-    tokenBudget: 2048,
-  };
-}
+import type { CycleConfig } from './config';
+import { CyclePaths } from './paths';
 
 export type StageName = string;
 
@@ -218,33 +130,6 @@ export function selectionPrecision(worldTrainDir: string, scored: readonly Score
     if (s.selected) { out.kept++; if (ok) out.keptCorrect++; } else { out.dropped++; if (ok) out.droppedCorrect++; }
   }
   return out;
-}
-
-// ---- files ----
-
-export class CyclePaths {
-  constructor(readonly out: string) {}
-  get world() { return path.join(this.out, 'world'); }
-  get seed() { return path.join(this.out, 'data', 'seed.rec'); }
-  get poolFile() { return path.join(this.out, 'data', 'pool.json'); }
-  /** The pool with each image's description by the pretrained model (describe.ts). */
-  get describedPool() { return path.join(this.out, 'data', 'pool-described.json'); }
-
-  /** The pre-training captions ({image_path, caption} lines), in the MedSynth world. */
-  get captions() { return path.join(this.world, 'pretrain', 'captions.jsonl'); }
-  test(set: TestSetName) { return path.join(this.out, 'data', `test-${set}.rec`); }
-  get judgePairs() { return path.join(this.out, 'data', 'judge-heldout-pairs.json'); }
-  model(name: string) { return path.join(this.out, 'models', name); }
-  roundDir(r: number) { return path.join(this.out, `round-${r}`); }
-  candidates(r: number) { return path.join(this.roundDir(r), 'candidates.rec'); }
-  scored(r: number) { return path.join(this.roundDir(r), 'scored.rec'); }
-  selected(r: number) { return path.join(this.roundDir(r), 'selected.rec'); }
-  roundJson(r: number) { return path.join(this.roundDir(r), 'round.json'); }
-  evalJson(arm: string, r: number) { return path.join(this.out, 'eval', `${arm}${r ? `-round-${r}` : ''}.json`); }
-  manifest(stage: string, r: number) { return path.join(this.out, 'manifests', `${r ? `round-${r}-` : ''}${stage}.rec`); }
-  get config() { return path.join(this.out, 'config.json'); }
-  /** Per-training curves (losses, GRPO rewards) by output model name. */
-  log(model: string) { return path.join(this.out, 'logs', `${model}.json`); }
 }
 
 export function readJson<T>(file: string): T {

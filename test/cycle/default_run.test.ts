@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { defaultCycleConfig, type CycleConfig } from '../../src/cycle/cycle';
+import { defaultCycleConfig, type CycleConfig } from '../../src/cycle/config';
 import type { CycleReport } from '../../src/cycle/report';
 import { repoRoot } from '../helpers/cli';
 

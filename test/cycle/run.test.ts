@@ -6,10 +6,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Cycle, defaultCycleConfig, type CycleConfig } from '../../src/cycle/cycle';
+import { Cycle } from '../../src/cycle/cycle';
+import { defaultCycleConfig, type CycleConfig } from '../../src/cycle/config';
 import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
 import { readMessageFile } from '../../src/data/record_files';
-import { runCycleCommand } from '../../src/cli/cycle';
+import { runCycleWithAblations } from '../../src/cycle/ablations';
 
 const quiet = { log: () => {} };
 
@@ -41,7 +42,7 @@ function status(file: string): string {
 
 test('one round end to end: every stage finishes with its records, manifest and the report', async () => {
   const out = tmp('cycle1');
-  const { main } = await runCycleCommand(tinyRun(out), {}, () => {});
+  const { main } = await runCycleWithAblations(tinyRun(out), {}, { log: () => {} });
   for (const f of fs.readdirSync(path.join(out, 'manifests'))) assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
   const cands = readMessageFile<Candidate>(path.join(out, 'round-1', 'candidates.rec')).messages;
   assert.equal(cands.length, 4 * 2);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { freshRunFolder } from '../../src/cli/cycle';
+import { freshRunFolder } from '../../src/cycle/paths';
 
 test('the default run folder moves past folders that hold earlier runs', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-fresh-'));

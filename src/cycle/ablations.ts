@@ -1,0 +1,54 @@
+// The main chain of the cycle and the ablations asked for, then the report. Each ablation runs as its
+// own chain in OUT/ablation-<name>/, sharing the stages before round 1 (copied, not redone), and
+// joins the final table as an extra arm.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Cycle, type CycleHooks, type CycleResult, type EvalRecord } from './cycle';
+import type { CycleConfig } from './config';
+import { buildCycleReport, formatFinalTable, writeCycleReport } from './report';
+
+export interface Ablations {
+  /** Random selection instead of the reward model. */
+  noRewardFilter?: boolean;
+  /** Generator and reward model frozen after round 1. */
+  noCoEvolve?: boolean;
+}
+
+/** The stages before round 1 are the same in every chain: copy their outputs and manifests. */
+function shareWarmStart(from: string, to: string): void {
+  const copy = (rel: string) => {
+    const src = path.join(from, rel);
+    if (fs.existsSync(src) && !fs.existsSync(path.join(to, rel))) fs.cpSync(src, path.join(to, rel), { recursive: true });
+  };
+  for (const rel of ['data', 'eval/base.json', 'eval/sftSeed.json', 'models/init', 'models/generator-1', 'models/judge-1', 'models/policy-sft-seed']) copy(rel);
+  for (const f of fs.readdirSync(path.join(from, 'manifests'))) if (!f.startsWith('round-')) copy(path.join('manifests', f));
+}
+
+/** Runs the cycle and the ablations, writes OUT/report.md and report.json; returns the final table as text. */
+export async function runCycleWithAblations(cfg: CycleConfig, ablations: Ablations, hooks: CycleHooks = {}): Promise<{ main: CycleResult; text: string }> {
+  const log = hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'));
+  const main = await new Cycle(cfg, { ...hooks, log }).run();
+  const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
+  const arms: Record<string, EvalRecord | undefined> = {
+    base: last(main, 'base'), sftSeed: last(main, 'sftSeed'), sftCycle: last(main, 'sftCycle'), grpoCycle: last(main, 'grpoCycle'),
+  };
+  const variants: [string, Partial<CycleConfig>, boolean | undefined][] = [
+    ['noRewardFilter', { rewardFilter: false }, ablations.noRewardFilter],
+    ['noCoEvolve', { coEvolve: false }, ablations.noCoEvolve],
+  ];
+  for (const [name, over, asked] of variants) {
+    if (!asked) continue;
+    const out = path.join(cfg.out, `ablation-${name}`);
+    fs.mkdirSync(out, { recursive: true });
+    shareWarmStart(cfg.out, out);
+    log(`[cycle] ablation ${name}: ${out}`);
+    const v = await new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }).run();
+    arms[`${name}SftCycle`] = last(v, 'sftCycle');
+    arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
+  }
+  const perRound = main.evals.filter((e) => e.round > 0);
+  const report = buildCycleReport(main.rounds, arms, perRound, main.seconds);
+  await writeCycleReport(cfg.out, report);
+  const text = [formatFinalTable(report), '', ...report.claims.map((c) => `- ${c.name}: ${c.detail}`)].join('\n');
+  return { main, text };
+}

@@ -1,0 +1,156 @@
+// The cycle's configuration: every knob of a run with the defaults of the embedded MedSynth run, and
+// the checked deep merge of a user's JSON/YAML config over them (an unknown key or a wrong type is an
+// error naming the key, before any work starts).
+
+/** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
+export interface CycleConfig {
+  out: string;
+  rounds: number;
+  seed: number;
+  /** Labelled seed samples (any importable file); default: the MedSynth world's seed. */
+  seedData?: string;
+  /** Unlabelled images (folder or pool.jsonl); default: the MedSynth world's pool. */
+  pool?: string;
+  /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. */
+  model?: string;
+  resume: boolean;
+  rewardFilter: boolean;
+  coEvolve: boolean;
+  world: {
+    seedImages: number;
+    poolImages: number;
+    testImages: number;
+    /** Modalities and tasks the seed covers; the rest are held out. */
+    seedModalities: string[];
+    seedTasks: string[];
+    heldOutTask: string;
+  };
+  generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
+  select: { threshold?: number; topK?: number; topFraction?: number; balance: boolean };
+  /**
+   * The stand-in for a pretrained VLM when the run starts from the random tiny model: captioned
+   * MedSynth images over all eight modalities (noisy prose, no questions), learned before anything
+   * else. Skipped with --model (a real model brings its own pre-training).
+   */
+  pretrain: { images: number; noise: number; steps: number; lr: number };
+  /** Warm start of generator and judge on the seed. */
+  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: number };
+  coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
+  policySft: { steps: number; lr: number; tokenBudget: number };
+  /** selfConsistency: also train on the round's contradicted questions (select.ts), without their key. */
+  grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number; selfConsistency: boolean };
+  eval: { maxNewTokens: number };
+  tokenBudget: number;
+}
+
+export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
+  // The history behind each value (runs, measurements, what was tried) is docs/tuning.md.
+  return {
+    out,
+    rounds: 2,
+    seed: 1,
+    resume: false,
+    rewardFilter: true,
+    coEvolve: true,
+    world: {
+      seedImages: 64, // over the seed modalities: 16 each
+      poolImages: 96, // over all eight modalities: 12 each
+      testImages: 96,
+      seedModalities: ['CT', 'MRI', 'X-Ray', 'Dermoscopy'],
+      seedTasks: ['Modality Recognition', 'Anatomy Identification', 'Disease Diagnosis'],
+      heldOutTask: 'Lesion Grading',
+    },
+    // ~60 s: enough for greedy captions of unseen images to name their modality
+    pretrain: { images: 384, noise: 0.15, steps: 500, lr: 3e-3 },
+    // compact replies; 0.3 rather than 0.7 so the generator copies the described fact more often
+    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64 },
+    // the top half of each (modality, task) group: a judge near chance makes thresholds keep all or none
+    select: { topFraction: 0.5, balance: true },
+    // set by the 10-minute budget; the judge at 1e-3 (3e-3 knocks it onto the ln 2 plateau)
+    warmup: { generatorSteps: 1000, judgeSteps: 1200, lr: 3e-3, judgeLr: 1e-3, factSwaps: 5 },
+    // 100 generator steps: after 40 the round-2 generator still answered some questions off-task
+    coDevelop: { generatorSteps: 100, judgeSteps: 40, lr: 1e-3, confidentHi: 0.9, confidentLo: 0.1 },
+    policySft: { steps: 400, lr: 3e-3, tokenBudget: 2048 },
+    // ~50 s a round; self-consistency on the contradicted questions is where GRPO beats SFT
+    grpo: { steps: 160, lr: 2e-4, groupSize: 4, promptsPerStep: 16, temperature: 1.0, selfConsistency: true },
+    // think style: a description of ~15 tokens, the tags and the answer
+    eval: { maxNewTokens: 48 },
+    tokenBudget: 2048,
+  };
+}
+
+/** Settings that must be whole numbers (the rest of the numeric ones may be fractions). */
+const WHOLE_NUMBERS = new Set([
+  'rounds', 'seed', 'seedImages', 'poolImages', 'testImages', 'images', 'steps', 'perImage', 'batchSize', 'maxNewTokens',
+  'topK', 'generatorSteps', 'judgeSteps', 'factSwaps', 'groupSize', 'promptsPerStep', 'tokenBudget',
+]);
+/** Settings without a default value (absent unless given), by dotted key. */
+const OPTIONAL: Record<string, 'string' | 'number'> = {
+  seedData: 'string', pool: 'string', model: 'string', 'select.threshold': 'number', 'select.topK': 'number',
+};
+
+/** camelCase of a camelCase, kebab-case or snake_case key (as the sft/grpo config files allow). */
+function camel(key: string): string {
+  return key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkedLeaf(kind: string, key: string, name: string, value: unknown, where: string): unknown {
+  const fail = (what: string): never => {
+    throw new Error(`${where}: key "${name}" ${what}, got ${JSON.stringify(value)}`);
+  };
+  switch (kind) {
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value)) fail('expects a number');
+      if ((value as number) < 0) fail('must be >= 0');
+      if (WHOLE_NUMBERS.has(key) && !Number.isInteger(value)) fail('expects a whole number');
+      return value;
+    case 'boolean':
+      if (typeof value !== 'boolean') fail('expects true or false');
+      return value;
+    case 'string':
+      if (typeof value !== 'string') fail('expects a string');
+      return value;
+    case 'strings':
+      if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) fail('expects a list of strings');
+      return [...(value as string[])];
+    default:
+      throw new Error(`internal: no checker for ${kind}`);
+  }
+}
+
+function kindOf(v: unknown): string {
+  if (Array.isArray(v)) return 'strings';
+  return isMapping(v) ? 'group' : typeof v;
+}
+
+function mergeGroup(base: Record<string, unknown>, over: unknown, prefix: string, where: string): Record<string, unknown> {
+  if (!isMapping(over)) throw new Error(`${where}: ${prefix ? `key "${prefix}" expects a group of settings` : 'a config must hold one mapping of settings'}, got ${JSON.stringify(over)}`);
+  const out: Record<string, unknown> = { ...base };
+  const seen = new Set<string>();
+  for (const [rawKey, value] of Object.entries(over)) {
+    const key = camel(rawKey);
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (seen.has(key)) throw new Error(`${where}: key "${name}" is set twice`);
+    seen.add(key);
+    const kind = key in base ? kindOf(base[key]) : OPTIONAL[name];
+    if (kind === undefined) {
+      const known = [...Object.keys(base), ...Object.keys(OPTIONAL).filter((k) => k.startsWith(prefix ? `${prefix}.` : '') && !k.slice(prefix ? prefix.length + 1 : 0).includes('.')).map((k) => k.split('.').pop()!)];
+      throw new Error(`${where}: unknown key "${name}" (known${prefix ? ` in "${prefix}"` : ''}: ${[...new Set(known)].join(', ')})`);
+    }
+    out[key] = kind === 'group' ? mergeGroup(base[key] as Record<string, unknown>, value, name, where) : checkedLeaf(kind, key, name, value, where);
+  }
+  return out;
+}
+
+/**
+ * `override` (a parsed JSON/YAML document) merged into `base` group by group: a partial group changes
+ * only the settings it names (`{"grpo": {"steps": 10}}` keeps every other GRPO setting). Keys may be
+ * camelCase, kebab-case or snake_case. An unknown key or a wrong type throws, naming `where` and the key.
+ */
+export function mergeCycleConfig(base: CycleConfig, override: unknown, where: string): CycleConfig {
+  return mergeGroup(base as unknown as Record<string, unknown>, override, '', where) as unknown as CycleConfig;
+}

@@ -1,0 +1,61 @@
+// The cycle's --config: groups merged key by key over the defaults, checked before any work starts.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { defaultCycleConfig, mergeCycleConfig } from '../../src/cycle/config';
+import { runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/world';
+
+test('a partial group changes only what it names; the other groups and settings keep their defaults', () => {
+  const d = defaultCycleConfig();
+  const c = mergeCycleConfig(d, { grpo: { steps: 10 }, world: { seedImages: 8 }, rounds: 1 }, 'run.json');
+  assert.deepEqual(c.grpo, { ...d.grpo, steps: 10 });
+  assert.deepEqual(c.world, { ...d.world, seedImages: 8 });
+  assert.equal(c.rounds, 1);
+  assert.deepEqual(c.pretrain, d.pretrain);
+  assert.deepEqual(d, defaultCycleConfig(), 'the base is not changed');
+  // kebab-case and snake_case keys, optional settings, lists of names
+  const k = mergeCycleConfig(d, { 'policy-sft': { token_budget: 512 }, select: { topK: 3 }, model: 'm', world: { seedTasks: ['Modality Recognition'] } }, 'x.yaml');
+  assert.equal(k.policySft.tokenBudget, 512);
+  assert.equal(k.select.topK, 3);
+  assert.equal(k.select.topFraction, d.select.topFraction);
+  assert.equal(k.model, 'm');
+  assert.deepEqual(k.world.seedTasks, ['Modality Recognition']);
+});
+
+test('unknown keys and wrong types are errors naming the file and the key', () => {
+  const d = defaultCycleConfig();
+  const bad = (doc: unknown, re: RegExp) => assert.throws(() => mergeCycleConfig(d, doc, 'run.json'), re);
+  bad({ grpo: { stepz: 1 } }, /^Error: run\.json: unknown key "grpo\.stepz" \(known in "grpo": steps, lr, /);
+  bad({ nope: 1 }, /run\.json: unknown key "nope"/);
+  bad({ grpo: { steps: 1.5 } }, /run\.json: key "grpo\.steps" expects a whole number, got 1\.5/);
+  bad({ grpo: { lr: '1e-3' } }, /run\.json: key "grpo\.lr" expects a number, got "1e-3"/);
+  bad({ grpo: { lr: -1 } }, /key "grpo\.lr" must be >= 0/);
+  bad({ world: 3 }, /run\.json: key "world" expects a group of settings, got 3/);
+  bad({ world: { seedModalities: 'CT' } }, /key "world\.seedModalities" expects a list of strings/);
+  bad({ coEvolve: 'no' }, /key "coEvolve" expects true or false/);
+  bad({ grpo: { promptsPerStep: 1, prompts_per_step: 2 } }, /run\.json: key "grpo\.promptsPerStep" is set twice/);
+  bad([1], /run\.json: a config must hold one mapping of settings/);
+});
+
+test('medgr2 cycle --config: a bad file stops before any work, with the file and key named (JSON and YAML)', () => {
+  const dir = tempDir('medgr2-cycle-config-');
+  const out = path.join(dir, 'run');
+  const write = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, text);
+    return f;
+  };
+  const cases: [string, RegExp][] = [
+    [write('partial-world.json', '{"world": {"seedImages": "many"}}'), /partial-world\.json: key "world\.seedImages" expects a number, got "many"/],
+    [write('typo.yaml', 'grpo:\n  step: 10\n'), /typo\.yaml: unknown key "grpo\.step"/],
+    [write('broken.json', '{"grpo": '), /broken\.json: not valid JSON/],
+  ];
+  for (const [file, re] of cases) {
+    const r = runCli(['cycle', '--config', file, '--out', out]);
+    assert.notEqual(r.status, 0, `${file}: exit status`);
+    assert.match(r.stderr, re);
+    assert.ok(!fs.existsSync(out), 'nothing was started');
+  }
+});
