@@ -3,15 +3,13 @@
 // Writes into DIR: config.json (the resolved options, readable back by --config), metrics.jsonl,
 // tensorboard/, checkpoints/step-N/, final/ (a Hugging Face model folder with the tokenizer files).
 // Options: defaults < --config FILE (JSON or YAML) < flags (src/cli/config.ts).
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { setNumThreads } from '../index';
 import { GRPO_DEFAULTS, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, type GrpoStepMetrics, type ResolvedGrpoOptions } from '../train/grpo';
 
 import { defaultRewards, loadRewardModule, parseRewardWeights } from '../train/rewards';
 import type { ModelDtype } from '../model/model';
-import { addConfigOptions, resolveConfig, saveResolvedConfig, type ConfigSchema } from './config';
-import { loadModelArg } from './model_arg';
+import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
+import { runTrainingCommand } from './training_command';
 import { loadSampleData } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 
@@ -95,7 +93,6 @@ export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions> {
 }
 
 export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
-  if (cfg.threads > 0) setNumThreads(cfg.threads);
   const trainer = resolveGrpoOptions(Object.fromEntries(Object.keys(GRPO_DEFAULTS).map((k) => [k, (cfg as unknown as Record<string, unknown>)[k]])));
   const weights = parseRewardWeights(cfg.rewardWeights);
   const rewards = defaultRewards(cfg.style, weights);
@@ -107,14 +104,10 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
   if (bad.length) throw new Error(`--data ${cfg.data}: ${bad.length} sample(s) have no answer options (GRPO needs multiple choice), e.g. '${bad[0].id}'`);
   const prompts = grpoPromptsFromSamples(samples, cfg.style);
 
-  const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, { device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer, dtype: cfg.dtype });
-  try {
-    // Saved resolved: epsHigh filled in, so the file repeats this run exactly.
-    await saveResolvedConfig(cfg.out, { ...cfg, epsHigh: trainer.epsHigh });
-    const say = (m: string) => process.stderr.write(`grpo: ${m}\n`);
+  // Saved resolved: epsHigh filled in, so the file repeats this run exactly.
+  await runTrainingCommand('grpo', cfg, { ...cfg, epsHigh: trainer.epsHigh }, async ({ model, tokenizer, tokenizerDir, say, origin }) => {
     say(
-      `${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device}); ` +
-        `${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
+      `${origin}; ${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
         `rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}`,
     );
     let last: GrpoStepMetrics | undefined;
@@ -132,22 +125,9 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
         onStep: (m) => void (last = m),
       },
     );
-    const finalDir = path.join(cfg.out, 'final');
-    await model.save(finalDir, { sourceDir: tokenizerDir });
     const num = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
-    process.stdout.write(
-      JSON.stringify({
-        steps: trainer.steps,
-        resumedFrom,
-        reward: num(last?.reward.mean),
-        accuracy: num(last?.accuracy),
-        kl: num(last?.kl),
-        final: finalDir,
-      }) + '\n',
-    );
-  } finally {
-    await model.dispose();
-  }
+    return { steps: trainer.steps, resumedFrom, reward: num(last?.reward.mean), accuracy: num(last?.accuracy), kl: num(last?.kl) };
+  });
 }
 
 export function registerGrpo(program: Command): void {

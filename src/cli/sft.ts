@@ -2,14 +2,12 @@
 // supervised fine-tuning of the policy on labelled samples (src/cycle/sft.ts). Writes into DIR:
 // config.json (the resolved options), metrics.jsonl, tensorboard/, checkpoints/step-N/, final/ (a
 // Hugging Face model folder with the tokenizer files).
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { setNumThreads } from '../index';
 import { evaluatePolicy } from '../eval/evaluate';
 
 import { SFT_DEFAULTS, sftExamplesFromSamples, trainSft, type SftOptions } from '../train/sft';
-import { addConfigOptions, resolveConfig, saveResolvedConfig, type ConfigSchema } from './config';
-import { loadModelArg } from './model_arg';
+import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
+import { runTrainingCommand } from './training_command';
 import { loadSampleData, requireLabels } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
@@ -90,7 +88,6 @@ export interface SftCliConfig {
 }
 
 export async function runSft(cfg: SftCliConfig): Promise<void> {
-  if (cfg.threads > 0) setNumThreads(cfg.threads);
   const trainSamples = loadSampleData(cfg.data, { flag: '--data', imageRoot: cfg.imageRoot, task: cfg.task, modality: cfg.modality });
   requireLabels(trainSamples, cfg.data, '--data');
   const evalSamples = cfg.evalData
@@ -99,11 +96,8 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
   if (evalSamples) requireLabels(evalSamples, cfg.evalData as string, '--eval-data');
   if (cfg.evalAccuracy && !evalSamples) throw new Error('--eval-accuracy needs --eval-data');
 
-  const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, { device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer });
-  try {
-    await saveResolvedConfig(cfg.out, cfg);
-    const say = (m: string) => process.stderr.write(`sft: ${m}\n`);
-    say(`${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device}); ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`);
+  await runTrainingCommand('sft', cfg, cfg, async ({ model, tokenizer, tokenizerDir, say, origin }) => {
+    say(`${origin}; ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`);
     const images = new DecodedImages();
     const opts: Partial<SftOptions> = {};
     for (const k of Object.keys(SFT_DEFAULTS) as (keyof SftOptions)[]) if (cfg[k] !== undefined) (opts as Record<string, unknown>)[k] = cfg[k];
@@ -135,23 +129,16 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
         },
       },
     );
-    const finalDir = path.join(cfg.out, 'final');
-    await model.save(finalDir, { sourceDir: tokenizerDir });
     const last = result.history[result.history.length - 1];
     const lastEval = result.evals[result.evals.length - 1];
-    process.stdout.write(
-      JSON.stringify({
-        steps: result.steps,
-        resumedFrom: result.resumedFrom,
-        trainLoss: last?.loss ?? null,
-        evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
-        ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
-        final: finalDir,
-      }) + '\n',
-    );
-  } finally {
-    await model.dispose();
-  }
+    return {
+      steps: result.steps,
+      resumedFrom: result.resumedFrom,
+      trainLoss: last?.loss ?? null,
+      evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
+      ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
+    };
+  });
 }
 
 export function registerSft(program: Command): void {

@@ -44,9 +44,7 @@ import { encodeConversation, loadImages, toModelBatch, type ImageOptions } from 
 
 import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
 import {
-  fingerprintDiffs,
-  loadRunCheckpoint,
-  resolveCheckpoint,
+  resumeRun,
   saveRunCheckpoint,
   TRAINER_STATE_VERSION,
   type TrainerState,
@@ -465,11 +463,7 @@ export async function trainGrpo(
   let progress: Progress | undefined;
   try {
     if (resume !== undefined && resume !== false) {
-      const dir = resolveCheckpoint(out as string, resume === true ? 'latest' : resume);
-      const state = await loadRunCheckpoint(dir, policy);
-      if (state.trainer !== 'grpo') throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not grpo`);
-      const diffs = fingerprintDiffs(state.fingerprint, fingerprint);
-      if (diffs.length) throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs the same prompts, rewards and options`);
+      const { dir, state } = await resumeRun(out as string, resume === true ? 'latest' : resume, policy, 'grpo', fingerprint, 'the same prompts, rewards and options');
       sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
       ({ step: startStep, tokensSeen, samplesSeen } = state);
       await hooks.onResume?.(dir, startStep);

@@ -169,6 +169,27 @@ export async function loadRunCheckpoint(dir: string, model: Model): Promise<Trai
 }
 
 /** Named tensors as one safetensors file (atomic: temp file + rename, done natively). */
+/**
+ * Resumes a run: loads checkpoint `which` of `runDir` (true: the latest) into `model` and returns its
+ * trainer state, after checking that it was written by `trainer` for the same run (`fingerprint`:
+ * what must be unchanged for the resumed run to repeat the uninterrupted one; `needs` says what).
+ */
+export async function resumeRun(
+  runDir: string,
+  which: string | number | true,
+  model: Model,
+  trainer: TrainerState['trainer'],
+  fingerprint: TrainerState['fingerprint'],
+  needs: string,
+): Promise<{ dir: string; state: TrainerState }> {
+  const dir = resolveCheckpoint(runDir, which);
+  const state = await loadRunCheckpoint(dir, model);
+  if (state.trainer !== trainer) throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not ${trainer}`);
+  const diffs = fingerprintDiffs(state.fingerprint, fingerprint);
+  if (diffs.length) throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs ${needs}`);
+  return { dir, state };
+}
+
 export async function writeTensors(file: string, tensors: Record<string, Tensor>): Promise<void> {
   const names = Object.keys(tensors).sort();
   const header = buildSafetensorsHeader(names.map((name) => ({ name, dtype: safetensorsDtypeOf(tensors[name].dtype), shape: tensors[name].shape })));

@@ -24,9 +24,7 @@ import { DecodedImages, encodeConversation, loadImages, toModelBatch, type Loade
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import {
-  fingerprintDiffs,
-  loadRunCheckpoint,
-  resolveCheckpoint,
+  resumeRun,
   saveRunCheckpoint,
   TRAINER_STATE_VERSION,
   type TrainerState,
@@ -325,11 +323,7 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   let tokensSeen = 0;
   let samplesSeen = 0;
   if (o.resume) {
-    const dir = resolveCheckpoint(o.out as string, o.resume === true ? 'latest' : o.resume);
-    const state = await loadRunCheckpoint(dir, model);
-    if (state.trainer !== 'sft') throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not sft`);
-    const diffs = fingerprintDiffs(state.fingerprint, fingerprint);
-    if (diffs.length) throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs the same data and batching options`);
+    const { state } = await resumeRun(o.out as string, o.resume === true ? 'latest' : o.resume, model, 'sft', fingerprint, 'the same data and batching options');
     ({ step, epoch, batchIndex, tokensSeen, samplesSeen } = state);
   }
   const resumedFrom = step;

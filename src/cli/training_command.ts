@@ -1,0 +1,54 @@
+// The frame every training command shares (`medgr2 sft`, `medgr2 grpo`): threads, the --model
+// argument, the resolved config saved as OUT/config.json, the trained model saved as OUT/final
+// (whole or not at all), one JSON summary line on stdout, and the native model freed on every path.
+import * as path from 'node:path';
+import { setNumThreads } from '../index';
+import type { TextTokenizer } from '../data/tokenizer';
+import type { Model, ModelDtype } from '../model/model';
+import { replaceDirAtomic } from '../util/atomic_write';
+import { saveResolvedConfig } from './config';
+import { loadModelArg } from './model_arg';
+
+export interface TrainingCommandConfig {
+  model: string;
+  out: string;
+  device: string;
+  initSeed: number;
+  threads: number;
+  tokenizer?: string;
+  dtype?: ModelDtype;
+}
+
+export interface TrainingContext {
+  model: Model;
+  tokenizer: TextTokenizer;
+  tokenizerDir: string;
+  /** A progress line on stderr, prefixed with the command's name. */
+  say: (message: string) => void;
+  /** "loaded DIR (N parameters, device)" or "random-initialized NAME (…)", for the first line. */
+  origin: string;
+}
+
+/** Runs `train` inside the frame; its summary is printed with `final` (the saved model's folder) added. */
+export async function runTrainingCommand(
+  name: string,
+  cfg: TrainingCommandConfig,
+  savedConfig: object,
+  train: (ctx: TrainingContext) => Promise<Record<string, unknown>>,
+): Promise<void> {
+  if (cfg.threads > 0) setNumThreads(cfg.threads);
+  const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, {
+    device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer, dtype: cfg.dtype,
+  });
+  try {
+    await saveResolvedConfig(cfg.out, savedConfig);
+    const say = (m: string) => void process.stderr.write(`${name}: ${m}\n`);
+    const what = `${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device})`;
+    const summary = await train({ model, tokenizer, tokenizerDir, say, origin: what });
+    const finalDir = path.join(cfg.out, 'final');
+    await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
+    process.stdout.write(JSON.stringify({ ...summary, final: finalDir }) + '\n');
+  } finally {
+    await model.dispose();
+  }
+}
