@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up medgr2 on a fresh Debian/Ubuntu machine, or refreshes an existing checkout. Idempotent.
-#   1. system packages (apt): cmake, ninja-build, g++, and libtorch-dev + libgloo-dev unless a
+#   1. system packages (apt): cmake, ninja-build, g++, clang-format, and libtorch-dev + libgloo-dev unless a
 #      libtorch is already at hand (MEDGR2_LIBTORCH, the PyTorch of python3, or the system's);
 #   2. npm ci (node packages only from the npm registry; nothing else is downloaded);
 #   3. the native addon (cmake-js, against that libtorch) and the TypeScript build.
@@ -47,6 +47,8 @@ need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v ninja >/dev/null || need+=(ninja-build)
 command -v g++ >/dev/null || need+=(g++)
+# `npm run lint` checks native/'s format with it (scripts/check_native_format.sh).
+command -v clang-format >/dev/null || need+=(clang-format)
 if ! libtorch_found; then
   need+=(libtorch-dev libgloo-dev)
 fi

@@ -70,7 +70,6 @@ export function info(): Info {
  * The Tensor class (`new Tensor(array, shape?, options?)`, `x instanceof Tensor`). Resolved on first
  * use, so that `require('medgr2')` works (for --help, data tools) even before the addon is built.
  */
-// eslint-disable-next-line prefer-const
 export let Tensor: TensorConstructor;
 /** A native tensor handle (the instance type of `Tensor`). */
 export type Tensor = NativeTensor;

@@ -5,7 +5,6 @@
 //   uint32 LE  masked CRC32C of the payload
 // The length has its own CRC so that a damaged length is caught before it is trusted.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { maskedCrc32c } from './crc32c';
 import { writeViaTempSync } from '../util/atomic_write';
 

@@ -1,7 +1,6 @@
 // Files of samples in either of medgr2's forms: a record file of medgr2.Sample (the default) or the
 // canonical JSONL (a name ending .jsonl). Reading also accepts any importable format.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { importFiles } from './import';
 import type { ImportFormat } from './importers/types';
 import type { Sample } from './proto';

@@ -1,8 +1,6 @@
 // The policy on a benchmark: greedy generation with the policy prompt, the answer extracted from the
 // reply, scored with the MedGR² authors' rule (scorer.ts). Prompts go to the model in packed batches
 // of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { answerText } from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
 import { TextTokenizer } from '../data/tokenizer';

@@ -9,7 +9,7 @@
 // predicted anything else (an invalid prediction is an FN of its true class, an FP of none);
 // F1_c = 2TP / (2TP + FP + FN); macro-F1 is the unweighted mean over the classes that occur as truth.
 import type { Sample } from '../data/proto';
-import { answerText, matchOption, normalizeAnswerText, predictedOption } from '../data/answer_grammar';
+import { normalizeAnswerText, predictedOption } from '../data/answer_grammar';
 import { readSourceRecords } from '../data/importers/source';
 
 export interface Prediction {

@@ -11,6 +11,7 @@
 //   - the weighted total is NaN as soon as one weighted term (weight != 0) is NaN.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { extractOption, followsGrammar, normalizeAnswerText, optionsNamedIn, predictedOption, thinkPart } from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
 import { type PromptStyle } from '../eval/policy_prompt';
@@ -142,7 +143,7 @@ export async function loadRewardModule(file: string, weights: Record<string, num
   try {
     // A real dynamic import (tsc would turn `import()` into require() under CommonJS, which cannot load ESM).
     const dynamicImport = new Function('u', 'return import(u)') as (u: string) => Promise<Record<string, unknown>>;
-    mod = await dynamicImport(require('node:url').pathToFileURL(abs).href);
+    mod = await dynamicImport(pathToFileURL(abs).href);
   } catch (e) {
     throw new Error(`--reward-module ${file}: cannot load (${(e as Error).message})`);
   }

@@ -12,7 +12,6 @@
 // Resume restores weights, AdamW state, the schedule position (= the step count; lr_schedule.ts is a
 // pure function of it) and the data position (epoch, next micro-batch). There is no dropout and no
 // sampling in SFT, so nothing else is random: a resumed run repeats the uninterrupted one's losses.
-import * as path from 'node:path';
 import { hashString } from '../util/prng';
 import { assembleBatch, planBatches, type PackSample } from '../data/packing';
 import type { Sample } from '../data/proto';
@@ -20,7 +19,7 @@ import { TextTokenizer } from '../data/tokenizer';
 import { ADAMW_DEFAULTS, type Model } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
-import { DecodedImages, encodeConversation, loadImages, toModelBatch, type LoadedImage } from '../model/encode';
+import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import {
@@ -29,7 +28,7 @@ import {
   TRAINER_STATE_VERSION,
   type TrainerState,
 } from './run_state';
-import { OPTION_LETTERS, POLICY_SYSTEM, policyPrompt, policyReply, type PromptStyle } from '../eval/policy_prompt';
+import { POLICY_SYSTEM, policyPrompt, policyReply, type PromptStyle } from '../eval/policy_prompt';
 
 /** One training example: the images, the user turn, the reply to learn (and an optional system turn). */
 export interface SftExample {

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { crossMatrix, formatCrossMatrix, scorePredictions, type ScoreResult } from '../../src/eval/scorer';
+import { crossMatrix, formatCrossMatrix, type ScoreResult } from '../../src/eval/scorer';
 import { predictedOption } from '../../src/data/answer_grammar';
 import { OMNIMEDVQA_FIXTURES, runCli } from '../helpers/cli';
 import { assertClose } from '../helpers/numeric';

@@ -120,7 +120,8 @@ test('progress: plain lines at most every interval (first and last always), rate
   q.update(4);
   q.done();
   assert.ok(term.writes.every((w) => w === '\n' || w.startsWith('\r')));
-  assert.match(term.writes[term.writes.length - 2], /^\reval \[#{20}\] 4\/4 100% 1\.00 it\/s elapsed 0:04 ETA 0:00\x1b\[K$/);
+  // eslint-disable-next-line no-control-regex -- the line ends with the terminal's erase-line sequence (ESC [K)
+  assert.match(term.writes[term.writes.length - 2], /^\reval \[#{20}\] 4\/4 100% 1\.00 it\/s elapsed 0:04 ETA 0:00\u001b\[K$/u);
   assert.equal(term.writes[term.writes.length - 1], '\n');
 
   const slow = capture(false);
