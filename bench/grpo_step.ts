@@ -73,7 +73,7 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     const tok = TextTokenizer.load();
     const cfg = big ? qwen25vl3bConfig() : tinyConfig('qwen2_vl');
     const model = await Model.create(cfg, { seed: 1, device, dtype });
-    if (big) model.setCheckpointLayers(true);
+    if (big) model.setRecomputeActivations(true);
     const noise: Reward = { name: 'noise', weight: 1, fn: (c) => (hashString(c) % 1000) / 1000 };
     const metrics: GrpoStepMetrics[] = await trainGrpo(model, prompts, [noise], {
       tokenizer: tok, images: { imageRoot: dir }, steps: steps + 1, promptsPerStep: P, groupSize: G, maxNewTokens: T,

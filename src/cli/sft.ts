@@ -52,7 +52,7 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'freezeVision', type: 'boolean', default: D.freezeVision, help: 'freeze the vision tower' },
   { key: 'freezeMerger', type: 'boolean', default: D.freezeMerger, help: 'freeze the vision-language merger' },
   { key: 'freezeLm', type: 'boolean', default: D.freezeLm, help: 'freeze the language model' },
-  { key: 'checkpointLayers', type: 'boolean', default: D.checkpointLayers, help: 'recompute layer activations in backward (saves memory)' },
+  { key: 'recomputeActivations', type: 'boolean', default: D.recomputeActivations, help: 'recompute layer activations in backward (saves memory)' },
   // evaluation, checkpoints, logs
   { key: 'evalEvery', type: 'int', default: D.evalEvery, min: 0, help: 'evaluate every N steps (0: only at the end)' },
   { key: 'evalAccuracy', type: 'boolean', default: false, help: 'also generate answers on --eval-data and log accuracy' },

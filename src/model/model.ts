@@ -112,7 +112,9 @@ export class Model {
     this.n.setTrainable(parts);
   }
   /** Per-layer activation checkpointing (recompute in backward) for the vision blocks and decoder layers. */
-  setCheckpointLayers(on: boolean): void {
+  /** Activation recomputation: each decoder layer's activations are recomputed in backward instead of
+   *  kept (less memory, one more forward). The native call keeps its historical name. */
+  setRecomputeActivations(on: boolean): void {
     this.n.setCheckpointLayers(on);
   }
 

@@ -71,7 +71,7 @@ export interface SftOptions {
   freezeMerger: boolean;
   freezeLm: boolean;
   /** Recompute each layer's activations in backward (less memory, ~1/3 more compute). */
-  checkpointLayers: boolean;
+  recomputeActivations: boolean;
   // ---- evaluation, checkpoints, logs ----
   /** Held-out loss (and hooks.evaluate) every N steps and at the end; 0: only at the end. */
   evalEvery: number;
@@ -116,7 +116,7 @@ export const SFT_DEFAULTS: SftOptions = {
   freezeVision: false,
   freezeMerger: false,
   freezeLm: false,
-  checkpointLayers: false,
+  recomputeActivations: false,
   evalEvery: 0,
   saveEvery: 0,
   keepLast: 2,
@@ -314,7 +314,7 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   };
 
   model.setTrainable({ vision: !o.freezeVision, merger: !o.freezeMerger, languageModel: !o.freezeLm });
-  model.setCheckpointLayers(o.checkpointLayers);
+  model.setRecomputeActivations(o.recomputeActivations);
 
   let step = 0;
   let epoch = 0;

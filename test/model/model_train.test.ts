@@ -25,7 +25,7 @@ test('activation checkpointing gives the same gradients (vision blocks and decod
     const plain = await m.backwardSft(batch, { labels });
     const g0 = grads(m);
     m.zeroGrad();
-    m.setCheckpointLayers(true);
+    m.setRecomputeActivations(true);
     const ckpt = await m.backwardSft(batch, { labels });
     const g1 = grads(m);
     assertClose([ckpt.loss], [plain.loss], { rtol: 1e-6 });
