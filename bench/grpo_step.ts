@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { grpoPromptsFromSamples, trainGrpo, type GrpoStepMetrics } from '../src/train/grpo';
+import { trainGrpo } from '../src/train/grpo_trainer';
 import type { Reward } from '../src/train/rewards';
 import { synthesize } from '../src/data/medsynth';
 import { hashString } from '../src/util/prng';
@@ -23,6 +23,8 @@ import { parseModelConfig } from '../src/model/config';
 import { Model, type ModelDevice, type ModelDtype } from '../src/model/model';
 import { tinyConfig } from '../src/model/tiny';
 import { appendCsv, printTable, type Row } from './harness';
+import { grpoPromptsFromSamples } from '../src/train/grpo_rollout';
+import { type GrpoStepMetrics } from '../src/train/grpo_metrics';
 
 /** Qwen2.5-VL-3B-Instruct's shapes (config.json of the hub release), with the tiny tokenizer's special
  *  token ids so that the project's tokenizer drives it; weights are random. */

@@ -4,7 +4,7 @@ import type { NativeInfo, NativeTensorOps, Tensor as NativeTensor, TensorConstru
 import { packageVersion } from './version';
 
 export { tensor, isTensor } from './ops/tensor';
-export { grpo } from './ops/grpo';
+export { grpo } from './ops/grpo_ops';
 export { Model, packSequences, nextTokenLabels, tinyConfig, TINY_TOKENS } from './model/index';
 export {
   loadModelConfig,
@@ -19,15 +19,17 @@ export {
   CheckpointError,
 } from './model';
 export type * as ModelTypes from './model';
-export type * as GrpoTypes from './ops/grpo';
+export type * as GrpoTypes from './ops/grpo_ops';
 export type { TensorOptions, DtypeName, DeviceName, AnyTypedArray } from './ops/tensor';
 export { AddonLoadError, loadAddon } from './native/loader';
 
 // Trainers and evaluation (the `medgr2 sft` / `medgr2 grpo` / `medgr2 eval` loops), for scripts.
 export { trainSft, sftExamplesFromSamples, SFT_DEFAULTS } from './train/sft';
 export type { SftExample, SftOptions, SftHooks, SftResult, SftStepReport, SftEvalReport } from './train/sft';
-export { trainGrpo, grpoPromptsFromSamples, resolveGrpoOptions, flattenMetrics, GRPO_DEFAULTS } from './train/grpo';
-export type { GrpoOptions, ResolvedGrpoOptions, GrpoHooks, GrpoStepMetrics, RolloutGroup, MeanStd } from './train/grpo';
+export { trainGrpo, type GrpoHooks } from './train/grpo_trainer';
+export { resolveGrpoOptions, GRPO_DEFAULTS, type GrpoOptions, type ResolvedGrpoOptions } from './train/grpo_options';
+export { grpoPromptsFromSamples, type RolloutGroup } from './train/grpo_rollout';
+export { flattenMetrics, type GrpoStepMetrics, type MeanStd } from './train/grpo_metrics';
 export {
   accuracyReward,
   formatReward,

@@ -4,7 +4,7 @@
 // tensorboard/, checkpoints/step-N/, final/ (a Hugging Face model folder with the tokenizer files).
 // Options: defaults < --config FILE (JSON or YAML) < flags (src/cli/config.ts).
 import type { Command } from 'commander';
-import { GRPO_DEFAULTS, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, type GrpoStepMetrics, type ResolvedGrpoOptions } from '../train/grpo';
+import { trainGrpo } from '../train/grpo_trainer';
 
 import { defaultRewards, loadRewardModule, parseRewardWeights } from '../train/rewards';
 import type { ModelDtype } from '../model/model';
@@ -12,6 +12,9 @@ import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
 import { runTrainingCommand } from './training_command';
 import { loadSampleData } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
+import { GRPO_DEFAULTS, resolveGrpoOptions, type ResolvedGrpoOptions } from '../train/grpo_options';
+import { grpoPromptsFromSamples } from '../train/grpo_rollout';
+import { type GrpoStepMetrics } from '../train/grpo_metrics';
 
 const D = GRPO_DEFAULTS;
 

@@ -35,7 +35,7 @@ import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from 
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
 import type { ScoreResult } from '../eval/scorer';
 import { evaluatePolicy } from '../eval/evaluate';
-import { grpoPromptsFromSamples, trainGrpo } from '../train/grpo';
+import { trainGrpo } from '../train/grpo_trainer';
 
 import { answerReward, formatReward } from '../train/rewards';
 import { sftExamplesFromSamples, trainSft, type SftExample } from '../train/sft';
@@ -43,6 +43,7 @@ import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
 import { type PromptStyle } from '../eval/policy_prompt';
 import type { CycleConfig } from './config';
 import { CyclePaths } from './paths';
+import { grpoPromptsFromSamples } from '../train/grpo_rollout';
 
 export type StageName = string;
 

@@ -2,7 +2,7 @@
 // against the reference, gradients against finite differences, and the autograd chain.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grpo } from '../../src/ops/grpo';
+import { grpo } from '../../src/ops/grpo_ops';
 import { addon, assertClose, noCuda, randn, rng } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
 

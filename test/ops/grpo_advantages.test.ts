@@ -1,7 +1,7 @@
 // Group advantages: native reference vs the independent float64 formulas; fused vs reference.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grpo } from '../../src/ops/grpo';
+import { grpo } from '../../src/ops/grpo_ops';
 import { addon, assertClose, noCuda, randn, rng } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
 

@@ -2,7 +2,7 @@
 // against finite differences, the fused path against the reference, packed against padded.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grpo, type LossOptions } from '../../src/ops/grpo';
+import { grpo, type LossOptions } from '../../src/ops/grpo_ops';
 import { addon, assertClose, noCuda, randn, rng } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
 

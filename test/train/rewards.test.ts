@@ -6,10 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { accuracyReward, accuracyScore, answerReward, answerScore, defaultRewards, selfConsistencyScore, formatScore, judgeReward, loadRewardModule, parseRewardWeights, scoreCompletion, type GrpoPrompt } from '../../src/train/rewards';
-import { grpoPromptsFromSamples } from '../../src/train/grpo';
+
 import { isCorrect } from '../../src/eval/scorer';
 import type { Sample } from '../../src/data/proto';
 import { extractOption, predictedOption } from '../../src/data/answer_grammar';
+import { grpoPromptsFromSamples } from '../../src/train/grpo_rollout';
 
 function sample(options: string[], answer: string): Sample {
   return {

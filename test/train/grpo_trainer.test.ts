@@ -7,10 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodeConversation, loadImages, packInOrder, toModelBatch } from '../../src/model/encode';
-import {
-  encodePrompts, generateRollouts, grpoPromptsFromSamples, resolveGrpoOptions, trainGrpo, trainingMicroBatches,
-  type GrpoHooks, type GrpoStepMetrics,
-} from '../../src/train/grpo';
+import { trainGrpo, type GrpoHooks } from '../../src/train/grpo_trainer';
 import { listCheckpoints } from '../../src/train/run_state';
 import { readMetrics } from '../../src/report/metrics';
 
@@ -23,6 +20,10 @@ import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model, tinyConfig } from '../../src/index';
 import { repoRoot, runCli } from '../helpers/cli';
 import { policyReply, POLICY_SYSTEM } from '../../src/eval/policy_prompt';
+import { encodePrompts, generateRollouts, grpoPromptsFromSamples } from '../../src/train/grpo_rollout';
+import { resolveGrpoOptions } from '../../src/train/grpo_options';
+import { trainingMicroBatches } from '../../src/train/grpo_batches';
+import { type GrpoStepMetrics } from '../../src/train/grpo_metrics';
 
 const tok = TextTokenizer.load();
 let dir = '';

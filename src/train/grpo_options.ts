@@ -1,0 +1,100 @@
+// GRPO's options: the defaults, one per line (the CLI and config files override them), and their checks.
+import type { TextTokenizer } from '../data/tokenizer';
+import { ADAMW_DEFAULTS, Model } from '../model/model';
+import { type ImageOptions } from '../model/encode';
+
+/** The defaults, one per line (the CLI and config files override them). */
+export const GRPO_DEFAULTS = {
+  steps: 100,
+  /** Groups (distinct prompts) per step. */
+  promptsPerStep: 8,
+  /** Rollouts per prompt (G). */
+  groupSize: 8,
+  maxNewTokens: 256,
+  temperature: 1.0,
+  /** 1 = off. */
+  topP: 1.0,
+  /** 0 = off. */
+  topK: 0,
+  seed: 0,
+  lr: 1e-6,
+  /** Linear warm-up over this many optimizer steps. */
+  warmupSteps: 0,
+  schedule: 'constant' as 'constant' | 'cosine',
+  /** Cosine decays to lr * minLrRatio. */
+  minLrRatio: 0,
+  weightDecay: ADAMW_DEFAULTS.weightDecay,
+  adamBeta1: ADAMW_DEFAULTS.beta1,
+  /** Not AdamW's 0.999: policy-gradient scales drift as the rewards move, and a second moment that
+   *  forgets over ~100 steps instead of ~1000 follows them (the cycle's GRPO was tuned with it). */
+  adamBeta2: 0.99,
+  maxGradNorm: 1.0,
+  /** KL coefficient; 0 (the default, as in TRL and DAPO) loads no reference model. */
+  beta: 0,
+  kl: 'k3' as 'k1' | 'k2' | 'k3',
+  lossType: 'dapo' as 'grpo' | 'bnpo' | 'dr_grpo' | 'dapo',
+  epsLow: 0.2,
+  /** DAPO's clip-higher uses 0.28; default = epsLow. */
+  epsHigh: 0.2,
+  /** Passes of updates over each step's rollouts (mu in the GRPO paper). */
+  numIterations: 1,
+  advantageScale: 'group' as 'group' | 'batch' | 'none',
+  advantageEps: 1e-4,
+  /** Most tokens in one training micro-batch. */
+  tokenBudget: 8192,
+  /** Most sequences in one generateBatch call. */
+  generationBatch: 64,
+  dynamicSampling: false,
+  /** Generation rounds per step at most when dynamicSampling (the first included). */
+  maxSamplingRounds: 4,
+  /** 'rollout': the generation's log-probs are the old ones; 'recompute': one extra forward pass. */
+  oldLogp: 'rollout' as 'rollout' | 'recompute',
+  /** A checkpoint every N steps and at the end (needs `out`); 0: only at the end. */
+  saveEvery: 0,
+  /** Checkpoints kept (newest); 0: all. */
+  keepLast: 2,
+};
+
+/** Options that may change between a run and its resume (they do not change what is computed). */
+export const RESUMABLE_CHANGES = new Set<string>(['saveEvery', 'keepLast']);
+
+export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
+  tokenizer: TextTokenizer;
+  /** Image loading (relative paths resolve against imageRoot; min/max pixels). */
+  images?: ImageOptions;
+  /** A reference model to use instead of a frozen copy of the policy (beta > 0). */
+  reference?: Model;
+  /** Run folder (metrics.jsonl, tensorboard/, checkpoints/). Absent: nothing is written. */
+  out?: string;
+  /** Continue from a checkpoint of `out`: true / "latest", a step number, or a checkpoint folder. */
+  resume?: boolean | string | number;
+  /** Tokenizer files copied into each checkpoint. */
+  tokenizerDir?: string;
+  /** Progress line on stderr (default true). */
+  progress?: boolean;
+}
+
+export type ResolvedGrpoOptions = typeof GRPO_DEFAULTS;
+
+export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): ResolvedGrpoOptions {
+  const o = { ...GRPO_DEFAULTS } as ResolvedGrpoOptions;
+  for (const [k, v] of Object.entries(opts)) if (v !== undefined && k in GRPO_DEFAULTS) (o as Record<string, unknown>)[k] = v;
+  if (opts.epsHigh === undefined) o.epsHigh = o.epsLow;
+  const positiveInt = ['steps', 'promptsPerStep', 'groupSize', 'maxNewTokens', 'numIterations', 'tokenBudget', 'generationBatch', 'maxSamplingRounds'] as const;
+  for (const k of positiveInt) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
+  for (const k of ['saveEvery', 'keepLast', 'warmupSteps', 'topK'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`grpo: ${k} must be a whole number >= 0, got ${o[k]}`);
+  }
+  if (o.groupSize < 2) throw new Error(`grpo: groupSize must be >= 2 (advantages compare completions of one prompt), got ${o.groupSize}`);
+  if (!(o.temperature > 0)) throw new Error(`grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`grpo: topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.lr >= 0)) throw new Error(`grpo: lr must be >= 0, got ${o.lr}`);
+  if (!(o.beta >= 0)) throw new Error(`grpo: beta must be >= 0, got ${o.beta}`);
+  if (!(o.epsLow >= 0 && o.epsHigh >= 0)) throw new Error('grpo: epsLow and epsHigh must be >= 0');
+  if (!['grpo', 'bnpo', 'dr_grpo', 'dapo'].includes(o.lossType)) throw new Error(`grpo: lossType must be grpo, bnpo, dr_grpo or dapo, got ${o.lossType}`);
+  if (!['group', 'batch', 'none'].includes(o.advantageScale)) throw new Error(`grpo: advantageScale must be group, batch or none, got ${o.advantageScale}`);
+  if (!['constant', 'cosine'].includes(o.schedule)) throw new Error(`grpo: schedule must be constant or cosine, got ${o.schedule}`);
+  if (!['k1', 'k2', 'k3'].includes(o.kl)) throw new Error(`grpo: kl must be k1, k2 or k3, got ${o.kl}`);
+  if (!['rollout', 'recompute'].includes(o.oldLogp)) throw new Error(`grpo: oldLogp must be rollout or recompute, got ${o.oldLogp}`);
+  return o;
+}

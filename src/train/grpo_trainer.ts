@@ -1,0 +1,321 @@
+// The GRPO loop (docs/GRPO.md): prompts -> G rollouts each -> rewards -> group
+// advantages -> token-level GRPO loss against the rollout's log-probs (and a frozen reference when
+// beta > 0) -> numIterations passes of updates. TypeScript holds the loop; the model does the math.
+//
+// One step:
+//   rollout   prompts (images + chat template) repeated G times, one generateBatch per chunk; each
+//             completion keeps its stop token (<|im_end|> or <|endoftext|>) and its per-token
+//             log-probs under softmax(logits / temperature);
+//   reward    decoded completions (stop token removed) through every reward term; weighted total;
+//             DAPO dynamic sampling drops groups whose rewards are all equal and draws again;
+//   logprob   sequences prompt + completion, labels on the completion tokens only; old log-probs are
+//             the rollout's (or recomputed), reference log-probs from the frozen copy (beta > 0);
+//   update    numIterations x (backwardGrpo over micro-batches of at most tokenBudget tokens, then
+//             optimizerStep). dapo's N = completion tokens of the whole step's batch.
+//
+// With beta = 0 a sequence whose advantage is 0 has exactly zero gradient: it is not run through the
+// model (it still counts in dapo's N). Loss statistics (clip fractions, ratio, entropy) are therefore
+// over the sequences that were trained on.
+//
+// Loss normalization across micro-batches is exact for every loss type: 'dapo' through
+// numItemsInBatch (the generation batch's completion tokens); 'grpo' and 'dr_grpo' through lossScale =
+// sequences in the micro-batch / sequences in the generation batch (and dr_grpo's length fixed to
+// maxNewTokens); 'bnpo' through lossScale = label tokens here / completion tokens of the batch.
+// Sequences skipped for a zero advantage still count in these denominators, as in one big batch.
+//
+// Run folder (opts.out): metrics.jsonl + tensorboard/ through MetricsLogger (tags as flattenMetrics),
+// checkpoints/step-N/ through run_checkpoint.ts (every saveEvery steps and at the end, keepLast kept).
+// Resume restores weights, AdamW state and the prompt sampler's position; everything random is a pure
+// function of the seed: the prompt order of (seed, epoch) and the rollout sampling seed of (seed, step,
+// round, chunk), and the lr of the optimizer step count, so a resumed run repeats the uninterrupted one.
+// The reference model (beta > 0) is a frozen copy of the policy as passed in, before the checkpoint's
+// weights are loaded: resume with the same starting model (--model and its init seed).
+import { hashString } from '../util/prng';
+import { grpo } from '../ops/grpo';
+import { Model, type ModelDtype, type ModelDevice } from '../model/model';
+import { MetricsLogger } from '../report/metrics';
+import { Progress } from '../report/progress';
+import { lrAt, type LrSchedule } from './lr_schedule';
+import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
+import { RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
+import { PromptSampler, isDegenerate, seedFor, encodePrompts, generateRollouts, type RolloutGroup } from './grpo_rollout';
+import { microBatchShare, trainingMicroBatches } from './grpo_batches';
+import { flattenMetrics, meanStd, type GrpoStepMetrics, type MeanStd } from './grpo_metrics';
+
+export interface GrpoHooks {
+  onStep?(metrics: GrpoStepMetrics): void | Promise<void>;
+  /** Asked after each step (after its checkpoint): true ends the run there (resumable). */
+  shouldStop?(step: number): boolean;
+  /** Called once when a run continues from a checkpoint (its folder and step). */
+  onResume?(dir: string, step: number): void | Promise<void>;
+  /** Every step's kept groups (completions, rewards), e.g. to write rollouts to disk. */
+  onRollouts?(step: number, groups: readonly RolloutGroup[]): void | Promise<void>;
+}
+
+/** The Model dtype of a native dtype name ("Float", "BFloat16", ... as torch prints them). */
+function modelDtype(native: string): ModelDtype {
+  const names: Record<string, ModelDtype> = { float: 'float32', float32: 'float32', bfloat16: 'bfloat16', half: 'float16', float16: 'float16', double: 'float64', float64: 'float64' };
+  const d = names[native.toLowerCase()];
+  if (!d) throw new Error(`grpo: the policy's dtype ${native} has no Model dtype`);
+  return d;
+}
+
+/** A frozen copy of the policy's current weights (same device and dtype). */
+export async function frozenCopy(policy: Model): Promise<Model> {
+  const { device, dtype } = policy.info;
+  const ref = await Model.create(policy.config, { init: 'none', device: device as ModelDevice, dtype: modelDtype(dtype) });
+  await ref.setParameters(policy.parameters());
+  return ref;
+}
+
+/**
+ * GRPO on `prompts` for `opts.steps` steps; returns every step's metrics. The policy is updated in
+ * place (its optimizer state persists across calls). Rewards: see ./rewards.ts.
+ */
+export async function trainGrpo(
+  policy: Model,
+  prompts: readonly GrpoPrompt[],
+  rewardFns: readonly Reward[],
+  opts: GrpoOptions,
+  hooks: GrpoHooks = {},
+): Promise<GrpoStepMetrics[]> {
+  const { tokenizer: tok, images = {}, reference, out, resume, tokenizerDir, progress: showProgress = true, ...rest } = opts;
+  const o = resolveGrpoOptions(rest);
+  if (resume !== undefined && resume !== false && !out) throw new Error('grpo: resume needs the run folder (out)');
+  if (rewardFns.length === 0) throw new Error('grpo: no reward functions');
+  const names = new Set<string>();
+  for (const r of rewardFns) {
+    if (names.has(r.name)) throw new Error(`grpo: two reward terms are named '${r.name}'`);
+    names.add(r.name);
+  }
+  if (prompts.length === 0) throw new Error('grpo: no prompts');
+  const sampler = new PromptSampler(prompts.length, o.seed);
+  const totalOptSteps = o.steps * o.numIterations;
+  const schedule: LrSchedule = { lr: o.lr, totalSteps: totalOptSteps, warmupSteps: o.warmupSteps, minLrRatio: o.minLrRatio, shape: o.schedule };
+
+  // What a resume must find unchanged for its rewards and losses to be the uninterrupted run's.
+  const fingerprint: TrainerState['fingerprint'] = {
+    prompts: prompts.length,
+    promptsHash: hashString(prompts.map((p) => `${p.id}\u0000${p.system ?? ''}\u0000${p.user}\u0000${p.images.join('\u0001')}`).join('\u0002')),
+    rewards: rewardFns.map((r) => `${r.name}=${r.weight}`).join(','),
+  };
+  for (const [k, v] of Object.entries(o)) {
+    if (RESUMABLE_CHANGES.has(k)) continue;
+    if (k === 'steps' && o.schedule === 'constant') continue; // the lr does not depend on the run's length
+    fingerprint[k] = v as string | number | boolean;
+  }
+
+  // The reference is the policy as given (before a checkpoint's weights replace it).
+  const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  let startStep = 0;
+  let tokensSeen = 0;
+  let samplesSeen = 0;
+  const all: GrpoStepMetrics[] = [];
+  let metrics: MetricsLogger | undefined;
+  let progress: Progress | undefined;
+  try {
+    if (resume !== undefined && resume !== false) {
+      const { dir, state } = await resumeRun(out as string, resume === true ? 'latest' : resume, policy, 'grpo', fingerprint, 'the same prompts, rewards and options');
+      sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
+      ({ step: startStep, tokensSeen, samplesSeen } = state);
+      await hooks.onResume?.(dir, startStep);
+    }
+    metrics = out ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined }) : undefined;
+    progress = showProgress && startStep < o.steps ? new Progress({ label: 'grpo', total: o.steps, unit: 'step', start: startStep }) : undefined;
+    let lastFlat: Record<string, number> = {};
+    const save = async (step: number): Promise<void> => {
+      if (!out) return;
+      const sp = sampler.state();
+      const optStepNow = step * o.numIterations;
+      const state: TrainerState = {
+        version: TRAINER_STATE_VERSION,
+        trainer: 'grpo',
+        step,
+        epoch: sp.epoch,
+        batchIndex: sp.pos,
+        seed: o.seed,
+        rng: { rollout: 'seedFor(seed, step, round, chunk)', prompts: 'Prng(grpo/prompts/<seed>/<epoch>)' },
+        scheduler: { step: optStepNow, totalSteps: totalOptSteps, warmupSteps: o.warmupSteps, lr: o.lr, minLrRatio: o.minLrRatio },
+        tokensSeen,
+        samplesSeen,
+        fingerprint,
+        metrics: Object.fromEntries(Object.entries(lastFlat).filter(([, v]) => Number.isFinite(v))),
+        extra: { schedule: o.schedule, numIterations: o.numIterations },
+        savedAt: new Date().toISOString(),
+      };
+      metrics?.flush();
+      await saveRunCheckpoint(out, policy, state, { keepLast: o.keepLast, tokenizerDir });
+    };
+    let optStep = startStep * o.numIterations;
+    for (let step = startStep + 1; step <= o.steps; step++) {
+      const t0 = performance.now();
+      const time = { rollout: 0, reward: 0, logprobRef: 0, logprobOld: 0, lossBackward: 0, optimizer: 0, total: 0 };
+      const lap = async <T>(key: keyof typeof time, fn: () => Promise<T>): Promise<T> => {
+        const s = performance.now();
+        try {
+          return await fn();
+        } finally {
+          time[key] += (performance.now() - s) / 1000;
+        }
+      };
+
+      // ---- rollouts, rewards, dynamic sampling ----
+      const kept: RolloutGroup[] = [];
+      let dropped = 0;
+      let degenerate = 0;
+      let rounds = 0;
+      const allScored: RolloutGroup[] = [];
+      while (kept.length < o.promptsPerStep && rounds < (o.dynamicSampling ? o.maxSamplingRounds : 1)) {
+        const idx = sampler.next(o.promptsPerStep - kept.length);
+        samplesSeen += idx.length;
+        const chosen = idx.map((i) => prompts[i]);
+        const generated = await lap('rollout', async () => {
+          const enc = await encodePrompts(tok, chosen, images);
+          return generateRollouts(policy, tok, chosen, enc, o, seedFor(o.seed, step, rounds));
+        });
+        rounds++;
+        const scored = await lap('reward', async () => {
+          const out: RolloutGroup[] = [];
+          for (const g of generated) {
+            const terms: number[][] = [];
+            const rewards: number[] = [];
+            for (const text of g.texts) {
+              const s = await scoreCompletion(rewardFns, text, g.prompt);
+              terms.push(s.terms);
+              rewards.push(s.total);
+            }
+            out.push({ ...g, terms, rewards });
+          }
+          return out;
+        });
+        for (const g of scored) {
+          allScored.push(g);
+          const flat = isDegenerate(g.rewards);
+          if (flat) degenerate++;
+          if (o.dynamicSampling && flat) dropped++;
+          else kept.push(g);
+        }
+      }
+      await hooks.onRollouts?.(step, kept);
+
+      // ---- advantages and micro-batches ----
+      const G = o.groupSize;
+      const rewards = new Float32Array(kept.length * G);
+      kept.forEach((g, i) => rewards.set(g.rewards, i * G));
+      const advantages = kept.length > 0 ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps }) : new Float32Array(0);
+      let completionTokens = 0;
+      for (const g of kept) for (const t of g.tokens) completionTokens += t.length;
+      const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
+      const mbs = trainingMicroBatches(kept, advantages, o.tokenBudget, include);
+      const trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
+      tokensSeen += completionTokens;
+
+      if (o.oldLogp === 'recompute') {
+        await lap('logprobOld', async () => {
+          for (const mb of mbs) mb.oldLogp = (await policy.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+        });
+      }
+      if (ref) {
+        await lap('logprobRef', async () => {
+          for (const mb of mbs) mb.refLogp = (await ref.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+        });
+      }
+
+      // ---- updates ----
+      let lossSum = 0;
+      let gradNorm = NaN;
+      let lr = lrAt(optStep, schedule);
+      const acc = { kl: 0, clipLow: 0, clipHigh: 0, entropy: 0, tokens: 0, ratio: 0, ratioTokens: 0 };
+      for (let it = 0; it < o.numIterations; it++) {
+        lr = lrAt(optStep, schedule);
+        if (mbs.length === 0) {
+          optStep++;
+          continue; // nothing to learn from (every advantage 0): no update, weight decay included
+        }
+        await lap('lossBackward', async () => {
+          for (const mb of mbs) {
+            const rep = await policy.backwardGrpo(mb.batch, {
+              labels: mb.labels,
+              advantages: mb.advantages,
+              oldLogp: mb.oldLogp,
+              refLogp: mb.refLogp,
+              lossType: o.lossType,
+              epsLow: o.epsLow,
+              epsHigh: o.epsHigh,
+              beta: o.beta,
+              kl: o.kl,
+              numItemsInBatch: completionTokens,
+              maxCompletionLength: o.maxNewTokens,
+              lossScale: microBatchShare(o.lossType, mb, kept.length * G, completionTokens),
+              temperature: o.temperature,
+            });
+            lossSum += rep.loss;
+            const n = rep.stats?.activeTokens ?? rep.tokens;
+            acc.kl += (rep.stats?.klMean ?? 0) * n;
+            acc.clipLow += (rep.stats?.clipLowFraction ?? 0) * n;
+            acc.clipHigh += (rep.stats?.clipHighFraction ?? 0) * n;
+            acc.entropy += rep.entropyMean * n;
+            acc.tokens += n;
+            if (it === 0) {
+              acc.ratio += (rep.stats?.ratioMean ?? 1) * n;
+              acc.ratioTokens += n;
+            }
+          }
+        });
+        const res = await lap('optimizer', () =>
+          policy.optimizerStep({ lr, beta1: o.adamBeta1, beta2: o.adamBeta2, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm }),
+        );
+        gradNorm = res.gradNorm;
+        optStep++;
+      }
+
+      // ---- metrics ----
+      // Rewards, accuracy and lengths describe everything the policy generated this step (dropped
+      // groups included): what the policy does, not what dynamic sampling kept.
+      const byTerm: Record<string, MeanStd> = {};
+      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScored.flatMap((g) => g.terms.map((t) => t[j])))));
+      const lengths = allScored.flatMap((g) => g.tokens.map((t) => t.length));
+      const truncated = allScored.flatMap((g) => g.truncated).filter(Boolean).length;
+      const accs = allScored.flatMap((g) => g.texts.map((t) => accuracyScore(t, g.prompt.sample)));
+      const totals = allScored.flatMap((g) => g.rewards);
+      const per = (x: number, n: number): number => (n > 0 ? x / n : 0);
+      time.total = (performance.now() - t0) / 1000;
+      const m: GrpoStepMetrics = {
+        step,
+        lr,
+        loss: per(lossSum, o.numIterations),
+        gradNorm,
+        reward: meanStd(totals),
+        rewards: byTerm,
+        accuracy: meanStd(accs).mean,
+        unscorable: totals.filter((r) => Number.isNaN(r)).length,
+        kl: per(acc.kl, acc.tokens),
+        clipLow: per(acc.clipLow, acc.tokens),
+        clipHigh: per(acc.clipHigh, acc.tokens),
+        ratio: acc.ratioTokens > 0 ? acc.ratio / acc.ratioTokens : NaN,
+        entropy: acc.tokens > 0 ? acc.entropy / acc.tokens : NaN,
+        completionLength: {
+          mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : 0,
+          max: lengths.length ? Math.max(...lengths) : 0,
+          truncatedFraction: per(truncated, lengths.length),
+        },
+        groups: { kept: kept.length, dropped, degenerate, samplingRounds: rounds, underfilled: o.promptsPerStep - kept.length },
+        tokens: { completion: completionTokens, trained: trainedTokens },
+        time,
+      };
+      all.push(m);
+      lastFlat = flattenMetrics(m);
+      metrics?.log(step, lastFlat);
+      progress?.update(step, { reward: m.reward.mean, acc: m.accuracy, kl: m.kl, len: m.completionLength.mean });
+      await hooks.onStep?.(m);
+      if ((o.saveEvery > 0 && step % o.saveEvery === 0) || step === o.steps) await save(step);
+      if (step < o.steps && hooks.shouldStop?.(step)) break;
+    }
+  } finally {
+    progress?.done();
+    metrics?.close();
+    if (ref && ref !== reference) await ref.dispose();
+  }
+  return all;
+}
