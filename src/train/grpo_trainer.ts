@@ -31,7 +31,7 @@
 // The reference model (beta > 0) is a frozen copy of the policy as passed in, before the checkpoint's
 // weights are loaded: resume with the same starting model (--model and its init seed).
 import { hashString } from '../util/prng';
-import { grpo } from '../ops/grpo';
+import { grpo } from '../ops/grpo_ops';
 import { Model, type ModelDtype, type ModelDevice } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
