@@ -1,4 +1,4 @@
-// Wall-time split of one GRPO step (src/cycle/grpo.ts): rollout (image processing + generation),
+// Wall-time split of one GRPO step (src/train/grpo_trainer.ts): rollout (image processing + generation),
 // reward, reference log-probs, old log-probs (recomputed here so it is measured), loss + backward,
 // optimizer. Median over the timed steps after one warm-up step.
 //

@@ -4,7 +4,7 @@
 For each tiny config in configs/models/, build the HF model with a fixed seed, save it with
 save_pretrained (safetensors) to test/fixtures/hf-<name>/, and record its logits on fixed inputs
 (text before, an image in the middle, text after; a second text-only sequence) in
-reference.safetensors next to it. test/hf_reference.test.ts loads the folder with Model.load and
+reference.safetensors next to it. test/model/hf_reference.test.ts loads the folder with Model.load and
 compares. Run where transformers (with Qwen2-VL / Qwen2.5-VL) is installed, e.g. the GPU machine:
     python3 scripts/hf_reference.py [--out test/fixtures]
 No network is needed: the models are random and the tokenizer is the project's own.

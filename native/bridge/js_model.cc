@@ -1,5 +1,5 @@
 // The native `Model` class: one QwenVL plus its optimizer. Created by Model.create(config, options)
-// where `config` is the normalized object of src/model/config_types.ts. Every heavy method returns
+// where `config` is the normalized object of src/native/model_config.ts. Every heavy method returns
 // a Promise and runs on the libuv pool; calls on one model are serialized by its mutex (a generate
 // and a backward never interleave on the same weights).
 #include <napi.h>

@@ -1,4 +1,4 @@
-// The model configuration as the native model uses it: the C++ twin of src/model/config_types.ts
+// The model configuration as the native model uses it: the C++ twin of src/native/model_config.ts
 // (TypeScript parses config.json; the bridge copies the normalized object into this struct).
 #pragma once
 

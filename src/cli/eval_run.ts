@@ -1,5 +1,5 @@
 // `medgr2 eval --model DIR --benchmark FILE --out PREDICTIONS.jsonl [--style think|answer] [--json]`:
-// greedy answers of a policy on a benchmark (src/cycle/evaluate.ts), written as predictions JSONL
+// greedy answers of a policy on a benchmark (src/eval/evaluate.ts), written as predictions JSONL
 // (question_id, model_answer, raw) that `medgr2 eval score` reads, and the score table printed.
 import type { Command } from 'commander';
 import { setNumThreads } from '../index';

@@ -1,5 +1,5 @@
 // `medgr2 eval score --predictions P --benchmark B [--json | --markdown]`: accuracy overall and by
-// modality, task and dataset, invalid answers and macro-F1 (rule and definitions: src/cycle/scorer.ts).
+// modality, task and dataset, invalid answers and macro-F1 (rule and definitions: src/eval/scorer.ts).
 import type { Command } from 'commander';
 import { readPredictions, scorePredictions, formatScore } from '../eval/scorer';
 import { IMPORT_FORMATS, type ImportFormat } from '../data/importers/types';

@@ -1,5 +1,5 @@
 // `medgr2 grpo --model M --data FILE --out DIR [--resume] [--config FILE] [...]`: GRPO of the policy
-// on multiple-choice samples with verifiable rewards (src/cycle/grpo.ts, src/cycle/rewards.ts).
+// on multiple-choice samples with verifiable rewards (src/train/grpo_trainer.ts, src/train/rewards.ts).
 // Writes into DIR: config.json (the resolved options, readable back by --config), metrics.jsonl,
 // tensorboard/, checkpoints/step-N/, final/ (a Hugging Face model folder with the tokenizer files).
 // Options: defaults < --config FILE (JSON or YAML) < flags (src/cli/config.ts).

@@ -1,5 +1,5 @@
 // `medgr2 sft --model M --data FILE --out DIR [--eval-data FILE] [--resume] [--config FILE] [...]`:
-// supervised fine-tuning of the policy on labelled samples (src/cycle/sft.ts). Writes into DIR:
+// supervised fine-tuning of the policy on labelled samples (src/train/sft.ts). Writes into DIR:
 // config.json (the resolved options), metrics.jsonl, tensorboard/, checkpoints/step-N/, final/ (a
 // Hugging Face model folder with the tokenizer files).
 import type { Command } from 'commander';

@@ -1,6 +1,6 @@
 // Training data of the reward model: seed samples as positives ("Yes"), negatives constructed from
 // them ("No"), and the round's confident judgments. Each becomes a generic SFT example; the same
-// labelled pairs, built from held-out samples, measure the judge (metrics.ts).
+// labelled pairs, built from held-out samples, measure the judge (eval/auc.ts).
 //
 // The four constructed negatives, each a way a generated sample goes wrong:
 //   wrong-key         the key names another option;

@@ -24,7 +24,7 @@
 // Sequences skipped for a zero advantage still count in these denominators, as in one big batch.
 //
 // Run folder (opts.out): metrics.jsonl + tensorboard/ through MetricsLogger (tags as flattenMetrics),
-// checkpoints/step-N/ through run_checkpoint.ts (every saveEvery steps and at the end, keepLast kept).
+// checkpoints/step-N/ through run_state.ts (every saveEvery steps and at the end, keepLast kept).
 // Resume restores weights, AdamW state and the prompt sampler's position; everything random is a pure
 // function of the seed: the prompt order of (seed, epoch) and the rollout sampling seed of (seed, step,
 // round, chunk), and the lr of the optimizer step count, so a resumed run repeats the uninterrupted one.

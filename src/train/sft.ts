@@ -171,7 +171,7 @@ export interface SftResult {
 /** Policy examples (question + lettered options -> "<answer> X </answer>", after a rationale in think
  *  style). With `answer: 'text'` the reply names the option's text instead of its letter: the scorer
  *  accepts both, and a tiny model from scratch learns image -> name far sooner than the extra hop
- *  name -> letter (see test/sft.test.ts). */
+ *  name -> letter (see test/train/sft.test.ts). */
 export function sftExamplesFromSamples(samples: readonly Sample[], style: PromptStyle, opts: { answer?: 'letter' | 'text' } = {}): SftExample[] {
   return samples.map((s, i) => {
     if (!s.answer) throw new Error(`sample ${i} ('${s.id}') has no answer: SFT needs labelled samples`);

@@ -1,5 +1,5 @@
 // Draws one localized finding. Every style stays inside the disc of the lesion's radius, so
-// "present", "where" and "how large" can be checked from pixels (test/medsynth.test.ts renders each
+// "present", "where" and "how large" can be checked from pixels (test/data/medsynth.test.ts renders each
 // image with and without its lesion and compares).
 import type { Canvas } from './canvas';
 import type { Prng } from '../../util/prng';
