@@ -6,6 +6,7 @@ import { decodeImageFile } from '../data/images/decode';
 import { resizeForModel } from '../data/images/resize';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
 import { parseIntOption } from './options';
+import { writeFileAtomic } from '../util/atomic_write';
 
 export function registerDataPreview(data: Command): void {
   data
@@ -19,7 +20,7 @@ export function registerDataPreview(data: Command): void {
       const decoded = await decodeImageFile(image);
       const img = await resizeForModel(decoded, { minPixels: opts.minPixels, maxPixels: opts.maxPixels });
       try {
-        await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toFile(opts.out);
+        await writeFileAtomic(opts.out, await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer());
       } catch (e) {
         throw new Error(`${opts.out}: cannot write PNG (${(e as Error).message})`);
       }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { IMPORT_FORMATS, type ImportFormat } from '../data/importers/types';
 import { loadSampleFile, writeSampleFile } from '../data/sample_files';
 import { groupFileStem, splitByGroup, type SplitBy } from '../data/split';
+import { writeJsonAtomicSync } from '../util/atomic_write';
 
 interface SplitCliOptions {
   by: string;
@@ -54,7 +55,7 @@ export function registerDataSplit(data: Command): void {
         return { group: g.group, total: g.train.length + g.test.length, train: g.train.length, test: g.test.length, trainFile, testFile };
       });
       const summary = { source: file, by: opts.by, testFraction: fraction, seed, samples: samples.length, groups };
-      fs.writeFileSync(path.join(opts.out, 'split.json'), JSON.stringify(summary, null, 2) + '\n');
+      writeJsonAtomicSync(path.join(opts.out, 'split.json'), summary);
       for (const g of groups) process.stdout.write(`${g.group}: ${g.train} train, ${g.test} test\n`);
       process.stdout.write(`split ${samples.length} samples by ${opts.by} into ${groups.length} group(s) -> ${opts.out}\n`);
     });

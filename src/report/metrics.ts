@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TensorBoardWriter } from './tensorboard';
+import { writeFileAtomicSync } from '../util/atomic_write';
 
 export const METRICS_FILE = 'metrics.jsonl';
 export const TENSORBOARD_DIR = 'tensorboard';
@@ -39,7 +40,8 @@ export class MetricsLogger {
     this.now = opts.now ?? (() => Date.now() / 1000);
     if (opts.resumeStep !== undefined && fs.existsSync(this.file)) {
       const keep = readMetrics(this.file, { tolerateTornTail: true }).filter((r) => r.step <= (opts.resumeStep as number));
-      fs.writeFileSync(this.file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
+      // Replaced whole: a crash here leaves the old file, never one cut in the middle.
+      writeFileAtomicSync(this.file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
       this.fd = fs.openSync(this.file, 'a');
     } else {
       this.fd = fs.openSync(this.file, 'w');

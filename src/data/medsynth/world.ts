@@ -120,6 +120,8 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   await pool(truths.length, 4, async (i) => {
     const t = truths[i];
     const png = await encodePng(renderImage(t), size);
+    // Not one fsync per image: manifest.json is written last (atomically), and a world without it is
+    // unfinished (the cycle's world stage is redone until its own manifest exists).
     await fs.promises.writeFile(path.join(out, t.image_path), png);
     opts.progress?.(++done, truths.length);
   });
