@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { setNumThreads } from '../index';
 import { evaluatePolicy, writePredictions } from '../eval/evaluate';
 
-import { formatScore } from '../eval/scorer';
+import { formatScoreTable } from '../eval/scorer';
 import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
 import { loadModelArg } from './model_arg';
 import { loadSampleData } from './sample_data';
@@ -61,7 +61,7 @@ export async function runEval(cfg: EvalCliConfig): Promise<void> {
       progress: true,
     });
     writePredictions(cfg.out, predictions);
-    process.stdout.write((cfg.json ? JSON.stringify(score) : formatScore(score, cfg.markdown ? 'markdown' : 'text')) + '\n');
+    process.stdout.write((cfg.json ? JSON.stringify(score) : formatScoreTable(score, cfg.markdown ? 'markdown' : 'text')) + '\n');
   } finally {
     await model.dispose();
   }

@@ -1,7 +1,7 @@
 // `medgr2 eval score --predictions P --benchmark B [--json | --markdown]`: accuracy overall and by
 // modality, task and dataset, invalid answers and macro-F1 (rule and definitions: src/eval/scorer.ts).
 import type { Command } from 'commander';
-import { readPredictions, scorePredictions, formatScore } from '../eval/scorer';
+import { readPredictions, scorePredictions, formatScoreTable } from '../eval/scorer';
 import { IMPORT_FORMATS, type ImportFormat } from '../data/importers/types';
 import { loadSampleFile } from '../data/sample_files';
 
@@ -38,7 +38,7 @@ export function registerEvalScore(evalCmd: Command): void {
         benchmarkFile: opts.benchmark,
         onWarning: warn,
       });
-      const text = opts.json ? JSON.stringify(result) : formatScore(result, opts.markdown ? 'markdown' : 'text');
+      const text = opts.json ? JSON.stringify(result) : formatScoreTable(result, opts.markdown ? 'markdown' : 'text');
       process.stdout.write(text + '\n');
     });
 }

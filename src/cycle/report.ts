@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { renderTable, type GroupScore } from '../eval/scorer';
+import type { GroupScore } from '../eval/scorer';
+import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 
 export type ArmTable = Record<string, Record<TestSetName, number | null>>;

@@ -11,6 +11,7 @@
 import type { Sample } from '../data/proto';
 import { normalizeAnswerText, predictedOption } from '../data/answer_grammar';
 import { readSourceRecords } from '../data/importers/source';
+import { renderTable, type TableStyle } from '../util/table';
 
 export interface Prediction {
   questionId: string;
@@ -208,25 +209,12 @@ export function scorePredictions(benchmark: readonly Sample[], predictions: read
 
 // ---- tables ----
 
-export type TableStyle = 'text' | 'markdown';
-
 function pct(x: number): string {
   return (100 * x).toFixed(2);
 }
 
-/** A table with a header row; text style pads columns, markdown style uses pipes. */
-export function renderTable(header: string[], rows: string[][], style: TableStyle): string {
-  if (style === 'markdown') {
-    const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-    return [line(header), line(header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
 /** The whole result: overall, then by modality, task and dataset; accuracy in percent. */
-export function formatScore(result: ScoreResult, style: TableStyle): string {
+export function formatScoreTable(result: ScoreResult, style: TableStyle): string {
   const section = (title: string, groups: Record<string, GroupScore>): string => {
     const rows = Object.entries(groups).map(([name, g]) => [name, pct(g.accuracy), String(g.correct), String(g.total)]);
     const heading = style === 'markdown' ? `### ${title}` : title;
