@@ -1,5 +1,7 @@
-// `medgr2 info [--json]`: versions, libtorch, CUDA devices, compiled-in features, threads.
+// `medgr2 info [--json] [--dist]`: versions, libtorch, CUDA devices, compiled-in features, threads; with
+// --dist, this process's place in a distributed run as its launcher set it (src/dist/env.ts), as JSON.
 import type { Command } from 'commander';
+import { readDistEnv } from '../dist/env';
 import { info, type Info } from '../index';
 
 export function formatInfo(i: Info): string {
@@ -27,7 +29,12 @@ export function registerInfo(program: Command): void {
     .command('info')
     .description('show the libtorch, CUDA devices and features this installation runs on')
     .option('--json', 'print one JSON object')
-    .action((opts: { json?: boolean }) => {
+    .option('--dist', 'print the rank, world size and rendezvous this process was launched with (JSON; no addon needed)')
+    .action((opts: { json?: boolean; dist?: boolean }) => {
+      if (opts.dist) {
+        process.stdout.write(JSON.stringify(readDistEnv()) + '\n');
+        return;
+      }
       const i = info();
       process.stdout.write((opts.json ? JSON.stringify(i) : formatInfo(i)) + '\n');
     });

@@ -11,6 +11,7 @@ import { registerGenerate } from './generate';
 import { registerGrpo } from './grpo';
 import { registerInfo } from './info';
 import { registerInspect } from './inspect';
+import { registerLaunch } from './launch';
 import { registerScore } from './score';
 import { registerSelect } from './select';
 import { registerSft } from './sft';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerScore(program);
   registerSelect(program);
   registerCycle(program);
+  registerLaunch(program);
   return program;
 }
 
