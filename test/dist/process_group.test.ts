@@ -19,13 +19,25 @@ for (const worldSize of [2, 3]) {
   });
 }
 
-test('a dead peer makes the next collective reject within the timeout, naming rank and collective', { timeout: 60_000 }, async () => {
+test('a dead peer makes the next collective reject within the timeout, naming rank and collective', { timeout: 60_000 }, async (t) => {
   const runs = await runRanks('collectives', 2, ['dead-peer'], { SEED: seed(), DIST_TIMEOUT_MS: '3000' }, 40_000);
   const [r0, r1] = runs;
   assert.equal(r1.code, 0, describeRuns(runs));
   assert.equal(r0.code, 3, describeRuns(runs));
   assert.match(r0.stderr, /rank 0: allReduce failed after \d+ ms \(timeout 3000 ms\)/, describeRuns(runs));
   assert.ok(r0.ms < 20_000, `rank 0 took ${r0.ms} ms\n${describeRuns(runs)}`);
+  t.diagnostic(r0.stderr.trim());
+});
+
+test('a live peer that skips a collective: rejected at the timeout, not a hang', { timeout: 60_000 }, async (t) => {
+  const runs = await runRanks('collectives', 2, ['silent-peer'], { SEED: seed(), DIST_TIMEOUT_MS: '3000' }, 40_000);
+  const [r0] = runs;
+  assert.equal(r0.code, 3, describeRuns(runs));
+  const m = /rejected after (\d+) ms: rank 0: allReduce failed after \d+ ms \(timeout 3000 ms\)/.exec(r0.stderr);
+  assert.ok(m, describeRuns(runs));
+  const ms = Number(m[1]);
+  assert.ok(ms >= 2500 && ms < 15_000, `rejected after ${ms} ms\n${describeRuns(runs)}`);
+  t.diagnostic(r0.stderr.trim());
 });
 
 test('world size 1: a local group, collectives without sockets', { timeout: 20_000 }, async () => {

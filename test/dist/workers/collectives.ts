@@ -3,6 +3,7 @@
 //   check      all collectives, f64 and f32, odd lengths; prints "ok <count>" and exits 0
 //   dead-peer  rank 1 leaves after joining; rank 0's allReduce must reject (its message on stderr,
 //              exit code 3); exit 0 would mean the collective wrongly succeeded
+//   silent-peer  rank 1 stays alive but skips the collective: rank 0 must reject at the timeout
 import assert from 'node:assert/strict';
 import { readDistEnv } from '../../../src/dist/env';
 import { allReduceTensors, initProcessGroup, type ProcessGroup } from '../../../src/dist/process_group';
@@ -147,9 +148,14 @@ async function main(): Promise<void> {
     console.log(`ok ${checks}`);
     return;
   }
-  if (mode === 'dead-peer') {
+  if (mode === 'dead-peer' || mode === 'silent-peer') {
     await g.barrier();
-    if (env.rank === 1) process.exit(0);  // leaves without a word: the others' next collective must fail
+    // dead-peer: rank 1 leaves without a word; silent-peer: it stays alive but never joins the collective.
+    if (env.rank === 1 && mode === 'dead-peer') process.exit(0);
+    if (env.rank === 1) {
+      await new Promise((r) => setTimeout(r, 6000));
+      process.exit(0);
+    }
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
     try {
