@@ -140,7 +140,8 @@ uint64_t ProcessGroup::TakeTicket() {
 }
 
 void ProcessGroup::Run(uint64_t ticket, const char* name, const std::function<void(C10dGroup*)>& body) {
-  NvtxRange range(name);
+  const std::string range_name = std::string("medgr2.dist.") + name;
+  NvtxRange range(range_name.c_str());
   const std::string who = "rank " + std::to_string(options_.rank) + ": " + name;
   c10::intrusive_ptr<C10dGroup> group;
   bool closed = false;
