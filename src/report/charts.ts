@@ -6,6 +6,13 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../util/atomic_write';
+import { dejaVuWidth, type TextStyle } from './text_width';
+
+// vega measures text through this hook (vl-convert sets it the same way); without a canvas its
+// default guesses widths, so layout is done with the real font's widths instead. Vega's own
+// truncation (labelLimit) calls it on the untruncated text, so it measures text as given.
+(vega as unknown as { textMetrics: { width: (item: TextStyle, text: unknown) => number } }).textMetrics.width = (item, text) =>
+  dejaVuWidth(text === null || text === undefined ? '' : String(text).trim(), item);
 
 export type ChartSpec = TopLevelSpec;
 
