@@ -11,6 +11,11 @@ type Row = Record<string, string | number | null>;
 
 const pct1 = (x: number) => Math.round(1000 * x) / 10;
 
+/** Counts have whole-number ticks (no "0.5 candidates"); small or all-zero counts still get an axis
+ *  up to 5 (a domain of [0, 1] or [0, 0] would get fractional or no ticks). */
+const COUNT_AXIS = { tickMinStep: 1, format: 'd' };
+const COUNT_DOMAIN = { unionWith: [0, 5] };
+
 /** Above a few bars per group, horizontal value labels would overlap: turn them upright. */
 function barLabel(bars: number): Record<string, unknown> {
   return bars > 4
@@ -47,8 +52,10 @@ function groupedBars(o: {
       {
         mark: 'bar',
         encoding: {
-          // counts that are all 0 still get an axis from 0 to 1, not a collapsed one
-          y: { field: o.y, type: 'quantitative', title: o.yTitle, scale: { domain: o.yDomain ?? { unionWith: [0, 1] } } },
+          y: {
+            field: o.y, type: 'quantitative', title: o.yTitle, scale: { domain: o.yDomain ?? COUNT_DOMAIN },
+            ...(o.decimals === 0 ? { axis: COUNT_AXIS } : {}),
+          },
           color: { field: o.series, type: 'nominal', title: o.seriesTitle, sort: o.seriesOrder },
         },
       },
@@ -154,7 +161,7 @@ export function rewardHistogramChart(report: CycleReport): ChartSpec {
         {
           mark: 'bar',
           encoding: {
-            y: { field: 'count', type: 'quantitative', title: 'candidates (count)', scale: { domain: { unionWith: [0, 1] } } },
+            y: { field: 'count', type: 'quantitative', title: 'candidates (count)', scale: { domain: COUNT_DOMAIN }, axis: COUNT_AXIS },
             color: { field: 'group', type: 'nominal', title: 'selection', sort: groups, scale: { range: split ? ['#2ca02c', '#b0b0b0'] : ['#4c78a8'] } },
           },
         },

@@ -48,10 +48,9 @@ export function withChartConfig(spec: ChartSpec): ChartSpec {
 /** Renders a Vega-Lite spec to SVG markup (data must be inline: nothing is loaded). */
 export async function chartSvg(spec: ChartSpec): Promise<string> {
   const compiled = compile(withChartConfig(spec)).spec;
-  // a loader that refuses every URL: charts never read files or the network
-  const loader = vega.loader({ mode: 'file' });
-  loader.load = () => Promise.reject(new Error('charts: data must be inline'));
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none', loader });
+  // charts never read files or the network (vega would log a failed load and draw an empty chart)
+  for (const d of compiled.data ?? []) if ('url' in d) throw new Error(`charts: data must be inline, not loaded from ${String(d.url)}`);
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
