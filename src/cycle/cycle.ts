@@ -96,6 +96,9 @@ export interface RoundRecord {
   kept: number;
   rewards: number[];
   rewardsValid: number[];
+  /** Rewards of the kept candidates (all valid): the report's histogram colours kept vs dropped.
+   *  Absent in round records written before it existed. */
+  rewardsKept?: number[];
   judge: { accuracy: number; auc: number; pairs: number };
   invalidReasons: Record<string, number>;
   generatorSteps: number;
@@ -548,6 +551,7 @@ export class Cycle {
         ...sum,
         rewards: thisRound.map((s) => s.reward),
         rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
+        rewardsKept: thisRound.filter((s) => s.selected).map((s) => s.reward),
         judge: readJson(path.join(p.roundDir(r), 'judge-eval.json')),
         invalidReasons: reasons,
         generatorSteps: curve(nextGen).losses?.length ?? 0,
