@@ -6,12 +6,9 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
-namespace medgr2::kernels {
+#include "common/grpo_constants.h"
 
-// Slots of the statistics vector (same order as ops/grpo_loss.cc): loss, active tokens, clipped low,
-// clipped high, sum KL, sum ratio, sum entropy, non-finite count. `out` gets these kGrpoLossStatCount
-// sums followed by the first non-finite token index (or -1), all as double.
-constexpr int kGrpoLossStatCount = 8;
+namespace medgr2::kernels {
 
 struct GrpoLossParams {
   const void* logp;        // [N] float or bf16 (see bf16)
@@ -27,11 +24,13 @@ struct GrpoLossParams {
   int64_t rows;
   int64_t max_row_len;
   float eps_low, eps_high, beta;
-  int kl;                  // 0 k1, 1 k2, 2 k3
+  KlEstimator kl;
   bool bf16;
 };
 
 int64_t GrpoLossWorkspaceDoubles(int64_t rows, int64_t max_row_len);
+// `out` (kStatCount + 1 doubles) gets the sums of the statistics, slot by slot as GrpoLossStat
+// (common/grpo_constants.h) orders them, followed by the first non-finite token index or kNoIndex.
 cudaError_t GrpoLossForwardBackward(const GrpoLossParams& p, double* workspace, double* out, cudaStream_t stream);
 
 }  // namespace medgr2::kernels

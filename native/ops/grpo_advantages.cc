@@ -117,7 +117,7 @@ at::Tensor GrpoAdvantagesFused(const at::Tensor& rewards, const AdvantageOptions
     at::Tensor r = rewards.to(at::kFloat).contiguous();
     at::Tensor out = at::empty_like(r);
     cudaError_t st = kernels::GrpoAdvantagesF32(r.data_ptr<float>(), out.data_ptr<float>(), r.numel(),
-                                                opts.group_size, static_cast<int>(opts.scale),
+                                                opts.group_size, opts.scale,
                                                 static_cast<float>(opts.eps), at::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_advantages kernel launch failed: ", cudaGetErrorString(st));
     return out.to(rewards.scalar_type());

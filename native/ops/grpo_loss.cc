@@ -24,18 +24,15 @@ namespace {
 
 std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
 
-// Statistic slots of one chunk's partial sums (CPU) or one block's (CUDA, same order).
-enum Stat { kLoss, kActive, kClipLow, kClipHigh, kKl, kRatio, kEntropy, kNonFinite, kStatCount };
-
 LossStats StatsFromSums(const double* s, bool has_ref, bool has_entropy) {
   LossStats st;
-  st.active_tokens = s[kActive];
-  if (s[kActive] > 0) {
-    st.clip_low_fraction = s[kClipLow] / s[kActive];
-    st.clip_high_fraction = s[kClipHigh] / s[kActive];
-    st.kl_mean = has_ref ? s[kKl] / s[kActive] : 0;
-    st.ratio_mean = s[kRatio] / s[kActive];
-    st.entropy_mean = has_entropy ? s[kEntropy] / s[kActive] : 0;
+  st.active_tokens = s[kStatActive];
+  if (s[kStatActive] > 0) {
+    st.clip_low_fraction = s[kStatClipLow] / s[kStatActive];
+    st.clip_high_fraction = s[kStatClipHigh] / s[kStatActive];
+    st.kl_mean = has_ref ? s[kStatKl] / s[kStatActive] : 0;
+    st.ratio_mean = s[kStatRatio] / s[kStatActive];
+    st.entropy_mean = has_entropy ? s[kStatEntropy] / s[kStatActive] : 0;
   }
   return st;
 }
@@ -199,13 +196,13 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   r.grad_logp = grad.to(in.logp.scalar_type()).view(in.logp.sizes());
   at::NoGradGuard no_grad;
   double sums[kStatCount] = {};
-  sums[kActive] = m.sum().item<double>();
+  sums[kStatActive] = m.sum().item<double>();
   const double lo = 1.0 - o.eps_low, hi = 1.0 + o.eps_high;
-  sums[kClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
-  sums[kClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
-  if (kl.defined()) sums[kKl] = (m * kl).sum().item<double>();
-  sums[kRatio] = (m * ratio).sum().item<double>();
-  if (in.entropy.defined()) sums[kEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
+  sums[kStatClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
+  sums[kStatClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
+  if (kl.defined()) sums[kStatKl] = (m * kl).sum().item<double>();
+  sums[kStatRatio] = (m * ratio).sum().item<double>();
+  if (in.entropy.defined()) sums[kStatEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
   r.stats = StatsFromSums(sums, in.ref_logp.defined(), in.entropy.defined());
   at::Tensor bad = (m != 0) & ~at::isfinite(lp.detach());
   if (bad.any().item<bool>()) {
@@ -240,9 +237,9 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
   const int64_t chunks = (n + kChunkTokens - 1) / kChunkTokens;
   const acc_t lo = static_cast<acc_t>(1.0 - o.eps_low), hi = static_cast<acc_t>(1.0 + o.eps_high);
   const acc_t beta = static_cast<acc_t>(o.beta), clampv = static_cast<acc_t>(kLogRatioClamp);
-  const int kl_kind = static_cast<int>(o.kl);
+  const KlEstimator kl_kind = o.kl;
   partials.assign(chunks * kStatCount, 0.0);
-  first_bad.assign(chunks, -1);
+  first_bad.assign(chunks, kNoIndex);
 
   at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
@@ -255,8 +252,8 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
         if (m == 0) { grad[i] = T(0); continue; }
         const acc_t x = static_cast<acc_t>(lp[i]);
         if (!std::isfinite(x)) {
-          if (first_bad[c] < 0) first_bad[c] = i;
-          s[kNonFinite] += 1;
+          if (first_bad[c] == kNoIndex) first_bad[c] = i;
+          s[kStatNonFinite] += 1;
           grad[i] = T(0);
           continue;
         }
@@ -273,20 +270,20 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
         if (ref) {
           const acc_t d = static_cast<acc_t>(ref[i]) - x;
           acc_t gkl;
-          if (kl_kind == 0) { kl = -d; gkl = 1; }
-          else if (kl_kind == 1) { kl = d * d / 2; gkl = -d; }
+          if (kl_kind == KlEstimator::kK1) { kl = -d; gkl = 1; }
+          else if (kl_kind == KlEstimator::kK2) { kl = d * d / 2; gkl = -d; }
           else { const acc_t e = std::exp(d); kl = e - d - 1; gkl = 1 - e; }
           if (beta > 0) { ell += beta * kl; g += beta * gkl; }
         }
         const acc_t w = m * static_cast<acc_t>(row_scale[row]);
         grad[i] = static_cast<T>(w * g);
-        s[kLoss] += static_cast<double>(w * ell);
-        s[kActive] += m;
-        s[kClipLow] += (rho < lo && a < 0) ? m : 0;
-        s[kClipHigh] += (rho > hi && a > 0) ? m : 0;
-        s[kKl] += m * kl;
-        s[kRatio] += m * rho;
-        if (ent) s[kEntropy] += m * ent[i];
+        s[kStatLoss] += static_cast<double>(w * ell);
+        s[kStatActive] += m;
+        s[kStatClipLow] += (rho < lo && a < 0) ? m : 0;
+        s[kStatClipHigh] += (rho > hi && a > 0) ? m : 0;
+        s[kStatKl] += m * kl;
+        s[kStatRatio] += m * rho;
+        if (ent) s[kStatEntropy] += m * ent[i];
       }
       std::copy(s, s + kStatCount, partials.begin() + c * kStatCount);
     }
@@ -314,7 +311,7 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   at::Tensor row_scale = LossRowScales(in, o).contiguous();
   at::Tensor grad = at::empty_like(in.logp);
   std::vector<double> sums(kStatCount, 0.0);
-  int64_t first_bad = -1;
+  int64_t first_bad = kNoIndex;
 
 #ifdef MEDGR2_WITH_CUDA
   if (in.logp.is_cuda()) {
@@ -338,11 +335,11 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     p.eps_low = static_cast<float>(o.eps_low);
     p.eps_high = static_cast<float>(o.eps_high);
     p.beta = static_cast<float>(o.beta);
-    p.kl = static_cast<int>(o.kl);
+    p.kl = o.kl;
     p.bf16 = dt == at::kBFloat16;
     at::Tensor workspace = at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)},
                                      in.logp.options().dtype(at::kDouble));
-    at::Tensor out = at::empty({kernels::kGrpoLossStatCount + 1}, in.logp.options().dtype(at::kDouble));
+    at::Tensor out = at::empty({kStatCount + 1}, in.logp.options().dtype(at::kDouble));
     cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
                                                       at::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_loss kernel launch failed: ", cudaGetErrorString(st));
@@ -362,16 +359,16 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     });
     for (size_t c = 0; c < bad.size(); ++c) {
       for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];
-      if (first_bad < 0 && bad[c] >= 0) first_bad = bad[c];
+      if (first_bad == kNoIndex && bad[c] != kNoIndex) first_bad = bad[c];
     }
   }
-  if (sums[kNonFinite] > 0) {
+  if (sums[kStatNonFinite] > 0) {
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
-                        std::to_string(static_cast<int64_t>(sums[kNonFinite])) + " non-finite values (first at token " +
+                        std::to_string(static_cast<int64_t>(sums[kStatNonFinite])) + " non-finite values (first at token " +
                             std::to_string(first_bad) + ")");
   }
   LossResult r;
-  r.loss = sums[kLoss];
+  r.loss = sums[kStatLoss];
   r.grad_logp = grad.view(raw.logp.sizes());
   r.stats = StatsFromSums(sums.data(), in.ref_logp.defined(), in.entropy.defined());
   return r;
