@@ -3,6 +3,7 @@
 // a Promise and runs on the libuv pool; calls on one model are serialized by its mutex (a generate
 // and a backward never interleave on the same weights).
 #include <napi.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <memory>
