@@ -13,8 +13,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/grpo_loss.h"
 #endif
@@ -345,7 +347,7 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
                                      in.logp.options().dtype(at::kDouble));
     at::Tensor out = at::empty({kernels::kGrpoLossStatCount + 1}, in.logp.options().dtype(at::kDouble));
     cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
-                                                      at::cuda::getCurrentCUDAStream());
+                                                      c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_loss kernel launch failed: ", cudaGetErrorString(st));
     at::Tensor host = out.cpu();
     std::copy(host.data_ptr<double>(), host.data_ptr<double>() + kStatCount, sums.begin());
