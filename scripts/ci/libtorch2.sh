@@ -38,6 +38,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Mounts a killed earlier run left behind (a trap cannot run on SIGKILL): never delete through them.
+stale() { awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/self/mounts | sort -r; }
+for m in $(stale); do say "unmounting a stale $m"; umount -l "$m" || die "cannot unmount $m"; done
 bind() {  # bind SRC DST [ro]
   mkdir -p "$2"
   mount --bind "$1" "$2"
@@ -54,7 +57,8 @@ if [[ ! -f "$root/.medgr2-bootstrapped" ]]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
   }
   say "debootstrap trixie into $root"
-  rm -rf "$root" && mkdir -p "$cache"
+  [[ -z "$(stale)" ]] || die "mounts under $root: $(stale | tr '\n' ' ')"
+  rm -rf --one-file-system "$root" && mkdir -p "$cache"
   debootstrap --variant=minbase trixie "$root" "$mirror" > "$cache/debootstrap.log" 2>&1 ||
     { tail -20 "$cache/debootstrap.log" >&2; die "debootstrap failed (log: $cache/debootstrap.log)"; }
   touch "$root/.medgr2-bootstrapped"
@@ -86,7 +90,7 @@ say "chroot ready: libtorch $(in_root dpkg-query -W -f='${Version}' libtorch-dev
 
 # --- 2. the sources, fresh -------------------------------------------------------------------
 work="$root/work/medgr2"
-rm -rf "$work" && mkdir -p "$work"
+rm -rf --one-file-system "$work" && mkdir -p "$work"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
   xargs -0 -I{} sh -c 'test -e "$1" && printf "%s\0" "$1"' _ {} |
   tar --null -T - -cf -) | tar -xf - -C "$work"
