@@ -104,6 +104,8 @@ step bench_loss 90 node dist/bench/grpo_loss.js "${loss_args[@]}"
 step bench_logprob 120 node dist/bench/fused_logprob.js "${logprob_args[@]}"
 step bench_model 180 node dist/bench/model_step.js "${model_args[@]}"
 cp bench/results/*.csv "$OUT/" 2>/dev/null
+# A rehearsal's CPU rows do not belong in the committed results.
+[[ $mode == dry ]] && git checkout -q -- bench/results 2>/dev/null
 
 # The short table, last: the bench tables, the test counts, then one row per step.
 echo
