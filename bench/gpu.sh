@@ -81,6 +81,7 @@ if [[ $mode == dry ]]; then
   loss_args=(65536)
   logprob_args=(32 128)
   model_args=()
+  build_limit=900 # 2 cores, not 16
 else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
   cuda=ON # a libtorch without CUDA is an error here, not a silent CPU build
@@ -88,10 +89,11 @@ else
   loss_args=(16777216)
   logprob_args=(4096 16384)
   model_args=(--shape 3b)
+  build_limit=360
 fi
 
 # CMakeLists finds python3's PyTorch (with CUDA) by itself.
-step build 360 cmake-js compile --out build --CDMEDGR2_CUDA=$cuda --CDCMAKE_CUDA_ARCHITECTURES=90 --log-level warn
+step build $build_limit cmake-js compile --out build --CDMEDGR2_CUDA=$cuda --CDCMAKE_CUDA_ARCHITECTURES=90 --log-level warn
 if command -v tsc >/dev/null; then step tsc 120 tsc -p tsconfig.json; else skip tsc "no typescript: dist/ carried from --prepare"; fi
 step info 30 node dist/src/cli/main.js info
 if python3 -c 'import torch, transformers, safetensors' 2>/dev/null; then

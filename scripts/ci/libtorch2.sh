@@ -109,6 +109,7 @@ fi
 # MEDGR2_CUDA=OFF: no nvcc in here (the 1.13 job compile-checks native/kernels/*.cu with nvcc).
 in_root bash -c "set -euo pipefail; cd /work/medgr2
   MEDGR2_SKIP_APT=1 MEDGR2_CUDA=OFF bash scripts/setup.sh
+  echo \"[ci:libtorch2] setup (npm ci + build) done in \$SECONDS s\"
   node dist/src/cli/main.js info
   if [[ $cuda_check == 1 ]]; then
     echo '[ci:libtorch2] compile-only CUDA check (MEDGR2_WITH_CUDA, every native .cc)'
@@ -116,6 +117,8 @@ in_root bash -c "set -euo pipefail; cd /work/medgr2
       -DMEDGR2_CUDA_COMPILE_CHECK=ON -DMEDGR2_CUDA_INCLUDE=/usr/local/cuda/include \
       -DCMAKE_JS_INC=\$(node -p \"require('node-api-headers').include_dir\") > /dev/null
     cmake --build build-cuda-check --target medgr2_cuda_check
+    echo \"[ci:libtorch2] CUDA compile check done at \$SECONDS s\"
   fi
-  npm test"
+  npm test
+  echo \"[ci:libtorch2] npm test done at \$SECONDS s\""
 say "passed in $((SECONDS - start)) s"
