@@ -11,15 +11,18 @@
 # and rehearse everything but the GPU parts here, on the CPU:
 #   bash bench/gpu.sh --dry-run     # or MEDGR2_GPU_DRY_RUN=1; tiny bench sizes, a test subset
 #
-# Expected time per part on an H100 (16 cores), total ~8.5 min inside the 10-min command limit:
+# Expected time per part on an H100 (16 cores), total ~8 min inside the 10-min command limit:
 #   unpack      ~10 s   node + node_modules from .device/
 #   build       ~2.5 min  cmake-js against python3's PyTorch 2.x + CUDA, 4 kernels for sm_90
 #   info        ~5 s    medgr2 info: libtorch version, the GPU, kernels compiled in
 #   hf_fixtures ~40 s   transformers' tiny Qwen2-VL / Qwen2.5-VL references (skipped without it)
 #   tests       ~3 min  the whole suite, CUDA tests included (fused logprob / GRPO kernels vs CPU)
-#   bench_loss  ~20 s   fused GRPO loss, up to 16M tokens: kernel vs libtorch ops (GB/s)
-#   bench_logprob ~40 s fused logprob at 4096 x 16384 vocab: time and peak memory vs materialized
+#   bench_kernel ~15 s  scale_add CUDA kernel, 1M and 16M floats: GB/s against the copy bandwidth
+#   bench_loss  ~30 s   fused GRPO loss vs libtorch ops, up to 4M tokens (a CPU bench: its CUDA
+#                       kernel's numbers against the CPU come from the CUDA tests)
 #   bench_model ~1.5 min  Qwen2.5-VL-3B-shaped random model, bf16: train tokens/s, MFU, decode tokens/s
+# Not here: bench/fused_logprob.ts (CPU only, a 7B head: minutes) and bench/grpo_step.ts --shape 3b
+# (a whole GRPO step with generation: a few minutes more than one command allows next to the rest).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -79,15 +82,13 @@ if [[ $mode == dry ]]; then
   cuda=AUTO
   tests=(dist/test/native dist/test/ops dist/test/model/model_bf16.test.js)
   loss_args=(65536)
-  logprob_args=(32 128)
   model_args=()
   build_limit=900 # 2 cores, not 16
 else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
   cuda=ON # a libtorch without CUDA is an error here, not a silent CPU build
   tests=(dist/test/)
-  loss_args=(16777216)
-  logprob_args=(4096 16384)
+  loss_args=(4194304)
   model_args=(--shape 3b)
   build_limit=360
 fi
@@ -102,8 +103,8 @@ else
   skip hf_fixtures "python3 has no torch + transformers + safetensors"
 fi
 step tests 300 node --test --test-concurrency=1 "${tests[@]}"
+step bench_kernel 60 node dist/bench/scale_add.js
 step bench_loss 90 node dist/bench/grpo_loss.js "${loss_args[@]}"
-step bench_logprob 120 node dist/bench/fused_logprob.js "${logprob_args[@]}"
 step bench_model 180 node dist/bench/model_step.js "${model_args[@]}"
 cp bench/results/*.csv "$OUT/" 2>/dev/null
 # A rehearsal's CPU rows do not belong in the committed results.
@@ -111,7 +112,7 @@ cp bench/results/*.csv "$OUT/" 2>/dev/null
 
 # The short table, last: the bench tables, the test counts, then one row per step.
 echo
-for b in bench_loss bench_logprob bench_model; do
+for b in bench_kernel bench_loss bench_model; do
   echo "--- $b"
   tail -n 10 "$OUT/$b.log" # printTable's rows end each bench's output
 done
