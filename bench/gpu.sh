@@ -57,10 +57,16 @@ mkdir -p "$OUT"
 : > "$OUT/summary.txt"
 export PATH="$repo/node_modules/.bin:$PATH"
 
+# The device tool kills a command at 10 min and the table must still print: every step's limit is
+# cut to what is left of MEDGR2_GPU_BUDGET_S (default 560 s; 30 min for a dry run), 15 s kept back.
+budget=${MEDGR2_GPU_BUDGET_S:-$([[ $mode == dry ]] && echo 1800 || echo 560)}
+deadline=$((SECONDS + budget))
 # step NAME LIMIT_S CMD...: runs with a time limit, log in $OUT/NAME.log, a summary row.
 step() {
-  local name=$1 limit=$2 t0=$SECONDS rc
+  local name=$1 limit=$2 t0=$SECONDS rc left=$((deadline - SECONDS - 15))
   shift 2
+  if ((left < 10)); then skip "$name" "out of time (budget ${budget}s)"; return; fi
+  ((limit > left)) && limit=$left
   echo "== $name (limit ${limit}s)"
   timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
   rc=$?
