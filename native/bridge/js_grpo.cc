@@ -3,6 +3,7 @@
 // policyGradient) run synchronously and return TypedArrays -- for scripts and tests; the *Async
 // names run on the libuv pool and resolve to Tensor handles -- for the trainer.
 #include <napi.h>
+#include <ATen/core/grad_mode.h>
 
 #include "bridge/args.h"
 #include "bridge/async_work.h"

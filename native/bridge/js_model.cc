@@ -3,6 +3,7 @@
 // a Promise and runs on the libuv pool; calls on one model are serialized by its mutex (a generate
 // and a backward never interleave on the same weights).
 #include <napi.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 #include <memory>
@@ -281,8 +282,9 @@ Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelHandle::ParameterSpecs(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.parameterSpecs");
   Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
+  auto st = Live("Model.parameterSpecs");
   auto specs = st->model->ParameterSpecs();
   auto arr = Napi::Array::New(env, specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -294,15 +296,19 @@ Napi::Value ModelHandle::ParameterSpecs(const Napi::CallbackInfo& info) {
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;
+  MEDGR2_JS_CATCH(env)
 }
 
 // parameters(): { name: Tensor } sharing the model's storage (detached views; for saving).
 Napi::Value ModelHandle::Parameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.parameters");
   std::lock_guard<std::mutex> lock(st->mutex);
   auto out = Napi::Object::New(info.Env());
   for (const auto& [name, t] : st->model->params().All()) out.Set(name, TensorHandle::Wrap(info.Env(), t.detach(), false));
   return out;
+  MEDGR2_JS_CATCH(env)
 }
 
 // setParameters({ name: Tensor }): exactly the model's parameters, each of its shape; copied into
@@ -355,6 +361,8 @@ Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelHandle::SetTrainable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.setTrainable");
   Napi::Object o = ArgObject(info, 0, "Model.setTrainable", "parts");
   std::lock_guard<std::mutex> lock(st->mutex);
@@ -362,16 +370,22 @@ Napi::Value ModelHandle::SetTrainable(const Napi::CallbackInfo& info) {
                           OptBool(o, "merger", "Model.setTrainable", "parts").value_or(true),
                           OptBool(o, "languageModel", "Model.setTrainable", "parts").value_or(true));
   return info.Env().Undefined();
+  MEDGR2_JS_CATCH(env)
 }
 
 Napi::Value ModelHandle::SetCheckpointLayers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.setCheckpointLayers");
   std::lock_guard<std::mutex> lock(st->mutex);
   st->model->checkpoint_layers = Arg(info, 0).ToBoolean().Value();
   return info.Env().Undefined();
+  MEDGR2_JS_CATCH(env)
 }
 
 Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.info");
   auto o = Napi::Object::New(info.Env());
   o.Set("parameterCount", static_cast<double>(st->model->ParameterCount()));
@@ -380,6 +394,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   o.Set("optimizerStep", static_cast<double>(st->optimizer.step()));
   o.Set("checkpointLayers", st->model->checkpoint_layers);
   return o;
+  MEDGR2_JS_CATCH(env)
 }
 
 Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
@@ -470,6 +485,8 @@ Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
 
 // gradients(): { name: Tensor } copies of the accumulated .grad of each parameter that has one.
 Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.gradients");
   std::lock_guard<std::mutex> lock(st->mutex);
   auto out = Napi::Object::New(info.Env());
@@ -477,6 +494,7 @@ Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
     if (t.grad().defined()) out.Set(name, TensorHandle::Wrap(info.Env(), t.grad().detach().cpu().clone()));
   }
   return out;
+  MEDGR2_JS_CATCH(env)
 }
 
 // ropeIndex(batch) -> { positionIds: Int32Array [3 * N] (t row, h row, w row), nextPositions: Int32Array [S] }
@@ -552,18 +570,24 @@ Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelHandle::ZeroGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.zeroGrad");
   std::lock_guard<std::mutex> lock(st->mutex);
   train::AdamW::ZeroGrad(st->model->params());
   return info.Env().Undefined();
+  MEDGR2_JS_CATCH(env)
 }
 
 Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MEDGR2_JS_TRY
   auto st = Live("Model.optimizerState");
   std::lock_guard<std::mutex> lock(st->mutex);
   auto out = Napi::Object::New(info.Env());
   for (const auto& [k, t] : st->optimizer.State()) out.Set(k, TensorHandle::Wrap(info.Env(), t.detach().cpu().clone()));
   return out;
+  MEDGR2_JS_CATCH(env)
 }
 
 Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {

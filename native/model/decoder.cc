@@ -1,5 +1,7 @@
 #include "model/decoder.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 #include <limits>
 #include <string>

@@ -2,6 +2,7 @@
 // prefilled as one packed batch; then every step feeds one token per sequence. Log-probs are those
 // of softmax(logits / temperature) -- the distribution the GRPO loss's fused logprob sees -- and not
 // of the top-k / top-p truncated one.
+#include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 #include "model/qwen_vl.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <sstream>
 #include <stdexcept>
 

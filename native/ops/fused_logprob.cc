@@ -1,5 +1,6 @@
 #include "ops/fused_logprob.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -12,8 +13,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/fused_logprob.h"
 #endif
@@ -226,7 +229,7 @@ LogprobResult FusedLogprobForward(const at::Tensor& hidden, const at::Tensor& we
         cudaError_t st = kernels::LogprobTileStats(
             lt, y.data_ptr<int64_t>() + n0, static_cast<float>(inv_temp), m.data_ptr<float>() + n0,
             s.data_ptr<float>() + n0, t.data_ptr<float>() + n0, zt.data_ptr<float>() + n0,
-            at::cuda::getCurrentCUDAStream());
+            c10::cuda::getCurrentCUDAStream());
         TORCH_CHECK(st == cudaSuccess, "fused_logprob stats kernel failed: ", cudaGetErrorString(st));
         continue;
       }
@@ -243,7 +246,7 @@ LogprobResult FusedLogprobForward(const at::Tensor& hidden, const at::Tensor& we
     cudaError_t st = kernels::LogprobFinalize(m.data_ptr<float>(), s.data_ptr<float>(), t.data_ptr<float>(),
                                               zt.data_ptr<float>(), y.data_ptr<int64_t>(), n, logp.data_ptr<float>(),
                                               entropy.data_ptr<float>(), lse.data_ptr<float>(),
-                                              at::cuda::getCurrentCUDAStream());
+                                              c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "fused_logprob finalize kernel failed: ", cudaGetErrorString(st));
     return {logp, entropy, lse};
   }
@@ -298,7 +301,7 @@ LogprobGrads FusedLogprobBackward(const at::Tensor& hidden, const at::Tensor& we
         cudaError_t st = kernels::LogprobTileGrad(
             lt, y.data_ptr<int64_t>() + n0, lse.data_ptr<float>() + n0, ent.data_ptr<float>() + n0,
             g.data_ptr<float>() + n0, gh.defined() ? gh.data_ptr<float>() + n0 : nullptr,
-            static_cast<float>(inv_temp), at::cuda::getCurrentCUDAStream());
+            static_cast<float>(inv_temp), c10::cuda::getCurrentCUDAStream());
         TORCH_CHECK(st == cudaSuccess, "fused_logprob grad kernel failed: ", cudaGetErrorString(st));
         grad_h.narrow(0, n0, rows).add_(at::mm(dz, wt));
         grad_w.narrow(0, v0, cols).add_(at::mm(dz.t(), hc));

@@ -9,8 +9,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/grpo_advantages.h"
 #endif
@@ -118,7 +120,7 @@ at::Tensor GrpoAdvantagesFused(const at::Tensor& rewards, const AdvantageOptions
     at::Tensor out = at::empty_like(r);
     cudaError_t st = kernels::GrpoAdvantagesF32(r.data_ptr<float>(), out.data_ptr<float>(), r.numel(),
                                                 opts.group_size, opts.scale,
-                                                static_cast<float>(opts.eps), at::cuda::getCurrentCUDAStream());
+                                                static_cast<float>(opts.eps), c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_advantages kernel launch failed: ", cudaGetErrorString(st));
     return out.to(rewards.scalar_type());
   }

@@ -1,5 +1,6 @@
 #include "ops/grpo_loss.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -12,8 +13,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/grpo_loss.h"
 #endif
@@ -341,7 +344,7 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
                                      in.logp.options().dtype(at::kDouble));
     at::Tensor out = at::empty({kStatCount + 1}, in.logp.options().dtype(at::kDouble));
     cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
-                                                      at::cuda::getCurrentCUDAStream());
+                                                      c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_loss kernel launch failed: ", cudaGetErrorString(st));
     at::Tensor host = out.cpu();
     std::copy(host.data_ptr<double>(), host.data_ptr<double>() + kStatCount, sums.begin());

@@ -3,8 +3,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/scale_add.h"
 #endif
@@ -31,7 +33,7 @@ at::Tensor ScaleAdd(const at::Tensor& x, double a, double b) {
     at::Tensor y = at::empty_like(xc);
     cudaError_t st = kernels::ScaleAddF32(xc.data_ptr<float>(), y.data_ptr<float>(), xc.numel(),
                                           static_cast<float>(a), static_cast<float>(b),
-                                          at::cuda::getCurrentCUDAStream());
+                                          c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "scale_add kernel launch failed: ", cudaGetErrorString(st));
     return y;
   }

@@ -1,5 +1,7 @@
 #include "train/adamw.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 
 #include "common/nvtx.h"
