@@ -11,13 +11,21 @@
 #      the CUDA toolkit's), then `npm test`. Not the default cycle: the 1.13 job runs that.
 # Mounts are undone on every exit, failure included. Needs root (debootstrap, chroot, mount).
 # Environment: MEDGR2_CI_CACHE (cache folder), MEDGR2_CUDA_INCLUDE (default /usr/local/cuda/include),
-#              MEDGR2_CI_MIRROR (default http://deb.debian.org/debian).
+#              MEDGR2_CI_MIRROR (default: the Debian archive in this machine's apt sources).
 # Timing (2 cores): cold cache ~ debootstrap 0.5 min + packages 1 min + the job; warm = the job.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache="${MEDGR2_CI_CACHE:-/var/cache/medgr2-ci}"
 root="$cache/trixie"
-mirror="${MEDGR2_CI_MIRROR:-http://deb.debian.org/debian}"
+# The Debian archive this machine's apt already uses (the first URIs of its sources, or sources.list).
+host_mirror() {
+  local uri
+  uri=$(grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '$2 !~ /security/ {print $2; exit}')
+  [[ -n "$uri" ]] || uri=$(grep -hsE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '$2 !~ /security/ {print $2; exit}')
+  printf '%s' "$uri"
+}
+mirror="${MEDGR2_CI_MIRROR:-$(host_mirror)}"
+[[ -n "$mirror" ]] || { printf '[ci:libtorch2] error: no Debian mirror in /etc/apt sources; set MEDGR2_CI_MIRROR\n' >&2; exit 1; }
 cuda_inc="${MEDGR2_CUDA_INCLUDE:-/usr/local/cuda/include}"
 # What setup.sh and the tests need inside. libtorch-dev pulls in libtorch2.6 and its headers
 # (ATen/cuda and c10/cuda included, even in the CPU build); OpenBLAS for the same reason as setup.sh.
