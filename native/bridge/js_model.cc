@@ -34,9 +34,10 @@ using model::ModelConfig;
 // C++ exception (a c10::Error from libtorch, std::bad_alloc, std::system_error from a mutex) that
 // leaves a callback reaches std::terminate and aborts the process. These are the bridge's
 // MEDGR2_JS_TRY / MEDGR2_JS_CATCH plus one thing: a native error's message is prefixed with the
-// method ("Model.ropeIndex: libtorch: shape '[-1, 3]' is invalid for input of size 4"), because
-// libtorch's own text does not say which call failed. Napi errors and argument errors already
-// name their method and pass through unchanged.
+// method ("Model.ropeIndex: shape '[-1, 3]' is invalid for input of size 4", from libtorch's
+// reshape; "Model.x: libtorch: ..." for a c10::Error), because libtorch's own text does not say
+// which call failed. Napi errors and argument errors already name their method and pass through
+// unchanged.
 #define MODEL_JS_TRY \
   MEDGR2_JS_TRY      \
   try {
