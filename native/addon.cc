@@ -16,6 +16,7 @@ void RegisterTensorOps(Napi::Env env, Napi::Object exports);
 void RegisterGrpo(Napi::Env env, Napi::Object exports);
 void RegisterModel(Napi::Env env, Napi::Object exports);
 void RegisterSafetensors(Napi::Env env, Napi::Object exports);
+void RegisterDistributed(Napi::Env env, Napi::Object exports);
 }  // namespace medgr2
 
 // libtorch's OpenMP pool may start with one thread (Debian's does); use every core unless the
@@ -40,6 +41,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   medgr2::RegisterGrpo(env, exports);
   medgr2::RegisterModel(env, exports);
   medgr2::RegisterSafetensors(env, exports);
+  medgr2::RegisterDistributed(env, exports);
   return exports;
 }
 

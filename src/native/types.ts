@@ -3,6 +3,7 @@
 // native/bridge/*.cc.
 import type { GrpoOps } from './grpo_types';
 import type { NativeModelClass } from './model_types';
+import type { NativeDistributedClass } from './dist_types';
 
 export type DtypeName = 'f32' | 'f64' | 'i32' | 'i64' | 'u8' | 'bf16' | 'f16';
 export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -118,6 +119,7 @@ export interface NativeSafetensors {
 export interface NativeAddon {
   Tensor: TensorConstructor;
   Model: NativeModelClass;
+  Distributed: NativeDistributedClass;
   grpo: GrpoOps;
   safetensors: NativeSafetensors;
   info(): NativeInfo;
