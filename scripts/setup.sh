@@ -2,6 +2,7 @@
 # Sets up medgr2 on a fresh Debian/Ubuntu machine, or refreshes an existing checkout. Idempotent.
 #   1. system packages (apt): cmake, ninja-build, g++, clang-format, and libtorch-dev + libgloo-dev unless a
 #      libtorch is already at hand (MEDGR2_LIBTORCH, the PyTorch of python3, or the system's);
+#      fonts-dejavu-core, the font the report's charts are drawn in (offline, no font download);
 #   2. npm ci (node packages only from the npm registry; nothing else is downloaded);
 #   3. the native addon (cmake-js, against that libtorch) and the TypeScript build.
 # Environment: MEDGR2_LIBTORCH=/path/to/libtorch to build against a given libtorch (e.g. a CUDA one);
@@ -56,6 +57,12 @@ fi
 # about 8 GFLOP/s on 2 cores. OpenBLAS (OpenMP build, like libtorch) makes CPU matmuls ~10x faster.
 if [[ -z "${MEDGR2_LIBTORCH:-}" ]] && command -v apt-get >/dev/null && ! ldconfig -p | grep -q 'libopenblas\.so\.0'; then
   need+=(libopenblas0-openmp)
+fi
+# The charts (src/report/charts.ts) name DejaVu Sans; sharp's librsvg finds it through fontconfig.
+# Without it the PNGs fall back to whatever font is there, or draw no text at all.
+if ! { command -v fc-list >/dev/null && fc-list | grep -qi 'DejaVu Sans'; } && [[ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+  if command -v apt-get >/dev/null; then need+=(fonts-dejavu-core)
+  else say "warning: no DejaVu Sans font: install it (e.g. fonts-dejavu-core) or the chart PNGs may show no text"; fi
 fi
 if ((${#need[@]})); then apt_install "${need[@]}"; fi
 libtorch_found >/dev/null || die "libtorch is still not found after installing; set MEDGR2_LIBTORCH"

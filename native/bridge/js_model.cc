@@ -3,10 +3,14 @@
 // a Promise and runs on the libuv pool; calls on one model are serialized by its mutex (a generate
 // and a backward never interleave on the same weights).
 #include <napi.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
+#include <string>
 
 #include "bridge/args.h"
 #include "bridge/async_work.h"
@@ -24,6 +28,40 @@ namespace medgr2 {
 namespace {
 
 using model::ModelConfig;
+
+// Every entry point of the class runs inside MODEL_JS_TRY / MODEL_JS_CATCH(env, where) (or
+// MODEL_JS_CATCH_ASYNC for the ones that return a Promise), the sync ones included: with
+// NAPI_CPP_EXCEPTIONS, node-addon-api turns only a Napi::Error into a JS exception, and any other
+// C++ exception (a c10::Error from libtorch, std::bad_alloc, std::system_error from a mutex) that
+// leaves a callback reaches std::terminate and aborts the process. These are the bridge's
+// MEDGR2_JS_TRY / MEDGR2_JS_CATCH plus one thing: a native error's message is prefixed with the
+// method ("Model.ropeIndex: shape '[-1, 3]' is invalid for input of size 4", from libtorch's
+// reshape; "Model.x: libtorch: ..." for a c10::Error), because libtorch's own text does not say
+// which call failed. Napi errors and argument errors already name their method and pass through
+// unchanged.
+#define MODEL_JS_TRY \
+  MEDGR2_JS_TRY      \
+  try {
+#define MODEL_JS_NAME_NATIVE_ERROR(env, where)                                                \
+  }                                                                                           \
+  catch (const Napi::Error&) {                                                                \
+    throw;                                                                                    \
+  }                                                                                           \
+  catch (const medgr2::ArgumentError&) {                                                      \
+    throw;                                                                                    \
+  }                                                                                           \
+  catch (const std::exception& e) {                                                           \
+    throw Napi::Error::New((env), std::string(where) + ": " + medgr2::NativeErrorMessage(e)); \
+  }                                                                                           \
+  catch (...) {                                                                               \
+    throw Napi::Error::New((env), std::string(where) + ": unknown native exception");         \
+  }
+#define MODEL_JS_CATCH(env, where)       \
+  MODEL_JS_NAME_NATIVE_ERROR(env, where) \
+  MEDGR2_JS_CATCH(env)
+#define MODEL_JS_CATCH_ASYNC(env, where) \
+  MODEL_JS_NAME_NATIVE_ERROR(env, where) \
+  MEDGR2_JS_CATCH_ASYNC(env)
 
 // ----- config from the normalized JS object ---------------------------------------------------
 
@@ -47,10 +85,15 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
   Napi::Env env = c.Env();
   ModelConfig cfg;
   const std::string type = c.Get("modelType").IsString() ? c.Get("modelType").As<Napi::String>().Utf8Value() : "";
-  if (type == "qwen2") cfg.kind = model::ModelKind::kQwen2;
-  else if (type == "qwen2_vl") cfg.kind = model::ModelKind::kQwen2VL;
-  else if (type == "qwen2_5_vl") cfg.kind = model::ModelKind::kQwen25VL;
-  else ThrowArgError(env, where, "config.modelType", "\"qwen2\", \"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(c.Get("modelType")));
+  if (type == "qwen2")
+    cfg.kind = model::ModelKind::kQwen2;
+  else if (type == "qwen2_vl")
+    cfg.kind = model::ModelKind::kQwen2VL;
+  else if (type == "qwen2_5_vl")
+    cfg.kind = model::ModelKind::kQwen25VL;
+  else
+    ThrowArgError(env, where, "config.modelType", "\"qwen2\", \"qwen2_vl\" or \"qwen2_5_vl\"",
+                  DescribeJsValue(c.Get("modelType")));
   if (!c.Get("text").IsObject()) ThrowArgError(env, where, "config.text", "an object", DescribeJsValue(c.Get("text")));
   Napi::Object t = c.Get("text").As<Napi::Object>();
   const std::string tp = "config.text.";
@@ -72,17 +115,23 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
     auto& vc = cfg.vision;
     vc.present = true;
     const std::string kind = v.Get("kind").IsString() ? v.Get("kind").As<Napi::String>().Utf8Value() : "";
-    if (kind != "qwen2_vl" && kind != "qwen2_5_vl") ThrowArgError(env, where, "config.vision.kind", "\"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(v.Get("kind")));
+    if (kind != "qwen2_vl" && kind != "qwen2_5_vl")
+      ThrowArgError(env, where, "config.vision.kind", "\"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(v.Get("kind")));
     vc.qwen25 = kind == "qwen2_5_vl";
     vc.depth = Int(v, "depth", where, vp);
     vc.embed_dim = Int(v, "embedDim", where, vp);
     vc.num_heads = Int(v, "numHeads", where, vp);
     vc.mlp_hidden_dim = Int(v, "mlpHiddenDim", where, vp);
     const std::string act = v.Get("hiddenAct").IsString() ? v.Get("hiddenAct").As<Napi::String>().Utf8Value() : "";
-    if (act == "quick_gelu") vc.act = model::VisionAct::kQuickGelu;
-    else if (act == "silu") vc.act = model::VisionAct::kSilu;
-    else if (act == "gelu") vc.act = model::VisionAct::kGelu;
-    else ThrowArgError(env, where, "config.vision.hiddenAct", "\"quick_gelu\", \"silu\" or \"gelu\"", DescribeJsValue(v.Get("hiddenAct")));
+    if (act == "quick_gelu")
+      vc.act = model::VisionAct::kQuickGelu;
+    else if (act == "silu")
+      vc.act = model::VisionAct::kSilu;
+    else if (act == "gelu")
+      vc.act = model::VisionAct::kGelu;
+    else
+      ThrowArgError(env, where, "config.vision.hiddenAct", "\"quick_gelu\", \"silu\" or \"gelu\"",
+                    DescribeJsValue(v.Get("hiddenAct")));
     vc.in_channels = Int(v, "inChannels", where, vp);
     vc.patch_size = Int(v, "patchSize", where, vp);
     vc.temporal_patch_size = Int(v, "temporalPatchSize", where, vp);
@@ -95,7 +144,8 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
   }
   cfg.image_token_id = c.Get("imageTokenId").IsNumber() ? Int(c, "imageTokenId", where, "config.") : -1;
   cfg.video_token_id = c.Get("videoTokenId").IsNumber() ? Int(c, "videoTokenId", where, "config.") : -1;
-  cfg.vision_start_token_id = c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
+  cfg.vision_start_token_id =
+      c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
   cfg.vision_end_token_id = c.Get("visionEndTokenId").IsNumber() ? Int(c, "visionEndTokenId", where, "config.") : -1;
   try {
     model::ValidateConfig(cfg);
@@ -112,8 +162,31 @@ at::Tensor AnyTensor(const Napi::Object& obj, const char* key, const char* where
   return TensorField(obj, key, where, required, /*copy=*/true);
 }
 
+// ropeIndex and tokenLogprobs walk cuSeqlens with raw pointers on the JS thread (ComputeRopeIndex,
+// NextTokenLabels) before the model's own CheckBatch runs in the worker: an offset past the token
+// count would read and write out of bounds and crash the process. So every batch's offsets are
+// checked here: [0, ..., N], non-decreasing.
+void CheckCuSeqlens(Napi::Env env, const model::PackedBatch& b, const char* where) {
+  const int64_t n = b.input_ids.numel();
+  const at::Tensor cu = b.cu_seqlens.contiguous();
+  const int64_t* c = cu.data_ptr<int64_t>();
+  const int64_t len = cu.numel();
+  if (len < 2)
+    ThrowArgError(env, where, "batch.cuSeqlens", "at least one sequence ([0, N])", "length " + std::to_string(len));
+  if (c[0] != 0 || c[len - 1] != n) {
+    ThrowArgError(env, where, "batch.cuSeqlens", "from 0 to the token count " + std::to_string(n),
+                  "[" + std::to_string(c[0]) + " .. " + std::to_string(c[len - 1]) + "]");
+  }
+  for (int64_t i = 1; i < len; ++i) {
+    if (c[i] < c[i - 1])
+      ThrowArgError(env, where, "batch.cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(i));
+  }
+}
+
 model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg, const char* where) {
-  if (!value.IsObject()) ThrowArgError(value.Env(), where, "batch", "an object { inputIds, cuSeqlens, pixelValues?, imageGrids? }", DescribeJsValue(value));
+  if (!value.IsObject())
+    ThrowArgError(value.Env(), where, "batch", "an object { inputIds, cuSeqlens, pixelValues?, imageGrids? }",
+                  DescribeJsValue(value));
   Napi::Object o = value.As<Napi::Object>();
   model::PackedBatch b;
   b.input_ids = AnyTensor(o, "inputIds", where, true).to(at::kLong);
@@ -121,10 +194,12 @@ model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg,
   b.pixel_values = AnyTensor(o, "pixelValues", where, false);
   at::Tensor grids = AnyTensor(o, "imageGrids", where, false);
   if (b.pixel_values.defined()) {
-    if (!cfg.vision.present) ThrowArgError(value.Env(), where, "batch.pixelValues", "absent for a text-only model", "given");
+    if (!cfg.vision.present)
+      ThrowArgError(value.Env(), where, "batch.pixelValues", "absent for a text-only model", "given");
     b.pixel_values = b.pixel_values.reshape({-1, cfg.vision.PatchDim()}).to(at::kFloat);
   }
   if (grids.defined()) b.image_grids = grids.reshape({-1, 3}).to(at::kCPU, at::kLong);
+  CheckCuSeqlens(value.Env(), b, where);
   return b;
 }
 
@@ -198,37 +273,41 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 Napi::FunctionReference* g_model_ctor = nullptr;
 
 void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(env, "Model", {
-      StaticMethod<&ModelHandle::Create>("create"),
-      InstanceMethod<&ModelHandle::ParameterSpecs>("parameterSpecs"),
-      InstanceMethod<&ModelHandle::Parameters>("parameters"),
-      InstanceMethod<&ModelHandle::SetParameters>("setParameters"),
-      InstanceMethod<&ModelHandle::SetTrainable>("setTrainable"),
-      InstanceMethod<&ModelHandle::SetCheckpointLayers>("setCheckpointLayers"),
-      InstanceMethod<&ModelHandle::Info>("info"),
-      InstanceMethod<&ModelHandle::Logits>("logits"),
-      InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
-      InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
-      InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
-      InstanceMethod<&ModelHandle::Gradients>("gradients"),
-      InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
-      InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
-      InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
-      InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
-      InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
-      InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
-      InstanceMethod<&ModelHandle::Generate>("generate"),
-      InstanceMethod<&ModelHandle::Dispose>("dispose"),
-  });
+  Napi::Function cls = DefineClass(env, "Model",
+                                   {
+                                       StaticMethod<&ModelHandle::Create>("create"),
+                                       InstanceMethod<&ModelHandle::ParameterSpecs>("parameterSpecs"),
+                                       InstanceMethod<&ModelHandle::Parameters>("parameters"),
+                                       InstanceMethod<&ModelHandle::SetParameters>("setParameters"),
+                                       InstanceMethod<&ModelHandle::SetTrainable>("setTrainable"),
+                                       InstanceMethod<&ModelHandle::SetCheckpointLayers>("setCheckpointLayers"),
+                                       InstanceMethod<&ModelHandle::Info>("info"),
+                                       InstanceMethod<&ModelHandle::Logits>("logits"),
+                                       InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
+                                       InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
+                                       InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
+                                       InstanceMethod<&ModelHandle::Gradients>("gradients"),
+                                       InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
+                                       InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
+                                       InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
+                                       InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
+                                       InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
+                                       InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
+                                       InstanceMethod<&ModelHandle::Generate>("generate"),
+                                       InstanceMethod<&ModelHandle::Dispose>("dispose"),
+                                   });
   g_model_ctor = new Napi::FunctionReference(Napi::Persistent(cls));
   exports.Set("Model", cls);
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
+  Napi::Env env = info.Env();
+  MODEL_JS_TRY
   if (info.Length() < 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "new Model: use Model.create(config, options)");
+    throw Napi::TypeError::New(env, "new Model: use Model.create(config, options)");
   }
   state_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+  MODEL_JS_CATCH(env, "new Model")
 }
 
 std::shared_ptr<ModelState> ModelHandle::Live(const char* where) const {
@@ -246,19 +325,26 @@ ThreadState ModelHandle::State() const {
 Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.create";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   ModelConfig cfg = ConfigFromJs(ArgObject(info, 0, kWhere, "config"), kWhere);
   Napi::Object o = OptObject(info, 1, kWhere, "options");
-  c10::Device device = ParseDevice(env, OptString(o, "device", kWhere, "options").value_or("cpu"), kWhere, "options.device");
+  c10::Device device =
+      ParseDevice(env, OptString(o, "device", kWhere, "options").value_or("cpu"), kWhere, "options.device");
   const std::string dt = OptString(o, "dtype", kWhere, "options").value_or("float32");
   at::ScalarType dtype = at::kFloat;
-  if (dt == "bfloat16" || dt == "bf16") dtype = at::kBFloat16;
-  else if (dt == "float16" || dt == "f16") dtype = at::kHalf;
-  else if (dt == "float64" || dt == "f64") dtype = at::kDouble;  // gradient checks
-  else if (dt != "float32" && dt != "f32") ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\", \"float16\" or \"float64\"", "\"" + dt + "\"");
+  if (dt == "bfloat16" || dt == "bf16")
+    dtype = at::kBFloat16;
+  else if (dt == "float16" || dt == "f16")
+    dtype = at::kHalf;
+  else if (dt == "float64" || dt == "f64")
+    dtype = at::kDouble;  // gradient checks
+  else if (dt != "float32" && dt != "f32")
+    ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\", \"float16\" or \"float64\"",
+                  "\"" + dt + "\"");
   const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   const std::string init = OptString(o, "init", kWhere, "options").value_or("random");
-  if (init != "random" && init != "none") ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
+  if (init != "random" && init != "none")
+    ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
   ThreadState ts;
   ts.device = device;
   return RunAsync<std::shared_ptr<ModelState>>(
@@ -277,32 +363,40 @@ Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
             e, new std::shared_ptr<ModelState>(st), [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
         return g_model_ctor->New({ext});
       });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 Napi::Value ModelHandle::ParameterSpecs(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.parameterSpecs");
   Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.parameterSpecs";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
   auto specs = st->model->ParameterSpecs();
   auto arr = Napi::Array::New(env, specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
     auto o = Napi::Object::New(env);
     o.Set("name", specs[i].name);
     auto shape = Napi::Array::New(env, specs[i].shape.size());
-    for (size_t k = 0; k < specs[i].shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), static_cast<double>(specs[i].shape[k]));
+    for (size_t k = 0; k < specs[i].shape.size(); ++k)
+      shape.Set(static_cast<uint32_t>(k), static_cast<double>(specs[i].shape[k]));
     o.Set("shape", shape);
     arr.Set(static_cast<uint32_t>(i), o);
   }
   return arr;
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // parameters(): { name: Tensor } sharing the model's storage (detached views; for saving).
 Napi::Value ModelHandle::Parameters(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.parameters");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.parameters";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
   std::lock_guard<std::mutex> lock(st->mutex);
-  auto out = Napi::Object::New(info.Env());
-  for (const auto& [name, t] : st->model->params().All()) out.Set(name, TensorHandle::Wrap(info.Env(), t.detach(), false));
+  auto out = Napi::Object::New(env);
+  for (const auto& [name, t] : st->model->params().All()) out.Set(name, TensorHandle::Wrap(env, t.detach(), false));
   return out;
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // setParameters({ name: Tensor }): exactly the model's parameters, each of its shape; copied into
@@ -310,7 +404,7 @@ Napi::Value ModelHandle::Parameters(const Napi::CallbackInfo& info) {
 Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.setParameters";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   Napi::Object o = ArgObject(info, 0, kWhere, "tensors");
   std::map<std::string, at::Tensor> given;
@@ -351,59 +445,85 @@ Napi::Value ModelHandle::SetParameters(const Napi::CallbackInfo& info) {
         return true;
       },
       [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 Napi::Value ModelHandle::SetTrainable(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.setTrainable");
-  Napi::Object o = ArgObject(info, 0, "Model.setTrainable", "parts");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.setTrainable";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  // Read the flags before taking the lock: reading them can run JS (getters), and JS that calls
+  // back into this model under the lock would deadlock on the (non-recursive) mutex.
+  Napi::Object o = ArgObject(info, 0, kWhere, "parts");
+  const bool vision = OptBool(o, "vision", kWhere, "parts").value_or(true);
+  const bool merger = OptBool(o, "merger", kWhere, "parts").value_or(true);
+  const bool language_model = OptBool(o, "languageModel", kWhere, "parts").value_or(true);
+  st = Live(kWhere);  // a getter may have disposed it
   std::lock_guard<std::mutex> lock(st->mutex);
-  st->model->SetTrainable(OptBool(o, "vision", "Model.setTrainable", "parts").value_or(true),
-                          OptBool(o, "merger", "Model.setTrainable", "parts").value_or(true),
-                          OptBool(o, "languageModel", "Model.setTrainable", "parts").value_or(true));
-  return info.Env().Undefined();
+  st->model->SetTrainable(vision, merger, language_model);
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 Napi::Value ModelHandle::SetCheckpointLayers(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.setCheckpointLayers");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.setCheckpointLayers";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  const bool on = Arg(info, 0).ToBoolean().Value();
   std::lock_guard<std::mutex> lock(st->mutex);
-  st->model->checkpoint_layers = Arg(info, 0).ToBoolean().Value();
-  return info.Env().Undefined();
+  st->model->checkpoint_layers = on;
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.info");
-  auto o = Napi::Object::New(info.Env());
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.info";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  // The parameter map and the optimizer step change under a running setParameters /
+  // optimizerStep worker: read them under the model's lock, as parameters() does.
+  std::lock_guard<std::mutex> lock(st->mutex);
+  auto o = Napi::Object::New(env);
   o.Set("parameterCount", static_cast<double>(st->model->ParameterCount()));
   o.Set("device", st->model->device().str());
   o.Set("dtype", c10::toString(st->model->dtype()));
   o.Set("optimizerStep", static_cast<double>(st->optimizer.step()));
   o.Set("checkpointLayers", st->model->checkpoint_layers);
   return o;
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MEDGR2_JS_TRY
-  auto st = Live("Model.logits");
-  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), "Model.logits");
+  constexpr const char* kWhere = "Model.logits";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   return RunLocked<at::Tensor>(
-      info, "medgr2.Model.logits", st, [b](ModelState& s) { at::NoGradGuard ng; return s.model->Logits(b); },
+      info, "medgr2.Model.logits", st,
+      [b](ModelState& s) {
+        at::NoGradGuard ng;
+        return s.model->Logits(b);
+      },
       [](Napi::Env e, at::Tensor& t) -> Napi::Value { return TensorHandle::Wrap(e, t); });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 // tokenLogprobs(batch, { labels?, temperature? }): labels default to the next token of each sequence.
 Napi::Value ModelHandle::TokenLogprobs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.tokenLogprobs";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = OptObject(info, 1, kWhere, "options");
   at::Tensor labels = AnyTensor(o, "labels", kWhere, false);
   if (!labels.defined()) labels = model::NextTokenLabels(b.input_ids, b.cu_seqlens);
-  if (labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
+  if (labels.numel() != b.input_ids.numel())
+    ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
   const double temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
   return RunLocked<std::vector<at::Tensor>>(
       info, "medgr2.Model.tokenLogprobs", st,
@@ -417,7 +537,7 @@ Napi::Value ModelHandle::TokenLogprobs(const Napi::CallbackInfo& info) {
         out.Set("entropy", TypedArrayFromTensor(e, r[1].to(at::kFloat)));
         return out;
       });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 Napi::Value LossReportJs(Napi::Env e, const model::LossReport& r, bool grpo) {
@@ -442,7 +562,7 @@ Napi::Value LossReportJs(Napi::Env e, const model::LossReport& r, bool grpo) {
 Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.backwardSft";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
@@ -450,14 +570,14 @@ Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   return RunLocked<model::LossReport>(
       info, "medgr2.Model.backwardSft", st, [b, spec](ModelState& s) { return s.model->BackwardSft(b, spec); },
       [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, false); });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 // sftLoss(batch, { labels, numItems?, temperature? }) -> Promise<number> (no gradient)
 Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.sftLoss";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
@@ -465,39 +585,46 @@ Napi::Value ModelHandle::SftLoss(const Napi::CallbackInfo& info) {
   return RunLocked<double>(
       info, "medgr2.Model.sftLoss", st, [b, spec](ModelState& s) { return s.model->SftLossValue(b, spec); },
       [](Napi::Env e, double& v) -> Napi::Value { return Napi::Number::New(e, v); });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 // gradients(): { name: Tensor } copies of the accumulated .grad of each parameter that has one.
+// Before any backward, or after zeroGrad / optimizerStep, that is {} (not an error).
 Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.gradients");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.gradients";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
   std::lock_guard<std::mutex> lock(st->mutex);
-  auto out = Napi::Object::New(info.Env());
+  auto out = Napi::Object::New(env);
   for (const auto& [name, t] : st->model->params().All()) {
-    if (t.grad().defined()) out.Set(name, TensorHandle::Wrap(info.Env(), t.grad().detach().cpu().clone()));
+    // .cpu() / clone() allocate (and on CUDA, surface any pending device error): libtorch can throw here.
+    if (t.grad().defined()) out.Set(name, TensorHandle::Wrap(env, t.grad().detach().cpu().clone()));
   }
   return out;
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // ropeIndex(batch) -> { positionIds: Int32Array [3 * N] (t row, h row, w row), nextPositions: Int32Array [S] }
 Napi::Value ModelHandle::RopeIndex(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MEDGR2_JS_TRY
-  auto st = Live("Model.ropeIndex");
-  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), "Model.ropeIndex");
+  constexpr const char* kWhere = "Model.ropeIndex";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   model::RopeIndex r = model::ComputeRopeIndex(b.input_ids, b.cu_seqlens, b.image_grids, st->model->config());
   auto out = Napi::Object::New(env);
   out.Set("positionIds", TypedArrayFromTensor(env, r.position_ids.to(at::kInt)));
   out.Set("nextPositions", TypedArrayFromTensor(env, at::tensor(r.next_position, at::kLong).to(at::kInt)));
   return out;
-  MEDGR2_JS_CATCH(env)
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // backwardGrpo(batch, { labels, advantages, oldLogp?, refLogp?, temperature?, ...loss options })
 Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.backwardGrpo";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
@@ -511,7 +638,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
   spec.options = ParseLossOptions(o, kWhere, "loss");
   spec.loss_scale = OptNumber(o, "lossScale", kWhere, "loss").value_or(1.0);
-  if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale)) ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
+  if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale))
+    ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
   const ops::LossOptions& lo = spec.options;
   // Validate the loss inputs against the batch before queueing.
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
@@ -520,14 +648,14 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   return RunLocked<model::LossReport>(
       info, "medgr2.Model.backwardGrpo", st, [b, spec](ModelState& s) { return s.model->BackwardGrpo(b, spec); },
       [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, true); });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 // optimizerStep({ lr, beta1?, beta2?, eps?, weightDecay?, maxGradNorm? }) -> { gradNorm, step }
 Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.optimizerStep";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   Napi::Object o = ArgObject(info, 0, kWhere, "options");
   train::AdamWOptions a;
@@ -548,38 +676,81 @@ Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
         out.Set("paramsUpdated", static_cast<double>(r.params_updated));
         return out;
       });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
+// On a live model this only drops the .grad tensors and cannot fail; wrapped like every entry so
+// that nothing it may come to call can take the process down.
 Napi::Value ModelHandle::ZeroGrad(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.zeroGrad");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.zeroGrad";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
   std::lock_guard<std::mutex> lock(st->mutex);
   train::AdamW::ZeroGrad(st->model->params());
-  return info.Env().Undefined();
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
-  auto st = Live("Model.optimizerState");
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.optimizerState";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
   std::lock_guard<std::mutex> lock(st->mutex);
-  auto out = Napi::Object::New(info.Env());
-  for (const auto& [k, t] : st->optimizer.State()) out.Set(k, TensorHandle::Wrap(info.Env(), t.detach().cpu().clone()));
+  auto out = Napi::Object::New(env);
+  for (const auto& [k, t] : st->optimizer.State()) out.Set(k, TensorHandle::Wrap(env, t.detach().cpu().clone()));
   return out;
+  MODEL_JS_CATCH(env, kWhere)
 }
 
+// loadOptimizerState(state): a state as optimizerState() returns it. AdamW::LoadState drops the
+// current state first and trusts every key and shape (a wrong shape would only fail at the next
+// optimizerStep, an odd "step" halfway through the load), so the whole state is checked against
+// the model's parameters here, before anything changes: a rejected state leaves the old one.
 Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MEDGR2_JS_TRY
-  auto st = Live("Model.loadOptimizerState");
-  Napi::Object o = ArgObject(info, 0, "Model.loadOptimizerState", "state");
+  constexpr const char* kWhere = "Model.loadOptimizerState";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "state");
   std::map<std::string, at::Tensor> state;
   for (const auto& e : o) {
     const std::string k = e.first.As<Napi::String>().Utf8Value();
-    state[k] = TensorHandle::Get(e.second, "Model.loadOptimizerState", k.c_str());
+    state[k] = TensorHandle::Get(e.second, kWhere, ("state." + k).c_str());
+  }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (auto& spec : st->model->ParameterSpecs()) shapes[spec.name] = std::move(spec.shape);
+  for (const auto& [key, t] : state) {
+    const std::string arg = "state." + key;
+    if (key == "step") {
+      if (t.numel() != 1) ThrowArgError(env, kWhere, arg, "a one-element tensor", "shape " + ShapeText(t.sizes()));
+      continue;
+    }
+    const auto dot = key.find('.');
+    const std::string kind = dot == std::string::npos ? key : key.substr(0, dot);
+    if (dot == std::string::npos || (kind != "exp_avg" && kind != "exp_avg_sq" && kind != "master")) {
+      ThrowArgError(env, kWhere, arg,
+                    "named \"step\", \"exp_avg.<parameter>\", \"exp_avg_sq.<parameter>\" or \"master.<parameter>\"",
+                    "an unexpected key");
+    }
+    const std::string name = key.substr(dot + 1);
+    auto it = shapes.find(name);
+    if (it == shapes.end()) {
+      ThrowArgError(env, kWhere, arg, "the state of a parameter of this model", "no parameter \"" + name + "\"");
+    }
+    if (t.sizes() != at::IntArrayRef(it->second)) {
+      ThrowArgError(env, kWhere, arg, "of the parameter's shape " + ShapeText(at::IntArrayRef(it->second)),
+                    "shape " + ShapeText(t.sizes()));
+    }
+    // AdamW keeps both moments of a parameter or neither (a lone one breaks the next step).
+    const std::string other = kind == "exp_avg" ? "exp_avg_sq." + name : "exp_avg." + name;
+    if (!state.count(other)) ThrowArgError(env, kWhere, arg, "given with state." + other, "none");
   }
   std::lock_guard<std::mutex> lock(st->mutex);
   st->optimizer.LoadState(state, st->model->device());
   return env.Undefined();
-  MEDGR2_JS_CATCH(env)
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // generate(batch, { maxNewTokens, temperature, topK?, topP?, seed?, stopTokens? })
@@ -587,19 +758,21 @@ Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
 Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.generate";
-  MEDGR2_JS_TRY
+  MODEL_JS_TRY
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "options");
   model::GenerateOptions g;
   auto max_new = OptInteger(o, "maxNewTokens", kWhere, "options");
-  if (!max_new || *max_new < 0) ThrowArgError(env, kWhere, "options.maxNewTokens", "an integer >= 0", DescribeJsValue(o.Get("maxNewTokens")));
+  if (!max_new || *max_new < 0)
+    ThrowArgError(env, kWhere, "options.maxNewTokens", "an integer >= 0", DescribeJsValue(o.Get("maxNewTokens")));
   g.max_new_tokens = *max_new;
   g.temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
   g.top_k = OptInteger(o, "topK", kWhere, "options").value_or(0);
   g.top_p = OptNumber(o, "topP", kWhere, "options").value_or(1.0);
   g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
-  if (!o.Get("stopTokens").IsUndefined()) g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
+  if (!o.Get("stopTokens").IsUndefined())
+    g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
   return RunLocked<model::GenerateResult>(
       info, "medgr2.Model.generate", st, [b, g](ModelState& s) { return s.model->Generate(b, g); },
       [](Napi::Env e, model::GenerateResult& r) -> Napi::Value {
@@ -620,19 +793,24 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
         out.Set("logprobs", logprobs);
         return out;
       });
-  MEDGR2_JS_CATCH_ASYNC(env)
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MODEL_JS_TRY
   if (state_) {
     std::lock_guard<std::mutex> lock(state_->mutex);
     state_->model.reset();
   }
-  return info.Env().Undefined();
+  return env.Undefined();
+  MODEL_JS_CATCH(env, "Model.dispose")
 }
 
 }  // namespace
 
-void RegisterModel(Napi::Env env, Napi::Object exports) { ModelHandle::Init(env, exports); }
+void RegisterModel(Napi::Env env, Napi::Object exports) {
+  ModelHandle::Init(env, exports);
+}
 
 }  // namespace medgr2

@@ -3,19 +3,16 @@
 // elementwise pass over the tile (it needs only per-row lse and E[z], known from the forward).
 #include "kernels/fused_logprob.h"
 
-#include <cuda_bf16.h>
-
 #include <cmath>
+
+#include "kernels/cuda_utils.cuh"
 
 namespace medgr2::kernels {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float LoadZ(const void* z, int64_t i, bool bf16) {
-  return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(z)[i]) : static_cast<const float*>(z)[i];
-}
+constexpr int kWarps = kThreads / kWarpSize;
 
 // u is kept relative to the running max (sum e^(z-m) (z-m)), not as sum e^(z-m) z: entropy is then
 // log s - u/s with no cancellation between two large numbers (lse and E[z] are both ~ max logit).
@@ -31,23 +28,23 @@ __device__ __forceinline__ Online Merge(Online a, Online b) {
   return {m, a.s * ea + b.s * eb, ea * (a.u + (a.m - m) * a.s) + eb * (b.u + (b.m - m) * b.s)};
 }
 
-__device__ __forceinline__ Online WarpMerge(Online v) {
-  for (int o = 16; o > 0; o >>= 1) {
-    Online other{__shfl_xor_sync(0xffffffffu, v.m, o), __shfl_xor_sync(0xffffffffu, v.s, o),
-                 __shfl_xor_sync(0xffffffffu, v.u, o)};
-    v = Merge(v, other);
-  }
-  return v;
+struct MergeOp {
+  __device__ __forceinline__ Online operator()(Online a, Online b) const { return Merge(a, b); }
+};
+
+// Lets the shared warp/block reductions (kernels/cuda_utils.cuh) move an Online state between lanes.
+__device__ __forceinline__ Online ShflXor(Online v, int lane_mask) {
+  return {kernels::ShflXor(v.m, lane_mask), kernels::ShflXor(v.s, lane_mask), kernels::ShflXor(v.u, lane_mask)};
 }
 
-__global__ void __launch_bounds__(kThreads) TileStatsKernel(LogitsTile tile, const int64_t* __restrict__ targets,
-                                                            float inv_temp, float* m, float* s, float* t,
-                                                            float* z_target) {
+__global__ void __launch_bounds__(kThreads)
+    TileStatsKernel(LogitsTile tile, const int64_t* __restrict__ targets, float inv_temp, float* m, float* s, float* t,
+                    float* z_target) {
   const int64_t row = blockIdx.x;
   const int64_t base = row * tile.ld;
   Online acc{-INFINITY, 0.f, 0.f};
   for (int64_t c = threadIdx.x; c < tile.cols; c += kThreads) {
-    const float z = LoadZ(tile.z, base + c, tile.bf16) * inv_temp;
+    const float z = LoadF32(tile.z, base + c, tile.bf16) * inv_temp;
     if (z > acc.m) {
       // Rebase the state on the new max; the new element itself adds e^0 (z - z) = 0 to u.
       const float e = acc.m == -INFINITY ? 0.f : __expf(acc.m - z);
@@ -58,17 +55,16 @@ __global__ void __launch_bounds__(kThreads) TileStatsKernel(LogitsTile tile, con
       acc.u += e * (z - acc.m);
     }
   }
-  __shared__ float sm[kThreads / 32], ss[kThreads / 32], st[kThreads / 32];
-  acc = WarpMerge(acc);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) { sm[warp] = acc.m; ss[warp] = acc.s; st[warp] = acc.u; }
-  __syncthreads();
+  __shared__ Online scratch[kWarps];
+  BlockReduceToScratch(acc, scratch, MergeOp{});
   if (threadIdx.x == 0) {
-    Online total{m[row], s[row], t[row]};  // the state from earlier tiles
-    for (int w = 0; w < kThreads / 32; ++w) total = Merge(total, Online{sm[w], ss[w], st[w]});
-    m[row] = total.m; s[row] = total.s; t[row] = total.u;
+    // Onto the state from earlier tiles, in warp order.
+    const Online total = FoldWarps<kWarps>(Online{m[row], s[row], t[row]}, scratch, MergeOp{});
+    m[row] = total.m;
+    s[row] = total.s;
+    t[row] = total.u;
     const int64_t y = targets[row] - tile.vocab_offset;
-    if (y >= 0 && y < tile.cols) z_target[row] = LoadZ(tile.z, base + y, tile.bf16) * inv_temp;
+    if (y >= 0 && y < tile.cols) z_target[row] = LoadF32(tile.z, base + y, tile.bf16) * inv_temp;
   }
 }
 
@@ -83,10 +79,10 @@ __global__ void FinalizeKernel(const float* m, const float* s, const float* t, c
   logp[r] = targets[r] >= 0 ? z_target[r] - l : 0.f;
 }
 
-__global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, const int64_t* __restrict__ targets,
-                                                           const float* __restrict__ lse, const float* __restrict__ entropy,
-                                                           const float* __restrict__ grad_logp,
-                                                           const float* __restrict__ grad_entropy, float inv_temp) {
+__global__ void __launch_bounds__(kThreads)
+    TileGradKernel(LogitsTile tile, const int64_t* __restrict__ targets, const float* __restrict__ lse,
+                   const float* __restrict__ entropy, const float* __restrict__ grad_logp,
+                   const float* __restrict__ grad_entropy, float inv_temp) {
   const int64_t row = blockIdx.x;
   const int64_t base = row * tile.ld;
   const float l = lse[row];
@@ -96,13 +92,12 @@ __global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, cons
   const float gh = grad_entropy ? grad_entropy[row] : 0.f;
   const int64_t y = targets[row] - tile.vocab_offset;
   for (int64_t c = threadIdx.x; c < tile.cols; c += kThreads) {
-    const float z = LoadZ(tile.z, base + c, tile.bf16) * inv_temp;
+    const float z = LoadF32(tile.z, base + c, tile.bf16) * inv_temp;
     const float p = __expf(z - l);
     float dz = -g * p - gh * p * ((z - l) + h);
     if (has_target && c == y) dz += g;
     dz *= inv_temp;
-    if (tile.bf16) static_cast<__nv_bfloat16*>(tile.z)[base + c] = __float2bfloat16(dz);
-    else static_cast<float*>(tile.z)[base + c] = dz;
+    StoreF32(tile.z, base + c, dz, tile.bf16);
   }
 }
 
@@ -111,7 +106,8 @@ __global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, cons
 cudaError_t LogprobTileStats(const LogitsTile& tile, const int64_t* targets, float inv_temp, float* m, float* s,
                              float* t, float* z_target, cudaStream_t stream) {
   if (tile.rows == 0) return cudaSuccess;
-  TileStatsKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, inv_temp, m, s, t, z_target);
+  TileStatsKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, inv_temp, m, s, t,
+                                                                             z_target);
   return cudaGetLastError();
 }
 
@@ -128,7 +124,7 @@ cudaError_t LogprobTileGrad(const LogitsTile& tile, const int64_t* targets, cons
                             const float* grad_logp, const float* grad_entropy, float inv_temp, cudaStream_t stream) {
   if (tile.rows == 0) return cudaSuccess;
   TileGradKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, lse, entropy, grad_logp,
-                                                                           grad_entropy, inv_temp);
+                                                                            grad_entropy, inv_temp);
   return cudaGetLastError();
 }
 

@@ -6,57 +6,41 @@
 
 #include <cmath>
 
+#include "kernels/cuda_utils.cuh"
+
 namespace medgr2::kernels {
 
 namespace {
 
 constexpr int kThreads = 1024;
-constexpr int kWarps = kThreads / 32;
-
-__device__ double WarpSum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ float WarpMin(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fminf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ float WarpMax(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Block-wide sum; every thread gets the result.
-__device__ double BlockSum(double v, double* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = WarpSum(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  double total = 0;
-  for (int w = 0; w < kWarps; ++w) total += scratch[w];
-  return total;
-}
+constexpr int kWarps = kThreads / kWarpSize;
 
 __global__ void __launch_bounds__(kThreads)
-GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64_t batch, int64_t g, int scale, float eps) {
+    GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64_t batch, int64_t g,
+                         AdvantageScale scale, float eps) {
   __shared__ double scratch[kWarps];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
   // Batch standard deviation (only for scale == batch): two passes, mean then squared deviations.
   double batch_std = 0;
-  if (scale == 1) {
+  if (scale == AdvantageScale::kBatch) {
     double s = 0, c = 0;
     for (int64_t i = threadIdx.x; i < batch; i += kThreads) {
-      if (!isnan(r[i])) { s += r[i]; c += 1; }
+      if (!isnan(r[i])) {
+        s += r[i];
+        c += 1;
+      }
     }
-    const double n = BlockSum(c, scratch);
-    const double mean = BlockSum(s, scratch) / (n > 0 ? n : 1);
+    const double n = BlockSum<kThreads>(c, scratch);
+    const double mean = BlockSum<kThreads>(s, scratch) / (n > 0 ? n : 1);
     double q = 0;
     for (int64_t i = threadIdx.x; i < batch; i += kThreads) {
-      if (!isnan(r[i])) { const double d = r[i] - mean; q += d * d; }
+      if (!isnan(r[i])) {
+        const double d = r[i] - mean;
+        q += d * d;
+      }
     }
-    const double ss = BlockSum(q, scratch);
+    const double ss = BlockSum<kThreads>(q, scratch);
     batch_std = n > 1 ? sqrt(ss / (n - 1)) : 0;
   }
 
@@ -68,18 +52,31 @@ GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64
     float lo = INFINITY, hi = -INFINITY;
     for (int64_t k = lane; k < g; k += 32) {
       const float v = rg[k];
-      if (!isnan(v)) { s += v; c += 1; lo = fminf(lo, v); hi = fmaxf(hi, v); }
+      if (!isnan(v)) {
+        s += v;
+        c += 1;
+        lo = fminf(lo, v);
+        hi = fmaxf(hi, v);
+      }
     }
-    s = WarpSum(s); c = WarpSum(c); lo = WarpMin(lo); hi = WarpMax(hi);
+    s = WarpSum(s);
+    c = WarpSum(c);
+    lo = WarpMin(lo);
+    hi = WarpMax(hi);
     const double mean = c > 0 ? s / c : 0;
     double q = 0;
     for (int64_t k = lane; k < g; k += 32) {
       const float v = rg[k];
-      if (!isnan(v)) { const double d = v - mean; q += d * d; }
+      if (!isnan(v)) {
+        const double d = v - mean;
+        q += d * d;
+      }
     }
     q = WarpSum(q);
     const bool degenerate = c < 2 || lo == hi;  // one valid reward, or all equal: no signal
-    const double denom = scale == 0 ? (sqrt(q / (c > 1 ? c - 1 : 1)) + eps) : scale == 1 ? (batch_std + eps) : 1.0;
+    const double denom = scale == AdvantageScale::kGroup   ? (sqrt(q / (c > 1 ? c - 1 : 1)) + eps)
+                         : scale == AdvantageScale::kBatch ? (batch_std + eps)
+                                                           : 1.0;
     for (int64_t k = lane; k < g; k += 32) {
       const float v = rg[k];
       ag[k] = (degenerate || isnan(v)) ? 0.f : static_cast<float>((v - mean) / denom);
@@ -90,7 +87,7 @@ GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64
 }  // namespace
 
 cudaError_t GrpoAdvantagesF32(const float* rewards, float* advantages, int64_t batch, int64_t group_size,
-                              int scale, float eps, cudaStream_t stream) {
+                              AdvantageScale scale, float eps, cudaStream_t stream) {
   if (batch == 0) return cudaSuccess;
   GrpoAdvantagesKernel<<<1, kThreads, 0, stream>>>(rewards, advantages, batch, group_size, scale, eps);
   return cudaGetLastError();

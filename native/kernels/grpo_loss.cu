@@ -5,43 +5,55 @@
 // a bandwidth-bound elementwise pass needs; there is no shared-memory staging to pay for.
 #include "kernels/grpo_loss.h"
 
-#include <cuda_bf16.h>
-
 #include <cmath>
+
+#include "common/grpo_constants.h"
+#include "kernels/cuda_utils.cuh"
 
 namespace medgr2::kernels {
 
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / kWarpSize;
 constexpr int kItems = 4;
 constexpr int kTile = kThreads * kItems;
-constexpr int kSlots = kGrpoLossStatCount + 1;  // + first non-finite index
+// A block's partials, and `out`: the kStatCount sums (GrpoLossStat slots), then the smallest
+// non-finite token index, reduced with min from kNoIndexMin.
+constexpr int kFirstBadSlot = kStatCount;
+constexpr int kSlots = kStatCount + 1;
 constexpr int kMaxBlocksPerRow = 256;
 constexpr int kMaxGridY = 65535;
 
-__device__ __forceinline__ float Load(const void* p, int64_t i, bool bf16) {
-  return bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]) : static_cast<const float*>(p)[i];
-}
-__device__ __forceinline__ void Store(void* p, int64_t i, float v, bool bf16) {
-  if (bf16) static_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16(v);
-  else static_cast<float*>(p)[i] = v;
-}
 __device__ __forceinline__ float LoadMask(const void* m, int kind, int64_t i) {
-  return kind == 0 ? 1.f : kind == 1 ? static_cast<float>(static_cast<const uint8_t*>(m)[i]) : static_cast<const float*>(m)[i];
+  return kind == 0   ? 1.f
+         : kind == 1 ? static_cast<float>(static_cast<const uint8_t*>(m)[i])
+                     : static_cast<const float*>(m)[i];
 }
 
-__device__ __forceinline__ double WarpSum(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
+// Reduces each thread's kSlots values over the block in a fixed order (warp butterflies, then the
+// warps in order): sums for the statistics, min for kFirstBadSlot. Every thread must call it;
+// thread k < kSlots gets slot k's total in `total` and true, the others false.
+__device__ __forceinline__ bool BlockReduceSlots(double (&s)[kSlots], double& total) {
+  __shared__ double shared[kSlots][kWarps];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  for (int k = 0; k < kStatCount; ++k) s[k] = WarpSum(s[k]);
+  s[kFirstBadSlot] = WarpMin(s[kFirstBadSlot]);
+  if (lane == 0)
+    for (int k = 0; k < kSlots; ++k) shared[k][warp] = s[k];
+  __syncthreads();
+  if (threadIdx.x >= kSlots) return false;
+  const int k = threadIdx.x;
+  total = k == kFirstBadSlot ? FoldWarps<kWarps>(kNoIndexMin, shared[k], MinOp{})
+                             : FoldWarps<kWarps>(0.0, shared[k], SumOp{});
+  return true;
 }
 
 __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, double* __restrict__ partials) {
-  __shared__ double shared[kThreads / 32][kSlots];
   double s[kSlots];
-  for (int k = 0; k < kSlots; ++k) s[k] = 0;
-  double first_bad = 9.0e18;
-  const float lo = 1.f - p.eps_low, hi = 1.f + p.eps_high, clampv = 20.f;
+  for (int k = 0; k < kStatCount; ++k) s[k] = 0;
+  s[kFirstBadSlot] = kNoIndexMin;
+  const float lo = 1.f - p.eps_low, hi = 1.f + p.eps_high, clampv = static_cast<float>(kLogRatioClamp);
 
   for (int64_t row = blockIdx.y; row < p.rows; row += gridDim.y) {
     const int64_t row_begin = p.offsets[row], row_end = p.offsets[row + 1];
@@ -53,15 +65,18 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
         const int64_t i = tile + k * kThreads + threadIdx.x;
         if (i >= row_end) break;
         const float m = LoadMask(p.mask, p.mask_kind, i);
-        if (m == 0.f) { Store(p.grad, i, 0.f, p.bf16); continue; }
-        const float x = Load(p.logp, i, p.bf16);
-        if (!isfinite(x)) {
-          s[kGrpoLossStatCount - 1] += 1;
-          first_bad = fmin(first_bad, static_cast<double>(i));
-          Store(p.grad, i, 0.f, p.bf16);
+        if (m == 0.f) {
+          StoreF32(p.grad, i, 0.f, p.bf16);
           continue;
         }
-        const float log_ratio = p.old_logp ? x - Load(p.old_logp, i, p.bf16) : 0.f;
+        const float x = LoadF32(p.logp, i, p.bf16);
+        if (!isfinite(x)) {
+          s[kStatNonFinite] += 1;
+          s[kFirstBadSlot] = fmin(s[kFirstBadSlot], static_cast<double>(i));
+          StoreF32(p.grad, i, 0.f, p.bf16);
+          continue;
+        }
+        const float log_ratio = p.old_logp ? x - LoadF32(p.old_logp, i, p.bf16) : 0.f;
         const bool in_range = log_ratio >= -clampv && log_ratio <= clampv;
         const float rho = __expf(fminf(fmaxf(log_ratio, -clampv), clampv));
         const float s1 = rho * a, s2 = fminf(fmaxf(rho, lo), hi) * a;
@@ -69,61 +84,56 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
         float ell = -fminf(s1, s2);
         float kl = 0.f;
         if (p.ref_logp) {
-          const float d = Load(p.ref_logp, i, p.bf16) - x;
+          const float d = LoadF32(p.ref_logp, i, p.bf16) - x;
           float gkl;
-          if (p.kl == 0) { kl = -d; gkl = 1.f; }
-          else if (p.kl == 1) { kl = 0.5f * d * d; gkl = -d; }
-          else { const float e = expf(d); kl = e - d - 1.f; gkl = 1.f - e; }
-          if (p.beta > 0.f) { ell += p.beta * kl; g += p.beta * gkl; }
+          if (p.kl == KlEstimator::kK1) {
+            kl = -d;
+            gkl = 1.f;
+          } else if (p.kl == KlEstimator::kK2) {
+            kl = 0.5f * d * d;
+            gkl = -d;
+          } else {
+            const float e = expf(d);
+            kl = e - d - 1.f;
+            gkl = 1.f - e;
+          }
+          if (p.beta > 0.f) {
+            ell += p.beta * kl;
+            g += p.beta * gkl;
+          }
         }
         const float w = m * scale;
-        Store(p.grad, i, w * g, p.bf16);
-        s[0] += static_cast<double>(w * ell);
-        s[1] += m;
-        s[2] += (rho < lo && a < 0.f) ? m : 0.f;
-        s[3] += (rho > hi && a > 0.f) ? m : 0.f;
-        s[4] += static_cast<double>(m * kl);
-        s[5] += static_cast<double>(m * rho);
-        if (p.entropy) s[6] += static_cast<double>(m * p.entropy[i]);
+        StoreF32(p.grad, i, w * g, p.bf16);
+        s[kStatLoss] += static_cast<double>(w * ell);
+        s[kStatActive] += m;
+        s[kStatClipLow] += (rho < lo && a < 0.f) ? m : 0.f;
+        s[kStatClipHigh] += (rho > hi && a > 0.f) ? m : 0.f;
+        s[kStatKl] += static_cast<double>(m * kl);
+        s[kStatRatio] += static_cast<double>(m * rho);
+        if (p.entropy) s[kStatEntropy] += static_cast<double>(m * p.entropy[i]);
       }
     }
   }
 
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int k = 0; k < kSlots - 1; ++k) s[k] = WarpSum(s[k]);
-  for (int o = 16; o > 0; o >>= 1) first_bad = fmin(first_bad, __shfl_xor_sync(0xffffffffu, first_bad, o));
-  s[kSlots - 1] = first_bad;
-  if (lane == 0) for (int k = 0; k < kSlots; ++k) shared[warp][k] = s[k];
-  __syncthreads();
-  if (threadIdx.x < kSlots) {
-    const int k = threadIdx.x;
-    double v = k == kSlots - 1 ? 9.0e18 : 0.0;
-    for (int w = 0; w < kThreads / 32; ++w) v = (k == kSlots - 1) ? fmin(v, shared[w][k]) : v + shared[w][k];
-    partials[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * kSlots + k] = v;
-  }
+  double total;
+  if (BlockReduceSlots(s, total))
+    partials[(int64_t(blockIdx.y) * gridDim.x + blockIdx.x) * kSlots + threadIdx.x] = total;
 }
 
 // One block adds the per-block partials in a fixed order: thread t takes slots t, t + kThreads, ...
-__global__ void __launch_bounds__(kThreads) FinalizeKernel(const double* __restrict__ partials, int64_t blocks,
-                                                           double* __restrict__ out) {
-  __shared__ double shared[kThreads / 32][kSlots];
+__global__ void __launch_bounds__(kThreads)
+    FinalizeKernel(const double* __restrict__ partials, int64_t blocks, double* __restrict__ out) {
   double s[kSlots];
-  for (int k = 0; k < kSlots; ++k) s[k] = k == kSlots - 1 ? 9.0e18 : 0.0;
+  for (int k = 0; k < kStatCount; ++k) s[k] = 0.0;
+  s[kFirstBadSlot] = kNoIndexMin;
   for (int64_t b = threadIdx.x; b < blocks; b += kThreads) {
-    for (int k = 0; k < kSlots - 1; ++k) s[k] += partials[b * kSlots + k];
-    s[kSlots - 1] = fmin(s[kSlots - 1], partials[b * kSlots + kSlots - 1]);
+    for (int k = 0; k < kStatCount; ++k) s[k] += partials[b * kSlots + k];
+    s[kFirstBadSlot] = fmin(s[kFirstBadSlot], partials[b * kSlots + kFirstBadSlot]);
   }
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int k = 0; k < kSlots - 1; ++k) s[k] = WarpSum(s[k]);
-  for (int o = 16; o > 0; o >>= 1) s[kSlots - 1] = fmin(s[kSlots - 1], __shfl_xor_sync(0xffffffffu, s[kSlots - 1], o));
-  if (lane == 0) for (int k = 0; k < kSlots; ++k) shared[warp][k] = s[k];
-  __syncthreads();
-  if (threadIdx.x < kSlots) {
-    const int k = threadIdx.x;
-    double v = k == kSlots - 1 ? 9.0e18 : 0.0;
-    for (int w = 0; w < kThreads / 32; ++w) v = (k == kSlots - 1) ? fmin(v, shared[w][k]) : v + shared[w][k];
-    if (k == kSlots - 1) v = v >= 9.0e18 ? -1.0 : v;
-    out[k] = v;
+  double total;
+  if (BlockReduceSlots(s, total)) {
+    if (threadIdx.x == kFirstBadSlot && total >= kNoIndexMin) total = static_cast<double>(kNoIndex);
+    out[threadIdx.x] = total;
   }
 }
 

@@ -6,32 +6,31 @@
 #include <cstdint>
 #include <cuda_runtime_api.h>
 
+#include "common/grpo_constants.h"
+
 namespace medgr2::kernels {
 
-// Slots of the statistics vector (same order as ops/grpo_loss.cc): loss, active tokens, clipped low,
-// clipped high, sum KL, sum ratio, sum entropy, non-finite count. `out` gets these kGrpoLossStatCount
-// sums followed by the first non-finite token index (or -1), all as double.
-constexpr int kGrpoLossStatCount = 8;
-
 struct GrpoLossParams {
-  const void* logp;        // [N] float or bf16 (see bf16)
-  const void* old_logp;    // [N] same dtype, or null (ratio 1)
-  const void* ref_logp;    // [N] same dtype, or null (no KL)
+  const void* logp;         // [N] float or bf16 (see bf16)
+  const void* old_logp;     // [N] same dtype, or null (ratio 1)
+  const void* ref_logp;     // [N] same dtype, or null (no KL)
   const float* advantages;  // [rows]
-  const void* mask;        // [N] or null
-  int mask_kind;           // 0 none, 1 uint8, 2 float
-  const int64_t* offsets;  // [rows + 1]
+  const void* mask;         // [N] or null
+  int mask_kind;            // 0 none, 1 uint8, 2 float
+  const int64_t* offsets;   // [rows + 1]
   const double* row_scale;  // [rows]: the lossType's weight per unit of mask
-  const float* entropy;    // [N] or null
-  void* grad;              // [N] out, dtype of logp
+  const float* entropy;     // [N] or null
+  void* grad;               // [N] out, dtype of logp
   int64_t rows;
   int64_t max_row_len;
   float eps_low, eps_high, beta;
-  int kl;                  // 0 k1, 1 k2, 2 k3
+  KlEstimator kl;
   bool bf16;
 };
 
 int64_t GrpoLossWorkspaceDoubles(int64_t rows, int64_t max_row_len);
+// `out` (kStatCount + 1 doubles) gets the sums of the statistics, slot by slot as GrpoLossStat
+// (common/grpo_constants.h) orders them, followed by the first non-finite token index or kNoIndex.
 cudaError_t GrpoLossForwardBackward(const GrpoLossParams& p, double* workspace, double* out, cudaStream_t stream);
 
 }  // namespace medgr2::kernels

@@ -7,11 +7,16 @@
 #include <optional>
 #include <string>
 
+#include "common/grpo_constants.h"
+
 namespace medgr2::ops {
 
-enum class AdvantageScale { kGroup, kBatch, kNone };
+// Defined with the kernels' other shared constants (common/grpo_constants.h); named here too so
+// ops::AdvantageScale, ops::KlEstimator and ops::kLogRatioClamp keep working.
+using medgr2::AdvantageScale;
+using medgr2::KlEstimator;
+using medgr2::kLogRatioClamp;
 enum class LossType { kGrpo, kBnpo, kDrGrpo, kDapo };
-enum class KlEstimator { kK1, kK2, kK3 };
 // Which implementation runs: the plain ATen reference, the fused CPU/CUDA path, or the best one.
 enum class Impl { kAuto, kReference, kFused };
 
@@ -30,9 +35,6 @@ struct LossOptions {
   std::optional<int64_t> max_completion_length;  // dr_grpo; default: the longest row
   std::optional<double> num_items_in_batch;      // dapo; default: the mask's sum
 };
-
-// Log-ratio clamp before exp (verl): keeps ratios finite for wildly off-policy tokens.
-constexpr double kLogRatioClamp = 20.0;
 
 std::optional<AdvantageScale> ParseAdvantageScale(const std::string& s);
 std::optional<LossType> ParseLossType(const std::string& s);

@@ -1,5 +1,6 @@
 #include "ops/grpo_loss.h"
 
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -12,8 +13,10 @@
 #include "common/nvtx.h"
 
 #ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAContext.h>
+// c10's stream and guard only: ATen/cuda/CUDAContext.h would also pull in cuBLAS, cuSPARSE and
+// cuSOLVER headers that this glue never uses (and that a toolkit-only install may lack).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 #include "kernels/grpo_loss.h"
 #endif
@@ -22,20 +25,19 @@ namespace medgr2::ops {
 
 namespace {
 
-std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
-
-// Statistic slots of one chunk's partial sums (CPU) or one block's (CUDA, same order).
-enum Stat { kLoss, kActive, kClipLow, kClipHigh, kKl, kRatio, kEntropy, kNonFinite, kStatCount };
+std::string Sizes(const at::Tensor& t) {
+  return ShapeText(t.sizes());
+}
 
 LossStats StatsFromSums(const double* s, bool has_ref, bool has_entropy) {
   LossStats st;
-  st.active_tokens = s[kActive];
-  if (s[kActive] > 0) {
-    st.clip_low_fraction = s[kClipLow] / s[kActive];
-    st.clip_high_fraction = s[kClipHigh] / s[kActive];
-    st.kl_mean = has_ref ? s[kKl] / s[kActive] : 0;
-    st.ratio_mean = s[kRatio] / s[kActive];
-    st.entropy_mean = has_entropy ? s[kEntropy] / s[kActive] : 0;
+  st.active_tokens = s[kStatActive];
+  if (s[kStatActive] > 0) {
+    st.clip_low_fraction = s[kStatClipLow] / s[kStatActive];
+    st.clip_high_fraction = s[kStatClipHigh] / s[kStatActive];
+    st.kl_mean = has_ref ? s[kStatKl] / s[kStatActive] : 0;
+    st.ratio_mean = s[kStatRatio] / s[kStatActive];
+    st.entropy_mean = has_entropy ? s[kStatEntropy] / s[kStatActive] : 0;
   }
   return st;
 }
@@ -50,7 +52,8 @@ LossInputs PaddedLossInputs(const at::Tensor& logp, const at::Tensor& old_logp, 
                             const at::Tensor& advantages, const at::Tensor& mask) {
   if (logp.dim() != 2) throw ArgumentError("grpo.loss", "logp", "a [B, T] tensor", Sizes(logp));
   const int64_t b = logp.size(0), t = logp.size(1);
-  for (auto [tensor, name] : {std::pair{old_logp, "oldLogp"}, std::pair{ref_logp, "refLogp"}, std::pair{mask, "mask"}}) {
+  for (auto [tensor, name] :
+       {std::pair{old_logp, "oldLogp"}, std::pair{ref_logp, "refLogp"}, std::pair{mask, "mask"}}) {
     if (tensor.defined() && tensor.sizes() != logp.sizes()) {
       throw ArgumentError("grpo.loss", name, "shaped like logp " + Sizes(logp), Sizes(tensor));
     }
@@ -109,11 +112,14 @@ void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* whe
                         "[" + std::to_string(p[0]) + " .. " + std::to_string(p[b]) + "]");
   }
   for (int64_t k = 0; k < b; ++k) {
-    if (p[k + 1] < p[k]) throw ArgumentError(where, "cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(k + 1));
+    if (p[k + 1] < p[k])
+      throw ArgumentError(where, "cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(k + 1));
   }
   if (!(o.eps_low >= 0 && o.eps_low < 1)) throw ArgumentError(where, "epsLow", "in [0, 1)", std::to_string(o.eps_low));
-  if (!(o.eps_high >= 0) || !std::isfinite(o.eps_high)) throw ArgumentError(where, "epsHigh", "a finite number >= 0", std::to_string(o.eps_high));
-  if (!(o.beta >= 0) || !std::isfinite(o.beta)) throw ArgumentError(where, "beta", "a finite number >= 0", std::to_string(o.beta));
+  if (!(o.eps_high >= 0) || !std::isfinite(o.eps_high))
+    throw ArgumentError(where, "epsHigh", "a finite number >= 0", std::to_string(o.eps_high));
+  if (!(o.beta >= 0) || !std::isfinite(o.beta))
+    throw ArgumentError(where, "beta", "a finite number >= 0", std::to_string(o.beta));
   if (o.beta > 0 && !in.ref_logp.defined()) throw ArgumentError(where, "refLogp", "given when beta > 0", "none");
   if (o.max_completion_length && *o.max_completion_length < 1) {
     throw ArgumentError(where, "maxCompletionLength", "a positive integer", std::to_string(*o.max_completion_length));
@@ -141,15 +147,20 @@ at::Tensor LossRowScales(const LossInputs& in, const LossOptions& o) {
     at::Tensor c = at::cat({at::zeros({1}, f64), m.cumsum(0)});
     return c.index_select(0, in.offsets.slice(0, 1)) - c.index_select(0, in.offsets.slice(0, 0, b));
   };
-  auto total = [&]() -> double { return in.mask.defined() ? in.mask.to(at::kDouble).sum().item<double>()
-                                                          : static_cast<double>(in.logp.numel()); };
+  auto total = [&]() -> double {
+    return in.mask.defined() ? in.mask.to(at::kDouble).sum().item<double>() : static_cast<double>(in.logp.numel());
+  };
   switch (o.loss_type) {
-    case LossType::kGrpo: return 1.0 / (row_sums().clamp_min(1.0) * static_cast<double>(b));
-    case LossType::kBnpo: return at::full({b}, 1.0 / std::max(total(), 1.0), f64);
+    case LossType::kGrpo:
+      return 1.0 / (row_sums().clamp_min(1.0) * static_cast<double>(b));
+    case LossType::kBnpo:
+      return at::full({b}, 1.0 / std::max(total(), 1.0), f64);
     case LossType::kDrGrpo: {
       double len = 1;
-      if (o.max_completion_length) len = static_cast<double>(*o.max_completion_length);
-      else if (b > 0) len = in.padded ? static_cast<double>(in.logp.numel() / b) : std::max(lengths.max().item<double>(), 1.0);
+      if (o.max_completion_length)
+        len = static_cast<double>(*o.max_completion_length);
+      else if (b > 0)
+        len = in.padded ? static_cast<double>(in.logp.numel() / b) : std::max(lengths.max().item<double>(), 1.0);
       return at::full({b}, 1.0 / (static_cast<double>(b) * len), f64);
     }
     case LossType::kDapo: {
@@ -184,9 +195,15 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   if (in.ref_logp.defined()) {
     at::Tensor delta = in.ref_logp.to(cdt) - lp;
     switch (o.kl) {
-      case KlEstimator::kK1: kl = -delta; break;
-      case KlEstimator::kK2: kl = delta.pow(2) / 2; break;
-      case KlEstimator::kK3: kl = at::exp(delta) - delta - 1; break;
+      case KlEstimator::kK1:
+        kl = -delta;
+        break;
+      case KlEstimator::kK2:
+        kl = delta.pow(2) / 2;
+        break;
+      case KlEstimator::kK3:
+        kl = at::exp(delta) - delta - 1;
+        break;
     }
     if (o.beta > 0) per_token = per_token + o.beta * kl;
   }
@@ -199,19 +216,20 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   r.grad_logp = grad.to(in.logp.scalar_type()).view(in.logp.sizes());
   at::NoGradGuard no_grad;
   double sums[kStatCount] = {};
-  sums[kActive] = m.sum().item<double>();
+  sums[kStatActive] = m.sum().item<double>();
   const double lo = 1.0 - o.eps_low, hi = 1.0 + o.eps_high;
-  sums[kClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
-  sums[kClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
-  if (kl.defined()) sums[kKl] = (m * kl).sum().item<double>();
-  sums[kRatio] = (m * ratio).sum().item<double>();
-  if (in.entropy.defined()) sums[kEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
+  sums[kStatClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
+  sums[kStatClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
+  if (kl.defined()) sums[kStatKl] = (m * kl).sum().item<double>();
+  sums[kStatRatio] = (m * ratio).sum().item<double>();
+  if (in.entropy.defined()) sums[kStatEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
   r.stats = StatsFromSums(sums, in.ref_logp.defined(), in.entropy.defined());
   at::Tensor bad = (m != 0) & ~at::isfinite(lp.detach());
   if (bad.any().item<bool>()) {
     const int64_t first = bad.nonzero().min().item<int64_t>();
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
-                        std::to_string(bad.sum().item<int64_t>()) + " non-finite values (first at token " + std::to_string(first) + ")");
+                        std::to_string(bad.sum().item<int64_t>()) + " non-finite values (first at token " +
+                            std::to_string(first) + ")");
   }
   return r;
 }
@@ -240,9 +258,9 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
   const int64_t chunks = (n + kChunkTokens - 1) / kChunkTokens;
   const acc_t lo = static_cast<acc_t>(1.0 - o.eps_low), hi = static_cast<acc_t>(1.0 + o.eps_high);
   const acc_t beta = static_cast<acc_t>(o.beta), clampv = static_cast<acc_t>(kLogRatioClamp);
-  const int kl_kind = static_cast<int>(o.kl);
+  const KlEstimator kl_kind = o.kl;
   partials.assign(chunks * kStatCount, 0.0);
-  first_bad.assign(chunks, -1);
+  first_bad.assign(chunks, kNoIndex);
 
   at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t c = cb; c < ce; ++c) {
@@ -252,11 +270,14 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
       for (int64_t i = begin; i < end; ++i) {
         while (i >= off[row + 1]) ++row;
         const acc_t m = mask ? static_cast<acc_t>(mask[i]) : acc_t(1);
-        if (m == 0) { grad[i] = T(0); continue; }
+        if (m == 0) {
+          grad[i] = T(0);
+          continue;
+        }
         const acc_t x = static_cast<acc_t>(lp[i]);
         if (!std::isfinite(x)) {
-          if (first_bad[c] < 0) first_bad[c] = i;
-          s[kNonFinite] += 1;
+          if (first_bad[c] == kNoIndex) first_bad[c] = i;
+          s[kStatNonFinite] += 1;
           grad[i] = T(0);
           continue;
         }
@@ -273,20 +294,31 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
         if (ref) {
           const acc_t d = static_cast<acc_t>(ref[i]) - x;
           acc_t gkl;
-          if (kl_kind == 0) { kl = -d; gkl = 1; }
-          else if (kl_kind == 1) { kl = d * d / 2; gkl = -d; }
-          else { const acc_t e = std::exp(d); kl = e - d - 1; gkl = 1 - e; }
-          if (beta > 0) { ell += beta * kl; g += beta * gkl; }
+          if (kl_kind == KlEstimator::kK1) {
+            kl = -d;
+            gkl = 1;
+          } else if (kl_kind == KlEstimator::kK2) {
+            kl = d * d / 2;
+            gkl = -d;
+          } else {
+            const acc_t e = std::exp(d);
+            kl = e - d - 1;
+            gkl = 1 - e;
+          }
+          if (beta > 0) {
+            ell += beta * kl;
+            g += beta * gkl;
+          }
         }
         const acc_t w = m * static_cast<acc_t>(row_scale[row]);
         grad[i] = static_cast<T>(w * g);
-        s[kLoss] += static_cast<double>(w * ell);
-        s[kActive] += m;
-        s[kClipLow] += (rho < lo && a < 0) ? m : 0;
-        s[kClipHigh] += (rho > hi && a > 0) ? m : 0;
-        s[kKl] += m * kl;
-        s[kRatio] += m * rho;
-        if (ent) s[kEntropy] += m * ent[i];
+        s[kStatLoss] += static_cast<double>(w * ell);
+        s[kStatActive] += m;
+        s[kStatClipLow] += (rho < lo && a < 0) ? m : 0;
+        s[kStatClipHigh] += (rho > hi && a > 0) ? m : 0;
+        s[kStatKl] += m * kl;
+        s[kStatRatio] += m * rho;
+        if (ent) s[kStatEntropy] += m * ent[i];
       }
       std::copy(s, s + kStatCount, partials.begin() + c * kStatCount);
     }
@@ -308,13 +340,14 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   in.entropy = raw.entropy.defined() ? raw.entropy.to(acc).contiguous() : raw.entropy;
   if (raw.mask.defined()) {
     const auto mt = raw.mask.scalar_type();
-    in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous() : raw.mask.to(at::kFloat).contiguous();
+    in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous()
+                                                   : raw.mask.to(at::kFloat).contiguous();
   }
   in.offsets = raw.offsets.to(at::kLong).contiguous();
   at::Tensor row_scale = LossRowScales(in, o).contiguous();
   at::Tensor grad = at::empty_like(in.logp);
   std::vector<double> sums(kStatCount, 0.0);
-  int64_t first_bad = -1;
+  int64_t first_bad = kNoIndex;
 
 #ifdef MEDGR2_WITH_CUDA
   if (in.logp.is_cuda()) {
@@ -338,13 +371,13 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     p.eps_low = static_cast<float>(o.eps_low);
     p.eps_high = static_cast<float>(o.eps_high);
     p.beta = static_cast<float>(o.beta);
-    p.kl = static_cast<int>(o.kl);
+    p.kl = o.kl;
     p.bf16 = dt == at::kBFloat16;
-    at::Tensor workspace = at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)},
-                                     in.logp.options().dtype(at::kDouble));
-    at::Tensor out = at::empty({kernels::kGrpoLossStatCount + 1}, in.logp.options().dtype(at::kDouble));
+    at::Tensor workspace =
+        at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)}, in.logp.options().dtype(at::kDouble));
+    at::Tensor out = at::empty({kStatCount + 1}, in.logp.options().dtype(at::kDouble));
     cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
-                                                      at::cuda::getCurrentCUDAStream());
+                                                      c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_loss kernel launch failed: ", cudaGetErrorString(st));
     at::Tensor host = out.cpu();
     std::copy(host.data_ptr<double>(), host.data_ptr<double>() + kStatCount, sums.begin());
@@ -356,22 +389,25 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     std::vector<double> partials;
     std::vector<int64_t> bad;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dt, "grpo_loss_cpu", [&] {
-      if (!in.mask.defined()) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
-      else if (in.mask.scalar_type() == at::kByte) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
-      else FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      if (!in.mask.defined())
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else if (in.mask.scalar_type() == at::kByte)
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else
+        FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
     });
     for (size_t c = 0; c < bad.size(); ++c) {
       for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];
-      if (first_bad < 0 && bad[c] >= 0) first_bad = bad[c];
+      if (first_bad == kNoIndex && bad[c] != kNoIndex) first_bad = bad[c];
     }
   }
-  if (sums[kNonFinite] > 0) {
+  if (sums[kStatNonFinite] > 0) {
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
-                        std::to_string(static_cast<int64_t>(sums[kNonFinite])) + " non-finite values (first at token " +
-                            std::to_string(first_bad) + ")");
+                        std::to_string(static_cast<int64_t>(sums[kStatNonFinite])) +
+                            " non-finite values (first at token " + std::to_string(first_bad) + ")");
   }
   LossResult r;
-  r.loss = sums[kLoss];
+  r.loss = sums[kStatLoss];
   r.grad_logp = grad.view(raw.logp.sizes());
   r.stats = StatsFromSums(sums.data(), in.ref_logp.defined(), in.entropy.defined());
   return r;

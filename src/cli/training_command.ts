@@ -38,7 +38,10 @@ export async function runTrainingCommand(
 ): Promise<void> {
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, {
-    device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer, dtype: cfg.dtype,
+    device: cfg.device,
+    seed: cfg.initSeed,
+    tokenizer: cfg.tokenizer,
+    dtype: cfg.dtype,
   });
   try {
     await saveResolvedConfig(cfg.out, savedConfig);
