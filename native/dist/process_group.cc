@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+
+#include <torch/version.h>
 
 #include "common/nvtx.h"
 
@@ -80,6 +83,22 @@ ProcessGroup::~ProcessGroup() {
   Close();
 }
 
+// libtorch >= 2.4 asks TCPStore for its libuv backend by default; a libtorch built without libuv (Debian's
+// 2.6) refuses it, so such a build gets the classic backend instead. Builds with libuv keep their default.
+static c10::intrusive_ptr<c10d::Store> MakeTcpStore(const std::string& host, c10d::TCPStoreOptions so) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(host, so);
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).find("libuv") == std::string::npos || !so.useLibUV) throw;
+    so.useLibUV = false;
+    return c10::make_intrusive<c10d::TCPStore>(host, so);
+  }
+#else
+  return c10::make_intrusive<c10d::TCPStore>(host, so);
+#endif
+}
+
 std::shared_ptr<ProcessGroup> ProcessGroup::Create(const GroupOptions& o) {
   NvtxRange range("medgr2.dist.create");
   std::shared_ptr<ProcessGroup> pg(new ProcessGroup(o));
@@ -104,7 +123,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::Create(const GroupOptions& o) {
     so.numWorkers = static_cast<std::size_t>(o.world_size);
     so.waitWorkers = true;  // the server's constructor returns when every rank has connected
     so.timeout = o.timeout;
-    c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+    c10::intrusive_ptr<c10d::Store> store = MakeTcpStore(o.master_addr, so);
     if (o.agent_store) {
       store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(o.restart_count), store);
     }
