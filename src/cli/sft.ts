@@ -11,6 +11,8 @@ import { runTrainingCommand } from './training_command';
 import { loadSampleData, requireLabels } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
+import { readDistEnv } from '../dist/env';
+import { initProcessGroup, type ProcessGroup } from '../dist/process_group';
 
 const D = SFT_DEFAULTS;
 
@@ -32,6 +34,9 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
   { key: 'initSeed', type: 'int', default: 0, help: 'seed of the random init when --model is a config' },
   { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
+  // data parallelism (under `medgr2 launch` / torchrun / Slurm / mpirun: WORLD_SIZE > 1)
+  { key: 'distBackend', type: 'string', default: 'auto', choices: ['auto', 'gloo', 'nccl'], help: 'process-group backend when launched on several ranks (auto: nccl on CUDA, gloo on the CPU)' },
+  { key: 'distTimeout', type: 'number', default: 300, min: 1, help: 'seconds a rank waits on joining and on each collective before failing' },
   // optimization
   { key: 'lr', type: 'number', default: D.lr, min: 0, help: 'peak learning rate (AdamW)' },
   { key: 'warmupRatio', type: 'number', default: D.warmupRatio, min: 0, max: 1, help: 'linear warm-up as a fraction of all steps' },
@@ -80,6 +85,8 @@ export interface SftCliConfig {
   device: string;
   initSeed: number;
   threads: number;
+  distBackend: 'auto' | 'gloo' | 'nccl';
+  distTimeout: number;
   evalAccuracy: boolean;
   evalLimit: number;
   maxNewTokens: number;
@@ -96,6 +103,29 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
   if (evalSamples) requireLabels(evalSamples, cfg.evalData as string, '--eval-data');
   if (cfg.evalAccuracy && !evalSamples) throw new Error('--eval-accuracy needs --eval-data');
 
+  // Data parallelism: launched on several ranks, every rank joins the group before loading anything.
+  const env = readDistEnv();
+  let dist: ProcessGroup | undefined;
+  if (env.worldSize > 1) {
+    if (cfg.device === 'cuda') cfg = { ...cfg, device: `cuda:${env.localRank}` };
+    dist = await initProcessGroup(env, { backend: cfg.distBackend, timeoutMs: Math.round(cfg.distTimeout * 1000), device: cfg.device });
+    if (dist.rank === 0) process.stderr.write(`sft: data parallel over ${dist.worldSize} ranks (backend ${dist.backend}, ${env.launcher})\n`);
+  }
+  try {
+    await runSftIn(cfg, trainSamples, evalSamples, dist);
+    // Rank 0 may host the store: nobody leaves before everyone is done with it.
+    if (dist) await dist.barrier();
+  } finally {
+    dist?.close();
+  }
+}
+
+async function runSftIn(
+  cfg: SftCliConfig,
+  trainSamples: ReturnType<typeof loadSampleData>,
+  evalSamples: ReturnType<typeof loadSampleData> | undefined,
+  dist: ProcessGroup | undefined,
+): Promise<void> {
   await runTrainingCommand('sft', cfg, cfg, async ({ model, tokenizer, tokenizerDir, say, origin }) => {
     say(`${origin}; ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`);
     const images = new DecodedImages();
@@ -111,6 +141,7 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
         evalExamples: evalSamples ? sftExamplesFromSamples(evalSamples, cfg.style, { answer: cfg.answer }) : undefined,
         tokenizer,
         tokenizerDir,
+        dist,
       },
       {
         evaluate: cfg.evalAccuracy && evalSamples
@@ -137,8 +168,9 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
       trainLoss: last?.loss ?? null,
       evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
       ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
+      ...(dist ? { worldSize: dist.worldSize } : {}),
     };
-  });
+  }, { dist });
 }
 
 export function registerSft(program: Command): void {
