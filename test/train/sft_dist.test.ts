@@ -52,7 +52,7 @@ test('medgr2 launch --nproc-per-node 2 sft matches the single-process run (losse
   const dir = tempDir();
   const common = [
     '--model', 'tiny-qwen2-vl', '--data', path.join(world, 'medsynth.jsonl'), '--task', 'Modality Recognition',
-    '--max-steps', '4', '--token-budget', '300', '--global-tokens', '60', '--lr', '1e-3', '--seed', '5',
+    '--max-steps', '4', '--token-budget', '600', '--global-tokens', '100', '--lr', '1e-3', '--seed', '5',
     '--threads', '1', '--warmup-steps', '1',
   ];
   const single = path.join(dir, 'single');
