@@ -66,10 +66,11 @@ test('medgr2 launch --nproc-per-node 2 sft matches the single-process run (losse
   assert.equal(r2.status, 0, `dp: ${r2.stdout}\n${r2.stderr}`);
   t.diagnostic(`single ${((t1 - t0) / 1000).toFixed(1)} s, 2 ranks ${((Date.now() - t1) / 1000).toFixed(1)} s`);
   assert.match(r2.stderr, /sft: data parallel over 2 ranks \(backend gloo/);
-  // Only rank 0 speaks on stdout: one summary line.
-  const lines = r2.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  // Only rank 0 speaks on stdout: one summary line (launch prefixes each rank's lines with "[rank R] ").
+  const lines = r2.stdout.trim().split('\n').filter((l) => l.includes('{'));
   assert.equal(lines.length, 1, r2.stdout);
-  assert.equal(JSON.parse(lines[0]).worldSize, 2);
+  assert.match(lines[0], /^\[rank 0\] /);
+  assert.equal(JSON.parse(lines[0].slice(lines[0].indexOf('{'))).worldSize, 2);
 
   const a = trainLosses(single);
   const b = trainLosses(dp);
