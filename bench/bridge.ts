@@ -12,7 +12,11 @@ export async function run(): Promise<Row[]> {
     const copy = await timeIt(() => tensor(array, [n], { copy: true }).dispose(), { repeats: 20 });
     const t = tensor(array, [n]);
     const out = await timeIt(() => t.toArray(), { repeats: 20 });
-    for (const [op, timing] of [['borrow', borrow], ['copy', copy], ['toArray', out]] as const) {
+    for (const [op, timing] of [
+      ['borrow', borrow],
+      ['copy', copy],
+      ['toArray', out],
+    ] as const) {
       rows.push({
         op: `bridge.${op}`,
         shape: `[${n}]`,
@@ -28,4 +32,8 @@ export async function run(): Promise<Row[]> {
   return rows;
 }
 
-if (require.main === module) run().catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module)
+  run().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -13,7 +13,7 @@ const V = 151936;
 
 function inputs(n: number) {
   let s = 7;
-  const next = (): number => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5);
+  const next = (): number => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5;
   const hidden = new Float32Array(n * H);
   for (let i = 0; i < hidden.length; i++) hidden[i] = next();
   const weight = new Float32Array(V * H);
@@ -28,7 +28,10 @@ async function runVariant(variant: Variant, x: ReturnType<typeof inputs>): Promi
   const impl = variant.startsWith('fused') ? 'fused' : 'reference';
   const f = await grpo.fusedLogprobAsync(x, { impl });
   if (variant.endsWith('fwdbwd')) {
-    const g = await grpo.fusedLogprobBackwardAsync({ ...x, gradLogp: f.logp, lse: f.lse, entropy: f.entropy }, { impl });
+    const g = await grpo.fusedLogprobBackwardAsync(
+      { ...x, gradLogp: f.logp, lse: f.lse, entropy: f.entropy },
+      { impl },
+    );
     g.gradHidden.dispose();
     g.gradWeight.dispose();
   }
@@ -46,9 +49,15 @@ async function child(variant: Variant, n: number): Promise<void> {
 }
 
 function measureMemory(variant: Variant, n: number): number {
-  const r = spawnSync(process.execPath, [__filename, '--child', variant, String(n)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const r = spawnSync(process.execPath, [__filename, '--child', variant, String(n)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
   if (r.status !== 0) throw new Error(`child ${variant} failed: ${r.stderr}`);
-  const { baseline, peak } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { baseline: number; peak: number };
+  const { baseline, peak } = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+    baseline: number;
+    peak: number;
+  };
   return Math.max(0, peak - baseline);
 }
 
@@ -63,13 +72,29 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     const t = await timeIt(() => runVariant(variant, x), { warmup: 1, repeats: 3, budgetMs: 20000 });
     times[variant] = t.medianMs;
     const gemms = variant === 'fused-fwd' || variant === 'reference-fwd' ? 1 : variant === 'fused-fwdbwd' ? 4 : 3;
-    rows.push({ op: 'fused_logprob', variant, shape: `N=${timeN} H=${H} V=${V}`, dtype: 'f32', device: 'cpu', ms: t.medianMs,
-      'GEMM TFLOP/s': (gemms * gemm) / (t.medianMs / 1000) / 1e12, 'extra MiB': '' });
+    rows.push({
+      op: 'fused_logprob',
+      variant,
+      shape: `N=${timeN} H=${H} V=${V}`,
+      dtype: 'f32',
+      device: 'cpu',
+      ms: t.medianMs,
+      'GEMM TFLOP/s': (gemms * gemm) / (t.medianMs / 1000) / 1e12,
+      'extra MiB': '',
+    });
   }
   for (const variant of ['fused-fwd', 'reference-fwd', 'fused-fwdbwd', 'reference-fwdbwd'] as Variant[]) {
     const extra = measureMemory(variant, memN);
-    rows.push({ op: 'fused_logprob', variant, shape: `N=${memN} H=${H} V=${V}`, dtype: 'f32', device: 'cpu', ms: '',
-      'GEMM TFLOP/s': '', 'extra MiB': extra / 2 ** 20 });
+    rows.push({
+      op: 'fused_logprob',
+      variant,
+      shape: `N=${memN} H=${H} V=${V}`,
+      dtype: 'f32',
+      device: 'cpu',
+      ms: '',
+      'GEMM TFLOP/s': '',
+      'extra MiB': extra / 2 ** 20,
+    });
   }
   printTable('fused_logprob: time (first rows) and extra peak memory over the inputs (last rows)', rows);
   const mem = (v: string): number => Number(rows.find((r) => r.variant === v && r['extra MiB'] !== '')?.['extra MiB']);
@@ -87,5 +112,8 @@ export async function run(argv: string[] = []): Promise<Row[]> {
 if (require.main === module) {
   const args = process.argv.slice(2);
   const main = args[0] === '--child' ? child(args[1] as Variant, Number(args[2])) : run(args).then(() => undefined);
-  main.catch((e) => { console.error(e); process.exit(1); });
+  main.catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

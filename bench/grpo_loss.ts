@@ -7,7 +7,7 @@ import { appendCsv, gbPerSecond, printTable, timeIt, type Row } from './harness'
 function randomInputs(tokens: number, seqLen: number) {
   const batch = tokens / seqLen;
   let s = 12345;
-  const next = (): number => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const next = (): number => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const logp = new Float32Array(tokens);
   const old = new Float32Array(tokens);
   const ref = new Float32Array(tokens);
@@ -21,8 +21,13 @@ function randomInputs(tokens: number, seqLen: number) {
   const adv = Float32Array.from({ length: batch }, () => 2 * next() - 1);
   const t = (a: Float32Array | Uint8Array, shape: number[]): Tensor => tensor(a, shape);
   return {
-    logp: t(logp, [batch, seqLen]), oldLogp: t(old, [batch, seqLen]), refLogp: t(ref, [batch, seqLen]),
-    mask: t(mask, [batch, seqLen]), advantages: t(adv, [batch]), batch, seqLen,
+    logp: t(logp, [batch, seqLen]),
+    oldLogp: t(old, [batch, seqLen]),
+    refLogp: t(ref, [batch, seqLen]),
+    mask: t(mask, [batch, seqLen]),
+    advantages: t(adv, [batch]),
+    batch,
+    seqLen,
   };
 }
 
@@ -33,13 +38,29 @@ export async function run(argv: string[] = []): Promise<Row[]> {
   for (let tokens = 64 * 1024; tokens <= maxTokens; tokens *= 4) {
     const inputs = randomInputs(tokens, seqLen);
     const opts = { lossType: 'dapo' as const, beta: 0.04, epsLow: 0.2, epsHigh: 0.28 };
-    const fused = await timeIt(async () => (await grpo.lossAsync(inputs, { ...opts, impl: 'fused' })).gradLogp.dispose(), { repeats: 10, budgetMs: 4000 });
-    const eager = await timeIt(async () => (await grpo.lossAsync(inputs, { ...opts, impl: 'reference' })).gradLogp.dispose(), { warmup: 1, repeats: 5, budgetMs: 8000 });
+    const fused = await timeIt(
+      async () => (await grpo.lossAsync(inputs, { ...opts, impl: 'fused' })).gradLogp.dispose(),
+      { repeats: 10, budgetMs: 4000 },
+    );
+    const eager = await timeIt(
+      async () => (await grpo.lossAsync(inputs, { ...opts, impl: 'reference' })).gradLogp.dispose(),
+      { warmup: 1, repeats: 5, budgetMs: 8000 },
+    );
     const bytes = tokens * 17;
-    for (const [impl, t] of [['fused', fused], ['eager', eager]] as const) {
+    for (const [impl, t] of [
+      ['fused', fused],
+      ['eager', eager],
+    ] as const) {
       rows.push({
-        op: 'grpo_loss', impl, shape: `${inputs.batch}x${seqLen}`, tokens, dtype: 'f32', device: 'cpu',
-        ms: t.medianMs, 'GB/s': gbPerSecond(bytes, t.medianMs), 'x eager': eager.medianMs / t.medianMs,
+        op: 'grpo_loss',
+        impl,
+        shape: `${inputs.batch}x${seqLen}`,
+        tokens,
+        dtype: 'f32',
+        device: 'cpu',
+        ms: t.medianMs,
+        'GB/s': gbPerSecond(bytes, t.medianMs),
+        'x eager': eager.medianMs / t.medianMs,
       });
     }
   }
@@ -48,4 +69,8 @@ export async function run(argv: string[] = []): Promise<Row[]> {
   return rows;
 }
 
-if (require.main === module) run(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module)
+  run(process.argv.slice(2)).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -32,13 +32,42 @@ export function qwen25vl3bConfig() {
   const raw = {
     architectures: ['Qwen2_5_VLForConditionalGeneration'],
     model_type: 'qwen2_5_vl',
-    bos_token_id: 757, eos_token_id: 759, vision_start_token_id: 760, vision_end_token_id: 761, image_token_id: 762, video_token_id: 763,
-    hidden_act: 'silu', hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 2,
-    max_position_embeddings: 128000, max_window_layers: 70, rms_norm_eps: 1e-6, rope_theta: 1000000.0, sliding_window: 32768,
-    tie_word_embeddings: true, torch_dtype: 'bfloat16', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+    bos_token_id: 757,
+    eos_token_id: 759,
+    vision_start_token_id: 760,
+    vision_end_token_id: 761,
+    image_token_id: 762,
+    video_token_id: 763,
+    hidden_act: 'silu',
+    hidden_size: 2048,
+    intermediate_size: 11008,
+    num_hidden_layers: 36,
+    num_attention_heads: 16,
+    num_key_value_heads: 2,
+    max_position_embeddings: 128000,
+    max_window_layers: 70,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1000000.0,
+    sliding_window: 32768,
+    tie_word_embeddings: true,
+    torch_dtype: 'bfloat16',
+    use_cache: true,
+    use_sliding_window: false,
+    vocab_size: 151936,
     vision_config: {
-      depth: 32, hidden_act: 'silu', hidden_size: 1280, intermediate_size: 3420, num_heads: 16, in_channels: 3, out_hidden_size: 2048,
-      patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, window_size: 112, fullatt_block_indexes: [7, 15, 23, 31], tokens_per_second: 2,
+      depth: 32,
+      hidden_act: 'silu',
+      hidden_size: 1280,
+      intermediate_size: 3420,
+      num_heads: 16,
+      in_channels: 3,
+      out_hidden_size: 2048,
+      patch_size: 14,
+      spatial_merge_size: 2,
+      temporal_patch_size: 2,
+      window_size: 112,
+      fullatt_block_indexes: [7, 15, 23, 31],
+      tokens_per_second: 2,
     },
     rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
   };
@@ -78,8 +107,20 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     if (big) model.setRecomputeActivations(true);
     const noise: Reward = { name: 'noise', weight: 1, fn: (c) => (hashString(c) % 1000) / 1000 };
     const metrics: GrpoStepMetrics[] = await trainGrpo(model, prompts, [noise], {
-      tokenizer: tok, images: { imageRoot: dir }, steps: steps + 1, promptsPerStep: P, groupSize: G, maxNewTokens: T,
-      temperature: 1, lr: 1e-6, beta: 0.04, oldLogp: 'recompute', numIterations: 1, tokenBudget: big ? 16384 : 8192, seed: 1, progress: false,
+      tokenizer: tok,
+      images: { imageRoot: dir },
+      steps: steps + 1,
+      promptsPerStep: P,
+      groupSize: G,
+      maxNewTokens: T,
+      temperature: 1,
+      lr: 1e-6,
+      beta: 0.04,
+      oldLogp: 'recompute',
+      numIterations: 1,
+      tokenBudget: big ? 16384 : 8192,
+      seed: 1,
+      progress: false,
     });
     await model.dispose();
     const timed = metrics.slice(1);
@@ -89,11 +130,23 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     const rows: Row[] = phases.map((p) => {
       const s = median(timed.map((m) => m.time[p]));
       return {
-        bench: 'grpo_step', shape, device, dtype, prompts: P, group: G, max_new: T, phase: p,
-        ms: s * 1000, share: p === 'total' ? 1 : s / total, 'completion tok/s': p === 'total' ? tokens / total : p === 'rollout' ? tokens / s : '',
+        bench: 'grpo_step',
+        shape,
+        device,
+        dtype,
+        prompts: P,
+        group: G,
+        max_new: T,
+        phase: p,
+        ms: s * 1000,
+        share: p === 'total' ? 1 : s / total,
+        'completion tok/s': p === 'total' ? tokens / total : p === 'rollout' ? tokens / s : '',
       };
     });
-    printTable(`grpo_step: ${shape} on ${device} (${dtype}), ${P} prompts x ${G} rollouts x ${T} new tokens, beta 0.04, old log-probs recomputed; median of ${timed.length} steps`, rows);
+    printTable(
+      `grpo_step: ${shape} on ${device} (${dtype}), ${P} prompts x ${G} rollouts x ${T} new tokens, beta 0.04, old log-probs recomputed; median of ${timed.length} steps`,
+      rows,
+    );
     appendCsv('grpo_step', rows);
     return rows;
   } finally {
@@ -101,4 +154,8 @@ export async function run(argv: string[] = []): Promise<Row[]> {
   }
 }
 
-if (require.main === module) run(process.argv.slice(2)).catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module)
+  run(process.argv.slice(2)).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -82,7 +82,11 @@ function csvField(v: string | number): string {
 }
 
 /** Appends rows (plus timestamp and machine columns) to bench/results/<bench>.csv. */
-export function appendCsv(bench: string, rows: Row[], dir = path.resolve(__dirname, '..', '..', 'bench', 'results')): string {
+export function appendCsv(
+  bench: string,
+  rows: Row[],
+  dir = path.resolve(__dirname, '..', '..', 'bench', 'results'),
+): string {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${bench}.csv`);
   const m = machineInfo();

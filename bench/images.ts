@@ -27,24 +27,50 @@ async function pngs(n: number, side: number): Promise<Buffer[]> {
       for (let x = 0; x < side; x++)
         for (let c = 0; c < 3; c++) {
           s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-          data[3 * (y * side + x) + c] = Math.max(0, Math.min(255, Math.round(128 + 90 * Math.sin(x / 17 + k) * Math.cos(y / 23 + c) + ((s >>> 24) % 24) - 12)));
+          data[3 * (y * side + x) + c] = Math.max(
+            0,
+            Math.min(255, Math.round(128 + 90 * Math.sin(x / 17 + k) * Math.cos(y / 23 + c) + ((s >>> 24) % 24) - 12)),
+          );
         }
-    out.push(await sharp(data, { raw: { width: side, height: side, channels: 3 } }).png().toBuffer());
+    out.push(
+      await sharp(data, { raw: { width: side, height: side, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
   }
   return out;
 }
 
 function dicoms(n: number): Uint8Array[] {
   return Array.from({ length: n }, (_, k) => {
-    const pixels = Array.from({ length: 512 * 512 }, (_, i) => ((i % 512) * 7 + Math.floor(i / 512) * 3 + k * 11) % 4096);
+    const pixels = Array.from(
+      { length: 512 * 512 },
+      (_, i) => ((i % 512) * 7 + Math.floor(i / 512) * 3 + k * 11) % 4096,
+    );
     return writeDicom({
       syntax: SYNTAX.explicitLE,
-      elements: greyImage({ rows: 512, cols: 512, bits: 16, bitsStored: 12, pixels, slope: '1', intercept: '-1024', center: '40', width: '400' }),
+      elements: greyImage({
+        rows: 512,
+        cols: 512,
+        bits: 16,
+        bitsStored: 12,
+        pixels,
+        slope: '1',
+        intercept: '-1024',
+        center: '40',
+        width: '400',
+      }),
     });
   });
 }
 
-async function throughput(inputs: Uint8Array[], name: string, inFlight: number, rounds: number, cache?: ResizedImageCache): Promise<number> {
+async function throughput(
+  inputs: Uint8Array[],
+  name: string,
+  inFlight: number,
+  rounds: number,
+  cache?: ResizedImageCache,
+): Promise<number> {
   let next = 0;
   const total = inputs.length * rounds;
   const worker = async (): Promise<void> => {
@@ -53,10 +79,13 @@ async function throughput(inputs: Uint8Array[], name: string, inFlight: number, 
       await processImage(inputs[i % inputs.length], name, { cache });
     }
   };
-  const t = await timeIt(() => {
-    next = 0;
-    return Promise.all(Array.from({ length: inFlight }, worker));
-  }, { warmup: 1, repeats: 3 });
+  const t = await timeIt(
+    () => {
+      next = 0;
+      return Promise.all(Array.from({ length: inFlight }, worker));
+    },
+    { warmup: 1, repeats: 3 },
+  );
   return total / (t.medianMs / 1000);
 }
 
@@ -64,19 +93,39 @@ export async function run(): Promise<Row[]> {
   const rows: Row[] = [];
   const png448 = await pngs(32, 448);
   const dcm512 = dicoms(8);
-  for (const [label, inputs, name] of [['png 448x448', png448, 'x.png'], ['dicom 512x512 u16', dcm512, 'x.dcm']] as const) {
+  for (const [label, inputs, name] of [
+    ['png 448x448', png448, 'x.png'],
+    ['dicom 512x512 u16', dcm512, 'x.dcm'],
+  ] as const) {
     for (const inFlight of [1, 4]) {
       const ips = await throughput(inputs as Uint8Array[], name, inFlight, label.startsWith('png') ? 4 : 8);
-      rows.push({ op: 'images.process', shape: label, inFlight, 'items/s': ips, 'ms/item': 1000 / ips, 'MB/s out': (ips * (label.startsWith('png') ? 1024 : 1296) * 1176 * 4) / 1e6 });
+      rows.push({
+        op: 'images.process',
+        shape: label,
+        inFlight,
+        'items/s': ips,
+        'ms/item': 1000 / ips,
+        'MB/s out': (ips * (label.startsWith('png') ? 1024 : 1296) * 1176 * 4) / 1e6,
+      });
     }
   }
 
   // Later epochs: the resized image comes from the on-disk cache (hash + read + patchify).
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-bench-cache-'));
   const cache = new ResizedImageCache(cacheDir);
-  for (const [label, inputs, name] of [['png 448x448 cached', png448, 'x.png'], ['dicom 512x512 u16 cached', dcm512, 'x.dcm']] as const) {
+  for (const [label, inputs, name] of [
+    ['png 448x448 cached', png448, 'x.png'],
+    ['dicom 512x512 u16 cached', dcm512, 'x.dcm'],
+  ] as const) {
     const ips = await throughput(inputs as Uint8Array[], name, 4, label.startsWith('png') ? 4 : 8, cache);
-    rows.push({ op: 'images.process', shape: label, inFlight: 4, 'items/s': ips, 'ms/item': 1000 / ips, 'MB/s out': (ips * (label.startsWith('png') ? 1024 : 1296) * 1176 * 4) / 1e6 });
+    rows.push({
+      op: 'images.process',
+      shape: label,
+      inFlight: 4,
+      'items/s': ips,
+      'ms/item': 1000 / ips,
+      'MB/s out': (ips * (label.startsWith('png') ? 1024 : 1296) * 1176 * 4) / 1e6,
+    });
   }
   fs.rmSync(cacheDir, { recursive: true, force: true });
 
@@ -84,16 +133,33 @@ export async function run(): Promise<Row[]> {
   const patches = new Float32Array(256 * 1176).fill(0.5);
   const samples: PackSample[] = Array.from({ length: 4000 }, (_, i) => {
     const len = 100 + ((i * 7919) % 500);
-    return { ids: new Int32Array(len).fill(i), targetMask: new Uint8Array(len).fill(1), images: [{ grid: [1, 16, 16], pixelValues: patches }] };
+    return {
+      ids: new Int32Array(len).fill(i),
+      targetMask: new Uint8Array(len).fill(1),
+      images: [{ grid: [1, 16, 16], pixelValues: patches }],
+    };
   });
   const tokens = samples.reduce((s, x) => s + x.ids.length, 0);
   const pack = await timeIt(() => packSamples(samples, { tokenBudget: 8192, seed: 1 }), { warmup: 1, repeats: 5 });
   const packedBytes = tokens * 5 + 4000 * patches.byteLength;
-  rows.push({ op: 'packing', shape: `4000 samples (${(tokens / 1e6).toFixed(2)}M tokens), budget 8192`, inFlight: 1, 'items/s': 4000 / (pack.medianMs / 1000), 'ms/item': pack.medianMs / 4000, 'MB/s out': packedBytes / 1e6 / (pack.medianMs / 1000) });
+  rows.push({
+    op: 'packing',
+    shape: `4000 samples (${(tokens / 1e6).toFixed(2)}M tokens), budget 8192`,
+    inFlight: 1,
+    'items/s': 4000 / (pack.medianMs / 1000),
+    'ms/item': pack.medianMs / 4000,
+    'MB/s out': packedBytes / 1e6 / (pack.medianMs / 1000),
+  });
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-bench-synth-'));
   const synth = await timeIt(() => synthesize({ out: dir, count: 200, seed: 1 }), { warmup: 1, repeats: 3 });
-  rows.push({ op: 'medsynth.synth', shape: '200 images 112x112 + PNG', inFlight: 4, 'items/s': 200 / (synth.medianMs / 1000), 'ms/item': synth.medianMs / 200 });
+  rows.push({
+    op: 'medsynth.synth',
+    shape: '200 images 112x112 + PNG',
+    inFlight: 4,
+    'items/s': 200 / (synth.medianMs / 1000),
+    'ms/item': synth.medianMs / 200,
+  });
   fs.rmSync(dir, { recursive: true, force: true });
 
   printTable('images: preprocessing and packing throughput (median of repeats)', rows);
@@ -101,4 +167,8 @@ export async function run(): Promise<Row[]> {
   return rows;
 }
 
-if (require.main === module) run().catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module)
+  run().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

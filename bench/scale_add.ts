@@ -11,12 +11,23 @@ export async function run(): Promise<Row[]> {
     const host = tensor(new Float32Array(n).fill(1.5));
     const x = cuda ? await host.to('cuda') : host;
     const t = await timeIt(async () => (await loadAddon().ops.scaleAdd(x, 2, 1)).dispose(), { repeats: 20 });
-    rows.push({ op: 'scale_add', impl: loadAddon().ops.scaleAddUsesKernel(x) ? 'cuda kernel' : 'aten reference', shape: `[${n}]`, dtype: 'f32',
-      device: x.device, ms: t.medianMs, 'GB/s': gbPerSecond(8 * n, t.medianMs) });
+    rows.push({
+      op: 'scale_add',
+      impl: loadAddon().ops.scaleAddUsesKernel(x) ? 'cuda kernel' : 'aten reference',
+      shape: `[${n}]`,
+      dtype: 'f32',
+      device: x.device,
+      ms: t.medianMs,
+      'GB/s': gbPerSecond(8 * n, t.medianMs),
+    });
   }
   printTable('scale_add: y = a x + b (read 4 B + write 4 B per element), median ms', rows);
   appendCsv('scale_add', rows);
   return rows;
 }
 
-if (require.main === module) run().catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module)
+  run().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

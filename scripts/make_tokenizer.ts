@@ -13,7 +13,16 @@ import * as path from 'node:path';
 import { Prng } from '../src/util/prng';
 import { AnswerSlots, makeQuestions } from '../src/data/medsynth/questions';
 import { sampleTruth } from '../src/data/medsynth/truth';
-import { ALL_ANATOMIES, COUNTS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, QUADRANTS, TASKS } from '../src/data/medsynth/vocab';
+import {
+  ALL_ANATOMIES,
+  COUNTS,
+  GRADES,
+  MODALITIES,
+  MODALITY_SPECS,
+  NORMAL,
+  QUADRANTS,
+  TASKS,
+} from '../src/data/medsynth/vocab';
 
 export const TOTAL_VOCAB = 768;
 
@@ -36,7 +45,8 @@ export const ADDED_TOKENS: { content: string; special: boolean }[] = [
 const QWEN2_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /** The same pattern in JavaScript syntax (no inline case-insensitive group), for training. */
-const QWEN2_SPLIT_JS = /'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const QWEN2_SPLIT_JS =
+  /'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 
 /** GPT-2's byte → printable character map used by byte-level BPE. */
 export function bytesToUnicode(): string[] {
@@ -70,16 +80,35 @@ function corpus(): string[] {
       const key = letters[opts.indexOf(r.gt_answer)];
       // Policy prompt (OmniMedVQA / Med-R1 style) and its replies.
       texts.push(`${r.question}\nA) ${opts[0]}\nB) ${opts[1]}\nC) ${opts[2]}\nD) ${opts[3]}`);
-      texts.push(`${r.question} Please choose one of the following: ${opts.join(' or ')}. You must pick only one answer.`);
-      texts.push(`<think> The image is a ${r.modality_type} image. The answer is ${r.gt_answer}. </think> <answer> ${key} </answer>`);
+      texts.push(
+        `${r.question} Please choose one of the following: ${opts.join(' or ')}. You must pick only one answer.`,
+      );
+      texts.push(
+        `<think> The image is a ${r.modality_type} image. The answer is ${r.gt_answer}. </think> <answer> ${key} </answer>`,
+      );
       texts.push(`<answer> ${key}) ${r.gt_answer} </answer>`);
       // Generator output (JSON sample) and reward-model judgment.
-      texts.push(JSON.stringify({ question: r.question, options: opts, answer: r.gt_answer, rationale: `The ${r.modality_type} image shows ${r.gt_answer}.` }));
-      texts.push(`Question: ${r.question}\nOptions: ${opts.join(', ')}\nAnswer: ${r.gt_answer}\nIs this sample correct and answerable from the image? Yes or No.`);
+      texts.push(
+        JSON.stringify({
+          question: r.question,
+          options: opts,
+          answer: r.gt_answer,
+          rationale: `The ${r.modality_type} image shows ${r.gt_answer}.`,
+        }),
+      );
+      texts.push(
+        `Question: ${r.question}\nOptions: ${opts.join(', ')}\nAnswer: ${r.gt_answer}\nIs this sample correct and answerable from the image? Yes or No.`,
+      );
     }
   }
   const words = [
-    ...MODALITIES, ...TASKS, ...ALL_ANATOMIES, ...GRADES, ...QUADRANTS, ...COUNTS, NORMAL,
+    ...MODALITIES,
+    ...TASKS,
+    ...ALL_ANATOMIES,
+    ...GRADES,
+    ...QUADRANTS,
+    ...COUNTS,
+    NORMAL,
     ...Object.values(MODALITY_SPECS).flatMap((s) => s.findings.map((f) => f.name)),
   ];
   for (let k = 0; k < 50; k++) texts.push(words.join(' '), words.join(', '));
@@ -90,8 +119,20 @@ function corpus(): string[] {
     'Write one multiple-choice question about this medical image, with four options and the correct answer, as JSON with the keys "question", "options", "answer" and "rationale".',
     'Target modality: CT. Target task: Disease Diagnosis.',
     'Judge the sample below. Answer Yes if the question is correct and answerable from the image and the answer is right, otherwise answer No.',
-    'Yes', 'No', 'The answer is', 'the lesion', 'the image shows', 'in this image', 'white blood cells', 'no abnormality',
-    '0 1 2 3 4 5 6 7 8 9 10 100', '{"question": "', '", "options": ["', '"], "answer": "', '", "rationale": "', '"}',
+    'Yes',
+    'No',
+    'The answer is',
+    'the lesion',
+    'the image shows',
+    'in this image',
+    'white blood cells',
+    'no abnormality',
+    '0 1 2 3 4 5 6 7 8 9 10 100',
+    '{"question": "',
+    '", "options": ["',
+    '"], "answer": "',
+    '", "rationale": "',
+    '"}',
   ];
   for (let k = 0; k < 200; k++) texts.push(...prompts);
   return texts;
@@ -116,7 +157,9 @@ export function learnMerges(texts: string[], numMerges: number): [string, string
       }
     }
   }
-  const words: Word[] = [...counts.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([w, count]) => ({ symbols: w.split('\u0000'), count }));
+  const words: Word[] = [...counts.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([w, count]) => ({ symbols: w.split('\u0000'), count }));
   const merges: [string, string][] = [];
   while (merges.length < numMerges) {
     const pairs = new Map<string, number>();
@@ -128,7 +171,8 @@ export function learnMerges(texts: string[], numMerges: number): [string, string
     }
     let best = '';
     let bestCount = 1;
-    for (const [k, c] of pairs) if (c > bestCount || (c === bestCount && best !== '' && k < best)) [best, bestCount] = [k, c];
+    for (const [k, c] of pairs)
+      if (c > bestCount || (c === bestCount && best !== '' && k < best)) [best, bestCount] = [k, c];
     if (best === '') break;
     const [a, b] = best.split('\u0000');
     merges.push([a, b]);
@@ -162,7 +206,13 @@ function main(): void {
   merges.forEach(([a, b], i) => (vocab[a + b] = 256 + i));
   const firstAdded = 256 + merges.length;
   const added = ADDED_TOKENS.map((t, i) => ({
-    id: firstAdded + i, content: t.content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: t.special,
+    id: firstAdded + i,
+    content: t.content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: t.special,
   }));
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
   const tokenizer = {
@@ -173,21 +223,47 @@ function main(): void {
     normalizer: { type: 'NFC' },
     pre_tokenizer: {
       type: 'Sequence',
-      pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, byteLevel],
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false },
+        byteLevel,
+      ],
     },
     post_processor: byteLevel,
     decoder: byteLevel,
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map(([a, b]) => `${a} ${b}`),
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map(([a, b]) => `${a} ${b}`),
     },
   };
   const addedDecoder: Record<string, object> = {};
-  for (const t of added) addedDecoder[String(t.id)] = { content: t.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: t.special };
+  for (const t of added)
+    addedDecoder[String(t.id)] = {
+      content: t.content,
+      lstrip: false,
+      normalized: false,
+      rstrip: false,
+      single_word: false,
+      special: t.special,
+    };
   const config = {
     add_prefix_space: false,
     added_tokens_decoder: addedDecoder,
-    additional_special_tokens: ['<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>', '<|image_pad|>', '<|video_pad|>'],
+    additional_special_tokens: [
+      '<|im_start|>',
+      '<|im_end|>',
+      '<|vision_start|>',
+      '<|vision_end|>',
+      '<|image_pad|>',
+      '<|video_pad|>',
+    ],
     bos_token: null,
     chat_template: QWEN2VL_CHAT_TEMPLATE,
     clean_up_tokenization_spaces: false,
@@ -202,7 +278,9 @@ function main(): void {
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'tokenizer.json'), JSON.stringify(tokenizer, null, 1) + '\n');
   fs.writeFileSync(path.join(out, 'tokenizer_config.json'), JSON.stringify(config, null, 2) + '\n');
-  process.stdout.write(`wrote ${out}: ${merges.length} merges, vocab ${TOTAL_VOCAB} (added tokens from id ${firstAdded})\n`);
+  process.stdout.write(
+    `wrote ${out}: ${merges.length} merges, vocab ${TOTAL_VOCAB} (added tokens from id ${firstAdded})\n`,
+  );
 }
 
 if (require.main === module) main();

@@ -42,7 +42,16 @@ export {
 } from './train/rewards';
 export type { GrpoPrompt, Reward, RewardFn, JudgeFn } from './train/rewards';
 export { evaluatePolicy, writePredictions } from './eval/evaluate';
-export { answerText, extractOption, followsGrammar, formatReply, matchOption, normalizeAnswerText, optionsNamedIn, predictedOption } from './data/answer_grammar';
+export {
+  answerText,
+  extractOption,
+  followsGrammar,
+  formatReply,
+  matchOption,
+  normalizeAnswerText,
+  optionsNamedIn,
+  predictedOption,
+} from './data/answer_grammar';
 export type { EvaluateOptions, EvaluateResult, PolicyPrediction } from './eval/evaluate';
 export { scorePredictions, readPredictions } from './eval/scorer';
 export type { ScoreResult, Prediction } from './eval/scorer';

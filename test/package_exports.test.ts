@@ -16,15 +16,43 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
   const main = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).main as string;
   assert.equal(require.resolve(repoRoot), path.join(repoRoot, main));
   for (const name of [
-    'trainSft', 'sftExamplesFromSamples', 'trainGrpo', 'grpoPromptsFromSamples', 'resolveGrpoOptions', 'evaluatePolicy',
-    'accuracyReward', 'formatReward', 'judgeReward', 'defaultRewards', 'loadRewardModule', 'parseRewardWeights',
-    'scorePredictions', 'TextTokenizer', 'loadSampleFile', 'Model', 'tinyConfig',
+    'trainSft',
+    'sftExamplesFromSamples',
+    'trainGrpo',
+    'grpoPromptsFromSamples',
+    'resolveGrpoOptions',
+    'evaluatePolicy',
+    'accuracyReward',
+    'formatReward',
+    'judgeReward',
+    'defaultRewards',
+    'loadRewardModule',
+    'parseRewardWeights',
+    'scorePredictions',
+    'TextTokenizer',
+    'loadSampleFile',
+    'Model',
+    'tinyConfig',
   ] as const) {
     assert.equal(typeof medgr2[name], 'function', name);
   }
   assert.equal(medgr2.GRPO_DEFAULTS.groupSize, 8);
-  assert.deepEqual(medgr2.defaultRewards('answer').map((r) => [r.name, r.weight]), [['accuracy', 1], ['format', 0.5]]);
-  assert.equal(medgr2.accuracyReward().fn('<answer> B </answer>', { id: 'q', images: [], user: '', sample: { options: ['CT', 'MRI'], answer: 'MRI' } as never }), 1);
+  assert.deepEqual(
+    medgr2.defaultRewards('answer').map((r) => [r.name, r.weight]),
+    [
+      ['accuracy', 1],
+      ['format', 0.5],
+    ],
+  );
+  assert.equal(
+    medgr2.accuracyReward().fn('<answer> B </answer>', {
+      id: 'q',
+      images: [],
+      user: '',
+      sample: { options: ['CT', 'MRI'], answer: 'MRI' } as never,
+    }),
+    1,
+  );
 
   // One tiny step of each trainer, and an evaluation, through the package entry only.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-exports-'));
@@ -32,20 +60,48 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
     const samples = [
       { id: 'a', options: ['CT', 'MRI'], answer: 'MRI', question: 'Which modality?' },
       { id: 'b', options: ['CT', 'MRI'], answer: 'CT', question: 'Which modality?' },
-    ].map((s) => ({ images: [], questionStem: s.question, task: 'Modality Recognition', modality: 'CT', taskOriginal: '', modalityOriginal: '', dataset: 'x', rationale: '', ...s }) as unknown as import('../src/index').Sample);
+    ].map(
+      (s) =>
+        ({
+          images: [],
+          questionStem: s.question,
+          task: 'Modality Recognition',
+          modality: 'CT',
+          taskOriginal: '',
+          modalityOriginal: '',
+          dataset: 'x',
+          rationale: '',
+          ...s,
+        }) as unknown as import('../src/index').Sample,
+    );
     const tokenizer = medgr2.TextTokenizer.load();
     const model = await medgr2.Model.create(medgr2.tinyConfig('qwen2_vl'), { seed: 1 });
     try {
-      const sft = await medgr2.trainSft(model, medgr2.sftExamplesFromSamples(samples, 'answer'), { maxSteps: 1, lr: 1e-3, tokenizer, progress: false });
+      const sft = await medgr2.trainSft(model, medgr2.sftExamplesFromSamples(samples, 'answer'), {
+        maxSteps: 1,
+        lr: 1e-3,
+        tokenizer,
+        progress: false,
+      });
       assert.equal(sft.steps, 1);
       const grpo = await medgr2.trainGrpo(
-        model, medgr2.grpoPromptsFromSamples(samples, 'answer'), [...medgr2.defaultRewards('answer'), { name: 'len', weight: 1, fn: (c: string) => c.length % 2 }],
+        model,
+        medgr2.grpoPromptsFromSamples(samples, 'answer'),
+        [...medgr2.defaultRewards('answer'), { name: 'len', weight: 1, fn: (c: string) => c.length % 2 }],
         { tokenizer, steps: 1, promptsPerStep: 2, groupSize: 2, maxNewTokens: 3, out: dir, progress: false },
       );
       assert.equal(grpo.length, 1);
-      assert.deepEqual(medgr2.listCheckpoints(dir).map((c) => c.step), [1]);
+      assert.deepEqual(
+        medgr2.listCheckpoints(dir).map((c) => c.step),
+        [1],
+      );
       assert.ok('train/reward' in medgr2.readMetrics(path.join(dir, 'metrics.jsonl'))[0]);
-      const ev = await medgr2.evaluatePolicy(model, samples, { style: 'answer', maxNewTokens: 3, tokenizer, progress: false });
+      const ev = await medgr2.evaluatePolicy(model, samples, {
+        style: 'answer',
+        maxNewTokens: 3,
+        tokenizer,
+        progress: false,
+      });
       assert.equal(ev.score.overall.total, 2);
     } finally {
       await model.dispose();

@@ -14,6 +14,8 @@ AddonState& CreateAddonState(Napi::Env env) {
   return *state;
 }
 
-AddonState& GetAddonState(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
+AddonState& GetAddonState(Napi::Env env) {
+  return *env.GetInstanceData<AddonState>();
+}
 
 }  // namespace medgr2

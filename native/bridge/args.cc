@@ -54,8 +54,7 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* wher
   return v.As<Napi::String>().Utf8Value();
 }
 
-std::vector<int64_t> ReadIntList(const Napi::Value& value, const char* where, const char* name,
-                                 bool non_negative) {
+std::vector<int64_t> ReadIntList(const Napi::Value& value, const char* where, const char* name, bool non_negative) {
   const char* expected = non_negative ? "an array of non-negative integers" : "an array of integers";
   if (!value.IsArray()) ThrowArgError(value.Env(), where, name, expected, DescribeJsValue(value));
   auto arr = value.As<Napi::Array>();
@@ -74,19 +73,19 @@ std::vector<int64_t> ReadIntList(const Napi::Value& value, const char* where, co
 }
 
 namespace {
-std::string Field(const char* name, const char* key) { return std::string(name) + "." + key; }
+std::string Field(const char* name, const char* key) {
+  return std::string(name) + "." + key;
+}
 }  // namespace
 
-std::optional<double> OptNumber(const Napi::Object& obj, const char* key, const char* where,
-                                const char* name) {
+std::optional<double> OptNumber(const Napi::Object& obj, const char* key, const char* where, const char* name) {
   Napi::Value v = obj.Get(key);
   if (v.IsUndefined()) return std::nullopt;
   if (!v.IsNumber()) ThrowArgError(obj.Env(), where, Field(name, key), "a number", DescribeJsValue(v));
   return v.As<Napi::Number>().DoubleValue();
 }
 
-std::optional<int64_t> OptInteger(const Napi::Object& obj, const char* key, const char* where,
-                                  const char* name) {
+std::optional<int64_t> OptInteger(const Napi::Object& obj, const char* key, const char* where, const char* name) {
   auto d = OptNumber(obj, key, where, name);
   if (!d) return std::nullopt;
   if (!std::isfinite(*d) || std::floor(*d) != *d)
@@ -94,16 +93,14 @@ std::optional<int64_t> OptInteger(const Napi::Object& obj, const char* key, cons
   return static_cast<int64_t>(*d);
 }
 
-std::optional<bool> OptBool(const Napi::Object& obj, const char* key, const char* where,
-                            const char* name) {
+std::optional<bool> OptBool(const Napi::Object& obj, const char* key, const char* where, const char* name) {
   Napi::Value v = obj.Get(key);
   if (v.IsUndefined()) return std::nullopt;
   if (!v.IsBoolean()) ThrowArgError(obj.Env(), where, Field(name, key), "a boolean", DescribeJsValue(v));
   return v.As<Napi::Boolean>().Value();
 }
 
-std::optional<std::string> OptString(const Napi::Object& obj, const char* key, const char* where,
-                                     const char* name) {
+std::optional<std::string> OptString(const Napi::Object& obj, const char* key, const char* where, const char* name) {
   Napi::Value v = obj.Get(key);
   if (v.IsUndefined()) return std::nullopt;
   if (!v.IsString()) ThrowArgError(obj.Env(), where, Field(name, key), "a string", DescribeJsValue(v));

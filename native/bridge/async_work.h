@@ -40,8 +40,8 @@ class TorchWorker : public Napi::AsyncWorker {
   using Work = std::function<R()>;
   using Finish = std::function<Napi::Value(Napi::Env, R&)>;
 
-  TorchWorker(Napi::Env env, const char* name, ThreadState state, const std::vector<Napi::Value>& keep_alive,
-              Work work, Finish finish)
+  TorchWorker(Napi::Env env, const char* name, ThreadState state, const std::vector<Napi::Value>& keep_alive, Work work,
+              Finish finish)
       : Napi::AsyncWorker(env, name),
         deferred_(Napi::Promise::Deferred::New(env)),
         state_(state),
@@ -107,9 +107,8 @@ class TorchWorker : public Napi::AsyncWorker {
 };
 
 template <typename R>
-Napi::Promise RunAsync(Napi::Env env, const char* name, ThreadState state,
-                       const std::vector<Napi::Value>& keep_alive, std::function<R()> work,
-                       std::function<Napi::Value(Napi::Env, R&)> finish) {
+Napi::Promise RunAsync(Napi::Env env, const char* name, ThreadState state, const std::vector<Napi::Value>& keep_alive,
+                       std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> finish) {
   auto* worker = new TorchWorker<R>(env, name, state, keep_alive, std::move(work), std::move(finish));
   Napi::Promise promise = worker->Promise();
   worker->Queue();  // the worker deletes itself after OnOK / OnError

@@ -45,32 +45,52 @@ std::optional<DtypeInfo> DtypeByScalarType(c10::ScalarType t) {
 
 std::optional<DtypeInfo> DefaultDtypeFor(napi_typedarray_type t) {
   switch (t) {
-    case napi_float32_array: return kDtypes[0];
-    case napi_float64_array: return kDtypes[1];
-    case napi_int32_array: return kDtypes[2];
-    case napi_bigint64_array: return kDtypes[3];
-    case napi_uint8_array: return kDtypes[4];
-    default: return std::nullopt;  // Uint16Array is ambiguous (bf16 or f16): the caller must say.
+    case napi_float32_array:
+      return kDtypes[0];
+    case napi_float64_array:
+      return kDtypes[1];
+    case napi_int32_array:
+      return kDtypes[2];
+    case napi_bigint64_array:
+      return kDtypes[3];
+    case napi_uint8_array:
+      return kDtypes[4];
+    default:
+      return std::nullopt;  // Uint16Array is ambiguous (bf16 or f16): the caller must say.
   }
 }
 
 const char* TypedArrayName(napi_typedarray_type t) {
   switch (t) {
-    case napi_int8_array: return "Int8Array";
-    case napi_uint8_array: return "Uint8Array";
-    case napi_uint8_clamped_array: return "Uint8ClampedArray";
-    case napi_int16_array: return "Int16Array";
-    case napi_uint16_array: return "Uint16Array";
-    case napi_int32_array: return "Int32Array";
-    case napi_uint32_array: return "Uint32Array";
-    case napi_float32_array: return "Float32Array";
-    case napi_float64_array: return "Float64Array";
-    case napi_bigint64_array: return "BigInt64Array";
-    case napi_biguint64_array: return "BigUint64Array";
-    default: return "TypedArray";
+    case napi_int8_array:
+      return "Int8Array";
+    case napi_uint8_array:
+      return "Uint8Array";
+    case napi_uint8_clamped_array:
+      return "Uint8ClampedArray";
+    case napi_int16_array:
+      return "Int16Array";
+    case napi_uint16_array:
+      return "Uint16Array";
+    case napi_int32_array:
+      return "Int32Array";
+    case napi_uint32_array:
+      return "Uint32Array";
+    case napi_float32_array:
+      return "Float32Array";
+    case napi_float64_array:
+      return "Float64Array";
+    case napi_bigint64_array:
+      return "BigInt64Array";
+    case napi_biguint64_array:
+      return "BigUint64Array";
+    default:
+      return "TypedArray";
   }
 }
 
-const char* SupportedDtypeList() { return "f32, f64, i32, i64, u8, bf16, f16"; }
+const char* SupportedDtypeList() {
+  return "f32, f64, i32, i64, u8, bf16, f16";
+}
 
 }  // namespace medgr2

@@ -10,8 +10,8 @@ std::string NativeErrorMessage(const std::exception& e) {
   return e.what();
 }
 
-void ThrowArgError(Napi::Env env, const std::string& where, const std::string& arg,
-                   const std::string& expected, const std::string& got) {
+void ThrowArgError(Napi::Env env, const std::string& where, const std::string& arg, const std::string& expected,
+                   const std::string& got) {
   throw Napi::TypeError::New(env, ArgumentError::Format(where, arg, expected, got));
 }
 

@@ -27,31 +27,30 @@ std::string NativeErrorMessage(const std::exception& e);
 }  // namespace medgr2
 
 #define MEDGR2_JS_TRY try {
-#define MEDGR2_JS_CATCH(env)                                                        \
-  }                                                                                 \
-  catch (const Napi::Error&) {                                                      \
-    throw;                                                                          \
-  }                                                                                 \
-  catch (const medgr2::ArgumentError& e) {                                          \
-    throw Napi::TypeError::New((env), e.what());                                    \
-  }                                                                                 \
-  catch (const std::exception& e) {                                                 \
-    throw Napi::Error::New((env), medgr2::NativeErrorMessage(e));                   \
+#define MEDGR2_JS_CATCH(env)                                      \
+  }                                                               \
+  catch (const Napi::Error&) {                                    \
+    throw;                                                        \
+  }                                                               \
+  catch (const medgr2::ArgumentError& e) {                        \
+    throw Napi::TypeError::New((env), e.what());                  \
+  }                                                               \
+  catch (const std::exception& e) {                               \
+    throw Napi::Error::New((env), medgr2::NativeErrorMessage(e)); \
   }
 
 // For functions that return a Promise: errors (argument errors included) reject the promise instead
 // of throwing synchronously, so `await f(bad)` and `f(bad).catch()` both see them.
-#define MEDGR2_JS_CATCH_ASYNC(env)                                                  \
-  }                                                                                 \
-  catch (const Napi::Error& e) {                                                    \
-    return medgr2::RejectedPromise((env), e.Value());                               \
-  }                                                                                 \
-  catch (const medgr2::ArgumentError& e) {                                          \
-    return medgr2::RejectedPromise((env), Napi::TypeError::New((env), e.what()).Value()); \
-  }                                                                                 \
-  catch (const std::exception& e) {                                                 \
-    return medgr2::RejectedPromise((env),                                           \
-                                   Napi::Error::New((env), medgr2::NativeErrorMessage(e)).Value()); \
+#define MEDGR2_JS_CATCH_ASYNC(env)                                                                         \
+  }                                                                                                        \
+  catch (const Napi::Error& e) {                                                                           \
+    return medgr2::RejectedPromise((env), e.Value());                                                      \
+  }                                                                                                        \
+  catch (const medgr2::ArgumentError& e) {                                                                 \
+    return medgr2::RejectedPromise((env), Napi::TypeError::New((env), e.what()).Value());                  \
+  }                                                                                                        \
+  catch (const std::exception& e) {                                                                        \
+    return medgr2::RejectedPromise((env), Napi::Error::New((env), medgr2::NativeErrorMessage(e)).Value()); \
   }
 
 namespace medgr2 {

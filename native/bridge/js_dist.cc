@@ -39,8 +39,9 @@ void CheckAvg(Napi::Env env, ReduceKind op, const at::Tensor& t, const char* whe
 
 void CheckSameKind(Napi::Env env, const at::Tensor& a, const at::Tensor& b, const char* where, const char* name) {
   if (a.scalar_type() != b.scalar_type() || a.device() != b.device()) {
-    ThrowArgError(env, where, name, std::string("of the same dtype and device as the others (") +
-                  c10::toString(a.scalar_type()) + ", " + a.device().str() + ")",
+    ThrowArgError(env, where, name,
+                  std::string("of the same dtype and device as the others (") + c10::toString(a.scalar_type()) + ", " +
+                      a.device().str() + ")",
                   std::string(c10::toString(b.scalar_type())) + ", " + b.device().str());
   }
 }
@@ -82,21 +83,22 @@ class DistributedHandle : public Napi::ObjectWrap<DistributedHandle> {
 Napi::FunctionReference* g_distributed_ctor = nullptr;
 
 void DistributedHandle::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(env, "Distributed", {
-      StaticMethod<&DistributedHandle::Create>("create"),
-      InstanceAccessor<&DistributedHandle::Rank>("rank"),
-      InstanceAccessor<&DistributedHandle::WorldSize>("worldSize"),
-      InstanceAccessor<&DistributedHandle::Backend>("backend"),
-      InstanceAccessor<&DistributedHandle::TimeoutMs>("timeoutMs"),
-      InstanceAccessor<&DistributedHandle::Closed>("closed"),
-      InstanceMethod<&DistributedHandle::AllReduce>("allReduce"),
-      InstanceMethod<&DistributedHandle::AllReduceFlat>("allReduceFlat"),
-      InstanceMethod<&DistributedHandle::Broadcast>("broadcast"),
-      InstanceMethod<&DistributedHandle::AllGather>("allGather"),
-      InstanceMethod<&DistributedHandle::ReduceScatter>("reduceScatter"),
-      InstanceMethod<&DistributedHandle::Barrier>("barrier"),
-      InstanceMethod<&DistributedHandle::Close>("close"),
-  });
+  Napi::Function cls = DefineClass(env, "Distributed",
+                                   {
+                                       StaticMethod<&DistributedHandle::Create>("create"),
+                                       InstanceAccessor<&DistributedHandle::Rank>("rank"),
+                                       InstanceAccessor<&DistributedHandle::WorldSize>("worldSize"),
+                                       InstanceAccessor<&DistributedHandle::Backend>("backend"),
+                                       InstanceAccessor<&DistributedHandle::TimeoutMs>("timeoutMs"),
+                                       InstanceAccessor<&DistributedHandle::Closed>("closed"),
+                                       InstanceMethod<&DistributedHandle::AllReduce>("allReduce"),
+                                       InstanceMethod<&DistributedHandle::AllReduceFlat>("allReduceFlat"),
+                                       InstanceMethod<&DistributedHandle::Broadcast>("broadcast"),
+                                       InstanceMethod<&DistributedHandle::AllGather>("allGather"),
+                                       InstanceMethod<&DistributedHandle::ReduceScatter>("reduceScatter"),
+                                       InstanceMethod<&DistributedHandle::Barrier>("barrier"),
+                                       InstanceMethod<&DistributedHandle::Close>("close"),
+                                   });
   g_distributed_ctor = new Napi::FunctionReference(Napi::Persistent(cls));
   exports.Set("Distributed", cls);
 }
@@ -119,7 +121,8 @@ Napi::Value DistributedHandle::Create(const Napi::CallbackInfo& info) {
   dist::GroupOptions g;
   auto world = OptInteger(o, "worldSize", kWhere, "options");
   auto rank = OptInteger(o, "rank", kWhere, "options");
-  if (!world || *world < 1) ThrowArgError(env, kWhere, "options.worldSize", "an integer >= 1", DescribeJsValue(o.Get("worldSize")));
+  if (!world || *world < 1)
+    ThrowArgError(env, kWhere, "options.worldSize", "an integer >= 1", DescribeJsValue(o.Get("worldSize")));
   if (!rank || *rank < 0 || *rank >= *world) {
     ThrowArgError(env, kWhere, "options.rank", "an integer in [0, worldSize)", DescribeJsValue(o.Get("rank")));
   }
@@ -135,8 +138,10 @@ Napi::Value DistributedHandle::Create(const Napi::CallbackInfo& info) {
   if (g.backend != "local") {
     auto addr = OptString(o, "masterAddr", kWhere, "options");
     auto port = OptInteger(o, "masterPort", kWhere, "options");
-    if (!addr || addr->empty()) ThrowArgError(env, kWhere, "options.masterAddr", "a host name or address", DescribeJsValue(o.Get("masterAddr")));
-    if (!port || *port < 1 || *port > 65535) ThrowArgError(env, kWhere, "options.masterPort", "a TCP port (1..65535)", DescribeJsValue(o.Get("masterPort")));
+    if (!addr || addr->empty())
+      ThrowArgError(env, kWhere, "options.masterAddr", "a host name or address", DescribeJsValue(o.Get("masterAddr")));
+    if (!port || *port < 1 || *port > 65535)
+      ThrowArgError(env, kWhere, "options.masterPort", "a TCP port (1..65535)", DescribeJsValue(o.Get("masterPort")));
     g.master_addr = *addr;
     g.master_port = static_cast<int>(*port);
   }
@@ -147,8 +152,7 @@ Napi::Value DistributedHandle::Create(const Napi::CallbackInfo& info) {
   g.agent_store = OptBool(o, "agentStore", kWhere, "options").value_or(false);
   g.restart_count = static_cast<int>(OptInteger(o, "restartCount", kWhere, "options").value_or(0));
   return RunAsync<std::shared_ptr<ProcessGroup>>(
-      env, "medgr2.Distributed.create", ThreadState{}, {},
-      [g]() { return ProcessGroup::Create(g); },
+      env, "medgr2.Distributed.create", ThreadState{}, {}, [g]() { return ProcessGroup::Create(g); },
       [](Napi::Env e, std::shared_ptr<ProcessGroup>& pg) -> Napi::Value {
         auto ext = Napi::External<std::shared_ptr<ProcessGroup>>::New(
             e, new std::shared_ptr<ProcessGroup>(pg), [](Napi::Env, std::shared_ptr<ProcessGroup>* p) { delete p; });
@@ -219,7 +223,8 @@ Napi::Value DistributedHandle::Broadcast(const Napi::CallbackInfo& info) {
   at::Tensor t = TensorHandle::Get(Arg(info, 0), kWhere, "tensor");
   const int64_t root = ArgInteger(info, 1, kWhere, "root");
   if (root < 0 || root >= group_->world_size()) {
-    ThrowArgError(env, kWhere, "root", "a rank in [0, " + std::to_string(group_->world_size()) + ")", std::to_string(root));
+    ThrowArgError(env, kWhere, "root", "a rank in [0, " + std::to_string(group_->world_size()) + ")",
+                  std::to_string(root));
   }
   return Collective(info, "medgr2.dist.broadcast", t.device(),
                     [t, root](ProcessGroup& g, uint64_t ticket) { g.Broadcast(ticket, t, static_cast<int>(root)); });
@@ -235,7 +240,8 @@ Napi::Value DistributedHandle::AllGather(const Napi::CallbackInfo& info) {
   at::Tensor in = TensorHandle::Get(Arg(info, 1), kWhere, "input");
   CheckSameKind(env, out, in, kWhere, "input");
   if (out.numel() != in.numel() * group_->world_size()) {
-    ThrowArgError(env, kWhere, "output", "worldSize * input.numel = " + std::to_string(in.numel() * group_->world_size()) + " elements",
+    ThrowArgError(env, kWhere, "output",
+                  "worldSize * input.numel = " + std::to_string(in.numel() * group_->world_size()) + " elements",
                   std::to_string(out.numel()));
   }
   return Collective(info, "medgr2.dist.allGather", in.device(),
@@ -252,7 +258,8 @@ Napi::Value DistributedHandle::ReduceScatter(const Napi::CallbackInfo& info) {
   at::Tensor in = TensorHandle::Get(Arg(info, 1), kWhere, "input");
   CheckSameKind(env, out, in, kWhere, "input");
   if (in.numel() != out.numel() * group_->world_size()) {
-    ThrowArgError(env, kWhere, "input", "worldSize * output.numel = " + std::to_string(out.numel() * group_->world_size()) + " elements",
+    ThrowArgError(env, kWhere, "input",
+                  "worldSize * output.numel = " + std::to_string(out.numel() * group_->world_size()) + " elements",
                   std::to_string(in.numel()));
   }
   const ReduceKind op = ParseOp(info, 2, kWhere);
@@ -284,14 +291,19 @@ Napi::Value DistributedHandle::Close(const Napi::CallbackInfo& info) {
 std::shared_ptr<dist::ProcessGroup> ProcessGroupFromJs(const Napi::Value& value, const char* where, const char* name) {
   Napi::Env env = value.Env();
   if (!g_distributed_ctor || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(g_distributed_ctor->Value())) {
-    ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)", DescribeJsValue(value));
+    ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)",
+                  DescribeJsValue(value));
   }
   DistributedHandle* h = DistributedHandle::Unwrap(value.As<Napi::Object>());
-  if (!h || !h->group()) ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)", DescribeJsValue(value));
+  if (!h || !h->group())
+    ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)",
+                  DescribeJsValue(value));
   if (h->group()->closed()) throw Napi::Error::New(env, std::string(where) + ": the process group is closed");
   return h->group();
 }
 
-void RegisterDistributed(Napi::Env env, Napi::Object exports) { DistributedHandle::Init(env, exports); }
+void RegisterDistributed(Napi::Env env, Napi::Object exports) {
+  DistributedHandle::Init(env, exports);
+}
 
 }  // namespace medgr2

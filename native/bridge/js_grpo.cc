@@ -72,14 +72,15 @@ Napi::Object StatsObject(Napi::Env env, const ops::LossStats& s) {
 // ----- the ops as (parse on the JS thread) -> (compute anywhere) -> (convert on the JS thread) ----
 
 struct Call {
-  std::function<std::vector<at::Tensor>()> compute;                         // the work
+  std::function<std::vector<at::Tensor>()> compute;                              // the work
   std::function<Napi::Value(Napi::Env, std::vector<at::Tensor>&, bool)> finish;  // results -> JS
   std::optional<c10::Device> device;
 };
 
 Napi::Value RunSync(Napi::Env env, const Call& call) {
   std::vector<at::Tensor> out = call.compute();
-  for (auto& t : out) if (t.defined() && call.device) t = t.cpu();
+  for (auto& t : out)
+    if (t.defined() && call.device) t = t.cpu();
   return call.finish(env, out, false);
 }
 
@@ -136,7 +137,9 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
   ops::LossOptions opts = ParseLossOptions(o, where, "options");
   const Impl impl = ParseImplOption(o, where);
   auto device = ParseDeviceOption(o, where);
-  if (!logp.is_floating_point()) ThrowArgError(env, where, "logp", "floating point (Float32Array or an f32/bf16 Tensor)", c10::toString(logp.scalar_type()));
+  if (!logp.is_floating_point())
+    ThrowArgError(env, where, "logp", "floating point (Float32Array or an f32/bf16 Tensor)",
+                  c10::toString(logp.scalar_type()));
   ops::LossInputs li;
   if (packed) {
     at::Tensor cu = TensorField(in, "cuSeqlens", where, true);
@@ -144,7 +147,8 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
       ThrowArgError(env, where, "cuSeqlens", "an Int32Array or an i32/i64 Tensor", c10::toString(cu.scalar_type()));
     }
     li = ops::PackedLossInputs(logp.reshape({-1}), old.defined() ? old.reshape({-1}) : old,
-                               ref.defined() ? ref.reshape({-1}) : ref, adv, mask.defined() ? mask.reshape({-1}) : mask, cu);
+                               ref.defined() ? ref.reshape({-1}) : ref, adv, mask.defined() ? mask.reshape({-1}) : mask,
+                               cu);
   } else {
     int64_t batch, seq_len;
     if (logp.dim() == 2) {
@@ -153,14 +157,18 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
     } else {
       batch = OptInteger(in, "batch", where, "inputs").value_or(-1);
       seq_len = OptInteger(in, "seqLen", where, "inputs").value_or(-1);
-      if (batch < 0) ThrowArgError(env, where, "inputs.batch", "a non-negative integer (or logp shaped [B, T])", "undefined");
-      if (seq_len < 0) ThrowArgError(env, where, "inputs.seqLen", "a non-negative integer (or logp shaped [B, T])", "undefined");
+      if (batch < 0)
+        ThrowArgError(env, where, "inputs.batch", "a non-negative integer (or logp shaped [B, T])", "undefined");
+      if (seq_len < 0)
+        ThrowArgError(env, where, "inputs.seqLen", "a non-negative integer (or logp shaped [B, T])", "undefined");
     }
     const int64_t n = batch * seq_len;
     auto check_len = [&](const at::Tensor& t, const char* name) {
       if (t.defined() && t.numel() != n) {
-        ThrowArgError(env, where, name, "of length batch x seqLen = " + std::to_string(batch) + " x " +
-                      std::to_string(seq_len) + " = " + std::to_string(n), "length " + std::to_string(t.numel()));
+        ThrowArgError(env, where, name,
+                      "of length batch x seqLen = " + std::to_string(batch) + " x " + std::to_string(seq_len) + " = " +
+                          std::to_string(n),
+                      "length " + std::to_string(t.numel()));
       }
     };
     check_len(logp, "logp");
@@ -169,7 +177,8 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
     check_len(mask, "mask");
     check_len(entropy, "entropy");
     if (adv.numel() != batch) {
-      ThrowArgError(env, where, "advantages", "of length batch = " + std::to_string(batch), "length " + std::to_string(adv.numel()));
+      ThrowArgError(env, where, "advantages", "of length batch = " + std::to_string(batch),
+                    "length " + std::to_string(adv.numel()));
     }
     auto as2d = [&](const at::Tensor& t) { return t.defined() ? t.reshape({batch, seq_len}) : t; };
     li = ops::PaddedLossInputs(as2d(logp), as2d(old), as2d(ref), adv.reshape({-1}), as2d(mask));
@@ -182,15 +191,19 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
   call.compute = [li, opts, impl, device]() -> std::vector<at::Tensor> {
     ops::LossInputs d = li;
     if (device) {
-      d.logp = OnDevice(li.logp, device); d.old_logp = OnDevice(li.old_logp, device);
-      d.ref_logp = OnDevice(li.ref_logp, device); d.advantages = OnDevice(li.advantages, device);
-      d.mask = OnDevice(li.mask, device); d.offsets = OnDevice(li.offsets, device);
+      d.logp = OnDevice(li.logp, device);
+      d.old_logp = OnDevice(li.old_logp, device);
+      d.ref_logp = OnDevice(li.ref_logp, device);
+      d.advantages = OnDevice(li.advantages, device);
+      d.mask = OnDevice(li.mask, device);
+      d.offsets = OnDevice(li.offsets, device);
       d.entropy = OnDevice(li.entropy, device);
     }
     ops::LossResult r = ops::GrpoLoss(d, opts, impl);
     const ops::LossStats& s = r.stats;
-    at::Tensor scalars = at::tensor({r.loss, s.clip_low_fraction, s.clip_high_fraction, s.kl_mean, s.ratio_mean,
-                                     s.entropy_mean, s.active_tokens}, at::kDouble);
+    at::Tensor scalars = at::tensor(
+        {r.loss, s.clip_low_fraction, s.clip_high_fraction, s.kl_mean, s.ratio_mean, s.entropy_mean, s.active_tokens},
+        at::kDouble);
     return {r.grad_logp, scalars};
   };
   call.finish = [](Napi::Env e, std::vector<at::Tensor>& out, bool handles) -> Napi::Value {
@@ -228,7 +241,8 @@ LogprobArgs ReadLogprobArgs(const Napi::Object& in, const char* where) {
   if (a.weight.dim() == 1) {
     const int64_t h = a.hidden.size(1);
     if (h == 0 || a.weight.numel() % h != 0) {
-      ThrowArgError(env, where, "weight", "of length V x H with H = " + std::to_string(h), "length " + std::to_string(a.weight.numel()));
+      ThrowArgError(env, where, "weight", "of length V x H with H = " + std::to_string(h),
+                    "length " + std::to_string(a.weight.numel()));
     }
     a.weight = a.weight.view({a.weight.numel() / h, h});
   }
@@ -248,8 +262,8 @@ Call LogprobCall(const Napi::CallbackInfo& info, const char* where, at::Device* 
   call.device = device;
   call.compute = [a, opts, impl, device]() -> std::vector<at::Tensor> {
     auto h = OnDevice(a.hidden, device), w = OnDevice(a.weight, device), y = OnDevice(a.targets, device);
-    ops::LogprobResult r = impl == Impl::kReference ? ops::FusedLogprobReference(h, w, y, opts)
-                                                    : ops::FusedLogprobForward(h, w, y, opts);
+    ops::LogprobResult r =
+        impl == Impl::kReference ? ops::FusedLogprobReference(h, w, y, opts) : ops::FusedLogprobForward(h, w, y, opts);
     return {r.logp, r.entropy, r.lse};
   };
   call.finish = [](Napi::Env e, std::vector<at::Tensor>& out, bool handles) -> Napi::Value {
@@ -341,7 +355,8 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
     at::Tensor loss = ops::GrpoLossAutograd(li, lopts, &stats);
     loss.backward();
     at::Tensor scalars = at::tensor({loss.item<double>(), stats.clip_low_fraction, stats.clip_high_fraction,
-                                     stats.kl_mean, stats.ratio_mean, stats.entropy_mean, stats.active_tokens}, at::kDouble);
+                                     stats.kl_mean, stats.ratio_mean, stats.entropy_mean, stats.active_tokens},
+                                    at::kDouble);
     return {h.grad(), w.grad(), lp[0].detach(), lp[1].detach(), scalars};
   };
   call.finish = [](Napi::Env e, std::vector<at::Tensor>& out, bool handles) -> Napi::Value {
@@ -361,32 +376,33 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
 
 // ----- entry points ---------------------------------------------------------------------------
 
-#define MEDGR2_SYNC_ENTRY(NAME, WHERE, BUILD)                  \
-  Napi::Value NAME(const Napi::CallbackInfo& info) {           \
-    Napi::Env env = info.Env();                                \
-    MEDGR2_JS_TRY                                              \
-    at::Device device(at::kCPU);                               \
-    Call call = BUILD;                                         \
-    return RunSync(env, call);                                 \
-    MEDGR2_JS_CATCH(env)                                       \
+#define MEDGR2_SYNC_ENTRY(NAME, WHERE, BUILD)        \
+  Napi::Value NAME(const Napi::CallbackInfo& info) { \
+    Napi::Env env = info.Env();                      \
+    MEDGR2_JS_TRY                                    \
+    at::Device device(at::kCPU);                     \
+    Call call = BUILD;                               \
+    return RunSync(env, call);                       \
+    MEDGR2_JS_CATCH(env)                             \
   }
 
-#define MEDGR2_ASYNC_ENTRY(NAME, WHERE, BUILD)                 \
-  Napi::Value NAME(const Napi::CallbackInfo& info) {           \
-    Napi::Env env = info.Env();                                \
-    MEDGR2_JS_TRY                                              \
-    at::Device device(at::kCPU);                               \
-    Call call = BUILD;                                         \
-    call.device.reset(); /* results stay on the device */      \
-    return RunAsyncCall(info, "medgr2." WHERE, call, device);  \
-    MEDGR2_JS_CATCH_ASYNC(env)                                 \
+#define MEDGR2_ASYNC_ENTRY(NAME, WHERE, BUILD)                \
+  Napi::Value NAME(const Napi::CallbackInfo& info) {          \
+    Napi::Env env = info.Env();                               \
+    MEDGR2_JS_TRY                                             \
+    at::Device device(at::kCPU);                              \
+    Call call = BUILD;                                        \
+    call.device.reset(); /* results stay on the device */     \
+    return RunAsyncCall(info, "medgr2." WHERE, call, device); \
+    MEDGR2_JS_CATCH_ASYNC(env)                                \
   }
 
 MEDGR2_SYNC_ENTRY(AdvantagesJs, "grpo.advantages", AdvantagesCall(info, "grpo.advantages", &device))
 MEDGR2_SYNC_ENTRY(LossJs, "grpo.loss", LossCall(info, "grpo.loss", false, &device))
 MEDGR2_SYNC_ENTRY(LossPackedJs, "grpo.lossPacked", LossCall(info, "grpo.lossPacked", true, &device))
 MEDGR2_SYNC_ENTRY(LogprobJs, "grpo.fusedLogprob", LogprobCall(info, "grpo.fusedLogprob", &device))
-MEDGR2_SYNC_ENTRY(LogprobBackwardJs, "grpo.fusedLogprobBackward", LogprobBackwardCall(info, "grpo.fusedLogprobBackward", &device))
+MEDGR2_SYNC_ENTRY(LogprobBackwardJs, "grpo.fusedLogprobBackward",
+                  LogprobBackwardCall(info, "grpo.fusedLogprobBackward", &device))
 MEDGR2_SYNC_ENTRY(PolicyGradientJs, "grpo.policyGradient", PolicyGradientCall(info, "grpo.policyGradient", &device))
 
 // lossAsync takes either form: packed when the inputs carry cuSeqlens, padded otherwise.
@@ -398,8 +414,10 @@ bool HasPackedInputs(const Napi::CallbackInfo& info) {
 MEDGR2_ASYNC_ENTRY(AdvantagesAsyncJs, "grpo.advantagesAsync", AdvantagesCall(info, "grpo.advantagesAsync", &device))
 MEDGR2_ASYNC_ENTRY(LossAsyncJs, "grpo.lossAsync", LossCall(info, "grpo.lossAsync", HasPackedInputs(info), &device))
 MEDGR2_ASYNC_ENTRY(LogprobAsyncJs, "grpo.fusedLogprobAsync", LogprobCall(info, "grpo.fusedLogprobAsync", &device))
-MEDGR2_ASYNC_ENTRY(LogprobBackwardAsyncJs, "grpo.fusedLogprobBackwardAsync", LogprobBackwardCall(info, "grpo.fusedLogprobBackwardAsync", &device))
-MEDGR2_ASYNC_ENTRY(PolicyGradientAsyncJs, "grpo.policyGradientAsync", PolicyGradientCall(info, "grpo.policyGradientAsync", &device))
+MEDGR2_ASYNC_ENTRY(LogprobBackwardAsyncJs, "grpo.fusedLogprobBackwardAsync",
+                   LogprobBackwardCall(info, "grpo.fusedLogprobBackwardAsync", &device))
+MEDGR2_ASYNC_ENTRY(PolicyGradientAsyncJs, "grpo.policyGradientAsync",
+                   PolicyGradientCall(info, "grpo.policyGradientAsync", &device))
 
 }  // namespace
 

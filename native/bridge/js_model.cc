@@ -86,10 +86,15 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
   Napi::Env env = c.Env();
   ModelConfig cfg;
   const std::string type = c.Get("modelType").IsString() ? c.Get("modelType").As<Napi::String>().Utf8Value() : "";
-  if (type == "qwen2") cfg.kind = model::ModelKind::kQwen2;
-  else if (type == "qwen2_vl") cfg.kind = model::ModelKind::kQwen2VL;
-  else if (type == "qwen2_5_vl") cfg.kind = model::ModelKind::kQwen25VL;
-  else ThrowArgError(env, where, "config.modelType", "\"qwen2\", \"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(c.Get("modelType")));
+  if (type == "qwen2")
+    cfg.kind = model::ModelKind::kQwen2;
+  else if (type == "qwen2_vl")
+    cfg.kind = model::ModelKind::kQwen2VL;
+  else if (type == "qwen2_5_vl")
+    cfg.kind = model::ModelKind::kQwen25VL;
+  else
+    ThrowArgError(env, where, "config.modelType", "\"qwen2\", \"qwen2_vl\" or \"qwen2_5_vl\"",
+                  DescribeJsValue(c.Get("modelType")));
   if (!c.Get("text").IsObject()) ThrowArgError(env, where, "config.text", "an object", DescribeJsValue(c.Get("text")));
   Napi::Object t = c.Get("text").As<Napi::Object>();
   const std::string tp = "config.text.";
@@ -111,17 +116,23 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
     auto& vc = cfg.vision;
     vc.present = true;
     const std::string kind = v.Get("kind").IsString() ? v.Get("kind").As<Napi::String>().Utf8Value() : "";
-    if (kind != "qwen2_vl" && kind != "qwen2_5_vl") ThrowArgError(env, where, "config.vision.kind", "\"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(v.Get("kind")));
+    if (kind != "qwen2_vl" && kind != "qwen2_5_vl")
+      ThrowArgError(env, where, "config.vision.kind", "\"qwen2_vl\" or \"qwen2_5_vl\"", DescribeJsValue(v.Get("kind")));
     vc.qwen25 = kind == "qwen2_5_vl";
     vc.depth = Int(v, "depth", where, vp);
     vc.embed_dim = Int(v, "embedDim", where, vp);
     vc.num_heads = Int(v, "numHeads", where, vp);
     vc.mlp_hidden_dim = Int(v, "mlpHiddenDim", where, vp);
     const std::string act = v.Get("hiddenAct").IsString() ? v.Get("hiddenAct").As<Napi::String>().Utf8Value() : "";
-    if (act == "quick_gelu") vc.act = model::VisionAct::kQuickGelu;
-    else if (act == "silu") vc.act = model::VisionAct::kSilu;
-    else if (act == "gelu") vc.act = model::VisionAct::kGelu;
-    else ThrowArgError(env, where, "config.vision.hiddenAct", "\"quick_gelu\", \"silu\" or \"gelu\"", DescribeJsValue(v.Get("hiddenAct")));
+    if (act == "quick_gelu")
+      vc.act = model::VisionAct::kQuickGelu;
+    else if (act == "silu")
+      vc.act = model::VisionAct::kSilu;
+    else if (act == "gelu")
+      vc.act = model::VisionAct::kGelu;
+    else
+      ThrowArgError(env, where, "config.vision.hiddenAct", "\"quick_gelu\", \"silu\" or \"gelu\"",
+                    DescribeJsValue(v.Get("hiddenAct")));
     vc.in_channels = Int(v, "inChannels", where, vp);
     vc.patch_size = Int(v, "patchSize", where, vp);
     vc.temporal_patch_size = Int(v, "temporalPatchSize", where, vp);
@@ -134,7 +145,8 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
   }
   cfg.image_token_id = c.Get("imageTokenId").IsNumber() ? Int(c, "imageTokenId", where, "config.") : -1;
   cfg.video_token_id = c.Get("videoTokenId").IsNumber() ? Int(c, "videoTokenId", where, "config.") : -1;
-  cfg.vision_start_token_id = c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
+  cfg.vision_start_token_id =
+      c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
   cfg.vision_end_token_id = c.Get("visionEndTokenId").IsNumber() ? Int(c, "visionEndTokenId", where, "config.") : -1;
   try {
     model::ValidateConfig(cfg);
@@ -173,7 +185,9 @@ void CheckCuSeqlens(Napi::Env env, const model::PackedBatch& b, const char* wher
 }
 
 model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg, const char* where) {
-  if (!value.IsObject()) ThrowArgError(value.Env(), where, "batch", "an object { inputIds, cuSeqlens, pixelValues?, imageGrids? }", DescribeJsValue(value));
+  if (!value.IsObject())
+    ThrowArgError(value.Env(), where, "batch", "an object { inputIds, cuSeqlens, pixelValues?, imageGrids? }",
+                  DescribeJsValue(value));
   Napi::Object o = value.As<Napi::Object>();
   model::PackedBatch b;
   b.input_ids = AnyTensor(o, "inputIds", where, true).to(at::kLong);
@@ -181,7 +195,8 @@ model::PackedBatch BatchFromJs(const Napi::Value& value, const ModelConfig& cfg,
   b.pixel_values = AnyTensor(o, "pixelValues", where, false);
   at::Tensor grids = AnyTensor(o, "imageGrids", where, false);
   if (b.pixel_values.defined()) {
-    if (!cfg.vision.present) ThrowArgError(value.Env(), where, "batch.pixelValues", "absent for a text-only model", "given");
+    if (!cfg.vision.present)
+      ThrowArgError(value.Env(), where, "batch.pixelValues", "absent for a text-only model", "given");
     b.pixel_values = b.pixel_values.reshape({-1, cfg.vision.PatchDim()}).to(at::kFloat);
   }
   if (grids.defined()) b.image_grids = grids.reshape({-1, 3}).to(at::kCPU, at::kLong);
@@ -261,30 +276,31 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 Napi::FunctionReference* g_model_ctor = nullptr;
 
 void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(env, "Model", {
-      StaticMethod<&ModelHandle::Create>("create"),
-      InstanceMethod<&ModelHandle::ParameterSpecs>("parameterSpecs"),
-      InstanceMethod<&ModelHandle::Parameters>("parameters"),
-      InstanceMethod<&ModelHandle::SetParameters>("setParameters"),
-      InstanceMethod<&ModelHandle::SetTrainable>("setTrainable"),
-      InstanceMethod<&ModelHandle::SetCheckpointLayers>("setCheckpointLayers"),
-      InstanceMethod<&ModelHandle::Info>("info"),
-      InstanceMethod<&ModelHandle::Logits>("logits"),
-      InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
-      InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
-      InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
-      InstanceMethod<&ModelHandle::Gradients>("gradients"),
-      InstanceMethod<&ModelHandle::AllReduceGradients>("allReduceGradients"),
-      InstanceMethod<&ModelHandle::BroadcastParameters>("broadcastParameters"),
-      InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
-      InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
-      InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
-      InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
-      InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
-      InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
-      InstanceMethod<&ModelHandle::Generate>("generate"),
-      InstanceMethod<&ModelHandle::Dispose>("dispose"),
-  });
+  Napi::Function cls = DefineClass(env, "Model",
+                                   {
+                                       StaticMethod<&ModelHandle::Create>("create"),
+                                       InstanceMethod<&ModelHandle::ParameterSpecs>("parameterSpecs"),
+                                       InstanceMethod<&ModelHandle::Parameters>("parameters"),
+                                       InstanceMethod<&ModelHandle::SetParameters>("setParameters"),
+                                       InstanceMethod<&ModelHandle::SetTrainable>("setTrainable"),
+                                       InstanceMethod<&ModelHandle::SetCheckpointLayers>("setCheckpointLayers"),
+                                       InstanceMethod<&ModelHandle::Info>("info"),
+                                       InstanceMethod<&ModelHandle::Logits>("logits"),
+                                       InstanceMethod<&ModelHandle::TokenLogprobs>("tokenLogprobs"),
+                                       InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
+                                       InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
+                                       InstanceMethod<&ModelHandle::Gradients>("gradients"),
+                                       InstanceMethod<&ModelHandle::AllReduceGradients>("allReduceGradients"),
+                                       InstanceMethod<&ModelHandle::BroadcastParameters>("broadcastParameters"),
+                                       InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
+                                       InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
+                                       InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
+                                       InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
+                                       InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
+                                       InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
+                                       InstanceMethod<&ModelHandle::Generate>("generate"),
+                                       InstanceMethod<&ModelHandle::Dispose>("dispose"),
+                                   });
   g_model_ctor = new Napi::FunctionReference(Napi::Persistent(cls));
   exports.Set("Model", cls);
 }
@@ -317,16 +333,23 @@ Napi::Value ModelHandle::Create(const Napi::CallbackInfo& info) {
   MODEL_JS_TRY
   ModelConfig cfg = ConfigFromJs(ArgObject(info, 0, kWhere, "config"), kWhere);
   Napi::Object o = OptObject(info, 1, kWhere, "options");
-  c10::Device device = ParseDevice(env, OptString(o, "device", kWhere, "options").value_or("cpu"), kWhere, "options.device");
+  c10::Device device =
+      ParseDevice(env, OptString(o, "device", kWhere, "options").value_or("cpu"), kWhere, "options.device");
   const std::string dt = OptString(o, "dtype", kWhere, "options").value_or("float32");
   at::ScalarType dtype = at::kFloat;
-  if (dt == "bfloat16" || dt == "bf16") dtype = at::kBFloat16;
-  else if (dt == "float16" || dt == "f16") dtype = at::kHalf;
-  else if (dt == "float64" || dt == "f64") dtype = at::kDouble;  // gradient checks
-  else if (dt != "float32" && dt != "f32") ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\", \"float16\" or \"float64\"", "\"" + dt + "\"");
+  if (dt == "bfloat16" || dt == "bf16")
+    dtype = at::kBFloat16;
+  else if (dt == "float16" || dt == "f16")
+    dtype = at::kHalf;
+  else if (dt == "float64" || dt == "f64")
+    dtype = at::kDouble;  // gradient checks
+  else if (dt != "float32" && dt != "f32")
+    ThrowArgError(env, kWhere, "options.dtype", "\"float32\", \"bfloat16\", \"float16\" or \"float64\"",
+                  "\"" + dt + "\"");
   const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   const std::string init = OptString(o, "init", kWhere, "options").value_or("random");
-  if (init != "random" && init != "none") ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
+  if (init != "random" && init != "none")
+    ThrowArgError(env, kWhere, "options.init", "\"random\" or \"none\"", "\"" + init + "\"");
   ThreadState ts;
   ts.device = device;
   return RunAsync<std::shared_ptr<ModelState>>(
@@ -359,7 +382,8 @@ Napi::Value ModelHandle::ParameterSpecs(const Napi::CallbackInfo& info) {
     auto o = Napi::Object::New(env);
     o.Set("name", specs[i].name);
     auto shape = Napi::Array::New(env, specs[i].shape.size());
-    for (size_t k = 0; k < specs[i].shape.size(); ++k) shape.Set(static_cast<uint32_t>(k), static_cast<double>(specs[i].shape[k]));
+    for (size_t k = 0; k < specs[i].shape.size(); ++k)
+      shape.Set(static_cast<uint32_t>(k), static_cast<double>(specs[i].shape[k]));
     o.Set("shape", shape);
     arr.Set(static_cast<uint32_t>(i), o);
   }
@@ -484,7 +508,11 @@ Napi::Value ModelHandle::Logits(const Napi::CallbackInfo& info) {
   auto st = Live(kWhere);
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   return RunLocked<at::Tensor>(
-      info, "medgr2.Model.logits", st, [b](ModelState& s) { at::NoGradGuard ng; return s.model->Logits(b); },
+      info, "medgr2.Model.logits", st,
+      [b](ModelState& s) {
+        at::NoGradGuard ng;
+        return s.model->Logits(b);
+      },
       [](Napi::Env e, at::Tensor& t) -> Napi::Value { return TensorHandle::Wrap(e, t); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
@@ -499,7 +527,8 @@ Napi::Value ModelHandle::TokenLogprobs(const Napi::CallbackInfo& info) {
   Napi::Object o = OptObject(info, 1, kWhere, "options");
   at::Tensor labels = AnyTensor(o, "labels", kWhere, false);
   if (!labels.defined()) labels = model::NextTokenLabels(b.input_ids, b.cu_seqlens);
-  if (labels.numel() != b.input_ids.numel()) ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
+  if (labels.numel() != b.input_ids.numel())
+    ThrowArgError(env, kWhere, "options.labels", "as long as inputIds", std::to_string(labels.numel()));
   const double temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
   return RunLocked<std::vector<at::Tensor>>(
       info, "medgr2.Model.tokenLogprobs", st,
@@ -697,7 +726,8 @@ Napi::Value ModelHandle::BroadcastParameters(const Napi::CallbackInfo& info) {
   int64_t root = 0;
   if (!Arg(info, 1).IsUndefined()) root = ArgInteger(info, 1, kWhere, "root");
   if (root < 0 || root >= group->world_size()) {
-    ThrowArgError(env, kWhere, "root", "a rank in [0, " + std::to_string(group->world_size()) + ")", std::to_string(root));
+    ThrowArgError(env, kWhere, "root", "a rank in [0, " + std::to_string(group->world_size()) + ")",
+                  std::to_string(root));
   }
   const uint64_t ticket = group->TakeTicket();
   return RunAsync<bool>(
@@ -747,7 +777,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
   spec.options = ParseLossOptions(o, kWhere, "loss");
   spec.loss_scale = OptNumber(o, "lossScale", kWhere, "loss").value_or(1.0);
-  if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale)) ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
+  if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale))
+    ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
   const ops::LossOptions& lo = spec.options;
   // Validate the loss inputs against the batch before queueing.
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
@@ -872,13 +903,15 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   Napi::Object o = ArgObject(info, 1, kWhere, "options");
   model::GenerateOptions g;
   auto max_new = OptInteger(o, "maxNewTokens", kWhere, "options");
-  if (!max_new || *max_new < 0) ThrowArgError(env, kWhere, "options.maxNewTokens", "an integer >= 0", DescribeJsValue(o.Get("maxNewTokens")));
+  if (!max_new || *max_new < 0)
+    ThrowArgError(env, kWhere, "options.maxNewTokens", "an integer >= 0", DescribeJsValue(o.Get("maxNewTokens")));
   g.max_new_tokens = *max_new;
   g.temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
   g.top_k = OptInteger(o, "topK", kWhere, "options").value_or(0);
   g.top_p = OptNumber(o, "topP", kWhere, "options").value_or(1.0);
   g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
-  if (!o.Get("stopTokens").IsUndefined()) g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
+  if (!o.Get("stopTokens").IsUndefined())
+    g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
   return RunLocked<model::GenerateResult>(
       info, "medgr2.Model.generate", st, [b, g](ModelState& s) { return s.model->Generate(b, g); },
       [](Napi::Env e, model::GenerateResult& r) -> Napi::Value {
@@ -915,6 +948,8 @@ Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void RegisterModel(Napi::Env env, Napi::Object exports) { ModelHandle::Init(env, exports); }
+void RegisterModel(Napi::Env env, Napi::Object exports) {
+  ModelHandle::Init(env, exports);
+}
 
 }  // namespace medgr2

@@ -36,14 +36,17 @@ c10::ScalarType DtypeField(const Napi::Object& obj, const char* where, const std
   auto s = OptString(obj, "dtype", where, name.c_str());
   if (!s) ThrowArgError(obj.Env(), where, name + ".dtype", "a dtype name", "undefined");
   auto d = ParseDtype(*s);
-  if (!d) ThrowArgError(obj.Env(), where, name + ".dtype", std::string("one of ") + SupportedDtypeList() +
-                        " (or F32, F64, F16, BF16, I64, I32, U8)", "\"" + *s + "\"");
+  if (!d)
+    ThrowArgError(obj.Env(), where, name + ".dtype",
+                  std::string("one of ") + SupportedDtypeList() + " (or F32, F64, F16, BF16, I64, I32, U8)",
+                  "\"" + *s + "\"");
   return d->scalar_type;
 }
 
 int64_t RequiredInteger(const Napi::Object& obj, const char* key, const char* where, const std::string& name) {
   auto v = OptInteger(obj, key, where, name.c_str());
-  if (!v || *v < 0) ThrowArgError(obj.Env(), where, name + "." + key, "a non-negative integer", DescribeJsValue(obj.Get(key)));
+  if (!v || *v < 0)
+    ThrowArgError(obj.Env(), where, name + "." + key, "a non-negative integer", DescribeJsValue(obj.Get(key)));
   return *v;
 }
 
@@ -84,7 +87,8 @@ Napi::Value ReadTensorsJs(const Napi::CallbackInfo& info) {
   std::optional<c10::ScalarType> target;
   if (auto s = OptString(opts, "dtype", kWhere, "options")) {
     auto d = ParseDtype(*s);
-    if (!d) ThrowArgError(env, kWhere, "options.dtype", std::string("one of ") + SupportedDtypeList(), "\"" + *s + "\"");
+    if (!d)
+      ThrowArgError(env, kWhere, "options.dtype", std::string("one of ") + SupportedDtypeList(), "\"" + *s + "\"");
     target = d->scalar_type;
   }
   auto names = std::make_shared<std::vector<std::string>>();

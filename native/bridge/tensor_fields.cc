@@ -34,7 +34,9 @@ ops::LossOptions ParseLossOptions(const Napi::Object& o, const char* where, cons
   ops::LossOptions opts;
   if (auto s = OptString(o, "lossType", where, name)) {
     auto t = ops::ParseLossType(*s);
-    if (!t) ThrowArgError(o.Env(), where, prefix + "lossType", "one of \"grpo\", \"bnpo\", \"dr_grpo\", \"dapo\"", "\"" + *s + "\"");
+    if (!t)
+      ThrowArgError(o.Env(), where, prefix + "lossType", "one of \"grpo\", \"bnpo\", \"dr_grpo\", \"dapo\"",
+                    "\"" + *s + "\"");
     opts.loss_type = *t;
   }
   opts.eps_low = OptNumber(o, "epsLow", where, name).value_or(0.2);

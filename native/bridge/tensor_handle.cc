@@ -19,7 +19,9 @@ Napi::Array IntArray(Napi::Env env, at::IntArrayRef values) {
   return arr;
 }
 
-std::string DeviceString(const at::Tensor& t) { return t.device().str(); }
+std::string DeviceString(const at::Tensor& t) {
+  return t.device().str();
+}
 
 }  // namespace
 
@@ -41,24 +43,23 @@ c10::Device ParseDevice(Napi::Env env, const std::string& text, const char* wher
 }
 
 void TensorHandle::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function cls = DefineClass(
-      env, "Tensor",
-      {
-          InstanceAccessor<&TensorHandle::Shape>("shape"),
-          InstanceAccessor<&TensorHandle::Strides>("strides"),
-          InstanceAccessor<&TensorHandle::Dtype>("dtype"),
-          InstanceAccessor<&TensorHandle::Device>("device"),
-          InstanceAccessor<&TensorHandle::Numel>("numel"),
-          InstanceAccessor<&TensorHandle::Nbytes>("nbytes"),
-          InstanceAccessor<&TensorHandle::IsContiguous>("isContiguous"),
-          InstanceAccessor<&TensorHandle::IsDisposed>("disposed"),
-          InstanceMethod<&TensorHandle::ToArray>("toArray"),
-          InstanceMethod<&TensorHandle::To>("to"),
-          InstanceMethod<&TensorHandle::Transpose>("transpose"),
-          InstanceMethod<&TensorHandle::Contiguous>("contiguous"),
-          InstanceMethod<&TensorHandle::Dispose>("dispose"),
-          InstanceMethod<&TensorHandle::ToString>("toString"),
-      });
+  Napi::Function cls = DefineClass(env, "Tensor",
+                                   {
+                                       InstanceAccessor<&TensorHandle::Shape>("shape"),
+                                       InstanceAccessor<&TensorHandle::Strides>("strides"),
+                                       InstanceAccessor<&TensorHandle::Dtype>("dtype"),
+                                       InstanceAccessor<&TensorHandle::Device>("device"),
+                                       InstanceAccessor<&TensorHandle::Numel>("numel"),
+                                       InstanceAccessor<&TensorHandle::Nbytes>("nbytes"),
+                                       InstanceAccessor<&TensorHandle::IsContiguous>("isContiguous"),
+                                       InstanceAccessor<&TensorHandle::IsDisposed>("disposed"),
+                                       InstanceMethod<&TensorHandle::ToArray>("toArray"),
+                                       InstanceMethod<&TensorHandle::To>("to"),
+                                       InstanceMethod<&TensorHandle::Transpose>("transpose"),
+                                       InstanceMethod<&TensorHandle::Contiguous>("contiguous"),
+                                       InstanceMethod<&TensorHandle::Dispose>("dispose"),
+                                       InstanceMethod<&TensorHandle::ToString>("toString"),
+                                   });
   GetAddonState(env).tensor_constructor = Napi::Persistent(cls);
   exports.Set("Tensor", cls);
 }
@@ -96,22 +97,26 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   } else {
     Napi::Value arr = Arg(info, 0);
     if (!arr.IsTypedArray()) {
-      ThrowArgError(env, kWhere, "array", "a TypedArray (Float32Array, Float64Array, Int32Array, "
-                    "BigInt64Array, Uint8Array, or Uint16Array with dtype bf16/f16)", DescribeJsValue(arr));
+      ThrowArgError(env, kWhere, "array",
+                    "a TypedArray (Float32Array, Float64Array, Int32Array, "
+                    "BigInt64Array, Uint8Array, or Uint16Array with dtype bf16/f16)",
+                    DescribeJsValue(arr));
     }
     auto typed = arr.As<Napi::TypedArray>();
     Napi::Object opts = OptObject(info, 2, kWhere, "options");
     FromArrayOptions from;
     if (auto name = OptString(opts, "dtype", kWhere, "options")) {
       auto d = DtypeByName(*name);
-      if (!d) ThrowArgError(env, kWhere, "options.dtype", std::string("one of ") + SupportedDtypeList(), "\"" + *name + "\"");
+      if (!d)
+        ThrowArgError(env, kWhere, "options.dtype", std::string("one of ") + SupportedDtypeList(), "\"" + *name + "\"");
       from.dtype = *d;
     } else {
       auto d = DefaultDtypeFor(typed.TypedArrayType());
       if (!d) {
         ThrowArgError(env, kWhere, "options.dtype",
-                      typed.TypedArrayType() == napi_uint16_array ? "\"bf16\" or \"f16\" for a Uint16Array"
-                                                                  : std::string("given for this array type (supported: ") + SupportedDtypeList() + ")",
+                      typed.TypedArrayType() == napi_uint16_array
+                          ? "\"bf16\" or \"f16\" for a Uint16Array"
+                          : std::string("given for this array type (supported: ") + SupportedDtypeList() + ")",
                       "none");
       }
       from.dtype = *d;
@@ -119,7 +124,8 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
     Napi::Value shape = Arg(info, 1);
     from.shape = shape.IsUndefined() ? std::vector<int64_t>{static_cast<int64_t>(typed.ElementLength())}
                                      : ReadIntList(shape, kWhere, "shape", true);
-    if (!opts.Get("strides").IsUndefined()) from.strides = ReadIntList(opts.Get("strides"), kWhere, "options.strides", false);
+    if (!opts.Get("strides").IsUndefined())
+      from.strides = ReadIntList(opts.Get("strides"), kWhere, "options.strides", false);
     from.copy = OptBool(opts, "copy", kWhere, "options").value_or(false);
     tensor_ = TensorFromTypedArray(env, typed, from, kWhere, "array");
     // A borrowed array's memory is V8's own and already counted; a copy is new native memory.
@@ -129,7 +135,9 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   MEDGR2_JS_CATCH(env)
 }
 
-TensorHandle::~TensorHandle() { Release(); }
+TensorHandle::~TensorHandle() {
+  Release();
+}
 
 void TensorHandle::Release() {
   if (reported_bytes_) {
@@ -227,7 +235,8 @@ Napi::Value TensorHandle::Dispose(const Napi::CallbackInfo& info) {
 Napi::Value TensorHandle::ToString(const Napi::CallbackInfo& info) {
   if (disposed_) return Napi::String::New(info.Env(), "Tensor(disposed)");
   std::ostringstream s;
-  s << "Tensor(shape=" << tensor_.sizes() << ", dtype=" << DtypeByScalarType(tensor_.scalar_type()).value_or(DtypeInfo{"?", {}, {}}).name
+  s << "Tensor(shape=" << tensor_.sizes()
+    << ", dtype=" << DtypeByScalarType(tensor_.scalar_type()).value_or(DtypeInfo{"?", {}, {}}).name
     << ", device=" << DeviceString(tensor_) << ")";
   return Napi::String::New(info.Env(), s.str());
 }

@@ -25,8 +25,8 @@ void ReleaseKeptBuffer(void* ctx) {
     delete kept;
     return;
   }
-  napi_status st = kept->release_queue.NonBlockingCall(
-      kept, [](Napi::Env, Napi::Function, KeptBuffer* k) { delete k; });
+  napi_status st =
+      kept->release_queue.NonBlockingCall(kept, [](Napi::Env, Napi::Function, KeptBuffer* k) { delete k; });
   // The queue is closed only while the env is being torn down; V8 frees the buffer then anyway.
   (void)st;
 }
@@ -58,8 +58,8 @@ int64_t StridedExtent(const std::vector<int64_t>& sizes, const std::vector<int64
   return extent;
 }
 
-at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array,
-                                const FromArrayOptions& opts, const char* where, const char* name) {
+at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array, const FromArrayOptions& opts,
+                                const char* where, const char* name) {
   if (array.TypedArrayType() != opts.dtype.js_type) {
     ThrowArgError(env, where, name,
                   std::string("a ") + TypedArrayName(opts.dtype.js_type) + " for dtype " + opts.dtype.name,
@@ -68,8 +68,7 @@ at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array,
   const auto& sizes = opts.shape;
   const std::vector<int64_t> strides = opts.strides ? *opts.strides : ContiguousStrides(sizes);
   if (strides.size() != sizes.size()) {
-    ThrowArgError(env, where, "strides", "as many entries as shape " + ShapeString(sizes),
-                  ShapeString(strides));
+    ThrowArgError(env, where, "strides", "as many entries as shape " + ShapeString(sizes), ShapeString(strides));
   }
   for (int64_t st : strides) {
     if (st < 0) ThrowArgError(env, where, "strides", "non-negative", ShapeString(strides));
@@ -94,9 +93,9 @@ at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array,
     return at::from_blob(data, sizes, strides, options).clone();
   }
   AddonState& state = GetAddonState(env);
-  auto* kept = new KeptBuffer{Napi::Persistent(Napi::Value(array.ArrayBuffer())), state.js_thread,
-                              state.release_queue};
-  return at::from_blob(data, sizes, strides, [kept](void*) { ReleaseKeptBuffer(kept); }, options);
+  auto* kept = new KeptBuffer{Napi::Persistent(Napi::Value(array.ArrayBuffer())), state.js_thread, state.release_queue};
+  return at::from_blob(
+      data, sizes, strides, [kept](void*) { ReleaseKeptBuffer(kept); }, options);
 }
 
 Napi::TypedArray TypedArrayFromTensor(Napi::Env env, const at::Tensor& tensor) {

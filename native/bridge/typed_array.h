@@ -28,8 +28,8 @@ struct FromArrayOptions {
   bool copy = false;
 };
 
-at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array,
-                                const FromArrayOptions& opts, const char* where, const char* name);
+at::Tensor TensorFromTypedArray(Napi::Env env, const Napi::TypedArray& array, const FromArrayOptions& opts,
+                                const char* where, const char* name);
 
 // Copies any tensor (any device, any layout) into a new TypedArray of its dtype's JS type.
 Napi::TypedArray TypedArrayFromTensor(Napi::Env env, const at::Tensor& tensor);

@@ -12,10 +12,18 @@ namespace {
 c10d::AllreduceOptions ReduceOptionsFor(ReduceKind op, bool backend_has_avg) {
   c10d::AllreduceOptions o;
   switch (op) {
-    case ReduceKind::kMax: o.reduceOp = c10d::ReduceOp::MAX; break;
-    case ReduceKind::kMin: o.reduceOp = c10d::ReduceOp::MIN; break;
-    case ReduceKind::kAvg: o.reduceOp = backend_has_avg ? c10d::ReduceOp::AVG : c10d::ReduceOp::SUM; break;
-    case ReduceKind::kSum: o.reduceOp = c10d::ReduceOp::SUM; break;
+    case ReduceKind::kMax:
+      o.reduceOp = c10d::ReduceOp::MAX;
+      break;
+    case ReduceKind::kMin:
+      o.reduceOp = c10d::ReduceOp::MIN;
+      break;
+    case ReduceKind::kAvg:
+      o.reduceOp = backend_has_avg ? c10d::ReduceOp::AVG : c10d::ReduceOp::SUM;
+      break;
+    case ReduceKind::kSum:
+      o.reduceOp = c10d::ReduceOp::SUM;
+      break;
   }
   return o;
 }
@@ -143,7 +151,8 @@ void ProcessGroup::ReduceScatter(uint64_t ticket, const at::Tensor& out, const a
     // Gloo in libtorch 1.13 has no reduce_scatter: allreduce a copy of the whole input and keep this
     // rank's slice. Correct, at world_size times the traffic of a real reduce-scatter -- fine for the
     // CPU path, which is for tests and small runs; CUDA runs take NCCL's native one above.
-    at::Tensor whole = in.reshape({-1}).to(WireDtype(in.scalar_type(), backend()), /*non_blocking=*/false, /*copy=*/true);
+    at::Tensor whole =
+        in.reshape({-1}).to(WireDtype(in.scalar_type(), backend()), /*non_blocking=*/false, /*copy=*/true);
     AllReduceInPlace(group, whole, op);
     out.copy_(whole.narrow(0, static_cast<int64_t>(rank()) * n, n).view(out.sizes()));
   });
@@ -161,7 +170,8 @@ void ProcessGroup::Sequence::AllReduceFlat(const std::vector<at::Tensor>& tensor
 }
 
 void ProcessGroup::Sequence::Broadcast(const at::Tensor& tensor, int root) {
-  if (root < 0 || root >= world_size()) throw std::invalid_argument("broadcast root " + std::to_string(root) + " is not a rank");
+  if (root < 0 || root >= world_size())
+    throw std::invalid_argument("broadcast root " + std::to_string(root) + " is not a rank");
   owner_->BroadcastOn(group_, tensor, root);
 }
 

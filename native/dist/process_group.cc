@@ -76,7 +76,9 @@ c10::intrusive_ptr<C10dGroup> MakeBackend(const GroupOptions& o, const c10::intr
 
 ProcessGroup::ProcessGroup(GroupOptions options) : options_(std::move(options)) {}
 
-ProcessGroup::~ProcessGroup() { Close(); }
+ProcessGroup::~ProcessGroup() {
+  Close();
+}
 
 std::shared_ptr<ProcessGroup> ProcessGroup::Create(const GroupOptions& o) {
   NvtxRange range("medgr2.dist.create");
@@ -87,10 +89,12 @@ std::shared_ptr<ProcessGroup> ProcessGroup::Create(const GroupOptions& o) {
   }
 #ifndef USE_C10D_NCCL
   // Before the store: a rank that cannot build its backend must not keep the others waiting for it.
-  if (o.backend == "nccl") throw std::runtime_error("backend 'nccl': this libtorch has no NCCL (a CPU build); use backend 'gloo'");
+  if (o.backend == "nccl")
+    throw std::runtime_error("backend 'nccl': this libtorch has no NCCL (a CPU build); use backend 'gloo'");
 #endif
 #ifndef USE_C10D_GLOO
-  if (o.backend == "gloo") throw std::runtime_error("backend 'gloo': this libtorch was built without Gloo (USE_C10D_GLOO)");
+  if (o.backend == "gloo")
+    throw std::runtime_error("backend 'gloo': this libtorch was built without Gloo (USE_C10D_GLOO)");
 #endif
   const auto started = std::chrono::steady_clock::now();
   try {
@@ -131,10 +135,13 @@ bool ProcessGroup::closed() const {
   return closed_;
 }
 
-uint64_t ProcessGroup::TakeTicket() { return next_ticket_++; }
+uint64_t ProcessGroup::TakeTicket() {
+  return next_ticket_++;
+}
 
 void ProcessGroup::Run(uint64_t ticket, const char* name, const std::function<void(C10dGroup*)>& body) {
-  NvtxRange range(name);
+  const std::string range_name = std::string("medgr2.dist.") + name;
+  NvtxRange range(range_name.c_str());
   const std::string who = "rank " + std::to_string(options_.rank) + ": " + name;
   c10::intrusive_ptr<C10dGroup> group;
   bool closed = false;

@@ -37,9 +37,9 @@ __device__ __forceinline__ Online ShflXor(Online v, int lane_mask) {
   return {kernels::ShflXor(v.m, lane_mask), kernels::ShflXor(v.s, lane_mask), kernels::ShflXor(v.u, lane_mask)};
 }
 
-__global__ void __launch_bounds__(kThreads) TileStatsKernel(LogitsTile tile, const int64_t* __restrict__ targets,
-                                                            float inv_temp, float* m, float* s, float* t,
-                                                            float* z_target) {
+__global__ void __launch_bounds__(kThreads)
+    TileStatsKernel(LogitsTile tile, const int64_t* __restrict__ targets, float inv_temp, float* m, float* s, float* t,
+                    float* z_target) {
   const int64_t row = blockIdx.x;
   const int64_t base = row * tile.ld;
   Online acc{-INFINITY, 0.f, 0.f};
@@ -60,7 +60,9 @@ __global__ void __launch_bounds__(kThreads) TileStatsKernel(LogitsTile tile, con
   if (threadIdx.x == 0) {
     // Onto the state from earlier tiles, in warp order.
     const Online total = FoldWarps<kWarps>(Online{m[row], s[row], t[row]}, scratch, MergeOp{});
-    m[row] = total.m; s[row] = total.s; t[row] = total.u;
+    m[row] = total.m;
+    s[row] = total.s;
+    t[row] = total.u;
     const int64_t y = targets[row] - tile.vocab_offset;
     if (y >= 0 && y < tile.cols) z_target[row] = LoadF32(tile.z, base + y, tile.bf16) * inv_temp;
   }
@@ -77,10 +79,10 @@ __global__ void FinalizeKernel(const float* m, const float* s, const float* t, c
   logp[r] = targets[r] >= 0 ? z_target[r] - l : 0.f;
 }
 
-__global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, const int64_t* __restrict__ targets,
-                                                           const float* __restrict__ lse, const float* __restrict__ entropy,
-                                                           const float* __restrict__ grad_logp,
-                                                           const float* __restrict__ grad_entropy, float inv_temp) {
+__global__ void __launch_bounds__(kThreads)
+    TileGradKernel(LogitsTile tile, const int64_t* __restrict__ targets, const float* __restrict__ lse,
+                   const float* __restrict__ entropy, const float* __restrict__ grad_logp,
+                   const float* __restrict__ grad_entropy, float inv_temp) {
   const int64_t row = blockIdx.x;
   const int64_t base = row * tile.ld;
   const float l = lse[row];
@@ -104,7 +106,8 @@ __global__ void __launch_bounds__(kThreads) TileGradKernel(LogitsTile tile, cons
 cudaError_t LogprobTileStats(const LogitsTile& tile, const int64_t* targets, float inv_temp, float* m, float* s,
                              float* t, float* z_target, cudaStream_t stream) {
   if (tile.rows == 0) return cudaSuccess;
-  TileStatsKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, inv_temp, m, s, t, z_target);
+  TileStatsKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, inv_temp, m, s, t,
+                                                                             z_target);
   return cudaGetLastError();
 }
 
@@ -121,7 +124,7 @@ cudaError_t LogprobTileGrad(const LogitsTile& tile, const int64_t* targets, cons
                             const float* grad_logp, const float* grad_entropy, float inv_temp, cudaStream_t stream) {
   if (tile.rows == 0) return cudaSuccess;
   TileGradKernel<<<static_cast<unsigned>(tile.rows), kThreads, 0, stream>>>(tile, targets, lse, entropy, grad_logp,
-                                                                           grad_entropy, inv_temp);
+                                                                            grad_entropy, inv_temp);
   return cudaGetLastError();
 }
 

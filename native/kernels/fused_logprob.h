@@ -10,7 +10,7 @@
 namespace medgr2::kernels {
 
 struct LogitsTile {
-  void* z;               // [rows, cols] row-major with leading dimension ld; float or bf16
+  void* z;  // [rows, cols] row-major with leading dimension ld; float or bf16
   int64_t ld;
   int64_t rows, cols;
   int64_t vocab_offset;  // the tile's first vocabulary index

@@ -16,8 +16,8 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / kWarpSize;
 
 __global__ void __launch_bounds__(kThreads)
-GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64_t batch, int64_t g, AdvantageScale scale,
-                     float eps) {
+    GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64_t batch, int64_t g,
+                         AdvantageScale scale, float eps) {
   __shared__ double scratch[kWarps];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 
@@ -26,13 +26,19 @@ GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64
   if (scale == AdvantageScale::kBatch) {
     double s = 0, c = 0;
     for (int64_t i = threadIdx.x; i < batch; i += kThreads) {
-      if (!isnan(r[i])) { s += r[i]; c += 1; }
+      if (!isnan(r[i])) {
+        s += r[i];
+        c += 1;
+      }
     }
     const double n = BlockSum<kThreads>(c, scratch);
     const double mean = BlockSum<kThreads>(s, scratch) / (n > 0 ? n : 1);
     double q = 0;
     for (int64_t i = threadIdx.x; i < batch; i += kThreads) {
-      if (!isnan(r[i])) { const double d = r[i] - mean; q += d * d; }
+      if (!isnan(r[i])) {
+        const double d = r[i] - mean;
+        q += d * d;
+      }
     }
     const double ss = BlockSum<kThreads>(q, scratch);
     batch_std = n > 1 ? sqrt(ss / (n - 1)) : 0;
@@ -46,14 +52,25 @@ GrpoAdvantagesKernel(const float* __restrict__ r, float* __restrict__ adv, int64
     float lo = INFINITY, hi = -INFINITY;
     for (int64_t k = lane; k < g; k += 32) {
       const float v = rg[k];
-      if (!isnan(v)) { s += v; c += 1; lo = fminf(lo, v); hi = fmaxf(hi, v); }
+      if (!isnan(v)) {
+        s += v;
+        c += 1;
+        lo = fminf(lo, v);
+        hi = fmaxf(hi, v);
+      }
     }
-    s = WarpSum(s); c = WarpSum(c); lo = WarpMin(lo); hi = WarpMax(hi);
+    s = WarpSum(s);
+    c = WarpSum(c);
+    lo = WarpMin(lo);
+    hi = WarpMax(hi);
     const double mean = c > 0 ? s / c : 0;
     double q = 0;
     for (int64_t k = lane; k < g; k += 32) {
       const float v = rg[k];
-      if (!isnan(v)) { const double d = v - mean; q += d * d; }
+      if (!isnan(v)) {
+        const double d = v - mean;
+        q += d * d;
+      }
     }
     q = WarpSum(q);
     const bool degenerate = c < 2 || lo == hi;  // one valid reward, or all equal: no signal

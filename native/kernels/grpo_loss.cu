@@ -26,7 +26,9 @@ constexpr int kMaxBlocksPerRow = 256;
 constexpr int kMaxGridY = 65535;
 
 __device__ __forceinline__ float LoadMask(const void* m, int kind, int64_t i) {
-  return kind == 0 ? 1.f : kind == 1 ? static_cast<float>(static_cast<const uint8_t*>(m)[i]) : static_cast<const float*>(m)[i];
+  return kind == 0   ? 1.f
+         : kind == 1 ? static_cast<float>(static_cast<const uint8_t*>(m)[i])
+                     : static_cast<const float*>(m)[i];
 }
 
 // Reduces each thread's kSlots values over the block in a fixed order (warp butterflies, then the
@@ -37,7 +39,8 @@ __device__ __forceinline__ bool BlockReduceSlots(double (&s)[kSlots], double& to
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   for (int k = 0; k < kStatCount; ++k) s[k] = WarpSum(s[k]);
   s[kFirstBadSlot] = WarpMin(s[kFirstBadSlot]);
-  if (lane == 0) for (int k = 0; k < kSlots; ++k) shared[k][warp] = s[k];
+  if (lane == 0)
+    for (int k = 0; k < kSlots; ++k) shared[k][warp] = s[k];
   __syncthreads();
   if (threadIdx.x >= kSlots) return false;
   const int k = threadIdx.x;
@@ -62,7 +65,10 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
         const int64_t i = tile + k * kThreads + threadIdx.x;
         if (i >= row_end) break;
         const float m = LoadMask(p.mask, p.mask_kind, i);
-        if (m == 0.f) { StoreF32(p.grad, i, 0.f, p.bf16); continue; }
+        if (m == 0.f) {
+          StoreF32(p.grad, i, 0.f, p.bf16);
+          continue;
+        }
         const float x = LoadF32(p.logp, i, p.bf16);
         if (!isfinite(x)) {
           s[kStatNonFinite] += 1;
@@ -80,10 +86,21 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
         if (p.ref_logp) {
           const float d = LoadF32(p.ref_logp, i, p.bf16) - x;
           float gkl;
-          if (p.kl == KlEstimator::kK1) { kl = -d; gkl = 1.f; }
-          else if (p.kl == KlEstimator::kK2) { kl = 0.5f * d * d; gkl = -d; }
-          else { const float e = expf(d); kl = e - d - 1.f; gkl = 1.f - e; }
-          if (p.beta > 0.f) { ell += p.beta * kl; g += p.beta * gkl; }
+          if (p.kl == KlEstimator::kK1) {
+            kl = -d;
+            gkl = 1.f;
+          } else if (p.kl == KlEstimator::kK2) {
+            kl = 0.5f * d * d;
+            gkl = -d;
+          } else {
+            const float e = expf(d);
+            kl = e - d - 1.f;
+            gkl = 1.f - e;
+          }
+          if (p.beta > 0.f) {
+            ell += p.beta * kl;
+            g += p.beta * gkl;
+          }
         }
         const float w = m * scale;
         StoreF32(p.grad, i, w * g, p.bf16);
@@ -104,8 +121,8 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
 }
 
 // One block adds the per-block partials in a fixed order: thread t takes slots t, t + kThreads, ...
-__global__ void __launch_bounds__(kThreads) FinalizeKernel(const double* __restrict__ partials, int64_t blocks,
-                                                           double* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads)
+    FinalizeKernel(const double* __restrict__ partials, int64_t blocks, double* __restrict__ out) {
   double s[kSlots];
   for (int k = 0; k < kStatCount; ++k) s[k] = 0.0;
   s[kFirstBadSlot] = kNoIndexMin;

@@ -11,16 +11,16 @@
 namespace medgr2::kernels {
 
 struct GrpoLossParams {
-  const void* logp;        // [N] float or bf16 (see bf16)
-  const void* old_logp;    // [N] same dtype, or null (ratio 1)
-  const void* ref_logp;    // [N] same dtype, or null (no KL)
+  const void* logp;         // [N] float or bf16 (see bf16)
+  const void* old_logp;     // [N] same dtype, or null (ratio 1)
+  const void* ref_logp;     // [N] same dtype, or null (no KL)
   const float* advantages;  // [rows]
-  const void* mask;        // [N] or null
-  int mask_kind;           // 0 none, 1 uint8, 2 float
-  const int64_t* offsets;  // [rows + 1]
+  const void* mask;         // [N] or null
+  int mask_kind;            // 0 none, 1 uint8, 2 float
+  const int64_t* offsets;   // [rows + 1]
   const double* row_scale;  // [rows]: the lossType's weight per unit of mask
-  const float* entropy;    // [N] or null
-  void* grad;              // [N] out, dtype of logp
+  const float* entropy;     // [N] or null
+  void* grad;               // [N] out, dtype of logp
   int64_t rows;
   int64_t max_row_len;
   float eps_low, eps_high, beta;

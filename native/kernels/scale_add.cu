@@ -5,17 +5,17 @@ namespace medgr2::kernels {
 namespace {
 // Grid-stride loop with float4 loads when the pointers are 16-byte aligned: a bandwidth-bound op
 // must issue 128-bit transactions to approach copy bandwidth.
-__global__ void ScaleAddVec4Kernel(const float4* __restrict__ x, float4* __restrict__ y, int64_t n4,
-                                   float a, float b) {
+__global__ void ScaleAddVec4Kernel(const float4* __restrict__ x, float4* __restrict__ y, int64_t n4, float a, float b) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += int64_t(gridDim.x) * blockDim.x) {
     float4 v = x[i];
     y[i] = make_float4(fmaf(a, v.x, b), fmaf(a, v.y, b), fmaf(a, v.z, b), fmaf(a, v.w, b));
   }
 }
 
-__global__ void ScaleAddScalarKernel(const float* __restrict__ x, float* __restrict__ y, int64_t begin,
-                                     int64_t n, float a, float b) {
-  for (int64_t i = begin + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+__global__ void ScaleAddScalarKernel(const float* __restrict__ x, float* __restrict__ y, int64_t begin, int64_t n,
+                                     float a, float b) {
+  for (int64_t i = begin + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     y[i] = fmaf(a, x[i], b);
   }
 }
@@ -34,8 +34,8 @@ cudaError_t ScaleAddF32(const float* x, float* y, int64_t n, float a, float b, c
   if (aligned) {
     const int64_t n4 = n / 4;
     if (n4 > 0) {
-      ScaleAddVec4Kernel<<<GridFor(n4, kThreads), kThreads, 0, stream>>>(
-          reinterpret_cast<const float4*>(x), reinterpret_cast<float4*>(y), n4, a, b);
+      ScaleAddVec4Kernel<<<GridFor(n4, kThreads), kThreads, 0, stream>>>(reinterpret_cast<const float4*>(x),
+                                                                         reinterpret_cast<float4*>(y), n4, a, b);
     }
     done = n4 * 4;
   }

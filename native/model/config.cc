@@ -29,10 +29,13 @@ void ValidateConfig(const ModelConfig& c) {
     Require(v.depth >= 0, "vision.depth", ">= 0");
     Require(v.embed_dim > 0 && v.num_heads > 0 && v.embed_dim % v.num_heads == 0, "vision.embedDim / numHeads",
             "positive with embedDim a multiple of numHeads");
-    Require((v.embed_dim / v.num_heads) % 4 == 0, "vision head dim (embedDim / numHeads)", "a multiple of 4 (2-D rotary)");
-    Require(v.out_hidden_size == t.hidden_size, "vision.outHiddenSize", "text.hiddenSize = " + std::to_string(t.hidden_size));
+    Require((v.embed_dim / v.num_heads) % 4 == 0, "vision head dim (embedDim / numHeads)",
+            "a multiple of 4 (2-D rotary)");
+    Require(v.out_hidden_size == t.hidden_size, "vision.outHiddenSize",
+            "text.hiddenSize = " + std::to_string(t.hidden_size));
     Require(c.image_token_id >= 0 && c.image_token_id < t.vocab_size, "imageTokenId", "a token id < vocabSize");
-    Require(c.vision_start_token_id >= 0 && c.vision_start_token_id < t.vocab_size, "visionStartTokenId", "a token id < vocabSize");
+    Require(c.vision_start_token_id >= 0 && c.vision_start_token_id < t.vocab_size, "visionStartTokenId",
+            "a token id < vocabSize");
     if (v.qwen25) {
       const int64_t unit = v.spatial_merge_size * v.patch_size;
       Require(v.window_size > 0 && v.window_size % unit == 0, "vision.windowSize",

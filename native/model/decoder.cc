@@ -15,7 +15,9 @@ namespace medgr2::model {
 
 namespace {
 
-std::string Layer(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+std::string Layer(int64_t i) {
+  return "model.layers." + std::to_string(i) + ".";
+}
 
 struct Qkv {
   at::Tensor q, k, v;  // [L, H, D] (q) and [L, Hkv, D] (k, v), rotated
@@ -102,8 +104,8 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
   for (int64_t b = 0; b < s; ++b) max_len = std::max(max_len, cache.length[b] + 1);
   TORCH_CHECK(max_len <= cache.capacity, "KV cache capacity ", cache.capacity, " exceeded");
   // Key positions each sequence may attend to: its cached tokens plus the new one.
-  at::Tensor keep = at::arange(max_len, at::kLong).unsqueeze(0) <=
-                    at::tensor(cache.length, at::kLong).unsqueeze(1);  // [S, max_len]
+  at::Tensor keep =
+      at::arange(max_len, at::kLong).unsqueeze(0) <= at::tensor(cache.length, at::kLong).unsqueeze(1);  // [S, max_len]
   at::Tensor mask = keep.to(embeds.device()).view({s, 1, 1, max_len});
   const double scale = 1.0 / std::sqrt(static_cast<double>(t.head_dim));
   const int64_t groups = t.num_heads / t.num_kv_heads;
@@ -122,7 +124,7 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
       kc = kc.repeat_interleave(groups, 1);
       vc = vc.repeat_interleave(groups, 1);
     }
-    at::Tensor q = a.q.unsqueeze(2);                                          // [S, H, 1, D]
+    at::Tensor q = a.q.unsqueeze(2);                                                               // [S, H, 1, D]
     at::Tensor scores = at::matmul(q, kc.transpose(-2, -1)).to(AccType(q.scalar_type())) * scale;  // [S, H, 1, L]
     scores = scores.masked_fill(~mask, -std::numeric_limits<float>::infinity());
     at::Tensor attn = at::matmul(at::softmax(scores, -1).to(q.scalar_type()), vc).reshape({s, -1});

@@ -43,7 +43,7 @@ at::Tensor Truncate(at::Tensor probs, int64_t top_k, double top_p) {
   }
   if (top_p < 1.0) {
     auto [sorted, order] = probs.sort(-1, /*descending=*/true);
-    at::Tensor before = sorted.cumsum(-1) - sorted;  // mass strictly before each token
+    at::Tensor before = sorted.cumsum(-1) - sorted;     // mass strictly before each token
     sorted = sorted.masked_fill(before >= top_p, 0.0);  // the first token always stays
     probs = at::zeros_like(probs).scatter(-1, order, sorted);
   }
@@ -64,7 +64,8 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   int64_t longest = 0;
   for (int64_t i = 0; i < s; ++i) {
     const int64_t len = cu[i + 1].item<int64_t>() - cu[i].item<int64_t>();
-    if (len == 0) throw ArgumentError("generate", "prompts", "non-empty", "an empty prompt at index " + std::to_string(i));
+    if (len == 0)
+      throw ArgumentError("generate", "prompts", "non-empty", "an empty prompt at index " + std::to_string(i));
     longest = std::max(longest, len);
   }
   GenerateResult out;
@@ -73,9 +74,10 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   if (o.max_new_tokens == 0) return out;
 
   RopeIndex rope = ComputeRopeIndex(prompts.input_ids, cu, prompts.image_grids, cfg_);
-  KvCache cache = AllocateKvCache(cfg_, s, longest + o.max_new_tokens,
-                                  at::TensorOptions().dtype(dtype_).device(device_));
-  at::Tensor hidden = DecoderForward(params_, cfg_, Embed(prompts, rope.image_positions), rope.position_ids, cu, false, &cache);
+  KvCache cache =
+      AllocateKvCache(cfg_, s, longest + o.max_new_tokens, at::TensorOptions().dtype(dtype_).device(device_));
+  at::Tensor hidden =
+      DecoderForward(params_, cfg_, Embed(prompts, rope.image_positions), rope.position_ids, cu, false, &cache);
   at::Tensor last = hidden.index_select(0, (cu.slice(0, 1) - 1).to(device_));  // [S, H]
   std::vector<int64_t> next = rope.next_position;
   std::vector<bool> done(s, false);

@@ -20,7 +20,9 @@ at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
   return at::linear(x, weight, bias.defined() ? c10::optional<at::Tensor>(bias) : c10::nullopt);
 }
 
-at::Tensor QuickGelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
+at::Tensor QuickGelu(const at::Tensor& x) {
+  return x * at::sigmoid(1.702 * x);
+}
 
 at::Tensor RotateHalf(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -63,10 +65,10 @@ at::Tensor ForEachSegment(const at::Tensor& q, const at::Tensor& k, const at::Te
   for (int64_t s = 0; s + 1 < cu.numel(); ++s) {
     const int64_t begin = p[s], len = p[s + 1] - p[s];
     if (len == 0) continue;
-    at::Tensor qs = q.narrow(0, begin, len).transpose(0, 1);                   // [Hq, L, D]
+    at::Tensor qs = q.narrow(0, begin, len).transpose(0, 1);                    // [Hq, L, D]
     at::Tensor ks = RepeatKv(k.narrow(0, begin, len), groups).transpose(0, 1);  // [Hq, L, D]
     at::Tensor vs = RepeatKv(v.narrow(0, begin, len), groups).transpose(0, 1);
-    outs.push_back(fn(qs, ks, vs).transpose(0, 1));                            // [L, Hq, D]
+    outs.push_back(fn(qs, ks, vs).transpose(0, 1));  // [L, Hq, D]
   }
   if (outs.empty()) return at::empty_like(q);
   return outs.size() == 1 ? outs[0].contiguous() : at::cat(outs, 0);
@@ -76,19 +78,22 @@ at::Tensor ForEachSegment(const at::Tensor& q, const at::Tensor& k, const at::Te
 
 at::Tensor VarlenAttentionReference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& cu_seqlens, bool causal) {
-  return ForEachSegment(q, k, v, cu_seqlens, [causal](const at::Tensor& qs, const at::Tensor& ks, const at::Tensor& vs) {
-    return SegmentAttentionExplicit(qs, ks, vs, causal);
-  });
+  return ForEachSegment(q, k, v, cu_seqlens,
+                        [causal](const at::Tensor& qs, const at::Tensor& ks, const at::Tensor& vs) {
+                          return SegmentAttentionExplicit(qs, ks, vs, causal);
+                        });
 }
 
 at::Tensor VarlenAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cu_seqlens,
                            bool causal) {
 #if TORCH_VERSION_MAJOR >= 2
   // Flash / memory-efficient kernels on CUDA, a fused kernel on CPU.
-  return ForEachSegment(q, k, v, cu_seqlens, [causal](const at::Tensor& qs, const at::Tensor& ks, const at::Tensor& vs) {
-    return at::scaled_dot_product_attention(qs.unsqueeze(0), ks.unsqueeze(0), vs.unsqueeze(0), c10::nullopt, 0.0, causal)
-        .squeeze(0);
-  });
+  return ForEachSegment(q, k, v, cu_seqlens,
+                        [causal](const at::Tensor& qs, const at::Tensor& ks, const at::Tensor& vs) {
+                          return at::scaled_dot_product_attention(qs.unsqueeze(0), ks.unsqueeze(0), vs.unsqueeze(0),
+                                                                  c10::nullopt, 0.0, causal)
+                              .squeeze(0);
+                        });
 #else
   return VarlenAttentionReference(q, k, v, cu_seqlens, causal);
 #endif

@@ -8,7 +8,9 @@ namespace medgr2::model {
 
 // The dtype norms, rotary embeddings and softmax compute in: float32, or float64 for a float64
 // model (so a float64 model is float64 end to end, for gradient checks).
-inline at::ScalarType AccType(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+inline at::ScalarType AccType(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
 
 // Qwen2RMSNorm: normalize in float32, cast back, then scale (the HF order, so bf16 matches).
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps);
@@ -22,8 +24,8 @@ at::Tensor ApplyRotary(const at::Tensor& x, const at::Tensor& cos, const at::Ten
 // Attention over packed sequences: q [L, Hq, D], k/v [L, Hkv, D] (Hq a multiple of Hkv),
 // cu_seqlens [S+1] int64 on the CPU; each segment attends only within itself. Returns [L, Hq, D].
 // Uses scaled_dot_product_attention on libtorch >= 2 and an explicit softmax(QK^T)V otherwise.
-at::Tensor VarlenAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const at::Tensor& cu_seqlens, bool causal);
+at::Tensor VarlenAttention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& cu_seqlens,
+                           bool causal);
 // The explicit form, always available: the reference VarlenAttention is tested against.
 at::Tensor VarlenAttentionReference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& cu_seqlens, bool causal);

@@ -45,7 +45,8 @@ std::vector<ParamSpec> QwenVL::ParameterSpecs() const {
   if (cfg_.vision.present) {
     const VisionConfig& v = cfg_.vision;
     const int64_t e = v.embed_dim, m = v.mlp_hidden_dim, ctx = e * v.MergeUnit();
-    s.push_back({"visual.patch_embed.proj.weight", {e, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size}});
+    s.push_back(
+        {"visual.patch_embed.proj.weight", {e, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size}});
     for (int64_t i = 0; i < v.depth; ++i) {
       const std::string b = "visual.blocks." + std::to_string(i) + ".";
       s.push_back({b + "norm1.weight", {e}});
@@ -88,9 +89,12 @@ void QwenVL::InitRandom(uint64_t seed, double std) {
     const bool norm = n.find("norm") != std::string::npos || n.find("ln_q") != std::string::npos;
     const bool bias = n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0;
     at::Tensor t = at::empty(spec.shape, at::kFloat);
-    if (bias) t.zero_();
-    else if (norm) t.fill_(1.0);
-    else t.normal_(0.0, std, gen);
+    if (bias)
+      t.zero_();
+    else if (norm)
+      t.fill_(1.0);
+    else
+      t.normal_(0.0, std, gen);
     params_.Set(n, t.to(device_, dtype_));
   }
 }
@@ -98,8 +102,10 @@ void QwenVL::InitRandom(uint64_t seed, double std) {
 void QwenVL::SetTrainable(bool vision, bool merger, bool language_model) {
   for (auto& [name, t] : params_.All()) {
     bool train = language_model;
-    if (name.rfind("visual.merger.", 0) == 0) train = merger;
-    else if (name.rfind("visual.", 0) == 0) train = vision;
+    if (name.rfind("visual.merger.", 0) == 0)
+      train = merger;
+    else if (name.rfind("visual.", 0) == 0)
+      train = vision;
     t.requires_grad_(train);
   }
 }
@@ -121,7 +127,8 @@ void QwenVL::CheckBatch(const PackedBatch& b) const {
   if (cu[0].item<int64_t>() != 0 || cu[-1].item<int64_t>() != b.input_ids.numel()) {
     throw ArgumentError("model", "cuSeqlens", "from 0 to the token count " + std::to_string(b.input_ids.numel()));
   }
-  if ((cu.slice(0, 1) < cu.slice(0, 0, -1)).any().item<bool>()) throw ArgumentError("model", "cuSeqlens", "non-decreasing");
+  if ((cu.slice(0, 1) < cu.slice(0, 0, -1)).any().item<bool>())
+    throw ArgumentError("model", "cuSeqlens", "non-decreasing");
   if (b.input_ids.numel() > 0) {
     const int64_t lo = b.input_ids.min().item<int64_t>(), hi = b.input_ids.max().item<int64_t>();
     if (lo < 0 || hi >= cfg_.text.vocab_size) {
@@ -158,7 +165,8 @@ at::Tensor QwenVL::Embed(const PackedBatch& b, const std::vector<int64_t>& image
     at::Tensor image = VisionForward(params_, cfg_, b.pixel_values.to(device_), b.image_grids, checkpoint_layers);
     at::Tensor where = at::tensor(image_positions, at::kLong).to(device_);
     if (where.numel() != image.size(0)) {
-      throw ArgumentError("model", "inputIds", std::to_string(image.size(0)) + " image tokens for the images' merged patches",
+      throw ArgumentError("model", "inputIds",
+                          std::to_string(image.size(0)) + " image tokens for the images' merged patches",
                           std::to_string(where.numel()));
     }
     x = x.index_put({where}, image.to(x.scalar_type()));
@@ -187,7 +195,7 @@ double QwenVL::SftLossValue(const PackedBatch& b, const SftLoss& spec) const {
 }
 
 std::pair<at::Tensor, at::Tensor> QwenVL::TokenLogprobs(const PackedBatch& b, const at::Tensor& labels,
-                                                         double temperature) const {
+                                                        double temperature) const {
   at::NoGradGuard no_grad;
   ops::LogprobOptions o;
   o.temperature = temperature;
@@ -222,10 +230,10 @@ LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) 
   ops::LogprobOptions o;
   o.temperature = spec.temperature;
   auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
-  ops::LossInputs in = ops::PackedLossInputs(
-      lp[0], spec.old_logp.defined() ? spec.old_logp.to(device_) : spec.old_logp,
-      spec.ref_logp.defined() ? spec.ref_logp.to(device_) : spec.ref_logp, spec.advantages.to(device_),
-      (labels >= 0).to(at::kByte), b.cu_seqlens.to(device_));
+  ops::LossInputs in =
+      ops::PackedLossInputs(lp[0], spec.old_logp.defined() ? spec.old_logp.to(device_) : spec.old_logp,
+                            spec.ref_logp.defined() ? spec.ref_logp.to(device_) : spec.ref_logp,
+                            spec.advantages.to(device_), (labels >= 0).to(at::kByte), b.cu_seqlens.to(device_));
   in.entropy = lp[1].detach();
   LossReport r;
   at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats) * spec.loss_scale;

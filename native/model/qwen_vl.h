@@ -44,7 +44,7 @@ struct GenerateResult {
 };
 
 struct SftLoss {
-  at::Tensor labels;               // [N] next-token ids, < 0 where there is no loss
+  at::Tensor labels;                // [N] next-token ids, < 0 where there is no loss
   std::optional<double> num_items;  // divide by this (a global token count) instead of the local one
   double temperature = 1.0;
 };
@@ -96,7 +96,8 @@ class QwenVL {
   // Full logits [N, V] in float32 (inference and tests; training never materializes them).
   at::Tensor Logits(const PackedBatch& b) const;
   // Per-token log p(labels) and entropy [N] through the fused logprob op (no gradient).
-  std::pair<at::Tensor, at::Tensor> TokenLogprobs(const PackedBatch& b, const at::Tensor& labels, double temperature) const;
+  std::pair<at::Tensor, at::Tensor> TokenLogprobs(const PackedBatch& b, const at::Tensor& labels,
+                                                  double temperature) const;
 
   // The SFT loss without gradients (evaluation, finite-difference checks).
   double SftLossValue(const PackedBatch& b, const SftLoss& spec) const;

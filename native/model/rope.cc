@@ -31,8 +31,8 @@ RopeIndex ComputeRopeIndex(const at::Tensor& ids_in, const at::Tensor& cu_in, co
     int64_t next = 0;
     int64_t i = c[s];
     while (i < c[s + 1]) {
-      const bool block_starts = image_tokens && id[i] == cfg.image_token_id && i > c[s] &&
-                                id[i - 1] == cfg.vision_start_token_id;
+      const bool block_starts =
+          image_tokens && id[i] == cfg.image_token_id && i > c[s] && id[i - 1] == cfg.vision_start_token_id;
       if (!block_starts) {
         pt[i] = ph[i] = pw[i] = next++;
         ++i;
@@ -47,8 +47,8 @@ RopeIndex ComputeRopeIndex(const at::Tensor& ids_in, const at::Tensor& cu_in, co
       const int64_t gt = g[image * 3], gh = g[image * 3 + 1] / m, gw = g[image * 3 + 2] / m;
       const int64_t block = gt * gh * gw;
       if (run != block) {
-        throw std::invalid_argument("rope index: image " + std::to_string(image) + " (grid " + std::to_string(gt) + "x" +
-                                    std::to_string(gh * m) + "x" + std::to_string(gw * m) + ") needs " +
+        throw std::invalid_argument("rope index: image " + std::to_string(image) + " (grid " + std::to_string(gt) +
+                                    "x" + std::to_string(gh * m) + "x" + std::to_string(gw * m) + ") needs " +
                                     std::to_string(block) + " image tokens after <|vision_start|> in sequence " +
                                     std::to_string(s) + ", found " + std::to_string(run));
       }
@@ -78,7 +78,8 @@ std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, con
   const int64_t d = cfg.text.head_dim, half = d / 2;
   const auto acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
   auto f = at::TensorOptions().dtype(acc).device(device);
-  at::Tensor inv = 1.0 / at::pow(cfg.text.rope_theta, at::arange(0, d, 2, f.dtype(at::kDouble)) / static_cast<double>(d));
+  at::Tensor inv =
+      1.0 / at::pow(cfg.text.rope_theta, at::arange(0, d, 2, f.dtype(at::kDouble)) / static_cast<double>(d));
   at::Tensor inv_full = at::cat({inv, inv}).to(acc);  // [d]
   at::Tensor pos = position_ids.to(device, acc);
   at::Tensor angles;
@@ -99,8 +100,8 @@ std::pair<at::Tensor, at::Tensor> TextRotary(const at::Tensor& position_ids, con
   return {angles.cos(), angles.sin()};
 }
 
-std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids_in, const VisionConfig& v, const at::Device& device,
-                                               at::ScalarType dtype) {
+std::pair<at::Tensor, at::Tensor> VisionRotary(const at::Tensor& grids_in, const VisionConfig& v,
+                                               const at::Device& device, at::ScalarType dtype) {
   at::Tensor grids = grids_in.to(at::kCPU, at::kLong).contiguous();
   const int64_t* g = grids.data_ptr<int64_t>();
   const int64_t m = v.spatial_merge_size;

@@ -12,8 +12,8 @@
 namespace medgr2::model {
 
 struct RopeIndex {
-  at::Tensor position_ids;              // [3, N] int64 (temporal, height, width)
-  std::vector<int64_t> next_position;   // per sequence: the position a token appended after it gets
+  at::Tensor position_ids;               // [3, N] int64 (temporal, height, width)
+  std::vector<int64_t> next_position;    // per sequence: the position a token appended after it gets
   std::vector<int64_t> image_positions;  // token indices of all image blocks, in order
 };
 

@@ -120,8 +120,8 @@ std::vector<at::Tensor> ReadTensors(const std::string& path, const std::vector<T
     for (int64_t d : loc.shape) numel *= d;
     if (numel * elem != loc.nbytes) {
       throw std::runtime_error(path + ": tensor \"" + loc.name + "\": " + std::to_string(loc.nbytes) +
-                               " bytes given for shape " + ShapeString(loc.shape) + " of " +
-                               c10::toString(loc.dtype) + ", which needs " + std::to_string(numel * elem));
+                               " bytes given for shape " + ShapeString(loc.shape) + " of " + c10::toString(loc.dtype) +
+                               ", which needs " + std::to_string(numel * elem));
     }
     if (loc.offset < 0 || loc.offset + loc.nbytes > file->size()) {
       throw std::runtime_error(path + ": truncated: tensor \"" + loc.name + "\" needs bytes " +
@@ -139,7 +139,8 @@ std::vector<at::Tensor> ReadTensors(const std::string& path, const std::vector<T
     if (want == loc.dtype && aligned) {
       // The storage's deleter owns a reference to the mapping: it outlives every view of it.
       std::shared_ptr<MappedFile> keep = file;
-      out.push_back(at::from_blob(ptr, loc.shape, [keep](void*) mutable { keep.reset(); }, opts));
+      out.push_back(at::from_blob(
+          ptr, loc.shape, [keep](void*) mutable { keep.reset(); }, opts));
       continue;
     }
     at::Tensor src;

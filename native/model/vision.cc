@@ -12,7 +12,9 @@ namespace medgr2::model {
 
 namespace {
 
-std::string Block(int64_t i) { return "visual.blocks." + std::to_string(i) + "."; }
+std::string Block(int64_t i) {
+  return "visual.blocks." + std::to_string(i) + ".";
+}
 
 at::Tensor Norm(const ParamMap& p, const VisionConfig& v, const std::string& prefix, const at::Tensor& x) {
   if (v.qwen25) return RmsNorm(x, p.Get(prefix + "weight"), 1e-6);
@@ -21,9 +23,12 @@ at::Tensor Norm(const ParamMap& p, const VisionConfig& v, const std::string& pre
 
 at::Tensor Act(VisionAct act, const at::Tensor& x) {
   switch (act) {
-    case VisionAct::kQuickGelu: return QuickGelu(x);
-    case VisionAct::kSilu: return at::silu(x);
-    case VisionAct::kGelu: return at::gelu(x);
+    case VisionAct::kQuickGelu:
+      return QuickGelu(x);
+    case VisionAct::kSilu:
+      return at::silu(x);
+    case VisionAct::kGelu:
+      return at::gelu(x);
   }
   return x;
 }

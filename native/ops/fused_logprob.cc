@@ -25,7 +25,9 @@ namespace medgr2::ops {
 
 namespace {
 
-std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
+std::string Sizes(const at::Tensor& t) {
+  return ShapeText(t.sizes());
+}
 
 // Logit bytes one chunk may hold: the budget that bounds peak memory (a few chunk-sized buffers).
 constexpr int64_t kCpuChunkBytes = int64_t(64) << 20;
@@ -47,7 +49,8 @@ void CheckLogprobArgs(const at::Tensor& hidden, const at::Tensor& weight, const 
   if (targets.dim() != 1 || targets.size(0) != hidden.size(0)) {
     throw ArgumentError(where, "targets", "a [N] tensor with N = " + std::to_string(hidden.size(0)), Sizes(targets));
   }
-  if (!at::isFloatingType(hidden.scalar_type())) throw ArgumentError(where, "hidden", "floating point", c10::toString(hidden.scalar_type()));
+  if (!at::isFloatingType(hidden.scalar_type()))
+    throw ArgumentError(where, "hidden", "floating point", c10::toString(hidden.scalar_type()));
   if (weight.scalar_type() != hidden.scalar_type()) {
     throw ArgumentError(where, "weight", std::string("of hidden's dtype ") + c10::toString(hidden.scalar_type()),
                         c10::toString(weight.scalar_type()));
@@ -67,7 +70,8 @@ void CheckLogprobArgs(const at::Tensor& hidden, const at::Tensor& weight, const 
   if (targets.numel() > 0) {
     const int64_t hi = targets.max().item<int64_t>();
     if (hi >= weight.size(0)) {
-      throw ArgumentError(where, "targets", "< the vocabulary size " + std::to_string(weight.size(0)), "a target " + std::to_string(hi));
+      throw ArgumentError(where, "targets", "< the vocabulary size " + std::to_string(weight.size(0)),
+                          "a target " + std::to_string(hi));
     }
   }
 }
@@ -152,7 +156,9 @@ void CpuTileStats(const acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offs
       }
       // Merge (m, s, u) of the earlier tiles with this tile's (tm, ts, tu).
       if (m[r] == kNegInf) {
-        m[r] = tm; s[r] = ts; u[r] = tu;
+        m[r] = tm;
+        s[r] = ts;
+        u[r] = tu;
       } else {
         const acc_t mn = std::max(m[r], tm);
         const acc_t ea = std::exp(m[r] - mn), eb = std::exp(tm - mn);
@@ -167,8 +173,8 @@ void CpuTileStats(const acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offs
 }
 
 template <typename acc_t>
-void CpuTileGrad(acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offset, const int64_t* targets,
-                 const acc_t* lse, const acc_t* entropy, const acc_t* g_logp, const acc_t* g_ent, acc_t inv_temp) {
+void CpuTileGrad(acc_t* z, int64_t rows, int64_t cols, int64_t vocab_offset, const int64_t* targets, const acc_t* lse,
+                 const acc_t* entropy, const acc_t* g_logp, const acc_t* g_ent, acc_t inv_temp) {
   at::parallel_for(0, rows, 16, [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       acc_t* zr = z + r * cols;
@@ -226,10 +232,10 @@ LogprobResult FusedLogprobForward(const at::Tensor& hidden, const at::Tensor& we
         kernels::LogitsTile lt{z.data_ptr(), cols, rows, cols, v0, z.scalar_type() == at::kBFloat16};
         TORCH_CHECK(z.scalar_type() == at::kFloat || z.scalar_type() == at::kBFloat16,
                     "fused_logprob CUDA: hidden must be f32 or bf16");
-        cudaError_t st = kernels::LogprobTileStats(
-            lt, y.data_ptr<int64_t>() + n0, static_cast<float>(inv_temp), m.data_ptr<float>() + n0,
-            s.data_ptr<float>() + n0, t.data_ptr<float>() + n0, zt.data_ptr<float>() + n0,
-            c10::cuda::getCurrentCUDAStream());
+        cudaError_t st =
+            kernels::LogprobTileStats(lt, y.data_ptr<int64_t>() + n0, static_cast<float>(inv_temp),
+                                      m.data_ptr<float>() + n0, s.data_ptr<float>() + n0, t.data_ptr<float>() + n0,
+                                      zt.data_ptr<float>() + n0, c10::cuda::getCurrentCUDAStream());
         TORCH_CHECK(st == cudaSuccess, "fused_logprob stats kernel failed: ", cudaGetErrorString(st));
         continue;
       }
@@ -243,10 +249,9 @@ LogprobResult FusedLogprobForward(const at::Tensor& hidden, const at::Tensor& we
   }
 #ifdef MEDGR2_WITH_CUDA
   if (cuda) {
-    cudaError_t st = kernels::LogprobFinalize(m.data_ptr<float>(), s.data_ptr<float>(), t.data_ptr<float>(),
-                                              zt.data_ptr<float>(), y.data_ptr<int64_t>(), n, logp.data_ptr<float>(),
-                                              entropy.data_ptr<float>(), lse.data_ptr<float>(),
-                                              c10::cuda::getCurrentCUDAStream());
+    cudaError_t st = kernels::LogprobFinalize(
+        m.data_ptr<float>(), s.data_ptr<float>(), t.data_ptr<float>(), zt.data_ptr<float>(), y.data_ptr<int64_t>(), n,
+        logp.data_ptr<float>(), entropy.data_ptr<float>(), lse.data_ptr<float>(), c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "fused_logprob finalize kernel failed: ", cudaGetErrorString(st));
     return {logp, entropy, lse};
   }
@@ -262,14 +267,16 @@ LogprobGrads FusedLogprobBackward(const at::Tensor& hidden, const at::Tensor& we
                                   const at::Tensor& grad_entropy, const LogprobOptions& opts) {
   CheckLogprobArgs(hidden, weight, targets, opts, "grpo.fusedLogprobBackward");
   const int64_t n = hidden.size(0), v = weight.size(0);
-  for (auto [t, name] : {std::pair{grad_logp, "gradLogp"}, std::pair{lse_in, "lse"}, std::pair{entropy_in, "entropy"}}) {
+  for (auto [t, name] :
+       {std::pair{grad_logp, "gradLogp"}, std::pair{lse_in, "lse"}, std::pair{entropy_in, "entropy"}}) {
     if (!t.defined() || t.dim() != 1 || t.size(0) != n) {
       throw ArgumentError("grpo.fusedLogprobBackward", name, "a [N] tensor with N = " + std::to_string(n),
                           t.defined() ? Sizes(t) : "none");
     }
   }
   if (grad_entropy.defined() && (grad_entropy.dim() != 1 || grad_entropy.size(0) != n)) {
-    throw ArgumentError("grpo.fusedLogprobBackward", "gradEntropy", "a [N] tensor with N = " + std::to_string(n), Sizes(grad_entropy));
+    throw ArgumentError("grpo.fusedLogprobBackward", "gradEntropy", "a [N] tensor with N = " + std::to_string(n),
+                        Sizes(grad_entropy));
   }
   NvtxRange range("medgr2.fused_logprob.backward");
   at::NoGradGuard no_grad;
@@ -298,10 +305,10 @@ LogprobGrads FusedLogprobBackward(const at::Tensor& hidden, const at::Tensor& we
 #ifdef MEDGR2_WITH_CUDA
       if (cuda) {
         kernels::LogitsTile lt{dz.data_ptr(), cols, rows, cols, v0, dz.scalar_type() == at::kBFloat16};
-        cudaError_t st = kernels::LogprobTileGrad(
-            lt, y.data_ptr<int64_t>() + n0, lse.data_ptr<float>() + n0, ent.data_ptr<float>() + n0,
-            g.data_ptr<float>() + n0, gh.defined() ? gh.data_ptr<float>() + n0 : nullptr,
-            static_cast<float>(inv_temp), c10::cuda::getCurrentCUDAStream());
+        cudaError_t st = kernels::LogprobTileGrad(lt, y.data_ptr<int64_t>() + n0, lse.data_ptr<float>() + n0,
+                                                  ent.data_ptr<float>() + n0, g.data_ptr<float>() + n0,
+                                                  gh.defined() ? gh.data_ptr<float>() + n0 : nullptr,
+                                                  static_cast<float>(inv_temp), c10::cuda::getCurrentCUDAStream());
         TORCH_CHECK(st == cudaSuccess, "fused_logprob grad kernel failed: ", cudaGetErrorString(st));
         grad_h.narrow(0, n0, rows).add_(at::mm(dz, wt));
         grad_w.narrow(0, v0, cols).add_(at::mm(dz.t(), hc));

@@ -51,7 +51,9 @@ at::Tensor GrpoAdvantagesReference(const at::Tensor& rewards, const AdvantageOpt
 
   at::Tensor denom;
   switch (opts.scale) {
-    case AdvantageScale::kGroup: denom = group_std + opts.eps; break;
+    case AdvantageScale::kGroup:
+      denom = group_std + opts.eps;
+      break;
     case AdvantageScale::kBatch: {
       at::Tensor flat = r.reshape({-1});
       at::Tensor vals = flat.masked_select(~at::isnan(flat));
@@ -59,7 +61,9 @@ at::Tensor GrpoAdvantagesReference(const at::Tensor& rewards, const AdvantageOpt
       denom = at::full_like(mean, batch_std + opts.eps);
       break;
     }
-    case AdvantageScale::kNone: denom = at::ones_like(mean); break;
+    case AdvantageScale::kNone:
+      denom = at::ones_like(mean);
+      break;
   }
   at::Tensor adv = at::where(valid & ~degenerate, (r - mean) / denom, at::zeros_like(r));
   return adv.reshape({-1}).to(rewards.scalar_type());
@@ -73,11 +77,18 @@ void AdvantagesCpu(const scalar_t* r, scalar_t* out, int64_t batch, const Advant
   double batch_std = 0;
   if (opts.scale == AdvantageScale::kBatch) {
     double s = 0, n = 0;
-    for (int64_t i = 0; i < batch; ++i) if (!std::isnan(static_cast<double>(r[i]))) { s += r[i]; n += 1; }
+    for (int64_t i = 0; i < batch; ++i)
+      if (!std::isnan(static_cast<double>(r[i]))) {
+        s += r[i];
+        n += 1;
+      }
     const double mean = n > 0 ? s / n : 0;
     double q = 0;
     for (int64_t i = 0; i < batch; ++i) {
-      if (!std::isnan(static_cast<double>(r[i]))) { const double d = r[i] - mean; q += d * d; }
+      if (!std::isnan(static_cast<double>(r[i]))) {
+        const double d = r[i] - mean;
+        q += d * d;
+      }
     }
     batch_std = n > 1 ? std::sqrt(q / (n - 1)) : 0;
   }
@@ -89,7 +100,10 @@ void AdvantagesCpu(const scalar_t* r, scalar_t* out, int64_t batch, const Advant
       for (int64_t k = 0; k < g; ++k) {
         const double v = rg[k];
         if (std::isnan(v)) continue;
-        s += v; n += 1; lo = std::min(lo, v); hi = std::max(hi, v);
+        s += v;
+        n += 1;
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
       }
       const double mean = n > 0 ? s / n : 0;
       double q = 0;
@@ -118,9 +132,9 @@ at::Tensor GrpoAdvantagesFused(const at::Tensor& rewards, const AdvantageOptions
     c10::cuda::CUDAGuard guard(rewards.device());
     at::Tensor r = rewards.to(at::kFloat).contiguous();
     at::Tensor out = at::empty_like(r);
-    cudaError_t st = kernels::GrpoAdvantagesF32(r.data_ptr<float>(), out.data_ptr<float>(), r.numel(),
-                                                opts.group_size, opts.scale,
-                                                static_cast<float>(opts.eps), c10::cuda::getCurrentCUDAStream());
+    cudaError_t st =
+        kernels::GrpoAdvantagesF32(r.data_ptr<float>(), out.data_ptr<float>(), r.numel(), opts.group_size, opts.scale,
+                                   static_cast<float>(opts.eps), c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "grpo_advantages kernel launch failed: ", cudaGetErrorString(st));
     return out.to(rewards.scalar_type());
   }

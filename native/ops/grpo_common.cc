@@ -33,10 +33,14 @@ std::optional<Impl> ParseImpl(const std::string& s) {
 
 const char* LossTypeName(LossType t) {
   switch (t) {
-    case LossType::kGrpo: return "grpo";
-    case LossType::kBnpo: return "bnpo";
-    case LossType::kDrGrpo: return "dr_grpo";
-    case LossType::kDapo: return "dapo";
+    case LossType::kGrpo:
+      return "grpo";
+    case LossType::kBnpo:
+      return "bnpo";
+    case LossType::kDrGrpo:
+      return "dr_grpo";
+    case LossType::kDapo:
+      return "dapo";
   }
   return "?";
 }

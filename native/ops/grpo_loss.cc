@@ -25,7 +25,9 @@ namespace medgr2::ops {
 
 namespace {
 
-std::string Sizes(const at::Tensor& t) { return ShapeText(t.sizes()); }
+std::string Sizes(const at::Tensor& t) {
+  return ShapeText(t.sizes());
+}
 
 LossStats StatsFromSums(const double* s, bool has_ref, bool has_entropy) {
   LossStats st;
@@ -50,7 +52,8 @@ LossInputs PaddedLossInputs(const at::Tensor& logp, const at::Tensor& old_logp, 
                             const at::Tensor& advantages, const at::Tensor& mask) {
   if (logp.dim() != 2) throw ArgumentError("grpo.loss", "logp", "a [B, T] tensor", Sizes(logp));
   const int64_t b = logp.size(0), t = logp.size(1);
-  for (auto [tensor, name] : {std::pair{old_logp, "oldLogp"}, std::pair{ref_logp, "refLogp"}, std::pair{mask, "mask"}}) {
+  for (auto [tensor, name] :
+       {std::pair{old_logp, "oldLogp"}, std::pair{ref_logp, "refLogp"}, std::pair{mask, "mask"}}) {
     if (tensor.defined() && tensor.sizes() != logp.sizes()) {
       throw ArgumentError("grpo.loss", name, "shaped like logp " + Sizes(logp), Sizes(tensor));
     }
@@ -109,11 +112,14 @@ void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* whe
                         "[" + std::to_string(p[0]) + " .. " + std::to_string(p[b]) + "]");
   }
   for (int64_t k = 0; k < b; ++k) {
-    if (p[k + 1] < p[k]) throw ArgumentError(where, "cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(k + 1));
+    if (p[k + 1] < p[k])
+      throw ArgumentError(where, "cuSeqlens", "non-decreasing", "a decrease at index " + std::to_string(k + 1));
   }
   if (!(o.eps_low >= 0 && o.eps_low < 1)) throw ArgumentError(where, "epsLow", "in [0, 1)", std::to_string(o.eps_low));
-  if (!(o.eps_high >= 0) || !std::isfinite(o.eps_high)) throw ArgumentError(where, "epsHigh", "a finite number >= 0", std::to_string(o.eps_high));
-  if (!(o.beta >= 0) || !std::isfinite(o.beta)) throw ArgumentError(where, "beta", "a finite number >= 0", std::to_string(o.beta));
+  if (!(o.eps_high >= 0) || !std::isfinite(o.eps_high))
+    throw ArgumentError(where, "epsHigh", "a finite number >= 0", std::to_string(o.eps_high));
+  if (!(o.beta >= 0) || !std::isfinite(o.beta))
+    throw ArgumentError(where, "beta", "a finite number >= 0", std::to_string(o.beta));
   if (o.beta > 0 && !in.ref_logp.defined()) throw ArgumentError(where, "refLogp", "given when beta > 0", "none");
   if (o.max_completion_length && *o.max_completion_length < 1) {
     throw ArgumentError(where, "maxCompletionLength", "a positive integer", std::to_string(*o.max_completion_length));
@@ -141,15 +147,20 @@ at::Tensor LossRowScales(const LossInputs& in, const LossOptions& o) {
     at::Tensor c = at::cat({at::zeros({1}, f64), m.cumsum(0)});
     return c.index_select(0, in.offsets.slice(0, 1)) - c.index_select(0, in.offsets.slice(0, 0, b));
   };
-  auto total = [&]() -> double { return in.mask.defined() ? in.mask.to(at::kDouble).sum().item<double>()
-                                                          : static_cast<double>(in.logp.numel()); };
+  auto total = [&]() -> double {
+    return in.mask.defined() ? in.mask.to(at::kDouble).sum().item<double>() : static_cast<double>(in.logp.numel());
+  };
   switch (o.loss_type) {
-    case LossType::kGrpo: return 1.0 / (row_sums().clamp_min(1.0) * static_cast<double>(b));
-    case LossType::kBnpo: return at::full({b}, 1.0 / std::max(total(), 1.0), f64);
+    case LossType::kGrpo:
+      return 1.0 / (row_sums().clamp_min(1.0) * static_cast<double>(b));
+    case LossType::kBnpo:
+      return at::full({b}, 1.0 / std::max(total(), 1.0), f64);
     case LossType::kDrGrpo: {
       double len = 1;
-      if (o.max_completion_length) len = static_cast<double>(*o.max_completion_length);
-      else if (b > 0) len = in.padded ? static_cast<double>(in.logp.numel() / b) : std::max(lengths.max().item<double>(), 1.0);
+      if (o.max_completion_length)
+        len = static_cast<double>(*o.max_completion_length);
+      else if (b > 0)
+        len = in.padded ? static_cast<double>(in.logp.numel() / b) : std::max(lengths.max().item<double>(), 1.0);
       return at::full({b}, 1.0 / (static_cast<double>(b) * len), f64);
     }
     case LossType::kDapo: {
@@ -184,9 +195,15 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   if (in.ref_logp.defined()) {
     at::Tensor delta = in.ref_logp.to(cdt) - lp;
     switch (o.kl) {
-      case KlEstimator::kK1: kl = -delta; break;
-      case KlEstimator::kK2: kl = delta.pow(2) / 2; break;
-      case KlEstimator::kK3: kl = at::exp(delta) - delta - 1; break;
+      case KlEstimator::kK1:
+        kl = -delta;
+        break;
+      case KlEstimator::kK2:
+        kl = delta.pow(2) / 2;
+        break;
+      case KlEstimator::kK3:
+        kl = at::exp(delta) - delta - 1;
+        break;
     }
     if (o.beta > 0) per_token = per_token + o.beta * kl;
   }
@@ -211,7 +228,8 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   if (bad.any().item<bool>()) {
     const int64_t first = bad.nonzero().min().item<int64_t>();
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
-                        std::to_string(bad.sum().item<int64_t>()) + " non-finite values (first at token " + std::to_string(first) + ")");
+                        std::to_string(bad.sum().item<int64_t>()) + " non-finite values (first at token " +
+                            std::to_string(first) + ")");
   }
   return r;
 }
@@ -252,7 +270,10 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
       for (int64_t i = begin; i < end; ++i) {
         while (i >= off[row + 1]) ++row;
         const acc_t m = mask ? static_cast<acc_t>(mask[i]) : acc_t(1);
-        if (m == 0) { grad[i] = T(0); continue; }
+        if (m == 0) {
+          grad[i] = T(0);
+          continue;
+        }
         const acc_t x = static_cast<acc_t>(lp[i]);
         if (!std::isfinite(x)) {
           if (first_bad[c] == kNoIndex) first_bad[c] = i;
@@ -273,10 +294,21 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
         if (ref) {
           const acc_t d = static_cast<acc_t>(ref[i]) - x;
           acc_t gkl;
-          if (kl_kind == KlEstimator::kK1) { kl = -d; gkl = 1; }
-          else if (kl_kind == KlEstimator::kK2) { kl = d * d / 2; gkl = -d; }
-          else { const acc_t e = std::exp(d); kl = e - d - 1; gkl = 1 - e; }
-          if (beta > 0) { ell += beta * kl; g += beta * gkl; }
+          if (kl_kind == KlEstimator::kK1) {
+            kl = -d;
+            gkl = 1;
+          } else if (kl_kind == KlEstimator::kK2) {
+            kl = d * d / 2;
+            gkl = -d;
+          } else {
+            const acc_t e = std::exp(d);
+            kl = e - d - 1;
+            gkl = 1 - e;
+          }
+          if (beta > 0) {
+            ell += beta * kl;
+            g += beta * gkl;
+          }
         }
         const acc_t w = m * static_cast<acc_t>(row_scale[row]);
         grad[i] = static_cast<T>(w * g);
@@ -308,7 +340,8 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   in.entropy = raw.entropy.defined() ? raw.entropy.to(acc).contiguous() : raw.entropy;
   if (raw.mask.defined()) {
     const auto mt = raw.mask.scalar_type();
-    in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous() : raw.mask.to(at::kFloat).contiguous();
+    in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous()
+                                                   : raw.mask.to(at::kFloat).contiguous();
   }
   in.offsets = raw.offsets.to(at::kLong).contiguous();
   at::Tensor row_scale = LossRowScales(in, o).contiguous();
@@ -340,8 +373,8 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     p.beta = static_cast<float>(o.beta);
     p.kl = o.kl;
     p.bf16 = dt == at::kBFloat16;
-    at::Tensor workspace = at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)},
-                                     in.logp.options().dtype(at::kDouble));
+    at::Tensor workspace =
+        at::empty({kernels::GrpoLossWorkspaceDoubles(rows, max_len)}, in.logp.options().dtype(at::kDouble));
     at::Tensor out = at::empty({kStatCount + 1}, in.logp.options().dtype(at::kDouble));
     cudaError_t st = kernels::GrpoLossForwardBackward(p, workspace.data_ptr<double>(), out.data_ptr<double>(),
                                                       c10::cuda::getCurrentCUDAStream());
@@ -356,9 +389,12 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     std::vector<double> partials;
     std::vector<int64_t> bad;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dt, "grpo_loss_cpu", [&] {
-      if (!in.mask.defined()) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
-      else if (in.mask.scalar_type() == at::kByte) FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
-      else FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      if (!in.mask.defined())
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else if (in.mask.scalar_type() == at::kByte)
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+      else
+        FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
     });
     for (size_t c = 0; c < bad.size(); ++c) {
       for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];
@@ -367,8 +403,8 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   }
   if (sums[kStatNonFinite] > 0) {
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
-                        std::to_string(static_cast<int64_t>(sums[kStatNonFinite])) + " non-finite values (first at token " +
-                            std::to_string(first_bad) + ")");
+                        std::to_string(static_cast<int64_t>(sums[kStatNonFinite])) +
+                            " non-finite values (first at token " + std::to_string(first_bad) + ")");
   }
   LossResult r;
   r.loss = sums[kStatLoss];

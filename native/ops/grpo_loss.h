@@ -31,8 +31,8 @@ struct LossStats {
   double clip_high_fraction = 0;  // ratio > 1 + epsHigh with A > 0
   double kl_mean = 0;             // 0 when no refLogp
   double ratio_mean = 0;
-  double entropy_mean = 0;        // 0 when no entropy given
-  double active_tokens = 0;       // sum of the mask
+  double entropy_mean = 0;   // 0 when no entropy given
+  double active_tokens = 0;  // sum of the mask
 };
 
 struct LossResult {

@@ -13,7 +13,9 @@
 
 namespace medgr2::ops {
 
-at::Tensor ScaleAddReference(const at::Tensor& x, double a, double b) { return x * a + b; }
+at::Tensor ScaleAddReference(const at::Tensor& x, double a, double b) {
+  return x * a + b;
+}
 
 bool ScaleAddUsesKernel(const at::Tensor& x) {
 #ifdef MEDGR2_WITH_CUDA
@@ -31,9 +33,8 @@ at::Tensor ScaleAdd(const at::Tensor& x, double a, double b) {
     c10::cuda::CUDAGuard guard(x.device());
     at::Tensor xc = x.contiguous();
     at::Tensor y = at::empty_like(xc);
-    cudaError_t st = kernels::ScaleAddF32(xc.data_ptr<float>(), y.data_ptr<float>(), xc.numel(),
-                                          static_cast<float>(a), static_cast<float>(b),
-                                          c10::cuda::getCurrentCUDAStream());
+    cudaError_t st = kernels::ScaleAddF32(xc.data_ptr<float>(), y.data_ptr<float>(), xc.numel(), static_cast<float>(a),
+                                          static_cast<float>(b), c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(st == cudaSuccess, "scale_add kernel launch failed: ", cudaGetErrorString(st));
     return y;
   }

@@ -28,7 +28,8 @@ StepReport AdamW::Step(model::ParamMap& params, const AdamWOptions& o) {
   at::NoGradGuard no_grad;
   StepReport r;
   r.grad_norm = GradNorm(params);
-  const double clip = (o.max_grad_norm > 0 && r.grad_norm > o.max_grad_norm) ? o.max_grad_norm / (r.grad_norm + 1e-6) : 1.0;
+  const double clip =
+      (o.max_grad_norm > 0 && r.grad_norm > o.max_grad_norm) ? o.max_grad_norm / (r.grad_norm + 1e-6) : 1.0;
   ++step_;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step_));
@@ -78,9 +79,12 @@ void AdamW::LoadState(const std::map<std::string, at::Tensor>& state, const at::
     const auto dot = key.find('.');
     const std::string kind = key.substr(0, dot), name = key.substr(dot + 1);
     at::Tensor v = t.to(device, at::kFloat).clone();
-    if (kind == "exp_avg") slots_[name].exp_avg = v;
-    else if (kind == "exp_avg_sq") slots_[name].exp_avg_sq = v;
-    else if (kind == "master") slots_[name].master = v;
+    if (kind == "exp_avg")
+      slots_[name].exp_avg = v;
+    else if (kind == "exp_avg_sq")
+      slots_[name].exp_avg_sq = v;
+    else if (kind == "master")
+      slots_[name].master = v;
   }
 }
 

@@ -28,9 +28,10 @@ mirror="${MEDGR2_CI_MIRROR:-$(host_mirror)}"
 [[ -n "$mirror" ]] || { printf '[ci:libtorch2] error: no Debian mirror in /etc/apt sources; set MEDGR2_CI_MIRROR\n' >&2; exit 1; }
 cuda_inc="${MEDGR2_CUDA_INCLUDE:-/usr/local/cuda/include}"
 # What setup.sh and the tests need inside. libtorch-dev pulls in libtorch2.6 and its headers
-# (ATen/cuda and c10/cuda included, even in the CPU build); OpenBLAS for the same reason as setup.sh.
+# (ATen/cuda and c10/cuda included, even in the CPU build); OpenBLAS for the same reason as setup.sh;
+# DejaVu Sans for the charts.
 packages=(libtorch-dev libgloo-dev nodejs npm g++ cmake ninja-build make python3 clang-format
-  libopenblas0-openmp ca-certificates git)
+  libopenblas0-openmp ca-certificates git fonts-dejavu-core)
 
 say() { printf '[ci:libtorch2] %s\n' "$*"; }
 die() { printf '[ci:libtorch2] error: %s\n' "$*" >&2; exit 1; }

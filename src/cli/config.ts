@@ -53,7 +53,8 @@ export function checkValue(spec: OptionSpec, value: unknown, where: string): Con
   switch (spec.type) {
     case 'number':
     case 'int': {
-      const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+      const n =
+        typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
       if (!Number.isFinite(n)) fail('expects a number');
       if (spec.type === 'int' && !Number.isInteger(n)) fail('expects a whole number');
       if (spec.min !== undefined && n < spec.min) fail(`must be >= ${spec.min}`);
@@ -113,13 +114,17 @@ export function readConfigDocument(file: string): unknown {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read the config file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new Error(
+      `${file}: cannot read the config file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
   let doc: unknown;
   try {
     doc = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(
+      `${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(e as Error).message.split('\n')[0]})`,
+    );
   }
   return doc ?? undefined;
 }
@@ -128,7 +133,8 @@ export function readConfigDocument(file: string): unknown {
 export function readConfigFile(file: string, schema: ConfigSchema): Record<string, ConfigValue> {
   const doc = readConfigDocument(file);
   if (doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`${file}: a config file must hold one mapping of option names to values`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new Error(`${file}: a config file must hold one mapping of option names to values`);
   const byKey = new Map(schema.map((s) => [s.key, s]));
   const out: Record<string, ConfigValue> = {};
   for (const [rawKey, value] of Object.entries(doc as Record<string, unknown>)) {

@@ -32,7 +32,9 @@ export function registerCycle(program: Command): void {
   const d = defaultCycleConfig();
   const cmd = program
     .command('cycle')
-    .description('run the MedGR² cycle: generate, score, select, co-develop, policy SFT + GRPO, evaluate; writes OUT/report.md')
+    .description(
+      'run the MedGR² cycle: generate, score, select, co-develop, policy SFT + GRPO, evaluate; writes OUT/report.md',
+    )
     .option('--rounds <r>', `rounds of the cycle (default: ${d.rounds})`, parseIntOption('--rounds', 1))
     .option('--seed-data <file>', 'labelled seed samples (default: a MedSynth world)')
     .option('--pool <path>', 'unlabelled images: a folder or pool.jsonl (default: the MedSynth pool)')
@@ -42,11 +44,18 @@ export function registerCycle(program: Command): void {
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
     .option('--no-co-evolve', 'also run the ablation: generator and reward model frozen after round 1')
     .option('--seed <n>', `seed of the world, the model and every draw (default: ${d.seed})`, parseIntOption('--seed'))
-    .option('--config <file>', 'JSON or YAML file setting any field of the config, groups merged key by key (see OUT/config.json); flags win')
+    .option(
+      '--config <file>',
+      'JSON or YAML file setting any field of the config, groups merged key by key (see OUT/config.json); flags win',
+    )
     .action(async (o) => {
       const cfg = cycleConfigOf(o, (key) => cmd.getOptionValueSource(key) === 'cli');
       // commander's --no-x sets x = false; the main chain always filters and co-evolves
-      const { text } = await runCycleWithAblations(cfg, { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false }, { progress: progressPrinter() });
+      const { text } = await runCycleWithAblations(
+        cfg,
+        { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
+        { progress: progressPrinter() },
+      );
       process.stdout.write(`${text}\n\nreport: ${path.join(cfg.out, 'report.md')}\n`);
     });
 }

@@ -36,7 +36,10 @@ export function registerDataImport(data: Command): void {
     .option('--images-root <dir>', 'resolve relative image paths against this folder')
     .option('--strict', 'fail on the first bad record')
     .option('--dedupe', 'drop later copies of a sample with the same images and question')
-    .option('--format <format>', `read every input as this format (${IMPORT_FORMATS.join(', ')}) instead of detecting it`)
+    .option(
+      '--format <format>',
+      `read every input as this format (${IMPORT_FORMATS.join(', ')}) instead of detecting it`,
+    )
     .option('--json', 'print the summary as one JSON object')
     .action((inputs: string[], opts: ImportCliOptions) => {
       if (opts.format !== undefined && !(IMPORT_FORMATS as readonly string[]).includes(opts.format)) {
@@ -51,8 +54,13 @@ export function registerDataImport(data: Command): void {
         onProgress: (m) => process.stderr.write(m + '\n'),
       });
       for (const b of result.bad) process.stderr.write(`medgr2: bad record: ${formatBadRecord(b)}\n`);
-      if (result.samples.length === 0) throw new Error(`no records imported from ${inputs.join(', ')} (${result.bad.length} bad)`);
+      if (result.samples.length === 0)
+        throw new Error(`no records imported from ${inputs.join(', ')} (${result.bad.length} bad)`);
       writeSampleFile(opts.out, result.samples);
-      process.stdout.write((opts.json ? JSON.stringify({ ...result.summary, out: opts.out }) : formatImportSummary(result.summary, opts.out)) + '\n');
+      process.stdout.write(
+        (opts.json
+          ? JSON.stringify({ ...result.summary, out: opts.out })
+          : formatImportSummary(result.summary, opts.out)) + '\n',
+      );
     });
 }

@@ -11,16 +11,33 @@ import { writeFileAtomic } from '../util/atomic_write';
 export function registerDataPreview(data: Command): void {
   data
     .command('preview')
-    .description('write IMAGE as the model sees it (decoded and resized, before normalization) and print its patch grid')
+    .description(
+      'write IMAGE as the model sees it (decoded and resized, before normalization) and print its patch grid',
+    )
     .argument('<image>', 'PNG, JPEG, BMP, TIFF, WebP or DICOM file')
     .requiredOption('--out <file>', 'output PNG')
-    .option('--min-pixels <n>', 'smallest image area after resize', parseIntOption('--min-pixels'), QWEN2VL_SIZE_RULE.minPixels)
-    .option('--max-pixels <n>', 'largest image area after resize', parseIntOption('--max-pixels'), QWEN2VL_SIZE_RULE.maxPixels)
+    .option(
+      '--min-pixels <n>',
+      'smallest image area after resize',
+      parseIntOption('--min-pixels'),
+      QWEN2VL_SIZE_RULE.minPixels,
+    )
+    .option(
+      '--max-pixels <n>',
+      'largest image area after resize',
+      parseIntOption('--max-pixels'),
+      QWEN2VL_SIZE_RULE.maxPixels,
+    )
     .action(async (image: string, opts: { out: string; minPixels: number; maxPixels: number }) => {
       const decoded = await decodeImageFile(image);
       const img = await resizeForModel(decoded, { minPixels: opts.minPixels, maxPixels: opts.maxPixels });
       try {
-        await writeFileAtomic(opts.out, await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer());
+        await writeFileAtomic(
+          opts.out,
+          await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+            .png()
+            .toBuffer(),
+        );
       } catch (e) {
         throw new Error(`${opts.out}: cannot write PNG (${(e as Error).message})`);
       }

@@ -36,7 +36,8 @@ export function registerDataSplit(data: Command): void {
     .option('--jsonl', 'write canonical JSONL instead of record files')
     .option('--format <format>', `input format when FILE is not a record file (${IMPORT_FORMATS.join(', ')})`)
     .action((file: string, opts: SplitCliOptions) => {
-      if (opts.by !== 'modality' && opts.by !== 'task') throw new Error(`--by must be modality or task, got '${opts.by}'`);
+      if (opts.by !== 'modality' && opts.by !== 'task')
+        throw new Error(`--by must be modality or task, got '${opts.by}'`);
       const fraction = parseNumber('--test-fraction', opts.testFraction);
       const seed = parseNumber('--seed', opts.seed);
       const samples = loadSampleFile(file, {
@@ -52,11 +53,20 @@ export function registerDataSplit(data: Command): void {
         const testFile = `${stem}.test.${ext}`;
         writeSampleFile(path.join(opts.out, trainFile), g.train);
         writeSampleFile(path.join(opts.out, testFile), g.test);
-        return { group: g.group, total: g.train.length + g.test.length, train: g.train.length, test: g.test.length, trainFile, testFile };
+        return {
+          group: g.group,
+          total: g.train.length + g.test.length,
+          train: g.train.length,
+          test: g.test.length,
+          trainFile,
+          testFile,
+        };
       });
       const summary = { source: file, by: opts.by, testFraction: fraction, seed, samples: samples.length, groups };
       writeJsonAtomicSync(path.join(opts.out, 'split.json'), summary);
       for (const g of groups) process.stdout.write(`${g.group}: ${g.train} train, ${g.test} test\n`);
-      process.stdout.write(`split ${samples.length} samples by ${opts.by} into ${groups.length} group(s) -> ${opts.out}\n`);
+      process.stdout.write(
+        `split ${samples.length} samples by ${opts.by} into ${groups.length} group(s) -> ${opts.out}\n`,
+      );
     });
 }

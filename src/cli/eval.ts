@@ -5,7 +5,9 @@ import { registerEvalRun } from './eval_run';
 import { registerEvalScore } from './eval_score';
 
 export function registerEval(program: Command): void {
-  const evalCmd = program.command('eval').description('run a policy on a benchmark (predictions JSONL + score), or score predictions (eval score)');
+  const evalCmd = program
+    .command('eval')
+    .description('run a policy on a benchmark (predictions JSONL + score), or score predictions (eval score)');
   // `eval` has options of its own and subcommands: its options count only before a subcommand's name
   // (the program enables positional options), so `eval score --benchmark B` gives --benchmark to `score`.
   evalCmd.enablePositionalOptions();

@@ -13,13 +13,41 @@ import { type PromptStyle } from '../eval/policy_prompt';
 
 export const EVAL_SCHEMA: ConfigSchema = [
   { key: 'model', type: 'string', required: true, valueName: '<dir>', help: 'the policy: a model folder' },
-  { key: 'benchmark', type: 'string', required: true, valueName: '<file>', help: 'benchmark samples: a record file or any importable JSON/JSONL' },
+  {
+    key: 'benchmark',
+    type: 'string',
+    required: true,
+    valueName: '<file>',
+    help: 'benchmark samples: a record file or any importable JSON/JSONL',
+  },
   { key: 'out', type: 'string', required: true, valueName: '<file>', help: 'predictions JSONL to write' },
-  { key: 'style', type: 'string', default: 'answer', choices: ['answer', 'think'], help: 'prompt format: answer-only, or think first' },
-  { key: 'maxNewTokens', type: 'int', default: 0, min: 0, help: 'most generated tokens per answer (0: 16 answer-only, 256 think)' },
+  {
+    key: 'style',
+    type: 'string',
+    default: 'answer',
+    choices: ['answer', 'think'],
+    help: 'prompt format: answer-only, or think first',
+  },
+  {
+    key: 'maxNewTokens',
+    type: 'int',
+    default: 0,
+    min: 0,
+    help: 'most generated tokens per answer (0: 16 answer-only, 256 think)',
+  },
   { key: 'batchSize', type: 'int', default: 16, min: 1, help: 'prompts per generate call' },
-  { key: 'imageRoot', type: 'string', valueName: '<dir>', help: "relative image paths resolve here (default: the benchmark file's folder)" },
-  { key: 'tokenizer', type: 'string', valueName: '<dir>', help: "tokenizer folder (default: the model folder's, else configs/tokenizer)" },
+  {
+    key: 'imageRoot',
+    type: 'string',
+    valueName: '<dir>',
+    help: "relative image paths resolve here (default: the benchmark file's folder)",
+  },
+  {
+    key: 'tokenizer',
+    type: 'string',
+    valueName: '<dir>',
+    help: "tokenizer folder (default: the model folder's, else configs/tokenizer)",
+  },
   { key: 'task', type: 'string', valueName: '<names>', help: 'only these tasks (comma-separated)' },
   { key: 'modality', type: 'string', valueName: '<names>', help: 'only these modalities (comma-separated)' },
   { key: 'limit', type: 'int', default: 0, min: 0, help: 'only the first N samples (0: all)' },
@@ -50,8 +78,18 @@ interface EvalCliConfig {
 export async function runEval(cfg: EvalCliConfig): Promise<void> {
   if (cfg.json && cfg.markdown) throw new Error('--json and --markdown exclude each other');
   if (cfg.threads > 0) setNumThreads(cfg.threads);
-  const samples = loadSampleData(cfg.benchmark, { flag: '--benchmark', imageRoot: cfg.imageRoot, task: cfg.task, modality: cfg.modality, limit: cfg.limit });
-  const { model, tokenizer } = await loadModelArg(cfg.model, { device: cfg.device, tokenizer: cfg.tokenizer, allowRandom: false });
+  const samples = loadSampleData(cfg.benchmark, {
+    flag: '--benchmark',
+    imageRoot: cfg.imageRoot,
+    task: cfg.task,
+    modality: cfg.modality,
+    limit: cfg.limit,
+  });
+  const { model, tokenizer } = await loadModelArg(cfg.model, {
+    device: cfg.device,
+    tokenizer: cfg.tokenizer,
+    allowRandom: false,
+  });
   try {
     const { predictions, score } = await evaluatePolicy(model, samples, {
       style: cfg.style,
@@ -61,7 +99,9 @@ export async function runEval(cfg: EvalCliConfig): Promise<void> {
       progress: true,
     });
     writePredictions(cfg.out, predictions);
-    process.stdout.write((cfg.json ? JSON.stringify(score) : formatScoreTable(score, cfg.markdown ? 'markdown' : 'text')) + '\n');
+    process.stdout.write(
+      (cfg.json ? JSON.stringify(score) : formatScoreTable(score, cfg.markdown ? 'markdown' : 'text')) + '\n',
+    );
   } finally {
     await model.dispose();
   }

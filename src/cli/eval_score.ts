@@ -5,7 +5,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { crossMatrix, formatCrossMatrix, readPredictions, scorePredictions, formatScoreTable, type MatrixAxis, type ScoreResult } from '../eval/scorer';
+import {
+  crossMatrix,
+  formatCrossMatrix,
+  readPredictions,
+  scorePredictions,
+  formatScoreTable,
+  type MatrixAxis,
+  type ScoreResult,
+} from '../eval/scorer';
 import { crossMatrixChart } from '../eval/heatmap';
 import { writeChart } from '../report/charts';
 import { IMPORT_FORMATS, type ImportFormat } from '../data/importers/types';
@@ -36,8 +44,15 @@ export function namedPredictions(arg: string): { name: string; file: string } {
 export function registerEvalScore(evalCmd: Command): void {
   evalCmd
     .command('score')
-    .description("score a predictions JSONL against a benchmark with the MedGR² authors' rule; several give a cross-modality matrix")
-    .option('--predictions <[name=]file>', 'JSONL with question_id and model_answer (or raw) per line; repeat for several models', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .description(
+      "score a predictions JSONL against a benchmark with the MedGR² authors' rule; several give a cross-modality matrix",
+    )
+    .option(
+      '--predictions <[name=]file>',
+      'JSONL with question_id and model_answer (or raw) per line; repeat for several models',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .requiredOption('--benchmark <file>', 'the benchmark: a record file of samples or any importable file')
     .option('--json', 'print one JSON object')
     .option('--markdown', 'print markdown tables')
@@ -49,14 +64,20 @@ export function registerEvalScore(evalCmd: Command): void {
     .action(async (opts: ScoreCliOptions) => {
       if (opts.predictions.length === 0) throw new Error("required option '--predictions <[name=]file>' not specified");
       if (opts.json && opts.markdown) throw new Error('--json and --markdown exclude each other');
-      if (!(AXES as readonly string[]).includes(opts.by)) throw new Error(`--by must be one of ${AXES.join(', ')}, got '${opts.by}'`);
-      if (opts.heatmap !== undefined && !opts.heatmap.endsWith('.png')) throw new Error(`--heatmap ${opts.heatmap}: the file name must end in .png`);
+      if (!(AXES as readonly string[]).includes(opts.by))
+        throw new Error(`--by must be one of ${AXES.join(', ')}, got '${opts.by}'`);
+      if (opts.heatmap !== undefined && !opts.heatmap.endsWith('.png'))
+        throw new Error(`--heatmap ${opts.heatmap}: the file name must end in .png`);
       const warn = (m: string) => process.stderr.write(`medgr2: warning: ${m}\n`);
-      const benchmark = loadSampleFile(opts.benchmark, { format: opts.format as ImportFormat | undefined, onWarning: warn });
+      const benchmark = loadSampleFile(opts.benchmark, {
+        format: opts.format as ImportFormat | undefined,
+        onWarning: warn,
+      });
       const models = opts.predictions.map(namedPredictions);
       const seen = new Set<string>();
       for (const m of models) {
-        if (seen.has(m.name)) throw new Error(`--predictions: two models are named '${m.name}'; name them with NAME=FILE`);
+        if (seen.has(m.name))
+          throw new Error(`--predictions: two models are named '${m.name}'; name them with NAME=FILE`);
         seen.add(m.name);
       }
       const results: { trainedOn: string; score: ScoreResult }[] = models.map((m) => ({
@@ -74,7 +95,9 @@ export function registerEvalScore(evalCmd: Command): void {
       let text: string;
       if (results.length === 1) {
         // one model: the full score, as before (the heat-map, if asked, is its one row)
-        text = opts.json ? JSON.stringify(results[0].score) : formatScoreTable(results[0].score, opts.markdown ? 'markdown' : 'text');
+        text = opts.json
+          ? JSON.stringify(results[0].score)
+          : formatScoreTable(results[0].score, opts.markdown ? 'markdown' : 'text');
       } else {
         text = opts.json
           ? JSON.stringify({ matrix, scores: Object.fromEntries(results.map((r) => [r.trainedOn, r.score])) })

@@ -29,7 +29,10 @@ export function registerInfo(program: Command): void {
     .command('info')
     .description('show the libtorch, CUDA devices and features this installation runs on')
     .option('--json', 'print one JSON object')
-    .option('--dist', 'print the rank, world size and rendezvous this process was launched with (JSON; no addon needed)')
+    .option(
+      '--dist',
+      'print the rank, world size and rendezvous this process was launched with (JSON; no addon needed)',
+    )
     .action((opts: { json?: boolean; dist?: boolean }) => {
       if (opts.dist) {
         process.stdout.write(JSON.stringify(readDistEnv()) + '\n');

@@ -49,7 +49,9 @@ export function registerInspect(program: Command): void {
       if (!fs.existsSync(file)) throw new Error(`${file}: no such file`);
       if (fs.statSync(file).size === 0) throw new Error(`${file}: empty file (no records)`);
       if (!looksLikeRecordFile(file)) {
-        throw new Error(`${file}: not a record file (its first frame header fails its CRC); JSON/JSONL data goes through 'medgr2 data import'`);
+        throw new Error(
+          `${file}: not a record file (its first frame header fails its CRC); JSON/JSONL data goes through 'medgr2 data import'`,
+        );
       }
       const result = readMessageFile<Record<string, unknown>>(file, {
         type,

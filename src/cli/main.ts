@@ -57,7 +57,5 @@ if (require.main === module) {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  buildProgram()
-    .parseAsync(process.argv)
-    .catch(reportFatal);
+  buildProgram().parseAsync(process.argv).catch(reportFatal);
 }

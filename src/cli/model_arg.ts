@@ -21,22 +21,33 @@ export interface ModelArg {
   origin: 'loaded' | 'random';
 }
 
-export async function loadModelArg(spec: string, opts: { device?: string; dtype?: ModelDtype; seed?: number; tokenizer?: string; allowRandom?: boolean } = {}): Promise<ModelArg> {
+export async function loadModelArg(
+  spec: string,
+  opts: { device?: string; dtype?: ModelDtype; seed?: number; tokenizer?: string; allowRandom?: boolean } = {},
+): Promise<ModelArg> {
   const device = (opts.device ?? 'cpu') as ModelDevice;
   let model: Model;
   let origin: ModelArg['origin'];
   let ownTokenizer: string | undefined;
   const random = (): void => {
-    if (opts.allowRandom === false) throw new Error(`--model ${spec}: a trained model folder is needed here, not a config`);
+    if (opts.allowRandom === false)
+      throw new Error(`--model ${spec}: a trained model folder is needed here, not a config`);
   };
   if ((TINY_MODEL_NAMES as readonly string[]).includes(spec)) {
     random();
-    model = await Model.create(tinyConfig(spec === 'tiny-qwen2.5-vl' ? 'qwen2_5_vl' : 'qwen2_vl'), { device, dtype: opts.dtype, seed: opts.seed ?? 0 });
+    model = await Model.create(tinyConfig(spec === 'tiny-qwen2.5-vl' ? 'qwen2_5_vl' : 'qwen2_vl'), {
+      device,
+      dtype: opts.dtype,
+      seed: opts.seed ?? 0,
+    });
     origin = 'random';
   } else if (!fs.existsSync(spec)) {
-    throw new Error(`--model ${spec}: no such file or folder (give a model folder, a config.json, or one of ${TINY_MODEL_NAMES.join(', ')})`);
+    throw new Error(
+      `--model ${spec}: no such file or folder (give a model folder, a config.json, or one of ${TINY_MODEL_NAMES.join(', ')})`,
+    );
   } else if (fs.statSync(spec).isDirectory()) {
-    if (!fs.existsSync(path.join(spec, 'config.json'))) throw new Error(`--model ${spec}: not a model folder (no config.json)`);
+    if (!fs.existsSync(path.join(spec, 'config.json')))
+      throw new Error(`--model ${spec}: not a model folder (no config.json)`);
     model = await Model.load(spec, { device, dtype: opts.dtype });
     origin = 'loaded';
     if (fs.existsSync(path.join(spec, 'tokenizer.json'))) ownTokenizer = spec;
@@ -50,7 +61,14 @@ export async function loadModelArg(spec: string, opts: { device?: string; dtype?
   const vocab = model.config.text.vocabSize;
   if (tokenizer.vocabSize > vocab) {
     await model.dispose();
-    throw new Error(`--model ${spec}: its vocabulary has ${vocab} tokens but the tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} (pass --tokenizer)`);
+    throw new Error(
+      `--model ${spec}: its vocabulary has ${vocab} tokens but the tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} (pass --tokenizer)`,
+    );
   }
-  return { model, tokenizerDir: fs.statSync(tokenizerDir).isDirectory() ? tokenizerDir : path.dirname(tokenizerDir), tokenizer, origin };
+  return {
+    model,
+    tokenizerDir: fs.statSync(tokenizerDir).isDirectory() ? tokenizerDir : path.dirname(tokenizerDir),
+    tokenizer,
+    origin,
+  };
 }

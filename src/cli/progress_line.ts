@@ -1,6 +1,8 @@
 // Progress for long cycle work: one rewritten line on a terminal, a plain line every few seconds
 // otherwise (logs stay readable).
-export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): (what: string, done: number, total: number) => void {
+export function progressPrinter(
+  stream: NodeJS.WriteStream = process.stderr,
+): (what: string, done: number, total: number) => void {
   let last = 0;
   let lastWhat = '';
   const started = new Map<string, number>();

@@ -18,11 +18,15 @@ export interface SampleDataOptions {
 }
 
 function list(s: string | undefined): string[] {
-  return (s ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  return (s ?? '')
+    .split(',')
+    .map((x) => x.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 export function loadSampleData(file: string, opts: SampleDataOptions): Sample[] {
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new Error(`${opts.flag} ${file}: a folder, not a data file`);
+  if (fs.existsSync(file) && fs.statSync(file).isDirectory())
+    throw new Error(`${opts.flag} ${file}: a folder, not a data file`);
   let samples: Sample[];
   try {
     samples = loadSampleFile(file, { onWarning: (m) => process.stderr.write(`medgr2: warning: ${m}\n`) });
@@ -38,7 +42,9 @@ export function loadSampleData(file: string, opts: SampleDataOptions): Sample[] 
       (mods.length === 0 || mods.includes(s.modality.toLowerCase()) || mods.includes(s.modalityOriginal.toLowerCase())),
   );
   if (keep.length === 0) {
-    const what = [opts.task && `task ${opts.task}`, opts.modality && `modality ${opts.modality}`].filter(Boolean).join(' and ');
+    const what = [opts.task && `task ${opts.task}`, opts.modality && `modality ${opts.modality}`]
+      .filter(Boolean)
+      .join(' and ');
     throw new Error(`${opts.flag} ${file}: no samples${what ? ` of ${what}` : ''} (of ${samples.length})`);
   }
   const out = opts.limit ? keep.slice(0, opts.limit) : keep;
@@ -50,6 +56,8 @@ export function requireLabels(samples: readonly Sample[], file: string, flag: st
   const bad = samples.findIndex((s) => !s.answer || !s.options.includes(s.answer));
   if (bad >= 0) {
     const s = samples[bad];
-    throw new Error(`${flag} ${file}: sample '${s.id}' has ${s.answer ? `answer "${s.answer}" not among its options` : 'no answer'} (training needs labelled samples)`);
+    throw new Error(
+      `${flag} ${file}: sample '${s.id}' has ${s.answer ? `answer "${s.answer}" not among its options` : 'no answer'} (training needs labelled samples)`,
+    );
   }
 }

@@ -22,11 +22,17 @@ export function registerScore(program: Command): void {
       const { model, tok } = await loadRole(o.rewardModel);
       try {
         const p = progressPrinter();
-        const scored = await scoreCandidates(model, tok, cands, { judgeRound: o.round, batchSize: o.batchSize, progress: (d, t) => p('score', d, t) });
+        const scored = await scoreCandidates(model, tok, cands, {
+          judgeRound: o.round,
+          batchSize: o.batchSize,
+          progress: (d, t) => p('score', d, t),
+        });
         writeMessageFileAtomic(o.out, 'medgr2.ScoredCandidate', scored);
         const r = scored.filter((s) => s.candidate.valid).map((s) => s.reward);
         const mean = r.reduce((a, b) => a + b, 0) / Math.max(1, r.length);
-        process.stdout.write(`${scored.length} candidates scored (${r.length} valid, mean reward ${mean.toFixed(3)}) -> ${o.out}\n`);
+        process.stdout.write(
+          `${scored.length} candidates scored (${r.length} valid, mean reward ${mean.toFixed(3)}) -> ${o.out}\n`,
+        );
       } finally {
         await model.dispose();
       }

@@ -43,7 +43,10 @@ export async function runTrainingCommand(
   const isMain = (opts.dist?.rank ?? 0) === 0;
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, {
-    device: cfg.device, seed: cfg.initSeed, tokenizer: cfg.tokenizer, dtype: cfg.dtype,
+    device: cfg.device,
+    seed: cfg.initSeed,
+    tokenizer: cfg.tokenizer,
+    dtype: cfg.dtype,
   });
   try {
     if (isMain) await saveResolvedConfig(cfg.out, savedConfig);

@@ -18,19 +18,37 @@ export interface Ablations {
 function shareWarmStart(from: string, to: string): void {
   const copy = (rel: string) => {
     const src = path.join(from, rel);
-    if (fs.existsSync(src) && !fs.existsSync(path.join(to, rel))) fs.cpSync(src, path.join(to, rel), { recursive: true });
+    if (fs.existsSync(src) && !fs.existsSync(path.join(to, rel)))
+      fs.cpSync(src, path.join(to, rel), { recursive: true });
   };
-  for (const rel of ['data', 'eval/base.json', 'eval/sftSeed.json', 'models/init', 'models/generator-1', 'models/judge-1', 'models/policy-sft-seed']) copy(rel);
-  for (const f of fs.readdirSync(path.join(from, 'manifests'))) if (!f.startsWith('round-')) copy(path.join('manifests', f));
+  for (const rel of [
+    'data',
+    'eval/base.json',
+    'eval/sftSeed.json',
+    'models/init',
+    'models/generator-1',
+    'models/judge-1',
+    'models/policy-sft-seed',
+  ])
+    copy(rel);
+  for (const f of fs.readdirSync(path.join(from, 'manifests')))
+    if (!f.startsWith('round-')) copy(path.join('manifests', f));
 }
 
 /** Runs the cycle and the ablations, writes OUT/report.md and report.json; returns the final table as text. */
-export async function runCycleWithAblations(cfg: CycleConfig, ablations: Ablations, hooks: CycleHooks = {}): Promise<{ main: CycleResult; text: string }> {
+export async function runCycleWithAblations(
+  cfg: CycleConfig,
+  ablations: Ablations,
+  hooks: CycleHooks = {},
+): Promise<{ main: CycleResult; text: string }> {
   const log = hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'));
   const main = await new Cycle(cfg, { ...hooks, log }).run();
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
   const arms: Record<string, EvalRecord | undefined> = {
-    base: last(main, 'base'), sftSeed: last(main, 'sftSeed'), sftCycle: last(main, 'sftCycle'), grpoCycle: last(main, 'grpoCycle'),
+    base: last(main, 'base'),
+    sftSeed: last(main, 'sftSeed'),
+    sftCycle: last(main, 'sftCycle'),
+    grpoCycle: last(main, 'grpoCycle'),
   };
   const variants: [string, Partial<CycleConfig>, boolean | undefined][] = [
     ['noRewardFilter', { rewardFilter: false }, ablations.noRewardFilter],

@@ -38,7 +38,14 @@ export interface CycleConfig {
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   /** selfConsistency: also train on the round's contradicted questions (select.ts), without their key. */
-  grpo: { steps: number; lr: number; groupSize: number; promptsPerStep: number; temperature: number; selfConsistency: boolean };
+  grpo: {
+    steps: number;
+    lr: number;
+    groupSize: number;
+    promptsPerStep: number;
+    temperature: number;
+    selfConsistency: boolean;
+  };
   eval: { maxNewTokens: number };
   tokenBudget: number;
 }
@@ -81,12 +88,31 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
 
 /** Settings that must be whole numbers (the rest of the numeric ones may be fractions). */
 const WHOLE_NUMBERS = new Set([
-  'rounds', 'seed', 'seedImages', 'poolImages', 'testImages', 'images', 'steps', 'perImage', 'batchSize', 'maxNewTokens',
-  'topK', 'generatorSteps', 'judgeSteps', 'factSwaps', 'groupSize', 'promptsPerStep', 'tokenBudget',
+  'rounds',
+  'seed',
+  'seedImages',
+  'poolImages',
+  'testImages',
+  'images',
+  'steps',
+  'perImage',
+  'batchSize',
+  'maxNewTokens',
+  'topK',
+  'generatorSteps',
+  'judgeSteps',
+  'factSwaps',
+  'groupSize',
+  'promptsPerStep',
+  'tokenBudget',
 ]);
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number'> = {
-  seedData: 'string', pool: 'string', model: 'string', 'select.threshold': 'number', 'select.topK': 'number',
+  seedData: 'string',
+  pool: 'string',
+  model: 'string',
+  'select.threshold': 'number',
+  'select.topK': 'number',
 };
 
 /** camelCase of a camelCase, kebab-case or snake_case key (as the sft/grpo config files allow). */
@@ -127,8 +153,16 @@ function kindOf(v: unknown): string {
   return isMapping(v) ? 'group' : typeof v;
 }
 
-function mergeGroup(base: Record<string, unknown>, over: unknown, prefix: string, where: string): Record<string, unknown> {
-  if (!isMapping(over)) throw new Error(`${where}: ${prefix ? `key "${prefix}" expects a group of settings` : 'a config must hold one mapping of settings'}, got ${JSON.stringify(over)}`);
+function mergeGroup(
+  base: Record<string, unknown>,
+  over: unknown,
+  prefix: string,
+  where: string,
+): Record<string, unknown> {
+  if (!isMapping(over))
+    throw new Error(
+      `${where}: ${prefix ? `key "${prefix}" expects a group of settings` : 'a config must hold one mapping of settings'}, got ${JSON.stringify(over)}`,
+    );
   const out: Record<string, unknown> = { ...base };
   const seen = new Set<string>();
   for (const [rawKey, value] of Object.entries(over)) {
@@ -138,10 +172,22 @@ function mergeGroup(base: Record<string, unknown>, over: unknown, prefix: string
     seen.add(key);
     const kind = key in base ? kindOf(base[key]) : OPTIONAL[name];
     if (kind === undefined) {
-      const known = [...Object.keys(base), ...Object.keys(OPTIONAL).filter((k) => k.startsWith(prefix ? `${prefix}.` : '') && !k.slice(prefix ? prefix.length + 1 : 0).includes('.')).map((k) => k.split('.').pop()!)];
-      throw new Error(`${where}: unknown key "${name}" (known${prefix ? ` in "${prefix}"` : ''}: ${[...new Set(known)].join(', ')})`);
+      const known = [
+        ...Object.keys(base),
+        ...Object.keys(OPTIONAL)
+          .filter(
+            (k) => k.startsWith(prefix ? `${prefix}.` : '') && !k.slice(prefix ? prefix.length + 1 : 0).includes('.'),
+          )
+          .map((k) => k.split('.').pop()!),
+      ];
+      throw new Error(
+        `${where}: unknown key "${name}" (known${prefix ? ` in "${prefix}"` : ''}: ${[...new Set(known)].join(', ')})`,
+      );
     }
-    out[key] = kind === 'group' ? mergeGroup(base[key] as Record<string, unknown>, value, name, where) : checkedLeaf(kind, key, name, value, where);
+    out[key] =
+      kind === 'group'
+        ? mergeGroup(base[key] as Record<string, unknown>, value, name, where)
+        : checkedLeaf(kind, key, name, value, where);
   }
   return out;
 }

@@ -27,7 +27,15 @@ import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
 import { Model } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { packageVersion } from '../version';
-import { compactGeneratorReply, generateCandidates, generatorPrompt, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
+import {
+  compactGeneratorReply,
+  generateCandidates,
+  generatorPrompt,
+  optionVocabulary,
+  readPool,
+  seedCopyKey,
+  type PoolImage,
+} from './generator';
 import { captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates } from './judge';
 import { accuracyAt, auc } from '../eval/auc';
@@ -62,7 +70,8 @@ export type StageName = string;
  * sftExamplesFromSamples). Trained on letters, the policy stayed at chance (24-26 %) after 400 steps.
  */
 const POLICY_STYLE: PromptStyle = 'think';
-const policyExamples = (samples: readonly Sample[]): SftExample[] => sftExamplesFromSamples(withDescriptions(samples), POLICY_STYLE, { answer: 'text' });
+const policyExamples = (samples: readonly Sample[]): SftExample[] =>
+  sftExamplesFromSamples(withDescriptions(samples), POLICY_STYLE, { answer: 'text' });
 
 export interface CycleHooks {
   /** Called as a stage starts (after its RUNNING manifest); throwing fails the stage (tests simulate a kill). */
@@ -114,7 +123,10 @@ export interface RoundRecord {
 }
 
 /** See RoundRecord.selectionPrecision; reads WORLD/train/truth.jsonl for the measurement alone. */
-export function selectionPrecision(worldTrainDir: string, scored: readonly ScoredCandidate[]): RoundRecord['selectionPrecision'] {
+export function selectionPrecision(
+  worldTrainDir: string,
+  scored: readonly ScoredCandidate[],
+): RoundRecord['selectionPrecision'] {
   const file = path.join(worldTrainDir, 'truth.jsonl');
   if (!fs.existsSync(file)) return undefined;
   const truth = new Map<string, { modality: string; anatomy: string; disease: string }>();
@@ -131,7 +143,13 @@ export function selectionPrecision(worldTrainDir: string, scored: readonly Score
     const want = t && field && t[field];
     if (!want) continue;
     const ok = normalizeAnswerText(s.candidate.sample.answer) === normalizeAnswerText(want);
-    if (s.selected) { out.kept++; if (ok) out.keptCorrect++; } else { out.dropped++; if (ok) out.droppedCorrect++; }
+    if (s.selected) {
+      out.kept++;
+      if (ok) out.keptCorrect++;
+    } else {
+      out.dropped++;
+      if (ok) out.droppedCorrect++;
+    }
   }
   return out;
 }
@@ -144,7 +162,9 @@ export function readJson<T>(file: string): T {
 export function checkModelDir(dir: string): void {
   if (!fs.existsSync(path.join(dir, 'config.json'))) throw new Error(`${dir}: not a model folder (no config.json)`);
   if (!fs.existsSync(path.join(dir, 'tokenizer.json'))) {
-    throw new Error(`${dir}: the model folder has no tokenizer.json (every role encodes text with the model's own tokenizer; copy it from the model's source)`);
+    throw new Error(
+      `${dir}: the model folder has no tokenizer.json (every role encodes text with the model's own tokenizer; copy it from the model's source)`,
+    );
   }
 }
 
@@ -174,7 +194,9 @@ export function loadSeed(file: string): Sample[] {
   }
   const unlabelled = samples.filter((s) => !s.answer || s.options.length < 2 || !s.options.includes(s.answer));
   if (unlabelled.length > 0) {
-    throw new Error(`--seed-data ${file}: ${unlabelled.length} of ${samples.length} sample(s) have no answer among their options (first: '${unlabelled[0].id}'); the seed must be labelled`);
+    throw new Error(
+      `--seed-data ${file}: ${unlabelled.length} of ${samples.length} sample(s) have no answer among their options (first: '${unlabelled[0].id}'); the seed must be labelled`,
+    );
   }
   return absImages(samples, file);
 }
@@ -192,7 +214,10 @@ export class Cycle {
   readonly p: CyclePaths;
   private log: (line: string) => void;
 
-  constructor(readonly cfg: CycleConfig, readonly hooks: CycleHooks = {}) {
+  constructor(
+    readonly cfg: CycleConfig,
+    readonly hooks: CycleHooks = {},
+  ) {
     this.p = new CyclePaths(cfg.out);
     this.log = hooks.log ?? ((l) => process.stderr.write(l + '\n'));
   }
@@ -207,13 +232,30 @@ export class Cycle {
   private writeManifest(stage: string, round: number, m: Partial<RunManifest>): void {
     const f = this.p.manifest(stage, round);
     fs.mkdirSync(path.dirname(f), { recursive: true });
-    writeMessageFileAtomic(f, 'medgr2.RunManifest', [{
-      stage, round, version: packageVersion, configJson: JSON.stringify(this.cfg), inputs: [], outputs: [], startedAt: 0, finishedAt: 0, status: 'RUNNING', error: '', ...m,
-    }]);
+    writeMessageFileAtomic(f, 'medgr2.RunManifest', [
+      {
+        stage,
+        round,
+        version: packageVersion,
+        configJson: JSON.stringify(this.cfg),
+        inputs: [],
+        outputs: [],
+        startedAt: 0,
+        finishedAt: 0,
+        status: 'RUNNING',
+        error: '',
+        ...m,
+      },
+    ]);
   }
 
   /** Runs `fn` unless the stage already finished; records RUNNING, then SUCCEEDED or FAILED. */
-  private async stage(stage: string, round: number, io: { inputs?: string[]; outputs: string[] }, fn: () => Promise<unknown>): Promise<void> {
+  private async stage(
+    stage: string,
+    round: number,
+    io: { inputs?: string[]; outputs: string[] },
+    fn: () => Promise<unknown>,
+  ): Promise<void> {
     const label = round ? `round ${round} ${stage}` : stage;
     if (this.manifestDone(stage, round)) {
       this.log(`[cycle] ${label}: finished earlier, kept`);
@@ -227,7 +269,12 @@ export class Cycle {
       await this.hooks.beforeStage?.(stage, round);
       await fn();
     } catch (e) {
-      this.writeManifest(stage, round, { ...base, status: 'FAILED', error: (e as Error).message, finishedAt: Date.now() / 1000 });
+      this.writeManifest(stage, round, {
+        ...base,
+        status: 'FAILED',
+        error: (e as Error).message,
+        finishedAt: Date.now() / 1000,
+      });
       throw e;
     }
     this.writeManifest(stage, round, { ...base, status: 'SUCCEEDED', finishedAt: Date.now() / 1000 });
@@ -245,7 +292,9 @@ export class Cycle {
     fs.mkdirSync(cfg.out, { recursive: true });
     writeJsonAtomicSync(p.config, cfg);
 
-    await this.stage('world', 0, { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] }, () => this.makeWorld());
+    await this.stage('world', 0, { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] }, () =>
+      this.makeWorld(),
+    );
     const seed = readSamples(p.seed).messages;
     const tests = this.readTests();
     const pool = readJson<PoolImage[]>(p.poolFile);
@@ -253,27 +302,68 @@ export class Cycle {
     await this.stage('init', 0, { outputs: [p.model(cfg.model ? 'init' : 'random')] }, () => this.makeInitialModel());
     if (!cfg.model) {
       await this.stage('pretrain', 0, { inputs: [p.model('random'), p.captions], outputs: [p.model('init')] }, () =>
-        this.sft('random', 'init', captionExamples(p.captions), cfg.pretrain.steps, cfg.pretrain.lr, 'pretrain'));
+        this.sft('random', 'init', captionExamples(p.captions), cfg.pretrain.steps, cfg.pretrain.lr, 'pretrain'),
+      );
     }
-    await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () => this.describePool(pool));
+    await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () =>
+      this.describePool(pool),
+    );
     const described = readJson<PoolImage[]>(p.describedPool);
-    await this.stage('warmup-generator', 0, { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] }, () =>
-      this.sft('init', 'generator-1', this.generatorWarmupExamples(seed), cfg.warmup.generatorSteps, cfg.warmup.lr, 'warmup-generator'));
-    await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () => this.evaluate('init', 'base', 0, tests));
+    await this.stage(
+      'warmup-generator',
+      0,
+      { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] },
+      () =>
+        this.sft(
+          'init',
+          'generator-1',
+          this.generatorWarmupExamples(seed),
+          cfg.warmup.generatorSteps,
+          cfg.warmup.lr,
+          'warmup-generator',
+        ),
+    );
+    await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () =>
+      this.evaluate('init', 'base', 0, tests),
+    );
     await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
-      this.sft('init', 'policy-sft-seed', policyExamples(seed), cfg.policySft.steps, cfg.policySft.lr, 'sft-seed', cfg.policySft.tokenBudget));
-    await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () => this.evaluate('policy-sft-seed', 'sftSeed', 0, tests));
+      this.sft(
+        'init',
+        'policy-sft-seed',
+        policyExamples(seed),
+        cfg.policySft.steps,
+        cfg.policySft.lr,
+        'sft-seed',
+        cfg.policySft.tokenBudget,
+      ),
+    );
+    await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () =>
+      this.evaluate('policy-sft-seed', 'sftSeed', 0, tests),
+    );
     // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
     // for this image" needs the image -> answer features the policy has just learned; from random
     // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
-    await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] }, () =>
-      this.sft('policy-sft-seed', 'judge-1', constructPairs(seed, { seed: cfg.seed }).map(judgeExample), cfg.warmup.judgeSteps, cfg.warmup.judgeLr, 'warmup-judge'));
+    await this.stage(
+      'warmup-judge',
+      0,
+      { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] },
+      () =>
+        this.sft(
+          'policy-sft-seed',
+          'judge-1',
+          constructPairs(seed, { seed: cfg.seed }).map(judgeExample),
+          cfg.warmup.judgeSteps,
+          cfg.warmup.judgeLr,
+          'warmup-judge',
+        ),
+    );
 
     for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, described, tests);
 
     const rounds = Array.from({ length: cfg.rounds }, (_, i) => readJson<RoundRecord>(p.roundJson(i + 1)));
     const evals: EvalRecord[] = [readJson(p.evalJson('base', 0)), readJson(p.evalJson('sftSeed', 0))];
-    for (let r = 1; r <= cfg.rounds; r++) evals.push(readJson(p.evalJson('sftCycle', r)), readJson(p.evalJson('grpoCycle', r)));
+    for (let r = 1; r <= cfg.rounds; r++)
+      evals.push(readJson(p.evalJson('sftCycle', r)), readJson(p.evalJson('grpoCycle', r)));
     return { out: cfg.out, rounds, evals, seconds: (Date.now() - t0) / 1000 };
   }
 
@@ -281,12 +371,27 @@ export class Cycle {
   private checkStart(): void {
     const { cfg, p } = this;
     const started = fs.existsSync(path.join(cfg.out, 'manifests'));
-    if (started && !cfg.resume) throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
+    if (started && !cfg.resume)
+      throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
     if (started && fs.existsSync(p.config)) {
       const prior = readJson<CycleConfig>(p.config);
-      const keys: (keyof CycleConfig)[] = ['seed', 'world', 'pretrain', 'generate', 'select', 'seedData', 'pool', 'model', 'rewardFilter', 'coEvolve'];
+      const keys: (keyof CycleConfig)[] = [
+        'seed',
+        'world',
+        'pretrain',
+        'generate',
+        'select',
+        'seedData',
+        'pool',
+        'model',
+        'rewardFilter',
+        'coEvolve',
+      ];
       for (const k of keys) {
-        if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k])) throw new Error(`${cfg.out}: --resume with a different '${k}' than the run it continues (was ${JSON.stringify(prior[k])})`);
+        if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k]))
+          throw new Error(
+            `${cfg.out}: --resume with a different '${k}' than the run it continues (was ${JSON.stringify(prior[k])})`,
+          );
       }
     }
   }
@@ -307,19 +412,42 @@ export class Cycle {
     const inSeedScope = (s: Sample) => w.seedModalities.includes(s.modality) && w.seedTasks.includes(s.task);
     if (!cfg.seedData || !cfg.pool) {
       const bad = w.seedModalities.filter((m) => !(MODALITIES as readonly string[]).includes(m));
-      if (bad.length) throw new Error(`world: unknown seed modalities ${bad.join(', ')} (MedSynth has ${MODALITIES.join(', ')})`);
+      if (bad.length)
+        throw new Error(`world: unknown seed modalities ${bad.join(', ')} (MedSynth has ${MODALITIES.join(', ')})`);
       const badTask = [...w.seedTasks, w.heldOutTask].filter((t) => !(TASKS as readonly string[]).includes(t));
       if (badTask.length) throw new Error(`world: unknown tasks ${badTask.join(', ')}`);
       const trainDir = path.join(p.world, 'train');
       const testDir = path.join(p.world, 'test');
-      this.log(`[cycle] world: MedSynth, seed ${w.seedImages} images (${w.seedModalities.join(', ')}), pool ${w.poolImages} (all 8 modalities), test ${w.testImages}`);
-      await synthesize({ out: trainDir, count: w.seedImages, unlabelled: w.poolImages, seed: cfg.seed, modalities: w.seedModalities as never, progress: this.progress('world') });
+      this.log(
+        `[cycle] world: MedSynth, seed ${w.seedImages} images (${w.seedModalities.join(', ')}), pool ${w.poolImages} (all 8 modalities), test ${w.testImages}`,
+      );
+      await synthesize({
+        out: trainDir,
+        count: w.seedImages,
+        unlabelled: w.poolImages,
+        seed: cfg.seed,
+        modalities: w.seedModalities as never,
+        progress: this.progress('world'),
+      });
       await synthesize({ out: testDir, count: w.testImages, seed: cfg.seed + 1000, progress: this.progress('world') });
       if (!cfg.model && cfg.pretrain.steps > 0) {
-        await synthesize({ out: path.dirname(p.captions), count: 0, captioned: cfg.pretrain.images, captionNoise: cfg.pretrain.noise, seed: cfg.seed + 2000, progress: this.progress('world') });
+        await synthesize({
+          out: path.dirname(p.captions),
+          count: 0,
+          captioned: cfg.pretrain.images,
+          captionNoise: cfg.pretrain.noise,
+          seed: cfg.seed + 2000,
+          progress: this.progress('world'),
+        });
       }
-      const train = absImages(loadSampleFile(path.join(trainDir, 'medsynth.jsonl')), path.join(trainDir, 'medsynth.jsonl'));
-      const test = absImages(loadSampleFile(path.join(testDir, 'medsynth.jsonl')), path.join(testDir, 'medsynth.jsonl'));
+      const train = absImages(
+        loadSampleFile(path.join(trainDir, 'medsynth.jsonl')),
+        path.join(trainDir, 'medsynth.jsonl'),
+      );
+      const test = absImages(
+        loadSampleFile(path.join(testDir, 'medsynth.jsonl')),
+        path.join(testDir, 'medsynth.jsonl'),
+      );
       seed = train.filter(inSeedScope);
       pool = readPool(path.join(trainDir, 'pool.jsonl'));
       tests = {
@@ -342,19 +470,28 @@ export class Cycle {
     if (seed.length === 0) throw new Error('world: the seed is empty');
     // every pool image must be readable before anything trains on it
     const { loadImages } = await import('../model/encode');
-    for (const img of pool) await loadImages([img.image]).catch((e: Error) => { throw new Error(`pool: ${e.message}`); });
+    for (const img of pool)
+      await loadImages([img.image]).catch((e: Error) => {
+        throw new Error(`pool: ${e.message}`);
+      });
     seed = seed.map((s) => ({ ...s, provenance: { ...s.provenance, kind: 'SEED' as const } }));
     fs.mkdirSync(path.dirname(p.seed), { recursive: true });
     writeSamples(p.seed, seed);
     for (const s of TEST_SETS) writeSamples(p.test(s), tests[s]);
     writeJsonAtomicSync(p.poolFile, pool);
-    writeJsonAtomicSync(p.judgePairs, constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }));
+    writeJsonAtomicSync(
+      p.judgePairs,
+      constructPairs(tests.inDomain.length ? tests.inDomain : seed.slice(0, 64), { seed: cfg.seed + 7 }),
+    );
   }
 
-  /** The generator's warm-up data: every seed sample with its image's description, plus warmup.factSwaps fact-swapped copies of each (describe.ts). */
+  /** The generator's warm-up data: every seed sample with its image's description, plus warmup.factSwaps
+   *  fact-swapped copies of each (describe.ts). */
   private generatorWarmupExamples(seed: Sample[]): SftExample[] {
     const vocabulary = optionVocabulary(seed);
-    const swapped = Array.from({ length: this.cfg.warmup.factSwaps }, (_, k) => factSwaps(seed, vocabulary, this.cfg.seed * 7919 + k));
+    const swapped = Array.from({ length: this.cfg.warmup.factSwaps }, (_, k) =>
+      factSwaps(seed, vocabulary, this.cfg.seed * 7919 + k),
+    );
     return [...withDescriptions(seed), ...swapped.flat()].map(generatorExample);
   }
 
@@ -362,8 +499,16 @@ export class Cycle {
   private async describePool(pool: PoolImage[]): Promise<void> {
     const { model, tok } = await loadRole(this.p.model('init'));
     try {
-      const texts = await describeImages(model, tok, pool.map((x) => x.image), { progress: this.progress('describe-pool') });
-      writeJsonAtomicSync(this.p.describedPool, pool.map((x, i) => ({ ...x, description: texts[i] })));
+      const texts = await describeImages(
+        model,
+        tok,
+        pool.map((x) => x.image),
+        { progress: this.progress('describe-pool') },
+      );
+      writeJsonAtomicSync(
+        this.p.describedPool,
+        pool.map((x, i) => ({ ...x, description: texts[i] })),
+      );
       this.log(`[cycle] describe-pool: ${pool.length} images, e.g. "${texts[0]}"`);
     } finally {
       await model.dispose();
@@ -390,19 +535,38 @@ export class Cycle {
   }
 
   /** Loads models/<from>, fine-tunes it on the examples, saves models/<to>. Returns the losses. */
-  private async sft(from: string, to: string, examples: SftExample[], steps: number, lr: number, stage: string, tokenBudget = this.cfg.tokenBudget): Promise<number[]> {
+  private async sft(
+    from: string,
+    to: string,
+    examples: SftExample[],
+    steps: number,
+    lr: number,
+    stage: string,
+    tokenBudget = this.cfg.tokenBudget,
+  ): Promise<number[]> {
     const { model, tok } = await loadRole(this.p.model(from));
     try {
       if (steps === 0 || examples.length === 0) {
         await saveModelAtomic(model, this.p.model(to));
         return [];
       }
-      const r = await trainSft(model, examples, {
-        lr, maxSteps: steps, tokenBudget, seed: this.cfg.seed, tokenizer: tok, progress: false,
-        warmupSteps: Math.min(10, Math.ceil(steps / 10)), minLrRatio: 0.1,
-      }, {
-        onStep: (i) => this.hooks.progress?.(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
-      });
+      const r = await trainSft(
+        model,
+        examples,
+        {
+          lr,
+          maxSteps: steps,
+          tokenBudget,
+          seed: this.cfg.seed,
+          tokenizer: tok,
+          progress: false,
+          warmupSteps: Math.min(10, Math.ceil(steps / 10)),
+          minLrRatio: 0.1,
+        },
+        {
+          onStep: (i) => this.hooks.progress?.(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
+        },
+      );
       const losses = r.history.map((h) => h.loss);
       await saveModelAtomic(model, this.p.model(to));
       writeJsonAtomicSync(this.p.log(to), { losses });
@@ -423,10 +587,19 @@ export class Cycle {
       const rec: EvalRecord = { arm, round, sets: {} };
       for (const s of TEST_SETS) {
         if (tests[s].length === 0) continue;
-        rec.sets[s] = (await evaluatePolicy(model, tests[s], { style: POLICY_STYLE, maxNewTokens: this.cfg.eval.maxNewTokens, tokenizer: tok, batchSize: 64 })).score;
+        rec.sets[s] = (
+          await evaluatePolicy(model, tests[s], {
+            style: POLICY_STYLE,
+            maxNewTokens: this.cfg.eval.maxNewTokens,
+            tokenizer: tok,
+            batchSize: 64,
+          })
+        ).score;
       }
       writeJsonAtomicSync(this.p.evalJson(arm, round), rec);
-      this.log(`[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`);
+      this.log(
+        `[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`,
+      );
     } finally {
       await model.dispose();
     }
@@ -448,7 +621,13 @@ export class Cycle {
       const { model, tok } = await loadRole(p.model(gen));
       try {
         const cands = await generateCandidates(model, tok, pool, {
-          ...cfg.generate, taskMix, seed: cfg.seed, round: r, seedKeys, vocabulary: optionVocabulary(seed), progress: this.progress(`round ${r} generate`),
+          ...cfg.generate,
+          taskMix,
+          seed: cfg.seed,
+          round: r,
+          seedKeys,
+          vocabulary: optionVocabulary(seed),
+          progress: this.progress(`round ${r} generate`),
         });
         writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
       } finally {
@@ -460,7 +639,10 @@ export class Cycle {
       const cands = readMessageFile<Candidate>(p.candidates(r), { expect: 'medgr2.Candidate' }).messages;
       const { model, tok } = await loadRole(p.model(judge));
       try {
-        const scored = await scoreCandidates(model, tok, cands, { judgeRound: r, progress: this.progress(`round ${r} score`) });
+        const scored = await scoreCandidates(model, tok, cands, {
+          judgeRound: r,
+          progress: this.progress(`round ${r} score`),
+        });
         writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
       } finally {
         await model.dispose();
@@ -469,72 +651,160 @@ export class Cycle {
 
     await this.stage('select', r, { inputs: [p.scored(r)], outputs: [p.selected(r)] }, async () => {
       const scored = readMessageFile<ScoredCandidate>(p.scored(r), { expect: 'medgr2.ScoredCandidate' }).messages;
-      const sel = selectCandidates(scored, { ...cfg.select, seed: cfg.seed + r, rankBy: cfg.rewardFilter ? 'reward' : 'random' });
+      const sel = selectCandidates(scored, {
+        ...cfg.select,
+        seed: cfg.seed + r,
+        rankBy: cfg.rewardFilter ? 'reward' : 'random',
+      });
       writeMessageFileAtomic(p.selected(r), 'medgr2.ScoredCandidate', sel);
       const s = selectionSummary(sel);
       this.log(`[cycle] round ${r} select: ${s.candidates} candidates, ${s.valid} valid, ${s.kept} kept`);
     });
 
-    await this.stage('judge-eval', r, { inputs: [p.model(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] }, async () => {
-      const pairs = readJson<LabelledPair[]>(p.judgePairs);
-      const { model, tok } = await loadRole(p.model(judge));
-      try {
-        const scores = await judgeRewards(model, tok, pairs);
-        const labels = pairs.map((x) => x.label);
-        const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
-        writeJsonAtomicSync(path.join(p.roundDir(r), 'judge-eval.json'), res);
-        this.log(`[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`);
-      } finally {
-        await model.dispose();
-      }
-    });
+    await this.stage(
+      'judge-eval',
+      r,
+      { inputs: [p.model(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] },
+      async () => {
+        const pairs = readJson<LabelledPair[]>(p.judgePairs);
+        const { model, tok } = await loadRole(p.model(judge));
+        try {
+          const scores = await judgeRewards(model, tok, pairs);
+          const labels = pairs.map((x) => x.label);
+          const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
+          writeJsonAtomicSync(path.join(p.roundDir(r), 'judge-eval.json'), res);
+          this.log(
+            `[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`,
+          );
+        } finally {
+          await model.dispose();
+        }
+      },
+    );
 
     // every round's selection so far, each file read once
-    const selections = Array.from({ length: r }, (_, k) => readMessageFile<ScoredCandidate>(p.selected(k + 1), { expect: 'medgr2.ScoredCandidate' }).messages);
-    const kept = selections.flat().filter((s) => s.selected).map((s) => s.candidate.sample);
+    const selections = Array.from(
+      { length: r },
+      (_, k) => readMessageFile<ScoredCandidate>(p.selected(k + 1), { expect: 'medgr2.ScoredCandidate' }).messages,
+    );
+    const kept = selections
+      .flat()
+      .filter((s) => s.selected)
+      .map((s) => s.candidate.sample);
     const thisRound = selections[r - 1];
 
     const nextGen = `generator-${r + 1}`;
     const nextJudge = `judge-${r + 1}`;
     if (cfg.coEvolve || r === 1) {
-      await this.stage('co-develop-generator', r, { inputs: [p.model(gen), p.selected(r)], outputs: [p.model(nextGen)] }, async () => {
-        // rejection-sampling fine-tuning on this round's kept samples, with the seed mixed in so the format holds
-        const ex = [...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample), ...withDescriptions(seed)].map(generatorExample);
-        await this.sft(gen, nextGen, ex, cfg.coDevelop.generatorSteps, cfg.coDevelop.lr, `round ${r} co-develop-generator`);
-      });
-      await this.stage('co-develop-judge', r, { inputs: [p.model(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] }, async () => {
-        const pairs = [...constructPairs(seed, { seed: cfg.seed + r }), ...confidentPairs(thisRound, { hi: cfg.coDevelop.confidentHi, lo: cfg.coDevelop.confidentLo })];
-        await this.sft(judge, nextJudge, pairs.map(judgeExample), cfg.coDevelop.judgeSteps, cfg.coDevelop.lr, `round ${r} co-develop-judge`);
-      });
+      await this.stage(
+        'co-develop-generator',
+        r,
+        { inputs: [p.model(gen), p.selected(r)], outputs: [p.model(nextGen)] },
+        async () => {
+          // rejection-sampling fine-tuning on this round's kept samples, with the seed mixed in so the format holds
+          const ex = [
+            ...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample),
+            ...withDescriptions(seed),
+          ].map(generatorExample);
+          await this.sft(
+            gen,
+            nextGen,
+            ex,
+            cfg.coDevelop.generatorSteps,
+            cfg.coDevelop.lr,
+            `round ${r} co-develop-generator`,
+          );
+        },
+      );
+      await this.stage(
+        'co-develop-judge',
+        r,
+        { inputs: [p.model(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
+        async () => {
+          const pairs = [
+            ...constructPairs(seed, { seed: cfg.seed + r }),
+            ...confidentPairs(thisRound, { hi: cfg.coDevelop.confidentHi, lo: cfg.coDevelop.confidentLo }),
+          ];
+          await this.sft(
+            judge,
+            nextJudge,
+            pairs.map(judgeExample),
+            cfg.coDevelop.judgeSteps,
+            cfg.coDevelop.lr,
+            `round ${r} co-develop-judge`,
+          );
+        },
+      );
     }
 
     const policyData = [...seed, ...kept];
-    await this.stage('policy-sft', r, { inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))], outputs: [p.model(`policy-sft-${r}`)] }, async () => {
-      this.log(`[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`);
-      await this.sft('init', `policy-sft-${r}`, policyExamples(policyData), cfg.policySft.steps, cfg.policySft.lr, `round ${r} policy-sft`, cfg.policySft.tokenBudget);
-    });
+    await this.stage(
+      'policy-sft',
+      r,
+      {
+        inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))],
+        outputs: [p.model(`policy-sft-${r}`)],
+      },
+      async () => {
+        this.log(
+          `[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`,
+        );
+        await this.sft(
+          'init',
+          `policy-sft-${r}`,
+          policyExamples(policyData),
+          cfg.policySft.steps,
+          cfg.policySft.lr,
+          `round ${r} policy-sft`,
+          cfg.policySft.tokenBudget,
+        );
+      },
+    );
 
-    await this.stage('policy-grpo', r, { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] }, async () => {
-      const { model, tok } = await loadRole(p.model(`policy-sft-${r}`));
-      try {
-        // the questions whose rationale contradicts their answer, without the answer: the policy is
-        // rewarded there for answering what its own thought names (answerReward)
-        const { selfConsistency, ...grpoOptions } = cfg.grpo;
-        const unlabelled = selfConsistency ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' })) : [];
-        const prompts = grpoPromptsFromSamples([...policyData, ...unlabelled], POLICY_STYLE);
-        this.log(`[cycle] round ${r} grpo on ${prompts.length} prompts: ${policyData.length} with a key, ${unlabelled.length} without (self-consistency)`);
-        const steps = await trainGrpo(model, prompts, [answerReward(1), formatReward(POLICY_STYLE, 0.1)], {
-          ...grpoOptions, maxNewTokens: cfg.eval.maxNewTokens, seed: cfg.seed + r, tokenizer: tok,
-        }, { onStep: (m) => this.hooks.progress?.(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps) });
-        const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
-        await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
-        writeJsonAtomicSync(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
-        const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-        this.log(`[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`);
-      } finally {
-        await model.dispose();
-      }
-    });
+    await this.stage(
+      'policy-grpo',
+      r,
+      { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] },
+      async () => {
+        const { model, tok } = await loadRole(p.model(`policy-sft-${r}`));
+        try {
+          // the questions whose rationale contradicts their answer, without the answer: the policy is
+          // rewarded there for answering what its own thought names (answerReward)
+          const { selfConsistency, ...grpoOptions } = cfg.grpo;
+          const unlabelled = selfConsistency
+            ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
+            : [];
+          const prompts = grpoPromptsFromSamples([...policyData, ...unlabelled], POLICY_STYLE);
+          this.log(
+            `[cycle] round ${r} grpo on ${prompts.length} prompts: ${policyData.length} with a key, ${unlabelled.length} without (self-consistency)`,
+          );
+          const steps = await trainGrpo(
+            model,
+            prompts,
+            [answerReward(1), formatReward(POLICY_STYLE, 0.1)],
+            {
+              ...grpoOptions,
+              maxNewTokens: cfg.eval.maxNewTokens,
+              seed: cfg.seed + r,
+              tokenizer: tok,
+            },
+            {
+              onStep: (m) =>
+                this.hooks.progress?.(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps),
+            },
+          );
+          const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
+          await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
+          writeJsonAtomicSync(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
+          const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+          this.log(
+            `[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`,
+          );
+        } finally {
+          await model.dispose();
+        }
+      },
+    );
 
     await this.stage('eval', r, { outputs: [p.evalJson('sftCycle', r), p.evalJson('grpoCycle', r)] }, async () => {
       await this.evaluate(`policy-sft-${r}`, 'sftCycle', r, tests);
@@ -542,10 +812,14 @@ export class Cycle {
     });
 
     await this.stage('round-summary', r, { outputs: [p.roundJson(r)] }, async () => {
-      const curve = (m: string): { losses?: number[]; meanRewards?: number[] } => (fs.existsSync(p.log(m)) ? readJson(p.log(m)) : {});
+      const curve = (m: string): { losses?: number[]; meanRewards?: number[] } =>
+        fs.existsSync(p.log(m)) ? readJson(p.log(m)) : {};
       const sum = selectionSummary(thisRound);
       const reasons: Record<string, number> = {};
-      for (const s of thisRound) if (!s.candidate.valid) reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] = (reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] ?? 0) + 1;
+      for (const s of thisRound)
+        if (!s.candidate.valid)
+          reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] =
+            (reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] ?? 0) + 1;
       const rec: RoundRecord = {
         ...(stats as { round: number }),
         ...sum,
@@ -561,7 +835,10 @@ export class Cycle {
         selectionPrecision: cfg.pool ? undefined : selectionPrecision(path.join(p.world, 'train'), thisRound),
       };
       const sp = rec.selectionPrecision;
-      if (sp) this.log(`[cycle] round ${r} selection precision: kept ${sp.keptCorrect}/${sp.kept} correct, dropped ${sp.droppedCorrect}/${sp.dropped} correct`);
+      if (sp)
+        this.log(
+          `[cycle] round ${r} selection precision: kept ${sp.keptCorrect}/${sp.kept} correct, dropped ${sp.droppedCorrect}/${sp.dropped} correct`,
+        );
       writeJsonAtomicSync(p.roundJson(r), rec);
     });
   }
@@ -569,5 +846,9 @@ export class Cycle {
 
 /** The generator's SFT example for a labelled sample: hints and description in, the JSON sample out. */
 export function generatorExample(s: Sample): SftExample {
-  return { images: s.images, user: generatorPrompt({ modality: s.modality, task: s.task, description: s.rationale }), reply: compactGeneratorReply(s) };
+  return {
+    images: s.images,
+    user: generatorPrompt({ modality: s.modality, task: s.task, description: s.rationale }),
+    reply: compactGeneratorReply(s),
+  };
 }

@@ -38,16 +38,21 @@ export function factOfTask(task: string): keyof CaptionFacts | undefined {
 export function captionExamples(file: string): SftExample[] {
   if (!fs.existsSync(file)) return [];
   const root = path.dirname(path.resolve(file));
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((line, i) => {
-    let rec: { image_path?: unknown; caption?: unknown };
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      throw new Error(`${file}:${i + 1}: not a JSON object`);
-    }
-    if (typeof rec.image_path !== 'string' || typeof rec.caption !== 'string' || !rec.caption) throw new Error(`${file}:${i + 1}: expected {"image_path", "caption"}`);
-    return { images: [path.resolve(root, rec.image_path)], user: CAPTION_PROMPT, reply: rec.caption };
-  });
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line, i) => {
+      let rec: { image_path?: unknown; caption?: unknown };
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        throw new Error(`${file}:${i + 1}: not a JSON object`);
+      }
+      if (typeof rec.image_path !== 'string' || typeof rec.caption !== 'string' || !rec.caption)
+        throw new Error(`${file}:${i + 1}: expected {"image_path", "caption"}`);
+      return { images: [path.resolve(root, rec.image_path)], user: CAPTION_PROMPT, reply: rec.caption };
+    });
 }
 
 /** Per image (its first path): what the samples about it state, and the samples' modality field. */
@@ -111,7 +116,13 @@ export function factSwaps(
     };
     const g: CaptionFacts = { modality: swap('modality'), anatomy: swap('anatomy'), disease: swap('disease') };
     if (g.modality === f.modality && g.anatomy === f.anatomy && g.disease === f.disease) continue;
-    out.push({ ...s, id: `${s.id}/swap-${seed}`, modality: g.modality, answer: g[field] || s.answer, rationale: captionText(g, prng) });
+    out.push({
+      ...s,
+      id: `${s.id}/swap-${seed}`,
+      modality: g.modality,
+      answer: g[field] || s.answer,
+      rationale: captionText(g, prng),
+    });
   }
   return out;
 }
@@ -121,17 +132,24 @@ export async function describeImages(
   model: Model,
   tok: TextTokenizer,
   images: readonly string[],
-  opts: ImageOptions & { batchSize?: number; maxNewTokens?: number; progress?: (done: number, total: number) => void } = {},
+  opts: ImageOptions & {
+    batchSize?: number;
+    maxNewTokens?: number;
+    progress?: (done: number, total: number) => void;
+  } = {},
 ): Promise<string[]> {
   const out: string[] = [];
   const batchSize = opts.batchSize ?? 64;
   for (let b = 0; b < images.length; b += batchSize) {
     const loaded = await loadImages(images.slice(b, b + batchSize), opts);
     const { batch } = toModelBatch(packInOrder(loaded.map((img) => encodeConversation(tok, [img], CAPTION_PROMPT))));
-    const gen = await model.generateBatch(batch, { maxNewTokens: opts.maxNewTokens ?? 32, temperature: 0, stopTokens: [tok.special.imEnd, tok.special.endOfText] });
+    const gen = await model.generateBatch(batch, {
+      maxNewTokens: opts.maxNewTokens ?? 32,
+      temperature: 0,
+      stopTokens: [tok.special.imEnd, tok.special.endOfText],
+    });
     for (const t of gen.tokens) out.push(tok.decode(t, { skipSpecial: true }).trim());
     opts.progress?.(out.length, images.length);
   }
   return out;
 }
-

@@ -21,7 +21,8 @@ export interface PoolImage {
   description?: string;
 }
 
-/** The generator's user turn: the instruction, then the target modality and task, and the image's description (describe.ts). */
+/** The generator's user turn: the instruction, then the target modality and task, and the image's
+ *  description (describe.ts). */
 export function generatorPrompt(hint: { modality: string; task: string; description?: string }): string {
   const lines = [GENERATOR_INSTRUCTION];
   if (hint.modality) lines.push(`Modality: ${hint.modality}`);
@@ -48,9 +49,16 @@ export function optionVocabulary(seed: readonly Pick<Sample, 'task' | 'options'>
 }
 
 /** The reply the generator is fine-tuned to write for a sample (the same JSON shape it must parse). */
-export function generatorReply(sample: Pick<Sample, 'question' | 'questionStem' | 'options' | 'answer' | 'rationale' | 'modality'>): string {
+export function generatorReply(
+  sample: Pick<Sample, 'question' | 'questionStem' | 'options' | 'answer' | 'rationale' | 'modality'>,
+): string {
   const rationale = sample.rationale || `The ${sample.modality} image shows ${sample.answer}.`;
-  return JSON.stringify({ question: sample.questionStem || sample.question, options: sample.options, answer: sample.answer, rationale });
+  return JSON.stringify({
+    question: sample.questionStem || sample.question,
+    options: sample.options,
+    answer: sample.answer,
+    rationale,
+  });
 }
 
 /** What a seed sample looks like to the copy check: question, options in order and answer, normalized. */
@@ -116,7 +124,13 @@ function jsonObjectText(raw: string): string | undefined {
  */
 export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
   const sample = emptySample(ctx);
-  const invalid = (reason: string): Candidate => ({ sample, generatorRound: ctx.round, valid: false, invalidReason: reason, raw });
+  const invalid = (reason: string): Candidate => ({
+    sample,
+    generatorRound: ctx.round,
+    valid: false,
+    invalidReason: reason,
+    raw,
+  });
   const text = jsonObjectText(raw);
   if (text === undefined) return invalid('no JSON object in the reply');
   let obj: unknown;
@@ -138,7 +152,9 @@ export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
       return invalid(`"answer" is not in the seed's vocabulary for ${ctx.task}`);
     }
     const prng = new Prng(`generator-options/${ctx.id}`);
-    const distractors = prng.shuffle(vocab.filter((v) => normalizeAnswerText(v) !== normalizeAnswerText(a))).slice(0, 3);
+    const distractors = prng
+      .shuffle(vocab.filter((v) => normalizeAnswerText(v) !== normalizeAnswerText(a)))
+      .slice(0, 3);
     if (distractors.length < 3) return invalid(`the seed's vocabulary for ${ctx.task} has fewer than four options`);
     const slot = Math.floor(prng.next() * 4);
     o.options = [...distractors.slice(0, slot), a, ...distractors.slice(slot)];
@@ -164,29 +180,38 @@ export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
 
 /** Reads a pool: a folder of images (no hints), or a pool.jsonl of {image_path, modality_hint}. */
 export function readPool(poolPath: string): PoolImage[] {
-  if (!fs.existsSync(poolPath)) throw new Error(`${poolPath}: no such pool (expected a folder of images or a pool.jsonl)`);
+  if (!fs.existsSync(poolPath))
+    throw new Error(`${poolPath}: no such pool (expected a folder of images or a pool.jsonl)`);
   if (fs.statSync(poolPath).isDirectory()) {
     const jsonl = path.join(poolPath, 'pool.jsonl');
     if (fs.existsSync(jsonl)) return readPool(jsonl);
-    const files = fs.readdirSync(poolPath).filter((f) => /\.(png|jpe?g|bmp|tiff?|dcm)$/i.test(f)).sort();
+    const files = fs
+      .readdirSync(poolPath)
+      .filter((f) => /\.(png|jpe?g|bmp|tiff?|dcm)$/i.test(f))
+      .sort();
     if (files.length === 0) throw new Error(`${poolPath}: no images in the pool folder`);
     return files.map((f) => ({ image: path.resolve(poolPath, f), modality: '' }));
   }
   const root = path.dirname(path.resolve(poolPath));
   const out: PoolImage[] = [];
-  fs.readFileSync(poolPath, 'utf8').split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      throw new Error(`${poolPath}:${i + 1}: not a JSON object`);
-    }
-    const img = rec.image_path ?? rec.image;
-    if (typeof img !== 'string' || !img) throw new Error(`${poolPath}:${i + 1}: missing 'image_path'`);
-    const hint = rec.modality_hint ?? rec.modality ?? '';
-    out.push({ image: path.isAbsolute(img) ? img : path.join(root, img), modality: typeof hint === 'string' ? hint : '' });
-  });
+  fs.readFileSync(poolPath, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        throw new Error(`${poolPath}:${i + 1}: not a JSON object`);
+      }
+      const img = rec.image_path ?? rec.image;
+      if (typeof img !== 'string' || !img) throw new Error(`${poolPath}:${i + 1}: missing 'image_path'`);
+      const hint = rec.modality_hint ?? rec.modality ?? '';
+      out.push({
+        image: path.isAbsolute(img) ? img : path.join(root, img),
+        modality: typeof hint === 'string' ? hint : '',
+      });
+    });
   if (out.length === 0) throw new Error(`${poolPath}: empty pool`);
   return out;
 }
@@ -219,12 +244,29 @@ function drawTask(mix: Record<string, number>, prng: Prng): string {
 }
 
 /** K candidates per pool image, in pool order (image i's k-th candidate has id g{round}-{i}-{k}). */
-export async function generateCandidates(generator: Model, tok: TextTokenizer, pool: readonly PoolImage[], opts: GenerateOptions): Promise<Candidate[]> {
+export async function generateCandidates(
+  generator: Model,
+  tok: TextTokenizer,
+  pool: readonly PoolImage[],
+  opts: GenerateOptions,
+): Promise<Candidate[]> {
   const jobs: { img: number; ctx: ParseContext }[] = [];
   pool.forEach((p, i) => {
     for (let k = 0; k < opts.perImage; k++) {
       const task = drawTask(opts.taskMix, new Prng(`generate/${opts.seed}/${opts.round}/${i}/${k}`));
-      jobs.push({ img: i, ctx: { id: `g${opts.round}-${i}-${k}`, image: p.image, modality: p.modality, task, description: p.description, round: opts.round, seedKeys: opts.seedKeys, vocabulary: opts.vocabulary } });
+      jobs.push({
+        img: i,
+        ctx: {
+          id: `g${opts.round}-${i}-${k}`,
+          image: p.image,
+          modality: p.modality,
+          task,
+          description: p.description,
+          round: opts.round,
+          seedKeys: opts.seedKeys,
+          vocabulary: opts.vocabulary,
+        },
+      });
     }
   });
   const raws: string[] = [];
@@ -232,7 +274,10 @@ export async function generateCandidates(generator: Model, tok: TextTokenizer, p
   for (let b = 0; b < jobs.length; b += opts.batchSize) {
     const chunk = jobs.slice(b, b + opts.batchSize);
     const uniq = [...new Set(chunk.map((j) => j.img))];
-    const loaded = await loadImages(uniq.map((i) => pool[i].image), opts);
+    const loaded = await loadImages(
+      uniq.map((i) => pool[i].image),
+      opts,
+    );
     const imgOf = new Map(uniq.map((i, n) => [i, loaded[n]]));
     const prompts = chunk.map((j) => encodeConversation(tok, [imgOf.get(j.img)!], generatorPrompt(j.ctx)));
     const { batch } = toModelBatch(packInOrder(prompts));
@@ -246,7 +291,12 @@ export async function generateCandidates(generator: Model, tok: TextTokenizer, p
     chunk.forEach((_, n) => raws.push(tok.decode(gen.tokens[n], { skipSpecial: true })));
     opts.progress?.(raws.length, jobs.length);
   }
-  const vocabulary = opts.vocabulary && roundVocabulary(opts.vocabulary, raws.map((raw, i) => ({ raw, task: jobs[i].ctx.task })));
+  const vocabulary =
+    opts.vocabulary &&
+    roundVocabulary(
+      opts.vocabulary,
+      raws.map((raw, i) => ({ raw, task: jobs[i].ctx.task })),
+    );
   return raws.map((raw, i) => parseGeneratorReply(raw, { ...jobs[i].ctx, vocabulary }));
 }
 

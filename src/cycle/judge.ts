@@ -10,7 +10,14 @@
 import type { Candidate, ScoredCandidate, Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
-import { encodeConversation, loadImages, packInOrder, toModelBatch, type ImageOptions, type LoadedImage } from '../model/encode';
+import {
+  encodeConversation,
+  loadImages,
+  packInOrder,
+  toModelBatch,
+  type ImageOptions,
+  type LoadedImage,
+} from '../model/encode';
 import { judgePrompt } from './prompts';
 
 export interface YesNoTokens {
@@ -24,7 +31,8 @@ export function yesNoTokens(tok: TextTokenizer): YesNoTokens {
   const yes = tok.encode('Yes');
   const no = tok.encode('No');
   if (yes.length === 0 || no.length === 0) throw new Error(`${tok.source}: "Yes" or "No" encodes to no tokens`);
-  if (yes[0] === no[0]) throw new Error(`${tok.source}: "Yes" and "No" start with the same token; the judge cannot tell them apart`);
+  if (yes[0] === no[0])
+    throw new Error(`${tok.source}: "Yes" and "No" start with the same token; the judge cannot tell them apart`);
   const notes: string[] = [];
   if (yes.length > 1) notes.push(`"Yes" is ${yes.length} tokens; using the first (${yes[0]})`);
   if (no.length > 1) notes.push(`"No" is ${no.length} tokens; using the first (${no[0]})`);
@@ -50,7 +58,12 @@ export interface JudgeOptions extends ImageOptions {
 }
 
 /** The reward of each item, in order. Images shared by several items are decoded once per batch. */
-export async function judgeRewards(judge: Model, tok: TextTokenizer, items: readonly JudgeItem[], opts: JudgeOptions = {}): Promise<number[]> {
+export async function judgeRewards(
+  judge: Model,
+  tok: TextTokenizer,
+  items: readonly JudgeItem[],
+  opts: JudgeOptions = {},
+): Promise<number[]> {
   const ids = yesNoTokens(tok);
   const V = judge.config.text.vocabSize;
   const bs = opts.batchSize ?? 32;
@@ -60,7 +73,13 @@ export async function judgeRewards(judge: Model, tok: TextTokenizer, items: read
     const paths = [...new Set(chunk.flatMap((it) => it.images))];
     const loaded = await loadImages(paths, opts);
     const byPath = new Map<string, LoadedImage>(paths.map((p, i) => [p, loaded[i]]));
-    const prompts = chunk.map((it) => encodeConversation(tok, it.images.map((p) => byPath.get(p)!), judgePrompt(it.sample)));
+    const prompts = chunk.map((it) =>
+      encodeConversation(
+        tok,
+        it.images.map((p) => byPath.get(p)!),
+        judgePrompt(it.sample),
+      ),
+    );
     const pb = packInOrder(prompts);
     const logits = await judge.logits(toModelBatch(pb).batch);
     try {
@@ -82,9 +101,19 @@ export interface ScoreOptions extends JudgeOptions {
 }
 
 /** Scores every valid candidate; an invalid one gets reward 0 unjudged (its reason says why). */
-export async function scoreCandidates(judge: Model, tok: TextTokenizer, candidates: readonly Candidate[], opts: ScoreOptions): Promise<ScoredCandidate[]> {
+export async function scoreCandidates(
+  judge: Model,
+  tok: TextTokenizer,
+  candidates: readonly Candidate[],
+  opts: ScoreOptions,
+): Promise<ScoredCandidate[]> {
   const valid = candidates.filter((c) => c.valid);
-  const rewards = await judgeRewards(judge, tok, valid.map((c) => ({ images: c.sample.images, sample: c.sample })), opts);
+  const rewards = await judgeRewards(
+    judge,
+    tok,
+    valid.map((c) => ({ images: c.sample.images, sample: c.sample })),
+    opts,
+  );
   const byCandidate = new Map(valid.map((c, i) => [c, rewards[i]]));
   return candidates.map((c) => ({
     candidate: c,

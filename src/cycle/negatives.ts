@@ -28,7 +28,12 @@ export interface LabelledPair {
 const same = (a: string, b: string) => normalizeAnswerText(a) === normalizeAnswerText(b);
 
 /** One negative of `kind` for `s`, or undefined when the seed offers no way to make it. */
-export function constructNegative(s: Sample, kind: NegativeKind, all: readonly Sample[], prng: Prng): LabelledPair | undefined {
+export function constructNegative(
+  s: Sample,
+  kind: NegativeKind,
+  all: readonly Sample[],
+  prng: Prng,
+): LabelledPair | undefined {
   const neg = (sample: Sample, images = s.images): LabelledPair => ({ images, sample, label: false, kind });
   switch (kind) {
     case 'wrong-key': {
@@ -45,14 +50,24 @@ export function constructNegative(s: Sample, kind: NegativeKind, all: readonly S
       return undefined;
     }
     case 'mismatched-image': {
-      const others = all.filter((o) => o.task === s.task && o.images.join() !== s.images.join() && !same(o.answer, s.answer) && o.modality === s.modality);
-      const fallback = all.filter((o) => o.task === s.task && o.images.join() !== s.images.join() && !same(o.answer, s.answer));
+      const others = all.filter(
+        (o) =>
+          o.task === s.task &&
+          o.images.join() !== s.images.join() &&
+          !same(o.answer, s.answer) &&
+          o.modality === s.modality,
+      );
+      const fallback = all.filter(
+        (o) => o.task === s.task && o.images.join() !== s.images.join() && !same(o.answer, s.answer),
+      );
       const pickFrom = others.length ? others : fallback;
       if (pickFrom.length === 0) return undefined;
       return neg(s, prng.pick(pickFrom).images);
     }
     case 'off-modality': {
-      const others = all.filter((o) => o.modality !== s.modality && !(o.options.some((x) => same(x, s.answer)) && same(o.answer, s.answer)));
+      const others = all.filter(
+        (o) => o.modality !== s.modality && !(o.options.some((x) => same(x, s.answer)) && same(o.answer, s.answer)),
+      );
       if (others.length === 0) return undefined;
       return neg(prng.pick(others));
     }
@@ -60,7 +75,10 @@ export function constructNegative(s: Sample, kind: NegativeKind, all: readonly S
 }
 
 /** Every sample as a positive, plus `negativesPerPositive` negatives each, kinds in turn. */
-export function constructPairs(samples: readonly Sample[], opts: { seed: number; negativesPerPositive?: number }): LabelledPair[] {
+export function constructPairs(
+  samples: readonly Sample[],
+  opts: { seed: number; negativesPerPositive?: number },
+): LabelledPair[] {
   const prng = new Prng(`negatives/${opts.seed}`);
   const per = opts.negativesPerPositive ?? 1;
   const out: LabelledPair[] = [];
@@ -81,12 +99,20 @@ export function constructPairs(samples: readonly Sample[], opts: { seed: number;
 }
 
 /** The round's judgments the judge was sure of: reward >= hi → Yes, <= lo → No (valid candidates only). */
-export function confidentPairs(scored: readonly ScoredCandidate[], opts: { hi?: number; lo?: number } = {}): LabelledPair[] {
+export function confidentPairs(
+  scored: readonly ScoredCandidate[],
+  opts: { hi?: number; lo?: number } = {},
+): LabelledPair[] {
   const hi = opts.hi ?? 0.9;
   const lo = opts.lo ?? 0.1;
   return scored
     .filter((s) => s.candidate.valid && (s.reward >= hi || s.reward <= lo))
-    .map((s) => ({ images: s.candidate.sample.images, sample: s.candidate.sample, label: s.reward >= hi, kind: 'confident' as const }));
+    .map((s) => ({
+      images: s.candidate.sample.images,
+      sample: s.candidate.sample,
+      label: s.reward >= hi,
+      kind: 'confident' as const,
+    }));
 }
 
 /** A labelled pair as the judge's SFT example. */

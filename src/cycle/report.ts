@@ -24,7 +24,10 @@ export interface CycleReport {
     judge: { accuracy: number; auc: number; pairs: number };
     /** Measured against MedSynth's truth (never used to select); absent for other data. */
     selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
-    policy: Record<string, { overall: number | null; byModality: Record<string, number>; byTask: Record<string, number> }>;
+    policy: Record<
+      string,
+      { overall: number | null; byModality: Record<string, number>; byTask: Record<string, number> }
+    >;
   }>;
   final: ArmTable;
   claims: { name: string; holds: boolean | null; detail: string }[];
@@ -42,7 +45,12 @@ function accOf(e: EvalRecord | undefined, s: TestSetName): number | null {
 }
 
 /** The report's data, from the round records and evaluations. `arms` maps report arm names to evals. */
-export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, EvalRecord | undefined>, perRoundEvals: EvalRecord[], seconds?: number): CycleReport {
+export function buildCycleReport(
+  rounds: RoundRecord[],
+  arms: Record<string, EvalRecord | undefined>,
+  perRoundEvals: EvalRecord[],
+  seconds?: number,
+): CycleReport {
   const final: ArmTable = {};
   for (const [name, e] of Object.entries(arms)) {
     if (!e) continue;
@@ -75,10 +83,16 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
         correct += sc.overall.correct;
         total += sc.overall.total;
         for (const [k, g] of Object.entries(sc.byModality)) add(modalityCounts, k, g);
-        for (const [k, g] of Object.entries(sc.byTask)) add(taskCounts, `${k}${s === 'heldOutModality' ? ' (held-out modalities)' : ''}`, g);
+        for (const [k, g] of Object.entries(sc.byTask))
+          add(taskCounts, `${k}${s === 'heldOutModality' ? ' (held-out modalities)' : ''}`, g);
       }
-      const rates = (m: Map<string, Counts>) => Object.fromEntries([...m].map(([k, c]) => [k, c.total ? c.correct / c.total : 0]));
-      policy[e.arm] = { overall: total ? correct / total : null, byModality: rates(modalityCounts), byTask: rates(taskCounts) };
+      const rates = (m: Map<string, Counts>) =>
+        Object.fromEntries([...m].map(([k, c]) => [k, c.total ? c.correct / c.total : 0]));
+      policy[e.arm] = {
+        overall: total ? correct / total : null,
+        byModality: rates(modalityCounts),
+        byTask: rates(taskCounts),
+      };
     }
     out.rounds.push({
       round: r.round,
@@ -86,8 +100,14 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
       valid: r.valid,
       kept: r.kept,
       generatorValidity: r.candidates ? r.valid / r.candidates : 0,
-      reward: { mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length), p10: quantile(sorted, 0.1), p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9),
-        histogram: histogramOf(r.rewardsValid), ...(r.rewardsKept ? { histogramKept: histogramOf(r.rewardsKept) } : {}) },
+      reward: {
+        mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
+        p10: quantile(sorted, 0.1),
+        p50: quantile(sorted, 0.5),
+        p90: quantile(sorted, 0.9),
+        histogram: histogramOf(r.rewardsValid),
+        ...(r.rewardsKept ? { histogramKept: histogramOf(r.rewardsKept) } : {}),
+      },
       judge: r.judge,
       selectionPrecision: r.selectionPrecision,
       policy,
@@ -104,9 +124,10 @@ export function buildCycleReport(rounds: RoundRecord[], arms: Record<string, Eva
     const mb = mean(b);
     const holds = ma === null || mb === null ? null : ma > mb;
     const where = sets.length === 1 ? sets[0] : `the mean over ${sets.join(', ')}`;
-    const detail = holds === null
-      ? `cannot be checked: ${a} or ${b} was not evaluated on ${where}`
-      : `${a} ${pct(ma)} vs ${b} ${pct(mb)} on ${where}: the claim ${holds ? 'holds' : 'does NOT hold'} in this run`;
+    const detail =
+      holds === null
+        ? `cannot be checked: ${a} or ${b} was not evaluated on ${where}`
+        : `${a} ${pct(ma)} vs ${b} ${pct(mb)} on ${where}: the claim ${holds ? 'holds' : 'does NOT hold'} in this run`;
     out.claims.push({ name, holds, detail });
   };
   claim('SFT on the cycle data beats SFT on the seed', 'sftCycle', 'sftSeed', [...TEST_SETS]);
@@ -130,33 +151,87 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
   const md: string[] = ['# MedGR² cycle report', ''];
   if (report.seconds !== undefined) md.push(`Run time: ${report.seconds.toFixed(0)} s.`, '');
   md.push('## Final comparison (accuracy %)', '');
-  md.push(renderTable(['arm', ...TEST_SETS], arms.map((a) => [a, ...TEST_SETS.map((s) => pct(report.final[a][s]))]), 'markdown'), '');
+  md.push(
+    renderTable(
+      ['arm', ...TEST_SETS],
+      arms.map((a) => [a, ...TEST_SETS.map((s) => pct(report.final[a][s]))]),
+      'markdown',
+    ),
+    '',
+  );
   md.push(...image('final'));
-  md.push('## The paper\'s claims on this run', '');
+  md.push("## The paper's claims on this run", '');
   for (const c of report.claims) md.push(`- **${c.name}**: ${c.detail}.`);
   md.push('');
   md.push('## Per round', '');
-  md.push(renderTable(
-    ['round', 'candidates', 'valid', 'kept', 'generator validity %', 'reward mean', 'reward p10/p50/p90', 'judge accuracy %', 'judge AUC', 'correct: kept / dropped %'],
-    report.rounds.map((r) => [
-      String(r.round), String(r.candidates), String(r.valid), String(r.kept), pct(r.generatorValidity), r.reward.mean.toFixed(3),
-      `${r.reward.p10.toFixed(2)}/${r.reward.p50.toFixed(2)}/${r.reward.p90.toFixed(2)}`, pct(r.judge.accuracy), Number.isFinite(r.judge.auc) ? r.judge.auc.toFixed(3) : '-',
-      r.selectionPrecision ? `${pct(r.selectionPrecision.keptCorrect / Math.max(1, r.selectionPrecision.kept))} / ${pct(r.selectionPrecision.droppedCorrect / Math.max(1, r.selectionPrecision.dropped))}` : '-',
-    ]),
-    'markdown',
-  ), '');
+  md.push(
+    renderTable(
+      [
+        'round',
+        'candidates',
+        'valid',
+        'kept',
+        'generator validity %',
+        'reward mean',
+        'reward p10/p50/p90',
+        'judge accuracy %',
+        'judge AUC',
+        'correct: kept / dropped %',
+      ],
+      report.rounds.map((r) => [
+        String(r.round),
+        String(r.candidates),
+        String(r.valid),
+        String(r.kept),
+        pct(r.generatorValidity),
+        r.reward.mean.toFixed(3),
+        `${r.reward.p10.toFixed(2)}/${r.reward.p50.toFixed(2)}/${r.reward.p90.toFixed(2)}`,
+        pct(r.judge.accuracy),
+        Number.isFinite(r.judge.auc) ? r.judge.auc.toFixed(3) : '-',
+        r.selectionPrecision
+          ? `${pct(r.selectionPrecision.keptCorrect / Math.max(1, r.selectionPrecision.kept))} / ${pct(r.selectionPrecision.droppedCorrect / Math.max(1, r.selectionPrecision.dropped))}`
+          : '-',
+      ]),
+      'markdown',
+    ),
+    '',
+  );
   if (report.rounds.some((r) => r.selectionPrecision)) {
-    md.push('"correct: kept / dropped": of the valid candidates, how many kept and how many dropped ones name the right answer, checked against MedSynth\'s truth.jsonl after selection (for this report only; selection never reads it).', '');
+    md.push(
+      '"correct: kept / dropped": of the valid candidates, how many kept and how many dropped ones name the right answer, checked against MedSynth\'s truth.jsonl after selection (for this report only; selection never reads it).',
+      '',
+    );
   }
   md.push(...image('rounds'), ...image('judge'), ...image('policy'));
   md.push('Reward histogram of valid candidates (deciles 0.0–0.1 … 0.9–1.0):', '');
-  md.push(renderTable(['round', ...Array.from({ length: 10 }, (_, i) => `${i / 10}`)], report.rounds.map((r) => [String(r.round), ...r.reward.histogram.map(String)]), 'markdown'), '');
+  md.push(
+    renderTable(
+      ['round', ...Array.from({ length: 10 }, (_, i) => `${i / 10}`)],
+      report.rounds.map((r) => [String(r.round), ...r.reward.histogram.map(String)]),
+      'markdown',
+    ),
+    '',
+  );
   md.push(...image('rewards'));
   for (const r of report.rounds) {
     for (const [arm, p] of Object.entries(r.policy)) {
       md.push(`### Round ${r.round}, ${arm}: accuracy % by modality and task`, '');
-      md.push(renderTable(['modality', 'accuracy %'], Object.entries(p.byModality).map(([k, v]) => [k, pct(v)]), 'markdown'), '');
-      md.push(renderTable(['task', 'accuracy %'], Object.entries(p.byTask).map(([k, v]) => [k, pct(v)]), 'markdown'), '');
+      md.push(
+        renderTable(
+          ['modality', 'accuracy %'],
+          Object.entries(p.byModality).map(([k, v]) => [k, pct(v)]),
+          'markdown',
+        ),
+        '',
+      );
+      md.push(
+        renderTable(
+          ['task', 'accuracy %'],
+          Object.entries(p.byTask).map(([k, v]) => [k, pct(v)]),
+          'markdown',
+        ),
+        '',
+      );
     }
   }
   const text = md.join('\n');
@@ -168,5 +243,9 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
 /** The final table as terminal text. */
 export function formatFinalTable(report: CycleReport): string {
   const arms = Object.keys(report.final);
-  return renderTable(['arm', ...TEST_SETS.map((s) => `${s} %`)], arms.map((a) => [a, ...TEST_SETS.map((s) => pct(report.final[a][s]))]), 'text');
+  return renderTable(
+    ['arm', ...TEST_SETS.map((s) => `${s} %`)],
+    arms.map((a) => [a, ...TEST_SETS.map((s) => pct(report.final[a][s]))]),
+    'text',
+  );
 }

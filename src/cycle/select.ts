@@ -39,7 +39,10 @@ export interface SelectOptions {
  * description named the right one for most of them; a policy trained on those samples learned to
  * answer "Brain" after thinking "Macula".
  */
-export function rationaleContradiction(sample: Pick<Sample, 'rationale' | 'answer'>, vocabulary: readonly string[]): string {
+export function rationaleContradiction(
+  sample: Pick<Sample, 'rationale' | 'answer'>,
+  vocabulary: readonly string[],
+): string {
   if (!sample.rationale || vocabulary.length === 0) return '';
   const named = [...optionsNamedIn(sample.rationale, vocabulary)].map((i) => vocabulary[i]);
   const answer = normalizeAnswerText(sample.answer);
@@ -58,11 +61,12 @@ export function contradictedCandidates(selected: readonly ScoredCandidate[]): Sc
 /** Every option text used per task across the candidates: what a rationale is read against. */
 export function taskVocabulary(scored: readonly ScoredCandidate[]): Map<string, string[]> {
   const out = new Map<string, Set<string>>();
-  for (const s of scored) for (const o of s.candidate.sample.options) {
-    let v = out.get(s.candidate.sample.task);
-    if (!v) out.set(s.candidate.sample.task, (v = new Set()));
-    v.add(o);
-  }
+  for (const s of scored)
+    for (const o of s.candidate.sample.options) {
+      let v = out.get(s.candidate.sample.task);
+      if (!v) out.set(s.candidate.sample.task, (v = new Set()));
+      v.add(o);
+    }
   return new Map([...out].map(([t, v]) => [t, [...v].sort()]));
 }
 
@@ -79,14 +83,17 @@ function groupKey(s: ScoredCandidate): string {
 export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
   const given = [opts.threshold, opts.topK, opts.topFraction].filter((x) => x !== undefined).length;
   if (given > 1) throw new Error('select: give one of a threshold, a top-k or a top fraction');
-  if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1)) throw new Error(`select: --top-fraction must be in (0, 1], got ${opts.topFraction}`);
-  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0)) throw new Error(`select: --top-k must be a whole number >= 0, got ${opts.topK}`);
+  if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1))
+    throw new Error(`select: --top-fraction must be in (0, 1], got ${opts.topFraction}`);
+  if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0))
+    throw new Error(`select: --top-k must be a whole number >= 0, got ${opts.topK}`);
   const threshold = opts.topK === undefined && opts.topFraction === undefined ? (opts.threshold ?? 0.5) : undefined;
   const out = scored.map((s) => ({ ...s, selected: false, selectReason: '' }));
   const rank = new Map<ScoredCandidate, number>();
   const prng = new Prng(`select/${opts.seed ?? 0}`);
   for (const s of out) rank.set(s, opts.rankBy === 'random' ? prng.next() : s.reward);
-  const better = (a: ScoredCandidate, b: ScoredCandidate) => rank.get(b)! - rank.get(a)! || a.candidate.sample.id.localeCompare(b.candidate.sample.id);
+  const better = (a: ScoredCandidate, b: ScoredCandidate) =>
+    rank.get(b)! - rank.get(a)! || a.candidate.sample.id.localeCompare(b.candidate.sample.id);
 
   // 1. invalid; 2. contradicted by their own rationale; 3. duplicates (the best copy stays in the running)
   const vocabulary = taskVocabulary(out.filter((s) => s.candidate.valid));
@@ -96,7 +103,9 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
       s.selectReason = `invalid: ${s.candidate.invalidReason}`;
       continue;
     }
-    const against = opts.keepContradicted ? '' : rationaleContradiction(s.candidate.sample, vocabulary.get(s.candidate.sample.task) ?? []);
+    const against = opts.keepContradicted
+      ? ''
+      : rationaleContradiction(s.candidate.sample, vocabulary.get(s.candidate.sample.task) ?? []);
     if (against) {
       s.selectReason = `${CONTRADICTED}the answer "${s.candidate.sample.answer}" contradicts its rationale, which names ${against}`;
       continue;
@@ -119,7 +128,12 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
       const n = Math.max(1, Math.round(opts.topFraction * members.length));
       members.forEach((s, i) => {
         s.selected = i < n;
-        s.selectReason = i < n ? (opts.rankBy === 'random' ? 'random draw' : `top ${Math.round(100 * opts.topFraction!)}% of its group`) : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
+        s.selectReason =
+          i < n
+            ? opts.rankBy === 'random'
+              ? 'random draw'
+              : `top ${Math.round(100 * opts.topFraction!)}% of its group`
+            : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
       });
     }
     return out;
@@ -130,7 +144,11 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
     for (const s of pool) if (s.reward < threshold) s.selectReason = `below threshold ${threshold}`;
     pool = pool.filter((s) => s.reward >= threshold);
   }
-  const target = opts.topK ?? (opts.rankBy === 'random' && threshold !== undefined ? pool.filter((s) => s.reward >= threshold).length : pool.length);
+  const target =
+    opts.topK ??
+    (opts.rankBy === 'random' && threshold !== undefined
+      ? pool.filter((s) => s.reward >= threshold).length
+      : pool.length);
 
   // 5. balance, then the final cut
   const keep: ScoredCandidate[] = [];
@@ -155,17 +173,23 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
     }
   } else {
     keep.push(...pool.slice(0, target));
-    for (const s of pool.slice(target)) s.selectReason = opts.topK !== undefined ? 'outside the top k' : 'outside the random draw';
+    for (const s of pool.slice(target))
+      s.selectReason = opts.topK !== undefined ? 'outside the top k' : 'outside the random draw';
   }
   for (const s of keep) {
     s.selected = true;
-    s.selectReason = opts.rankBy === 'random' ? 'random draw' : opts.topK !== undefined ? 'top k' : `reward >= ${threshold}`;
+    s.selectReason =
+      opts.rankBy === 'random' ? 'random draw' : opts.topK !== undefined ? 'top k' : `reward >= ${threshold}`;
   }
   return out;
 }
 
 /** Counts for logs and the report. */
-export function selectionSummary(scored: readonly ScoredCandidate[]): { candidates: number; valid: number; kept: number } {
+export function selectionSummary(scored: readonly ScoredCandidate[]): {
+  candidates: number;
+  valid: number;
+  kept: number;
+} {
   return {
     candidates: scored.length,
     valid: scored.filter((s) => s.candidate.valid).length,

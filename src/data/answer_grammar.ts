@@ -141,7 +141,9 @@ export function optionsNamedIn(text: string, options: readonly string[]): Set<nu
     }
   });
   for (const h of hits) {
-    const inside = hits.some((o) => o.i !== h.i && o.end - o.start > h.end - h.start && o.start <= h.start && h.end <= o.end);
+    const inside = hits.some(
+      (o) => o.i !== h.i && o.end - o.start > h.end - h.start && o.start <= h.start && h.end <= o.end,
+    );
     if (!inside) found.add(h.i);
   }
   return found;

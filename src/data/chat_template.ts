@@ -56,7 +56,12 @@ function contentText(content: ChatMessage['content']): string {
 }
 
 /** Tokenizes a conversation; `grids` gives each image's patch grid, in order of appearance. */
-export function encodeChat(tok: TextTokenizer, messages: ChatMessage[], grids: Grid[], opts: ChatOptions = {}): EncodedChat {
+export function encodeChat(
+  tok: TextTokenizer,
+  messages: ChatMessage[],
+  grids: Grid[],
+  opts: ChatOptions = {},
+): EncodedChat {
   const merge = opts.mergeSize ?? 2;
   const pieces: { ids: Int32Array; target: boolean }[] = [];
   let pending = '';
@@ -85,7 +90,8 @@ export function encodeChat(tok: TextTokenizer, messages: ChatMessage[], grids: G
   const pad = tok.special.imagePad;
   const imageTokens = grids.map((g, k) => {
     const n = (g[0] * g[1] * g[2]) / (merge * merge);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`image ${k}: grid [${g.join(', ')}] is not divisible into ${merge}x${merge} merge blocks`);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`image ${k}: grid [${g.join(', ')}] is not divisible into ${merge}x${merge} merge blocks`);
     return n;
   });
   const padsSeen = pieces.reduce((s, p) => s + p.ids.filter((id) => id === pad).length, 0);
@@ -119,7 +125,10 @@ export function encodeVqa(
 ): EncodedChat {
   const messages: ChatMessage[] = [];
   if (system !== undefined) messages.push({ role: 'system', content: system });
-  messages.push({ role: 'user', content: [...grids.map(() => ({ type: 'image' as const })), { type: 'text', text: prompt }] });
+  messages.push({
+    role: 'user',
+    content: [...grids.map(() => ({ type: 'image' as const })), { type: 'text', text: prompt }],
+  });
   if (reply !== undefined) messages.push({ role: 'assistant', content: reply });
   return encodeChat(tok, messages, grids, { ...opts, addGenerationPrompt: reply === undefined });
 }

@@ -129,12 +129,15 @@ function inferMissingModalities(samples: Sample[]): number {
 
 /** Why no importer took a file, naming the fields its first record has (often: no options). */
 function undetectedFormatReason(values: readonly unknown[]): string {
-  const first = values.find((v) => typeof v === 'object' && v !== null && !Array.isArray(v)) as SourceObject | undefined;
+  const first = values.find((v) => typeof v === 'object' && v !== null && !Array.isArray(v)) as
+    SourceObject | undefined;
   const base =
-    'cannot tell the format (no record looks like OmniMedVQA, the MedGR² authors\' JSONL, R1-V, LLaVA or medgr2 JSONL)';
+    "cannot tell the format (no record looks like OmniMedVQA, the MedGR² authors' JSONL, R1-V, LLaVA or medgr2 JSONL)";
   if (!first) return `${base}: no JSON object records`;
   const fields = Object.keys(first).join(', ');
-  const hasOptions = Object.keys(first).some((k) => /^option/.test(k)) || /choose one of the following/i.test(String(first.question ?? ''));
+  const hasOptions =
+    Object.keys(first).some((k) => /^option/.test(k)) ||
+    /choose one of the following/i.test(String(first.question ?? ''));
   return `${base}; the first record has fields ${fields}${hasOptions ? '' : ' and no answer options (option_A…, options[], or a "Please choose one of the following: …" list)'}: pass --format if it is one of these`;
 }
 
@@ -157,7 +160,9 @@ export function importFiles(files: readonly string[], opts: ImportOptions = {}):
 
   for (const file of files) {
     const source = readSourceRecords(file);
-    const importer: Importer | undefined = opts.format ? importerFor(opts.format) : detectFormat(source.values.map((v) => v.value));
+    const importer: Importer | undefined = opts.format
+      ? importerFor(opts.format)
+      : detectFormat(source.values.map((v) => v.value));
     const fsum: FileSummary = { file, format: importer?.format ?? 'unknown', records: 0, imported: 0, bad: 0 };
     fileSummaries.push(fsum);
     if (!importer) throw new Error(`${file}: ${undetectedFormatReason(source.values.map((v) => v.value))}`);
@@ -188,7 +193,14 @@ export function importFiles(files: readonly string[], opts: ImportOptions = {}):
       const where = `${file}:${item.line}`;
       const prior = byId.get(sample.id);
       if (prior && prior.key !== key) {
-        reject({ file, line: item.line, reason: `id '${sample.id}' is already used by a different record at ${prior.where}` }, fsum);
+        reject(
+          {
+            file,
+            line: item.line,
+            reason: `id '${sample.id}' is already used by a different record at ${prior.where}`,
+          },
+          fsum,
+        );
         continue;
       }
       if (seenContent.has(key)) {

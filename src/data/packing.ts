@@ -67,7 +67,8 @@ export function planBatches(lengths: ArrayLike<number>, opts: PackOptions): numb
   const prng = new Prng(`packing/${seed}`);
   const order = prng.shuffle(Array.from({ length: lengths.length }, (_, i) => i));
   for (const i of order) {
-    if (lengths[i] > tokenBudget) throw new Error(`packing: sample ${i} has ${lengths[i]} tokens, more than the token budget ${tokenBudget}`);
+    if (lengths[i] > tokenBudget)
+      throw new Error(`packing: sample ${i} has ${lengths[i]} tokens, more than the token budget ${tokenBudget}`);
     if (!(lengths[i] > 0)) throw new Error(`packing: sample ${i} is empty`);
   }
   // Stable sort by bucket keeps the shuffled order inside a bucket.
@@ -90,20 +91,27 @@ export function planBatches(lengths: ArrayLike<number>, opts: PackOptions): numb
 }
 
 /** Concatenates the chosen samples into one PackedBatch. */
-export function assembleBatch(samples: readonly PackSample[], indices: readonly number[], patchDim = 1176): PackedBatch {
+export function assembleBatch(
+  samples: readonly PackSample[],
+  indices: readonly number[],
+  patchDim = 1176,
+): PackedBatch {
   let numTokens = 0;
   let numPatches = 0;
   let numImages = 0;
   let maxSeqlen = 0;
   for (const i of indices) {
     const s = samples[i];
-    if (s.targetMask.length !== s.ids.length) throw new Error(`packing: sample ${i} has ${s.ids.length} ids but ${s.targetMask.length} mask values`);
+    if (s.targetMask.length !== s.ids.length)
+      throw new Error(`packing: sample ${i} has ${s.ids.length} ids but ${s.targetMask.length} mask values`);
     numTokens += s.ids.length;
     maxSeqlen = Math.max(maxSeqlen, s.ids.length);
     for (const [k, img] of (s.images ?? []).entries()) {
       const n = img.grid[0] * img.grid[1] * img.grid[2];
       if (img.pixelValues.length !== n * patchDim) {
-        throw new Error(`packing: sample ${i} image ${k} has ${img.pixelValues.length} values for grid [${img.grid.join(', ')}] (expected ${n * patchDim})`);
+        throw new Error(
+          `packing: sample ${i} image ${k} has ${img.pixelValues.length} values for grid [${img.grid.join(', ')}] (expected ${n * patchDim})`,
+        );
       }
       numPatches += n;
       numImages++;
@@ -145,5 +153,8 @@ export function assembleBatch(samples: readonly PackSample[], indices: readonly 
 
 /** Plans and assembles every micro-batch of an epoch. */
 export function packSamples(samples: readonly PackSample[], opts: PackOptions & { patchDim?: number }): PackedBatch[] {
-  return planBatches(samples.map((s) => s.ids.length), opts).map((idx) => assembleBatch(samples, idx, opts.patchDim));
+  return planBatches(
+    samples.map((s) => s.ids.length),
+    opts,
+  ).map((idx) => assembleBatch(samples, idx, opts.patchDim));
 }

@@ -6,11 +6,12 @@ import * as protobuf from 'protobufjs';
 
 /** proto/ of this package: found by walking up from this file (dist/src/data/ when compiled). */
 export function protoDir(): string {
-  for (let dir = __dirname; ; ) {
+  for (let dir = __dirname; ;) {
     const candidate = path.join(dir, 'proto', 'medgr2.proto');
     if (fs.existsSync(candidate)) return path.dirname(candidate);
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`proto/medgr2.proto not found above ${__dirname}: is the package installed whole?`);
+    if (parent === dir)
+      throw new Error(`proto/medgr2.proto not found above ${__dirname}: is the package installed whole?`);
     dir = parent;
   }
 }
@@ -32,7 +33,12 @@ export function messageType(name: string): protobuf.Type {
 }
 
 /** Record types that medgr2 record files hold (the FileHeader names one of these). */
-export const RECORD_TYPES = ['medgr2.Sample', 'medgr2.Candidate', 'medgr2.ScoredCandidate', 'medgr2.RunManifest'] as const;
+export const RECORD_TYPES = [
+  'medgr2.Sample',
+  'medgr2.Candidate',
+  'medgr2.ScoredCandidate',
+  'medgr2.RunManifest',
+] as const;
 export type RecordTypeName = (typeof RECORD_TYPES)[number];
 
 export type ProvenanceKind = 'KIND_UNSPECIFIED' | 'SEED' | 'GENERATED' | 'IMPORTED';

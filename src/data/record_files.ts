@@ -26,7 +26,9 @@ function headerPayload(typeName: RecordTypeName): Uint8Array {
 }
 
 /** What the first record says a file holds: a medgr2 message type, TensorBoard events, or unknown. */
-export function detectRecordType(firstPayload: Uint8Array | undefined): RecordTypeName | typeof TENSORBOARD_EVENT | undefined {
+export function detectRecordType(
+  firstPayload: Uint8Array | undefined,
+): RecordTypeName | typeof TENSORBOARD_EVENT | undefined {
   if (!firstPayload) return undefined;
   try {
     const h = decodeMessage<FileHeader>('medgr2.FileHeader', firstPayload);
@@ -62,18 +64,25 @@ export interface ReadMessagesOptions {
 }
 
 /** Reads a medgr2 record file (or a TensorBoard event file) and decodes every record. */
-export function readMessageFile<T = Record<string, unknown>>(file: string, opts: ReadMessagesOptions = {}): MessageFile<T> {
+export function readMessageFile<T = Record<string, unknown>>(
+  file: string,
+  opts: ReadMessagesOptions = {},
+): MessageFile<T> {
   const scan = readRecordFile(file, { onWarning: opts.onWarning });
   const detected = detectRecordType(scan.payloads[0]);
   if (opts.expect && detected !== opts.expect) {
-    throw new Error(`${file}: expected a record file of ${opts.expect}, found ${detected ?? 'records of unknown type'}`);
+    throw new Error(
+      `${file}: expected a record file of ${opts.expect}, found ${detected ?? 'records of unknown type'}`,
+    );
   }
   if (opts.type && detected && detected !== TENSORBOARD_EVENT && detected !== opts.type) {
     throw new Error(`${file}: its header says it holds ${detected}, not ${opts.type}`);
   }
   const typeName = opts.type ?? detected;
   if (!typeName) {
-    throw new Error(`${file}: cannot tell what the records hold (no medgr2 header, not a TensorBoard file): pass --type`);
+    throw new Error(
+      `${file}: cannot tell what the records hold (no medgr2 header, not a TensorBoard file): pass --type`,
+    );
   }
   // The medgr2 header is metadata, not a message; TensorBoard's first Event is a real event.
   const skip = detected !== undefined && detected !== TENSORBOARD_EVENT ? 1 : 0;
@@ -82,7 +91,9 @@ export function readMessageFile<T = Record<string, unknown>>(file: string, opts:
     try {
       messages.push(decodeMessage<T>(typeName, scan.payloads[i]));
     } catch (err) {
-      throw new Error(`${file}: record ${i} at byte offset ${scan.offsets[i]} is not a valid ${typeName}: ${(err as Error).message}`);
+      throw new Error(
+        `${file}: record ${i} at byte offset ${scan.offsets[i]} is not a valid ${typeName}: ${(err as Error).message}`,
+      );
     }
   }
   return { typeName, messages, offsets: scan.offsets.slice(skip), tornTail: scan.tornTail };

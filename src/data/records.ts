@@ -37,16 +37,16 @@ export class RecordCorruptError extends Error {
 
 /** A final record that the file ends in the middle of (a write that a crash cut short). */
 export interface TornTail {
-  offset: number;         // where the incomplete record starts
-  bytesIgnored: number;   // bytes from there to the end of the file
+  offset: number; // where the incomplete record starts
+  bytesIgnored: number; // bytes from there to the end of the file
   recordsIgnored: number; // always 1: only the last record can be incomplete
 }
 
 export interface RecordScan {
   payloads: Buffer[];
-  offsets: number[];      // byte offset of each record's frame
+  offsets: number[]; // byte offset of each record's frame
   fileBytes: number;
-  validBytes: number;     // end of the last complete record
+  validBytes: number; // end of the last complete record
   tornTail?: TornTail;
 }
 

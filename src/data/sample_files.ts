@@ -50,4 +50,3 @@ export function loadSampleFile(file: string, opts: LoadSamplesOptions = {}): Sam
   if (result.samples.length === 0) throw new Error(`${file}: no records`);
   return result.samples;
 }
-

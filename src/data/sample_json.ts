@@ -19,7 +19,13 @@ export interface SampleJson {
   provenance: Provenance;
 }
 
-const NO_PROVENANCE: Provenance = { kind: 'KIND_UNSPECIFIED', round: 0, sourceFile: '', sourceLine: 0, sourceFormat: '' };
+const NO_PROVENANCE: Provenance = {
+  kind: 'KIND_UNSPECIFIED',
+  round: 0,
+  sourceFile: '',
+  sourceLine: 0,
+  sourceFormat: '',
+};
 
 export function sampleToJson(s: Sample): SampleJson {
   return {

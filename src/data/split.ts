@@ -50,8 +50,14 @@ export function testCount(n: number, fraction: number): number {
   return Math.min(n, Math.max(0, Math.ceil(fraction * n - 1e-9)));
 }
 
-export function splitByGroup(samples: readonly Sample[], by: SplitBy, testFraction: number, seed: number): GroupSplit[] {
-  if (!(testFraction >= 0 && testFraction <= 1)) throw new Error(`--test-fraction must be in [0, 1], got ${testFraction}`);
+export function splitByGroup(
+  samples: readonly Sample[],
+  by: SplitBy,
+  testFraction: number,
+  seed: number,
+): GroupSplit[] {
+  if (!(testFraction >= 0 && testFraction <= 1))
+    throw new Error(`--test-fraction must be in [0, 1], got ${testFraction}`);
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer, got ${seed}`);
   const groups = new Map<string, Sample[]>();
   for (const s of samples) {

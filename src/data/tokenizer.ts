@@ -43,7 +43,8 @@ export class TextTokenizer {
     const special = {} as Record<SpecialTokenName, number>;
     for (const [key, content] of Object.entries(SPECIAL_TOKENS) as [SpecialTokenName, string][]) {
       const id = tok.token_to_id(content);
-      if (id === undefined) throw new Error(`${source}: tokenizer has no ${content} token (a Qwen2-VL tokenizer is needed)`);
+      if (id === undefined)
+        throw new Error(`${source}: tokenizer has no ${content} token (a Qwen2-VL tokenizer is needed)`);
       special[key] = id;
     }
     this.special = special;

@@ -27,7 +27,8 @@ type Env = Record<string, string | undefined>;
 
 function intVar(env: Env, name: string, min: number): number {
   const raw = env[name];
-  if (raw === undefined || !/^\d+$/.test(raw.trim())) throw new Error(`${name}=${JSON.stringify(raw)}: expected a whole number`);
+  if (raw === undefined || !/^\d+$/.test(raw.trim()))
+    throw new Error(`${name}=${JSON.stringify(raw)}: expected a whole number`);
   const n = Number(raw);
   if (n < min) throw new Error(`${name}=${n}: must be >= ${min}`);
   return n;
@@ -58,7 +59,8 @@ function slurmTasksPerNode(env: Env): number | undefined {
 
 function checked(d: DistEnv, source: string): DistEnv {
   if (d.rank >= d.worldSize) throw new Error(`${source}: rank ${d.rank} is not below the world size ${d.worldSize}`);
-  if (d.localRank >= d.localWorldSize) throw new Error(`${source}: local rank ${d.localRank} is not below the local world size ${d.localWorldSize}`);
+  if (d.localRank >= d.localWorldSize)
+    throw new Error(`${source}: local rank ${d.localRank} is not below the local world size ${d.localWorldSize}`);
   return d;
 }
 
@@ -67,35 +69,71 @@ export function readDistEnv(env: Env = process.env): DistEnv {
   if (env.RANK !== undefined || env.WORLD_SIZE !== undefined) {
     const worldSize = intVar(env, 'WORLD_SIZE', 1);
     const rank = intVar(env, 'RANK', 0);
-    if (worldSize > 1 && !env.MASTER_ADDR) throw new Error('RANK/WORLD_SIZE are set but MASTER_ADDR is not: the ranks cannot meet');
+    if (worldSize > 1 && !env.MASTER_ADDR)
+      throw new Error('RANK/WORLD_SIZE are set but MASTER_ADDR is not: the ranks cannot meet');
     const localWorldSize = env.LOCAL_WORLD_SIZE !== undefined ? intVar(env, 'LOCAL_WORLD_SIZE', 1) : worldSize;
     const localRank = env.LOCAL_RANK !== undefined ? intVar(env, 'LOCAL_RANK', 0) : rank % localWorldSize;
-    return checked({
-      launcher: 'torchrun', rank, worldSize, localRank, localWorldSize,
-      masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort: portVar(env),
-      agentStore: /^(true|1)$/i.test(env.TORCHELASTIC_USE_AGENT_STORE ?? ''),
-    }, 'RANK/WORLD_SIZE');
+    return checked(
+      {
+        launcher: 'torchrun',
+        rank,
+        worldSize,
+        localRank,
+        localWorldSize,
+        masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+        masterPort: portVar(env),
+        agentStore: /^(true|1)$/i.test(env.TORCHELASTIC_USE_AGENT_STORE ?? ''),
+      },
+      'RANK/WORLD_SIZE',
+    );
   }
   if (env.SLURM_PROCID !== undefined && env.SLURM_NTASKS !== undefined) {
     const worldSize = intVar(env, 'SLURM_NTASKS', 1);
     const masterAddr = env.MASTER_ADDR ?? (env.SLURM_JOB_NODELIST ? firstSlurmHost(env.SLURM_JOB_NODELIST) : undefined);
-    if (worldSize > 1 && !masterAddr) throw new Error('Slurm: neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: the ranks cannot meet');
+    if (worldSize > 1 && !masterAddr)
+      throw new Error('Slurm: neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: the ranks cannot meet');
     const localWorldSize = slurmTasksPerNode(env) ?? worldSize;
-    return checked({
-      launcher: 'slurm', rank: intVar(env, 'SLURM_PROCID', 0), worldSize,
-      localRank: env.SLURM_LOCALID !== undefined ? intVar(env, 'SLURM_LOCALID', 0) : 0, localWorldSize,
-      masterAddr: masterAddr ?? '127.0.0.1', masterPort: portVar(env), agentStore: false,
-    }, 'SLURM_PROCID/SLURM_NTASKS');
+    return checked(
+      {
+        launcher: 'slurm',
+        rank: intVar(env, 'SLURM_PROCID', 0),
+        worldSize,
+        localRank: env.SLURM_LOCALID !== undefined ? intVar(env, 'SLURM_LOCALID', 0) : 0,
+        localWorldSize,
+        masterAddr: masterAddr ?? '127.0.0.1',
+        masterPort: portVar(env),
+        agentStore: false,
+      },
+      'SLURM_PROCID/SLURM_NTASKS',
+    );
   }
   if (env.OMPI_COMM_WORLD_RANK !== undefined && env.OMPI_COMM_WORLD_SIZE !== undefined) {
     const worldSize = intVar(env, 'OMPI_COMM_WORLD_SIZE', 1);
-    if (worldSize > 1 && !env.MASTER_ADDR) throw new Error('mpirun: set MASTER_ADDR (e.g. mpirun -x MASTER_ADDR=host0) so the ranks can meet');
-    return checked({
-      launcher: 'mpi', rank: intVar(env, 'OMPI_COMM_WORLD_RANK', 0), worldSize,
-      localRank: env.OMPI_COMM_WORLD_LOCAL_RANK !== undefined ? intVar(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0) : 0,
-      localWorldSize: env.OMPI_COMM_WORLD_LOCAL_SIZE !== undefined ? intVar(env, 'OMPI_COMM_WORLD_LOCAL_SIZE', 1) : worldSize,
-      masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort: portVar(env), agentStore: false,
-    }, 'OMPI_COMM_WORLD_RANK/SIZE');
+    if (worldSize > 1 && !env.MASTER_ADDR)
+      throw new Error('mpirun: set MASTER_ADDR (e.g. mpirun -x MASTER_ADDR=host0) so the ranks can meet');
+    return checked(
+      {
+        launcher: 'mpi',
+        rank: intVar(env, 'OMPI_COMM_WORLD_RANK', 0),
+        worldSize,
+        localRank: env.OMPI_COMM_WORLD_LOCAL_RANK !== undefined ? intVar(env, 'OMPI_COMM_WORLD_LOCAL_RANK', 0) : 0,
+        localWorldSize:
+          env.OMPI_COMM_WORLD_LOCAL_SIZE !== undefined ? intVar(env, 'OMPI_COMM_WORLD_LOCAL_SIZE', 1) : worldSize,
+        masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+        masterPort: portVar(env),
+        agentStore: false,
+      },
+      'OMPI_COMM_WORLD_RANK/SIZE',
+    );
   }
-  return { launcher: 'single', rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: DEFAULT_MASTER_PORT, agentStore: false };
+  return {
+    launcher: 'single',
+    rank: 0,
+    worldSize: 1,
+    localRank: 0,
+    localWorldSize: 1,
+    masterAddr: '127.0.0.1',
+    masterPort: DEFAULT_MASTER_PORT,
+    agentStore: false,
+  };
 }

@@ -41,14 +41,24 @@ export function describeExit(e: RankExit): string {
   return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
 }
 
-function checkOptions(o: LaunchOptions): Required<Pick<LaunchOptions, 'nnodes' | 'nodeRank' | 'masterAddr' | 'masterPort' | 'graceMs'>> {
+function checkOptions(
+  o: LaunchOptions,
+): Required<Pick<LaunchOptions, 'nnodes' | 'nodeRank' | 'masterAddr' | 'masterPort' | 'graceMs'>> {
   const nnodes = o.nnodes ?? 1;
   const nodeRank = o.nodeRank ?? 0;
-  if (!Number.isInteger(o.nprocPerNode) || o.nprocPerNode < 1) throw new Error(`--nproc-per-node must be a whole number >= 1, got ${o.nprocPerNode}`);
+  if (!Number.isInteger(o.nprocPerNode) || o.nprocPerNode < 1)
+    throw new Error(`--nproc-per-node must be a whole number >= 1, got ${o.nprocPerNode}`);
   if (!Number.isInteger(nnodes) || nnodes < 1) throw new Error(`--nnodes must be a whole number >= 1, got ${nnodes}`);
-  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes) throw new Error(`--node-rank must be in 0..${nnodes - 1}, got ${nodeRank}`);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes)
+    throw new Error(`--node-rank must be in 0..${nnodes - 1}, got ${nodeRank}`);
   if (o.argv.length === 0) throw new Error('launch: no command to run');
-  return { nnodes, nodeRank, masterAddr: o.masterAddr ?? '127.0.0.1', masterPort: o.masterPort ?? 29500, graceMs: o.graceMs ?? 5000 };
+  return {
+    nnodes,
+    nodeRank,
+    masterAddr: o.masterAddr ?? '127.0.0.1',
+    masterPort: o.masterPort ?? 29500,
+    graceMs: o.graceMs ?? 5000,
+  };
 }
 
 function prefixLines(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, prefix: string): Promise<void> {

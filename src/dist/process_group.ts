@@ -25,7 +25,10 @@ export function chooseBackend(backend: 'auto' | 'gloo' | 'nccl', device: string)
 }
 
 /** Joins the group described by `env` (readDistEnv() by default); resolves once every rank has. */
-export async function initProcessGroup(env: DistEnv = readDistEnv(), opts: InitProcessGroupOptions = {}): Promise<ProcessGroup> {
+export async function initProcessGroup(
+  env: DistEnv = readDistEnv(),
+  opts: InitProcessGroupOptions = {},
+): Promise<ProcessGroup> {
   const Distributed = loadAddon().Distributed;
   if (env.worldSize === 1) return Distributed.create({ rank: 0, worldSize: 1, backend: 'local' });
   const restart = process.env.TORCHELASTIC_RESTART_COUNT;
@@ -67,7 +70,12 @@ export function planBuckets(tensors: Tensor[], bucketBytes: number): Tensor[][] 
 
 /** All-reduces `tensors` in place, one collective per bucket (each bucket flattened into one
  *  contiguous buffer natively and copied back). Mixed dtypes are fine: buckets never mix them. */
-export async function allReduceTensors(group: ProcessGroup, tensors: Tensor[], bucketBytes: number, op: ReduceOpName = 'sum'): Promise<void> {
+export async function allReduceTensors(
+  group: ProcessGroup,
+  tensors: Tensor[],
+  bucketBytes: number,
+  op: ReduceOpName = 'sum',
+): Promise<void> {
   if (tensors.length === 0) return;
   // Issued together: the group runs them in this order, and their copies overlap the others' transfers.
   await Promise.all(planBuckets(tensors, bucketBytes).map((b) => group.allReduceFlat(b, op)));

@@ -7,7 +7,7 @@ export function auc(scores: readonly number[], labels: readonly boolean[]): numb
   if (scores.length !== labels.length) throw new Error(`auc: ${scores.length} scores but ${labels.length} labels`);
   const idx = scores.map((_, i) => i).sort((a, b) => scores[a] - scores[b]);
   const rank = new Array<number>(scores.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && scores[idx[j + 1]] === scores[idx[i]]) j++;
     for (let k = i; k <= j; k++) rank[idx[k]] = (i + j) / 2 + 1;
@@ -29,6 +29,6 @@ export function auc(scores: readonly number[], labels: readonly boolean[]): numb
 export function accuracyAt(scores: readonly number[], labels: readonly boolean[], threshold = 0.5): number {
   if (scores.length === 0) return NaN;
   let ok = 0;
-  scores.forEach((s, i) => (ok += (s >= threshold) === labels[i] ? 1 : 0));
+  scores.forEach((s, i) => (ok += s >= threshold === labels[i] ? 1 : 0));
   return ok / scores.length;
 }

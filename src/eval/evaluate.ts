@@ -44,7 +44,11 @@ export interface EvaluateResult {
   score: ScoreResult;
 }
 
-export async function evaluatePolicy(model: Model, samples: readonly Sample[], opts: EvaluateOptions): Promise<EvaluateResult> {
+export async function evaluatePolicy(
+  model: Model,
+  samples: readonly Sample[],
+  opts: EvaluateOptions,
+): Promise<EvaluateResult> {
   if (samples.length === 0) throw new Error('eval: no benchmark samples');
   const tok = opts.tokenizer ?? TextTokenizer.load();
   const images = opts.images ?? new DecodedImages(opts.imageRoot);

@@ -13,7 +13,10 @@ const THINK_INSTRUCTION =
 const ANSWER_INSTRUCTION = 'Give the letter of the correct option in <answer> </answer> tags.';
 
 /** The question with its lettered options and the output-format instruction. */
-export function policyPrompt(sample: Pick<Sample, 'question' | 'questionStem' | 'options'>, style: PromptStyle): string {
+export function policyPrompt(
+  sample: Pick<Sample, 'question' | 'questionStem' | 'options'>,
+  style: PromptStyle,
+): string {
   const stem = sample.questionStem || sample.question;
   const options = sample.options.map((o, i) => `${OPTION_LETTERS[i]}) ${o}`).join('\n');
   return `${stem}\n${options}\n${style === 'think' ? THINK_INSTRUCTION : ANSWER_INSTRUCTION}`;
@@ -30,5 +33,8 @@ export function policyReply(
   if (k < 0) throw new Error(`policyReply: answer "${sample.answer}" is not among the options`);
   const named = answer === 'text' ? sample.answer : OPTION_LETTERS[k];
   if (style === 'answer') return formatReply(named);
-  return formatReply(named, sample.rationale || `The image is a ${sample.modality} image. The answer is ${sample.answer}.`);
+  return formatReply(
+    named,
+    sample.rationale || `The image is a ${sample.modality} image. The answer is ${sample.answer}.`,
+  );
 }

@@ -49,7 +49,8 @@ export function readPredictions(file: string): Prediction[] {
   const preds: Prediction[] = [];
   const seen = new Map<string, number>();
   for (const { line, value } of source.values) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${file}:${line}: not a JSON object`);
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new Error(`${file}:${line}: not a JSON object`);
     const rec = value as Record<string, unknown>;
     const id = rec.question_id ?? rec.id;
     if (typeof id !== 'string' && typeof id !== 'number') throw new Error(`${file}:${line}: missing 'question_id'`);
@@ -57,7 +58,8 @@ export function readPredictions(file: string): Prediction[] {
     if (typeof answer !== 'string') throw new Error(`${file}:${line}: missing 'model_answer' (a string)`);
     const questionId = String(id);
     const first = seen.get(questionId);
-    if (first !== undefined) throw new Error(`${file}:${line}: question_id '${questionId}' repeats the prediction at line ${first}`);
+    if (first !== undefined)
+      throw new Error(`${file}:${line}: question_id '${questionId}' repeats the prediction at line ${first}`);
     seen.set(questionId, line);
     preds.push({ questionId, answer, line });
   }
@@ -127,7 +129,11 @@ function sortedGroups(map: Record<string, GroupScore>): Record<string, GroupScor
   return out;
 }
 
-export function scorePredictions(benchmark: readonly Sample[], predictions: readonly Prediction[], opts: ScoreOptions = {}): ScoreResult {
+export function scorePredictions(
+  benchmark: readonly Sample[],
+  predictions: readonly Prediction[],
+  opts: ScoreOptions = {},
+): ScoreResult {
   const pFile = opts.predictionsFile ?? 'predictions';
   const bFile = opts.benchmarkFile ?? 'benchmark';
   if (benchmark.length === 0) throw new Error(`${bFile}: no benchmark records`);
@@ -155,9 +161,13 @@ export function scorePredictions(benchmark: readonly Sample[], predictions: read
   const missing = [...byId.keys()].filter((id) => !predicted.has(id));
   if (missing.length > 0) {
     if (!opts.allowMissing) {
-      throw new Error(`${pFile}: no prediction for ${missing.length} of ${byId.size} benchmark sample(s): ${firstFew(missing)}; pass --allow-missing to score the rest`);
+      throw new Error(
+        `${pFile}: no prediction for ${missing.length} of ${byId.size} benchmark sample(s): ${firstFew(missing)}; pass --allow-missing to score the rest`,
+      );
     }
-    opts.onWarning?.(`${pFile}: ${missing.length} benchmark sample(s) have no prediction and are left out: ${firstFew(missing)}`);
+    opts.onWarning?.(
+      `${pFile}: ${missing.length} benchmark sample(s) have no prediction and are left out: ${firstFew(missing)}`,
+    );
   }
 
   const modalityName = groupNames(benchmark, 'modality');
@@ -226,7 +236,10 @@ export function formatScoreTable(result: ScoreResult, style: TableStyle): string
     [['overall', pct(o.accuracy), String(o.correct), String(o.total)]],
     style,
   );
-  const notes = [`invalid (no option named): ${result.invalid}`, `macro-F1 (over answer classes): ${result.macroF1.toFixed(4)}`];
+  const notes = [
+    `invalid (no option named): ${result.invalid}`,
+    `macro-F1 (over answer classes): ${result.macroF1.toFixed(4)}`,
+  ];
   if (result.unknown) notes.push(`predictions with unknown ids (left out): ${result.unknown}`);
   if (result.missing) notes.push(`benchmark samples without a prediction (left out): ${result.missing}`);
   return [
@@ -244,14 +257,17 @@ export type MatrixAxis = 'modality' | 'task' | 'dataset';
 
 export interface CrossMatrix {
   axis: MatrixAxis;
-  rows: string[];     // training groups, in the order given
-  columns: string[];  // test groups, sorted
+  rows: string[]; // training groups, in the order given
+  columns: string[]; // test groups, sorted
   /** accuracy[r][c] in [0, 1], or null where the test group has no samples in that row's result. */
   accuracy: (number | null)[][];
 }
 
 /** One row per model (trained on one group), one column per test group, cells = accuracy. */
-export function crossMatrix(results: ReadonlyArray<{ trainedOn: string; score: ScoreResult }>, axis: MatrixAxis): CrossMatrix {
+export function crossMatrix(
+  results: ReadonlyArray<{ trainedOn: string; score: ScoreResult }>,
+  axis: MatrixAxis,
+): CrossMatrix {
   const field = axis === 'modality' ? 'byModality' : axis === 'task' ? 'byTask' : 'byDataset';
   const columns = [...new Set(results.flatMap((r) => Object.keys(r.score[field])))].sort();
   return {

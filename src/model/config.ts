@@ -27,7 +27,17 @@ const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 
 /** Text defaults of transformers' Qwen2Config (qwen2) and Qwen2VLTextConfig / Qwen2_5_VLTextConfig (both VL). */
 const TEXT_DEFAULTS = {
-  qwen2: { vocab: 151936, hidden: 4096, inter: 22016, layers: 32, heads: 32, kv: 32, maxPos: 32768, eps: 1e-6, theta: 10000 },
+  qwen2: {
+    vocab: 151936,
+    hidden: 4096,
+    inter: 22016,
+    layers: 32,
+    heads: 32,
+    kv: 32,
+    maxPos: 32768,
+    eps: 1e-6,
+    theta: 10000,
+  },
   vl: { vocab: 152064, hidden: 8192, inter: 29568, layers: 80, heads: 64, kv: 8, maxPos: 32768, eps: 1e-5, theta: 1e6 },
 };
 /** Qwen2VLConfig / Qwen2_5_VLConfig token defaults (the Qwen2 tokenizer's ids). */
@@ -147,7 +157,9 @@ export function parseModelConfig(json: unknown, sourcePath: string): ModelConfig
   }
   const eos = r.find(anywhere, 'eos_token_id');
   let eosTokenIds: number[] = [];
-  if (eos) eosTokenIds = typeof eos.value === 'number' ? r.intList([eos.value], eos.field, 0) : r.intList(eos.value, eos.field, 0);
+  if (eos)
+    eosTokenIds =
+      typeof eos.value === 'number' ? r.intList([eos.value], eos.field, 0) : r.intList(eos.value, eos.field, 0);
 
   // transformers >= 4.56 writes `dtype`; older versions `torch_dtype`. Absent means float32 (HF's default).
   const dtypeField = r.find(anywhere, 'dtype') ?? r.find(anywhere, 'torch_dtype');
@@ -180,16 +192,23 @@ function parseText(r: FieldReader, type: ModelType, src: Source[]): TextConfig {
   const numHeads = r.int(src, 'num_attention_heads', d.heads);
   const numKvHeads = r.int(src, 'num_key_value_heads', d.kv);
   if (numHeads % numKvHeads !== 0) {
-    throw r.error(r.find(src, 'num_key_value_heads')?.field ?? 'num_key_value_heads',
-      `a divisor of num_attention_heads (${numHeads})`, numKvHeads);
+    throw r.error(
+      r.find(src, 'num_key_value_heads')?.field ?? 'num_key_value_heads',
+      `a divisor of num_attention_heads (${numHeads})`,
+      numKvHeads,
+    );
   }
   const headDimField = r.find(src, 'head_dim');
   if (!headDimField && hiddenSize % numHeads !== 0) {
-    throw r.error(r.find(src, 'hidden_size')?.field ?? 'hidden_size',
-      `a multiple of num_attention_heads (${numHeads}) when head_dim is not given`, hiddenSize);
+    throw r.error(
+      r.find(src, 'hidden_size')?.field ?? 'hidden_size',
+      `a multiple of num_attention_heads (${numHeads}) when head_dim is not given`,
+      hiddenSize,
+    );
   }
   const headDim = r.int(src, 'head_dim', hiddenSize / numHeads);
-  if (headDim % 2 !== 0) throw r.error(headDimField?.field ?? 'head_dim', 'even (rotary embeddings pair dimensions)', headDim);
+  if (headDim % 2 !== 0)
+    throw r.error(headDimField?.field ?? 'head_dim', 'even (rotary embeddings pair dimensions)', headDim);
   r.oneOf(src, 'hidden_act', ['silu'] as const, 'silu');
   const sliding = r.find(src, 'use_sliding_window');
   if (sliding && sliding.value !== false) {
@@ -213,14 +232,21 @@ function parseText(r: FieldReader, type: ModelType, src: Source[]): TextConfig {
     if (section && type !== 'qwen2') {
       const s = r.intList(section.value, section.field, 1);
       if (s.length !== 3 || s[0] + s[1] + s[2] !== headDim / 2) {
-        throw r.error(section.field, `3 positive integers (temporal, height, width) summing to head_dim/2 = ${headDim / 2}`, s);
+        throw r.error(
+          section.field,
+          `3 positive integers (temporal, height, width) summing to head_dim/2 = ${headDim / 2}`,
+          s,
+        );
       }
       mropeSection = s;
     }
   }
   if (type !== 'qwen2' && !mropeSection) {
-    throw r.error(`${ropeField?.field ?? 'rope_scaling'}.mrope_section`,
-      `given for ${type} (3 integers summing to head_dim/2 = ${headDim / 2}, e.g. [16, 24, 24] for head_dim 128)`, undefined);
+    throw r.error(
+      `${ropeField?.field ?? 'rope_scaling'}.mrope_section`,
+      `given for ${type} (3 integers summing to head_dim/2 = ${headDim / 2}, e.g. [16, 24, 24] for head_dim 128)`,
+      undefined,
+    );
   }
 
   return {
@@ -273,7 +299,12 @@ function parseVision(r: FieldReader, type: 'qwen2_vl' | 'qwen2_5_vl', value: unk
     const full = r.find(src, 'fullatt_block_indexes');
     const fullAttBlockIndexes = full ? r.intList(full.value, full.field, 0) : [7, 15, 23, 31];
     for (const i of fullAttBlockIndexes) {
-      if (i >= depth) throw r.error(full?.field ?? 'vision_config.fullatt_block_indexes', `block indexes below depth (${depth})`, fullAttBlockIndexes);
+      if (i >= depth)
+        throw r.error(
+          full?.field ?? 'vision_config.fullatt_block_indexes',
+          `block indexes below depth (${depth})`,
+          fullAttBlockIndexes,
+        );
     }
     vision = {
       kind: 'qwen2_5_vl',
@@ -288,7 +319,11 @@ function parseVision(r: FieldReader, type: 'qwen2_vl' | 'qwen2_5_vl', value: unk
     };
     const mergedPatch = vision.patchSize * vision.spatialMergeSize;
     if (Math.floor(vision.windowSize / mergedPatch) < 1) {
-      throw r.error('vision_config.window_size', `at least patch_size * spatial_merge_size (${mergedPatch})`, vision.windowSize);
+      throw r.error(
+        'vision_config.window_size',
+        `at least patch_size * spatial_merge_size (${mergedPatch})`,
+        vision.windowSize,
+      );
     }
   }
   const headField = type === 'qwen2_vl' ? 'vision_config.embed_dim' : 'vision_config.hidden_size';
@@ -297,8 +332,11 @@ function parseVision(r: FieldReader, type: 'qwen2_vl' | 'qwen2_5_vl', value: unk
     throw r.error(headField, `a multiple of 4 * num_heads (${4 * vision.numHeads})`, vision.embedDim);
   }
   if (vision.outHiddenSize !== text.hiddenSize) {
-    throw r.error(type === 'qwen2_vl' ? 'vision_config.hidden_size' : 'vision_config.out_hidden_size',
-      `the language model's hidden_size (${text.hiddenSize}): the merger feeds the decoder`, vision.outHiddenSize);
+    throw r.error(
+      type === 'qwen2_vl' ? 'vision_config.hidden_size' : 'vision_config.out_hidden_size',
+      `the language model's hidden_size (${text.hiddenSize}): the merger feeds the decoder`,
+      vision.outHiddenSize,
+    );
   }
   return vision;
 }
@@ -330,7 +368,11 @@ export function modelConfigToJson(cfg: ModelConfig): Record<string, unknown> {
   put('max_position_embeddings', t.maxPositionEmbeddings);
   put('tie_word_embeddings', t.tieWordEmbeddings);
 
-  const ropeKey = isObject(text.rope_scaling) ? 'rope_scaling' : isObject(text.rope_parameters) ? 'rope_parameters' : null;
+  const ropeKey = isObject(text.rope_scaling)
+    ? 'rope_scaling'
+    : isObject(text.rope_parameters)
+      ? 'rope_parameters'
+      : null;
   const rope = ropeKey ? { ...(text[ropeKey] as Json) } : null;
   if (rope && 'rope_theta' in rope) rope.rope_theta = t.ropeTheta;
   if (!rope || !('rope_theta' in rope) || 'rope_theta' in text) put('rope_theta', t.ropeTheta);
@@ -352,11 +394,18 @@ export function modelConfigToJson(cfg: ModelConfig): Record<string, unknown> {
     if (nested && key in text) text[key] = value;
     if (!nested || key in out || !(key in text)) out[key] = value;
   };
-  if (cfg.bosTokenId !== null || 'bos_token_id' in out || 'bos_token_id' in text) putRootOrText('bos_token_id', cfg.bosTokenId);
+  if (cfg.bosTokenId !== null || 'bos_token_id' in out || 'bos_token_id' in text)
+    putRootOrText('bos_token_id', cfg.bosTokenId);
   const rawEos = out.eos_token_id ?? text.eos_token_id;
   if (cfg.eosTokenIds.length > 0 || rawEos !== undefined) {
-    putRootOrText('eos_token_id',
-      cfg.eosTokenIds.length === 1 && !Array.isArray(rawEos) ? cfg.eosTokenIds[0] : cfg.eosTokenIds.length === 0 ? null : [...cfg.eosTokenIds]);
+    putRootOrText(
+      'eos_token_id',
+      cfg.eosTokenIds.length === 1 && !Array.isArray(rawEos)
+        ? cfg.eosTokenIds[0]
+        : cfg.eosTokenIds.length === 0
+          ? null
+          : [...cfg.eosTokenIds],
+    );
   }
   const dtypeKey = 'dtype' in out || (nested && 'dtype' in text) ? 'dtype' : 'torch_dtype';
   putRootOrText(dtypeKey, cfg.torchDtype);
@@ -410,7 +459,9 @@ export async function loadModelConfig(dirOrFile: string): Promise<ModelConfig> {
   if (stat.isDirectory()) file = path.join(dirOrFile, 'config.json');
   const content = await fsp.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') {
-      throw new ModelConfigError(`${dirOrFile}: no config.json (a Hugging Face model folder holds config.json and *.safetensors)`);
+      throw new ModelConfigError(
+        `${dirOrFile}: no config.json (a Hugging Face model folder holds config.json and *.safetensors)`,
+      );
     }
     throw new ModelConfigError(`${file}: cannot be read (${err.message})`);
   });

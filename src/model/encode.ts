@@ -46,10 +46,22 @@ export function encodeConversation(
 ): PackSample {
   const messages: ChatMessage[] = [];
   if (opts.system !== undefined) messages.push({ role: 'system', content: opts.system });
-  messages.push({ role: 'user', content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: user }] });
+  messages.push({
+    role: 'user',
+    content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: user }],
+  });
   if (opts.reply !== undefined) messages.push({ role: 'assistant', content: opts.reply });
-  const enc = encodeChat(tok, messages, images.map((i) => i.grid), { addGenerationPrompt: opts.reply === undefined });
-  return { ids: enc.ids, targetMask: enc.targetMask, images: images.map((i) => ({ pixelValues: i.pixelValues, grid: i.grid })) };
+  const enc = encodeChat(
+    tok,
+    messages,
+    images.map((i) => i.grid),
+    { addGenerationPrompt: opts.reply === undefined },
+  );
+  return {
+    ids: enc.ids,
+    targetMask: enc.targetMask,
+    images: images.map((i) => ({ pixelValues: i.pixelValues, grid: i.grid })),
+  };
 }
 
 /** labels[t] = inputIds[t+1] where targetMask[t+1] = 1 within one sequence, else -100. */
@@ -75,7 +87,10 @@ export function toModelBatch(pb: PackedBatch): { batch: ModelBatch; labels: Int3
 
 /** All samples as one packed batch, in the given order (generation prompts, scoring). */
 export function packInOrder(samples: readonly PackSample[]): PackedBatch {
-  return assembleBatch(samples, samples.map((_, i) => i));
+  return assembleBatch(
+    samples,
+    samples.map((_, i) => i),
+  );
 }
 
 /** Decodes each distinct image file once; shared by every example of a run. */

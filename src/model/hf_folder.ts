@@ -40,13 +40,28 @@ export class CheckpointError extends Error {
 export type CheckpointDtype = 'f32' | 'bf16' | 'f16' | 'f64' | 'float32' | 'bfloat16' | 'float16' | 'float64';
 
 const FLOAT_DTYPES: Record<CheckpointDtype, DtypeName> = {
-  f32: 'f32', float32: 'f32', bf16: 'bf16', bfloat16: 'bf16', f16: 'f16', float16: 'f16', f64: 'f64', float64: 'f64',
+  f32: 'f32',
+  float32: 'f32',
+  bf16: 'bf16',
+  bfloat16: 'bf16',
+  f16: 'f16',
+  float16: 'f16',
+  f64: 'f64',
+  float64: 'f64',
 };
-const TORCH_DTYPE_NAME: Partial<Record<DtypeName, string>> = { f32: 'float32', bf16: 'bfloat16', f16: 'float16', f64: 'float64' };
+const TORCH_DTYPE_NAME: Partial<Record<DtypeName, string>> = {
+  f32: 'float32',
+  bf16: 'bfloat16',
+  f16: 'float16',
+  f64: 'float64',
+};
 
 function floatDtype(d: string, what: string): DtypeName {
   const n = FLOAT_DTYPES[d as CheckpointDtype];
-  if (!n) throw new CheckpointError(`${what} must be one of float32, bfloat16, float16, float64 (or f32, bf16, f16, f64), got ${JSON.stringify(d)}`);
+  if (!n)
+    throw new CheckpointError(
+      `${what} must be one of float32, bfloat16, float16, float64 (or f32, bf16, f16, f64), got ${JSON.stringify(d)}`,
+    );
   return n;
 }
 
@@ -88,7 +103,10 @@ function checkTensors(cfg: ModelConfig, specs: ParameterSpec[], found: Map<strin
   if (cfg.text.tieWordEmbeddings && lm) {
     const want = [cfg.text.vocabSize, cfg.text.hiddenSize];
     if (sameShape(lm.shape, want)) found.delete('lm_head.weight');
-    else problems.push(`tensor "${lm.original}" in ${lm.where} has shape ${shapeText(lm.shape)} but the config expects ${shapeText(want)} (a tied head equal to model.embed_tokens.weight)`);
+    else
+      problems.push(
+        `tensor "${lm.original}" in ${lm.where} has shape ${shapeText(lm.shape)} but the config expects ${shapeText(want)} (a tied head equal to model.embed_tokens.weight)`,
+      );
   }
   const expected = new Map(specs.map((s) => [s.name, s.shape]));
   for (const s of specs) {
@@ -96,15 +114,21 @@ function checkTensors(cfg: ModelConfig, specs: ParameterSpec[], found: Map<strin
     if (!f) {
       problems.push(`tensor "${s.name}" is missing (expected shape ${shapeText(s.shape)})`);
     } else if (!sameShape(f.shape, s.shape)) {
-      problems.push(`tensor "${f.original}" in ${f.where} has shape ${shapeText(f.shape)} but the config expects ${shapeText(s.shape)}`);
+      problems.push(
+        `tensor "${f.original}" in ${f.where} has shape ${shapeText(f.shape)} but the config expects ${shapeText(s.shape)}`,
+      );
     } else if (!['f32', 'bf16', 'f16', 'f64'].includes(f.dtype)) {
-      problems.push(`tensor "${f.original}" in ${f.where} has dtype ${f.dtype}; parameters must be floating point (F32, BF16, F16, F64)`);
+      problems.push(
+        `tensor "${f.original}" in ${f.where} has dtype ${f.dtype}; parameters must be floating point (F32, BF16, F16, F64)`,
+      );
     }
   }
   for (const [name, f] of found) {
     if (!expected.has(name) && !(name === 'lm_head.weight' && cfg.text.tieWordEmbeddings)) {
-      problems.push(`tensor "${f.original}" in ${f.where} is not a parameter of this ${cfg.modelType} model ` +
-        `(${cfg.text.numLayers} layers${cfg.vision ? `, ${cfg.vision.depth} vision blocks` : ''}, tie_word_embeddings ${cfg.text.tieWordEmbeddings})`);
+      problems.push(
+        `tensor "${f.original}" in ${f.where} is not a parameter of this ${cfg.modelType} model ` +
+          `(${cfg.text.numLayers} layers${cfg.vision ? `, ${cfg.vision.depth} vision blocks` : ''}, tie_word_embeddings ${cfg.text.tieWordEmbeddings})`,
+      );
     }
   }
   return problems;
@@ -118,7 +142,10 @@ function problemsError(subject: string, problems: string[]): CheckpointError {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return fsp.stat(p).then(() => true, () => false);
+  return fsp.stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The weight files of a folder: model.safetensors, else the index's shards (transformers' order). */
@@ -129,7 +156,8 @@ async function weightFiles(dir: string): Promise<{ files: string[]; index: Map<s
     const index = await readSafetensorsIndex(indexPath);
     const files = [...new Set(index.weightMap.values())].sort();
     for (const f of files) {
-      if (!(await exists(path.join(dir, f)))) throw new CheckpointError(`${indexPath}: names shard "${f}", which is not in ${dir}`);
+      if (!(await exists(path.join(dir, f))))
+        throw new CheckpointError(`${indexPath}: names shard "${f}", which is not in ${dir}`);
     }
     return { files, index: index.weightMap };
   }
@@ -166,7 +194,9 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
     for (const desc of header.tensors) {
       inHeader.add(desc.name);
       if (index && index.get(desc.name) !== file) {
-        problems.push(`tensor "${desc.name}" is in ${file} but ${INDEX_FILE} ${index.has(desc.name) ? `puts it in ${index.get(desc.name)}` : 'does not list it'}`);
+        problems.push(
+          `tensor "${desc.name}" is in ${file} but ${INDEX_FILE} ${index.has(desc.name) ? `puts it in ${index.get(desc.name)}` : 'does not list it'}`,
+        );
         continue;
       }
       const canonical = canonicalName(desc.name);
@@ -176,7 +206,9 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
       }
       const prev = found.get(canonical);
       if (prev) {
-        problems.push(`tensor "${canonical}" appears twice: as "${prev.original}" in ${prev.file} and as "${desc.name}" in ${file}`);
+        problems.push(
+          `tensor "${canonical}" appears twice: as "${prev.original}" in ${prev.file} and as "${desc.name}" in ${file}`,
+        );
         continue;
       }
       const dtype = SAFETENSORS_DTYPES[desc.dtype].native;
@@ -184,7 +216,8 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
     }
     if (index) {
       for (const [name, f] of index) {
-        if (f === file && !inHeader.has(name)) problems.push(`${INDEX_FILE} puts tensor "${name}" in ${file}, which does not hold it`);
+        if (f === file && !inHeader.has(name))
+          problems.push(`${INDEX_FILE} puts tensor "${name}" in ${file}, which does not hold it`);
       }
     }
   }
@@ -258,7 +291,13 @@ export async function saveCheckpoint(
     } else if (found.has(canonical)) {
       problems.push(`tensor "${canonical}" is given twice (as "${found.get(canonical)?.original}" and "${name}")`);
     } else {
-      found.set(canonical, { original: name, shape: tensor.shape, dtype: tensor.dtype, where: 'the tensors given', tensor });
+      found.set(canonical, {
+        original: name,
+        shape: tensor.shape,
+        dtype: tensor.dtype,
+        where: 'the tensors given',
+        tensor,
+      });
     }
   }
   problems.push(...checkTensors(config, specs, found));
@@ -284,7 +323,11 @@ export async function saveCheckpoint(
       path.join(dir, shard.file),
       header.bytes,
       order.map((e) => e.tensor),
-      order.map((e) => ({ name: e.name, dtype: SAFETENSORS_DTYPES[e.dtype as SafetensorsDtype].native, nbytes: e.nbytes })),
+      order.map((e) => ({
+        name: e.name,
+        dtype: SAFETENSORS_DTYPES[e.dtype as SafetensorsDtype].native,
+        nbytes: e.nbytes,
+      })),
     );
     written.push(shard.file);
     totalBytes += shard.bytes;
@@ -312,7 +355,8 @@ export async function saveCheckpoint(
   // reader still found a complete older set.
   const keep = new Set(written);
   for (const name of await fsp.readdir(dir)) {
-    if ((WEIGHT_FILE.test(name) || name === INDEX_FILE) && !keep.has(name)) await fsp.rm(path.join(dir, name), { force: true });
+    if ((WEIGHT_FILE.test(name) || name === INDEX_FILE) && !keep.has(name))
+      await fsp.rm(path.join(dir, name), { force: true });
   }
   return { dir, files: written, totalBytes };
 }

@@ -16,8 +16,21 @@ export {
   DEFAULT_MAX_SHARD_BYTES,
   SAFETENSORS_DTYPES,
 } from './safetensors';
-export type { SafetensorsDtype, TensorDescriptor, SafetensorsHeader, SafetensorsIndex, ShardPlan, HeaderEntry } from './safetensors';
+export type {
+  SafetensorsDtype,
+  TensorDescriptor,
+  SafetensorsHeader,
+  SafetensorsIndex,
+  ShardPlan,
+  HeaderEntry,
+} from './safetensors';
 export { loadCheckpoint, saveCheckpoint, CheckpointError, COMPANION_FILES } from './hf_folder';
-export type { Checkpoint, CheckpointDtype, LoadCheckpointOptions, SaveCheckpointOptions, SavedCheckpoint } from './hf_folder';
+export type {
+  Checkpoint,
+  CheckpointDtype,
+  LoadCheckpointOptions,
+  SaveCheckpointOptions,
+  SavedCheckpoint,
+} from './hf_folder';
 export * from './model';
 export * from './tiny';

@@ -5,8 +5,17 @@ import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
 import type { NativeDistributed } from '../native/dist_types';
 import type {
-  CreateOptions, GenerateOptions, GenerateResult, GrpoLossSpec, LossReport, ModelBatch, ModelDevice, ModelDtype, NativeModel,
-  OptimizerOptions, SftLossSpec,
+  CreateOptions,
+  GenerateOptions,
+  GenerateResult,
+  GrpoLossSpec,
+  LossReport,
+  ModelBatch,
+  ModelDevice,
+  ModelDtype,
+  NativeModel,
+  OptimizerOptions,
+  SftLossSpec,
 } from '../native/model_types';
 import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './hf_folder';
 import { loadModelConfig } from './config';
@@ -123,7 +132,10 @@ export class Model {
     return this.n.logits(batch);
   }
   /** Per-token log p(label) and entropy of a packed batch (labels default to each next token). */
-  async tokenLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }> {
+  async tokenLogprobs(
+    batch: ModelBatch,
+    opts?: { labels?: Int32Array | Tensor; temperature?: number },
+  ): Promise<{ logp: Float32Array; entropy: Float32Array }> {
     return this.n.tokenLogprobs(batch, opts);
   }
   /** Text only: out[i][t] = log p(seqs[i][t+1] | seqs[i][0..t]). */

@@ -74,7 +74,9 @@ function shapeText(shape: number[]): string {
 /** The JSON header's length N from the first 8 bytes; checked against the file size. */
 export function headerLengthOf(first8: Uint8Array, fileSize: number, file: string): number {
   if (fileSize < 8 || first8.length < 8) {
-    throw new SafetensorsError(`${file}: not a safetensors file: ${fileSize} bytes, too short for the 8-byte header length`);
+    throw new SafetensorsError(
+      `${file}: not a safetensors file: ${fileSize} bytes, too short for the 8-byte header length`,
+    );
   }
   const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(fileSize - 8)) {
@@ -84,9 +86,14 @@ export function headerLengthOf(first8: Uint8Array, fileSize: number, file: strin
     );
   }
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw new SafetensorsError(`${file}: corrupt safetensors header: header length ${n} bytes exceeds the 100 MiB limit`);
+    throw new SafetensorsError(
+      `${file}: corrupt safetensors header: header length ${n} bytes exceeds the 100 MiB limit`,
+    );
   }
-  if (n < 2n) throw new SafetensorsError(`${file}: corrupt safetensors header: header length ${n} bytes is too small for a JSON object`);
+  if (n < 2n)
+    throw new SafetensorsError(
+      `${file}: corrupt safetensors header: header length ${n} bytes is too small for a JSON object`,
+    );
   return Number(n);
 }
 
@@ -112,14 +119,19 @@ export function parseSafetensorsHeader(headerJson: Uint8Array, fileSize: number,
   const tensors: (TensorDescriptor & { begin: number; end: number })[] = [];
   for (const [name, entry] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Array.isArray(entry) ||
-          !Object.values(entry).every((v) => typeof v === 'string')) {
+      if (
+        typeof entry !== 'object' ||
+        entry === null ||
+        Array.isArray(entry) ||
+        !Object.values(entry).every((v) => typeof v === 'string')
+      ) {
         throw new SafetensorsError(`${file}: corrupt safetensors header: "__metadata__" must map strings to strings`);
       }
       metadata = entry as Record<string, string>;
       continue;
     }
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw bad(name, 'expected {dtype, shape, data_offsets}');
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw bad(name, 'expected {dtype, shape, data_offsets}');
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
     if (!isSafetensorsDtype(dtype)) {
       throw new SafetensorsError(
@@ -129,14 +141,21 @@ export function parseSafetensorsHeader(headerJson: Uint8Array, fileSize: number,
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw bad(name, `shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-        offsets[0] > offsets[1]) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+      offsets[0] > offsets[1]
+    ) {
       throw bad(name, `data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     const need = numel(shape as number[]) * SAFETENSORS_DTYPES[dtype].bytes;
     if (end - begin !== need) {
-      throw bad(name, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape ${shapeText(shape as number[])} of ${dtype} needs ${need}`);
+      throw bad(
+        name,
+        `data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape ${shapeText(shape as number[])} of ${dtype} needs ${need}`,
+      );
     }
     tensors.push({ name, dtype, shape: shape as number[], offset: dataStart + begin, nbytes: need, begin, end });
   }
@@ -179,7 +198,8 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     const n = headerLengthOf(first, size, file);
     const json = new Uint8Array(n);
     const { bytesRead } = await fh.read(json, 0, n, 8);
-    if (bytesRead !== n) throw new SafetensorsError(`${file}: truncated: the header ends after ${bytesRead} of ${n} bytes`);
+    if (bytesRead !== n)
+      throw new SafetensorsError(`${file}: truncated: the header ends after ${bytesRead} of ${n} bytes`);
     return parseSafetensorsHeader(json, size, file);
   } finally {
     await fh.close();
@@ -205,7 +225,10 @@ export interface BuiltHeader {
  * of 8 bytes, so every tensor starts aligned to its element size (the reader maps tensors in place)
  * with no gaps between them (safetensors' own reader rejects gaps).
  */
-export function buildSafetensorsHeader(entries: HeaderEntry[], metadata: Record<string, string> = { format: 'pt' }): BuiltHeader {
+export function buildSafetensorsHeader(
+  entries: HeaderEntry[],
+  metadata: Record<string, string> = { format: 'pt' },
+): BuiltHeader {
   const order = entries
     .map((e, i) => ({ e, i }))
     .sort((a, b) => SAFETENSORS_DTYPES[b.e.dtype].bytes - SAFETENSORS_DTYPES[a.e.dtype].bytes || a.i - b.i)
@@ -231,7 +254,13 @@ export function buildSafetensorsHeader(entries: HeaderEntry[], metadata: Record<
   const dataStart = 8 + body.length;
   return {
     bytes,
-    tensors: placed.map(({ e, begin, nbytes }) => ({ name: e.name, dtype: e.dtype, shape: e.shape, offset: dataStart + begin, nbytes })),
+    tensors: placed.map(({ e, begin, nbytes }) => ({
+      name: e.name,
+      dtype: e.dtype,
+      shape: e.shape,
+      offset: dataStart + begin,
+      nbytes,
+    })),
     fileSize: dataStart + pos,
   };
 }
@@ -249,16 +278,27 @@ export interface SafetensorsIndex {
 }
 
 export function parseSafetensorsIndex(json: unknown, file: string): SafetensorsIndex {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SafetensorsError(`${file}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new SafetensorsError(`${file}: expected a JSON object`);
   const { metadata, weight_map: map } = json as Record<string, unknown>;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-    throw new SafetensorsError(`${file}: field "weight_map" must be an object mapping tensor names to shard files, got ${JSON.stringify(map)}`);
+    throw new SafetensorsError(
+      `${file}: field "weight_map" must be an object mapping tensor names to shard files, got ${JSON.stringify(map)}`,
+    );
   }
   const weightMap = new Map<string, string>();
   for (const [name, shard] of Object.entries(map)) {
     // A shard is a file name in the same folder: nothing that could point elsewhere.
-    if (typeof shard !== 'string' || !shard.endsWith('.safetensors') || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
-      throw new SafetensorsError(`${file}: field "weight_map.${name}" must name a .safetensors file in the same folder, got ${JSON.stringify(shard)}`);
+    if (
+      typeof shard !== 'string' ||
+      !shard.endsWith('.safetensors') ||
+      shard.includes('/') ||
+      shard.includes('\\') ||
+      shard.startsWith('.')
+    ) {
+      throw new SafetensorsError(
+        `${file}: field "weight_map.${name}" must name a .safetensors file in the same folder, got ${JSON.stringify(shard)}`,
+      );
     }
     weightMap.set(name, shard);
   }
@@ -266,7 +306,9 @@ export function parseSafetensorsIndex(json: unknown, file: string): SafetensorsI
   if (metadata !== undefined && metadata !== null) {
     const t = (metadata as Record<string, unknown>).total_size;
     if (t !== undefined && !(typeof t === 'number' && Number.isSafeInteger(t) && t >= 0)) {
-      throw new SafetensorsError(`${file}: field "metadata.total_size" must be a non-negative integer, got ${JSON.stringify(t)}`);
+      throw new SafetensorsError(
+        `${file}: field "metadata.total_size" must be a non-negative integer, got ${JSON.stringify(t)}`,
+      );
     }
     totalSize = (t as number | undefined) ?? null;
   }
@@ -287,7 +329,9 @@ export async function readSafetensorsIndex(file: string): Promise<SafetensorsInd
 /** The index file's text, as transformers writes it (names sorted, 2-space indent). */
 export function formatSafetensorsIndex(totalSize: number, weightMap: Iterable<[string, string]>): string {
   const sorted = [...weightMap].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify({ metadata: { total_size: totalSize }, weight_map: Object.fromEntries(sorted) }, null, 2) + '\n';
+  return (
+    JSON.stringify({ metadata: { total_size: totalSize }, weight_map: Object.fromEntries(sorted) }, null, 2) + '\n'
+  );
 }
 
 // ----- shard planning ---------------------------------------------------------------------------
@@ -298,11 +342,15 @@ export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 /** A byte count from a number or a size like "5GB", "500MB", "2GiB" (decimal and binary units). */
 export function parseByteSize(size: number | string): number {
   if (typeof size === 'number') {
-    if (!(Number.isFinite(size) && size > 0)) throw new SafetensorsError(`maxShardBytes must be a positive number of bytes, got ${size}`);
+    if (!(Number.isFinite(size) && size > 0))
+      throw new SafetensorsError(`maxShardBytes must be a positive number of bytes, got ${size}`);
     return Math.floor(size);
   }
   const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$/i.exec(size);
-  if (!m) throw new SafetensorsError(`maxShardBytes must be bytes or a size like "5GB" or "500MiB", got ${JSON.stringify(size)}`);
+  if (!m)
+    throw new SafetensorsError(
+      `maxShardBytes must be bytes or a size like "5GB" or "500MiB", got ${JSON.stringify(size)}`,
+    );
   const unit = (m[2] ?? 'B').toUpperCase();
   const pow = { B: 0, K: 1, M: 2, G: 3, T: 4 }[unit[0] as 'B' | 'K' | 'M' | 'G' | 'T'];
   const base = unit.includes('I') ? 1024 : 1000;
@@ -323,7 +371,10 @@ export interface ShardPlan {
  * than the limit gets a shard of its own. One shard is named model.safetensors, several
  * model-00001-of-0000N.safetensors.
  */
-export function planShards(entries: { name: string; nbytes: number }[], maxShardBytes: number = DEFAULT_MAX_SHARD_BYTES): ShardPlan[] {
+export function planShards(
+  entries: { name: string; nbytes: number }[],
+  maxShardBytes: number = DEFAULT_MAX_SHARD_BYTES,
+): ShardPlan[] {
   const shards: { names: string[]; bytes: number }[] = [];
   let cur: { names: string[]; bytes: number } | null = null;
   for (const e of entries) {

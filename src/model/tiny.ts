@@ -19,7 +19,10 @@ export const TINY_TOKENS = {
 export const TINY_CONFIG_DIR = path.resolve(__dirname, '..', '..', '..', 'configs', 'models');
 
 /** The tiny config of `kind` ('qwen2' = the qwen2_vl text model without its vision tower). */
-export function tinyConfig(kind: 'qwen2_vl' | 'qwen2_5_vl' | 'qwen2' = 'qwen2_vl', over: { tie?: boolean } = {}): ModelConfig {
+export function tinyConfig(
+  kind: 'qwen2_vl' | 'qwen2_5_vl' | 'qwen2' = 'qwen2_vl',
+  over: { tie?: boolean } = {},
+): ModelConfig {
   const file = path.join(TINY_CONFIG_DIR, kind === 'qwen2_5_vl' ? 'tiny-qwen2.5-vl.json' : 'tiny-qwen2-vl.json');
   const cfg = parseModelConfig(JSON.parse(fs.readFileSync(file, 'utf8')), file);
   const out: ModelConfig = { ...cfg, text: { ...cfg.text, tieWordEmbeddings: over.tie ?? cfg.text.tieWordEmbeddings } };

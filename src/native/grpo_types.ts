@@ -30,7 +30,8 @@ export interface LossOptions {
   kl?: 'k1' | 'k2' | 'k3';
   /** dr_grpo's length; default seqLen (padded) or the longest sequence (packed). */
   maxCompletionLength?: number;
-  /** dapo's denominator: active tokens in the whole generation batch (all micro-batches, all ranks). Default: this mask's sum. */
+  /** dapo's denominator: active tokens in the whole generation batch (all micro-batches, all ranks).
+   *  Default: this mask's sum. */
   numItemsInBatch?: number;
   impl?: Impl;
   device?: Device;
@@ -149,5 +150,8 @@ export interface GrpoOps {
   lossAsync(inputs: LossInputs | PackedLossInputs, opts?: LossOptions): Promise<LossResult<Tensor>>;
   fusedLogprobAsync(inputs: LogprobInputs, opts?: LogprobOptions): Promise<LogprobResult<Tensor>>;
   fusedLogprobBackwardAsync(inputs: LogprobBackwardInputs, opts?: LogprobOptions): Promise<LogprobGrads<Tensor>>;
-  policyGradientAsync(inputs: PolicyGradientInputs, opts?: LossOptions & LogprobOptions): Promise<PolicyGradientResult<Tensor>>;
+  policyGradientAsync(
+    inputs: PolicyGradientInputs,
+    opts?: LossOptions & LogprobOptions,
+  ): Promise<PolicyGradientResult<Tensor>>;
 }

@@ -29,12 +29,18 @@ export function explainLoadFailure(err: unknown, root: string): string {
       'it installs libtorch and builds everything).'
     );
   }
-  const missingLib = /(lib(torch|c10|gloo|cuda|cudart|nvrtc)[\w.-]*\.so[\w.]*): cannot open shared object file/.exec(detail);
+  const missingLib = /(lib(torch|c10|gloo|cuda|cudart|nvrtc)[\w.-]*\.so[\w.]*): cannot open shared object file/.exec(
+    detail,
+  );
   if (missingLib) {
     return (
       `medgr2: the native addon is built but libtorch cannot be loaded (${missingLib[1]} not found).\n` +
-      'Fix: install it (`apt-get install libtorch-dev`, or `' + SETUP_COMMAND + '`), or, when the addon was ' +
-      'built against another libtorch, set MEDGR2_LIBTORCH to that folder and run `' + BUILD_COMMAND + '` again.\n' +
+      'Fix: install it (`apt-get install libtorch-dev`, or `' +
+      SETUP_COMMAND +
+      '`), or, when the addon was ' +
+      'built against another libtorch, set MEDGR2_LIBTORCH to that folder and run `' +
+      BUILD_COMMAND +
+      '` again.\n' +
       `Loader said: ${detail}`
     );
   }

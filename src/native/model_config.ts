@@ -1,6 +1,7 @@
 // The normalized model configuration that every part of medgr2 uses (TypeScript and the native
-// model, which takes it as is: it is part of the addon's interface). src/model/config.ts turns any Hugging Face config.json we accept (qwen2, qwen2_vl,
-// qwen2_5_vl; flat or nested `text_config`) into this, and back.
+// model, which takes it as is: it is part of the addon's interface). src/model/config.ts turns any
+// Hugging Face config.json we accept (qwen2, qwen2_vl, qwen2_5_vl; flat or nested `text_config`) into
+// this, and back.
 
 export type ModelType = 'qwen2' | 'qwen2_vl' | 'qwen2_5_vl';
 

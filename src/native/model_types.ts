@@ -97,7 +97,10 @@ export interface NativeModel {
   setCheckpointLayers(on: boolean): void;
   info(): { parameterCount: number; device: string; dtype: string; optimizerStep: number; checkpointLayers: boolean };
   logits(batch: ModelBatch): Promise<Tensor>;
-  tokenLogprobs(batch: ModelBatch, opts?: { labels?: Int32Array | Tensor; temperature?: number }): Promise<{ logp: Float32Array; entropy: Float32Array }>;
+  tokenLogprobs(
+    batch: ModelBatch,
+    opts?: { labels?: Int32Array | Tensor; temperature?: number },
+  ): Promise<{ logp: Float32Array; entropy: Float32Array }>;
   backwardSft(batch: ModelBatch, spec: SftLossSpec): Promise<LossReport>;
   sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
   backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec): Promise<LossReport>;

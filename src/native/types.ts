@@ -107,9 +107,18 @@ export interface NativeWriteEntry {
 export interface NativeSafetensors {
   /** Maps `path` (MAP_PRIVATE) and makes the tensors: views of the mapping without `options.dtype`
    *  (or when it equals a tensor's dtype), converted copies otherwise. */
-  readTensors(path: string, descriptors: NativeTensorLocation[], options?: { dtype?: string }): Promise<Record<string, Tensor>>;
+  readTensors(
+    path: string,
+    descriptors: NativeTensorLocation[],
+    options?: { dtype?: string },
+  ): Promise<Record<string, Tensor>>;
   /** Writes `headerBytes` (8-byte length + JSON) and each tensor's bytes to `path.tmp-<pid>`, fsyncs, renames. */
-  writeSafetensors(path: string, headerBytes: Uint8Array, tensors: Tensor[], entries: NativeWriteEntry[]): Promise<void>;
+  writeSafetensors(
+    path: string,
+    headerBytes: Uint8Array,
+    tensors: Tensor[],
+    entries: NativeWriteEntry[],
+  ): Promise<void>;
   /** Whether the tensor's data lies in a live file mapping (it was read without a copy). */
   isMapped(tensor: Tensor): boolean;
   /** File mappings alive now (each is released with the last tensor made from it). */

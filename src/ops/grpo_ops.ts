@@ -13,7 +13,8 @@ function native(): GrpoOps {
 
 /** The GRPO ops; resolved on first use so that importing medgr2 never needs the addon. */
 export const grpo: GrpoOps = {
-  advantages: ((r: FloatArray, g: number, o?: AdvantageOptions) => native().advantages(r as Float32Array, g, o)) as GrpoOps['advantages'],
+  advantages: ((r: FloatArray, g: number, o?: AdvantageOptions) =>
+    native().advantages(r as Float32Array, g, o)) as GrpoOps['advantages'],
   loss: (i, o) => native().loss(i, o),
   lossPacked: (i, o) => native().lossPacked(i, o),
   fusedLogprob: (i, o) => native().fusedLogprob(i, o),

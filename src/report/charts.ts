@@ -16,8 +16,10 @@ function loadEngine(): Promise<Engine> {
     // vega measures text through this hook (vl-convert sets it the same way); without a canvas its
     // default guesses widths, so layout is done with the real font's widths instead. Vega's own
     // truncation (labelLimit) calls it on the untruncated text, so it measures text as given.
-    (vega as unknown as { textMetrics: { width: (item: TextStyle, text: unknown) => number } }).textMetrics.width = (item, text) =>
-      dejaVuWidth(text === null || text === undefined ? '' : String(text).trim(), item);
+    (vega as unknown as { textMetrics: { width: (item: TextStyle, text: unknown) => number } }).textMetrics.width = (
+      item,
+      text,
+    ) => dejaVuWidth(text === null || text === undefined ? '' : String(text).trim(), item);
     return { vega, compile: vl.compile };
   });
   return engine;
@@ -59,7 +61,8 @@ export async function chartSvg(spec: ChartSpec): Promise<string> {
   const { vega, compile } = await loadEngine();
   const compiled = compile(withChartConfig(spec)).spec;
   // charts never read files or the network (vega would log a failed load and draw an empty chart)
-  for (const d of compiled.data ?? []) if ('url' in d) throw new Error(`charts: data must be inline, not loaded from ${String(d.url)}`);
+  for (const d of compiled.data ?? [])
+    if ('url' in d) throw new Error(`charts: data must be inline, not loaded from ${String(d.url)}`);
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -76,7 +79,9 @@ export function svgSize(svg: string): { width: number; height: number } {
 }
 
 export async function svgToPng(svg: string): Promise<Buffer> {
-  return sharp(Buffer.from(svg), { density: 72 * PNG_SCALE }).png().toBuffer();
+  return sharp(Buffer.from(svg), { density: 72 * PNG_SCALE })
+    .png()
+    .toBuffer();
 }
 
 /**

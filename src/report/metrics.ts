@@ -34,12 +34,17 @@ export class MetricsLogger {
   private tb: TensorBoardWriter | null;
   private readonly now: () => number;
 
-  constructor(readonly runDir: string, opts: MetricsOptions = {}) {
+  constructor(
+    readonly runDir: string,
+    opts: MetricsOptions = {},
+  ) {
     fs.mkdirSync(runDir, { recursive: true });
     this.file = path.join(runDir, METRICS_FILE);
     this.now = opts.now ?? (() => Date.now() / 1000);
     if (opts.resumeStep !== undefined && fs.existsSync(this.file)) {
-      const keep = readMetrics(this.file, { tolerateTornTail: true }).filter((r) => r.step <= (opts.resumeStep as number));
+      const keep = readMetrics(this.file, { tolerateTornTail: true }).filter(
+        (r) => r.step <= (opts.resumeStep as number),
+      );
       // Replaced whole: a crash here leaves the old file, never one cut in the middle.
       writeFileAtomicSync(this.file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
       this.fd = fs.openSync(this.file, 'a');

@@ -39,7 +39,8 @@ export class TensorBoardWriter {
   scalars(values: Record<string, number>, step: number, wallTime = Date.now() / 1000): void {
     const value = Object.entries(values).map(([tag, simpleValue]) => ({ tag, simpleValue }));
     if (value.length === 0) return;
-    if (!Number.isInteger(step) || step < 0) throw new Error(`TensorBoard step must be a non-negative integer, got ${step}`);
+    if (!Number.isInteger(step) || step < 0)
+      throw new Error(`TensorBoard step must be a non-negative integer, got ${step}`);
     this.writer.write(encodeMessage('tensorboard.Event', { wallTime, step, summary: { value } }));
   }
 

@@ -7,7 +7,12 @@ import { toModelBatch } from '../model/encode';
 import { type RolloutGroup } from './grpo_rollout';
 
 /** The share of one micro-batch in the generation batch's loss (see the note at the top). */
-export function microBatchShare(lossType: string, mb: Pick<TrainingMicroBatch, 'advantages' | 'tokens'>, sequences: number, completionTokens: number): number {
+export function microBatchShare(
+  lossType: string,
+  mb: Pick<TrainingMicroBatch, 'advantages' | 'tokens'>,
+  sequences: number,
+  completionTokens: number,
+): number {
   if (lossType === 'grpo' || lossType === 'dr_grpo') return mb.advantages.length / Math.max(sequences, 1);
   if (lossType === 'bnpo') return mb.tokens / Math.max(completionTokens, 1);
   return 1;
@@ -48,7 +53,11 @@ export function trainingMicroBatches(
       targetMask.fill(1, P);
       const old = new Float32Array(ids.length);
       old.set(grp.logprobs[k].subarray(0, t.length), P - 1);
-      seqs.push({ sample: { ids, targetMask, images: grp.encoded.images }, old, adv: advantages[g * grp.tokens.length + k] });
+      seqs.push({
+        sample: { ids, targetMask, images: grp.encoded.images },
+        old,
+        adv: advantages[g * grp.tokens.length + k],
+      });
     });
   });
   const out: TrainingMicroBatch[] = [];
@@ -56,7 +65,10 @@ export function trainingMicroBatches(
   let used = 0;
   const flush = (): void => {
     if (cur.length === 0) return;
-    const pb = assembleBatch(seqs.map((s) => s.sample), cur);
+    const pb = assembleBatch(
+      seqs.map((s) => s.sample),
+      cur,
+    );
     const { batch, labels } = toModelBatch(pb);
     const oldLogp = new Float32Array(pb.numTokens);
     let off = 0;

@@ -30,7 +30,15 @@ export interface GrpoStepMetrics {
   /** Completion tokens of the kept groups (dapo's N) and those trained on. */
   tokens: { completion: number; trained: number };
   /** Seconds. */
-  time: { rollout: number; reward: number; logprobRef: number; logprobOld: number; lossBackward: number; optimizer: number; total: number };
+  time: {
+    rollout: number;
+    reward: number;
+    logprobRef: number;
+    logprobOld: number;
+    lossBackward: number;
+    optimizer: number;
+    total: number;
+  };
 }
 
 export function meanStd(xs: readonly number[]): MeanStd {

@@ -78,23 +78,42 @@ export type ResolvedGrpoOptions = typeof GRPO_DEFAULTS;
 
 export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): ResolvedGrpoOptions {
   const o = { ...GRPO_DEFAULTS } as ResolvedGrpoOptions;
-  for (const [k, v] of Object.entries(opts)) if (v !== undefined && k in GRPO_DEFAULTS) (o as Record<string, unknown>)[k] = v;
+  for (const [k, v] of Object.entries(opts))
+    if (v !== undefined && k in GRPO_DEFAULTS) (o as Record<string, unknown>)[k] = v;
   if (opts.epsHigh === undefined) o.epsHigh = o.epsLow;
-  const positiveInt = ['steps', 'promptsPerStep', 'groupSize', 'maxNewTokens', 'numIterations', 'tokenBudget', 'generationBatch', 'maxSamplingRounds'] as const;
-  for (const k of positiveInt) if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
+  const positiveInt = [
+    'steps',
+    'promptsPerStep',
+    'groupSize',
+    'maxNewTokens',
+    'numIterations',
+    'tokenBudget',
+    'generationBatch',
+    'maxSamplingRounds',
+  ] as const;
+  for (const k of positiveInt)
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
   for (const k of ['saveEvery', 'keepLast', 'warmupSteps', 'topK'] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`grpo: ${k} must be a whole number >= 0, got ${o[k]}`);
   }
-  if (o.groupSize < 2) throw new Error(`grpo: groupSize must be >= 2 (advantages compare completions of one prompt), got ${o.groupSize}`);
-  if (!(o.temperature > 0)) throw new Error(`grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`);
+  if (o.groupSize < 2)
+    throw new Error(`grpo: groupSize must be >= 2 (advantages compare completions of one prompt), got ${o.groupSize}`);
+  if (!(o.temperature > 0))
+    throw new Error(
+      `grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`,
+    );
   if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`grpo: topP must be in (0, 1], got ${o.topP}`);
   if (!(o.lr >= 0)) throw new Error(`grpo: lr must be >= 0, got ${o.lr}`);
   if (!(o.beta >= 0)) throw new Error(`grpo: beta must be >= 0, got ${o.beta}`);
   if (!(o.epsLow >= 0 && o.epsHigh >= 0)) throw new Error('grpo: epsLow and epsHigh must be >= 0');
-  if (!['grpo', 'bnpo', 'dr_grpo', 'dapo'].includes(o.lossType)) throw new Error(`grpo: lossType must be grpo, bnpo, dr_grpo or dapo, got ${o.lossType}`);
-  if (!['group', 'batch', 'none'].includes(o.advantageScale)) throw new Error(`grpo: advantageScale must be group, batch or none, got ${o.advantageScale}`);
-  if (!['constant', 'cosine'].includes(o.schedule)) throw new Error(`grpo: schedule must be constant or cosine, got ${o.schedule}`);
+  if (!['grpo', 'bnpo', 'dr_grpo', 'dapo'].includes(o.lossType))
+    throw new Error(`grpo: lossType must be grpo, bnpo, dr_grpo or dapo, got ${o.lossType}`);
+  if (!['group', 'batch', 'none'].includes(o.advantageScale))
+    throw new Error(`grpo: advantageScale must be group, batch or none, got ${o.advantageScale}`);
+  if (!['constant', 'cosine'].includes(o.schedule))
+    throw new Error(`grpo: schedule must be constant or cosine, got ${o.schedule}`);
   if (!['k1', 'k2', 'k3'].includes(o.kl)) throw new Error(`grpo: kl must be k1, k2 or k3, got ${o.kl}`);
-  if (!['rollout', 'recompute'].includes(o.oldLogp)) throw new Error(`grpo: oldLogp must be rollout or recompute, got ${o.oldLogp}`);
+  if (!['rollout', 'recompute'].includes(o.oldLogp))
+    throw new Error(`grpo: oldLogp must be rollout or recompute, got ${o.oldLogp}`);
   return o;
 }

@@ -25,7 +25,11 @@ export interface RolloutGroup {
 }
 
 /** The policy's GRPO prompts for samples: question + lettered options + the style's instruction. */
-export function grpoPromptsFromSamples(samples: readonly Sample[], style: PromptStyle, system: string = POLICY_SYSTEM): GrpoPrompt[] {
+export function grpoPromptsFromSamples(
+  samples: readonly Sample[],
+  style: PromptStyle,
+  system: string = POLICY_SYSTEM,
+): GrpoPrompt[] {
   return samples.map((s) => ({ id: s.id, images: [...s.images], user: policyPrompt(s, style), system, sample: s }));
 }
 
@@ -35,7 +39,10 @@ export class PromptSampler {
   private order: number[] = [];
   private pos = 0;
   private epoch = 0;
-  constructor(private readonly count: number, private readonly seed: number) {
+  constructor(
+    private readonly count: number,
+    private readonly seed: number,
+  ) {
     if (count <= 0) throw new Error('grpo: no prompts');
   }
   private shuffled(epoch: number): number[] {
@@ -81,7 +88,11 @@ export function seedFor(seed: number, ...parts: number[]): number {
 }
 
 /** Encodes prompts (images through the processor, chat template with the generation prompt). */
-export async function encodePrompts(tok: TextTokenizer, prompts: readonly GrpoPrompt[], images: ImageOptions = {}): Promise<PackSample[]> {
+export async function encodePrompts(
+  tok: TextTokenizer,
+  prompts: readonly GrpoPrompt[],
+  images: ImageOptions = {},
+): Promise<PackSample[]> {
   const out: PackSample[] = [];
   for (const p of prompts) {
     const imgs = await loadImages(p.images, images);
@@ -111,7 +122,10 @@ export async function generateRollouts(
   const logprobs: Float32Array[] = [];
   for (let start = 0, chunk = 0; start < flat.length; start += o.generationBatch, chunk++) {
     const part = flat.slice(start, start + o.generationBatch);
-    const pb = assembleBatch(part, part.map((_, i) => i));
+    const pb = assembleBatch(
+      part,
+      part.map((_, i) => i),
+    );
     const { batch } = toModelBatch(pb);
     const res = await policy.generateBatch(withoutImages(batch, pb.numImages), {
       maxNewTokens: o.maxNewTokens,

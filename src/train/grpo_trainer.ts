@@ -39,7 +39,14 @@ import { lrAt, type LrSchedule } from './lr_schedule';
 import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
-import { PromptSampler, isDegenerate, seedFor, encodePrompts, generateRollouts, type RolloutGroup } from './grpo_rollout';
+import {
+  PromptSampler,
+  isDegenerate,
+  seedFor,
+  encodePrompts,
+  generateRollouts,
+  type RolloutGroup,
+} from './grpo_rollout';
 import { microBatchShare, trainingMicroBatches } from './grpo_batches';
 import { flattenMetrics, meanStd, type GrpoStepMetrics, type MeanStd } from './grpo_metrics';
 
@@ -55,7 +62,15 @@ export interface GrpoHooks {
 
 /** The Model dtype of a native dtype name ("Float", "BFloat16", ... as torch prints them). */
 function modelDtype(native: string): ModelDtype {
-  const names: Record<string, ModelDtype> = { float: 'float32', float32: 'float32', bfloat16: 'bfloat16', half: 'float16', float16: 'float16', double: 'float64', float64: 'float64' };
+  const names: Record<string, ModelDtype> = {
+    float: 'float32',
+    float32: 'float32',
+    bfloat16: 'bfloat16',
+    half: 'float16',
+    float16: 'float16',
+    double: 'float64',
+    float64: 'float64',
+  };
   const d = names[native.toLowerCase()];
   if (!d) throw new Error(`grpo: the policy's dtype ${native} has no Model dtype`);
   return d;
@@ -64,7 +79,11 @@ function modelDtype(native: string): ModelDtype {
 /** A frozen copy of the policy's current weights (same device and dtype). */
 export async function frozenCopy(policy: Model): Promise<Model> {
   const { device, dtype } = policy.info;
-  const ref = await Model.create(policy.config, { init: 'none', device: device as ModelDevice, dtype: modelDtype(dtype) });
+  const ref = await Model.create(policy.config, {
+    init: 'none',
+    device: device as ModelDevice,
+    dtype: modelDtype(dtype),
+  });
   await ref.setParameters(policy.parameters());
   return ref;
 }
@@ -80,7 +99,16 @@ export async function trainGrpo(
   opts: GrpoOptions,
   hooks: GrpoHooks = {},
 ): Promise<GrpoStepMetrics[]> {
-  const { tokenizer: tok, images = {}, reference, out, resume, tokenizerDir, progress: showProgress = true, ...rest } = opts;
+  const {
+    tokenizer: tok,
+    images = {},
+    reference,
+    out,
+    resume,
+    tokenizerDir,
+    progress: showProgress = true,
+    ...rest
+  } = opts;
   const o = resolveGrpoOptions(rest);
   if (resume !== undefined && resume !== false && !out) throw new Error('grpo: resume needs the run folder (out)');
   if (rewardFns.length === 0) throw new Error('grpo: no reward functions');
@@ -92,12 +120,22 @@ export async function trainGrpo(
   if (prompts.length === 0) throw new Error('grpo: no prompts');
   const sampler = new PromptSampler(prompts.length, o.seed);
   const totalOptSteps = o.steps * o.numIterations;
-  const schedule: LrSchedule = { lr: o.lr, totalSteps: totalOptSteps, warmupSteps: o.warmupSteps, minLrRatio: o.minLrRatio, shape: o.schedule };
+  const schedule: LrSchedule = {
+    lr: o.lr,
+    totalSteps: totalOptSteps,
+    warmupSteps: o.warmupSteps,
+    minLrRatio: o.minLrRatio,
+    shape: o.schedule,
+  };
 
   // What a resume must find unchanged for its rewards and losses to be the uninterrupted run's.
   const fingerprint: TrainerState['fingerprint'] = {
     prompts: prompts.length,
-    promptsHash: hashString(prompts.map((p) => `${p.id}\u0000${p.system ?? ''}\u0000${p.user}\u0000${p.images.join('\u0001')}`).join('\u0002')),
+    promptsHash: hashString(
+      prompts
+        .map((p) => `${p.id}\u0000${p.system ?? ''}\u0000${p.user}\u0000${p.images.join('\u0001')}`)
+        .join('\u0002'),
+    ),
     rewards: rewardFns.map((r) => `${r.name}=${r.weight}`).join(','),
   };
   for (const [k, v] of Object.entries(o)) {
@@ -116,13 +154,25 @@ export async function trainGrpo(
   let progress: Progress | undefined;
   try {
     if (resume !== undefined && resume !== false) {
-      const { dir, state } = await resumeRun(out as string, resume === true ? 'latest' : resume, policy, 'grpo', fingerprint, 'the same prompts, rewards and options');
+      const { dir, state } = await resumeRun(
+        out as string,
+        resume === true ? 'latest' : resume,
+        policy,
+        'grpo',
+        fingerprint,
+        'the same prompts, rewards and options',
+      );
       sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
       ({ step: startStep, tokensSeen, samplesSeen } = state);
       await hooks.onResume?.(dir, startStep);
     }
-    metrics = out ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined }) : undefined;
-    progress = showProgress && startStep < o.steps ? new Progress({ label: 'grpo', total: o.steps, unit: 'step', start: startStep }) : undefined;
+    metrics = out
+      ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined })
+      : undefined;
+    progress =
+      showProgress && startStep < o.steps
+        ? new Progress({ label: 'grpo', total: o.steps, unit: 'step', start: startStep })
+        : undefined;
     let lastFlat: Record<string, number> = {};
     const save = async (step: number): Promise<void> => {
       if (!out) return;
@@ -136,7 +186,13 @@ export async function trainGrpo(
         batchIndex: sp.pos,
         seed: o.seed,
         rng: { rollout: 'seedFor(seed, step, round, chunk)', prompts: 'Prng(grpo/prompts/<seed>/<epoch>)' },
-        scheduler: { step: optStepNow, totalSteps: totalOptSteps, warmupSteps: o.warmupSteps, lr: o.lr, minLrRatio: o.minLrRatio },
+        scheduler: {
+          step: optStepNow,
+          totalSteps: totalOptSteps,
+          warmupSteps: o.warmupSteps,
+          lr: o.lr,
+          minLrRatio: o.minLrRatio,
+        },
         tokensSeen,
         samplesSeen,
         fingerprint,
@@ -203,7 +259,10 @@ export async function trainGrpo(
       const G = o.groupSize;
       const rewards = new Float32Array(kept.length * G);
       kept.forEach((g, i) => rewards.set(g.rewards, i * G));
-      const advantages = kept.length > 0 ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps }) : new Float32Array(0);
+      const advantages =
+        kept.length > 0
+          ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps })
+          : new Float32Array(0);
       let completionTokens = 0;
       for (const g of kept) for (const t of g.tokens) completionTokens += t.length;
       const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
@@ -213,12 +272,14 @@ export async function trainGrpo(
 
       if (o.oldLogp === 'recompute') {
         await lap('logprobOld', async () => {
-          for (const mb of mbs) mb.oldLogp = (await policy.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+          for (const mb of mbs)
+            mb.oldLogp = (await policy.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
         });
       }
       if (ref) {
         await lap('logprobRef', async () => {
-          for (const mb of mbs) mb.refLogp = (await ref.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+          for (const mb of mbs)
+            mb.refLogp = (await ref.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
         });
       }
 
@@ -264,7 +325,13 @@ export async function trainGrpo(
           }
         });
         const res = await lap('optimizer', () =>
-          policy.optimizerStep({ lr, beta1: o.adamBeta1, beta2: o.adamBeta2, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm }),
+          policy.optimizerStep({
+            lr,
+            beta1: o.adamBeta1,
+            beta2: o.adamBeta2,
+            weightDecay: o.weightDecay,
+            maxGradNorm: o.maxGradNorm,
+          }),
         );
         gradNorm = res.gradNorm;
         optStep++;
@@ -300,7 +367,13 @@ export async function trainGrpo(
           max: lengths.length ? Math.max(...lengths) : 0,
           truncatedFraction: per(truncated, lengths.length),
         },
-        groups: { kept: kept.length, dropped, degenerate, samplingRounds: rounds, underfilled: o.promptsPerStep - kept.length },
+        groups: {
+          kept: kept.length,
+          dropped,
+          degenerate,
+          samplingRounds: rounds,
+          underfilled: o.promptsPerStep - kept.length,
+        },
         tokens: { completion: completionTokens, trained: trainedTokens },
         time,
       };

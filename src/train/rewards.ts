@@ -12,7 +12,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { extractOption, followsGrammar, normalizeAnswerText, optionsNamedIn, predictedOption, thinkPart } from '../data/answer_grammar';
+import {
+  extractOption,
+  followsGrammar,
+  normalizeAnswerText,
+  optionsNamedIn,
+  predictedOption,
+  thinkPart,
+} from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
 import { type PromptStyle } from '../eval/policy_prompt';
 
@@ -50,10 +57,17 @@ export type JudgeFn = (prompt: GrpoPrompt, completion: string) => Promise<number
 export type AnswerRule = 'named' | 'benchmark';
 
 /** 1 when the completion's answer is the key option, 0 otherwise; NaN when the sample has no usable key. */
-export function accuracyScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>, rule: AnswerRule = 'named'): number {
+export function accuracyScore(
+  completion: string,
+  sample: Pick<Sample, 'options' | 'answer'>,
+  rule: AnswerRule = 'named',
+): number {
   const key = keyIndex(sample);
   if (key < 0) return NaN;
-  const got = rule === 'benchmark' ? predictedOption(completion, sample.options) : extractOption(completion, sample.options).option;
+  const got =
+    rule === 'benchmark'
+      ? predictedOption(completion, sample.options)
+      : extractOption(completion, sample.options).option;
   return got === key ? 1 : 0;
 }
 
@@ -78,7 +92,9 @@ export function selfConsistencyScore(completion: string, options: readonly strin
 
 /** A prompt with a key: accuracy by the benchmark's rule. A prompt without one (answer ""): self-consistency. */
 export function answerScore(completion: string, sample: Pick<Sample, 'options' | 'answer'>): number {
-  return sample.answer ? accuracyScore(completion, sample, 'benchmark') : selfConsistencyScore(completion, sample.options);
+  return sample.answer
+    ? accuracyScore(completion, sample, 'benchmark')
+    : selfConsistencyScore(completion, sample.options);
 }
 
 export function answerReward(weight = 1): Reward {
@@ -112,7 +128,10 @@ export function judgeReward(judge: JudgeFn, weight = 1, name = 'judge'): Reward 
 /** Parses "accuracy=1,format=0.5" into a name -> weight map; errors name the bad entry. */
 export function parseRewardWeights(spec: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z_][\w.-]*)\s*=\s*(-?[\d.]+(?:e-?\d+)?)$/.exec(part);
     if (!m || !Number.isFinite(Number(m[2]))) throw new Error(`--reward-weights: expected NAME=NUMBER, got "${part}"`);
     out[m[1]] = Number(m[2]);
@@ -156,7 +175,10 @@ export async function loadRewardModule(file: string, weights: Record<string, num
   for (const [k, v] of Object.entries(mod)) {
     if (k !== 'default' && typeof v === 'function' && !fns.some(([n]) => n === k)) fns.push([k, v]);
   }
-  if (fns.length === 0) throw new Error(`--reward-module ${file}: exports no functions (export default or named functions (completion, prompt) => number)`);
+  if (fns.length === 0)
+    throw new Error(
+      `--reward-module ${file}: exports no functions (export default or named functions (completion, prompt) => number)`,
+    );
   return fns.map(([name, fn]) => ({
     name,
     weight: weights[name] ?? 1,
@@ -165,9 +187,14 @@ export async function loadRewardModule(file: string, weights: Record<string, num
       try {
         v = await (fn as RewardFn)(completion, prompt);
       } catch (e) {
-        throw new Error(`--reward-module ${file}: reward '${name}' threw on prompt ${prompt.id}: ${(e as Error).message}`);
+        throw new Error(
+          `--reward-module ${file}: reward '${name}' threw on prompt ${prompt.id}: ${(e as Error).message}`,
+        );
       }
-      if (typeof v !== 'number') throw new Error(`--reward-module ${file}: reward '${name}' returned ${typeof v}, expected a number (NaN = unscorable)`);
+      if (typeof v !== 'number')
+        throw new Error(
+          `--reward-module ${file}: reward '${name}' returned ${typeof v}, expected a number (NaN = unscorable)`,
+        );
       return v;
     },
   }));

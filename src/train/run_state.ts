@@ -15,7 +15,12 @@ import * as path from 'node:path';
 import { loadCheckpoint } from '../model/hf_folder';
 import type { Model } from '../model/model';
 import { replaceDirAtomic, writeJsonAtomic } from '../util/atomic_write';
-import { buildSafetensorsHeader, readSafetensorsHeader, SAFETENSORS_DTYPES, safetensorsDtypeOf } from '../model/safetensors';
+import {
+  buildSafetensorsHeader,
+  readSafetensorsHeader,
+  SAFETENSORS_DTYPES,
+  safetensorsDtypeOf,
+} from '../model/safetensors';
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
 
@@ -70,7 +75,12 @@ export function checkpointDir(runDir: string, step: number): string {
 }
 
 /** Writes step-N atomically; returns its folder. */
-export async function saveRunCheckpoint(runDir: string, model: Model, state: TrainerState, opts: SaveRunCheckpointOptions = {}): Promise<string> {
+export async function saveRunCheckpoint(
+  runDir: string,
+  model: Model,
+  state: TrainerState,
+  opts: SaveRunCheckpointOptions = {},
+): Promise<string> {
   const root = checkpointsDir(runDir);
   await fsp.mkdir(root, { recursive: true });
   const final = checkpointDir(runDir, state.step);
@@ -119,7 +129,8 @@ export function resolveCheckpoint(runDir: string, which: string | number | true)
     return all[all.length - 1].dir;
   }
   const dir = typeof which === 'number' || /^\d+$/.test(which) ? checkpointDir(runDir, Number(which)) : which;
-  if (!fs.existsSync(path.join(dir, TRAINER_STATE_FILE))) throw new Error(`resume: ${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE})`);
+  if (!fs.existsSync(path.join(dir, TRAINER_STATE_FILE)))
+    throw new Error(`resume: ${dir} is not a complete checkpoint (no ${TRAINER_STATE_FILE})`);
   return dir;
 }
 
@@ -131,7 +142,8 @@ export function readTrainerState(dir: string): TrainerState {
   } catch (e) {
     throw new Error(`${file}: cannot read the trainer state (${(e as Error).message})`);
   }
-  if (state.version !== TRAINER_STATE_VERSION) throw new Error(`${file}: trainer state version ${state.version}, this medgr2 reads ${TRAINER_STATE_VERSION}`);
+  if (state.version !== TRAINER_STATE_VERSION)
+    throw new Error(`${file}: trainer state version ${state.version}, this medgr2 reads ${TRAINER_STATE_VERSION}`);
   for (const k of ['step', 'epoch', 'batchIndex', 'seed'] as const) {
     if (!Number.isInteger(state[k])) throw new Error(`${file}: "${k}" must be a whole number`);
   }
@@ -141,7 +153,9 @@ export function readTrainerState(dir: string): TrainerState {
 /** Fields of `want` that differ in the checkpoint's fingerprint, as "name: saved X, now Y". */
 export function fingerprintDiffs(saved: TrainerState['fingerprint'], want: TrainerState['fingerprint']): string[] {
   const keys = new Set([...Object.keys(saved), ...Object.keys(want)]);
-  return [...keys].filter((k) => saved[k] !== want[k]).map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(want[k])}`);
+  return [...keys]
+    .filter((k) => saved[k] !== want[k])
+    .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(want[k])}`);
 }
 
 /**
@@ -184,15 +198,19 @@ export async function resumeRun(
 ): Promise<{ dir: string; state: TrainerState }> {
   const dir = resolveCheckpoint(runDir, which);
   const state = await loadRunCheckpoint(dir, model);
-  if (state.trainer !== trainer) throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not ${trainer}`);
+  if (state.trainer !== trainer)
+    throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not ${trainer}`);
   const diffs = fingerprintDiffs(state.fingerprint, fingerprint);
-  if (diffs.length) throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs ${needs}`);
+  if (diffs.length)
+    throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs ${needs}`);
   return { dir, state };
 }
 
 export async function writeTensors(file: string, tensors: Record<string, Tensor>): Promise<void> {
   const names = Object.keys(tensors).sort();
-  const header = buildSafetensorsHeader(names.map((name) => ({ name, dtype: safetensorsDtypeOf(tensors[name].dtype), shape: tensors[name].shape })));
+  const header = buildSafetensorsHeader(
+    names.map((name) => ({ name, dtype: safetensorsDtypeOf(tensors[name].dtype), shape: tensors[name].shape })),
+  );
   const byName = new Map(names.map((n) => [n, tensors[n]]));
   const order = header.tensors.map((d) => byName.get(d.name) as Tensor);
   await loadAddon().safetensors.writeSafetensors(

@@ -24,12 +24,7 @@ import { loadAddon } from '../native/loader';
 import type { ProcessGroup } from '../dist/process_group';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
-import {
-  resumeRun,
-  saveRunCheckpoint,
-  TRAINER_STATE_VERSION,
-  type TrainerState,
-} from './run_state';
+import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { POLICY_SYSTEM, policyPrompt, policyReply, type PromptStyle } from '../eval/policy_prompt';
 
 /** One training example: the images, the user turn, the reply to learn (and an optional system turn). */
@@ -180,10 +175,15 @@ export interface SftResult {
  *  style). With `answer: 'text'` the reply names the option's text instead of its letter: the scorer
  *  accepts both, and a tiny model from scratch learns image -> name far sooner than the extra hop
  *  name -> letter (see test/train/sft.test.ts). */
-export function sftExamplesFromSamples(samples: readonly Sample[], style: PromptStyle, opts: { answer?: 'letter' | 'text' } = {}): SftExample[] {
+export function sftExamplesFromSamples(
+  samples: readonly Sample[],
+  style: PromptStyle,
+  opts: { answer?: 'letter' | 'text' } = {},
+): SftExample[] {
   return samples.map((s, i) => {
     if (!s.answer) throw new Error(`sample ${i} ('${s.id}') has no answer: SFT needs labelled samples`);
-    if (!s.options.includes(s.answer)) throw new Error(`sample ${i} ('${s.id}'): answer "${s.answer}" is not among its options`);
+    if (!s.options.includes(s.answer))
+      throw new Error(`sample ${i} ('${s.id}'): answer "${s.answer}" is not among its options`);
     const reply = policyReply(s, style, opts.answer ?? 'letter');
     return { images: s.images, user: policyPrompt(s, style), reply, system: POLICY_SYSTEM };
   });
@@ -206,7 +206,8 @@ export async function encodeExamples(
   const samples: PackSample[] = [];
   const targets: number[] = [];
   for (const [i, ex] of examples.entries()) {
-    if (typeof ex.reply !== 'string' || ex.reply.length === 0) throw new Error(`sft: ${what} ${i} has an empty reply (nothing to learn)`);
+    if (typeof ex.reply !== 'string' || ex.reply.length === 0)
+      throw new Error(`sft: ${what} ${i} has an empty reply (nothing to learn)`);
     let s: PackSample;
     try {
       s = encodeConversation(tok, await images.get(ex.images ?? []), ex.user, { system: ex.system, reply: ex.reply });
@@ -236,7 +237,11 @@ interface EpochPlan {
 }
 
 /** The micro-batches of an epoch (a pure function of seed and epoch) grouped into optimizer steps. */
-export function planEpoch(enc: EncodedExamples, o: Pick<SftOptions, 'tokenBudget' | 'globalTokens' | 'seed'>, epoch: number): EpochPlan {
+export function planEpoch(
+  enc: EncodedExamples,
+  o: Pick<SftOptions, 'tokenBudget' | 'globalTokens' | 'seed'>,
+  epoch: number,
+): EpochPlan {
   const batches = planBatches(
     enc.samples.map((s) => s.ids.length),
     { tokenBudget: o.tokenBudget, seed: hashString(`sft/seed${o.seed}/epoch${epoch}`) },
@@ -260,7 +265,10 @@ export async function evalLoss(model: Model, enc: EncodedExamples, tokenBudget: 
   const total = enc.targets.reduce((a, b) => a + b, 0);
   if (total === 0) return NaN;
   let loss = 0;
-  for (const idx of planBatches(enc.samples.map((s) => s.ids.length), { tokenBudget, seed: 0 })) {
+  for (const idx of planBatches(
+    enc.samples.map((s) => s.ids.length),
+    { tokenBudget, seed: 0 },
+  )) {
     const { batch, labels } = toModelBatch(assembleBatch(enc.samples, idx));
     loss += await model.sftLoss(batch, { labels, numItems: total });
   }
@@ -270,16 +278,34 @@ export async function evalLoss(model: Model, enc: EncodedExamples, tokenBudget: 
 function checkOptions(o: SftOptions): void {
   const positive = ['lr', 'tokenBudget', 'beta1', 'beta2', 'eps'] as const;
   for (const k of positive) if (!(o[k] > 0)) throw new Error(`sft: ${k} must be > 0, got ${o[k]}`);
-  const nonNeg = ['warmupRatio', 'warmupSteps', 'minLrRatio', 'weightDecay', 'maxGradNorm', 'epochs', 'maxSteps', 'globalTokens', 'evalEvery', 'saveEvery', 'keepLast'] as const;
+  const nonNeg = [
+    'warmupRatio',
+    'warmupSteps',
+    'minLrRatio',
+    'weightDecay',
+    'maxGradNorm',
+    'epochs',
+    'maxSteps',
+    'globalTokens',
+    'evalEvery',
+    'saveEvery',
+    'keepLast',
+  ] as const;
   for (const k of nonNeg) if (!(o[k] >= 0)) throw new Error(`sft: ${k} must be >= 0, got ${o[k]}`);
   if (o.maxSteps === 0 && !(o.epochs > 0)) throw new Error('sft: set epochs > 0 or maxSteps > 0');
   if (!(o.logEvery >= 1)) throw new Error(`sft: logEvery must be >= 1, got ${o.logEvery}`);
   if (o.resume && !o.out) throw new Error('sft: resume needs the run folder (out)');
-  if (o.freezeVision && o.freezeMerger && o.freezeLm) throw new Error('sft: freezeVision, freezeMerger and freezeLm all set: nothing would train');
+  if (o.freezeVision && o.freezeMerger && o.freezeLm)
+    throw new Error('sft: freezeVision, freezeMerger and freezeLm all set: nothing would train');
 }
 
 /** Fine-tunes `model` on `examples`; see the file comment for batching and resume. */
-export async function trainSft(model: Model, examples: readonly SftExample[], options: Partial<SftOptions> = {}, hooks: SftHooks = {}): Promise<SftResult> {
+export async function trainSft(
+  model: Model,
+  examples: readonly SftExample[],
+  options: Partial<SftOptions> = {},
+  hooks: SftHooks = {},
+): Promise<SftResult> {
   const o: SftOptions = { ...SFT_DEFAULTS, ...stripUndefined(options) };
   checkOptions(o);
   if (examples.length === 0) throw new Error('sft: no training examples');
@@ -291,14 +317,23 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   const isMain = rank === 0;
   const showProgress = o.progress !== false && isMain;
 
-  const encodeProgress = showProgress && examples.length >= 200 ? new Progress({ label: 'sft: encode', total: examples.length, unit: 'ex' }) : undefined;
+  const encodeProgress =
+    showProgress && examples.length >= 200
+      ? new Progress({ label: 'sft: encode', total: examples.length, unit: 'ex' })
+      : undefined;
   const train = await encodeExamples(examples, tok, images, 'example', encodeProgress);
   const held = o.evalExamples?.length ? await encodeExamples(o.evalExamples, tok, images, 'eval example') : undefined;
   train.samples.forEach((s, i) => {
-    if (s.ids.length > o.tokenBudget) throw new Error(`sft: example ${i} has ${s.ids.length} tokens, more than tokenBudget ${o.tokenBudget} (raise --token-budget)`);
+    if (s.ids.length > o.tokenBudget)
+      throw new Error(
+        `sft: example ${i} has ${s.ids.length} tokens, more than tokenBudget ${o.tokenBudget} (raise --token-budget)`,
+      );
   });
   held?.samples.forEach((s, i) => {
-    if (s.ids.length > o.tokenBudget) throw new Error(`sft: eval example ${i} has ${s.ids.length} tokens, more than tokenBudget ${o.tokenBudget} (raise --token-budget)`);
+    if (s.ids.length > o.tokenBudget)
+      throw new Error(
+        `sft: eval example ${i} has ${s.ids.length} tokens, more than tokenBudget ${o.tokenBudget} (raise --token-budget)`,
+      );
   });
 
   const plans = new Map<number, EpochPlan>();
@@ -313,12 +348,21 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   };
   let totalSteps = o.maxSteps;
   if (totalSteps === 0) for (let e = 0; e < o.epochs; e++) totalSteps += planOf(e).steps.length;
-  const sched: LrSchedule = { lr: o.lr, totalSteps, warmupSteps: warmupStepsFor(totalSteps, o.warmupRatio, o.warmupSteps), minLrRatio: o.minLrRatio };
+  const sched: LrSchedule = {
+    lr: o.lr,
+    totalSteps,
+    warmupSteps: warmupStepsFor(totalSteps, o.warmupRatio, o.warmupSteps),
+    minLrRatio: o.minLrRatio,
+  };
 
   // What a resume must find unchanged for its losses to be the uninterrupted run's.
   const fingerprint = {
     examples: train.samples.length,
-    data: hashString(train.samples.map((s, i) => `${s.ids.length}:${train.targets[i]}:${hashString(Array.from(s.ids).join(','))}`).join('|')),
+    data: hashString(
+      train.samples
+        .map((s, i) => `${s.ids.length}:${train.targets[i]}:${hashString(Array.from(s.ids).join(','))}`)
+        .join('|'),
+    ),
     seed: o.seed,
     tokenBudget: o.tokenBudget,
     globalTokens: o.globalTokens,
@@ -334,7 +378,14 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   let tokensSeen = 0;
   let samplesSeen = 0;
   if (o.resume) {
-    const { state } = await resumeRun(o.out as string, o.resume === true ? 'latest' : o.resume, model, 'sft', fingerprint, 'the same data and batching options');
+    const { state } = await resumeRun(
+      o.out as string,
+      o.resume === true ? 'latest' : o.resume,
+      model,
+      'sft',
+      fingerprint,
+      'the same data and batching options',
+    );
     ({ step, epoch, batchIndex, tokensSeen, samplesSeen } = state);
   }
   const resumedFrom = step;
@@ -343,7 +394,10 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
   if (dist) await model.broadcastParameters(dist, 0);
 
   const metrics = o.out && isMain ? new MetricsLogger(o.out, { resumeStep: o.resume ? step : undefined }) : undefined;
-  const progress = showProgress && step < totalSteps ? new Progress({ label: 'sft', total: totalSteps, unit: 'step', start: step }) : undefined;
+  const progress =
+    showProgress && step < totalSteps
+      ? new Progress({ label: 'sft', total: totalSteps, unit: 'step', start: step })
+      : undefined;
   const history: SftStepReport[] = [];
   const evals: SftEvalReport[] = [];
   let lastCheckpoint: string | undefined;
@@ -378,7 +432,10 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
       savedAt: new Date().toISOString(),
     };
     metrics?.flush();
-    lastCheckpoint = await saveRunCheckpoint(o.out, model, state, { keepLast: o.keepLast, tokenizerDir: o.tokenizerDir });
+    lastCheckpoint = await saveRunCheckpoint(o.out, model, state, {
+      keepLast: o.keepLast,
+      tokenizerDir: o.tokenizerDir,
+    });
   };
 
   let completed = step >= totalSteps;
@@ -391,7 +448,10 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
         continue;
       }
       const sp = plan.steps.find((s) => s.start === batchIndex);
-      if (!sp) throw new Error(`resume: micro-batch ${batchIndex} of epoch ${epoch} does not start an optimizer step (the checkpoint does not fit this data)`);
+      if (!sp)
+        throw new Error(
+          `resume: micro-batch ${batchIndex} of epoch ${epoch} does not start an optimizer step (the checkpoint does not fit this data)`,
+        );
       const t0 = Date.now();
       let loss = 0;
       let sequences = 0;
@@ -415,7 +475,12 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
       }
       const lr = lrAt(step, sched);
       const { gradNorm } = await model.optimizerStep({
-        lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm,
+        lr,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: o.weightDecay,
+        maxGradNorm: o.maxGradNorm,
       });
       step++;
       batchIndex = sp.end;
@@ -428,14 +493,27 @@ export async function trainSft(model: Model, examples: readonly SftExample[], op
       lastLoss = loss;
       const seconds = (Date.now() - t0) / 1000;
       const report: SftStepReport = {
-        step, totalSteps, epoch: epoch + batchIndex / Math.max(1, planOf(epoch).batches.length),
-        loss, lr, gradNorm, targetTokens: sp.targetTokens, microBatches: sp.end - sp.start, sequences, seconds,
+        step,
+        totalSteps,
+        epoch: epoch + batchIndex / Math.max(1, planOf(epoch).batches.length),
+        loss,
+        lr,
+        gradNorm,
+        targetTokens: sp.targetTokens,
+        microBatches: sp.end - sp.start,
+        sequences,
+        seconds,
       };
       history.push(report);
       if (step % o.logEvery === 0 || step === totalSteps) {
         metrics?.log(step, {
-          'train/loss': loss, 'train/lr': lr, 'train/grad_norm': gradNorm, 'train/target_tokens': sp.targetTokens, 'train/micro_batches': sp.end - sp.start,
-          'train/epoch': report.epoch, 'train/tokens_per_s': seconds > 0 ? sp.targetTokens / seconds : 0,
+          'train/loss': loss,
+          'train/lr': lr,
+          'train/grad_norm': gradNorm,
+          'train/target_tokens': sp.targetTokens,
+          'train/micro_batches': sp.end - sp.start,
+          'train/epoch': report.epoch,
+          'train/tokens_per_s': seconds > 0 ? sp.targetTokens / seconds : 0,
         });
       }
       progress?.update(step, { loss, lr, epoch: Number(report.epoch.toFixed(2)) });

@@ -12,13 +12,30 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-datacli-'));
 
 test('data synth writes a world and prints a summary; progress goes to stderr', () => {
   const out = path.join(tmp, 'world');
-  const r = runCli(['data', 'synth', '--out', out, '--count', '24', '--seed', '5', '--unlabelled', '8', '--modalities', 'CT,OCT']);
+  const r = runCli([
+    'data',
+    'synth',
+    '--out',
+    out,
+    '--count',
+    '24',
+    '--seed',
+    '5',
+    '--unlabelled',
+    '8',
+    '--modalities',
+    'CT,OCT',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.images, 24);
   assert.equal(summary.pool, 8);
   assert.match(r.stderr, /medsynth: 32\/32 images/);
-  const records = fs.readFileSync(path.join(out, 'medsynth.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const records = fs
+    .readFileSync(path.join(out, 'medsynth.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(records.length, summary.records);
   assert.ok(records.every((x) => ['CT', 'OCT'].includes(x.modality_type)));
   assert.ok(fs.existsSync(path.join(out, records[0].image_path)));
@@ -30,7 +47,10 @@ test('data synth writes a world and prints a summary; progress goes to stderr', 
 test('data preview: a 512×512 16-bit DICOM as the model sees it, with its grid', async () => {
   const pixels = Array.from({ length: 512 * 512 }, (_, i) => (i % 512) * 8);
   const file = path.join(tmp, 'scan.dcm');
-  fs.writeFileSync(file, writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 512, cols: 512, bits: 16, pixels }) }));
+  fs.writeFileSync(
+    file,
+    writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 512, cols: 512, bits: 16, pixels }) }),
+  );
   const out = path.join(tmp, 'scan.png');
   const r = runCli(['data', 'preview', file, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
@@ -45,7 +65,13 @@ test('data preview: a 512×512 16-bit DICOM as the model sees it, with its grid'
 
 test('data preview: an unreadable image is one line naming the file, exit 1', () => {
   const file = path.join(tmp, 'cut.dcm');
-  fs.writeFileSync(file, writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 64, cols: 64, bits: 16, pixels: new Array(4096).fill(1) }) }).subarray(0, 2000));
+  fs.writeFileSync(
+    file,
+    writeDicom({
+      syntax: SYNTAX.explicitLE,
+      elements: greyImage({ rows: 64, cols: 64, bits: 16, pixels: new Array(4096).fill(1) }),
+    }).subarray(0, 2000),
+  );
   const r = runCli(['data', 'preview', file, '--out', path.join(tmp, 'x.png')]);
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim().split('\n').length, 1);

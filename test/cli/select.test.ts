@@ -10,11 +10,27 @@ import { tempDir } from '../helpers/world';
 
 function scored(i: number, modality: string, reward: number): ScoredCandidate {
   const sample: Sample = {
-    id: `c${i}`, dataset: 'd', images: [`/x/${i}.png`], modality, modalityOriginal: modality, task: 'Modality Recognition',
-    taskOriginal: '', question: `What imaging modality is used in image ${i}?`, options: ['CT', 'MRI', 'OCT', 'X-Ray'],
-    answer: modality, rationale: '', questionStem: '', provenance: { kind: 'GENERATED', round: 1, sourceFile: '', sourceLine: 0, sourceFormat: '' },
+    id: `c${i}`,
+    dataset: 'd',
+    images: [`/x/${i}.png`],
+    modality,
+    modalityOriginal: modality,
+    task: 'Modality Recognition',
+    taskOriginal: '',
+    question: `What imaging modality is used in image ${i}?`,
+    options: ['CT', 'MRI', 'OCT', 'X-Ray'],
+    answer: modality,
+    rationale: '',
+    questionStem: '',
+    provenance: { kind: 'GENERATED', round: 1, sourceFile: '', sourceLine: 0, sourceFormat: '' },
   };
-  return { candidate: { sample, generatorRound: 1, valid: true, invalidReason: '', raw: '' }, reward, judgeRound: 1, selected: false, selectReason: '' };
+  return {
+    candidate: { sample, generatorRound: 1, valid: true, invalidReason: '', raw: '' },
+    reward,
+    judgeRound: 1,
+    selected: false,
+    selectReason: '',
+  };
 }
 
 test('medgr2 select --top-fraction 0.5: the best half of each group, nothing dropped', () => {
@@ -29,7 +45,10 @@ test('medgr2 select --top-fraction 0.5: the best half of each group, nothing dro
   assert.equal(r.status, 0, r.stderr);
   const out = readMessageFile<ScoredCandidate>(outFile).messages;
   assert.equal(out.length, items.length);
-  const kept = out.filter((s) => s.selected).map((s) => `${s.candidate.sample.modality}:${s.reward}`).sort();
+  const kept = out
+    .filter((s) => s.selected)
+    .map((s) => `${s.candidate.sample.modality}:${s.reward}`)
+    .sort();
   assert.deepEqual(kept, ['CT:0.7', 'CT:0.9', 'MRI:0.3']);
   assert.ok(out.filter((s) => !s.selected).every((s) => /outside the top 50%/.test(s.selectReason)));
   const both = runCli(['select', '--in', inFile, '--out', outFile, '--top-fraction', '0.5', '--top-k', '2']);

@@ -16,7 +16,16 @@ test('a partial group changes only what it names; the other groups and settings 
   assert.deepEqual(c.pretrain, d.pretrain);
   assert.deepEqual(d, defaultCycleConfig(), 'the base is not changed');
   // kebab-case and snake_case keys, optional settings, lists of names
-  const k = mergeCycleConfig(d, { 'policy-sft': { token_budget: 512 }, select: { topK: 3 }, model: 'm', world: { seedTasks: ['Modality Recognition'] } }, 'x.yaml');
+  const k = mergeCycleConfig(
+    d,
+    {
+      'policy-sft': { token_budget: 512 },
+      select: { topK: 3 },
+      model: 'm',
+      world: { seedTasks: ['Modality Recognition'] },
+    },
+    'x.yaml',
+  );
   assert.equal(k.policySft.tokenBudget, 512);
   assert.equal(k.select.topK, 3);
   assert.equal(k.select.topFraction, d.select.topFraction);
@@ -48,7 +57,10 @@ test('medgr2 cycle --config: a bad file stops before any work, with the file and
     return f;
   };
   const cases: [string, RegExp][] = [
-    [write('partial-world.json', '{"world": {"seedImages": "many"}}'), /partial-world\.json: key "world\.seedImages" expects a number, got "many"/],
+    [
+      write('partial-world.json', '{"world": {"seedImages": "many"}}'),
+      /partial-world\.json: key "world\.seedImages" expects a number, got "many"/,
+    ],
     [write('typo.yaml', 'grpo:\n  step: 10\n'), /typo\.yaml: unknown key "grpo\.step"/],
     [write('broken.json', '{"grpo": '), /broken\.json: not valid JSON/],
   ];

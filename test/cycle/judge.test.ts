@@ -33,11 +33,24 @@ test('the reward model separates constructed negatives from positives (AUC > 0.8
   const tok = TextTokenizer.load();
   const model = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
   try {
-    const common = { tokenBudget: 1024, seed: 1, tokenizer: tok, progress: false, warmupSteps: 10, minLrRatio: 0.1, lr: 3e-3 };
+    const common = {
+      tokenBudget: 1024,
+      seed: 1,
+      tokenizer: tok,
+      progress: false,
+      warmupSteps: 10,
+      minLrRatio: 0.1,
+      lr: 3e-3,
+    };
     // the seed policy first (the cycle's sft-seed), then the judge from its weights (warmup-judge)
     await trainSft(model, sftExamplesFromSamples(seed, 'answer', { answer: 'text' }), { ...common, maxSteps: 400 });
     const before = constructPairs(heldOut, { seed: 7 });
-    const r = await trainSft(model, constructPairs(seed, { seed: 1 }).map(judgeExample), { ...common, lr: 1e-3, warmupSteps: 40, maxSteps: 500 });
+    const r = await trainSft(model, constructPairs(seed, { seed: 1 }).map(judgeExample), {
+      ...common,
+      lr: 1e-3,
+      warmupSteps: 40,
+      maxSteps: 500,
+    });
     console.log(`judge loss ${r.history[0].loss.toFixed(3)} -> ${r.history.at(-1)!.loss.toFixed(3)}`);
     assert.ok(r.history.at(-1)!.loss < 0.34, `judge loss left ln 2 / 2: ${r.history.at(-1)!.loss}`);
     const scores = await judgeRewards(model, tok, before);

@@ -13,20 +13,40 @@ function score(byModality: Record<string, [number, number]>, byTask: Record<stri
   const c = Object.values(byModality).reduce((a, [x]) => a + x, 0);
   const t = Object.values(byModality).reduce((a, [, y]) => a + y, 0);
   return {
-    overall: g(c, t), byModality: mod, byTask: Object.fromEntries(Object.entries(byTask).map(([k, [x, y]]) => [k, g(x, y)])),
-    byDataset: { MedSynth: g(c, t) }, invalid: 0, macroF1: 0, unknown: 0, missing: 0,
+    overall: g(c, t),
+    byModality: mod,
+    byTask: Object.fromEntries(Object.entries(byTask).map(([k, [x, y]]) => [k, g(x, y)])),
+    byDataset: { MedSynth: g(c, t) },
+    invalid: 0,
+    macroF1: 0,
+    unknown: 0,
+    missing: 0,
   };
 }
 
 test('cycle report: per-round accuracy by modality and task pools the test sets', () => {
   const round: RoundRecord = {
-    round: 1, candidates: 10, valid: 9, kept: 4, rewards: [0.1, 0.9], rewardsValid: [0.1, 0.9], judge: { accuracy: 0.8, auc: 0.9, pairs: 4 },
-    invalidReasons: {}, generatorSteps: 1, judgeSteps: 1, policySftLoss: [], grpoMeanReward: [],
+    round: 1,
+    candidates: 10,
+    valid: 9,
+    kept: 4,
+    rewards: [0.1, 0.9],
+    rewardsValid: [0.1, 0.9],
+    judge: { accuracy: 0.8, auc: 0.9, pairs: 4 },
+    invalidReasons: {},
+    generatorSteps: 1,
+    judgeSteps: 1,
+    policySftLoss: [],
+    grpoMeanReward: [],
   };
   const evalRec: EvalRecord = {
-    arm: 'sftCycle', round: 1,
+    arm: 'sftCycle',
+    round: 1,
     sets: {
-      inDomain: score({ CT: [22, 36], MRI: [27, 36] }, { 'Anatomy Identification': [40, 48], 'Disease Diagnosis': [9, 24] }),
+      inDomain: score(
+        { CT: [22, 36], MRI: [27, 36] },
+        { 'Anatomy Identification': [40, 48], 'Disease Diagnosis': [9, 24] },
+      ),
       heldOutModality: score({ OCT: [24, 36] }, { 'Anatomy Identification': [10, 12], 'Disease Diagnosis': [14, 24] }),
       heldOutTask: score({ CT: [0, 9] }, { 'Lesion Grading': [0, 9] }),
     },

@@ -43,14 +43,16 @@ function status(file: string): string {
 test('one round end to end: every stage finishes with its records, manifest and the report', async () => {
   const out = tmp('cycle1');
   const { main } = await runCycleWithAblations(tinyRun(out), {}, { log: () => {} });
-  for (const f of fs.readdirSync(path.join(out, 'manifests'))) assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
+  for (const f of fs.readdirSync(path.join(out, 'manifests')))
+    assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
   const cands = readMessageFile<Candidate>(path.join(out, 'round-1', 'candidates.rec')).messages;
   assert.equal(cands.length, 4 * 2);
   const sel = readMessageFile<ScoredCandidate>(path.join(out, 'round-1', 'selected.rec')).messages;
   assert.equal(sel.length, cands.length, 'selection keeps every candidate on disk');
   const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
   assert.deepEqual(Object.keys(report.final).sort(), ['base', 'grpoCycle', 'sftCycle', 'sftSeed']);
-  for (const arm of Object.values(report.final) as Record<string, number | null>[]) assert.deepEqual(Object.keys(arm), ['inDomain', 'heldOutModality', 'heldOutTask']);
+  for (const arm of Object.values(report.final) as Record<string, number | null>[])
+    assert.deepEqual(Object.keys(arm), ['inDomain', 'heldOutModality', 'heldOutTask']);
   assert.equal(report.rounds[0].candidates, 8);
   assert.equal(report.claims.length, 2);
   const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
@@ -75,17 +77,29 @@ test('killed during a stage, --resume finishes without redoing finished stages; 
   const before = fs.readFileSync(path.join(out, 'round-1', 'candidates.rec'));
 
   const ran: string[] = [];
-  await new Cycle(tinyRun(out, { resume: true }), { ...quiet, beforeStage: (s, r) => void ran.push(`${r}:${s}`) }).run();
-  assert.ok(!ran.includes('1:generate') && !ran.includes('0:warmup-judge'), `finished stages are not redone (ran ${ran.join(', ')})`);
+  await new Cycle(tinyRun(out, { resume: true }), {
+    ...quiet,
+    beforeStage: (s, r) => void ran.push(`${r}:${s}`),
+  }).run();
+  assert.ok(
+    !ran.includes('1:generate') && !ran.includes('0:warmup-judge'),
+    `finished stages are not redone (ran ${ran.join(', ')})`,
+  );
   assert.ok(ran.includes('1:score'));
   assert.deepEqual(fs.readFileSync(path.join(out, 'round-1', 'candidates.rec')), before, 'generate output untouched');
-  assert.equal(readMessageFile<RunManifest>(path.join(out, 'manifests', 'round-1-generate.rec')).messages[0].startedAt, genManifest.startedAt);
+  assert.equal(
+    readMessageFile<RunManifest>(path.join(out, 'manifests', 'round-1-generate.rec')).messages[0].startedAt,
+    genManifest.startedAt,
+  );
   for (const f of ['candidates.rec', 'scored.rec', 'selected.rec']) {
-    const ids = readMessageFile<{ sample?: { id: string }; candidate?: { sample: { id: string } } }>(path.join(out, 'round-1', f)).messages.map((m) => (m.candidate ?? m).sample!.id);
+    const ids = readMessageFile<{ sample?: { id: string }; candidate?: { sample: { id: string } } }>(
+      path.join(out, 'round-1', f),
+    ).messages.map((m) => (m.candidate ?? m).sample!.id);
     assert.equal(ids.length, 8, f);
     assert.equal(new Set(ids).size, ids.length, `${f}: every record exactly once`);
   }
-  for (const f of fs.readdirSync(path.join(out, 'manifests'))) assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
+  for (const f of fs.readdirSync(path.join(out, 'manifests')))
+    assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
 });
 
 test('bad input: a clear error, and the stages already finished are kept', async () => {
@@ -101,15 +115,50 @@ test('bad input: a clear error, and the stages already finished are kept', async
   // a seed file with no labels
   const dir = tmp('bad-seed');
   const unlabelled = path.join(dir, 'seed.jsonl');
-  fs.writeFileSync(unlabelled, JSON.stringify({ question_id: 'q1', question: 'What modality?', image_path: 'a.png', option_A: 'CT', option_B: 'MRI', option_C: 'OCT', option_D: 'X-Ray', modality_type: 'CT', question_type: 'Modality Recognition' }) + '\n');
+  fs.writeFileSync(
+    unlabelled,
+    JSON.stringify({
+      question_id: 'q1',
+      question: 'What modality?',
+      image_path: 'a.png',
+      option_A: 'CT',
+      option_B: 'MRI',
+      option_C: 'OCT',
+      option_D: 'X-Ray',
+      modality_type: 'CT',
+      question_type: 'Modality Recognition',
+    }) + '\n',
+  );
   fs.mkdirSync(path.join(dir, 'pool'));
   const { encodePng } = await import('../../src/data/medsynth/world');
   fs.writeFileSync(path.join(dir, 'pool', 'ok.png'), await encodePng(new Uint8Array(56 * 56 * 3).fill(90), 56));
-  await assert.rejects(new Cycle(tinyRun(tmp('bad-seed-out'), { seedData: unlabelled, pool: path.join(dir, 'pool') }), quiet).run(), /--seed-data.*(answer|labelled)/s);
+  await assert.rejects(
+    new Cycle(tinyRun(tmp('bad-seed-out'), { seedData: unlabelled, pool: path.join(dir, 'pool') }), quiet).run(),
+    /--seed-data.*(answer|labelled)/s,
+  );
 
   // an unreadable pool image, named in the error
   const labelled = path.join(dir, 'labelled.jsonl');
-  fs.writeFileSync(labelled, Array.from({ length: 5 }, (_, i) => JSON.stringify({ question_id: `q${i}`, question: 'What modality?', image_path: 'pool/ok.png', gt_answer: 'CT', option_A: 'CT', option_B: 'MRI', option_C: 'OCT', option_D: 'X-Ray', modality_type: 'CT', question_type: 'Modality Recognition' })).join('\n') + '\n');
+  fs.writeFileSync(
+    labelled,
+    Array.from({ length: 5 }, (_, i) =>
+      JSON.stringify({
+        question_id: `q${i}`,
+        question: 'What modality?',
+        image_path: 'pool/ok.png',
+        gt_answer: 'CT',
+        option_A: 'CT',
+        option_B: 'MRI',
+        option_C: 'OCT',
+        option_D: 'X-Ray',
+        modality_type: 'CT',
+        question_type: 'Modality Recognition',
+      }),
+    ).join('\n') + '\n',
+  );
   fs.writeFileSync(path.join(dir, 'pool', 'broken.png'), 'not a png');
-  await assert.rejects(new Cycle(tinyRun(tmp('bad-pool-out'), { seedData: labelled, pool: path.join(dir, 'pool') }), quiet).run(), /pool: .*broken\.png/);
+  await assert.rejects(
+    new Cycle(tinyRun(tmp('bad-pool-out'), { seedData: labelled, pool: path.join(dir, 'pool') }), quiet).run(),
+    /pool: .*broken\.png/,
+  );
 });

@@ -5,10 +5,17 @@ import { answerText, followsGrammar, formatReply, predictedOption, thinkPart } f
 
 test('answerText: the text in <answer> tags, else the whole reply, trimmed', () => {
   assert.equal(answerText('<answer> C </answer>'), 'C');
-  assert.equal(answerText('<think> it is round </think> <answer>B) Fundus photography</answer>'), 'B) Fundus photography');
+  assert.equal(
+    answerText('<think> it is round </think> <answer>B) Fundus photography</answer>'),
+    'B) Fundus photography',
+  );
   assert.equal(answerText('<ANSWER>\n d \n</ANSWER> trailing words'), 'd');
   assert.equal(answerText('  C) CT \n'), 'C) CT');
-  assert.equal(answerText('<answer> A </answer> or maybe <answer> B </answer>'), 'A', 'the first, as the scorer reads it');
+  assert.equal(
+    answerText('<answer> A </answer> or maybe <answer> B </answer>'),
+    'A',
+    'the first, as the scorer reads it',
+  );
   assert.equal(answerText('<answer> C'), '<answer> C', 'an unclosed tag is no tag');
   assert.equal(answerText(''), '');
 });

@@ -19,8 +19,16 @@ test('renderChat writes the Qwen2-VL template text (default system turn, one pad
 });
 
 test('image pads: t·h·w/4 per image, between vision start and end', () => {
-  const grids: Grid[] = [[1, 8, 8], [1, 4, 6]];
-  const e = encodeChat(tok, [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Compare' }, { type: 'image' }] }], grids, { addGenerationPrompt: true });
+  const grids: Grid[] = [
+    [1, 8, 8],
+    [1, 4, 6],
+  ];
+  const e = encodeChat(
+    tok,
+    [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Compare' }, { type: 'image' }] }],
+    grids,
+    { addGenerationPrompt: true },
+  );
   assert.deepEqual(e.imageTokens, [16, 6]);
   const ids = Array.from(e.ids);
   assert.equal(ids.filter((id) => id === tok.special.imagePad).length, 22);
@@ -28,9 +36,19 @@ test('image pads: t·h·w/4 per image, between vision start and end', () => {
   assert.deepEqual(ids.slice(first + 1, first + 17), new Array(16).fill(tok.special.imagePad));
   assert.equal(ids[first + 17], tok.special.visionEnd);
   const second = ids.indexOf(tok.special.visionStart, first + 1);
-  assert.deepEqual(ids.slice(second + 1, second + 8), [...new Array(6).fill(tok.special.imagePad), tok.special.visionEnd]);
+  assert.deepEqual(ids.slice(second + 1, second + 8), [
+    ...new Array(6).fill(tok.special.imagePad),
+    tok.special.visionEnd,
+  ]);
   // The prompt is exactly the whole rendered text tokenized at once, pads expanded.
-  const whole = Array.from(tok.encode(renderChat([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Compare' }, { type: 'image' }] }], { addGenerationPrompt: true })));
+  const whole = Array.from(
+    tok.encode(
+      renderChat(
+        [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Compare' }, { type: 'image' }] }],
+        { addGenerationPrompt: true },
+      ),
+    ),
+  );
   const expanded: number[] = [];
   let k = 0;
   for (const id of whole) {
@@ -39,7 +57,10 @@ test('image pads: t·h·w/4 per image, between vision start and end', () => {
   }
   assert.deepEqual(ids, expanded);
   assert.deepEqual(Array.from(e.targetMask), new Array(ids.length).fill(0));
-  assert.throws(() => encodeChat(tok, [{ role: 'user', content: [{ type: 'image' }] }], [], {}), /1 <\|image_pad\|> placeholders but 0 image grids/);
+  assert.throws(
+    () => encodeChat(tok, [{ role: 'user', content: [{ type: 'image' }] }], [], {}),
+    /1 <\|image_pad\|> placeholders but 0 image grids/,
+  );
 });
 
 test('target mask covers exactly the reply and its <|im_end|>', () => {

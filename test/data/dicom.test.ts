@@ -21,7 +21,10 @@ function greys(img: { data: Uint8Array; width: number; height: number }): number
 }
 
 test('explicit VR little endian, 16-bit unsigned, no window: min-max to 0..255', () => {
-  const bytes = writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 2, cols: 2, bits: 16, pixels: [0, 100, 200, 400] }) });
+  const bytes = writeDicom({
+    syntax: SYNTAX.explicitLE,
+    elements: greyImage({ rows: 2, cols: 2, bits: 16, pixels: [0, 100, 200, 400] }),
+  });
   const img = decodeDicom(bytes, 'a.dcm');
   assert.equal(img.width, 2);
   assert.equal(img.height, 2);
@@ -46,7 +49,17 @@ test('explicit VR big endian, 16-bit signed, rescale slope/intercept and window'
   const words = [-100, 0, 100, 700].map((v) => v & 0xffff);
   const bytes = writeDicom({
     syntax: SYNTAX.explicitBE,
-    elements: greyImage({ rows: 2, cols: 2, bits: 16, signed: true, pixels: words, slope: '2', intercept: '-1024', center: '-900', width: '400' }),
+    elements: greyImage({
+      rows: 2,
+      cols: 2,
+      bits: 16,
+      signed: true,
+      pixels: words,
+      slope: '2',
+      intercept: '-1024',
+      center: '-900',
+      width: '400',
+    }),
   });
   assert.deepEqual(greys(decodeDicom(bytes, 'c.dcm')), [0, 49, 176, 255]);
 });
@@ -70,23 +83,42 @@ test('MONOCHROME1 is inverted; bits above BitsStored are ignored', () => {
 });
 
 test('a bare dataset without preamble is read as implicit VR little endian (by .dcm extension)', async () => {
-  const bytes = writeDicom({ syntax: SYNTAX.implicitLE, part10: false, elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [5, 15] }) });
+  const bytes = writeDicom({
+    syntax: SYNTAX.implicitLE,
+    part10: false,
+    elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [5, 15] }),
+  });
   assert.deepEqual(greys(await decodeImage(bytes, 'bare.dcm')), [0, 255]);
 });
 
 test('a truncated file errors with its name', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-dicom-'));
-  const full = writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 16, cols: 16, bits: 16, pixels: new Array(256).fill(7) }) });
+  const full = writeDicom({
+    syntax: SYNTAX.explicitLE,
+    elements: greyImage({ rows: 16, cols: 16, bits: 16, pixels: new Array(256).fill(7) }),
+  });
   for (const cut of [full.length - 100, 140]) {
     const file = path.join(dir, `cut${cut}.dcm`);
     fs.writeFileSync(file, full.subarray(0, cut));
-    await assert.rejects(decodeImageFile(file), (e: Error) => e.message.includes(file) && /truncated/.test(e.message) && !e.message.includes('\n'));
+    await assert.rejects(
+      decodeImageFile(file),
+      (e: Error) => e.message.includes(file) && /truncated/.test(e.message) && !e.message.includes('\n'),
+    );
   }
 });
 
 test('a compressed transfer syntax and missing pixel data are refused by name', () => {
-  const jpeg = writeDicom({ syntax: SYNTAX.jpegBaseline, elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [1, 2] }) });
-  assert.throws(() => decodeDicom(jpeg, 'j.dcm'), /j\.dcm: unsupported DICOM transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline\)/);
-  const noPixels = writeDicom({ syntax: SYNTAX.explicitLE, elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [1, 2] }).filter((e) => e.tag[0] !== 0x7fe0) });
+  const jpeg = writeDicom({
+    syntax: SYNTAX.jpegBaseline,
+    elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [1, 2] }),
+  });
+  assert.throws(
+    () => decodeDicom(jpeg, 'j.dcm'),
+    /j\.dcm: unsupported DICOM transfer syntax 1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline\)/,
+  );
+  const noPixels = writeDicom({
+    syntax: SYNTAX.explicitLE,
+    elements: greyImage({ rows: 1, cols: 2, bits: 8, pixels: [1, 2] }).filter((e) => e.tag[0] !== 0x7fe0),
+  });
   assert.throws(() => decodeDicom(noPixels, 'n.dcm'), /n\.dcm: DICOM file has no pixel data/);
 });

@@ -49,10 +49,17 @@ test('PNG, TIFF and lossless WebP decode to the exact pixels; JPEG closely', asy
 });
 
 test('grey PNG becomes RGB; transparency is composited on white', async () => {
-  const grey = await sharp(Uint8Array.from([0, 50, 100, 250]), { raw: { width: 2, height: 2, channels: 1 } }).png().toBuffer();
-  assert.deepEqual(Array.from((await decodeImage(grey, 'g.png')).data), [0, 0, 0, 50, 50, 50, 100, 100, 100, 250, 250, 250]);
+  const grey = await sharp(Uint8Array.from([0, 50, 100, 250]), { raw: { width: 2, height: 2, channels: 1 } })
+    .png()
+    .toBuffer();
+  assert.deepEqual(
+    Array.from((await decodeImage(grey, 'g.png')).data),
+    [0, 0, 0, 50, 50, 50, 100, 100, 100, 250, 250, 250],
+  );
   const rgba = Uint8Array.from([200, 0, 0, 255, 200, 0, 0, 0, 200, 0, 0, 128, 0, 0, 0, 255]);
-  const png = await sharp(rgba, { raw: { width: 4, height: 1, channels: 4 } }).png().toBuffer();
+  const png = await sharp(rgba, { raw: { width: 4, height: 1, channels: 4 } })
+    .png()
+    .toBuffer();
   const out = Array.from((await decodeImage(png, 'a.png')).data);
   assert.deepEqual(out.slice(0, 6), [200, 0, 0, 255, 255, 255]);
   // Half transparent red over white: (200·128 + 255·127)/255 ≈ 227, 127.
@@ -60,15 +67,26 @@ test('grey PNG becomes RGB; transparency is composited on white', async () => {
 });
 
 test('a damaged image errors with its name on one line', async () => {
-  const png = await raw(randomImage(32, 32, 2)).png().toBuffer();
+  const png = await raw(randomImage(32, 32, 2))
+    .png()
+    .toBuffer();
   const file = path.join(tmp, 'broken.png');
   fs.writeFileSync(file, png.subarray(0, png.length >> 1));
-  await assert.rejects(decodeImageFile(file), (e: Error) => e.message.startsWith(`${file}: cannot decode image`) && !e.message.includes('\n'));
+  await assert.rejects(
+    decodeImageFile(file),
+    (e: Error) => e.message.startsWith(`${file}: cannot decode image`) && !e.message.includes('\n'),
+  );
   await assert.rejects(decodeImageFile(path.join(tmp, 'missing.png')), /missing\.png: cannot read image \(ENOENT\)/);
 });
 
 /** A BMP file written by hand: 14-byte file header, 40-byte info header (+ masks), palette, rows. */
-function bmpFile(width: number, height: number, bpp: number, rows: number[][], opts: { palette?: number[][]; masks?: number[] } = {}): Uint8Array {
+function bmpFile(
+  width: number,
+  height: number,
+  bpp: number,
+  rows: number[][],
+  opts: { palette?: number[][]; masks?: number[] } = {},
+): Uint8Array {
   const rowBytes = Math.floor((bpp * width + 31) / 32) * 4;
   const palette = opts.palette ?? [];
   const masks = opts.masks ?? [];
@@ -99,14 +117,28 @@ test('BMP: 24-bit bottom-up with row padding, 8-bit palette, 32-bit bitfields to
   const a = await decodeImage(bmp24, 'a.bmp');
   assert.deepEqual(Array.from(a.data), [10, 20, 30, 40, 50, 60, 70, 80, 90, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 
-  const bmp8 = bmpFile(2, 1, 8, [[1, 0]], { palette: [[255, 0, 0], [0, 0, 255]] });
+  const bmp8 = bmpFile(2, 1, 8, [[1, 0]], {
+    palette: [
+      [255, 0, 0],
+      [0, 0, 255],
+    ],
+  });
   assert.deepEqual(Array.from(decodeBmp(bmp8, 'b.bmp').data), [0, 0, 255, 255, 0, 0]);
 
   // Top-down (negative height), masks R=0x0000FF00, G=0x00FF0000, B=0xFF000000 (unusual on purpose).
   const px = (r: number, g: number, b: number) => [0, r, g, b];
-  const bmp32 = bmpFile(2, -2, 32, [[...px(1, 2, 3), ...px(4, 5, 6)], [...px(7, 8, 9), ...px(10, 11, 12)]], {
-    masks: [0x0000ff00, 0x00ff0000, 0xff000000],
-  });
+  const bmp32 = bmpFile(
+    2,
+    -2,
+    32,
+    [
+      [...px(1, 2, 3), ...px(4, 5, 6)],
+      [...px(7, 8, 9), ...px(10, 11, 12)],
+    ],
+    {
+      masks: [0x0000ff00, 0x00ff0000, 0xff000000],
+    },
+  );
   assert.deepEqual(Array.from(decodeBmp(bmp32, 'c.bmp').data), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 
   assert.throws(() => decodeBmp(bmp24.subarray(0, 60), 'short.bmp'), /short\.bmp: .*truncated/);
@@ -131,7 +163,8 @@ test('smartResize on a table worked from the HF rule', () => {
     [1000, 1000, { maxPixels: 6272 }, [56, 56]], // β = 12.63: ⌊2.83⌋ · 28
     [300, 200, { minPixels: 200000 }, [560, 392]], // β = 1.826: ⌈19.6⌉ · 28, ⌈13.04⌉ · 28
   ];
-  for (const [h, w, opts, want] of table) assert.deepEqual(smartResize(h, w, opts), want, `${h}x${w} ${JSON.stringify(opts)}`);
+  for (const [h, w, opts, want] of table)
+    assert.deepEqual(smartResize(h, w, opts), want, `${h}x${w} ${JSON.stringify(opts)}`);
   assert.throws(() => smartResize(28, 5601), /aspect ratio 200\.0 is above 200/);
 });
 
@@ -141,9 +174,14 @@ test('the TypeScript bicubic equals Pillow bit for bit (fixtures made by Pillow)
     const img: RgbImage = { width: c.width, height: c.height, data: new Uint8Array(c.width * c.height * 3) };
     for (let y = 0; y < c.height; y++)
       for (let x = 0; x < c.width; x++)
-        for (let ch = 0; ch < 3; ch++) img.data[3 * (y * c.width + x) + ch] = (x * 37 + y * 91 + ch * 53 + ((x * y) % 7) * 11) & 255;
+        for (let ch = 0; ch < 3; ch++)
+          img.data[3 * (y * c.width + x) + ch] = (x * 37 + y * 91 + ch * 53 + ((x * y) % 7) * 11) & 255;
     const out = resizeBicubicPil(img, c.outWidth, c.outHeight);
-    assert.deepEqual(Buffer.from(out.data), Buffer.from(c.rgbBase64, 'base64'), `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`);
+    assert.deepEqual(
+      Buffer.from(out.data),
+      Buffer.from(c.rgbBase64, 'base64'),
+      `${c.width}x${c.height} -> ${c.outWidth}x${c.outHeight}`,
+    );
   }
 });
 
@@ -151,8 +189,13 @@ test('the sharp path (shrinking up to 4x) stays within 2 grey levels of the Pill
   const img: RgbImage = { width: 157, height: 131, data: new Uint8Array(157 * 131 * 3) };
   for (let y = 0; y < 131; y++)
     for (let x = 0; x < 157; x++)
-      for (let c = 0; c < 3; c++) img.data[3 * (y * 157 + x) + c] = Math.round(127 + 100 * Math.sin(x / 7 + c) * Math.cos(y / 11));
-  for (const [w, h] of [[140, 112], [84, 56], [56, 56]]) {
+      for (let c = 0; c < 3; c++)
+        img.data[3 * (y * 157 + x) + c] = Math.round(127 + 100 * Math.sin(x / 7 + c) * Math.cos(y / 11));
+  for (const [w, h] of [
+    [140, 112],
+    [84, 56],
+    [56, 56],
+  ]) {
     const fast = await resizeRgb(img, w, h);
     assertClose(fast.data, resizeBicubicPil(img, w, h).data, { atol: 2, rtol: 0, what: `${w}x${h}` });
   }
@@ -161,7 +204,8 @@ test('the sharp path (shrinking up to 4x) stays within 2 grey levels of the Pill
 test('normalization: CLIP mean/std after /255', () => {
   const lut = normalizationTable();
   for (let c = 0; c < 3; c++) {
-    for (const v of [0, 1, 128, 255]) assertClose([lut[c * 256 + v]], [(v / 255 - CLIP_MEAN[c]) / CLIP_STD[c]], { rtol: 1e-6, what: `c${c} v${v}` });
+    for (const v of [0, 1, 128, 255])
+      assertClose([lut[c * 256 + v]], [(v / 255 - CLIP_MEAN[c]) / CLIP_STD[c]], { rtol: 1e-6, what: `c${c} v${v}` });
   }
 });
 
@@ -200,7 +244,16 @@ test('patches: count = grid product, HF order on a hand-built image', () => {
   assert.equal(p.pixelValues.length, 8 * 1176);
   assert.equal(imageTokenCount(p.grid), 2);
   // Patch k's top-left pixel (row, col), worked by hand: one 2×2 merge block after the other.
-  const corners = [[0, 0], [0, 14], [14, 0], [14, 14], [0, 28], [0, 42], [14, 28], [14, 42]];
+  const corners = [
+    [0, 0],
+    [0, 14],
+    [14, 0],
+    [14, 14],
+    [0, 28],
+    [0, 42],
+    [14, 28],
+    [14, 42],
+  ];
   const lut = normalizationTable();
   const decode = (v: number, c: number): number => {
     for (let b = 0; b < 256; b++) if (lut[c * 256 + b] === v) return b;
@@ -208,11 +261,24 @@ test('patches: count = grid product, HF order on a hand-built image', () => {
   };
   corners.forEach(([row0, col0], k) => {
     const base = k * 1176;
-    for (const [y, x] of [[0, 0], [0, 13], [13, 0], [5, 9]]) {
+    for (const [y, x] of [
+      [0, 0],
+      [0, 13],
+      [13, 0],
+      [5, 9],
+    ]) {
       for (const tt of [0, 1]) {
         // channel, temporal, row, column
-        assert.equal(decode(p.pixelValues[base + 0 * 392 + tt * 196 + y * 14 + x], 0), (col0 + x) * 4, `patch ${k} R at ${y},${x} t${tt}`);
-        assert.equal(decode(p.pixelValues[base + 1 * 392 + tt * 196 + y * 14 + x], 1), (row0 + y) * 8, `patch ${k} G at ${y},${x} t${tt}`);
+        assert.equal(
+          decode(p.pixelValues[base + 0 * 392 + tt * 196 + y * 14 + x], 0),
+          (col0 + x) * 4,
+          `patch ${k} R at ${y},${x} t${tt}`,
+        );
+        assert.equal(
+          decode(p.pixelValues[base + 1 * 392 + tt * 196 + y * 14 + x], 1),
+          (row0 + y) * 8,
+          `patch ${k} G at ${y},${x} t${tt}`,
+        );
         assert.equal(decode(p.pixelValues[base + 2 * 392 + tt * 196 + y * 14 + x], 2), 7);
       }
     }
@@ -227,7 +293,9 @@ test('patches: count = grid product, HF order on a hand-built image', () => {
 
 test('processImageFile through the cache: same patches, hits counted, entries atomic', async () => {
   const file = path.join(tmp, 'p.png');
-  await raw(randomImage(200, 150, 9)).png().toFile(file);
+  await raw(randomImage(200, 150, 9))
+    .png()
+    .toFile(file);
   const cache = new ResizedImageCache(path.join(tmp, 'cache'));
   const direct = await processImageFile(file);
   assert.deepEqual([direct.height, direct.width], smartResize(150, 200));

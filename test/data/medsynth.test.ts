@@ -16,10 +16,17 @@ import { GRADE_RADIUS, MODALITIES, TASKS } from '../../src/data/medsynth/vocab';
 import { synthesize } from '../../src/data/medsynth/world';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-medsynth-'));
-const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as T);
+const readJsonl = <T>(file: string): T[] =>
+  fs
+    .readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as T);
 
 function listFiles(dir: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile()).sort();
+  return (fs.readdirSync(dir, { recursive: true }) as string[])
+    .filter((f) => fs.statSync(path.join(dir, f)).isFile())
+    .sort();
 }
 
 const worldDir = path.join(tmp, 'w1');
@@ -31,12 +38,19 @@ test('same seed, same bytes; another seed, other images', async () => {
   await synthesize({ out: path.join(tmp, 'w3'), count: 160, seed: 12, unlabelled: 16 });
   const files = listFiles(worldDir);
   assert.deepEqual(listFiles(path.join(tmp, 'w2')), files);
-  assert.ok(files.includes('medsynth.jsonl') && files.includes('truth.jsonl') && files.includes('pool.jsonl') && files.includes('manifest.json'));
+  assert.ok(
+    files.includes('medsynth.jsonl') &&
+      files.includes('truth.jsonl') &&
+      files.includes('pool.jsonl') &&
+      files.includes('manifest.json'),
+  );
   assert.equal(files.filter((f) => f.startsWith('images/')).length, 160);
   assert.equal(files.filter((f) => f.startsWith('pool/')).length, 16);
-  for (const f of files) assert.ok(fs.readFileSync(path.join(worldDir, f)).equals(fs.readFileSync(path.join(tmp, 'w2', f))), f);
+  for (const f of files)
+    assert.ok(fs.readFileSync(path.join(worldDir, f)).equals(fs.readFileSync(path.join(tmp, 'w2', f))), f);
   let same = 0;
-  for (const f of files.filter((x) => x.endsWith('.png'))) if (fs.readFileSync(path.join(worldDir, f)).equals(fs.readFileSync(path.join(tmp, 'w3', f)))) same++;
+  for (const f of files.filter((x) => x.endsWith('.png')))
+    if (fs.readFileSync(path.join(worldDir, f)).equals(fs.readFileSync(path.join(tmp, 'w3', f)))) same++;
   assert.equal(same, 0);
 });
 
@@ -115,7 +129,12 @@ function components(mask: Uint8Array, S: number): number[] {
       n++;
       const x = p % S;
       const y = (p - x) / S;
-      for (const [nx, ny] of [[x - 1, y], [x + 1, y], [x, y - 1], [x, y + 1]]) {
+      for (const [nx, ny] of [
+        [x - 1, y],
+        [x + 1, y],
+        [x, y - 1],
+        [x, y + 1],
+      ]) {
         const q = ny * S + nx;
         if (nx >= 0 && ny >= 0 && nx < S && ny < S && mask[q] && !label[q]) {
           label[q] = sizes.length + 1;
@@ -150,7 +169,19 @@ test('records: OmniMedVQA fields, answer among the options, answers balanced ove
   const slots = new Map<string, number[]>();
   const ids = new Set<string>();
   for (const r of records) {
-    assert.deepEqual(Object.keys(r), ['question_id', 'dataset', 'question_type', 'question', 'gt_answer', 'image_path', 'modality_type', 'option_A', 'option_B', 'option_C', 'option_D']);
+    assert.deepEqual(Object.keys(r), [
+      'question_id',
+      'dataset',
+      'question_type',
+      'question',
+      'gt_answer',
+      'image_path',
+      'modality_type',
+      'option_A',
+      'option_B',
+      'option_C',
+      'option_D',
+    ]);
     assert.equal(r.dataset, 'MedSynth');
     assert.ok(!ids.has(r.question_id));
     ids.add(r.question_id);
@@ -185,7 +216,8 @@ test('modality cues are strong: nearest neighbour on 8×8 thumbnails gets > 90%'
     const f = new Float64Array(G * G * 3);
     for (let y = 0; y < S; y++)
       for (let x = 0; x < S; x++)
-        for (let c = 0; c < 3; c++) f[(Math.floor((G * y) / S) * G + Math.floor((G * x) / S)) * 3 + c] += px[3 * (y * S + x) + c];
+        for (let c = 0; c < 3; c++)
+          f[(Math.floor((G * y) / S) * G + Math.floor((G * x) / S)) * 3 + c] += px[3 * (y * S + x) + c];
     return f;
   };
   const train = truths.slice(0, 80).map((t) => ({ m: t.modality, f: thumb(t) }));
@@ -220,7 +252,9 @@ test('captioned split: every modality, captions name the truth except at the noi
       const t = truths.get(c.image_path)!;
       assert.equal(t.split, 'captioned');
       // the modality is named first, so the longest modality name at the start is the one stated
-      const named = [...MODALITIES].sort((a, b) => b.length - a.length).find((m) => new RegExp(`^(An? |This )?${m.replace('-', '\\-')}\\b`).test(c.caption));
+      const named = [...MODALITIES]
+        .sort((a, b) => b.length - a.length)
+        .find((m) => new RegExp(`^(An? |This )?${m.replace('-', '\\-')}\\b`).test(c.caption));
       assert.ok(named, `no modality at the start of '${c.caption}'`);
       if (named === t.modality) modalityRight++;
     }
@@ -228,7 +262,10 @@ test('captioned split: every modality, captions name the truth except at the noi
     assert.ok(modalityRight > 296 && modalityRight < 344, `modality right in ${modalityRight} of 400 captions`);
     const again = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
     await synthesize({ out: again, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
-    assert.equal(fs.readFileSync(path.join(again, 'captions.jsonl'), 'utf8'), fs.readFileSync(path.join(dir, 'captions.jsonl'), 'utf8'));
+    assert.equal(
+      fs.readFileSync(path.join(again, 'captions.jsonl'), 'utf8'),
+      fs.readFileSync(path.join(dir, 'captions.jsonl'), 'utf8'),
+    );
     fs.rmSync(again, { recursive: true, force: true });
     const clean = captionFacts({ modality: 'OCT', anatomy: 'Macula', disease: 'Drusen' }, 0, new Prng('x'));
     assert.deepEqual(clean, { modality: 'OCT', anatomy: 'Macula', disease: 'Drusen' });

@@ -79,7 +79,16 @@ test('deterministic for a seed, different across seeds; limits enforced', () => 
   assert.deepEqual(planBatches(lengths, { tokenBudget: 700, seed: 5 }), a);
   assert.notDeepEqual(planBatches(lengths, { tokenBudget: 700, seed: 6 }), a);
   assert.ok(planBatches(lengths, { tokenBudget: 700, seed: 5, maxSequences: 2 }).every((b) => b.length <= 2));
-  assert.throws(() => planBatches([10, 800], { tokenBudget: 700, seed: 1 }), /sample 1 has 800 tokens, more than the token budget 700/);
-  const bad: PackSample[] = [{ ids: new Int32Array(4), targetMask: new Uint8Array(4), images: [{ grid: [1, 2, 2], pixelValues: new Float32Array(5) }] }];
+  assert.throws(
+    () => planBatches([10, 800], { tokenBudget: 700, seed: 1 }),
+    /sample 1 has 800 tokens, more than the token budget 700/,
+  );
+  const bad: PackSample[] = [
+    {
+      ids: new Int32Array(4),
+      targetMask: new Uint8Array(4),
+      images: [{ grid: [1, 2, 2], pixelValues: new Float32Array(5) }],
+    },
+  ];
   assert.throws(() => assembleBatch(bad, [0]), /sample 0 image 0 has 5 values for grid \[1, 2, 2\]/);
 });

@@ -124,8 +124,8 @@ test('a flipped byte anywhere in a complete record is corruption, with the file 
     const full = fs.readFileSync(file);
     const offsets = readRecordFile(file).offsets;
     for (const [record, within] of [
-      [3, 2],  // the length
-      [3, 9],  // the length's CRC
+      [3, 2], // the length
+      [3, 9], // the length's CRC
       [3, 12], // first payload byte
       [7, 12], // the last record's payload: still corruption, not a torn tail
       [5, 12 + payloads[5].length + 1], // the payload CRC
@@ -163,7 +163,10 @@ test('appending cuts a torn tail off first, so new records never follow garbage'
     w2.close();
     const scan = readRecordFile(file);
     assert.equal(scan.tornTail, undefined);
-    assert.deepEqual(scan.payloads.map((p) => p.toString()), ['a', 'bb', 'ccc', 'dddd']);
+    assert.deepEqual(
+      scan.payloads.map((p) => p.toString()),
+      ['a', 'bb', 'ccc', 'dddd'],
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -175,7 +178,10 @@ test('the atomic writer replaces a file whole and leaves no temporary behind', (
     const file = path.join(dir, 'w.rec');
     writeRecordFileAtomic(file, [Buffer.from('old')]);
     writeRecordFileAtomic(file, [Buffer.from('new1'), Buffer.from('new2')]);
-    assert.deepEqual(readRecordFile(file).payloads.map((p) => p.toString()), ['new1', 'new2']);
+    assert.deepEqual(
+      readRecordFile(file).payloads.map((p) => p.toString()),
+      ['new1', 'new2'],
+    );
     assert.deepEqual(fs.readdirSync(dir), ['w.rec']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -195,7 +201,13 @@ function sample(i: number): Sample {
     options: ['A thing', 'B thing', 'C thing', 'D thing'],
     answer: 'C thing',
     rationale: i % 3 ? '' : 'because',
-    provenance: { kind: 'IMPORTED', round: 0, sourceFile: 'x.jsonl', sourceLine: i + 1, sourceFormat: 'medgr2-authors' },
+    provenance: {
+      kind: 'IMPORTED',
+      round: 0,
+      sourceFile: 'x.jsonl',
+      sourceLine: i + 1,
+      sourceFormat: 'medgr2-authors',
+    },
     questionStem: `Question ${i}?`,
   };
 }
@@ -222,8 +234,16 @@ test('MessageWriter appends under one header and refuses a file of another type'
   try {
     const file = path.join(dir, 'm.rec');
     const manifest = {
-      stage: 'import', inputs: ['a.json'], outputs: ['b.rec'], configJson: '{"x":1}', startedAt: 1700000000.5,
-      finishedAt: 1700000001.25, status: 'SUCCEEDED', error: '', version: '0.1.0', round: 2,
+      stage: 'import',
+      inputs: ['a.json'],
+      outputs: ['b.rec'],
+      configJson: '{"x":1}',
+      startedAt: 1700000000.5,
+      finishedAt: 1700000001.25,
+      status: 'SUCCEEDED',
+      error: '',
+      version: '0.1.0',
+      round: 2,
     };
     const w = new MessageWriter(file, 'medgr2.RunManifest');
     w.write(manifest);
@@ -246,8 +266,17 @@ test('Candidates and scored candidates nest the sample', () => {
   try {
     const file = path.join(dir, 'sc.rec');
     const scored = {
-      candidate: { sample: sample(1), generatorRound: 3, valid: false, invalidReason: 'answer not among options', raw: '<q>…' },
-      reward: 0.8125, judgeRound: 3, selected: true, selectReason: '',
+      candidate: {
+        sample: sample(1),
+        generatorRound: 3,
+        valid: false,
+        invalidReason: 'answer not among options',
+        raw: '<q>…',
+      },
+      reward: 0.8125,
+      judgeRound: 3,
+      selected: true,
+      selectReason: '',
     };
     const w = new MessageWriter(file, 'medgr2.ScoredCandidate');
     w.write(scored);

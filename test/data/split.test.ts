@@ -26,7 +26,10 @@ test('test size is ⌈F·n⌉ without floating-point overshoot', () => {
 test('each group is shuffled by its own seeded generator and cut at ⌈F·n⌉ (checked against a separate Fisher–Yates)', () => {
   const samples = fixture();
   const splits = splitByGroup(samples, 'task', 0.3, 42);
-  assert.deepEqual(splits.map((g) => g.group), ['Disease Diagnosis', 'Lesion Grading', 'Modality Recognition', 'Other Biological Attributes']);
+  assert.deepEqual(
+    splits.map((g) => g.group),
+    ['Disease Diagnosis', 'Lesion Grading', 'Modality Recognition', 'Other Biological Attributes'],
+  );
   for (const g of splits) {
     const members = samples.filter((s) => s.task === g.group);
     // The test helpers' rng is the same mulberry32 generator, written separately.
@@ -37,23 +40,43 @@ test('each group is shuffled by its own seeded generator and cut at ⌈F·n⌉ (
       [order[i], order[j]] = [order[j], order[i]];
     }
     const k = Math.ceil(0.3 * members.length - 1e-9);
-    assert.deepEqual(g.test.map((s) => s.id), order.slice(0, k), g.group);
-    assert.deepEqual(g.train.map((s) => s.id), order.slice(k), g.group);
+    assert.deepEqual(
+      g.test.map((s) => s.id),
+      order.slice(0, k),
+      g.group,
+    );
+    assert.deepEqual(
+      g.train.map((s) => s.id),
+      order.slice(k),
+      g.group,
+    );
   }
 });
 
 test('same seed gives the same split, another seed another; groups do not depend on each other', () => {
   const samples = fixture();
-  const ids = (gs: ReturnType<typeof splitByGroup>) => gs.map((g) => [g.group, g.test.map((s) => s.id), g.train.map((s) => s.id)]);
+  const ids = (gs: ReturnType<typeof splitByGroup>) =>
+    gs.map((g) => [g.group, g.test.map((s) => s.id), g.train.map((s) => s.id)]);
   assert.deepEqual(ids(splitByGroup(samples, 'modality', 0.2, 1)), ids(splitByGroup(samples, 'modality', 0.2, 1)));
   assert.notDeepEqual(ids(splitByGroup(samples, 'modality', 0.2, 1)), ids(splitByGroup(samples, 'modality', 0.2, 2)));
-  const ctOnly = splitByGroup(samples.filter((s) => s.modality === 'CT'), 'modality', 0.2, 1);
+  const ctOnly = splitByGroup(
+    samples.filter((s) => s.modality === 'CT'),
+    'modality',
+    0.2,
+    1,
+  );
   const all = splitByGroup(samples, 'modality', 0.2, 1).filter((g) => g.group === 'CT');
   assert.deepEqual(ids(ctOnly), ids(all));
   // Train and test partition each group.
   for (const g of splitByGroup(samples, 'modality', 0.2, 1)) {
     const both = [...g.train, ...g.test].map((s) => s.id).sort();
-    assert.deepEqual(both, samples.filter((s) => s.modality === g.group).map((s) => s.id).sort());
+    assert.deepEqual(
+      both,
+      samples
+        .filter((s) => s.modality === g.group)
+        .map((s) => s.id)
+        .sort(),
+    );
   }
   assert.throws(() => splitByGroup(samples, 'task', 1.5, 1), /test-fraction/);
   assert.throws(() => splitByGroup(samples, 'task', 0.2, 0.5), /seed/);
@@ -62,25 +85,72 @@ test('same seed gives the same split, another seed another; groups do not depend
 test('medgr2 data split writes DIR/<group>.train|test files and split.json, byte-identical for a seed', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-split-'));
   try {
-    const run = (out: string) => runCli(['data', 'split', AUTHORS_TEST, '--by', 'modality', '--test-fraction', '0.25', '--seed', '9', '--out', out]);
+    const run = (out: string) =>
+      runCli([
+        'data',
+        'split',
+        AUTHORS_TEST,
+        '--by',
+        'modality',
+        '--test-fraction',
+        '0.25',
+        '--seed',
+        '9',
+        '--out',
+        out,
+      ]);
     const a = run(path.join(dir, 'a'));
     assert.equal(a.status, 0, a.stderr);
     assert.equal(run(path.join(dir, 'b')).status, 0);
     const files = fs.readdirSync(path.join(dir, 'a')).sort();
-    assert.deepEqual(files, ['CT.test.rec', 'CT.train.rec', 'Microscopy.test.rec', 'Microscopy.train.rec', 'split.json']);
+    assert.deepEqual(files, [
+      'CT.test.rec',
+      'CT.train.rec',
+      'Microscopy.test.rec',
+      'Microscopy.train.rec',
+      'split.json',
+    ]);
     for (const f of files.filter((f) => f.endsWith('.rec'))) {
       assert.deepEqual(fs.readFileSync(path.join(dir, 'a', f)), fs.readFileSync(path.join(dir, 'b', f)), f);
     }
     const summary = JSON.parse(fs.readFileSync(path.join(dir, 'a', 'split.json'), 'utf8'));
-    assert.deepEqual(summary.groups.map((g: { group: string; train: number; test: number }) => [g.group, g.train, g.test]), [
-      ['CT', 312, 105], // 417 CT records (one inferred), ⌈0.25 · 417⌉ = 105
-      ['Microscopy', 256, 86],
-    ]);
+    assert.deepEqual(
+      summary.groups.map((g: { group: string; train: number; test: number }) => [g.group, g.train, g.test]),
+      [
+        ['CT', 312, 105], // 417 CT records (one inferred), ⌈0.25 · 417⌉ = 105
+        ['Microscopy', 256, 86],
+      ],
+    );
     assert.equal(readSamples(path.join(dir, 'a', 'CT.test.rec')).messages.length, 105);
-    const jsonl = runCli(['data', 'split', AUTHORS_TEST, '--by', 'task', '--test-fraction', '0.5', '--seed', '1', '--out', path.join(dir, 'c'), '--jsonl']);
+    const jsonl = runCli([
+      'data',
+      'split',
+      AUTHORS_TEST,
+      '--by',
+      'task',
+      '--test-fraction',
+      '0.5',
+      '--seed',
+      '1',
+      '--out',
+      path.join(dir, 'c'),
+      '--jsonl',
+    ]);
     assert.equal(jsonl.status, 0, jsonl.stderr);
     assert.ok(fs.existsSync(path.join(dir, 'c', 'Lesion_Grading.test.jsonl')));
-    const bad = runCli(['data', 'split', AUTHORS_TEST, '--by', 'colour', '--test-fraction', '0.5', '--seed', '1', '--out', path.join(dir, 'd')]);
+    const bad = runCli([
+      'data',
+      'split',
+      AUTHORS_TEST,
+      '--by',
+      'colour',
+      '--test-fraction',
+      '0.5',
+      '--seed',
+      '1',
+      '--out',
+      path.join(dir, 'd'),
+    ]);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^medgr2: --by must be modality or task/);
   } finally {

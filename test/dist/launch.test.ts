@@ -18,19 +18,34 @@ const node = (script: string) => [process.execPath, '-e', script];
 test('each rank gets RANK, LOCAL_RANK, WORLD_SIZE, ... and its output is prefixed with its rank', async () => {
   const out = collect();
   const r = await launch({
-    argv: node('const e = process.env; console.log([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT].join(" "))'),
-    nprocPerNode: 2, nnodes: 2, nodeRank: 1, masterPort: 12345, stdout: out.stream, stderr: new PassThrough(),
+    argv: node(
+      'const e = process.env; console.log([e.RANK, e.LOCAL_RANK, e.WORLD_SIZE, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT].join(" "))',
+    ),
+    nprocPerNode: 2,
+    nnodes: 2,
+    nodeRank: 1,
+    masterPort: 12345,
+    stdout: out.stream,
+    stderr: new PassThrough(),
   });
   assert.equal(r.exitCode, 0);
-  assert.deepEqual(out.text().trim().split('\n').sort(), ['[rank 2] 2 0 4 2 127.0.0.1 12345', '[rank 3] 3 1 4 2 127.0.0.1 12345']);
+  assert.deepEqual(out.text().trim().split('\n').sort(), [
+    '[rank 2] 2 0 4 2 127.0.0.1 12345',
+    '[rank 3] 3 1 4 2 127.0.0.1 12345',
+  ]);
 });
 
 test('a rank that fails stops the others (SIGTERM, then SIGKILL after the grace) and is named', async () => {
   const t0 = Date.now();
   // rank 1 fails at once; rank 0 would wait a minute and ignores SIGTERM, so only SIGKILL ends it
   const r = await launch({
-    argv: node('if (process.env.RANK === "1") process.exit(7); process.on("SIGTERM", () => {}); setTimeout(() => {}, 60000)'),
-    nprocPerNode: 2, graceMs: 500, stdout: new PassThrough(), stderr: new PassThrough(),
+    argv: node(
+      'if (process.env.RANK === "1") process.exit(7); process.on("SIGTERM", () => {}); setTimeout(() => {}, 60000)',
+    ),
+    nprocPerNode: 2,
+    graceMs: 500,
+    stdout: new PassThrough(),
+    stderr: new PassThrough(),
   });
   const seconds = (Date.now() - t0) / 1000;
   assert.equal(r.exitCode, 1);
@@ -42,7 +57,10 @@ test('a rank that fails stops the others (SIGTERM, then SIGKILL after the grace)
 test('a rank killed by SIGKILL is reported as killed', async () => {
   const r = await launch({
     argv: node('if (process.env.RANK === "0") process.kill(process.pid, "SIGKILL"); else setTimeout(() => {}, 60000)'),
-    nprocPerNode: 2, graceMs: 200, stdout: new PassThrough(), stderr: new PassThrough(),
+    nprocPerNode: 2,
+    graceMs: 200,
+    stdout: new PassThrough(),
+    stderr: new PassThrough(),
   });
   assert.deepEqual(r.failed, { rank: 0, code: null, signal: 'SIGKILL' });
 });

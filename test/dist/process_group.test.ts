@@ -19,17 +19,42 @@ for (const worldSize of [2, 3]) {
   });
 }
 
-test('a dead peer makes the next collective reject within the timeout, naming rank and collective', { timeout: 60_000 }, async () => {
-  const runs = await runRanks('collectives', 2, ['dead-peer'], { SEED: seed(), DIST_TIMEOUT_MS: '3000' }, 40_000);
-  const [r0, r1] = runs;
-  assert.equal(r1.code, 0, describeRuns(runs));
+test(
+  'a dead peer makes the next collective reject within the timeout, naming rank and collective',
+  { timeout: 60_000 },
+  async (t) => {
+    const runs = await runRanks('collectives', 2, ['dead-peer'], { SEED: seed(), DIST_TIMEOUT_MS: '3000' }, 40_000);
+    const [r0, r1] = runs;
+    assert.equal(r1.code, 0, describeRuns(runs));
+    assert.equal(r0.code, 3, describeRuns(runs));
+    assert.match(r0.stderr, /rank 0: allReduce failed after \d+ ms \(timeout 3000 ms\)/, describeRuns(runs));
+    assert.ok(r0.ms < 20_000, `rank 0 took ${r0.ms} ms\n${describeRuns(runs)}`);
+    t.diagnostic(r0.stderr.trim());
+  },
+);
+
+test('a live peer that skips a collective: rejected at the timeout, not a hang', { timeout: 60_000 }, async (t) => {
+  const runs = await runRanks('collectives', 2, ['silent-peer'], { SEED: seed(), DIST_TIMEOUT_MS: '3000' }, 40_000);
+  const [r0] = runs;
   assert.equal(r0.code, 3, describeRuns(runs));
-  assert.match(r0.stderr, /rank 0: allReduce failed after \d+ ms \(timeout 3000 ms\)/, describeRuns(runs));
-  assert.ok(r0.ms < 20_000, `rank 0 took ${r0.ms} ms\n${describeRuns(runs)}`);
+  const m = /rejected after (\d+) ms: rank 0: allReduce failed after \d+ ms \(timeout 3000 ms\)/.exec(r0.stderr);
+  assert.ok(m, describeRuns(runs));
+  const ms = Number(m[1]);
+  assert.ok(ms >= 2500 && ms < 15_000, `rejected after ${ms} ms\n${describeRuns(runs)}`);
+  t.diagnostic(r0.stderr.trim());
 });
 
 test('world size 1: a local group, collectives without sockets', { timeout: 20_000 }, async () => {
-  const g = await initProcessGroup({ launcher: 'single', rank: 0, worldSize: 1, localRank: 0, localWorldSize: 1, masterAddr: '127.0.0.1', masterPort: 1, agentStore: false });
+  const g = await initProcessGroup({
+    launcher: 'single',
+    rank: 0,
+    worldSize: 1,
+    localRank: 0,
+    localWorldSize: 1,
+    masterAddr: '127.0.0.1',
+    masterPort: 1,
+    agentStore: false,
+  });
   assert.equal(g.backend, 'local');
   assert.equal(g.worldSize, 1);
   const t = new addon.Tensor(new Float64Array([1, 2, 3]), [3], { copy: true });
@@ -50,12 +75,22 @@ test('world size 1: a local group, collectives without sockets', { timeout: 20_0
 });
 
 test('argument errors reject with a TypeError naming the argument', { timeout: 20_000 }, async () => {
-  await assert.rejects(addon.Distributed.create({ rank: 2, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 1 }), /options\.rank/);
+  await assert.rejects(
+    addon.Distributed.create({ rank: 2, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 1 }),
+    /options\.rank/,
+  );
   await assert.rejects(addon.Distributed.create({ rank: 0, worldSize: 2, backend: 'local' }), /options\.backend/);
   if (!addon.info().cudaAvailable) {
     // A CPU libtorch has no NCCL: said at once, before any store is made.
     await assert.rejects(
-      addon.Distributed.create({ rank: 0, worldSize: 2, masterAddr: '127.0.0.1', masterPort: 1, backend: 'nccl', timeoutMs: 2000 }),
+      addon.Distributed.create({
+        rank: 0,
+        worldSize: 2,
+        masterAddr: '127.0.0.1',
+        masterPort: 1,
+        backend: 'nccl',
+        timeoutMs: 2000,
+      }),
       /this libtorch has no NCCL/,
     );
   }
@@ -73,7 +108,10 @@ test('buckets: per dtype, in order, bounded by bytes', () => {
   const d = (n: number) => new addon.Tensor(new Float64Array(n));
   const ts = [f(4), d(2), f(4), f(16), d(1)];
   const b = planBuckets(ts, 32);
-  assert.deepEqual(b.map((x) => x.map((t) => ts.indexOf(t))), [[0, 2], [3], [1, 4]]);
+  assert.deepEqual(
+    b.map((x) => x.map((t) => ts.indexOf(t))),
+    [[0, 2], [3], [1, 4]],
+  );
   assert.equal(chooseBackend('auto', 'cuda:1'), 'nccl');
   assert.equal(chooseBackend('auto', 'cpu'), 'gloo');
 });

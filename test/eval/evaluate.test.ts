@@ -20,10 +20,10 @@ test('evaluatePolicy: greedy batches with the stop tokens, answers extracted and
   const letter = (i: number) => 'ABCD'[samples[i].options.indexOf(samples[i].answer)];
   const wrong = (i: number) => 'ABCD'[(samples[i].options.indexOf(samples[i].answer) + 1) % 4];
   const replies = [
-    `<answer> ${letter(0)} </answer>`,                 // right, by letter
-    `<answer> ${samples[1].answer} </answer>`,         // right, by option text
-    `<answer> ${wrong(2)} </answer>`,                  // wrong
-    'I cannot tell.',                                  // invalid: names no option
+    `<answer> ${letter(0)} </answer>`, // right, by letter
+    `<answer> ${samples[1].answer} </answer>`, // right, by option text
+    `<answer> ${wrong(2)} </answer>`, // wrong
+    'I cannot tell.', // invalid: names no option
     `<think> easy </think> <answer> ${letter(4).toLowerCase()} </answer>`, // right, lower-case letter
   ];
   const calls: { sequences: number; opts: GenerateOptions; text: string }[] = [];
@@ -31,23 +31,50 @@ test('evaluatePolicy: greedy batches with the stop tokens, answers extracted and
   const scripted = {
     async generateBatch(batch: ModelBatch, opts: GenerateOptions) {
       const cu = batch.cuSeqlens as Int32Array;
-      calls.push({ sequences: cu.length - 1, opts, text: tok.decode((batch.inputIds as Int32Array).subarray(0, cu[1])) });
-      const tokens = Array.from({ length: cu.length - 1 }, () => Int32Array.from([...tok.encode(replies[next++]), tok.special.imEnd]));
+      calls.push({
+        sequences: cu.length - 1,
+        opts,
+        text: tok.decode((batch.inputIds as Int32Array).subarray(0, cu[1])),
+      });
+      const tokens = Array.from({ length: cu.length - 1 }, () =>
+        Int32Array.from([...tok.encode(replies[next++]), tok.special.imEnd]),
+      );
       return { tokens, logprobs: tokens.map((t) => new Float32Array(t.length)) };
     },
   } as unknown as Model;
 
-  const { predictions, score } = await evaluatePolicy(scripted, samples, { style: 'answer', batchSize: 2, tokenizer: tok });
-  assert.deepEqual(calls.map((c) => c.sequences), [2, 2, 1]);
+  const { predictions, score } = await evaluatePolicy(scripted, samples, {
+    style: 'answer',
+    batchSize: 2,
+    tokenizer: tok,
+  });
+  assert.deepEqual(
+    calls.map((c) => c.sequences),
+    [2, 2, 1],
+  );
   for (const c of calls) {
     assert.equal(c.opts.temperature, 0);
     assert.equal(c.opts.maxNewTokens, 16);
     assert.deepEqual(c.opts.stopTokens, [tok.special.imEnd, tok.special.endOfText]);
   }
-  assert.ok(calls[0].text.includes(POLICY_SYSTEM) && calls[0].text.includes('A) ') && calls[0].text.endsWith('<|im_start|>assistant\n'));
-  assert.deepEqual(predictions.map((p) => p.question_id), samples.map((s) => s.id));
-  assert.deepEqual(predictions.map((p) => p.raw), replies, 'raw without the stop token');
-  assert.deepEqual(predictions.map((p) => p.model_answer), [letter(0), samples[1].answer, wrong(2), 'I cannot tell.', letter(4).toLowerCase()]);
+  assert.ok(
+    calls[0].text.includes(POLICY_SYSTEM) &&
+      calls[0].text.includes('A) ') &&
+      calls[0].text.endsWith('<|im_start|>assistant\n'),
+  );
+  assert.deepEqual(
+    predictions.map((p) => p.question_id),
+    samples.map((s) => s.id),
+  );
+  assert.deepEqual(
+    predictions.map((p) => p.raw),
+    replies,
+    'raw without the stop token',
+  );
+  assert.deepEqual(
+    predictions.map((p) => p.model_answer),
+    [letter(0), samples[1].answer, wrong(2), 'I cannot tell.', letter(4).toLowerCase()],
+  );
   assert.deepEqual(score.overall, { accuracy: 0.6, correct: 3, total: 5 });
   assert.equal(score.invalid, 1);
 
@@ -70,14 +97,37 @@ test('medgr2 eval writes predictions that medgr2 eval score scores the same; bad
   await m.dispose();
   const bench = path.join(world, 'medsynth.jsonl');
   const preds = path.join(dir, 'out', 'preds.jsonl');
-  const r = runCli(['eval', '--model', modelDir, '--benchmark', bench, '--out', preds, '--task', 'Modality Recognition', '--limit', '12', '--json', '--threads', '1']);
+  const r = runCli([
+    'eval',
+    '--model',
+    modelDir,
+    '--benchmark',
+    bench,
+    '--out',
+    preds,
+    '--task',
+    'Modality Recognition',
+    '--limit',
+    '12',
+    '--json',
+    '--threads',
+    '1',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const score = JSON.parse(r.stdout);
   assert.equal(score.overall.total, 12);
-  const lines = fs.readFileSync(preds, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = fs
+    .readFileSync(preds, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 12);
   for (const p of lines) assert.deepEqual(Object.keys(p), ['question_id', 'model_answer', 'raw']);
-  const ids = new Set(worldSamples(world, 'Modality Recognition').slice(0, 12).map((s) => s.id));
+  const ids = new Set(
+    worldSamples(world, 'Modality Recognition')
+      .slice(0, 12)
+      .map((s) => s.id),
+  );
   assert.ok(lines.every((p) => ids.has(p.question_id)));
 
   const again = runCli(['eval', 'score', '--predictions', preds, '--benchmark', bench, '--allow-missing', '--json']);
@@ -97,10 +147,17 @@ test('medgr2 eval writes predictions that medgr2 eval score scores the same; bad
     if (oneLine) assert.equal(x.stderr.trim().split('\n').length, 1, x.stderr);
     assert.match(x.stderr.trim().split('\n')[0], pattern);
   };
-  fail(['eval', '--model', 'tiny-qwen2-vl', '--benchmark', bench, '--out', preds], /--model tiny-qwen2-vl: a trained model folder is needed here/);
+  fail(
+    ['eval', '--model', 'tiny-qwen2-vl', '--benchmark', bench, '--out', preds],
+    /--model tiny-qwen2-vl: a trained model folder is needed here/,
+  );
   fail(['eval', '--model', dir, '--benchmark', bench, '--out', preds], /not a model folder \(no config\.json\)/);
   const empty = path.join(dir, 'empty.jsonl');
   fs.writeFileSync(empty, '');
   fail(['eval', '--model', modelDir, '--benchmark', empty, '--out', preds], /--benchmark: .*empty\.jsonl: empty file/);
-  fail(['eval', '--model', modelDir, '--benchmark', bench, '--out', preds, '--style', 'long'], /--style must be one of answer, think, got "long"/, false); // commander adds the usage
+  fail(
+    ['eval', '--model', modelDir, '--benchmark', bench, '--out', preds, '--style', 'long'],
+    /--style must be one of answer, think, got "long"/,
+    false,
+  ); // commander adds the usage
 });

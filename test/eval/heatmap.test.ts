@@ -16,13 +16,40 @@ const BENCH = path.join(OMNIMEDVQA_FIXTURES, 'medgr2-formatted-test.jsonl');
 
 test('heat-map SVG: title, axis titles, legend, the value in every cell, n/a cells, long names uncut', async () => {
   const long = 'OCT (Optical Coherence Tomography)';
-  const svg = await chartSvg(crossMatrixChart({
-    axis: 'modality', rows: ['CT model', 'MRI model'], columns: ['CT', 'MRI', long], accuracy: [[0.8, 0.5, null], [0.25, 0.9, 1]],
-  }));
-  assertSvgShows(svg, [
-    'Accuracy by model and test modality', 'tested on (modality)', 'model (predictions)', 'accuracy (%)',
-    'CT model', 'MRI model', 'CT', 'MRI', long, '80.0', '50.0', 'n/a', '25.0', '90.0', '100.0', '0', '100',
-  ], 'heat-map');
+  const svg = await chartSvg(
+    crossMatrixChart({
+      axis: 'modality',
+      rows: ['CT model', 'MRI model'],
+      columns: ['CT', 'MRI', long],
+      accuracy: [
+        [0.8, 0.5, null],
+        [0.25, 0.9, 1],
+      ],
+    }),
+  );
+  assertSvgShows(
+    svg,
+    [
+      'Accuracy by model and test modality',
+      'tested on (modality)',
+      'model (predictions)',
+      'accuracy (%)',
+      'CT model',
+      'MRI model',
+      'CT',
+      'MRI',
+      long,
+      '80.0',
+      '50.0',
+      'n/a',
+      '25.0',
+      '90.0',
+      '100.0',
+      '0',
+      '100',
+    ],
+    'heat-map',
+  );
   assert.equal(svgTexts(svg).filter((t) => t === 'n/a').length, 1);
 });
 
@@ -34,31 +61,82 @@ test('namedPredictions: NAME=FILE names a model, a plain file is named by its ba
 test('medgr2 eval score with several models: the matrix as text and JSON, and --heatmap draws it', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-heatmap-'));
   try {
-    const bench = fs.readFileSync(BENCH, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { question_id: string; gt_answer: string; modality_type: string | null });
+    const bench = fs
+      .readFileSync(BENCH, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { question_id: string; gt_answer: string; modality_type: string | null });
     const write = (name: string, rows: { question_id: string; model_answer: string }[]) => {
       const f = path.join(dir, name);
       fs.writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
       return f;
     };
-    const right = write('right.jsonl', bench.map((b) => ({ question_id: b.question_id, model_answer: b.gt_answer })));
+    const right = write(
+      'right.jsonl',
+      bench.map((b) => ({ question_id: b.question_id, model_answer: b.gt_answer })),
+    );
     // answers only the CT questions, all wrong: its other modality is n/a, not 0
-    const ctOnly = write('ct.jsonl', bench.filter((b) => (b.modality_type ?? '').startsWith('CT')).map((b) => ({ question_id: b.question_id, model_answer: 'none of these' })));
+    const ctOnly = write(
+      'ct.jsonl',
+      bench
+        .filter((b) => (b.modality_type ?? '').startsWith('CT'))
+        .map((b) => ({ question_id: b.question_id, model_answer: 'none of these' })),
+    );
     const byModality = runCli(['eval', 'score', '--benchmark', BENCH, '--predictions', right, '--json']);
     const modalities = Object.keys(JSON.parse(byModality.stdout).byModality);
     assert.ok(modalities.length >= 2 && modalities[0].startsWith('CT'), modalities.join());
 
     const heat = path.join(dir, 'out', 'heat.png');
-    const r = runCli(['eval', 'score', '--benchmark', BENCH, '--predictions', `oracle=${right}`, '--predictions', ctOnly, '--allow-missing', '--heatmap', heat]);
+    const r = runCli([
+      'eval',
+      'score',
+      '--benchmark',
+      BENCH,
+      '--predictions',
+      `oracle=${right}`,
+      '--predictions',
+      ctOnly,
+      '--allow-missing',
+      '--heatmap',
+      heat,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[0], /trained on \\ tested on \(modality\)/);
     assert.match(lines[2], /^oracle\s+100\.00\s+100\.00$/);
     assert.match(lines[3], /^ct\s+0\.00\s+-$/);
     const svg = fs.readFileSync(path.join(dir, 'out', 'heat.svg'), 'utf8');
-    assertSvgShows(svg, ['Accuracy by model and test modality', 'tested on (modality)', 'accuracy (%)', 'oracle', 'ct', ...modalities, '100.0', '0.0', 'n/a'], 'eval score heat-map');
+    assertSvgShows(
+      svg,
+      [
+        'Accuracy by model and test modality',
+        'tested on (modality)',
+        'accuracy (%)',
+        'oracle',
+        'ct',
+        ...modalities,
+        '100.0',
+        '0.0',
+        'n/a',
+      ],
+      'eval score heat-map',
+    );
     await assertPngOfSvg(heat, svg);
 
-    const j = runCli(['eval', 'score', '--benchmark', BENCH, '--predictions', `oracle=${right}`, '--predictions', `ct=${ctOnly}`, '--allow-missing', '--by', 'task', '--json']);
+    const j = runCli([
+      'eval',
+      'score',
+      '--benchmark',
+      BENCH,
+      '--predictions',
+      `oracle=${right}`,
+      '--predictions',
+      `ct=${ctOnly}`,
+      '--allow-missing',
+      '--by',
+      'task',
+      '--json',
+    ]);
     assert.equal(j.status, 0, j.stderr);
     const parsed = JSON.parse(j.stdout);
     assert.equal(parsed.matrix.axis, 'task');
@@ -77,7 +155,10 @@ test('medgr2 eval score with several models: the matrix as text and JSON, and --
     fail([], /required option '--predictions/);
     fail(['--predictions', right, '--predictions', right], /two models are named 'right'; name them with NAME=FILE/);
     fail(['--predictions', right, '--by', 'colour'], /--by must be one of modality, task, dataset, got 'colour'/);
-    fail(['--predictions', right, '--heatmap', path.join(dir, 'x.jpg')], /--heatmap .*x\.jpg: the file name must end in \.png/);
+    fail(
+      ['--predictions', right, '--heatmap', path.join(dir, 'x.jpg')],
+      /--heatmap .*x\.jpg: the file name must end in \.png/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

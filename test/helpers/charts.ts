@@ -7,13 +7,20 @@ import { PNG_SCALE, svgSize } from '../../src/report/charts';
 
 /** Every <text> element's content, unescaped, in document order. */
 export function svgTexts(svg: string): string[] {
-  const unescape = (s: string) => s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  const unescape = (s: string) =>
+    s
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&amp;/g, '&');
   return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => unescape(m[1]));
 }
 
 export function assertSvgShows(svg: string, texts: string[], what: string): void {
   const shown = new Set(svgTexts(svg));
-  for (const t of texts) assert.ok(shown.has(t), `${what}: the SVG shows no text '${t}' (it shows: ${[...shown].join(' | ')})`);
+  for (const t of texts)
+    assert.ok(shown.has(t), `${what}: the SVG shows no text '${t}' (it shows: ${[...shown].join(' | ')})`);
 }
 
 /** The PNG is the SVG's size times PNG_SCALE, opaque white around dark text and coloured marks. */

@@ -32,13 +32,15 @@ export function randomArray(dtype: DtypeName, n: number, rand: () => number): An
     case 'bf16': {
       const a = new Uint16Array(n);
       // sign | exponent 110..133 | 7 mantissa bits
-      for (let i = 0; i < n; i++) a[i] = ((rand() < 0.5 ? 1 : 0) << 15) | ((110 + Math.floor(rand() * 24)) << 7) | Math.floor(rand() * 128);
+      for (let i = 0; i < n; i++)
+        a[i] = ((rand() < 0.5 ? 1 : 0) << 15) | ((110 + Math.floor(rand() * 24)) << 7) | Math.floor(rand() * 128);
       return a;
     }
     case 'f16': {
       const a = new Uint16Array(n);
       // sign | exponent 5..20 | 10 mantissa bits
-      for (let i = 0; i < n; i++) a[i] = ((rand() < 0.5 ? 1 : 0) << 15) | ((5 + Math.floor(rand() * 16)) << 10) | Math.floor(rand() * 1024);
+      for (let i = 0; i < n; i++)
+        a[i] = ((rand() < 0.5 ? 1 : 0) << 15) | ((5 + Math.floor(rand() * 16)) << 10) | Math.floor(rand() * 1024);
       return a;
     }
     default:
@@ -49,7 +51,11 @@ export function randomArray(dtype: DtypeName, n: number, rand: () => number): An
 /** A random tensor for every parameter of `cfg` (hub names), all of `dtype` unless `dtypeOf` says otherwise. */
 export function randomTensors(
   cfg: ModelConfig,
-  { seed = 1, dtype = 'f32', dtypeOf }: { seed?: number; dtype?: DtypeName; dtypeOf?: (name: string) => DtypeName } = {},
+  {
+    seed = 1,
+    dtype = 'f32',
+    dtypeOf,
+  }: { seed?: number; dtype?: DtypeName; dtypeOf?: (name: string) => DtypeName } = {},
 ): Map<string, Tensor> {
   const rand = rng(seed);
   const out = new Map<string, Tensor>();
@@ -102,7 +108,12 @@ export function encodeSafetensors(entries: RawEntry[], mutate?: (header: Record<
 /** Raw entries (bytes) for `tensors`, renamed by `rename`. */
 export function rawEntries(tensors: Map<string, Tensor>, rename: (n: string) => string = (n) => n): RawEntry[] {
   const dt: Record<string, SafetensorsDtype> = { f32: 'F32', bf16: 'BF16', f16: 'F16', f64: 'F64' };
-  return [...tensors].map(([name, t]) => ({ name: rename(name), dtype: dt[t.dtype], shape: t.shape, data: tensorBytes(t) }));
+  return [...tensors].map(([name, t]) => ({
+    name: rename(name),
+    dtype: dt[t.dtype],
+    shape: t.shape,
+    data: tensorBytes(t),
+  }));
 }
 
 /** A model folder written by hand: config.json plus one safetensors file of `entries`. */

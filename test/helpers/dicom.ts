@@ -150,7 +150,9 @@ export function greyImage(opts: {
     { tag: [0x0028, 0x0101], v: { vr: 'US', value: opts.bitsStored ?? opts.bits } },
     { tag: [0x0028, 0x0102], v: { vr: 'US', value: (opts.bitsStored ?? opts.bits) - 1 } },
     { tag: [0x0028, 0x0103], v: { vr: 'US', value: opts.signed ? 1 : 0 } },
-    opts.bits === 16 ? { tag: [0x7fe0, 0x0010], v: { vr: 'OW', words: opts.pixels } } : { tag: [0x7fe0, 0x0010], v: { vr: 'OB', bytes: opts.pixels } },
+    opts.bits === 16
+      ? { tag: [0x7fe0, 0x0010], v: { vr: 'OW', words: opts.pixels } }
+      : { tag: [0x7fe0, 0x0010], v: { vr: 'OB', bytes: opts.pixels } },
   ];
   if (opts.slope !== undefined) els.push({ tag: [0x0028, 0x1053], v: { vr: 'DS', value: opts.slope } });
   if (opts.intercept !== undefined) els.push({ tag: [0x0028, 0x1052], v: { vr: 'DS', value: opts.intercept } });

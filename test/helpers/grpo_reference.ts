@@ -51,7 +51,14 @@ export interface LossOpts {
 
 export interface LossOut {
   loss: number;
-  stats: { clipLowFraction: number; clipHighFraction: number; klMean: number; ratioMean: number; entropyMean: number; activeTokens: number };
+  stats: {
+    clipLowFraction: number;
+    clipHighFraction: number;
+    klMean: number;
+    ratioMean: number;
+    entropyMean: number;
+    activeTokens: number;
+  };
 }
 
 function klOf(kind: Kl, logp: number, ref: number): number {
@@ -75,10 +82,15 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
   for (let i = 0; i < c.logp.length; i++) total += m(i);
 
   let lossSum = 0;
-  let low = 0, high = 0, klSum = 0, ratioSum = 0, entSum = 0;
+  let low = 0,
+    high = 0,
+    klSum = 0,
+    ratioSum = 0,
+    entSum = 0;
   const perRow: number[] = [];
   for (let r = 0; r < B; r++) {
-    let rowLoss = 0, rowMask = 0;
+    let rowLoss = 0,
+      rowMask = 0;
     for (let i = c.offsets[r]; i < c.offsets[r + 1]; i++) {
       const mi = m(i);
       if (mi === 0) continue;
@@ -108,7 +120,8 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
   else if (lossType === 'bnpo') value = lossSum / Math.max(total, 1);
   else if (lossType === 'dr_grpo') {
     let L = o.maxCompletionLength;
-    if (L === undefined) L = c.padded ? c.logp.length / B : Math.max(1, ...Array.from({ length: B }, (_, r) => rowLen(r)));
+    if (L === undefined)
+      L = c.padded ? c.logp.length / B : Math.max(1, ...Array.from({ length: B }, (_, r) => rowLen(r)));
     value = lossSum / (B * L);
   } else value = lossSum / (o.numItemsInBatch ?? Math.max(total, 1));
   const d = total > 0 ? total : 1;
@@ -145,7 +158,11 @@ export function lossGradFiniteDiff(c: LossCase, o: LossOpts, h = 1e-6): number[]
 
 /** logp and entropy of z = h W^T / tau, row by row (float64). targets < 0: logp 0. */
 export function logprob(
-  hidden: ArrayLike<number>, weight: ArrayLike<number>, targets: ArrayLike<number>, H: number, tau = 1,
+  hidden: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  H: number,
+  tau = 1,
 ): { logp: number[]; entropy: number[] } {
   const N = targets.length;
   const V = weight.length / H;

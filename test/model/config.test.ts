@@ -136,8 +136,17 @@ const QWEN2_0_5B = {
 
 /** The nested form transformers >= 4.5x writes for a flat hub config: text fields under text_config. */
 function nested(flat: Record<string, unknown>, { v5 = false } = {}): Record<string, unknown> {
-  const rootKeys = ['architectures', 'model_type', 'image_token_id', 'video_token_id', 'vision_start_token_id',
-    'vision_end_token_id', 'vision_token_id', 'vision_config', 'transformers_version'];
+  const rootKeys = [
+    'architectures',
+    'model_type',
+    'image_token_id',
+    'video_token_id',
+    'vision_start_token_id',
+    'vision_end_token_id',
+    'vision_token_id',
+    'vision_config',
+    'transformers_version',
+  ];
   const root: Record<string, unknown> = {};
   const text: Record<string, unknown> = { model_type: `${flat.model_type}_text` };
   for (const [k, v] of Object.entries(flat)) {
@@ -161,11 +170,14 @@ function nested(flat: Record<string, unknown>, { v5 = false } = {}): Record<stri
 const strip = ({ raw: _raw, ...rest }: ModelConfig) => rest;
 
 function throwsField(json: unknown, pattern: RegExp): void {
-  assert.throws(() => parseModelConfig(json, 'config.json'), (err: Error) => {
-    assert.equal(err.name, 'ModelConfigError');
-    assert.match(err.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => parseModelConfig(json, 'config.json'),
+    (err: Error) => {
+      assert.equal(err.name, 'ModelConfigError');
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('parseModelConfig', () => {
@@ -173,17 +185,45 @@ describe('parseModelConfig', () => {
     const c = parseModelConfig(QWEN2_VL_2B, 'config.json');
     assert.equal(c.modelType, 'qwen2_vl');
     assert.deepEqual(c.text, {
-      vocabSize: 151936, hiddenSize: 1536, intermediateSize: 8960, numLayers: 28, numHeads: 12, numKvHeads: 2,
-      headDim: 128, rmsNormEps: 1e-6, ropeTheta: 1e6, maxPositionEmbeddings: 32768, tieWordEmbeddings: true,
-      mropeSection: [16, 24, 24], hiddenAct: 'silu',
+      vocabSize: 151936,
+      hiddenSize: 1536,
+      intermediateSize: 8960,
+      numLayers: 28,
+      numHeads: 12,
+      numKvHeads: 2,
+      headDim: 128,
+      rmsNormEps: 1e-6,
+      ropeTheta: 1e6,
+      maxPositionEmbeddings: 32768,
+      tieWordEmbeddings: true,
+      mropeSection: [16, 24, 24],
+      hiddenAct: 'silu',
     });
     assert.deepEqual(c.vision, {
-      kind: 'qwen2_vl', depth: 32, embedDim: 1280, numHeads: 16, mlpHiddenDim: 5120, hiddenAct: 'quick_gelu',
-      inChannels: 3, patchSize: 14, temporalPatchSize: 2, spatialMergeSize: 2, outHiddenSize: 1536,
-      windowSize: 0, fullAttBlockIndexes: [],
+      kind: 'qwen2_vl',
+      depth: 32,
+      embedDim: 1280,
+      numHeads: 16,
+      mlpHiddenDim: 5120,
+      hiddenAct: 'quick_gelu',
+      inChannels: 3,
+      patchSize: 14,
+      temporalPatchSize: 2,
+      spatialMergeSize: 2,
+      outHiddenSize: 1536,
+      windowSize: 0,
+      fullAttBlockIndexes: [],
     });
     assert.deepEqual(
-      [c.imageTokenId, c.videoTokenId, c.visionStartTokenId, c.visionEndTokenId, c.bosTokenId, c.eosTokenIds, c.torchDtype],
+      [
+        c.imageTokenId,
+        c.videoTokenId,
+        c.visionStartTokenId,
+        c.visionEndTokenId,
+        c.bosTokenId,
+        c.eosTokenIds,
+        c.torchDtype,
+      ],
       [151655, 151656, 151652, 151653, 151643, [151645], 'bfloat16'],
     );
   });
@@ -192,19 +232,48 @@ describe('parseModelConfig', () => {
     const c3 = parseModelConfig(qwen25vl('3B'), 'config.json');
     assert.equal(c3.modelType, 'qwen2_5_vl');
     assert.deepEqual(
-      [c3.text.hiddenSize, c3.text.intermediateSize, c3.text.numLayers, c3.text.numHeads, c3.text.numKvHeads, c3.text.headDim,
-        c3.text.vocabSize, c3.text.tieWordEmbeddings, c3.text.maxPositionEmbeddings],
+      [
+        c3.text.hiddenSize,
+        c3.text.intermediateSize,
+        c3.text.numLayers,
+        c3.text.numHeads,
+        c3.text.numKvHeads,
+        c3.text.headDim,
+        c3.text.vocabSize,
+        c3.text.tieWordEmbeddings,
+        c3.text.maxPositionEmbeddings,
+      ],
       [2048, 11008, 36, 16, 2, 128, 151936, true, 128000],
     );
     assert.deepEqual(c3.vision, {
-      kind: 'qwen2_5_vl', depth: 32, embedDim: 1280, numHeads: 16, mlpHiddenDim: 3420, hiddenAct: 'silu',
-      inChannels: 3, patchSize: 14, temporalPatchSize: 2, spatialMergeSize: 2, outHiddenSize: 2048,
-      windowSize: 112, fullAttBlockIndexes: [7, 15, 23, 31], tokensPerSecond: 2,
+      kind: 'qwen2_5_vl',
+      depth: 32,
+      embedDim: 1280,
+      numHeads: 16,
+      mlpHiddenDim: 3420,
+      hiddenAct: 'silu',
+      inChannels: 3,
+      patchSize: 14,
+      temporalPatchSize: 2,
+      spatialMergeSize: 2,
+      outHiddenSize: 2048,
+      windowSize: 112,
+      fullAttBlockIndexes: [7, 15, 23, 31],
+      tokensPerSecond: 2,
     });
     const c7 = parseModelConfig(qwen25vl('7B'), 'config.json');
     assert.deepEqual(
-      [c7.text.hiddenSize, c7.text.intermediateSize, c7.text.numLayers, c7.text.numHeads, c7.text.numKvHeads, c7.text.headDim,
-        c7.text.vocabSize, c7.text.tieWordEmbeddings, c7.vision?.outHiddenSize],
+      [
+        c7.text.hiddenSize,
+        c7.text.intermediateSize,
+        c7.text.numLayers,
+        c7.text.numHeads,
+        c7.text.numKvHeads,
+        c7.text.headDim,
+        c7.text.vocabSize,
+        c7.text.tieWordEmbeddings,
+        c7.vision?.outHiddenSize,
+      ],
       [3584, 18944, 28, 28, 4, 128, 152064, false, 3584],
     );
   });
@@ -222,34 +291,93 @@ describe('parseModelConfig', () => {
     assert.equal(c.modelType, 'qwen2');
     assert.equal(c.vision, null);
     assert.equal(c.text.mropeSection, null);
-    assert.deepEqual([c.text.hiddenSize, c.text.numHeads, c.text.numKvHeads, c.text.headDim, c.text.tieWordEmbeddings], [896, 14, 2, 64, true]);
+    assert.deepEqual(
+      [c.text.hiddenSize, c.text.numHeads, c.text.numKvHeads, c.text.headDim, c.text.tieWordEmbeddings],
+      [896, 14, 2, 64, true],
+    );
     // Qwen2Config's defaults where the file is silent.
     const d = parseModelConfig({ model_type: 'qwen2' }, 'config.json');
-    assert.deepEqual([d.text.vocabSize, d.text.hiddenSize, d.text.numLayers, d.text.numKvHeads, d.text.ropeTheta, d.text.rmsNormEps, d.torchDtype],
-      [151936, 4096, 32, 32, 10000, 1e-6, 'float32']);
+    assert.deepEqual(
+      [
+        d.text.vocabSize,
+        d.text.hiddenSize,
+        d.text.numLayers,
+        d.text.numKvHeads,
+        d.text.ropeTheta,
+        d.text.rmsNormEps,
+        d.torchDtype,
+      ],
+      [151936, 4096, 32, 32, 10000, 1e-6, 'float32'],
+    );
   });
 
   test('Qwen2VLConfig defaults fill what a config leaves out', () => {
-    const c = parseModelConfig({ model_type: 'qwen2_vl', hidden_size: 3584, num_attention_heads: 28, num_key_value_heads: 4,
-      rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] } }, 'config.json');
-    assert.deepEqual([c.text.vocabSize, c.text.numLayers, c.text.rmsNormEps, c.text.ropeTheta, c.text.tieWordEmbeddings], [152064, 80, 1e-5, 1e6, false]);
-    assert.deepEqual([c.vision?.depth, c.vision?.embedDim, c.vision?.mlpHiddenDim, c.vision?.outHiddenSize], [32, 1280, 5120, 3584]);
+    const c = parseModelConfig(
+      {
+        model_type: 'qwen2_vl',
+        hidden_size: 3584,
+        num_attention_heads: 28,
+        num_key_value_heads: 4,
+        rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
+      },
+      'config.json',
+    );
+    assert.deepEqual(
+      [c.text.vocabSize, c.text.numLayers, c.text.rmsNormEps, c.text.ropeTheta, c.text.tieWordEmbeddings],
+      [152064, 80, 1e-5, 1e6, false],
+    );
+    assert.deepEqual(
+      [c.vision?.depth, c.vision?.embedDim, c.vision?.mlpHiddenDim, c.vision?.outHiddenSize],
+      [32, 1280, 5120, 3584],
+    );
   });
 
   test('bad fields name the file, the field and what was expected', () => {
     const vc = QWEN2_VL_2B.vision_config;
-    throwsField({ ...QWEN2_VL_2B, vision_config: { ...vc, depth: 'x' } }, /^config\.json: field "vision_config\.depth" must be a positive integer, got "x"$/);
-    throwsField({ ...QWEN2_VL_2B, model_type: 'llama' }, /field "model_type" must be one of "qwen2", "qwen2_vl", "qwen2_5_vl", got "llama"/);
-    throwsField({ ...QWEN2_VL_2B, rope_scaling: { type: 'mrope', mrope_section: [16, 24, 16] } }, /field "rope_scaling\.mrope_section" must be 3 positive integers .* summing to head_dim\/2 = 64/);
-    throwsField({ ...QWEN2_VL_2B, rope_scaling: null }, /field "rope_scaling\.mrope_section" must be given for qwen2_vl/);
-    throwsField({ ...QWEN2_VL_2B, rope_scaling: { type: 'yarn', factor: 4 } }, /field "rope_scaling\.type" must be "mrope" or "default"/);
-    throwsField({ ...QWEN2_VL_2B, num_key_value_heads: 5 }, /field "num_key_value_heads" must be a divisor of num_attention_heads \(12\), got 5/);
-    throwsField({ ...QWEN2_VL_2B, torch_dtype: 'int8' }, /field "torch_dtype" must be one of "float32", "bfloat16", "float16", got "int8"/);
+    throwsField(
+      { ...QWEN2_VL_2B, vision_config: { ...vc, depth: 'x' } },
+      /^config\.json: field "vision_config\.depth" must be a positive integer, got "x"$/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, model_type: 'llama' },
+      /field "model_type" must be one of "qwen2", "qwen2_vl", "qwen2_5_vl", got "llama"/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, rope_scaling: { type: 'mrope', mrope_section: [16, 24, 16] } },
+      /field "rope_scaling\.mrope_section" must be 3 positive integers .* summing to head_dim\/2 = 64/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, rope_scaling: null },
+      /field "rope_scaling\.mrope_section" must be given for qwen2_vl/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, rope_scaling: { type: 'yarn', factor: 4 } },
+      /field "rope_scaling\.type" must be "mrope" or "default"/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, num_key_value_heads: 5 },
+      /field "num_key_value_heads" must be a divisor of num_attention_heads \(12\), got 5/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, torch_dtype: 'int8' },
+      /field "torch_dtype" must be one of "float32", "bfloat16", "float16", got "int8"/,
+    );
     throwsField({ ...QWEN2_VL_2B, use_sliding_window: true }, /field "use_sliding_window" must be false/);
-    throwsField({ ...QWEN2_VL_2B, vision_config: { ...vc, hidden_size: 2048 } }, /field "vision_config\.hidden_size" must be the language model's hidden_size \(1536\)/);
-    throwsField({ ...QWEN2_VL_2B, image_token_id: 200000 }, /field "image_token_id" must be a token id below vocab_size \(151936\), got 200000/);
-    throwsField({ ...qwen25vl('3B'), vision_config: { ...(qwen25vl('3B').vision_config as object), fullatt_block_indexes: [7, 32] } },
-      /field "vision_config\.fullatt_block_indexes" must be block indexes below depth \(32\)/);
+    throwsField(
+      { ...QWEN2_VL_2B, vision_config: { ...vc, hidden_size: 2048 } },
+      /field "vision_config\.hidden_size" must be the language model's hidden_size \(1536\)/,
+    );
+    throwsField(
+      { ...QWEN2_VL_2B, image_token_id: 200000 },
+      /field "image_token_id" must be a token id below vocab_size \(151936\), got 200000/,
+    );
+    throwsField(
+      {
+        ...qwen25vl('3B'),
+        vision_config: { ...(qwen25vl('3B').vision_config as object), fullatt_block_indexes: [7, 32] },
+      },
+      /field "vision_config\.fullatt_block_indexes" must be block indexes below depth \(32\)/,
+    );
     const n = nested(QWEN2_VL_2B);
     (n.text_config as Record<string, unknown>).hidden_size = -1;
     throwsField(n, /field "text_config\.hidden_size" must be a positive integer, got -1/);
@@ -259,7 +387,13 @@ describe('parseModelConfig', () => {
 
 describe('modelConfigToJson', () => {
   test('round-trips flat, nested, v5 and text-only configs, keeping unknown fields', () => {
-    for (const json of [QWEN2_VL_2B, qwen25vl('3B'), nested(qwen25vl('7B')), nested(QWEN2_VL_2B, { v5: true }), QWEN2_0_5B]) {
+    for (const json of [
+      QWEN2_VL_2B,
+      qwen25vl('3B'),
+      nested(qwen25vl('7B')),
+      nested(QWEN2_VL_2B, { v5: true }),
+      QWEN2_0_5B,
+    ]) {
       const c = parseModelConfig(json, 'config.json');
       const out = modelConfigToJson(c);
       assert.deepEqual(strip(parseModelConfig(out, 'again.json')), strip(c));
@@ -278,7 +412,13 @@ describe('modelConfigToJson', () => {
     const out = modelConfigToJson(flat);
     assert.equal(out.num_hidden_layers, 3);
     assert.equal(out.torch_dtype, 'float32');
-    assert.deepEqual([(out.vision_config as Record<string, unknown>).depth, (out.vision_config as Record<string, unknown>).fullatt_block_indexes], [8, [3, 7]]);
+    assert.deepEqual(
+      [
+        (out.vision_config as Record<string, unknown>).depth,
+        (out.vision_config as Record<string, unknown>).fullatt_block_indexes,
+      ],
+      [8, [3, 7]],
+    );
 
     const nest = parseModelConfig(nested(qwen25vl('3B')), 'config.json');
     nest.text.numLayers = 5;
@@ -347,7 +487,10 @@ describe('expectedParameters', () => {
   });
 
   test('canonicalName maps the newer layout and rejects foreign names', () => {
-    assert.equal(canonicalName('model.language_model.layers.3.mlp.up_proj.weight'), 'model.layers.3.mlp.up_proj.weight');
+    assert.equal(
+      canonicalName('model.language_model.layers.3.mlp.up_proj.weight'),
+      'model.layers.3.mlp.up_proj.weight',
+    );
     assert.equal(canonicalName('model.language_model.embed_tokens.weight'), 'model.embed_tokens.weight');
     assert.equal(canonicalName('model.visual.blocks.0.attn.qkv.bias'), 'visual.blocks.0.attn.qkv.bias');
     assert.equal(canonicalName('model.visual.merger.mlp.2.weight'), 'visual.merger.mlp.2.weight');
@@ -372,15 +515,30 @@ describe('loadModelConfig and the tiny configs', () => {
   });
 
   const tinyDir = path.join(repoRoot, 'configs', 'models');
-  for (const [file, kind, tied] of [['tiny-qwen2-vl.json', 'qwen2_vl', true], ['tiny-qwen2.5-vl.json', 'qwen2_5_vl', false]] as const) {
+  for (const [file, kind, tied] of [
+    ['tiny-qwen2-vl.json', 'qwen2_vl', true],
+    ['tiny-qwen2.5-vl.json', 'qwen2_5_vl', false],
+  ] as const) {
     test(`${file} parses to the tiny sizes`, async () => {
       const c = await loadModelConfig(path.join(tinyDir, file));
       assert.equal(c.modelType, kind);
-      assert.deepEqual([c.text.hiddenSize, c.text.numLayers, c.text.numHeads, c.text.numKvHeads, c.text.headDim, c.text.intermediateSize],
-        [64, 2, 4, 2, 16, 128]);
+      assert.deepEqual(
+        [
+          c.text.hiddenSize,
+          c.text.numLayers,
+          c.text.numHeads,
+          c.text.numKvHeads,
+          c.text.headDim,
+          c.text.intermediateSize,
+        ],
+        [64, 2, 4, 2, 16, 128],
+      );
       assert.deepEqual(c.text.mropeSection, [2, 3, 3]);
       assert.equal(c.text.tieWordEmbeddings, tied);
-      assert.deepEqual([c.vision?.depth, c.vision?.embedDim, c.vision?.numHeads, c.vision?.outHiddenSize], [2, 32, 2, 64]);
+      assert.deepEqual(
+        [c.vision?.depth, c.vision?.embedDim, c.vision?.numHeads, c.vision?.outHiddenSize],
+        [2, 32, 2, 64],
+      );
       if (kind === 'qwen2_5_vl') assert.deepEqual([c.vision?.windowSize, c.vision?.fullAttBlockIndexes], [56, [1]]);
       assert.ok(parameterCount(expectedParameters(c)) < 500_000);
     });
@@ -392,7 +550,10 @@ describe('loadModelConfig and the tiny configs', () => {
       t.skip('configs/tokenizer/tokenizer.json is not in this checkout');
       return;
     }
-    const tok = JSON.parse(fs.readFileSync(tokFile, 'utf8')) as { added_tokens: { id: number; content: string }[]; model: { vocab: Record<string, number> } };
+    const tok = JSON.parse(fs.readFileSync(tokFile, 'utf8')) as {
+      added_tokens: { id: number; content: string }[];
+      model: { vocab: Record<string, number> };
+    };
     const ids = new Map(tok.added_tokens.map((a) => [a.content, a.id]));
     const size = Math.max(...Object.values(tok.model.vocab), ...ids.values()) + 1;
     for (const file of ['tiny-qwen2-vl.json', 'tiny-qwen2.5-vl.json']) {

@@ -11,7 +11,16 @@ import { expectedParameters } from '../../src/model/parameters';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import type { Tensor } from '../../src/native/types';
 import { addon } from '../helpers/addon';
-import { encodeSafetensors, rawEntries, randomTensors, readJson, repoConfigs, tensorBytes, tmpDir, writeFolder } from '../helpers/checkpoints';
+import {
+  encodeSafetensors,
+  rawEntries,
+  randomTensors,
+  readJson,
+  repoConfigs,
+  tensorBytes,
+  tmpDir,
+  writeFolder,
+} from '../helpers/checkpoints';
 
 const root = tmpDir('ckpt');
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -36,7 +45,10 @@ function dispose(tensors: Map<string, Tensor>): void {
 }
 
 describe('load -> save -> load is bit-exact', () => {
-  for (const [label, cfgOf] of [['qwen2-vl (tied head)', tinyVl], ['qwen2.5-vl (untied head)', tinyVl25]] as const) {
+  for (const [label, cfgOf] of [
+    ['qwen2-vl (tied head)', tinyVl],
+    ['qwen2.5-vl (untied head)', tinyVl25],
+  ] as const) {
     test(`${label}: single file, then shards, then a single file again`, async () => {
       const cfg = await cfgOf();
       const tensors = randomTensors(cfg, { seed: 7 });
@@ -49,7 +61,10 @@ describe('load -> save -> load is bit-exact', () => {
       assert.deepEqual(a.config.text, cfg.text);
       assert.deepEqual(a.config.vision, cfg.vision);
       assert.equal(a.tensors.has('lm_head.weight'), !cfg.text.tieWordEmbeddings);
-      assert.ok([...a.tensors.values()].every((t) => addon.safetensors.isMapped(t)), 'loaded without copies');
+      assert.ok(
+        [...a.tensors.values()].every((t) => addon.safetensors.isMapped(t)),
+        'loaded without copies',
+      );
 
       // Shards: a small limit splits the model; the index names every tensor.
       const sharded = await saveCheckpoint(dir, a.config, a.tensors, { maxShardBytes: 64 * 1024 });
@@ -105,7 +120,8 @@ describe('load -> save -> load is bit-exact', () => {
     assert.equal(addon.safetensors.isMapped(t), false);
     const orig = tensors.get('model.norm.weight')?.toArray() as Float32Array;
     const got = t.toArray() as Float32Array;
-    for (let i = 0; i < orig.length; i++) assert.ok(Math.abs(got[i] - orig[i]) <= Math.abs(orig[i]) / 128, `element ${i}`);
+    for (let i = 0; i < orig.length; i++)
+      assert.ok(Math.abs(got[i] - orig[i]) <= Math.abs(orig[i]) / 128, `element ${i}`);
     dispose(back.tensors);
     dispose(tensors);
   });
@@ -117,8 +133,19 @@ describe('load -> save -> load is bit-exact', () => {
       n.startsWith('visual.') ? `model.${n}` : n.startsWith('model.') ? `model.language_model.${n.slice(6)}` : n;
     // The nested config form goes with that layout (transformers >= 4.5x).
     const raw = readJson(path.join(repoConfigs, 'tiny-qwen2.5-vl.json'));
-    const textKeys = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
-      'num_key_value_heads', 'rms_norm_eps', 'rope_theta', 'rope_scaling', 'max_position_embeddings', 'hidden_act'];
+    const textKeys = [
+      'vocab_size',
+      'hidden_size',
+      'intermediate_size',
+      'num_hidden_layers',
+      'num_attention_heads',
+      'num_key_value_heads',
+      'rms_norm_eps',
+      'rope_theta',
+      'rope_scaling',
+      'max_position_embeddings',
+      'hidden_act',
+    ];
     const text: Record<string, unknown> = {};
     for (const k of textKeys) {
       text[k] = raw[k];
@@ -137,7 +164,12 @@ describe('load -> save -> load is bit-exact', () => {
     const out = fresh('newlayout-saved');
     await saveCheckpoint(out, loaded.config, loaded.tensors);
     const names = (await readSafetensorsHeader(path.join(out, 'model.safetensors'))).tensors.map((t) => t.name);
-    assert.deepEqual(names.sort(), expectedParameters(cfg).map((s) => s.name).sort());
+    assert.deepEqual(
+      names.sort(),
+      expectedParameters(cfg)
+        .map((s) => s.name)
+        .sort(),
+    );
     assert.ok('text_config' in readJson(path.join(out, 'config.json')), 'config keeps its nested form');
     // saveCheckpoint also takes newer-layout names.
     const renamed = new Map([...tensors].map(([n, t]) => [newName(n), t]));
@@ -153,22 +185,35 @@ describe('load -> save -> load is bit-exact', () => {
     const entries = rawEntries(tensors);
     const embed = entries.find((e) => e.name === 'model.embed_tokens.weight');
     const dir = fresh('tied-with-head');
-    writeFolder(dir, readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json')), [...entries, { ...(embed as (typeof entries)[number]), name: 'lm_head.weight' }]);
+    writeFolder(dir, readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json')), [
+      ...entries,
+      { ...(embed as (typeof entries)[number]), name: 'lm_head.weight' },
+    ]);
     const loaded = await loadCheckpoint(dir);
     assert.equal(loaded.tensors.has('lm_head.weight'), false);
     assertSameTensors(loaded.tensors, tensors);
 
     const bad = fresh('tied-bad-head');
-    writeFolder(bad, readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json')),
-      [...entries, { name: 'lm_head.weight', dtype: 'F32', shape: [10, 64], data: new Uint8Array(2560) }]);
-    await assert.rejects(loadCheckpoint(bad), /tensor "lm_head\.weight" in model\.safetensors has shape \[10, 64\] but the config expects \[768, 64\]/);
+    writeFolder(bad, readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json')), [
+      ...entries,
+      { name: 'lm_head.weight', dtype: 'F32', shape: [10, 64], data: new Uint8Array(2560) },
+    ]);
+    await assert.rejects(
+      loadCheckpoint(bad),
+      /tensor "lm_head\.weight" in model\.safetensors has shape \[10, 64\] but the config expects \[768, 64\]/,
+    );
     dispose(loaded.tensors);
     dispose(tensors);
   });
 
   test('a text-only qwen2 model; companion files are copied from sourceDir', async () => {
     const cfg = await loadModelConfig(path.join(repoConfigs, 'tiny-qwen2.5-vl.json'));
-    const textOnly: ModelConfig = { ...cfg, modelType: 'qwen2', vision: null, raw: { model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] } };
+    const textOnly: ModelConfig = {
+      ...cfg,
+      modelType: 'qwen2',
+      vision: null,
+      raw: { model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] },
+    };
     const tensors = randomTensors(textOnly, { seed: 11 });
     const src = fresh('src');
     fs.mkdirSync(src);
@@ -176,7 +221,12 @@ describe('load -> save -> load is bit-exact', () => {
     fs.writeFileSync(path.join(src, 'generation_config.json'), '{"do_sample": false}');
     const dir = fresh('qwen2');
     await saveCheckpoint(dir, textOnly, tensors, { sourceDir: src });
-    assert.deepEqual(fs.readdirSync(dir).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json']);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+    ]);
     const back = await loadCheckpoint(dir);
     assert.equal(back.config.modelType, 'qwen2');
     assert.equal(back.config.vision, null);
@@ -187,7 +237,9 @@ describe('load -> save -> load is bit-exact', () => {
 });
 
 describe('broken checkpoints: each its own message', () => {
-  async function folderWith(mutate: (entries: ReturnType<typeof rawEntries>) => ReturnType<typeof rawEntries>): Promise<string> {
+  async function folderWith(
+    mutate: (entries: ReturnType<typeof rawEntries>) => ReturnType<typeof rawEntries>,
+  ): Promise<string> {
     const cfg = await tinyVl();
     const tensors = randomTensors(cfg, { seed: 2 });
     const dir = fresh('broken');
@@ -200,28 +252,49 @@ describe('broken checkpoints: each its own message', () => {
     const dir = await folderWith((e) => e.filter((x) => x.name !== 'model.layers.1.mlp.up_proj.weight'));
     await assert.rejects(loadCheckpoint(dir), (err: Error) => {
       assert.equal(err.name, 'CheckpointError');
-      assert.equal(err.message, `checkpoint ${dir}: tensor "model.layers.1.mlp.up_proj.weight" is missing (expected shape [128, 64])`);
+      assert.equal(
+        err.message,
+        `checkpoint ${dir}: tensor "model.layers.1.mlp.up_proj.weight" is missing (expected shape [128, 64])`,
+      );
       return true;
     });
   });
 
   test('a wrong shape names the tensor, the file and both shapes', async () => {
-    const dir = await folderWith((e) => e.map((x) => (x.name === 'visual.merger.mlp.2.weight' ? { ...x, shape: [32, 256] } : x)));
-    await assert.rejects(loadCheckpoint(dir),
-      /tensor "visual\.merger\.mlp\.2\.weight" in model\.safetensors has shape \[32, 256\] but the config expects \[64, 128\]/);
+    const dir = await folderWith((e) =>
+      e.map((x) => (x.name === 'visual.merger.mlp.2.weight' ? { ...x, shape: [32, 256] } : x)),
+    );
+    await assert.rejects(
+      loadCheckpoint(dir),
+      /tensor "visual\.merger\.mlp\.2\.weight" in model\.safetensors has shape \[32, 256\] but the config expects \[64, 128\]/,
+    );
   });
 
   test('an unexpected tensor, and a foreign name', async () => {
-    const extra = await folderWith((e) => [...e, { name: 'model.layers.2.input_layernorm.weight', dtype: 'F32', shape: [64], data: new Uint8Array(256) }]);
-    await assert.rejects(loadCheckpoint(extra),
-      /tensor "model\.layers\.2\.input_layernorm\.weight" in model\.safetensors is not a parameter of this qwen2_vl model \(2 layers/);
-    const foreign = await folderWith((e) => [...e, { name: 'vision_tower.proj.weight', dtype: 'F32', shape: [1], data: new Uint8Array(4) }]);
-    await assert.rejects(loadCheckpoint(foreign), /tensor "vision_tower\.proj\.weight" in model\.safetensors is not a tensor of a qwen2/);
+    const extra = await folderWith((e) => [
+      ...e,
+      { name: 'model.layers.2.input_layernorm.weight', dtype: 'F32', shape: [64], data: new Uint8Array(256) },
+    ]);
+    await assert.rejects(
+      loadCheckpoint(extra),
+      /tensor "model\.layers\.2\.input_layernorm\.weight" in model\.safetensors is not a parameter of this qwen2_vl model \(2 layers/,
+    );
+    const foreign = await folderWith((e) => [
+      ...e,
+      { name: 'vision_tower.proj.weight', dtype: 'F32', shape: [1], data: new Uint8Array(4) },
+    ]);
+    await assert.rejects(
+      loadCheckpoint(foreign),
+      /tensor "vision_tower\.proj\.weight" in model\.safetensors is not a tensor of a qwen2/,
+    );
   });
 
   test('several problems are listed together', async () => {
     const dir = await folderWith((e) => e.filter((x) => !x.name.startsWith('model.layers.0.')));
-    await assert.rejects(loadCheckpoint(dir), /: 12 problems:\n {2}- tensor "model\.layers\.0\.self_attn\.q_proj\.weight" is missing/);
+    await assert.rejects(
+      loadCheckpoint(dir),
+      /: 12 problems:\n {2}- tensor "model\.layers\.0\.self_attn\.q_proj\.weight" is missing/,
+    );
   });
 
   test('a corrupt header, a truncated file, an unknown dtype', async () => {
@@ -235,21 +308,35 @@ describe('broken checkpoints: each its own message', () => {
     const cut = await folderWith((e) => e);
     const cutFile = path.join(cut, 'model.safetensors');
     fs.truncateSync(cutFile, fs.statSync(cutFile).size - 100);
-    await assert.rejects(loadCheckpoint(cut), /model\.safetensors: truncated: tensor "[^"]+" ends at byte \d+ but the file has only \d+ bytes \(100 missing\)/);
+    await assert.rejects(
+      loadCheckpoint(cut),
+      /model\.safetensors: truncated: tensor "[^"]+" ends at byte \d+ but the file has only \d+ bytes \(100 missing\)/,
+    );
 
-    const fp8 = await folderWith((e) => e.map((x) => (x.name === 'model.norm.weight' ? { ...x, dtype: 'F8_E5M2', data: new Uint8Array(64) } : x)));
+    const fp8 = await folderWith((e) =>
+      e.map((x) => (x.name === 'model.norm.weight' ? { ...x, dtype: 'F8_E5M2', data: new Uint8Array(64) } : x)),
+    );
     await assert.rejects(loadCheckpoint(fp8), /tensor "model\.norm\.weight" has unknown dtype "F8_E5M2"/);
 
     const ints = await folderWith((e) => e.map((x) => (x.name === 'model.norm.weight' ? { ...x, dtype: 'I32' } : x)));
-    await assert.rejects(loadCheckpoint(ints), /tensor "model\.norm\.weight" in model\.safetensors has dtype i32; parameters must be floating point/);
+    await assert.rejects(
+      loadCheckpoint(ints),
+      /tensor "model\.norm\.weight" in model\.safetensors has dtype i32; parameters must be floating point/,
+    );
   });
 
   test('no weights, an index naming a missing shard, a shard the index does not know', async () => {
     const empty = fresh('noweights');
     fs.mkdirSync(empty);
-    fs.writeFileSync(path.join(empty, 'config.json'), JSON.stringify(readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json'))));
+    fs.writeFileSync(
+      path.join(empty, 'config.json'),
+      JSON.stringify(readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json'))),
+    );
     fs.writeFileSync(path.join(empty, 'pytorch_model.bin'), '');
-    await assert.rejects(loadCheckpoint(empty), /no model\.safetensors or model\.safetensors\.index\.json \(found PyTorch \.bin\/\.pt weights/);
+    await assert.rejects(
+      loadCheckpoint(empty),
+      /no model\.safetensors or model\.safetensors\.index\.json \(found PyTorch \.bin\/\.pt weights/,
+    );
 
     const cfg = await tinyVl();
     const tensors = randomTensors(cfg, { seed: 1 });
@@ -265,7 +352,12 @@ describe('broken checkpoints: each its own message', () => {
     const moved = Object.keys(index.weight_map).find((n) => index.weight_map[n] === lastShard) as string;
     index.weight_map[moved] = Object.values(index.weight_map).sort()[0];
     fs.writeFileSync(indexFile, JSON.stringify(index));
-    await assert.rejects(loadCheckpoint(dir), new RegExp(`tensor "${moved.replace(/\./g, '\\.')}" is in ${lastShard} but model\\.safetensors\\.index\\.json puts it in`));
+    await assert.rejects(
+      loadCheckpoint(dir),
+      new RegExp(
+        `tensor "${moved.replace(/\./g, '\\.')}" is in ${lastShard} but model\\.safetensors\\.index\\.json puts it in`,
+      ),
+    );
   });
 
   test('saveCheckpoint checks the tensors against the config before writing anything', async () => {
@@ -273,7 +365,10 @@ describe('broken checkpoints: each its own message', () => {
     const tensors = randomTensors(cfg, { seed: 6 });
     tensors.delete('model.norm.weight');
     const dir = fresh('save-bad');
-    await assert.rejects(saveCheckpoint(dir, cfg, tensors), /saveCheckpoint .*: tensor "model\.norm\.weight" is missing \(expected shape \[64\]\)/);
+    await assert.rejects(
+      saveCheckpoint(dir, cfg, tensors),
+      /saveCheckpoint .*: tensor "model\.norm\.weight" is missing \(expected shape \[64\]\)/,
+    );
     assert.equal(fs.existsSync(dir), false);
     dispose(tensors);
   });
@@ -285,7 +380,10 @@ test('hand-made files without __metadata__ and with unusual alignment still load
   const tensors = randomTensors(cfg, { seed: 12 });
   const dir = fresh('odd');
   fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json'))));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify(readJson(path.join(repoConfigs, 'tiny-qwen2-vl.json'))),
+  );
   const bytes = encodeSafetensors(rawEntries(tensors), (h) => {
     delete h.__metadata__;
   });
@@ -299,7 +397,11 @@ test('hand-made files without __metadata__ and with unusual alignment still load
   fs.writeFileSync(path.join(dir, 'model.safetensors'), odd);
   const loaded = await loadCheckpoint(dir);
   assertSameTensors(loaded.tensors, tensors);
-  assert.equal(addon.safetensors.isMapped(loaded.tensors.get('model.norm.weight') as Tensor), false, 'misaligned f32: copied');
+  assert.equal(
+    addon.safetensors.isMapped(loaded.tensors.get('model.norm.weight') as Tensor),
+    false,
+    'misaligned f32: copied',
+  );
   dispose(loaded.tensors);
   dispose(tensors);
 });

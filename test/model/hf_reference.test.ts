@@ -10,7 +10,17 @@ import { addon, assertClose, repoRoot } from '../helpers/addon';
 
 async function readReference(file: string): Promise<Record<string, ArrayLike<number>>> {
   const header = await readSafetensorsHeader(file);
-  const native = (addon as unknown as { safetensors: { readTensors: (p: string, d: unknown[], o?: unknown) => Promise<Record<string, { toArray(): ArrayLike<number> }>> } }).safetensors;
+  const native = (
+    addon as unknown as {
+      safetensors: {
+        readTensors: (
+          p: string,
+          d: unknown[],
+          o?: unknown,
+        ) => Promise<Record<string, { toArray(): ArrayLike<number> }>>;
+      };
+    }
+  ).safetensors;
   const tensors = await native.readTensors(file, header.tensors, {});
   return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.toArray()]));
 }
@@ -18,15 +28,36 @@ async function readReference(file: string): Promise<Record<string, ArrayLike<num
 for (const name of ['hf-tiny-qwen2-vl', 'hf-tiny-qwen2.5-vl']) {
   const dir = path.join(repoRoot, 'test', 'fixtures', name);
   const present = fs.existsSync(path.join(dir, 'reference.safetensors'));
-  test(`${name}: logits equal transformers' on text and on an image prompt`, { skip: present ? false : 'fixture not made yet (run scripts/hf_reference.py where transformers is installed)' }, async () => {
-    const ref = await readReference(path.join(dir, 'reference.safetensors'));
-    const model = await Model.load(dir);
-    const img = Int32Array.from(ref['image.input_ids']);
-    const got = (await model.logits({ inputIds: img, cuSeqlens: Int32Array.from([0, img.length]), pixelValues: Float32Array.from(ref['image.pixel_values']), imageGrids: Int32Array.from(ref['image.grid']) })).toArray() as Float32Array;
-    assertClose(got, Float32Array.from(ref['image.logits']), { rtol: 1e-4, atol: 1e-4, what: `${name} image logits` });
-    const txt = Int32Array.from(ref['text.input_ids']);
-    const gotText = (await model.logits({ inputIds: txt, cuSeqlens: Int32Array.from([0, txt.length]) })).toArray() as Float32Array;
-    assertClose(gotText, Float32Array.from(ref['text.logits']), { rtol: 1e-4, atol: 1e-4, what: `${name} text logits` });
-    await model.dispose();
-  });
+  test(
+    `${name}: logits equal transformers' on text and on an image prompt`,
+    { skip: present ? false : 'fixture not made yet (run scripts/hf_reference.py where transformers is installed)' },
+    async () => {
+      const ref = await readReference(path.join(dir, 'reference.safetensors'));
+      const model = await Model.load(dir);
+      const img = Int32Array.from(ref['image.input_ids']);
+      const got = (
+        await model.logits({
+          inputIds: img,
+          cuSeqlens: Int32Array.from([0, img.length]),
+          pixelValues: Float32Array.from(ref['image.pixel_values']),
+          imageGrids: Int32Array.from(ref['image.grid']),
+        })
+      ).toArray() as Float32Array;
+      assertClose(got, Float32Array.from(ref['image.logits']), {
+        rtol: 1e-4,
+        atol: 1e-4,
+        what: `${name} image logits`,
+      });
+      const txt = Int32Array.from(ref['text.input_ids']);
+      const gotText = (
+        await model.logits({ inputIds: txt, cuSeqlens: Int32Array.from([0, txt.length]) })
+      ).toArray() as Float32Array;
+      assertClose(gotText, Float32Array.from(ref['text.logits']), {
+        rtol: 1e-4,
+        atol: 1e-4,
+        what: `${name} text logits`,
+      });
+      await model.dispose();
+    },
+  );
 }

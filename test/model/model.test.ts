@@ -36,7 +36,8 @@ test('sequenceLogprobs equals the log-softmax of the full forward', async () => 
     const logits = (await m.logits(packSequences([seqs[i]]))).toArray() as Float32Array;
     const V = T.vocabSize;
     const want: number[] = [];
-    for (let t = 0; t + 1 < seqs[i].length; t++) want.push(logSoftmaxRow(logits.subarray(t * V, (t + 1) * V))[seqs[i][t + 1]]);
+    for (let t = 0; t + 1 < seqs[i].length; t++)
+      want.push(logSoftmaxRow(logits.subarray(t * V, (t + 1) * V))[seqs[i][t + 1]]);
     assertClose(lp[i], want, { rtol: 1e-5, atol: 1e-5, what: `seq ${i}` });
   }
   await m.dispose();
@@ -54,9 +55,14 @@ for (const kind of ['qwen2_vl', 'qwen2_5_vl'] as Kind[]) {
     for (const [i, prompt] of [img.ids, text].entries()) {
       const seq = Array.from(prompt);
       for (let step = 0; step < 6; step++) {
-        const batch = i === 0
-          ? { ...packSequences([Int32Array.from(seq)]), pixelValues: img.pixels, imageGrids: Int32Array.from(img.grid) }
-          : packSequences([Int32Array.from(seq)]);
+        const batch =
+          i === 0
+            ? {
+                ...packSequences([Int32Array.from(seq)]),
+                pixelValues: img.pixels,
+                imageGrids: Int32Array.from(img.grid),
+              }
+            : packSequences([Int32Array.from(seq)]);
         const logits = (await m.logits(batch)).toArray() as Float32Array;
         const last = logits.subarray((seq.length - 1) * T.vocabSize, seq.length * T.vocabSize);
         let best = 0;
@@ -79,7 +85,10 @@ test('sampled generate: log-probs match a full forward of the finished sequence;
   for (let i = 0; i < prompts.length; i++) {
     const full = Int32Array.from([...prompts[i], ...a.tokens[i]]);
     const batch = packSequences([full]);
-    const { logp } = await m.tokenLogprobs(batch, { labels: nextTokenLabels(batch.inputIds, batch.cuSeqlens), temperature: 0.7 });
+    const { logp } = await m.tokenLogprobs(batch, {
+      labels: nextTokenLabels(batch.inputIds, batch.cuSeqlens),
+      temperature: 0.7,
+    });
     const want = logp.slice(prompts[i].length - 1, full.length - 1);
     assertClose(a.logprobs[i], want, { rtol: 1e-4, atol: 1e-4, what: `sequence ${i}` });
   }
@@ -107,7 +116,11 @@ test('a packed batch equals its sequences run one by one (with images)', async (
       { ...packSequences([p2.ids]), pixelValues: p2.pixels, imageGrids: Int32Array.from(p2.grid) },
     ]) {
       const one = (await m.logits(single)).toArray() as Float32Array;
-      assertClose(all.subarray(offset, offset + one.length), one, { rtol: 1e-4, atol: 1e-5, what: `${kind} sequence at ${offset}` });
+      assertClose(all.subarray(offset, offset + one.length), one, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        what: `${kind} sequence at ${offset}`,
+      });
       offset += one.length;
     }
     await m.dispose();
@@ -116,10 +129,15 @@ test('a packed batch equals its sequences run one by one (with images)', async (
 
 test('M-RoPE position ids: hand-worked examples', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
-  const rows = (r: { positionIds: Int32Array }, n: number) => [0, 1, 2].map((c) => Array.from(r.positionIds.subarray(c * n, (c + 1) * n)));
+  const rows = (r: { positionIds: Int32Array }, n: number) =>
+    [0, 1, 2].map((c) => Array.from(r.positionIds.subarray(c * n, (c + 1) * n)));
   // No image: all three components count 0, 1, 2, ...
   const text = packSequences([Int32Array.from([1, 2, 3, 4])]);
-  assert.deepEqual(rows(m.ropeIndex(text), 4), [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]);
+  assert.deepEqual(rows(m.ropeIndex(text), 4), [
+    [0, 1, 2, 3],
+    [0, 1, 2, 3],
+    [0, 1, 2, 3],
+  ]);
   // Image in the middle: text 0,1 | vision_start 2 | image 2x3 merged (grid 1x4x6) from base 3 |
   // vision_end and text continue at 3 + max(1, 2, 3) = 6.
   const ids = Int32Array.from([1, 2, T.visionStart, ...new Array(6).fill(T.imagePad), T.visionEnd, 9]);
@@ -139,7 +157,10 @@ test('M-RoPE position ids: hand-worked examples', async () => {
     [0, 1, 1, 2, 2, 3, 0, 1, 2, 3, 4, 5, 6],
     [0, 1, 2, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6],
   ]);
-  assert.throws(() => m.ropeIndex({ ...packSequences([s1]), imageGrids: Int32Array.from([1, 2, 2]) }), /image 0 \(grid 1x2x2\) needs 1 image tokens after <\|vision_start\|> in sequence 0, found 4/);
+  assert.throws(
+    () => m.ropeIndex({ ...packSequences([s1]), imageGrids: Int32Array.from([1, 2, 2]) }),
+    /image 0 \(grid 1x2x2\) needs 1 image tokens after <\|vision_start\|> in sequence 0, found 4/,
+  );
   await m.dispose();
 });
 
@@ -155,9 +176,14 @@ test('float64 gradients through vision tower and decoder equal finite difference
     const copies: Record<string, Float64Array> = {};
     for (const [k, t] of Object.entries(params)) copies[k] = Float64Array.from(t.toArray() as Float64Array);
     const probes = [
-      'visual.patch_embed.proj.weight', 'visual.blocks.0.attn.qkv.weight', 'visual.blocks.1.norm1.weight',
-      'visual.merger.mlp.0.weight', 'model.layers.0.self_attn.q_proj.bias', 'model.layers.1.mlp.down_proj.weight',
-      'model.embed_tokens.weight', 'lm_head.weight',
+      'visual.patch_embed.proj.weight',
+      'visual.blocks.0.attn.qkv.weight',
+      'visual.blocks.1.norm1.weight',
+      'visual.merger.mlp.0.weight',
+      'model.layers.0.self_attn.q_proj.bias',
+      'model.layers.1.mlp.down_proj.weight',
+      'model.embed_tokens.weight',
+      'lm_head.weight',
     ];
     const h = 1e-5;
     for (const name of probes) {
@@ -170,7 +196,8 @@ test('float64 gradients through vision tower and decoder equal finite difference
           const modified = Float64Array.from(copies[name]);
           modified[idx] += delta;
           const tensors: Record<string, InstanceType<typeof addon.Tensor>> = {};
-          for (const [k, t] of Object.entries(params)) tensors[k] = new addon.Tensor(k === name ? modified : copies[k], t.shape);
+          for (const [k, t] of Object.entries(params))
+            tensors[k] = new addon.Tensor(k === name ? modified : copies[k], t.shape);
           await m.setParameters(tensors);
           return m.sftLoss(batch, { labels });
         };
@@ -204,12 +231,27 @@ test('a tiny model overfits a fixed batch (loss falls by more than 90%)', async 
 
 test('bad batches get clear errors', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
-  await assert.rejects(m.logits({ inputIds: Int32Array.from([1, 2, 3]), cuSeqlens: Int32Array.from([0, 2]) }), /cuSeqlens' must be from 0 to the token count 3/);
-  await assert.rejects(m.logits(packSequences([Int32Array.from([1, 9999])])), /inputIds' must be token ids in \[0, 768\), got an id 9999/);
+  await assert.rejects(
+    m.logits({ inputIds: Int32Array.from([1, 2, 3]), cuSeqlens: Int32Array.from([0, 2]) }),
+    /cuSeqlens' must be from 0 to the token count 3/,
+  );
+  await assert.rejects(
+    m.logits(packSequences([Int32Array.from([1, 9999])])),
+    /inputIds' must be token ids in \[0, 768\), got an id 9999/,
+  );
   const img = imagePrompt(1, 4, 4);
-  await assert.rejects(m.logits({ ...packSequences([img.ids]), pixelValues: img.pixels.subarray(0, 1176 * 3), imageGrids: Int32Array.from(img.grid) }),
-    /pixelValues' must be as many patches as the grids hold \(16\), got 3/);
-  const cfg: ModelTypes.ModelConfig = { ...tinyConfig('qwen2_vl'), text: { ...tinyConfig().text, mropeSection: [2, 2, 2] } };
+  await assert.rejects(
+    m.logits({
+      ...packSequences([img.ids]),
+      pixelValues: img.pixels.subarray(0, 1176 * 3),
+      imageGrids: Int32Array.from(img.grid),
+    }),
+    /pixelValues' must be as many patches as the grids hold \(16\), got 3/,
+  );
+  const cfg: ModelTypes.ModelConfig = {
+    ...tinyConfig('qwen2_vl'),
+    text: { ...tinyConfig().text, mropeSection: [2, 2, 2] },
+  };
   await assert.rejects(Model.create(cfg), /mropeSection must be three sections summing to headDim \/ 2 = 8/);
   await m.dispose();
   await assert.rejects(m.logits(packSequences([Int32Array.from([1])])), /disposed/);
@@ -228,7 +270,11 @@ test('Model.save then Model.load is bit-exact: both architectures, tied and unti
           const out = path.join(dir, `${kind}-${tie}-${maxShardBytes ?? 'one'}`);
           await m.save(out, { maxShardBytes });
           const files = fs.readdirSync(out);
-          assert.equal(files.includes('model.safetensors.index.json'), maxShardBytes !== undefined, `sharded: ${files.join(',')}`);
+          assert.equal(
+            files.includes('model.safetensors.index.json'),
+            maxShardBytes !== undefined,
+            `sharded: ${files.join(',')}`,
+          );
           const back = await Model.load(out);
           const a = m.parameters();
           const b = back.parameters();
@@ -240,7 +286,11 @@ test('Model.save then Model.load is bit-exact: both architectures, tied and unti
             assert.equal(Buffer.compare(Buffer.from(x.buffer), Buffer.from(y.buffer)), 0, `${kind} tie=${tie} ${name}`);
           }
           const ids = packSequences([Int32Array.from([5, 6, 7])]);
-          assertClose((await back.logits(ids)).toArray() as Float32Array, (await m.logits(ids)).toArray() as Float32Array, { rtol: 0, atol: 0 });
+          assertClose(
+            (await back.logits(ids)).toArray() as Float32Array,
+            (await m.logits(ids)).toArray() as Float32Array,
+            { rtol: 0, atol: 0 },
+          );
           await m.dispose();
           await back.dispose();
         }

@@ -10,7 +10,11 @@ function imageBatch(seed: number) {
   const r = rng(seed);
   const ids = Int32Array.from([3, 4, T.visionStart, ...new Array(4).fill(T.imagePad), T.visionEnd, 50, 51, 52, 53]);
   const text = Int32Array.from([60, 61, 62, 63, 64, 65]);
-  const batch = { ...packSequences([ids, text]), pixelValues: Float32Array.from(randn(r, 16 * 1176)), imageGrids: Int32Array.from([1, 4, 4]) };
+  const batch = {
+    ...packSequences([ids, text]),
+    pixelValues: Float32Array.from(randn(r, 16 * 1176)),
+    imageGrids: Int32Array.from([1, 4, 4]),
+  };
   return { batch, labels: nextTokenLabels(batch.inputIds, batch.cuSeqlens) };
 }
 
@@ -38,7 +42,9 @@ test('activation checkpointing gives the same gradients (vision blocks and decod
 test('frozen parts keep their weights; the others move', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 5 });
   const { batch, labels } = imageBatch(2);
-  const before = Object.fromEntries(Object.entries(m.parameters()).map(([k, t]) => [k, (t.toArray() as Float32Array).slice()]));
+  const before = Object.fromEntries(
+    Object.entries(m.parameters()).map(([k, t]) => [k, (t.toArray() as Float32Array).slice()]),
+  );
   m.setTrainable({ vision: false, merger: true, languageModel: false });
   await m.backwardSft(batch, { labels });
   const step = await m.optimizerStep({ lr: 1e-2 });
@@ -72,9 +78,13 @@ test('AdamW matches its formula (decay on matrices only, bias correction, clippi
   const m = await Model.create(tinyConfig('qwen2'), { seed: 7 });
   const b = packSequences([Int32Array.from([5, 6, 7, 8, 9])]);
   const labels = nextTokenLabels(b.inputIds, b.cuSeqlens);
-  const w0 = Object.fromEntries(Object.entries(m.parameters()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float32Array)]));
+  const w0 = Object.fromEntries(
+    Object.entries(m.parameters()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float32Array)]),
+  );
   await m.backwardSft(b, { labels });
-  const g = Object.fromEntries(Object.entries(m.gradients()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float32Array)]));
+  const g = Object.fromEntries(
+    Object.entries(m.gradients()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float32Array)]),
+  );
   let norm = 0;
   for (const v of Object.values(g)) for (const x of v) norm += x * x;
   norm = Math.sqrt(norm);
@@ -82,7 +92,11 @@ test('AdamW matches its formula (decay on matrices only, bias correction, clippi
   const report = await m.optimizerStep(o);
   assertClose([report.gradNorm], [norm], { rtol: 1e-5 });
   const clip = o.maxGradNorm / (norm + 1e-6);
-  for (const name of ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.q_proj.bias', 'model.norm.weight']) {
+  for (const name of [
+    'model.layers.0.self_attn.q_proj.weight',
+    'model.layers.0.self_attn.q_proj.bias',
+    'model.norm.weight',
+  ]) {
     const w = m.parameters()[name].toArray() as Float32Array;
     const matrix = m.parameterSpecs().find((s) => s.name === name)!.shape.length > 1;
     const want = Array.from(w0[name], (x, i) => {
@@ -118,17 +132,30 @@ test('setParameters keeps a freeze', async () => {
   const { batch, labels } = imageBatch(3);
   await m.backwardSft(batch, { labels });
   const names = Object.keys(m.gradients());
-  assert.ok(names.length > 0 && names.every((n) => !n.startsWith('visual.')), names.filter((n) => n.startsWith('visual.')).join(','));
+  assert.ok(
+    names.length > 0 && names.every((n) => !n.startsWith('visual.')),
+    names.filter((n) => n.startsWith('visual.')).join(','),
+  );
   await m.dispose();
 });
 
 test('GRPO over two micro-batches with lossScale equals one batch, for every loss type', async () => {
-  const seqs = [Int32Array.from([1, 2, 3, 4, 5, 6]), Int32Array.from([9, 8, 7]), Int32Array.from([20, 21, 22, 23]), Int32Array.from([30, 31])];
+  const seqs = [
+    Int32Array.from([1, 2, 3, 4, 5, 6]),
+    Int32Array.from([9, 8, 7]),
+    Int32Array.from([20, 21, 22, 23]),
+    Int32Array.from([30, 31]),
+  ];
   const adv = [0.7, -1.1, 0.3, 1.4];
   const make = (idx: number[]) => {
     const b = packSequences(idx.map((i) => seqs[i]));
     const labels = nextTokenLabels(b.inputIds, b.cuSeqlens);
-    return { b, labels, adv: Float32Array.from(idx.map((i) => adv[i])), tokens: Array.from(labels).filter((l) => l >= 0).length };
+    return {
+      b,
+      labels,
+      adv: Float32Array.from(idx.map((i) => adv[i])),
+      tokens: Array.from(labels).filter((l) => l >= 0).length,
+    };
   };
   const whole = make([0, 1, 2, 3]);
   const parts = [make([0, 1]), make([2, 3])];
@@ -139,7 +166,8 @@ test('GRPO over two micro-batches with lossScale equals one batch, for every los
     const gWhole = grads(m);
     m.zeroGrad();
     for (const p of parts) {
-      const lossScale = lossType === 'bnpo' ? p.tokens / whole.tokens : lossType === 'dapo' ? 1 : p.adv.length / whole.adv.length;
+      const lossScale =
+        lossType === 'bnpo' ? p.tokens / whole.tokens : lossType === 'dapo' ? 1 : p.adv.length / whole.adv.length;
       await m.backwardGrpo(p.b, { ...common, labels: p.labels, advantages: p.adv, lossScale });
     }
     const gSplit = grads(m);

@@ -44,17 +44,23 @@ describe('headers', () => {
   test('a file written independently parses to its tensors, offsets absolute', async () => {
     const a = f32Bytes([1, 2, 3, 4, 5, 6]);
     const b = new Uint8Array([1, 0, 2, 0]);
-    const file = write('two.safetensors', encodeSafetensors([
-      { name: 'a', dtype: 'F32', shape: [2, 3], data: a },
-      { name: 'b', dtype: 'BF16', shape: [2], data: b },
-    ]));
+    const file = write(
+      'two.safetensors',
+      encodeSafetensors([
+        { name: 'a', dtype: 'F32', shape: [2, 3], data: a },
+        { name: 'b', dtype: 'BF16', shape: [2], data: b },
+      ]),
+    );
     const h = await readSafetensorsHeader(file);
     assert.deepEqual(h.metadata, { format: 'pt' });
     assert.equal(h.fileSize, fs.statSync(file).size);
-    assert.deepEqual(h.tensors.map((t) => [t.name, t.dtype, t.shape, t.offset - h.dataStart, t.nbytes]), [
-      ['a', 'F32', [2, 3], 0, 24],
-      ['b', 'BF16', [2], 24, 4],
-    ]);
+    assert.deepEqual(
+      h.tensors.map((t) => [t.name, t.dtype, t.shape, t.offset - h.dataStart, t.nbytes]),
+      [
+        ['a', 'F32', [2, 3], 0, 24],
+        ['b', 'BF16', [2], 24, 4],
+      ],
+    );
   });
 
   test('buildSafetensorsHeader: widest dtype first, no gaps, every tensor aligned, JSON padded to 8', () => {
@@ -66,7 +72,10 @@ describe('headers', () => {
       { name: 'e', dtype: 'F32', shape: [0] },
     ]);
     assert.equal(built.bytes.length % 8, 0);
-    assert.deepEqual(built.tensors.map((t) => t.name), ['d', 'f', 'e', 'h', 'u']);
+    assert.deepEqual(
+      built.tensors.map((t) => t.name),
+      ['d', 'f', 'e', 'h', 'u'],
+    );
     let pos = built.bytes.length;
     for (const t of built.tensors) {
       assert.equal(t.offset, pos, `${t.name} follows the previous tensor`);
@@ -81,16 +90,23 @@ describe('headers', () => {
   test('a header that is not JSON', async () => {
     const bytes = encodeSafetensors(good());
     bytes[8] = 0x78; // 'x' for the opening '{': the length still fits the file, the text is no longer JSON
-    await assert.rejects(readSafetensorsHeader(write('badjson.safetensors', bytes)),
-      /badjson\.safetensors: corrupt safetensors header: not valid JSON/);
+    await assert.rejects(
+      readSafetensorsHeader(write('badjson.safetensors', bytes)),
+      /badjson\.safetensors: corrupt safetensors header: not valid JSON/,
+    );
   });
 
   test('a header length larger than the file', async () => {
     const bytes = encodeSafetensors(good());
     new DataView(bytes.buffer).setBigUint64(0, 1n << 40n, true);
-    await assert.rejects(readSafetensorsHeader(write('hugelen.safetensors', bytes)),
-      /hugelen\.safetensors: corrupt safetensors header: the header length \(1099511627776 bytes\) is larger than the rest of the file/);
-    await assert.rejects(readSafetensorsHeader(write('tiny.safetensors', new Uint8Array(5))), /too short for the 8-byte header length/);
+    await assert.rejects(
+      readSafetensorsHeader(write('hugelen.safetensors', bytes)),
+      /hugelen\.safetensors: corrupt safetensors header: the header length \(1099511627776 bytes\) is larger than the rest of the file/,
+    );
+    await assert.rejects(
+      readSafetensorsHeader(write('tiny.safetensors', new Uint8Array(5))),
+      /too short for the 8-byte header length/,
+    );
   });
 
   test('a truncated file (data shorter than the offsets say)', async () => {
@@ -98,50 +114,78 @@ describe('headers', () => {
       { name: 'first', dtype: 'F32', shape: [4], data: f32Bytes([1, 2, 3, 4]) },
       { name: 'last', dtype: 'F32', shape: [4], data: f32Bytes([5, 6, 7, 8]) },
     ]);
-    await assert.rejects(readSafetensorsHeader(write('cut.safetensors', bytes.subarray(0, bytes.length - 6))),
-      /cut\.safetensors: truncated: tensor "last" ends at byte \d+ but the file has only \d+ bytes \(6 missing\)/);
+    await assert.rejects(
+      readSafetensorsHeader(write('cut.safetensors', bytes.subarray(0, bytes.length - 6))),
+      /cut\.safetensors: truncated: tensor "last" ends at byte \d+ but the file has only \d+ bytes \(6 missing\)/,
+    );
   });
 
   test('an unknown dtype', async () => {
     const bytes = encodeSafetensors([{ name: 'q', dtype: 'F8_E4M3', shape: [2], data: new Uint8Array(2) }]);
-    await assert.rejects(readSafetensorsHeader(write('fp8.safetensors', bytes)),
-      /fp8\.safetensors: tensor "q" has unknown dtype "F8_E4M3" \(supported: F64, F32, F16, BF16, I64, I32, U8\)/);
+    await assert.rejects(
+      readSafetensorsHeader(write('fp8.safetensors', bytes)),
+      /fp8\.safetensors: tensor "q" has unknown dtype "F8_E4M3" \(supported: F64, F32, F16, BF16, I64, I32, U8\)/,
+    );
   });
 
   test('sizes that disagree with the shape, and overlapping tensors', async () => {
-    const wrongSize = encodeSafetensors(good(), (h) => { (h.w as { shape: number[] }).shape = [3]; });
-    await assert.rejects(readSafetensorsHeader(write('size.safetensors', wrongSize)),
-      /tensor "w": data_offsets \[0, 8\] hold 8 bytes but shape \[3\] of F32 needs 12/);
-    const overlap = encodeSafetensors([
-      { name: 'a', dtype: 'F32', shape: [2], data: f32Bytes([1, 2]) },
-      { name: 'b', dtype: 'F32', shape: [2], data: f32Bytes([3, 4]) },
-    ], (h) => { (h.b as { data_offsets: number[] }).data_offsets = [4, 12]; });
-    await assert.rejects(readSafetensorsHeader(write('overlap.safetensors', overlap)),
-      /tensors "a" \(bytes 0\.\.8\) and "b" \(bytes 4\.\.12\) overlap/);
+    const wrongSize = encodeSafetensors(good(), (h) => {
+      (h.w as { shape: number[] }).shape = [3];
+    });
+    await assert.rejects(
+      readSafetensorsHeader(write('size.safetensors', wrongSize)),
+      /tensor "w": data_offsets \[0, 8\] hold 8 bytes but shape \[3\] of F32 needs 12/,
+    );
+    const overlap = encodeSafetensors(
+      [
+        { name: 'a', dtype: 'F32', shape: [2], data: f32Bytes([1, 2]) },
+        { name: 'b', dtype: 'F32', shape: [2], data: f32Bytes([3, 4]) },
+      ],
+      (h) => {
+        (h.b as { data_offsets: number[] }).data_offsets = [4, 12];
+      },
+    );
+    await assert.rejects(
+      readSafetensorsHeader(write('overlap.safetensors', overlap)),
+      /tensors "a" \(bytes 0\.\.8\) and "b" \(bytes 4\.\.12\) overlap/,
+    );
   });
 });
 
 describe('index files and shard plans', () => {
   test('parseSafetensorsIndex', () => {
-    const idx = parseSafetensorsIndex({ metadata: { total_size: 16 }, weight_map: { a: 'model-00001-of-00002.safetensors' } }, 'i.json');
+    const idx = parseSafetensorsIndex(
+      { metadata: { total_size: 16 }, weight_map: { a: 'model-00001-of-00002.safetensors' } },
+      'i.json',
+    );
     assert.equal(idx.totalSize, 16);
     assert.equal(idx.weightMap.get('a'), 'model-00001-of-00002.safetensors');
-    assert.throws(() => parseSafetensorsIndex({ weight_map: { a: '../elsewhere.safetensors' } }, 'i.json'),
-      /i\.json: field "weight_map\.a" must name a \.safetensors file in the same folder/);
+    assert.throws(
+      () => parseSafetensorsIndex({ weight_map: { a: '../elsewhere.safetensors' } }, 'i.json'),
+      /i\.json: field "weight_map\.a" must name a \.safetensors file in the same folder/,
+    );
     assert.throws(() => parseSafetensorsIndex({ weights: {} }, 'i.json'), /field "weight_map" must be an object/);
   });
 
   test('planShards splits like transformers; one shard is model.safetensors', () => {
     const e = (name: string, nbytes: number) => ({ name, nbytes });
-    assert.deepEqual(planShards([e('a', 10), e('b', 10)], 100).map((s) => [s.file, s.names]), [['model.safetensors', ['a', 'b']]]);
-    assert.deepEqual(planShards([e('a', 60), e('b', 50), e('c', 200), e('d', 1)], 100).map((s) => [s.file, s.names, s.bytes]), [
-      ['model-00001-of-00004.safetensors', ['a'], 60],
-      ['model-00002-of-00004.safetensors', ['b'], 50],
-      ['model-00003-of-00004.safetensors', ['c'], 200],
-      ['model-00004-of-00004.safetensors', ['d'], 1],
-    ]);
-    assert.deepEqual([parseByteSize('5GB'), parseByteSize('500MiB'), parseByteSize(1234.7), parseByteSize('2kb')],
-      [5e9, 500 * 2 ** 20, 1234, 2000]);
+    assert.deepEqual(
+      planShards([e('a', 10), e('b', 10)], 100).map((s) => [s.file, s.names]),
+      [['model.safetensors', ['a', 'b']]],
+    );
+    assert.deepEqual(
+      planShards([e('a', 60), e('b', 50), e('c', 200), e('d', 1)], 100).map((s) => [s.file, s.names, s.bytes]),
+      [
+        ['model-00001-of-00004.safetensors', ['a'], 60],
+        ['model-00002-of-00004.safetensors', ['b'], 50],
+        ['model-00003-of-00004.safetensors', ['c'], 200],
+        ['model-00004-of-00004.safetensors', ['d'], 1],
+      ],
+    );
+    assert.deepEqual(
+      [parseByteSize('5GB'), parseByteSize('500MiB'), parseByteSize(1234.7), parseByteSize('2kb')],
+      [5e9, 500 * 2 ** 20, 1234, 2000],
+    );
     assert.throws(() => parseByteSize('lots'), /maxShardBytes must be bytes or a size like "5GB"/);
   });
 });
@@ -152,11 +196,23 @@ describe('native reader and writer', () => {
     const bits = Uint16Array.from({ length: 6 }, (_, i) => 0x3f80 + i);
     const a = new addon.Tensor(values, [4, 6]);
     const b = new addon.Tensor(bits, [6], { dtype: 'bf16' });
-    const built = buildSafetensorsHeader([{ name: 'a', dtype: 'F32', shape: [4, 6] }, { name: 'b', dtype: 'BF16', shape: [6] }]);
+    const built = buildSafetensorsHeader([
+      { name: 'a', dtype: 'F32', shape: [4, 6] },
+      { name: 'b', dtype: 'BF16', shape: [6] },
+    ]);
     const file = path.join(dir, 'rw.safetensors');
-    await st.writeSafetensors(file, built.bytes, [a, b], built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })));
+    await st.writeSafetensors(
+      file,
+      built.bytes,
+      [a, b],
+      built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })),
+    );
     assert.equal(fs.statSync(file).size, built.fileSize);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), [], 'no temp file left');
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.includes('.tmp-')),
+      [],
+      'no temp file left',
+    );
 
     const h = await readSafetensorsHeader(file);
     const base = st.liveMappings();
@@ -194,8 +250,19 @@ describe('native reader and writer', () => {
     const names = ['keep', 'x', 'y', 'z'];
     const built = buildSafetensorsHeader(names.map((name) => ({ name, dtype: 'F32' as const, shape: [n] })));
     const file = path.join(dir, 'gc.safetensors');
-    const src = names.map((_, k) => new addon.Tensor(Float32Array.from({ length: n }, (_, i) => k * 1e6 + i), [n]));
-    await st.writeSafetensors(file, built.bytes, src, built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })));
+    const src = names.map(
+      (_, k) =>
+        new addon.Tensor(
+          Float32Array.from({ length: n }, (_, i) => k * 1e6 + i),
+          [n],
+        ),
+    );
+    await st.writeSafetensors(
+      file,
+      built.bytes,
+      src,
+      built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })),
+    );
     gc();
     const base = st.liveMappings();
     const locs = locations((await readSafetensorsHeader(file)).tensors);
@@ -211,7 +278,12 @@ describe('native reader and writer', () => {
     assert.equal(back[n - 1], n - 1);
     // A save over the mapped file (rename of a new file) leaves the mapped bytes as they were.
     const other = names.map(() => new addon.Tensor(new Float32Array(n).fill(-1), [n]));
-    await st.writeSafetensors(file, built.bytes, other, built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })));
+    await st.writeSafetensors(
+      file,
+      built.bytes,
+      other,
+      built.tensors.map((t) => ({ name: t.name, dtype: t.dtype, nbytes: t.nbytes })),
+    );
     assert.equal((keep.toArray() as Float32Array)[n - 1], n - 1);
     keep.dispose();
     keep = undefined as never;
@@ -221,22 +293,43 @@ describe('native reader and writer', () => {
   });
 
   test('errors name the file and the tensor; a failed write leaves nothing behind', async () => {
-    await assert.rejects(st.readTensors(path.join(dir, 'absent.safetensors'), []), /absent\.safetensors: cannot open \(No such file/);
-    const file = write('small.safetensors', encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [2], data: f32Bytes([1, 2]) }]));
-    await assert.rejects(st.readTensors(file, [{ name: 'w', dtype: 'F32', shape: [100], offset: 16, nbytes: 400 }]),
-      /small\.safetensors: truncated: tensor "w" needs bytes 16\.\.416 but the file has only \d+ bytes/);
-    await assert.rejects(st.readTensors(file, [{ name: 'w', dtype: 'F32', shape: [3], offset: 16, nbytes: 8 }]),
-      /tensor "w": 8 bytes given for shape \[3\] of Float, which needs 12/);
-    await assert.rejects(st.readTensors(file, [{ name: 'w', dtype: 'Q4', shape: [2], offset: 16, nbytes: 8 }]),
-      /safetensors\.readTensors: argument 'descriptors\[0\]\.dtype' must be one of/);
+    await assert.rejects(
+      st.readTensors(path.join(dir, 'absent.safetensors'), []),
+      /absent\.safetensors: cannot open \(No such file/,
+    );
+    const file = write(
+      'small.safetensors',
+      encodeSafetensors([{ name: 'w', dtype: 'F32', shape: [2], data: f32Bytes([1, 2]) }]),
+    );
+    await assert.rejects(
+      st.readTensors(file, [{ name: 'w', dtype: 'F32', shape: [100], offset: 16, nbytes: 400 }]),
+      /small\.safetensors: truncated: tensor "w" needs bytes 16\.\.416 but the file has only \d+ bytes/,
+    );
+    await assert.rejects(
+      st.readTensors(file, [{ name: 'w', dtype: 'F32', shape: [3], offset: 16, nbytes: 8 }]),
+      /tensor "w": 8 bytes given for shape \[3\] of Float, which needs 12/,
+    );
+    await assert.rejects(
+      st.readTensors(file, [{ name: 'w', dtype: 'Q4', shape: [2], offset: 16, nbytes: 8 }]),
+      /safetensors\.readTensors: argument 'descriptors\[0\]\.dtype' must be one of/,
+    );
 
     const target = path.join(dir, 'never.safetensors');
     const built = buildSafetensorsHeader([{ name: 'w', dtype: 'F32', shape: [4] }]);
     await assert.rejects(
-      st.writeSafetensors(target, built.bytes, [new addon.Tensor(new Float32Array(3), [3])], [{ name: 'w', dtype: 'f32', nbytes: 16 }]),
-      /never\.safetensors: tensor "w" has 12 bytes \(shape \[3\]\) but the header gives it 16/);
+      st.writeSafetensors(
+        target,
+        built.bytes,
+        [new addon.Tensor(new Float32Array(3), [3])],
+        [{ name: 'w', dtype: 'f32', nbytes: 16 }],
+      ),
+      /never\.safetensors: tensor "w" has 12 bytes \(shape \[3\]\) but the header gives it 16/,
+    );
     assert.equal(fs.existsSync(target), false);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('.tmp-')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.includes('.tmp-')),
+      [],
+    );
   });
 
   test('a file over 100 MB reads (mapped and converted)', async () => {
@@ -246,7 +339,12 @@ describe('native reader and writer', () => {
     values[n - 1] = 42.5;
     const built = buildSafetensorsHeader([{ name: 'big', dtype: 'F32', shape: [n] }]);
     const file = path.join(dir, 'big.safetensors');
-    await st.writeSafetensors(file, built.bytes, [new addon.Tensor(values, [n])], [{ name: 'big', dtype: 'F32', nbytes: n * 4 }]);
+    await st.writeSafetensors(
+      file,
+      built.bytes,
+      [new addon.Tensor(values, [n])],
+      [{ name: 'big', dtype: 'F32', nbytes: n * 4 }],
+    );
     const locs = locations((await readSafetensorsHeader(file)).tensors);
     const mapped = (await st.readTensors(file, locs)).big;
     const back = mapped.toArray() as Float32Array;

@@ -53,8 +53,16 @@ test('fused equals reference: chunks of tokens x tiles of vocabulary, f32 and f6
       const gGot = grpo.fusedLogprobBackward({ ...bw, lse: got.lse, entropy: got.entropy }, { ...opts, impl: 'fused' });
       const sh = Math.max(...Array.from(gWant.gradHidden, Math.abs));
       const sw = Math.max(...Array.from(gWant.gradWeight, Math.abs));
-      assertClose(gGot.gradHidden, gWant.gradHidden, { rtol: tol * 10, atol: tol * 10 * sh, what: `${what} gradHidden` });
-      assertClose(gGot.gradWeight, gWant.gradWeight, { rtol: tol * 10, atol: tol * 10 * sw, what: `${what} gradWeight` });
+      assertClose(gGot.gradHidden, gWant.gradHidden, {
+        rtol: tol * 10,
+        atol: tol * 10 * sh,
+        what: `${what} gradHidden`,
+      });
+      assertClose(gGot.gradWeight, gWant.gradWeight, {
+        rtol: tol * 10,
+        atol: tol * 10 * sw,
+        what: `${what} gradWeight`,
+      });
     }
   }
 });
@@ -73,17 +81,24 @@ test('gradients equal finite differences (float64): hidden and weight, logp and 
   };
   const h = 1e-6;
   const fdHidden = Array.from(p.hidden, (_, i) => {
-    const a = p.hidden.slice(); a[i] += h;
-    const b = p.hidden.slice(); b[i] -= h;
+    const a = p.hidden.slice();
+    a[i] += h;
+    const b = p.hidden.slice();
+    b[i] -= h;
     return (objective(a, p.weight) - objective(b, p.weight)) / (2 * h);
   });
   const fdWeight = Array.from(p.weight, (_, i) => {
-    const a = p.weight.slice(); a[i] += h;
-    const b = p.weight.slice(); b[i] -= h;
+    const a = p.weight.slice();
+    a[i] += h;
+    const b = p.weight.slice();
+    b[i] -= h;
     return (objective(p.hidden, a) - objective(p.hidden, b)) / (2 * h);
   });
   for (const impl of ['reference', 'fused'] as const) {
-    const g = grpo.fusedLogprobBackward({ ...p, gradLogp: gL, gradEntropy: gH }, { temperature: tau, impl, vocabTile: 4, chunkTokens: 4 });
+    const g = grpo.fusedLogprobBackward(
+      { ...p, gradLogp: gL, gradEntropy: gH },
+      { temperature: tau, impl, vocabTile: 4, chunkTokens: 4 },
+    );
     assertClose(g.gradHidden, fdHidden, { rtol: 1e-6, atol: 1e-8, what: `${impl} gradHidden` });
     assertClose(g.gradWeight, fdWeight, { rtol: 1e-6, atol: 1e-8, what: `${impl} gradWeight` });
   }
@@ -100,7 +115,10 @@ test('policyGradient (autograd: fused logprob -> GRPO loss -> backward) equals t
   const mask = Uint8Array.from({ length: 12 }, (_, i) => (i === 2 ? 0 : 1));
   const opts = { temperature: 0.9, beta: 0.05, lossType: 'grpo' as const };
   const chain = grpo.policyGradient({ ...p, oldLogp, refLogp, advantages, cuSeqlens, mask }, opts);
-  const loss = grpo.lossPacked({ logp: fwd.logp, oldLogp, refLogp, advantages, cuSeqlens, mask, entropy: Float32Array.from(fwd.entropy) }, opts);
+  const loss = grpo.lossPacked(
+    { logp: fwd.logp, oldLogp, refLogp, advantages, cuSeqlens, mask, entropy: Float32Array.from(fwd.entropy) },
+    opts,
+  );
   const back = grpo.fusedLogprobBackward({ ...p, gradLogp: loss.gradLogp }, { temperature: 0.9 });
   assertClose([chain.loss], [loss.loss], { rtol: 1e-12 });
   assertClose(chain.gradHidden, back.gradHidden, { rtol: 1e-10, atol: 1e-12, what: 'gradHidden' });
@@ -115,20 +133,46 @@ test('async forms keep tensors native', async () => {
   const y = new addon.Tensor(p.targets);
   const out = await grpo.fusedLogprobAsync({ hidden: h, weight: w, targets: y });
   assert.deepEqual(out.logp.shape, [p.N]);
-  const grads = await grpo.fusedLogprobBackwardAsync({ hidden: h, weight: w, targets: y, gradLogp: new Float32Array(p.N).fill(1), lse: out.lse, entropy: out.entropy });
+  const grads = await grpo.fusedLogprobBackwardAsync({
+    hidden: h,
+    weight: w,
+    targets: y,
+    gradLogp: new Float32Array(p.N).fill(1),
+    lse: out.lse,
+    entropy: out.entropy,
+  });
   assert.deepEqual(grads.gradWeight.shape, [p.V, p.H]);
-  const sync = grpo.fusedLogprob({ hidden: Float32Array.from(p.hidden), weight: Float32Array.from(p.weight), targets: p.targets });
+  const sync = grpo.fusedLogprob({
+    hidden: Float32Array.from(p.hidden),
+    weight: Float32Array.from(p.weight),
+    targets: p.targets,
+  });
   assertClose(out.logp.toArray() as Float32Array, sync.logp, { rtol: 1e-6 });
 });
 
 test('bad input names the argument', () => {
   const p = problem(1, 4, 3, 5);
-  assert.throws(() => grpo.fusedLogprob({ ...p, hidden: new Float64Array(13) }), /grpo\.fusedLogprob: argument 'hidden' must be of length N x H with N = targets\.length = 4, got length 13/);
-  assert.throws(() => grpo.fusedLogprob({ ...p, weight: new Float64Array(14) }), /argument 'weight' must be of length V x H with H = 3/);
-  assert.throws(() => grpo.fusedLogprob({ ...p, targets: Int32Array.from([0, 1, 2, 5]) }), /argument 'targets' must be < the vocabulary size 5, got a target 5/);
+  assert.throws(
+    () => grpo.fusedLogprob({ ...p, hidden: new Float64Array(13) }),
+    /grpo\.fusedLogprob: argument 'hidden' must be of length N x H with N = targets\.length = 4, got length 13/,
+  );
+  assert.throws(
+    () => grpo.fusedLogprob({ ...p, weight: new Float64Array(14) }),
+    /argument 'weight' must be of length V x H with H = 3/,
+  );
+  assert.throws(
+    () => grpo.fusedLogprob({ ...p, targets: Int32Array.from([0, 1, 2, 5]) }),
+    /argument 'targets' must be < the vocabulary size 5, got a target 5/,
+  );
   assert.throws(() => grpo.fusedLogprob(p, { temperature: 0 }), /argument 'temperature' must be a finite number > 0/);
-  assert.throws(() => grpo.fusedLogprob({ ...p, weight: Float32Array.from(p.weight) }), /argument 'weight' must be of hidden's dtype Double, got Float/);
-  assert.throws(() => grpo.fusedLogprobBackward({ ...p, gradLogp: new Float64Array(3) }), /argument 'gradLogp' must be a \[N\] tensor with N = 4/);
+  assert.throws(
+    () => grpo.fusedLogprob({ ...p, weight: Float32Array.from(p.weight) }),
+    /argument 'weight' must be of hidden's dtype Double, got Float/,
+  );
+  assert.throws(
+    () => grpo.fusedLogprobBackward({ ...p, gradLogp: new Float64Array(3) }),
+    /argument 'gradLogp' must be a \[N\] tensor with N = 4/,
+  );
 });
 
 test('CUDA path equals the reference (f32, vocabulary tiles)', { skip: noCuda }, () => {
@@ -140,7 +184,10 @@ test('CUDA path equals the reference (f32, vocabulary tiles)', { skip: noCuda },
   assertClose(got.entropy, want.entropy, { rtol: 1e-3, atol: 1e-3 });
   const g = Float32Array.from({ length: p.N }, (_, i) => Math.sin(i));
   const gw = grpo.fusedLogprobBackward({ ...inputs, gradLogp: g }, { impl: 'reference' });
-  const gg = grpo.fusedLogprobBackward({ ...inputs, gradLogp: g }, { device: 'cuda', vocabTile: 4096, chunkTokens: 128 });
+  const gg = grpo.fusedLogprobBackward(
+    { ...inputs, gradLogp: g },
+    { device: 'cuda', vocabTile: 4096, chunkTokens: 128 },
+  );
   const sh = Math.max(...Array.from(gw.gradHidden, Math.abs));
   assertClose(gg.gradHidden, gw.gradHidden, { rtol: 1e-3, atol: 1e-3 * sh });
 });
@@ -151,17 +198,29 @@ test('bf16 inputs: fused equals reference within bf16 tolerance (forward and bac
     const u = new Uint32Array(Float32Array.from(a).buffer);
     return Uint16Array.from(u, (x) => (x + 0x7fff + ((x >> 16) & 1)) >>> 16);
   };
-  const bits2f = (u: Uint16Array): number[] => Array.from(u, (x) => new Float32Array(new Uint32Array([x << 16]).buffer)[0]);
+  const bits2f = (u: Uint16Array): number[] =>
+    Array.from(u, (x) => new Float32Array(new Uint32Array([x << 16]).buffer)[0]);
   const hidden = new addon.Tensor(toBf16(p.hidden), [p.N, p.H], { dtype: 'bf16' });
   const weight = new addon.Tensor(toBf16(p.weight), [p.V, p.H], { dtype: 'bf16' });
   const targets = new addon.Tensor(p.targets);
   const opts = { temperature: 0.8, chunkTokens: 7, vocabTile: 64 };
   const want = await grpo.fusedLogprobAsync({ hidden, weight, targets }, { ...opts, impl: 'reference' });
   const got = await grpo.fusedLogprobAsync({ hidden, weight, targets }, { ...opts, impl: 'fused' });
-  assertClose(got.logp.toArray() as Float32Array, want.logp.toArray() as Float32Array, { rtol: 1e-3, atol: 1e-3, what: 'bf16 logp' });
-  assertClose(got.entropy.toArray() as Float32Array, want.entropy.toArray() as Float32Array, { rtol: 1e-3, atol: 1e-3, what: 'bf16 entropy' });
+  assertClose(got.logp.toArray() as Float32Array, want.logp.toArray() as Float32Array, {
+    rtol: 1e-3,
+    atol: 1e-3,
+    what: 'bf16 logp',
+  });
+  assertClose(got.entropy.toArray() as Float32Array, want.entropy.toArray() as Float32Array, {
+    rtol: 1e-3,
+    atol: 1e-3,
+    what: 'bf16 entropy',
+  });
   const gradLogp = Float32Array.from({ length: p.N }, (_, i) => Math.cos(i));
-  const gw = await grpo.fusedLogprobBackwardAsync({ hidden, weight, targets, gradLogp }, { ...opts, impl: 'reference' });
+  const gw = await grpo.fusedLogprobBackwardAsync(
+    { hidden, weight, targets, gradLogp },
+    { ...opts, impl: 'reference' },
+  );
   const gg = await grpo.fusedLogprobBackwardAsync({ hidden, weight, targets, gradLogp }, { ...opts, impl: 'fused' });
   assert.equal(gg.gradWeight.dtype, 'bf16');
   for (const k of ['gradHidden', 'gradWeight'] as const) {

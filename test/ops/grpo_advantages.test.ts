@@ -12,7 +12,8 @@ function rewardsWithEdgeCases(seed: number, groups: number, g: number): Float64A
   const out = Float64Array.from(randn(r, groups * g));
   for (let k = 0; k < out.length; k++) {
     const u = r();
-    if (u < 0.1) out[k] = NaN; // unscorable
+    if (u < 0.1)
+      out[k] = NaN; // unscorable
     else if (u < 0.3) out[k] = Math.round(out[k]); // ties
   }
   if (groups >= 3) {
@@ -23,7 +24,13 @@ function rewardsWithEdgeCases(seed: number, groups: number, g: number): Float64A
 }
 
 test('reference matches the float64 formulas: every scale, NaN, ties, equal groups, one valid', () => {
-  for (const [groups, g] of [[5, 4], [3, 7], [4, 1], [1, 16], [9, 3]]) {
+  for (const [groups, g] of [
+    [5, 4],
+    [3, 7],
+    [4, 1],
+    [1, 16],
+    [9, 3],
+  ]) {
     for (const scale of scales) {
       for (const eps of [1e-4, 0.5]) {
         const rewards = rewardsWithEdgeCases(groups * 31 + g, groups, g);
@@ -54,20 +61,43 @@ test('fused equals reference on fresh random inputs (f32 and f64, odd shapes)', 
     const rewards = rewardsWithEdgeCases(seed, groups, g);
     for (const scale of scales) {
       const want = grpo.advantages(rewards, g, { scale, impl: 'reference' });
-      assertClose(grpo.advantages(rewards, g, { scale, impl: 'fused' }), want, { rtol: 1e-12, atol: 1e-12, what: `f64 seed ${seed} ${scale}` });
+      assertClose(grpo.advantages(rewards, g, { scale, impl: 'fused' }), want, {
+        rtol: 1e-12,
+        atol: 1e-12,
+        what: `f64 seed ${seed} ${scale}`,
+      });
       const r32 = Float32Array.from(rewards);
       const want32 = grpo.advantages(r32, g, { scale, impl: 'reference' });
-      assertClose(grpo.advantages(r32, g, { scale, impl: 'fused' }), want32, { rtol: 1e-6, atol: 1e-6, what: `f32 seed ${seed} ${scale}` });
+      assertClose(grpo.advantages(r32, g, { scale, impl: 'fused' }), want32, {
+        rtol: 1e-6,
+        atol: 1e-6,
+        what: `f32 seed ${seed} ${scale}`,
+      });
     }
   }
 });
 
 test('bad arguments name the argument', () => {
-  assert.throws(() => grpo.advantages(new Float32Array(10), 3), /grpo\.advantages: argument 'groupSize' must be a positive divisor of the batch size 10, got 3/);
-  assert.throws(() => grpo.advantages(new Float32Array(4), 2, { scale: 'row' as 'group' }), /argument 'options\.scale' must be one of "group", "batch", "none"/);
-  assert.throws(() => grpo.advantages(new Float32Array(4), 2, { eps: -1 }), /argument 'eps' must be a finite number >= 0/);
-  assert.throws(() => grpo.advantages(new Int32Array(4) as unknown as Float32Array, 2), /argument 'rewards' must be floating point/);
-  assert.throws(() => (grpo.advantages as (...a: unknown[]) => unknown)([1, 2], 2), /argument 'rewards' must be a TypedArray or a Tensor/);
+  assert.throws(
+    () => grpo.advantages(new Float32Array(10), 3),
+    /grpo\.advantages: argument 'groupSize' must be a positive divisor of the batch size 10, got 3/,
+  );
+  assert.throws(
+    () => grpo.advantages(new Float32Array(4), 2, { scale: 'row' as 'group' }),
+    /argument 'options\.scale' must be one of "group", "batch", "none"/,
+  );
+  assert.throws(
+    () => grpo.advantages(new Float32Array(4), 2, { eps: -1 }),
+    /argument 'eps' must be a finite number >= 0/,
+  );
+  assert.throws(
+    () => grpo.advantages(new Int32Array(4) as unknown as Float32Array, 2),
+    /argument 'rewards' must be floating point/,
+  );
+  assert.throws(
+    () => (grpo.advantages as (...a: unknown[]) => unknown)([1, 2], 2),
+    /argument 'rewards' must be a TypedArray or a Tensor/,
+  );
 });
 
 test('async form returns a Tensor', async () => {

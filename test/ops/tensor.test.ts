@@ -21,7 +21,11 @@ test('every dtype round-trips with its values', () => {
       assert.equal(t.device, 'cpu');
       const back = t.toArray();
       assert.equal(back.constructor, array.constructor, `${dtype} array type`);
-      assert.deepEqual(Array.from(back as ArrayLike<unknown>), Array.from(array as ArrayLike<unknown>), `${dtype} copy=${copy}`);
+      assert.deepEqual(
+        Array.from(back as ArrayLike<unknown>),
+        Array.from(array as ArrayLike<unknown>),
+        `${dtype} copy=${copy}`,
+      );
       assert.notEqual(back.buffer, array.buffer, 'toArray returns a fresh buffer');
     }
   }
@@ -31,7 +35,10 @@ test('bf16 and f16 travel as exact bit patterns in Uint16Array', () => {
   // 1, -2, +inf, -inf, NaN, smallest denormal, -0, largest finite
   const bf16 = new Uint16Array([0x3f80, 0xc000, 0x7f80, 0xff80, 0x7fc1, 0x0001, 0x8000, 0x7f7f]);
   const f16 = new Uint16Array([0x3c00, 0xc000, 0x7c00, 0xfc00, 0x7e01, 0x0001, 0x8000, 0x7bff]);
-  for (const [dtype, bits] of [['bf16', bf16], ['f16', f16]] as const) {
+  for (const [dtype, bits] of [
+    ['bf16', bf16],
+    ['f16', f16],
+  ] as const) {
     for (const copy of [false, true]) {
       const t = new Tensor(bits, [2, 4], { dtype, copy });
       assert.equal(t.dtype, dtype);

@@ -12,7 +12,13 @@ import { assertPngOfSvg, assertSvgShows, svgTexts } from '../helpers/charts';
 
 const BARS: ChartSpec = {
   title: 'Apples & pears',
-  data: { values: [{ fruit: 'apple', shop: 'north', kg: 3 }, { fruit: 'pear', shop: 'north', kg: 5 }, { fruit: 'apple', shop: 'a very long shop name indeed', kg: 4 }] },
+  data: {
+    values: [
+      { fruit: 'apple', shop: 'north', kg: 3 },
+      { fruit: 'pear', shop: 'north', kg: 5 },
+      { fruit: 'apple', shop: 'a very long shop name indeed', kg: 4 },
+    ],
+  },
   width: 300,
   height: 200,
   encoding: {
@@ -28,8 +34,15 @@ const BARS: ChartSpec = {
 
 test('chart SVG: title, axis titles, tick labels, legend title and entries, value labels, in DejaVu Sans', async () => {
   const svg = await chartSvg(BARS);
-  assertSvgShows(svg, ['Apples & pears', 'shop (name)', 'weight (kg)', 'north', 'fruit', 'apple', 'pear', '3.0', '5.0', '4.0'], 'bars');
-  assert.ok(svgTexts(svg).includes('a very long shop name indeed'), 'a long label within labelLimit is not cut (the 0.8 em guess would cut it at 200 px)');
+  assertSvgShows(
+    svg,
+    ['Apples & pears', 'shop (name)', 'weight (kg)', 'north', 'fruit', 'apple', 'pear', '3.0', '5.0', '4.0'],
+    'bars',
+  );
+  assert.ok(
+    svgTexts(svg).includes('a very long shop name indeed'),
+    'a long label within labelLimit is not cut (the 0.8 em guess would cut it at 200 px)',
+  );
   assert.match(svg, /font-family="DejaVu Sans/);
   assert.match(svg, /<rect width="[\d.]+" height="[\d.]+" fill="white"\/>/, 'an opaque white background');
 });
@@ -50,12 +63,19 @@ test('writeChart: the PNG and the SVG beside it, written whole; the PNG is the S
 });
 
 test('charts never load data: a spec naming a URL fails', async () => {
-  await assert.rejects(chartSvg({ ...BARS, data: { url: 'https://example.com/data.json' } } as ChartSpec), /data must be inline/);
+  await assert.rejects(
+    chartSvg({ ...BARS, data: { url: 'https://example.com/data.json' } } as ChartSpec),
+    /data must be inline/,
+  );
 });
 
 test('DejaVu Sans widths: W is wider than i, bold is wider than regular, width scales with the size', () => {
   assert.ok(dejaVuWidth('W', { fontSize: 10 }) > 2 * dejaVuWidth('i', { fontSize: 10 }));
   assert.ok(dejaVuWidth('accuracy', { fontSize: 12, fontWeight: 'bold' }) > dejaVuWidth('accuracy', { fontSize: 12 }));
   assert.equal(dejaVuWidth('0', { fontSize: 20 }), 2 * dejaVuWidth('0', { fontSize: 10 }));
-  assert.equal(dejaVuWidth('中', { fontSize: 10 }), dejaVuWidth('0', { fontSize: 10 }), 'unknown characters count as a digit');
+  assert.equal(
+    dejaVuWidth('中', { fontSize: 10 }),
+    dejaVuWidth('0', { fontSize: 10 }),
+    'unknown characters count as a digit',
+  );
 });

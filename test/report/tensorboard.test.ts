@@ -43,7 +43,12 @@ test('event file: events.out.tfevents.<secs>.<host>, brain.Event:2 first, then s
     assert.deepEqual(events[1], {
       wallTime: 1700000124,
       step: 1,
-      summary: { value: [{ tag: 'train/loss', simpleValue: 2.5 }, { tag: 'train/lr', simpleValue: Math.fround(1e-5) }] },
+      summary: {
+        value: [
+          { tag: 'train/loss', simpleValue: 2.5 },
+          { tag: 'train/lr', simpleValue: Math.fround(1e-5) },
+        ],
+      },
     });
     assert.equal(events[2].summary!.value[0].simpleValue, Math.fround(0.1)); // simple_value is a float
     assert.ok(Number.isNaN(events[3].summary!.value[0].simpleValue));
@@ -66,14 +71,16 @@ test('one scalar record matches the bytes worked out by hand from the spec', () 
 
     // Summary.Value { tag = 1 (string): "loss", simple_value = 2 (float): 0.25 }
     const value = Buffer.concat([
-      Buffer.from([0x0a, 0x04]), Buffer.from('loss'),       // field 1, wire type 2, length 4
-      Buffer.from([0x15, 0x00, 0x00, 0x80, 0x3e]),          // field 2, wire type 5 (fixed32), 0.25f LE
+      Buffer.from([0x0a, 0x04]),
+      Buffer.from('loss'), // field 1, wire type 2, length 4
+      Buffer.from([0x15, 0x00, 0x00, 0x80, 0x3e]), // field 2, wire type 5 (fixed32), 0.25f LE
     ]);
     const summary = Buffer.concat([Buffer.from([0x0a, value.length]), value]); // Summary { value = 1 }
     const event = Buffer.concat([
-      Buffer.from([0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]),   // wall_time = 1 (double, wire type 1): 1.5 LE
-      Buffer.from([0x10, 0x03]),                           // step = 2 (varint): 3
-      Buffer.from([0x2a, summary.length]), summary,        // summary = 5 (wire type 2)
+      Buffer.from([0x09, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]), // wall_time = 1 (double, wire type 1): 1.5 LE
+      Buffer.from([0x10, 0x03]), // step = 2 (varint): 3
+      Buffer.from([0x2a, summary.length]),
+      summary, // summary = 5 (wire type 2)
     ]);
     assert.equal(bytes.readBigUInt64LE(at), BigInt(event.length));
     assert.equal(bytes.readUInt32LE(at + 8), maskedCrc32c(bytes, at, at + 8));
@@ -90,7 +97,10 @@ test('medgr2 inspect prints an event file as JSON lines', () => {
     w.close();
     const r = runCli(['inspect', w.file]);
     assert.equal(r.status, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(lines, [
       { wallTime: 10, step: 0, fileVersion: 'brain.Event:2' },
       { wallTime: 11, step: 7, summary: { value: [{ tag: 'acc', simpleValue: 0.5 }] } },

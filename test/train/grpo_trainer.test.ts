@@ -69,7 +69,15 @@ test('rollout log-probs equal tokenLogprobs of the same packed sequences (ratio 
 
   // And inside the loop: the first iteration's mean ratio is 1.
   const steps = await trainGrpo(m, prompts, defaultRewards('answer'), {
-    tokenizer: tok, steps: 1, promptsPerStep: 3, groupSize: 4, maxNewTokens: 6, temperature: 0.9, lr: 1e-3, seed: 1, beta: 0.04,
+    tokenizer: tok,
+    steps: 1,
+    promptsPerStep: 3,
+    groupSize: 4,
+    maxNewTokens: 6,
+    temperature: 0.9,
+    lr: 1e-3,
+    seed: 1,
+    beta: 0.04,
   });
   assert.ok(Math.abs(steps[0].ratio - 1) < 1e-3 || steps[0].tokens.trained === 0, `ratio ${steps[0].ratio}`);
   assert.ok(steps[0].kl < 1e-4, `kl against an identical reference: ${steps[0].kl}`);
@@ -85,12 +93,18 @@ test('DAPO dynamic sampling drops flat groups and fills the batch; bounded round
   const designed: Reward = { name: 'designed', weight: 1, fn: (_c, p) => (flat.has(p.id) ? 1 : counter++ % 2) };
   const seen: string[][] = [];
   const base = { tokenizer: tok, groupSize: 4, maxNewTokens: 3, lr: 0, seed: 2 };
-  const steps = await trainGrpo(m, prompts, [designed], { ...base, steps: 3, promptsPerStep: 3, dynamicSampling: true, maxSamplingRounds: 8 }, {
-    onRollouts: (_s, groups) => {
-      seen.push(groups.map((g) => g.prompt.id));
-      for (const g of groups) assert.deepEqual(g.rewards, [0, 1, 0, 1]);
+  const steps = await trainGrpo(
+    m,
+    prompts,
+    [designed],
+    { ...base, steps: 3, promptsPerStep: 3, dynamicSampling: true, maxSamplingRounds: 8 },
+    {
+      onRollouts: (_s, groups) => {
+        seen.push(groups.map((g) => g.prompt.id));
+        for (const g of groups) assert.deepEqual(g.rewards, [0, 1, 0, 1]);
+      },
     },
-  });
+  );
   for (const s of steps) {
     assert.equal(s.groups.kept, 3, `step ${s.step} kept ${s.groups.kept}`);
     assert.equal(s.groups.underfilled, 0);
@@ -106,7 +120,13 @@ test('DAPO dynamic sampling drops flat groups and fills the batch; bounded round
   assert.ok(dropped > 0 && rounds > 3, `dropped ${dropped}, rounds ${rounds}`);
 
   // One round only: what is informative is kept, the shortfall is logged.
-  const one = await trainGrpo(m, prompts, [designed], { ...base, steps: 2, promptsPerStep: 6, dynamicSampling: true, maxSamplingRounds: 1 });
+  const one = await trainGrpo(m, prompts, [designed], {
+    ...base,
+    steps: 2,
+    promptsPerStep: 6,
+    dynamicSampling: true,
+    maxSamplingRounds: 1,
+  });
   for (const s of one) {
     assert.equal(s.groups.samplingRounds, 1);
     assert.equal(s.groups.kept + s.groups.dropped, 6);
@@ -114,7 +134,13 @@ test('DAPO dynamic sampling drops flat groups and fills the batch; bounded round
   }
   // Every group flat: nothing kept, no update, no NaN.
   const allFlat: Reward = { name: 'flat', weight: 1, fn: () => 1 };
-  const none = await trainGrpo(m, prompts, [allFlat], { ...base, steps: 1, promptsPerStep: 2, dynamicSampling: true, maxSamplingRounds: 2 });
+  const none = await trainGrpo(m, prompts, [allFlat], {
+    ...base,
+    steps: 1,
+    promptsPerStep: 2,
+    dynamicSampling: true,
+    maxSamplingRounds: 2,
+  });
   assert.equal(none[0].groups.kept, 0);
   assert.equal(none[0].groups.samplingRounds, 2);
   assert.equal(none[0].tokens.trained, 0);
@@ -126,7 +152,12 @@ async function sftWarmup(m: Model, train: readonly Sample[], steps: number, lr: 
   const examples: ReturnType<typeof encodeConversation>[] = [];
   for (const s of train) {
     const imgs = await loadImages(s.images);
-    examples.push(encodeConversation(tok, imgs, grpoPromptsFromSamples([s], 'answer')[0].user, { system: POLICY_SYSTEM, reply: policyReply(s, 'answer') }));
+    examples.push(
+      encodeConversation(tok, imgs, grpoPromptsFromSamples([s], 'answer')[0].user, {
+        system: POLICY_SYSTEM,
+        reply: policyReply(s, 'answer'),
+      }),
+    );
   }
   const per = 16;
   for (let step = 0; step < steps; step++) {
@@ -152,7 +183,16 @@ test('a short GRPO run from a partially trained tiny model raises the mean rewar
     m,
     prompts,
     defaultRewards('answer', { accuracy: 1, format: 0.5 }),
-    { tokenizer: tok, steps: grpoSteps, promptsPerStep: 8, groupSize: 8, maxNewTokens: 8, temperature: 1, lr: Number(process.env.GRPO_TEST_LR ?? 2e-3), seed: 3 },
+    {
+      tokenizer: tok,
+      steps: grpoSteps,
+      promptsPerStep: 8,
+      groupSize: 8,
+      maxNewTokens: 8,
+      temperature: 1,
+      lr: Number(process.env.GRPO_TEST_LR ?? 2e-3),
+      seed: 3,
+    },
     { onStep: (s) => void log.push(s) },
   );
   assert.equal(log.length, grpoSteps);
@@ -162,13 +202,18 @@ test('a short GRPO run from a partially trained tiny model raises the mean rewar
   const last = curve.slice(-k).reduce((a, b) => a + b, 0) / k;
   console.log(`# reward curve: ${curve.map((r) => r.toFixed(3)).join(' ')}`);
   console.log(`# accuracy: ${metrics.map((s) => s.accuracy.toFixed(3)).join(' ')}`);
-  console.log(`# first ${k} steps ${first.toFixed(3)} -> last ${k} steps ${last.toFixed(3)}; step time ${(metrics.reduce((a, s) => a + s.time.total, 0) / metrics.length).toFixed(2)} s`);
+  console.log(
+    `# first ${k} steps ${first.toFixed(3)} -> last ${k} steps ${last.toFixed(3)}; step time ${(metrics.reduce((a, s) => a + s.time.total, 0) / metrics.length).toFixed(2)} s`,
+  );
   for (const s of metrics) {
     for (const v of [s.kl, s.clipLow, s.clipHigh, s.loss, s.completionLength.mean]) assert.ok(Number.isFinite(v));
     if (s.tokens.trained > 0) assert.ok(Number.isFinite(s.entropy) && Number.isFinite(s.ratio));
     assert.ok(s.time.rollout > 0 && s.time.total >= s.time.rollout);
   }
-  assert.ok(last > first + 0.2, `mean reward of the last ${k} steps ${last.toFixed(3)} should beat the first ${k} ${first.toFixed(3)}`);
+  assert.ok(
+    last > first + 0.2,
+    `mean reward of the last ${k} steps ${last.toFixed(3)} should beat the first ${k} ${first.toFixed(3)}`,
+  );
   await m.dispose();
 });
 
@@ -176,43 +221,80 @@ test('a killed-and-resumed GRPO run repeats the uninterrupted run: rewards, loss
   const prompts = grpoPromptsFromSamples(samples.slice(0, 10), 'answer');
   // An untrained model earns no accuracy or format reward: a deterministic function of the text gives
   // the groups spread (advantages), so every step trains.
-  const rewards = [...defaultRewards('answer', { accuracy: 1, format: 0.5 }), { name: 'text', weight: 1, fn: (c: string) => (hashString(c) % 5) / 4 }];
+  const rewards = [
+    ...defaultRewards('answer', { accuracy: 1, format: 0.5 }),
+    { name: 'text', weight: 1, fn: (c: string) => (hashString(c) % 5) / 4 },
+  ];
   // beta > 0 (a reference copy), two update passes (AdamW state matters), a prompt epoch boundary inside the run.
   const opts = {
-    tokenizer: tok, steps: 5, promptsPerStep: 3, groupSize: 4, maxNewTokens: 4, temperature: 1, lr: 2e-3, seed: 9,
-    beta: 0.04, numIterations: 2, schedule: 'cosine' as const, warmupSteps: 1, saveEvery: 2, keepLast: 2, progress: false,
+    tokenizer: tok,
+    steps: 5,
+    promptsPerStep: 3,
+    groupSize: 4,
+    maxNewTokens: 4,
+    temperature: 1,
+    lr: 2e-3,
+    seed: 9,
+    beta: 0.04,
+    numIterations: 2,
+    schedule: 'cosine' as const,
+    warmupSteps: 1,
+    saveEvery: 2,
+    keepLast: 2,
+    progress: false,
   };
   const run = async (out: string, extra: object = {}, hooks: GrpoHooks = {}) => {
     const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 5 });
     const ids: string[][] = [];
     try {
-      const steps = await trainGrpo(m, prompts, rewards, { ...opts, out, ...extra }, { ...hooks, onRollouts: (_s, gs) => void ids.push(gs.map((g) => g.prompt.id)) });
+      const steps = await trainGrpo(
+        m,
+        prompts,
+        rewards,
+        { ...opts, out, ...extra },
+        { ...hooks, onRollouts: (_s, gs) => void ids.push(gs.map((g) => g.prompt.id)) },
+      );
       return { steps, ids };
     } finally {
       await m.dispose();
     }
   };
   const same = (a: GrpoStepMetrics[], b: GrpoStepMetrics[], what: string): void => {
-    assert.deepEqual(a.map((s) => s.step), b.map((s) => s.step), what);
+    assert.deepEqual(
+      a.map((s) => s.step),
+      b.map((s) => s.step),
+      what,
+    );
     a.forEach((s, i) => {
       const w = b[i];
       assert.equal(s.reward.mean, w.reward.mean, `${what}: step ${s.step} reward`);
       assert.deepEqual(s.rewards, w.rewards, `${what}: step ${s.step} reward terms`);
       assert.equal(s.lr, w.lr, `${what}: step ${s.step} lr`);
       for (const k of ['loss', 'kl', 'gradNorm', 'entropy'] as const) {
-        assert.ok(Math.abs(s[k] - w[k]) <= 1e-6 * Math.max(1, Math.abs(w[k])) || (Number.isNaN(s[k]) && Number.isNaN(w[k])), `${what}: step ${s.step} ${k} ${s[k]} vs ${w[k]}`);
+        assert.ok(
+          Math.abs(s[k] - w[k]) <= 1e-6 * Math.max(1, Math.abs(w[k])) || (Number.isNaN(s[k]) && Number.isNaN(w[k])),
+          `${what}: step ${s.step} ${k} ${s[k]} vs ${w[k]}`,
+        );
       }
     });
   };
   const dirA = fs.mkdtempSync(path.join(dir, 'resume-a-'));
   const full = await run(dirA);
   assert.equal(full.steps.length, 5);
-  assert.ok(full.steps.slice(2).some((s) => s.tokens.trained > 0 && s.kl > 0), 'steps after the checkpoint train (and drift from the reference)');
-  console.log(`# uninterrupted: reward ${full.steps.map((s) => s.reward.mean.toFixed(3)).join(' ')}; loss ${full.steps.map((s) => s.loss.toExponential(3)).join(' ')}; kl ${full.steps.map((s) => s.kl.toExponential(2)).join(' ')}`);
+  assert.ok(
+    full.steps.slice(2).some((s) => s.tokens.trained > 0 && s.kl > 0),
+    'steps after the checkpoint train (and drift from the reference)',
+  );
+  console.log(
+    `# uninterrupted: reward ${full.steps.map((s) => s.reward.mean.toFixed(3)).join(' ')}; loss ${full.steps.map((s) => s.loss.toExponential(3)).join(' ')}; kl ${full.steps.map((s) => s.kl.toExponential(2)).join(' ')}`,
+  );
 
   const dirB = fs.mkdtempSync(path.join(dir, 'resume-b-'));
   const killed = await run(dirB, {}, { shouldStop: (s) => s === 3 });
-  assert.deepEqual(listCheckpoints(dirB).map((c) => c.step), [2]);
+  assert.deepEqual(
+    listCheckpoints(dirB).map((c) => c.step),
+    [2],
+  );
   same(killed.steps, full.steps.slice(0, 3), 'before the kill');
   const state = JSON.parse(fs.readFileSync(path.join(dirB, 'checkpoints', 'step-2', 'trainer_state.json'), 'utf8'));
   assert.equal(state.trainer, 'grpo');
@@ -226,11 +308,20 @@ test('a killed-and-resumed GRPO run repeats the uninterrupted run: rewards, loss
   assert.deepEqual(resumed.ids, full.ids.slice(2), 'the same prompts after the resume');
   const logged = readMetrics(path.join(dirB, 'metrics.jsonl')).map((r) => r.step);
   assert.deepEqual(logged, [1, 2, 3, 4, 5], 'metrics.jsonl reads as one run');
-  assert.deepEqual(listCheckpoints(dirB).map((c) => c.step), [4, 5]);
+  assert.deepEqual(
+    listCheckpoints(dirB).map((c) => c.step),
+    [4, 5],
+  );
 
   // Another run's options are refused, naming what changed; so is another trainer's checkpoint.
-  await assert.rejects(run(dirB, { resume: true, groupSize: 3 }), /resume: .*belongs to a different run \(groupSize: checkpoint 4, now 3\)/);
-  await assert.rejects(run(fs.mkdtempSync(path.join(dir, 'resume-c-')), { resume: true }), /no complete checkpoint under/);
+  await assert.rejects(
+    run(dirB, { resume: true, groupSize: 3 }),
+    /resume: .*belongs to a different run \(groupSize: checkpoint 4, now 3\)/,
+  );
+  await assert.rejects(
+    run(fs.mkdtempSync(path.join(dir, 'resume-c-')), { resume: true }),
+    /no complete checkpoint under/,
+  );
   await assert.rejects(run('', { resume: true }), /grpo: resume needs the run folder/);
 });
 
@@ -239,18 +330,61 @@ test('medgr2 grpo: config.json, metrics.jsonl, tensorboard/, checkpoints/, final
   const mod = path.join(dir, 'brevity.cjs');
   fs.writeFileSync(mod, 'exports.brevity = (c) => (c.length < 40 ? 1 : 0);\n');
   const data = path.join(dir, 'medsynth.jsonl');
-  const args = ['grpo', '--model', path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'), '--data', data, '--out', out,
-    '--steps', '2', '--group-size', '4', '--prompts-per-step', '2', '--max-new-tokens', '4', '--lr', '1e-3', '--beta', '0.04',
-    '--reward-module', mod, '--reward-weights', 'accuracy=1,format=0.5,brevity=0.1', '--limit', '8', '--seed', '1'];
+  const args = [
+    'grpo',
+    '--model',
+    path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'),
+    '--data',
+    data,
+    '--out',
+    out,
+    '--steps',
+    '2',
+    '--group-size',
+    '4',
+    '--prompts-per-step',
+    '2',
+    '--max-new-tokens',
+    '4',
+    '--lr',
+    '1e-3',
+    '--beta',
+    '0.04',
+    '--reward-module',
+    mod,
+    '--reward-weights',
+    'accuracy=1,format=0.5,brevity=0.1',
+    '--limit',
+    '8',
+    '--seed',
+    '1',
+  ];
   const r = runCli(args);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /grpo: random-initialized .* 8 prompts, 2 steps x 2 prompts x 4 rollouts; rewards accuracy=1,format=0.5,brevity=0.1/);
+  assert.match(
+    r.stderr,
+    /grpo: random-initialized .* 8 prompts, 2 steps x 2 prompts x 4 rollouts; rewards accuracy=1,format=0.5,brevity=0.1/,
+  );
   assert.match(r.stderr, /grpo 2\/2 100% .*reward=\S+ acc=\S+ kl=\S+/);
   const summary = JSON.parse(r.stdout.trim().split('\n').pop() as string);
   assert.equal(summary.steps, 2);
   const lines = readMetrics(path.join(out, 'metrics.jsonl'));
-  assert.deepEqual(lines.map((l) => l.step), [1, 2]);
-  for (const tag of ['train/reward', 'train/accuracy', 'train/kl', 'train/loss', 'reward/accuracy', 'reward/format', 'reward/brevity', 'time/rollout', 'time/loss_backward', 'completion/length_mean']) {
+  assert.deepEqual(
+    lines.map((l) => l.step),
+    [1, 2],
+  );
+  for (const tag of [
+    'train/reward',
+    'train/accuracy',
+    'train/kl',
+    'train/loss',
+    'reward/accuracy',
+    'reward/format',
+    'reward/brevity',
+    'time/rollout',
+    'time/loss_backward',
+    'completion/length_mean',
+  ]) {
     assert.ok(tag in lines[0], `metrics.jsonl has ${tag}`);
   }
   const cfgFile = path.join(out, 'config.json');
@@ -259,16 +393,26 @@ test('medgr2 grpo: config.json, metrics.jsonl, tensorboard/, checkpoints/, final
   assert.equal(cfg.epsHigh, 0.2);
   assert.equal(cfg.rewardWeights, 'accuracy=1,format=0.5,brevity=0.1');
   assert.ok(fs.readdirSync(path.join(out, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents.')));
-  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2]);
-  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(fs.existsSync(path.join(out, 'final', f)), f);
+  assert.deepEqual(
+    listCheckpoints(out).map((c) => c.step),
+    [2],
+  );
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json'])
+    assert.ok(fs.existsSync(path.join(out, 'final', f)), f);
 
   // The saved config reads back; a constant-lr run may be extended by --steps and resumed.
   const more = runCli(['grpo', '--config', cfgFile, '--steps', '3', '--resume']);
   assert.equal(more.status, 0, more.stderr);
   assert.match(more.stderr, /resumed from .*step-2 \(step 2\)/);
   assert.equal(JSON.parse(more.stdout.trim().split('\n').pop() as string).resumedFrom, 2);
-  assert.deepEqual(readMetrics(path.join(out, 'metrics.jsonl')).map((l) => l.step), [1, 2, 3]);
-  assert.deepEqual(listCheckpoints(out).map((c) => c.step), [2, 3]);
+  assert.deepEqual(
+    readMetrics(path.join(out, 'metrics.jsonl')).map((l) => l.step),
+    [1, 2, 3],
+  );
+  assert.deepEqual(
+    listCheckpoints(out).map((c) => c.step),
+    [2, 3],
+  );
 
   const bad = runCli(['grpo', '--model', 'x.json', '--data', data, '--out', out, '--group-size', '1']);
   assert.notEqual(bad.status, 0);
@@ -277,7 +421,15 @@ test('medgr2 grpo: config.json, metrics.jsonl, tensorboard/, checkpoints/, final
   fs.writeFileSync(unknown, 'groupSize: 4\ngroup_sizes: 3\n');
   const badKey = runCli(['grpo', '--config', unknown]);
   assert.match(badKey.stderr, /unknown\.yaml: unknown key "group_sizes"/);
-  const noFile = runCli(['grpo', '--model', path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'), '--data', path.join(dir, 'nope.jsonl'), '--out', out]);
+  const noFile = runCli([
+    'grpo',
+    '--model',
+    path.join(repoRoot, 'configs/models/tiny-qwen2-vl.json'),
+    '--data',
+    path.join(dir, 'nope.jsonl'),
+    '--out',
+    out,
+  ]);
   assert.match(noFile.stderr, /nope\.jsonl: no such file/);
   assert.equal(noFile.stderr.trim().split('\n').length, 1);
 });

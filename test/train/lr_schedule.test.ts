@@ -24,7 +24,7 @@ test('lr schedule: linear warm-up then cosine to minLrRatio, against hand-comput
   assert.equal(warmupStepsFor(2, 0, 5), 2);
 });
 
-test('lr schedule: the constant shape holds the peak after the warm-up (GRPO\'s default)', () => {
+test("lr schedule: the constant shape holds the peak after the warm-up (GRPO's default)", () => {
   const s = { lr: 1e-3, totalSteps: 10, warmupSteps: 4, minLrRatio: 0.1, shape: 'constant' as const };
   assert.equal(lrAt(0, s), 2.5e-4);
   assert.equal(lrAt(3, s), 1e-3);

@@ -5,9 +5,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Command, CommanderError } from 'commander';
-import { addConfigOptions, readConfigFile, resolveConfig, saveResolvedConfig, type ConfigSchema } from '../../src/cli/config';
 import {
-  listCheckpoints, loadRunCheckpoint, readTensors, resolveCheckpoint, saveRunCheckpoint, writeTensors, TRAINER_STATE_VERSION, type TrainerState,
+  addConfigOptions,
+  readConfigFile,
+  resolveConfig,
+  saveResolvedConfig,
+  type ConfigSchema,
+} from '../../src/cli/config';
+import {
+  listCheckpoints,
+  loadRunCheckpoint,
+  readTensors,
+  resolveCheckpoint,
+  saveRunCheckpoint,
+  writeTensors,
+  TRAINER_STATE_VERSION,
+  type TrainerState,
 } from '../../src/train/run_state';
 import { trainSft, type SftExample } from '../../src/train/sft';
 import { Model, packSequences, nextTokenLabels, tinyConfig, Tensor } from '../../src/index';
@@ -24,8 +37,19 @@ const textExamples: SftExample[] = Array.from({ length: 12 }, (_, i) => ({
 test('trainSft steps follow the schedule; a resume with other batching options is refused by name', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
   const out = tempDir();
-  const r = await trainSft(m, textExamples, { lr: 1e-3, maxSteps: 4, warmupSteps: 2, minLrRatio: 0, tokenBudget: 200, out, progress: false });
-  assert.deepEqual(r.history.map((h) => h.lr), [5e-4, 1e-3, 1e-3, 0]);
+  const r = await trainSft(m, textExamples, {
+    lr: 1e-3,
+    maxSteps: 4,
+    warmupSteps: 2,
+    minLrRatio: 0,
+    tokenBudget: 200,
+    out,
+    progress: false,
+  });
+  assert.deepEqual(
+    r.history.map((h) => h.lr),
+    [5e-4, 1e-3, 1e-3, 0],
+  );
   assert.ok(r.history.every((h) => Number.isFinite(h.loss) && h.loss > 0));
   await assert.rejects(
     trainSft(m, textExamples, { lr: 1e-3, maxSteps: 4, tokenBudget: 200, seed: 9, out, resume: true, progress: false }),
@@ -57,12 +81,29 @@ test('config: defaults < config file (JSON or YAML, any key spelling) < flags; u
 
   assert.deepEqual(parse(['--name', 'x']), { name: 'x', lr: 0.1, epochs: 1, freezeVision: false, style: 'answer' });
   assert.deepEqual(parse(['--config', json]), { name: 'a', lr: 0.2, epochs: 1, freezeVision: true, style: 'answer' });
-  assert.deepEqual(parse(['--config', json, '--lr', '0.5', '--no-freeze-vision', '--name', 'c']), { name: 'c', lr: 0.5, epochs: 1, freezeVision: false, style: 'answer' });
-  assert.deepEqual(parse(['--config', yaml, '--epochs', '7']), { name: 'b', lr: 0.1, epochs: 7, freezeVision: true, style: 'think' });
+  assert.deepEqual(parse(['--config', json, '--lr', '0.5', '--no-freeze-vision', '--name', 'c']), {
+    name: 'c',
+    lr: 0.5,
+    epochs: 1,
+    freezeVision: false,
+    style: 'answer',
+  });
+  assert.deepEqual(parse(['--config', yaml, '--epochs', '7']), {
+    name: 'b',
+    lr: 0.1,
+    epochs: 7,
+    freezeVision: true,
+    style: 'think',
+  });
 
   const unknown = path.join(dir, 'bad.yaml');
   fs.writeFileSync(unknown, 'name: a\nlearning_rate: 0.1\n');
-  assert.throws(() => parse(['--config', unknown]), new RegExp(`^Error: ${unknown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown key "learning_rate" \\(known keys: name, lr, epochs, freezeVision, style\\)$`));
+  assert.throws(
+    () => parse(['--config', unknown]),
+    new RegExp(
+      `^Error: ${unknown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown key "learning_rate" \\(known keys: name, lr, epochs, freezeVision, style\\)$`,
+    ),
+  );
   const badType = path.join(dir, 'type.json');
   fs.writeFileSync(badType, JSON.stringify({ name: 'a', epochs: 1.5 }));
   assert.throws(() => parse(['--config', badType]), /type\.json: key "epochs" expects a whole number, got 1\.5/);
@@ -72,10 +113,19 @@ test('config: defaults < config file (JSON or YAML, any key spelling) < flags; u
   assert.throws(() => parse(['--config', badType]), /type\.json: a config file must hold one mapping/);
   fs.writeFileSync(badType, '{"name": ');
   assert.throws(() => parse(['--config', badType]), /type\.json: not valid JSON/);
-  assert.throws(() => parse(['--config', path.join(dir, 'missing.yaml')]), /missing\.yaml: cannot read the config file \(ENOENT\)/);
+  assert.throws(
+    () => parse(['--config', path.join(dir, 'missing.yaml')]),
+    /missing\.yaml: cannot read the config file \(ENOENT\)/,
+  );
   assert.throws(() => parse([]), /missing --name \(or "name" in a --config file\)/);
-  assert.throws(() => parse(['--name', 'a', '--lr', 'fast']), (e: unknown) => e instanceof CommanderError && /--lr expects a number, got "fast"/.test(e.message));
-  assert.throws(() => parse(['--name', 'a', '--lr', '-1']), (e: unknown) => e instanceof CommanderError && /--lr must be >= 0/.test(e.message));
+  assert.throws(
+    () => parse(['--name', 'a', '--lr', 'fast']),
+    (e: unknown) => e instanceof CommanderError && /--lr expects a number, got "fast"/.test(e.message),
+  );
+  assert.throws(
+    () => parse(['--name', 'a', '--lr', '-1']),
+    (e: unknown) => e instanceof CommanderError && /--lr must be >= 0/.test(e.message),
+  );
 
   // The saved resolved config reads back as a config file and reproduces the run's options.
   const resolved = parse(['--config', yaml, '--lr', '0.3']);
@@ -86,7 +136,13 @@ test('config: defaults < config file (JSON or YAML, any key spelling) < flags; u
 
 function capture(tty: boolean) {
   const writes: string[] = [];
-  return { writes, stream: Object.assign({ write: (s: string) => (writes.push(s), true) }, tty ? { isTTY: true, columns: 200 } : {}) as unknown as NodeJS.WriteStream };
+  return {
+    writes,
+    stream: Object.assign(
+      { write: (s: string) => (writes.push(s), true) },
+      tty ? { isTTY: true, columns: 200 } : {},
+    ) as unknown as NodeJS.WriteStream,
+  };
 }
 
 test('progress: plain lines at most every interval (first and last always), rate and ETA; a bar on a terminal', () => {
@@ -120,8 +176,9 @@ test('progress: plain lines at most every interval (first and last always), rate
   q.update(4);
   q.done();
   assert.ok(term.writes.every((w) => w === '\n' || w.startsWith('\r')));
-  // eslint-disable-next-line no-control-regex -- the line ends with the terminal's erase-line sequence (ESC [K)
-  assert.match(term.writes[term.writes.length - 2], /^\reval \[#{20}\] 4\/4 100% 1\.00 it\/s elapsed 0:04 ETA 0:00\u001b\[K$/u);
+  // The line ends with the terminal's erase-line sequence (ESC [K).
+  const bar = '#'.repeat(20);
+  assert.equal(term.writes[term.writes.length - 2], `\reval [${bar}] 4/4 100% 1.00 it/s elapsed 0:04 ETA 0:00\u001b[K`);
   assert.equal(term.writes[term.writes.length - 1], '\n');
 
   const slow = capture(false);
@@ -135,7 +192,7 @@ test('progress: plain lines at most every interval (first and last always), rate
   assert.equal(formatDuration(59.6), '1:00');
 });
 
-test('metrics: JSONL + TensorBoard under the run folder; a resume drops the dead run\'s lines past its checkpoint', () => {
+test("metrics: JSONL + TensorBoard under the run folder; a resume drops the dead run's lines past its checkpoint", () => {
   const dir = tempDir();
   let t = 100;
   const m = new MetricsLogger(dir, { now: () => t++ });
@@ -160,16 +217,32 @@ test('metrics: JSONL + TensorBoard under the run folder; a resume drops the dead
   const again = new MetricsLogger(dir, { resumeStep: 2, tensorboard: false, now: () => 200 });
   again.log(3, { 'train/loss': 0.9 });
   again.close();
-  assert.deepEqual(readMetrics(path.join(dir, 'metrics.jsonl')).map((r) => [r.step, r['train/loss'] ?? r['eval/loss']]), [[1, 2], [2, 1.5], [2, null], [3, 0.9]]);
+  assert.deepEqual(
+    readMetrics(path.join(dir, 'metrics.jsonl')).map((r) => [r.step, r['train/loss'] ?? r['eval/loss']]),
+    [
+      [1, 2],
+      [2, 1.5],
+      [2, null],
+      [3, 0.9],
+    ],
+  );
   fs.writeFileSync(path.join(dir, 'bad.jsonl'), '{"step": 1}\nnot json\n{"step": 2}\n');
   assert.throws(() => readMetrics(path.join(dir, 'bad.jsonl')), /bad\.jsonl:2: not a JSON object/);
 });
 
 function state(step: number): TrainerState {
   return {
-    version: TRAINER_STATE_VERSION, trainer: 'test', step, epoch: 0, batchIndex: step, seed: 3,
+    version: TRAINER_STATE_VERSION,
+    trainer: 'test',
+    step,
+    epoch: 0,
+    batchIndex: step,
+    seed: 3,
     scheduler: { step, totalSteps: 10, warmupSteps: 1, lr: 1e-3, minLrRatio: 0 },
-    tokensSeen: 0, samplesSeen: 0, fingerprint: { data: 1 }, savedAt: new Date(0).toISOString(),
+    tokensSeen: 0,
+    samplesSeen: 0,
+    fingerprint: { data: 1 },
+    savedAt: new Date(0).toISOString(),
   };
 }
 
@@ -188,10 +261,14 @@ test('run checkpoints: weights + optimizer + trainer state round-trip bit-exactl
     await m.optimizerStep({ lr: 1e-2 });
     await saveRunCheckpoint(dir, m, state(step), { keepLast: 2 });
   }
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [2, 3]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [2, 3],
+  );
   const latest = resolveCheckpoint(dir, 'latest');
   assert.equal(latest, path.join(dir, 'checkpoints', 'step-3'));
-  for (const f of ['config.json', 'model.safetensors', 'optimizer.safetensors', 'trainer_state.json']) assert.ok(fs.existsSync(path.join(latest, f)), f);
+  for (const f of ['config.json', 'model.safetensors', 'optimizer.safetensors', 'trainer_state.json'])
+    assert.ok(fs.existsSync(path.join(latest, f)), f);
   assert.equal(resolveCheckpoint(dir, 2), path.join(dir, 'checkpoints', 'step-2'));
   assert.equal(resolveCheckpoint(dir, latest), latest);
 
@@ -224,7 +301,10 @@ test('run checkpoints: weights + optimizer + trainer state round-trip bit-exactl
   await saveRunCheckpoint(dir, again, state(4), { keepLast: 2 });
   await again.dispose();
   assert.ok(!fs.existsSync(path.join(dir, 'checkpoints', '.step-10.tmp-999999')));
-  assert.deepEqual(listCheckpoints(dir).map((c) => c.step), [3, 4]);
+  assert.deepEqual(
+    listCheckpoints(dir).map((c) => c.step),
+    [3, 4],
+  );
 
   const file = path.join(dir, 't.safetensors');
   await writeTensors(file, {

@@ -5,7 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
-  replaceDirAtomic, writeFileAtomic, writeFileAtomicSync, writeJsonAtomicSync, writeViaTempSync,
+  replaceDirAtomic,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  writeJsonAtomicSync,
+  writeViaTempSync,
 } from '../../src/util/atomic_write';
 import { tempDir } from '../helpers/world';
 
@@ -18,10 +22,14 @@ test('files: written, replaced, and a failed fill leaves the old content and no 
   assert.equal(fs.readFileSync(f, 'utf8'), '{\n  "a": 1\n}\n');
   await writeFileAtomic(f, 'new');
   assert.equal(fs.readFileSync(f, 'utf8'), 'new');
-  assert.throws(() => writeViaTempSync(f, (tmp) => {
-    fs.writeFileSync(tmp, 'half');
-    throw new Error('disk full');
-  }), /disk full/);
+  assert.throws(
+    () =>
+      writeViaTempSync(f, (tmp) => {
+        fs.writeFileSync(tmp, 'half');
+        throw new Error('disk full');
+      }),
+    /disk full/,
+  );
   assert.equal(fs.readFileSync(f, 'utf8'), 'new');
   assert.deepEqual(listing(path.dirname(f)), ['a.json']);
   writeFileAtomicSync(f, new Uint8Array([1, 2, 3]));
@@ -41,11 +49,14 @@ test('folders: put in place whole, an older one replaced whole, a failed fill ch
     fs.writeFileSync(path.join(tmp, 'new.txt'), '2');
   });
   assert.deepEqual(listing(target), ['new.txt'], 'no file of the older folder survives');
-  await assert.rejects(replaceDirAtomic(target, async (tmp) => {
-    fs.mkdirSync(tmp);
-    fs.writeFileSync(path.join(tmp, 'partial.txt'), '3');
-    throw new Error('killed');
-  }), /killed/);
+  await assert.rejects(
+    replaceDirAtomic(target, async (tmp) => {
+      fs.mkdirSync(tmp);
+      fs.writeFileSync(path.join(tmp, 'partial.txt'), '3');
+      throw new Error('killed');
+    }),
+    /killed/,
+  );
   assert.deepEqual(listing(target), ['new.txt']);
   assert.deepEqual(listing(dir), ['model'], 'no temp folder left');
 });

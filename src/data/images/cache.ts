@@ -19,11 +19,12 @@ const HEADER = MAGIC.length + 8;
 /** Bump when the resize output changes (kernel, decoder behaviour), so old entries stop matching. */
 const FORMAT_VERSION = 1;
 
-
 export function cacheKey(content: Uint8Array, rule: SizeRule): string {
   return createHash('sha256')
     .update(content)
-    .update(JSON.stringify({ v: FORMAT_VERSION, factor: rule.factor, minPixels: rule.minPixels, maxPixels: rule.maxPixels }))
+    .update(
+      JSON.stringify({ v: FORMAT_VERSION, factor: rule.factor, minPixels: rule.minPixels, maxPixels: rule.maxPixels }),
+    )
     .digest('hex');
 }
 

@@ -46,9 +46,16 @@ export function windowLinear(x: number, center: number, width: number): number {
   return Math.round(((x - (center - 0.5)) / (width - 1) + 0.5) * 255);
 }
 
-/** The stored pixel values of the first frame: only the stored bits (overlay bits above them are dropped), sign-extended. */
+/** The stored pixel values of the first frame: only the stored bits (overlay bits above them are dropped),
+ *  sign-extended. */
 function storedValues(
-  bytes: Uint8Array, offset: number, n: number, bitsAllocated: number, bitsStored: number, signed: boolean, littleEndian: boolean,
+  bytes: Uint8Array,
+  offset: number,
+  n: number,
+  bitsAllocated: number,
+  bitsStored: number,
+  signed: boolean,
+  littleEndian: boolean,
 ): Float64Array | Int32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, n * (bitsAllocated / 8));
   if (bitsAllocated === 32) {
@@ -95,7 +102,8 @@ export function decodeDicom(bytes: Uint8Array, file = '<buffer>'): RgbImage {
   }
   const pixel = ds.elements.x7fe00010;
   if (!pixel) fail('DICOM file has no pixel data (7FE0,0010)');
-  if (pixel.encapsulatedPixelData) fail('DICOM pixel data is encapsulated (compressed); decompress it first, e.g. gdcmconv --raw');
+  if (pixel.encapsulatedPixelData)
+    fail('DICOM pixel data is encapsulated (compressed); decompress it first, e.g. gdcmconv --raw');
 
   const rows = ds.uint16('x00280010') ?? fail('DICOM file has no Rows (0028,0010)');
   const cols = ds.uint16('x00280011') ?? fail('DICOM file has no Columns (0028,0011)');
@@ -106,18 +114,22 @@ export function decodeDicom(bytes: Uint8Array, file = '<buffer>'): RgbImage {
   const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim().toUpperCase();
   if (rows <= 0 || cols <= 0) fail(`DICOM image size ${cols}x${rows}`);
   if (![8, 16, 32].includes(bitsAllocated)) fail(`DICOM BitsAllocated ${bitsAllocated} (supported: 8, 16, 32)`);
-  if (bitsStored < 1 || bitsStored > bitsAllocated) fail(`DICOM BitsStored ${bitsStored} with BitsAllocated ${bitsAllocated}`);
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    fail(`DICOM BitsStored ${bitsStored} with BitsAllocated ${bitsAllocated}`);
 
   const frameBytes = rows * cols * samples * (bitsAllocated / 8);
   const available = Math.min(pixel.length, bytes.length - pixel.dataOffset);
   if (available < frameBytes) {
-    fail(`truncated DICOM pixel data: a ${cols}x${rows} frame needs ${frameBytes} bytes, the file holds ${Math.max(0, available)}`);
+    fail(
+      `truncated DICOM pixel data: a ${cols}x${rows} frame needs ${frameBytes} bytes, the file holds ${Math.max(0, available)}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + pixel.dataOffset, frameBytes);
   const out = new Uint8Array(rows * cols * 3);
 
   if (photometric === 'RGB') {
-    if (samples !== 3 || bitsAllocated !== 8) fail(`DICOM RGB with ${samples} samples of ${bitsAllocated} bits (supported: 3 x 8)`);
+    if (samples !== 3 || bitsAllocated !== 8)
+      fail(`DICOM RGB with ${samples} samples of ${bitsAllocated} bits (supported: 3 x 8)`);
     const planar = (ds.uint16('x00280006') ?? 0) === 1;
     const n = rows * cols;
     for (let i = 0; i < n; i++) {
@@ -149,7 +161,8 @@ export function decodeDicom(bytes: Uint8Array, file = '<buffer>'): RgbImage {
   const center = ds.floatString('x00281050', 0);
   const width = ds.floatString('x00281051', 0);
   const invert = photometric === 'MONOCHROME1';
-  const useWindow = center !== undefined && width !== undefined && Number.isFinite(center) && Number.isFinite(width) && width >= 1;
+  const useWindow =
+    center !== undefined && width !== undefined && Number.isFinite(center) && Number.isFinite(width) && width >= 1;
   const range = max - min;
   const grey = (raw: number): number => {
     const v = raw * slope + intercept;

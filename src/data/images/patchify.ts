@@ -65,7 +65,9 @@ export function patchify(img: RgbImage, rule: PatchRule = QWEN2VL_PATCH_RULE): P
   const { patchSize: P, mergeSize: M, temporalPatchSize: T } = rule;
   const factor = P * M;
   if (img.width % factor !== 0 || img.height % factor !== 0) {
-    throw new Error(`patchify: image ${img.width}x${img.height} is not a multiple of ${factor} on both sides; resize it first`);
+    throw new Error(
+      `patchify: image ${img.width}x${img.height} is not a multiple of ${factor} on both sides; resize it first`,
+    );
   }
   const lut = rule === QWEN2VL_PATCH_RULE ? defaultTable : normalizationTable(rule);
   const gh = img.height / P;

@@ -47,7 +47,11 @@ export async function modelImage(bytes: Uint8Array, name: string, opts: Processo
   return resized;
 }
 
-export async function processImage(bytes: Uint8Array, name: string, opts: ProcessorOptions = {}): Promise<ProcessedImage> {
+export async function processImage(
+  bytes: Uint8Array,
+  name: string,
+  opts: ProcessorOptions = {},
+): Promise<ProcessedImage> {
   const img = await modelImage(bytes, name, opts);
   const p = patchify(img, opts.patch ?? QWEN2VL_PATCH_RULE);
   return { pixelValues: p.pixelValues, grid: p.grid, numPatches: p.numPatches, width: img.width, height: img.height };

@@ -49,7 +49,8 @@ function precompute(inSize: number, outSize: number): Coeffs {
     }
     for (let x = 0; x < ksize; x++) {
       const v = x < xmax && ww !== 0 ? w[x] / ww : 0;
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
+      kk[xx * ksize + x] =
+        v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
     }
     bounds[2 * xx] = xmin;
     bounds[2 * xx + 1] = xmax;

@@ -27,7 +27,10 @@ export function smartResize(height: number, width: number, rule: Partial<SizeRul
     throw new Error(`smartResize: need 0 < minPixels <= maxPixels, got minPixels ${minPixels}, maxPixels ${maxPixels}`);
   }
   const ratio = Math.max(height, width) / Math.min(height, width);
-  if (ratio > 200) throw new Error(`image aspect ratio ${ratio.toFixed(1)} is above 200 (${width}x${height}); the Qwen2-VL processor refuses it`);
+  if (ratio > 200)
+    throw new Error(
+      `image aspect ratio ${ratio.toFixed(1)} is above 200 (${width}x${height}); the Qwen2-VL processor refuses it`,
+    );
   let h = roundHalfEven(height / factor) * factor;
   let w = roundHalfEven(width / factor) * factor;
   if (h * w > maxPixels) {

@@ -3,7 +3,15 @@
 // question and must list its options ("A. …" / "A) …" / "(A) …"); the reply after it is the answer.
 import { parseLetteredOptions } from './options';
 import { answerText } from '../answer_grammar';
-import { BadRecordError, firstStringField, imagesField, stringField, type Importer, type RawSample, type SourceObject } from './types';
+import {
+  BadRecordError,
+  firstStringField,
+  imagesField,
+  stringField,
+  type Importer,
+  type RawSample,
+  type SourceObject,
+} from './types';
 
 interface Turn {
   speaker: 'human' | 'gpt' | 'other';
@@ -19,7 +27,8 @@ function turnsOf(rec: SourceObject): Turn[] {
     const who = String(o.from ?? o.role ?? '').toLowerCase();
     const text = o.value ?? o.content;
     if (typeof text !== 'string') throw new BadRecordError(`conversations[${i}] has no text ('value')`);
-    const speaker = who === 'human' || who === 'user' ? 'human' : who === 'gpt' || who === 'assistant' ? 'gpt' : 'other';
+    const speaker =
+      who === 'human' || who === 'user' ? 'human' : who === 'gpt' || who === 'assistant' ? 'gpt' : 'other';
     return { speaker, text };
   });
 }
@@ -35,7 +44,8 @@ export const llavaImporter: Importer = {
     if (a < 0) throw new BadRecordError('no gpt reply after the human turn');
     const question = turns[q].text.replace(/<image>/g, '').trim();
     const parsed = parseLetteredOptions(question);
-    if (!parsed) throw new BadRecordError('the human turn lists no lettered options (medgr2 samples are multiple choice)');
+    if (!parsed)
+      throw new BadRecordError('the human turn lists no lettered options (medgr2 samples are multiple choice)');
     return {
       id: firstStringField(rec, ['id', 'question_id']),
       dataset: stringField(rec, 'dataset'),

@@ -16,7 +16,9 @@ export const medgr2AuthorsImporter: Importer = {
     if (!options) {
       const parsed = parseChooseSuffix(question);
       if (!parsed) {
-        throw new BadRecordError(`no 'options' and the question has no "Please choose one of the following: … or …" list`);
+        throw new BadRecordError(
+          `no 'options' and the question has no "Please choose one of the following: … or …" list`,
+        );
       }
       options = parsed.options;
     }

@@ -1,6 +1,14 @@
 // medgr2's own canonical JSONL (src/data/sample_json.ts), as `data import --out x.jsonl` writes it,
 // so such a file can be imported, split or scored like any other.
-import { imagesField, optionsArray, stringField, BadRecordError, type Importer, type RawSample, type SourceObject } from './types';
+import {
+  imagesField,
+  optionsArray,
+  stringField,
+  BadRecordError,
+  type Importer,
+  type RawSample,
+  type SourceObject,
+} from './types';
 
 export const medgr2JsonlImporter: Importer = {
   format: 'medgr2-jsonl',

@@ -2,7 +2,8 @@
 // ../answer_grammar.ts).
 import { LETTERS } from '../answer_grammar';
 
-/** The MedGR² authors' suffix: "... Please choose one of the following: X or Y or Z or W. You must pick only one answer." */
+/** The MedGR² authors' suffix:
+ *  "... Please choose one of the following: X or Y or Z or W. You must pick only one answer." */
 const CHOOSE_SUFFIX = /\s*Please choose one of the following:\s*([\s\S]*?)\.?\s*You must pick only one answer\.?\s*$/;
 
 export interface ParsedOptions {
@@ -36,7 +37,7 @@ const MARKER_STYLES: Array<(letter: string) => RegExp> = [
 
 interface Marker {
   start: number; // where the marker begins (after its leading separator)
-  end: number;   // where the option text begins
+  end: number; // where the option text begins
 }
 
 function findMarkers(text: string, style: (letter: string) => RegExp): Marker[] {
@@ -69,13 +70,7 @@ export function parseLetteredOptions(text: string): ParsedOptions | undefined {
         const nl = text.indexOf('\n', markers[i].end);
         if (nl >= 0 && nl < end) end = nl;
       }
-      options.push(
-        text
-          .slice(markers[i].end, end)
-          .trim()
-          .replace(/[,;]$/, '')
-          .trim(),
-      );
+      options.push(text.slice(markers[i].end, end).trim().replace(/[,;]$/, '').trim());
     }
     if (options.some((o) => o.length === 0)) continue;
     return { stem: text.slice(0, markers[0].start).trim(), options };

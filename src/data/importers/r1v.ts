@@ -3,7 +3,15 @@
 // the group); fields with those names are used when present.
 import { parseLetteredOptions } from './options';
 import { answerText } from '../answer_grammar';
-import { BadRecordError, firstStringField, imagesField, stringField, type Importer, type RawSample, type SourceObject } from './types';
+import {
+  BadRecordError,
+  firstStringField,
+  imagesField,
+  stringField,
+  type Importer,
+  type RawSample,
+  type SourceObject,
+} from './types';
 
 export const r1vImporter: Importer = {
   format: 'r1v',

@@ -9,7 +9,8 @@ type Draw = (c: Canvas, S: number, p: Prng) => void;
 function ctBrain(c: Canvas, S: number, p: Prng): void {
   c.ellipse(S / 2, S / 2, 0.4 * S, 0.46 * S, grey(0.97));
   c.ellipse(S / 2, S / 2, 0.36 * S, 0.42 * S, grey(0.45));
-  for (const side of [-1, 1]) c.ellipse(S / 2 + side * 0.06 * S, S / 2, 0.035 * S, 0.11 * S, grey(0.15), 1, side * 0.25);
+  for (const side of [-1, 1])
+    c.ellipse(S / 2 + side * 0.06 * S, S / 2, 0.035 * S, 0.11 * S, grey(0.15), 1, side * 0.25);
   c.ellipse(S / 2, S * (0.5 + p.range(-0.01, 0.01)), 0.01 * S, 0.3 * S, grey(0.6), 0.6);
 }
 
@@ -32,9 +33,19 @@ function mriBrain(c: Canvas, S: number, p: Prng): void {
   c.ellipse(S / 2, S / 2, 0.41 * S, 0.47 * S, grey(0.85));
   c.ellipse(S / 2, S / 2, 0.385 * S, 0.445 * S, grey(0.08));
   const ph = p.range(0, 6.3);
-  c.blob(S / 2, S / 2, 0.345 * S, [{ k: 14, amp: 0.03, phase: ph }, { k: 23, amp: 0.015, phase: ph * 2 }], grey(0.68));
+  c.blob(
+    S / 2,
+    S / 2,
+    0.345 * S,
+    [
+      { k: 14, amp: 0.03, phase: ph },
+      { k: 23, amp: 0.015, phase: ph * 2 },
+    ],
+    grey(0.68),
+  );
   c.ellipse(S / 2, S / 2, 0.27 * S, 0.33 * S, grey(0.5));
-  for (const side of [-1, 1]) c.ellipse(S / 2 + side * 0.06 * S, S / 2, 0.035 * S, 0.11 * S, grey(0.95), 1, side * 0.25);
+  for (const side of [-1, 1])
+    c.ellipse(S / 2 + side * 0.06 * S, S / 2, 0.035 * S, 0.11 * S, grey(0.95), 1, side * 0.25);
 }
 
 function mriKnee(c: Canvas, S: number): void {
@@ -72,7 +83,15 @@ function xrayChest(c: Canvas, S: number): void {
       }
       c.polyline(pts, 0.025 * S, grey(0.85), 0.35);
     }
-    c.polyline([[S / 2, 0.16 * S], [S / 2 + side * 0.34 * S, 0.12 * S]], 0.035 * S, grey(0.9), 0.8);
+    c.polyline(
+      [
+        [S / 2, 0.16 * S],
+        [S / 2 + side * 0.34 * S, 0.12 * S],
+      ],
+      0.035 * S,
+      grey(0.9),
+      0.8,
+    );
   }
 }
 
@@ -84,7 +103,7 @@ function xrayHand(c: Canvas, S: number): void {
     const x = xs[i] * S;
     c.rect(x - 0.045 * S, tops[i] * S, x + 0.045 * S, 0.7 * S, grey(0.4), 1, 0.04 * S);
     for (let k = 0; k < 3; k++) {
-      const y0 = (tops[i] + 0.02 + k * (0.6 - tops[i]) / 3) * S;
+      const y0 = (tops[i] + 0.02 + (k * (0.6 - tops[i])) / 3) * S;
       c.rect(x - 0.022 * S, y0, x + 0.022 * S, y0 + ((0.6 - tops[i]) / 3 - 0.025) * S, grey(0.85), 1, 0.01 * S);
     }
   }
@@ -166,7 +185,12 @@ export function octBand(xf: number): [number, number] {
 function oct(c: Canvas, S: number): void {
   // Layers from inner to outer retina: bright nerve fibre layer, darker nuclear layers, bright RPE.
   const layers: [number, number][] = [
-    [0.0, 0.85], [0.08, 0.45], [0.3, 0.6], [0.48, 0.3], [0.72, 0.5], [0.86, 0.95],
+    [0.0, 0.85],
+    [0.08, 0.45],
+    [0.3, 0.6],
+    [0.48, 0.3],
+    [0.72, 0.5],
+    [0.86, 0.95],
   ];
   for (let x = 0; x < S; x++) {
     const [top, bottom] = octBand((x + 0.5) / S);
@@ -228,7 +252,7 @@ export function postprocess(modality: Modality, c: Canvas, prng: Prng): void {
       break;
     case 'X-Ray':
       c.blur(1);
-      c.multiply((x, y) => 1 - 0.35 * (((x / S - 0.5) * 2) ** 2 + ((y / S - 0.5) * 2) ** 2) / 2);
+      c.multiply((x, y) => 1 - (0.35 * (((x / S - 0.5) * 2) ** 2 + ((y / S - 0.5) * 2) ** 2)) / 2);
       c.noise(prng, 0.015);
       break;
     case 'Ultrasound': {

@@ -33,7 +33,15 @@ export class Canvas {
    * Fills the region where `inside(x, y)` (a signed distance in pixels, negative inside) is below
    * zero, with a 1-pixel anti-aliased edge, over the bounding box [x0, x1) × [y0, y1).
    */
-  fillSdf(x0: number, y0: number, x1: number, y1: number, sdf: (x: number, y: number) => number, color: Rgb, alpha = 1): void {
+  fillSdf(
+    x0: number,
+    y0: number,
+    x1: number,
+    y1: number,
+    sdf: (x: number, y: number) => number,
+    color: Rgb,
+    alpha = 1,
+  ): void {
     const xa = Math.max(0, Math.floor(x0));
     const ya = Math.max(0, Math.floor(y0));
     const xb = Math.min(this.width, Math.ceil(x1));
@@ -52,14 +60,22 @@ export class Canvas {
     const c = Math.cos(angle);
     const s = Math.sin(angle);
     const r = Math.max(rx, ry) + 1;
-    this.fillSdf(cx - r, cy - r, cx + r, cy + r, (x, y) => {
-      const dx = x - cx;
-      const dy = y - cy;
-      const u = (dx * c + dy * s) / rx;
-      const v = (-dx * s + dy * c) / ry;
-      // Approximate signed distance: radial distance scaled by the smaller radius.
-      return (Math.sqrt(u * u + v * v) - 1) * Math.min(rx, ry);
-    }, color, alpha);
+    this.fillSdf(
+      cx - r,
+      cy - r,
+      cx + r,
+      cy + r,
+      (x, y) => {
+        const dx = x - cx;
+        const dy = y - cy;
+        const u = (dx * c + dy * s) / rx;
+        const v = (-dx * s + dy * c) / ry;
+        // Approximate signed distance: radial distance scaled by the smaller radius.
+        return (Math.sqrt(u * u + v * v) - 1) * Math.min(rx, ry);
+      },
+      color,
+      alpha,
+    );
   }
 
   circle(cx: number, cy: number, r: number, color: Rgb, alpha = 1): void {
@@ -67,16 +83,31 @@ export class Canvas {
   }
 
   /** A disc whose radius varies with angle: r(θ) = r · (1 + Σ amp·sin(k·θ + phase)). */
-  blob(cx: number, cy: number, r: number, harmonics: readonly { k: number; amp: number; phase: number }[], color: Rgb, alpha = 1): void {
+  blob(
+    cx: number,
+    cy: number,
+    r: number,
+    harmonics: readonly { k: number; amp: number; phase: number }[],
+    color: Rgb,
+    alpha = 1,
+  ): void {
     const maxR = r * (1 + harmonics.reduce((s, h) => s + Math.abs(h.amp), 0)) + 1;
-    this.fillSdf(cx - maxR, cy - maxR, cx + maxR, cy + maxR, (x, y) => {
-      const dx = x - cx;
-      const dy = y - cy;
-      const th = Math.atan2(dy, dx);
-      let rr = 1;
-      for (const h of harmonics) rr += h.amp * Math.sin(h.k * th + h.phase);
-      return Math.sqrt(dx * dx + dy * dy) - r * rr;
-    }, color, alpha);
+    this.fillSdf(
+      cx - maxR,
+      cy - maxR,
+      cx + maxR,
+      cy + maxR,
+      (x, y) => {
+        const dx = x - cx;
+        const dy = y - cy;
+        const th = Math.atan2(dy, dx);
+        let rr = 1;
+        for (const h of harmonics) rr += h.amp * Math.sin(h.k * th + h.phase);
+        return Math.sqrt(dx * dx + dy * dy) - r * rr;
+      },
+      color,
+      alpha,
+    );
   }
 
   rect(x0: number, y0: number, x1: number, y1: number, color: Rgb, alpha = 1, radius = 0): void {
@@ -84,12 +115,20 @@ export class Canvas {
     const cy = (y0 + y1) / 2;
     const hx = (x1 - x0) / 2 - radius;
     const hy = (y1 - y0) / 2 - radius;
-    this.fillSdf(x0 - 1, y0 - 1, x1 + 1, y1 + 1, (x, y) => {
-      const qx = Math.abs(x - cx) - hx;
-      const qy = Math.abs(y - cy) - hy;
-      const out = Math.hypot(Math.max(qx, 0), Math.max(qy, 0));
-      return out + Math.min(Math.max(qx, qy), 0) - radius;
-    }, color, alpha);
+    this.fillSdf(
+      x0 - 1,
+      y0 - 1,
+      x1 + 1,
+      y1 + 1,
+      (x, y) => {
+        const qx = Math.abs(x - cx) - hx;
+        const qy = Math.abs(y - cy) - hy;
+        const out = Math.hypot(Math.max(qx, 0), Math.max(qy, 0));
+        return out + Math.min(Math.max(qx, qy), 0) - radius;
+      },
+      color,
+      alpha,
+    );
   }
 
   /** A thick polyline through the points. */
@@ -101,10 +140,18 @@ export class Canvas {
       const vx = bx - ax;
       const vy = by - ay;
       const len2 = vx * vx + vy * vy || 1;
-      this.fillSdf(Math.min(ax, bx) - h - 1, Math.min(ay, by) - h - 1, Math.max(ax, bx) + h + 1, Math.max(ay, by) + h + 1, (x, y) => {
-        const t = Math.max(0, Math.min(1, ((x - ax) * vx + (y - ay) * vy) / len2));
-        return Math.hypot(x - ax - t * vx, y - ay - t * vy) - h;
-      }, color, alpha);
+      this.fillSdf(
+        Math.min(ax, bx) - h - 1,
+        Math.min(ay, by) - h - 1,
+        Math.max(ax, bx) + h + 1,
+        Math.max(ay, by) + h + 1,
+        (x, y) => {
+          const t = Math.max(0, Math.min(1, ((x - ax) * vx + (y - ay) * vy) / len2));
+          return Math.hypot(x - ax - t * vx, y - ay - t * vy) - h;
+        },
+        color,
+        alpha,
+      );
     }
   }
 

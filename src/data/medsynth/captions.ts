@@ -37,7 +37,11 @@ function findingClause(disease: string, prng: Prng): string {
  * `noise`, by a wrong one (another modality, any other anatomy, another finding of the modality or
  * "Normal").
  */
-export function captionFacts(t: Pick<ImageTruth, 'modality' | 'anatomy' | 'disease'>, noise: number, prng: Prng): CaptionFacts {
+export function captionFacts(
+  t: Pick<ImageTruth, 'modality' | 'anatomy' | 'disease'>,
+  noise: number,
+  prng: Prng,
+): CaptionFacts {
   const wrong = (all: readonly string[], right: string) => prng.pick(all.filter((x) => x !== right));
   const spec = MODALITY_SPECS[t.modality];
   return {

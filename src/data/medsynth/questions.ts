@@ -4,7 +4,15 @@
 import type { Prng } from '../../util/prng';
 import type { ImageTruth } from './truth';
 import {
-  ALL_ANATOMIES, COUNTS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, QUADRANTS, QUESTION_TEXT, type Task,
+  ALL_ANATOMIES,
+  COUNTS,
+  GRADES,
+  MODALITIES,
+  MODALITY_SPECS,
+  NORMAL,
+  QUADRANTS,
+  QUESTION_TEXT,
+  type Task,
 } from './vocab';
 
 /** A record as OmniMedVQA writes them (plus nothing else, so importers need no special case). */
@@ -52,17 +60,37 @@ function others(all: readonly string[], answer: string): string[] {
 function drafts(t: ImageTruth, prng: Prng): Draft[] {
   const spec = MODALITY_SPECS[t.modality];
   const out: Draft[] = [];
-  out.push({ task: 'Modality Recognition', kind: 'modality', answer: t.modality, distractors: prng.shuffle(others(MODALITIES, t.modality)).slice(0, 3) });
+  out.push({
+    task: 'Modality Recognition',
+    kind: 'modality',
+    answer: t.modality,
+    distractors: prng.shuffle(others(MODALITIES, t.modality)).slice(0, 3),
+  });
   // Same-modality anatomies first (the hard distractors), then others.
   const sameModality = prng.shuffle(others(spec.anatomies, t.anatomy));
   const rest = prng.shuffle(ALL_ANATOMIES.filter((a) => a !== t.anatomy && !sameModality.includes(a)));
-  out.push({ task: 'Anatomy Identification', kind: 'anatomy', answer: t.anatomy, distractors: [...sameModality, ...rest].slice(0, 3) });
+  out.push({
+    task: 'Anatomy Identification',
+    kind: 'anatomy',
+    answer: t.anatomy,
+    distractors: [...sameModality, ...rest].slice(0, 3),
+  });
   const diagnoses = [NORMAL, ...spec.findings.map((f) => f.name)];
-  out.push({ task: 'Disease Diagnosis', kind: 'diagnosis', answer: t.disease, distractors: others(diagnoses, t.disease) });
+  out.push({
+    task: 'Disease Diagnosis',
+    kind: 'diagnosis',
+    answer: t.disease,
+    distractors: others(diagnoses, t.disease),
+  });
   if (t.lesion) {
     const grade = GRADES[t.lesion.grade - 1];
     out.push({ task: 'Lesion Grading', kind: 'grade', answer: grade, distractors: others(GRADES, grade) });
-    out.push({ task: 'Other Biological Attributes', kind: 'location', answer: t.lesion.quadrant, distractors: others(QUADRANTS, t.lesion.quadrant) });
+    out.push({
+      task: 'Other Biological Attributes',
+      kind: 'location',
+      answer: t.lesion.quadrant,
+      distractors: others(QUADRANTS, t.lesion.quadrant),
+    });
   }
   if (t.wbc_count !== undefined) {
     const n = String(t.wbc_count);

@@ -47,7 +47,13 @@ function quadrantCentre(modality: Modality, q: number): [number, number] {
   }
 }
 
-export function sampleTruth(modality: Modality, size: number, imagePath: string, split: ImageTruth['split'], seedLabel: string): ImageTruth {
+export function sampleTruth(
+  modality: Modality,
+  size: number,
+  imagePath: string,
+  split: ImageTruth['split'],
+  seedLabel: string,
+): ImageTruth {
   const prng = new Prng(`${seedLabel}/truth`);
   const spec = MODALITY_SPECS[modality];
   const anatomy = prng.pick(spec.anatomies);
@@ -68,7 +74,16 @@ export function sampleTruth(modality: Modality, size: number, imagePath: string,
       radius: Math.round(GRADE_RADIUS[grade - 1] * size * 10) / 10,
     };
   }
-  const truth: ImageTruth = { image_path: imagePath, split, seed_label: seedLabel, size, modality, anatomy, disease, lesion };
+  const truth: ImageTruth = {
+    image_path: imagePath,
+    split,
+    seed_label: seedLabel,
+    size,
+    modality,
+    anatomy,
+    disease,
+    lesion,
+  };
   if (modality === 'Microscopy') truth.wbc_count = 1 + prng.int(4);
   return truth;
 }

@@ -76,11 +76,15 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   const size = opts.size ?? 112;
   const mods = opts.modalities ?? MODALITIES;
   if (!Number.isInteger(count) || count < 0) throw new Error(`--count: expected a whole number >= 0, got ${count}`);
-  if (!Number.isInteger(unlabelled) || unlabelled < 0) throw new Error(`--unlabelled: expected a whole number >= 0, got ${unlabelled}`);
-  if (!Number.isInteger(captioned) || captioned < 0) throw new Error(`--captioned: expected a whole number >= 0, got ${captioned}`);
-  if (!(captionNoise >= 0 && captionNoise <= 1)) throw new Error(`--caption-noise: expected a probability in [0, 1], got ${captionNoise}`);
+  if (!Number.isInteger(unlabelled) || unlabelled < 0)
+    throw new Error(`--unlabelled: expected a whole number >= 0, got ${unlabelled}`);
+  if (!Number.isInteger(captioned) || captioned < 0)
+    throw new Error(`--captioned: expected a whole number >= 0, got ${captioned}`);
+  if (!(captionNoise >= 0 && captionNoise <= 1))
+    throw new Error(`--caption-noise: expected a probability in [0, 1], got ${captionNoise}`);
   if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got ${seed}`);
-  if (!Number.isInteger(size) || size < 56 || size > 1024) throw new Error(`--size: expected 56..1024 pixels, got ${size}`);
+  if (!Number.isInteger(size) || size < 56 || size > 1024)
+    throw new Error(`--size: expected 56..1024 pixels, got ${size}`);
   if (mods.length === 0) throw new Error('--modalities: at least one modality');
 
   await fs.promises.mkdir(path.join(out, 'images'), { recursive: true });
@@ -114,7 +118,8 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   const qPrng = new Prng(`${world}/questions`);
   const slots = new AnswerSlots(new Prng(`${world}/slots`));
   const records: OmniRecord[] = [];
-  for (let i = 0; i < count; i++) records.push(...makeQuestions(truths[i], `medsynth-${seed}-${String(i).padStart(6, '0')}`, qPrng, slots));
+  for (let i = 0; i < count; i++)
+    records.push(...makeQuestions(truths[i], `medsynth-${seed}-${String(i).padStart(6, '0')}`, qPrng, slots));
 
   let done = 0;
   await pool(truths.length, 4, async (i) => {
@@ -131,11 +136,21 @@ export async function synthesize(opts: SynthOptions): Promise<SynthSummary> {
   await writeFileAtomic(path.join(out, 'truth.jsonl'), jsonl(truths));
   await writeFileAtomic(
     path.join(out, 'pool.jsonl'),
-    jsonl(truths.filter((t) => t.split === 'pool').map((t) => ({ image_path: t.image_path, modality_hint: t.modality }))),
+    jsonl(
+      truths.filter((t) => t.split === 'pool').map((t) => ({ image_path: t.image_path, modality_hint: t.modality })),
+    ),
   );
   if (captioned > 0) await writeFileAtomic(path.join(out, 'captions.jsonl'), jsonl(captions));
   const manifest = {
-    dataset: 'MedSynth', version: MEDSYNTH_VERSION, seed, count, unlabelled, ...(captioned > 0 ? { captioned, captionNoise } : {}), size, modalities: mods, records: records.length,
+    dataset: 'MedSynth',
+    version: MEDSYNTH_VERSION,
+    seed,
+    count,
+    unlabelled,
+    ...(captioned > 0 ? { captioned, captionNoise } : {}),
+    size,
+    modalities: mods,
+    records: records.length,
   };
   await writeFileAtomic(path.join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return { images: count, records: records.length, pool: unlabelled, captioned, out };

@@ -3,6 +3,7 @@
 //   check      all collectives, f64 and f32, odd lengths; prints "ok <count>" and exits 0
 //   dead-peer  rank 1 leaves after joining; rank 0's allReduce must reject (its message on stderr,
 //              exit code 3); exit 0 would mean the collective wrongly succeeded
+//   silent-peer  rank 1 stays alive but skips the collective: rank 0 must reject at the timeout
 import assert from 'node:assert/strict';
 import { readDistEnv } from '../../../src/dist/env';
 import { allReduceTensors, initProcessGroup, type ProcessGroup } from '../../../src/dist/process_group';
@@ -36,7 +37,9 @@ function input(tag: number, r: number, n: number, dt: Dt): number[] {
   });
 }
 function tensor(values: number[], dt: Dt): Tensor {
-  return new addon.Tensor(dt === 'f64' ? Float64Array.from(values) : Float32Array.from(values), [values.length], { copy: true });
+  return new addon.Tensor(dt === 'f64' ? Float64Array.from(values) : Float32Array.from(values), [values.length], {
+    copy: true,
+  });
 }
 function close(got: Tensor, want: number[], dt: Dt, what: string): void {
   const a = Array.from(got.toArray() as Float64Array | Float32Array);
@@ -44,7 +47,8 @@ function close(got: Tensor, want: number[], dt: Dt, what: string): void {
   const tol = dt === 'f64' ? 1e-12 : 2e-5;
   for (let i = 0; i < a.length; i++) {
     const scale = Math.max(1, Math.abs(want[i]));
-    if (Math.abs(a[i] - want[i]) > tol * scale * W) assert.fail(`${what}: [${i}] got ${a[i]}, want ${want[i]} (rank ${env.rank})`);
+    if (Math.abs(a[i] - want[i]) > tol * scale * W)
+      assert.fail(`${what}: [${i}] got ${a[i]}, want ${want[i]} (rank ${env.rank})`);
   }
 }
 const ranks = Array.from({ length: W }, (_, r) => r);
@@ -100,7 +104,14 @@ async function check(g: ProcessGroup): Promise<number> {
   }
   // DDP buckets over mixed dtypes: f32 and f64 tensors interleaved, buckets of ~64 bytes.
   {
-    const sizes: [number, Dt][] = [[7, 'f32'], [3, 'f64'], [1001, 'f32'], [5, 'f64'], [2, 'f32'], [9, 'f64']];
+    const sizes: [number, Dt][] = [
+      [7, 'f32'],
+      [3, 'f64'],
+      [1001, 'f32'],
+      [5, 'f64'],
+      [2, 'f32'],
+      [9, 'f64'],
+    ];
     const all = sizes.map(([n, dt]) => ranks.map((r) => input(tag++, r, n, dt)));
     const ts = sizes.map(([, dt], k) => tensor(all[k][env.rank], dt));
     await allReduceTensors(g, ts, 64, 'avg');
@@ -126,8 +137,18 @@ async function check(g: ProcessGroup): Promise<number> {
     const a = tensor(all[env.rank], 'f64');
     const b = tensor(all[env.rank], 'f64');
     await Promise.all([g.allReduce(a, 'max'), g.allReduce(b, 'min'), g.barrier()]);
-    close(a, all[0].map((_, i) => Math.max(...all.map((x) => x[i]))), 'f64', 'concurrent max');
-    close(b, all[0].map((_, i) => Math.min(...all.map((x) => x[i]))), 'f64', 'concurrent min');
+    close(
+      a,
+      all[0].map((_, i) => Math.max(...all.map((x) => x[i]))),
+      'f64',
+      'concurrent max',
+    );
+    close(
+      b,
+      all[0].map((_, i) => Math.min(...all.map((x) => x[i]))),
+      'f64',
+      'concurrent min',
+    );
     checks += 2;
   }
   return checks;
@@ -147,9 +168,14 @@ async function main(): Promise<void> {
     console.log(`ok ${checks}`);
     return;
   }
-  if (mode === 'dead-peer') {
+  if (mode === 'dead-peer' || mode === 'silent-peer') {
     await g.barrier();
-    if (env.rank === 1) process.exit(0);  // leaves without a word: the others' next collective must fail
+    // dead-peer: rank 1 leaves without a word; silent-peer: it stays alive but never joins the collective.
+    if (env.rank === 1 && mode === 'dead-peer') process.exit(0);
+    if (env.rank === 1) {
+      await new Promise((r) => setTimeout(r, 6000));
+      process.exit(0);
+    }
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();
     try {
