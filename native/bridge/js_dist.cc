@@ -9,6 +9,7 @@
 #include "bridge/args.h"
 #include "bridge/async_work.h"
 #include "bridge/errors.h"
+#include "bridge/js_dist.h"
 #include "bridge/tensor_handle.h"
 #include "dist/process_group.h"
 
@@ -67,6 +68,10 @@ class DistributedHandle : public Napi::ObjectWrap<DistributedHandle> {
   Napi::Value Barrier(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
+ public:
+  const std::shared_ptr<ProcessGroup>& group() const { return group_; }
+
+ private:
   // Takes the next ticket and runs `work(ticket)` on the pool; resolves to undefined. Keeps this
   // handle and every argument (the tensors written in place) alive until it settles.
   Napi::Value Collective(const Napi::CallbackInfo& info, const char* name, std::optional<c10::Device> device,
@@ -282,6 +287,20 @@ Napi::Value DistributedHandle::Close(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::shared_ptr<dist::ProcessGroup> ProcessGroupFromJs(const Napi::Value& value, const char* where, const char* name) {
+  Napi::Env env = value.Env();
+  if (!g_distributed_ctor || !value.IsObject() || !value.As<Napi::Object>().InstanceOf(g_distributed_ctor->Value())) {
+    ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)",
+                  DescribeJsValue(value));
+  }
+  DistributedHandle* h = DistributedHandle::Unwrap(value.As<Napi::Object>());
+  if (!h || !h->group())
+    ThrowArgError(env, where, name, "a Distributed (from Distributed.create / initProcessGroup)",
+                  DescribeJsValue(value));
+  if (h->group()->closed()) throw Napi::Error::New(env, std::string(where) + ": the process group is closed");
+  return h->group();
+}
 
 void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   DistributedHandle::Init(env, exports);

@@ -16,6 +16,7 @@
 #include "bridge/async_work.h"
 #include "bridge/dtype.h"
 #include "bridge/errors.h"
+#include "bridge/js_dist.h"
 #include "bridge/tensor_fields.h"
 #include "bridge/tensor_handle.h"
 #include "bridge/typed_array.h"
@@ -242,6 +243,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value BackwardSft(const Napi::CallbackInfo& info);
   Napi::Value SftLoss(const Napi::CallbackInfo& info);
   Napi::Value Gradients(const Napi::CallbackInfo& info);
+  Napi::Value AllReduceGradients(const Napi::CallbackInfo& info);
+  Napi::Value BroadcastParameters(const Napi::CallbackInfo& info);
   Napi::Value RopeIndex(const Napi::CallbackInfo& info);
   Napi::Value BackwardGrpo(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
@@ -287,6 +290,8 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&ModelHandle::BackwardSft>("backwardSft"),
                                        InstanceMethod<&ModelHandle::SftLoss>("sftLoss"),
                                        InstanceMethod<&ModelHandle::Gradients>("gradients"),
+                                       InstanceMethod<&ModelHandle::AllReduceGradients>("allReduceGradients"),
+                                       InstanceMethod<&ModelHandle::BroadcastParameters>("broadcastParameters"),
                                        InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
                                        InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
                                        InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
@@ -603,6 +608,140 @@ Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
   }
   return out;
   MODEL_JS_CATCH(env, kWhere)
+}
+
+// ----- data parallelism -------------------------------------------------------------------------
+
+constexpr double kDefaultBucketBytes = 25.0 * 1024 * 1024;  // DDP's default bucket
+
+// DDP's buckets: consecutive tensors of one dtype, each bucket at most `bucket_bytes` (a larger tensor
+// gets one of its own). Every rank passes the same list in the same order and gets the same buckets:
+// that is what keeps the ranks' collectives matched (a mismatch deadlocks until the timeout).
+std::vector<std::vector<at::Tensor>> PlanBuckets(const std::vector<at::Tensor>& tensors, double bucket_bytes) {
+  std::map<at::ScalarType, std::pair<std::vector<at::Tensor>, double>> open;
+  std::vector<std::vector<at::Tensor>> buckets;
+  for (const auto& t : tensors) {
+    auto& b = open[t.scalar_type()];
+    const double bytes = static_cast<double>(t.numel()) * static_cast<double>(t.element_size());
+    if (!b.first.empty() && b.second + bytes > bucket_bytes) {
+      buckets.push_back(std::move(b.first));
+      b = {};
+    }
+    b.first.push_back(t);
+    b.second += bytes;
+  }
+  for (auto& [dtype, b] : open) {
+    if (!b.first.empty()) buckets.push_back(std::move(b.first));
+  }
+  return buckets;
+}
+
+// Sums the trainable parameters' gradients over the ranks, in place. A parameter that got no
+// gradient on this rank (none of its micro-batches reached it) but got one on another takes part
+// as zeros; one that got none on any rank keeps no gradient everywhere (AdamW skips it, as a single
+// process would). Which is which costs one small collective first.
+void ReduceGradients(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, double bucket_bytes) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : m.params().All()) {
+    if (p.requires_grad()) params.push_back(p);
+  }
+  if (params.empty()) return;
+  const int64_t n = static_cast<int64_t>(params.size());
+  at::Tensor has = at::zeros({n}, at::kFloat);
+  float* h = has.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) h[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+  has = has.to(m.device());
+  seq.AllReduceFlat({has}, dist::ReduceKind::kSum);
+  has = has.cpu();
+  h = has.data_ptr<float>();
+  std::vector<at::Tensor> grads;
+  for (int64_t i = 0; i < n; ++i) {
+    if (h[i] <= 0.0f) continue;
+    at::Tensor& p = params[i];
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  for (const auto& bucket : PlanBuckets(grads, bucket_bytes)) seq.AllReduceFlat(bucket, dist::ReduceKind::kSum);
+}
+
+// Every parameter (frozen ones too) takes `root`'s values, one flat broadcast per bucket.
+void BroadcastParams(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, int root) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> params;
+  for (const auto& [name, p] : m.params().All()) params.push_back(p.detach());
+  for (const auto& bucket : PlanBuckets(params, kDefaultBucketBytes)) {
+    std::vector<at::Tensor> flat;
+    flat.reserve(bucket.size());
+    for (const auto& t : bucket) flat.push_back(t.reshape({-1}));
+    at::Tensor buffer = at::cat(flat);
+    seq.Broadcast(buffer, root);
+    int64_t offset = 0;
+    for (const auto& t : bucket) {
+      t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+  }
+}
+
+// allReduceGradients(dist, { bucketBytes? }) -> Promise<void>: the gradients summed over the ranks of
+// `dist`, in place (see ReduceGradients). Every rank must call it at the same point.
+//
+// The collective's ticket is taken here, on the JS thread, in program order; the worker waits for its
+// turn first and takes the model's lock inside it (never the other way round: a model collective
+// holding the lock while waiting for a turn would deadlock with one issued before it).
+Napi::Value ModelHandle::AllReduceGradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.allReduceGradients";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  auto group = ProcessGroupFromJs(Arg(info, 0), kWhere, "dist");
+  Napi::Object o = OptObject(info, 1, kWhere, "options");
+  const double bucket_bytes = OptNumber(o, "bucketBytes", kWhere, "options").value_or(kDefaultBucketBytes);
+  if (!(bucket_bytes > 0) || !std::isfinite(bucket_bytes)) {
+    ThrowArgError(env, kWhere, "options.bucketBytes", "a finite number > 0", DescribeJsValue(o.Get("bucketBytes")));
+  }
+  const uint64_t ticket = group->TakeTicket();
+  return RunAsync<bool>(
+      env, "medgr2.Model.allReduceGradients", State(), {info.This(), Arg(info, 0)},
+      [st, group, ticket, bucket_bytes]() {
+        group->RunSequence(ticket, "allReduceGradients", [&](dist::ProcessGroup::Sequence& seq) {
+          std::lock_guard<std::mutex> lock(st->mutex);
+          if (!st->model) throw std::runtime_error("the Model was disposed");
+          ReduceGradients(*st->model, seq, bucket_bytes);
+        });
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// broadcastParameters(dist, root = 0) -> Promise<void>: every rank ends with `root`'s weights.
+Napi::Value ModelHandle::BroadcastParameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.broadcastParameters";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  auto group = ProcessGroupFromJs(Arg(info, 0), kWhere, "dist");
+  int64_t root = 0;
+  if (!Arg(info, 1).IsUndefined()) root = ArgInteger(info, 1, kWhere, "root");
+  if (root < 0 || root >= group->world_size()) {
+    ThrowArgError(env, kWhere, "root", "a rank in [0, " + std::to_string(group->world_size()) + ")",
+                  std::to_string(root));
+  }
+  const uint64_t ticket = group->TakeTicket();
+  return RunAsync<bool>(
+      env, "medgr2.Model.broadcastParameters", State(), {info.This(), Arg(info, 0)},
+      [st, group, ticket, root]() {
+        group->RunSequence(ticket, "broadcastParameters", [&](dist::ProcessGroup::Sequence& seq) {
+          std::lock_guard<std::mutex> lock(st->mutex);
+          if (!st->model) throw std::runtime_error("the Model was disposed");
+          BroadcastParams(*st->model, seq, static_cast<int>(root));
+        });
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 // ropeIndex(batch) -> { positionIds: Int32Array [3 * N] (t row, h row, w row), nextPositions: Int32Array [S] }

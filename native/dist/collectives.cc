@@ -69,36 +69,40 @@ void ProcessGroup::AllReduce(uint64_t ticket, const at::Tensor& tensor, ReduceKi
   });
 }
 
+void ProcessGroup::AllReduceFlatOn(C10dGroup* group, const std::vector<at::Tensor>& tensors, ReduceKind op) const {
+  if (!group || tensors.empty()) return;
+  std::vector<at::Tensor> flat;
+  flat.reserve(tensors.size());
+  for (const auto& t : tensors) flat.push_back(t.reshape({-1}));
+  at::Tensor buffer = at::cat(flat);  // one contiguous copy: one collective instead of N
+  if (WireDtype(buffer.scalar_type(), backend()) != buffer.scalar_type()) {
+    buffer = buffer.to(WireDtype(buffer.scalar_type(), backend()));
+  }
+  AllReduceInPlace(group, buffer, op);
+  int64_t offset = 0;
+  for (const auto& t : tensors) {
+    t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
 void ProcessGroup::AllReduceFlat(uint64_t ticket, const std::vector<at::Tensor>& tensors, ReduceKind op) {
-  Run(ticket, "allReduceFlat", [&](C10dGroup* group) {
-    if (!group || tensors.empty()) return;
-    std::vector<at::Tensor> flat;
-    flat.reserve(tensors.size());
-    for (const auto& t : tensors) flat.push_back(t.reshape({-1}));
-    at::Tensor buffer = at::cat(flat);  // one contiguous copy: one collective instead of N
-    if (WireDtype(buffer.scalar_type(), backend()) != buffer.scalar_type()) {
-      buffer = buffer.to(WireDtype(buffer.scalar_type(), backend()));
-    }
-    AllReduceInPlace(group, buffer, op);
-    int64_t offset = 0;
-    for (const auto& t : tensors) {
-      t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-  });
+  Run(ticket, "allReduceFlat", [&](C10dGroup* group) { AllReduceFlatOn(group, tensors, op); });
+}
+
+void ProcessGroup::BroadcastOn(C10dGroup* group, const at::Tensor& tensor, int root) const {
+  if (!group) return;
+  at::Tensor buffer = WireBuffer(tensor, backend());
+  std::vector<at::Tensor> tensors{buffer};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  o.rootTensor = 0;
+  Wait(group->broadcast(tensors, o));
+  CopyBack(tensor, buffer);
 }
 
 void ProcessGroup::Broadcast(uint64_t ticket, const at::Tensor& tensor, int root) {
-  Run(ticket, "broadcast", [&](C10dGroup* group) {
-    if (!group) return;
-    at::Tensor buffer = WireBuffer(tensor, backend());
-    std::vector<at::Tensor> tensors{buffer};
-    c10d::BroadcastOptions o;
-    o.rootRank = root;
-    o.rootTensor = 0;
-    Wait(group->broadcast(tensors, o));
-    CopyBack(tensor, buffer);
-  });
+  Run(ticket, "broadcast", [&](C10dGroup* group) { BroadcastOn(group, tensor, root); });
 }
 
 void ProcessGroup::AllGather(uint64_t ticket, const at::Tensor& out, const at::Tensor& in) {
@@ -158,6 +162,23 @@ void ProcessGroup::Barrier(uint64_t ticket) {
   Run(ticket, "barrier", [&](C10dGroup* group) {
     if (!group) return;
     Wait(group->barrier(c10d::BarrierOptions()));
+  });
+}
+
+void ProcessGroup::Sequence::AllReduceFlat(const std::vector<at::Tensor>& tensors, ReduceKind op) {
+  owner_->AllReduceFlatOn(group_, tensors, op);
+}
+
+void ProcessGroup::Sequence::Broadcast(const at::Tensor& tensor, int root) {
+  if (root < 0 || root >= world_size())
+    throw std::invalid_argument("broadcast root " + std::to_string(root) + " is not a rank");
+  owner_->BroadcastOn(group_, tensor, root);
+}
+
+void ProcessGroup::RunSequence(uint64_t ticket, const char* name, const std::function<void(Sequence&)>& body) {
+  Run(ticket, name, [&](C10dGroup* group) {
+    Sequence seq(this, group);
+    body(seq);
   });
 }
 

@@ -70,6 +70,26 @@ class ProcessGroup {
   void ReduceScatter(uint64_t ticket, const at::Tensor& out, const at::Tensor& in, ReduceKind op);
   void Barrier(uint64_t ticket);
 
+  // Several collectives in one turn, for callers that decide what to reduce only once their turn
+  // has come (Model.allReduceGradients: the gradient buckets are built under the model's lock,
+  // which is taken after the turn so two model collectives issued back to back cannot deadlock).
+  // A failure anywhere in `body` (the collectives or the caller's own code) breaks the group like a
+  // failed collective. On the "local" group every collective is a no-op.
+  class Sequence {
+   public:
+    void AllReduceFlat(const std::vector<at::Tensor>& tensors, ReduceKind op);
+    void Broadcast(const at::Tensor& tensor, int root);
+    int rank() const { return owner_->rank(); }
+    int world_size() const { return owner_->world_size(); }
+
+   private:
+    friend class ProcessGroup;
+    Sequence(ProcessGroup* owner, C10dGroup* group) : owner_(owner), group_(group) {}
+    ProcessGroup* owner_;
+    C10dGroup* group_;
+  };
+  void RunSequence(uint64_t ticket, const char* name, const std::function<void(Sequence&)>& body);
+
   // Frees the backend and the store. Idempotent; collectives after it fail. A broken group's backend
   // is leaked on purpose: its destructor joins Gloo threads that may still be blocked on a dead peer,
   // which would hang the exit this failure is leading to.
@@ -83,6 +103,8 @@ class ProcessGroup {
   void Run(uint64_t ticket, const char* name, const std::function<void(C10dGroup*)>& body);
   void Wait(const c10::intrusive_ptr<c10d::Work>& work) const;
   void AllReduceInPlace(C10dGroup* group, at::Tensor& buffer, ReduceKind op) const;
+  void AllReduceFlatOn(C10dGroup* group, const std::vector<at::Tensor>& tensors, ReduceKind op) const;
+  void BroadcastOn(C10dGroup* group, const at::Tensor& tensor, int root) const;
   bool BackendHasAvg() const { return options_.backend == "nccl"; }
 
   GroupOptions options_;

@@ -11,6 +11,8 @@ import { runTrainingCommand } from './training_command';
 import { loadSampleData, requireLabels } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
+import { readDistEnv } from '../dist/env';
+import { initProcessGroup, type ProcessGroup } from '../dist/process_group';
 
 const D = SFT_DEFAULTS;
 
@@ -92,6 +94,21 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
   { key: 'initSeed', type: 'int', default: 0, help: 'seed of the random init when --model is a config' },
   { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
+  // data parallelism (under `medgr2 launch` / torchrun / Slurm / mpirun: WORLD_SIZE > 1)
+  {
+    key: 'distBackend',
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'gloo', 'nccl'],
+    help: 'process-group backend when launched on several ranks (auto: nccl on CUDA, gloo on the CPU)',
+  },
+  {
+    key: 'distTimeout',
+    type: 'number',
+    default: 300,
+    min: 1,
+    help: 'seconds a rank waits on joining and on each collective before failing',
+  },
   // optimization
   { key: 'lr', type: 'number', default: D.lr, min: 0, help: 'peak learning rate (AdamW)' },
   {
@@ -188,6 +205,8 @@ export interface SftCliConfig {
   device: string;
   initSeed: number;
   threads: number;
+  distBackend: 'auto' | 'gloo' | 'nccl';
+  distTimeout: number;
   evalAccuracy: boolean;
   evalLimit: number;
   maxNewTokens: number;
@@ -215,57 +234,98 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
   if (evalSamples) requireLabels(evalSamples, cfg.evalData as string, '--eval-data');
   if (cfg.evalAccuracy && !evalSamples) throw new Error('--eval-accuracy needs --eval-data');
 
-  await runTrainingCommand('sft', cfg, cfg, async ({ model, tokenizer, tokenizerDir, say, origin }) => {
-    say(
-      `${origin}; ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`,
-    );
-    const images = new DecodedImages();
-    const opts: Partial<SftOptions> = {};
-    for (const k of Object.keys(SFT_DEFAULTS) as (keyof SftOptions)[])
-      if (cfg[k] !== undefined) (opts as Record<string, unknown>)[k] = cfg[k];
-    const result = await trainSft(
-      model,
-      sftExamplesFromSamples(trainSamples, cfg.style, { answer: cfg.answer }),
-      {
-        ...opts,
-        out: cfg.out,
-        resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
-        evalExamples: evalSamples ? sftExamplesFromSamples(evalSamples, cfg.style, { answer: cfg.answer }) : undefined,
-        tokenizer,
-        tokenizerDir,
-      },
-      {
-        evaluate:
-          cfg.evalAccuracy && evalSamples
-            ? async (m) => {
-                const { score } = await evaluatePolicy(m, evalSamples, {
-                  style: cfg.style,
-                  maxNewTokens: cfg.maxNewTokens || undefined,
-                  batchSize: cfg.evalBatchSize,
-                  tokenizer,
-                  images,
-                });
-                return { accuracy: score.overall.accuracy, invalid: score.invalid, macro_f1: score.macroF1 };
-              }
+  // Data parallelism: launched on several ranks, every rank joins the group before loading anything.
+  const env = readDistEnv();
+  let dist: ProcessGroup | undefined;
+  if (env.worldSize > 1) {
+    if (cfg.device === 'cuda') cfg = { ...cfg, device: `cuda:${env.localRank}` };
+    dist = await initProcessGroup(env, {
+      backend: cfg.distBackend,
+      timeoutMs: Math.round(cfg.distTimeout * 1000),
+      device: cfg.device,
+    });
+    if (dist.rank === 0)
+      process.stderr.write(
+        `sft: data parallel over ${dist.worldSize} ranks (backend ${dist.backend}, ${env.launcher})\n`,
+      );
+  }
+  try {
+    await runSftIn(cfg, trainSamples, evalSamples, dist);
+    // Rank 0 may host the store: nobody leaves before everyone is done with it.
+    if (dist) await dist.barrier();
+  } finally {
+    dist?.close();
+  }
+}
+
+async function runSftIn(
+  cfg: SftCliConfig,
+  trainSamples: ReturnType<typeof loadSampleData>,
+  evalSamples: ReturnType<typeof loadSampleData> | undefined,
+  dist: ProcessGroup | undefined,
+): Promise<void> {
+  await runTrainingCommand(
+    'sft',
+    cfg,
+    cfg,
+    async ({ model, tokenizer, tokenizerDir, say, origin }) => {
+      say(
+        `${origin}; ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`,
+      );
+      const images = new DecodedImages();
+      const opts: Partial<SftOptions> = {};
+      for (const k of Object.keys(SFT_DEFAULTS) as (keyof SftOptions)[])
+        if (cfg[k] !== undefined) (opts as Record<string, unknown>)[k] = cfg[k];
+      const result = await trainSft(
+        model,
+        sftExamplesFromSamples(trainSamples, cfg.style, { answer: cfg.answer }),
+        {
+          ...opts,
+          out: cfg.out,
+          resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
+          evalExamples: evalSamples
+            ? sftExamplesFromSamples(evalSamples, cfg.style, { answer: cfg.answer })
             : undefined,
-        onEval: (r) => {
-          const parts = [`step ${r.step}`];
-          if (Number.isFinite(r.loss)) parts.push(`eval loss ${r.loss.toFixed(4)}`);
-          for (const [k, v] of Object.entries(r.metrics)) parts.push(`${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
-          say(parts.join(', '));
+          tokenizer,
+          tokenizerDir,
+          dist,
         },
-      },
-    );
-    const last = result.history[result.history.length - 1];
-    const lastEval = result.evals[result.evals.length - 1];
-    return {
-      steps: result.steps,
-      resumedFrom: result.resumedFrom,
-      trainLoss: last?.loss ?? null,
-      evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
-      ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
-    };
-  });
+        {
+          evaluate:
+            cfg.evalAccuracy && evalSamples
+              ? async (m) => {
+                  const { score } = await evaluatePolicy(m, evalSamples, {
+                    style: cfg.style,
+                    maxNewTokens: cfg.maxNewTokens || undefined,
+                    batchSize: cfg.evalBatchSize,
+                    tokenizer,
+                    images,
+                  });
+                  return { accuracy: score.overall.accuracy, invalid: score.invalid, macro_f1: score.macroF1 };
+                }
+              : undefined,
+          onEval: (r) => {
+            const parts = [`step ${r.step}`];
+            if (Number.isFinite(r.loss)) parts.push(`eval loss ${r.loss.toFixed(4)}`);
+            for (const [k, v] of Object.entries(r.metrics))
+              parts.push(`${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`);
+            say(parts.join(', '));
+          },
+        },
+      );
+      const last = result.history[result.history.length - 1];
+      const lastEval = result.evals[result.evals.length - 1];
+      return {
+        steps: result.steps,
+        resumedFrom: result.resumedFrom,
+        trainLoss: last?.loss ?? null,
+        evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
+        ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
+        ...(dist ? { worldSize: dist.worldSize } : {}),
+      };
+    },
+    { dist },
+  );
 }
 
 export function registerSft(program: Command): void {

@@ -1,6 +1,8 @@
 // The frame every training command shares (`medgr2 sft`, `medgr2 grpo`): threads, the --model
 // argument, the resolved config saved as OUT/config.json, the trained model saved as OUT/final
 // (whole or not at all), one JSON summary line on stdout, and the native model freed on every path.
+// In a data-parallel run (`dist`, world size > 1) rank 0 alone writes config.json, final/ and the
+// summary (and says things on stderr); every rank loads, trains and disposes.
 import * as path from 'node:path';
 import { setNumThreads } from '../index';
 import type { TextTokenizer } from '../data/tokenizer';
@@ -8,6 +10,7 @@ import type { Model, ModelDtype } from '../model/model';
 import { replaceDirAtomic } from '../util/atomic_write';
 import { saveResolvedConfig } from './config';
 import { loadModelArg } from './model_arg';
+import type { ProcessGroup } from '../dist/process_group';
 
 export interface TrainingCommandConfig {
   model: string;
@@ -35,7 +38,9 @@ export async function runTrainingCommand(
   cfg: TrainingCommandConfig,
   savedConfig: object,
   train: (ctx: TrainingContext) => Promise<Record<string, unknown>>,
+  opts: { dist?: ProcessGroup } = {},
 ): Promise<void> {
+  const isMain = (opts.dist?.rank ?? 0) === 0;
   if (cfg.threads > 0) setNumThreads(cfg.threads);
   const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, {
     device: cfg.device,
@@ -44,13 +49,15 @@ export async function runTrainingCommand(
     dtype: cfg.dtype,
   });
   try {
-    await saveResolvedConfig(cfg.out, savedConfig);
-    const say = (m: string) => void process.stderr.write(`${name}: ${m}\n`);
+    if (isMain) await saveResolvedConfig(cfg.out, savedConfig);
+    const say = (m: string) => void (isMain && process.stderr.write(`${name}: ${m}\n`));
     const what = `${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device})`;
     const summary = await train({ model, tokenizer, tokenizerDir, say, origin: what });
     const finalDir = path.join(cfg.out, 'final');
-    await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
-    process.stdout.write(JSON.stringify({ ...summary, final: finalDir }) + '\n');
+    if (isMain) {
+      await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
+      process.stdout.write(JSON.stringify({ ...summary, final: finalDir }) + '\n');
+    }
   } finally {
     await model.dispose();
   }

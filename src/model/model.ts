@@ -3,6 +3,7 @@
 // sequences laid end to end with cumulative lengths, plus the images they contain in token order.
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
+import type { NativeDistributed } from '../native/dist_types';
 import type {
   CreateOptions,
   GenerateOptions,
@@ -175,6 +176,15 @@ export class Model {
   }
   gradients(): Record<string, Tensor> {
     return this.n.gradients();
+  }
+  /** Data parallelism: the accumulated gradients summed over the ranks of `dist`, in place (see
+   *  NativeModel.allReduceGradients). Every rank calls it once per optimizer step, before the step. */
+  async allReduceGradients(dist: NativeDistributed, opts: { bucketBytes?: number } = {}): Promise<void> {
+    return this.n.allReduceGradients(dist, opts);
+  }
+  /** Every rank takes rank `root`'s weights (every rank calls it). */
+  async broadcastParameters(dist: NativeDistributed, root = 0): Promise<void> {
+    return this.n.broadcastParameters(dist, root);
   }
   optimizerState(): Record<string, Tensor> {
     return this.n.optimizerState();

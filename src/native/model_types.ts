@@ -1,5 +1,6 @@
 // The native model (native/bridge/js_model.cc) as JS sees it: batches, loss specs, options and
 // results of its methods. src/model/model.ts wraps it in the Model class.
+import type { NativeDistributed } from './dist_types';
 import type { LossOptions, LossStats } from './grpo_types';
 import type { ModelConfig, ParameterSpec } from './model_config';
 import type { Tensor } from './types';
@@ -106,6 +107,12 @@ export interface NativeModel {
   optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }>;
   zeroGrad(): void;
   gradients(): Record<string, Tensor>;
+  /** Sums the trainable parameters' gradients over the ranks of `dist`, in place (DDP buckets of one
+   *  dtype, bucketBytes each, default 25 MiB). A parameter with no gradient on this rank takes part as
+   *  zeros; one with none on any rank keeps none. Every rank must call it at the same point. */
+  allReduceGradients(dist: NativeDistributed, opts?: { bucketBytes?: number }): Promise<void>;
+  /** Every parameter (frozen ones too) takes rank `root`'s values (default 0). */
+  broadcastParameters(dist: NativeDistributed, root?: number): Promise<void>;
   optimizerState(): Record<string, Tensor>;
   loadOptimizerState(state: Record<string, Tensor>): void;
   ropeIndex(batch: ModelBatch): { positionIds: Int32Array; nextPositions: Int32Array };

@@ -20,6 +20,8 @@ import { ADAMW_DEFAULTS, type Model } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
+import { loadAddon } from '../native/loader';
+import type { ProcessGroup } from '../dist/process_group';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
@@ -90,6 +92,11 @@ export interface SftOptions {
   tokenizerDir?: string;
   /** Progress line on stderr (default true). */
   progress?: boolean;
+  /** Data parallelism (ZeRO stage 0): the process group of the ranks. Every rank runs trainSft with
+   *  the same data and options; micro-batch b of a step goes to rank (b - step.start) % worldSize, the
+   *  gradients are summed over the ranks before the (identical) optimizer step. Only rank 0 writes
+   *  (metrics, checkpoints) and evaluates. Absent or world size 1: a single process. */
+  dist?: ProcessGroup;
 }
 
 /** The defaults, one commented place (the CLI's flags and config keys come from these names). */
@@ -145,7 +152,8 @@ export interface SftHooks {
   /** Extra held-out metrics at each evaluation (e.g. accuracy through evaluatePolicy). */
   evaluate?(model: Model, step: number): Promise<Record<string, number>>;
   onEval?(report: SftEvalReport): void | Promise<void>;
-  /** Asked after each step (after its checkpoint): true ends the run there (resumable). */
+  /** Asked after each step (after its checkpoint): true ends the run there (resumable). With
+   *  options.dist, give it on every rank or on none: any rank's true stops all of them. */
   shouldStop?(step: number): boolean;
 }
 
@@ -303,7 +311,11 @@ export async function trainSft(
   if (examples.length === 0) throw new Error('sft: no training examples');
   const tok = o.tokenizer ?? TextTokenizer.load();
   const images = new DecodedImages(o.imageRoot);
-  const showProgress = o.progress !== false;
+  const dist = o.dist && o.dist.worldSize > 1 ? o.dist : undefined;
+  const rank = dist?.rank ?? 0;
+  const worldSize = dist?.worldSize ?? 1;
+  const isMain = rank === 0;
+  const showProgress = o.progress !== false && isMain;
 
   const encodeProgress =
     showProgress && examples.length >= 200
@@ -377,8 +389,11 @@ export async function trainSft(
     ({ step, epoch, batchIndex, tokensSeen, samplesSeen } = state);
   }
   const resumedFrom = step;
+  // Every rank starts from rank 0's weights (a random init or a checkpoint that differs would
+  // otherwise drift apart silently: the ranks only ever exchange gradients).
+  if (dist) await model.broadcastParameters(dist, 0);
 
-  const metrics = o.out ? new MetricsLogger(o.out, { resumeStep: o.resume ? step : undefined }) : undefined;
+  const metrics = o.out && isMain ? new MetricsLogger(o.out, { resumeStep: o.resume ? step : undefined }) : undefined;
   const progress =
     showProgress && step < totalSteps
       ? new Progress({ label: 'sft', total: totalSteps, unit: 'step', start: step })
@@ -401,7 +416,7 @@ export async function trainSft(
   };
 
   const save = async (): Promise<void> => {
-    if (!o.out) return;
+    if (!o.out || !isMain) return;
     const state: TrainerState = {
       version: TRAINER_STATE_VERSION,
       trainer: 'sft',
@@ -442,9 +457,21 @@ export async function trainSft(
       let sequences = 0;
       for (let b = sp.start; b < sp.end; b++) {
         const idx = plan.batches[b];
+        sequences += idx.length;
+        if ((b - sp.start) % worldSize !== rank) continue;
         const { batch, labels } = toModelBatch(assembleBatch(train.samples, idx));
         loss += (await model.backwardSft(batch, { labels, numItems: sp.targetTokens })).loss;
-        sequences += idx.length;
+      }
+      if (dist) {
+        // numItems is the step's global target count, so the sum over ranks is the step's mean.
+        await model.allReduceGradients(dist);
+        const t = new (loadAddon().Tensor)(new Float64Array([loss]), [1], { copy: true });
+        try {
+          await dist.allReduce(t, 'sum');
+          loss = (t.toArray() as Float64Array)[0];
+        } finally {
+          t.dispose();
+        }
       }
       const lr = lrAt(step, sched);
       const { gradNorm } = await model.optimizerStep({
@@ -484,6 +511,7 @@ export async function trainSft(
           'train/lr': lr,
           'train/grad_norm': gradNorm,
           'train/target_tokens': sp.targetTokens,
+          'train/micro_batches': sp.end - sp.start,
           'train/epoch': report.epoch,
           'train/tokens_per_s': seconds > 0 ? sp.targetTokens / seconds : 0,
         });
@@ -491,10 +519,24 @@ export async function trainSft(
       progress?.update(step, { loss, lr, epoch: Number(report.epoch.toFixed(2)) });
       await hooks.onStep?.(report);
       if ((o.evalEvery > 0 && step % o.evalEvery === 0) || step === totalSteps) {
-        if (held || hooks.evaluate) await runEval();
+        if (isMain && (held || hooks.evaluate)) await runEval();
       }
       if ((o.saveEvery > 0 && step % o.saveEvery === 0) || step === totalSteps) await save();
-      if (step < totalSteps && hooks.shouldStop?.(step)) break;
+      if (step < totalSteps && hooks.shouldStop) {
+        let stop = hooks.shouldStop(step);
+        if (dist) {
+          // The ranks stop together (one that went on alone would wait forever in its next collective):
+          // any rank's stop stops all. Every rank must then pass shouldStop, or none.
+          const t = new (loadAddon().Tensor)(new Float64Array([stop ? 1 : 0]), [1], { copy: true });
+          try {
+            await dist.allReduce(t, 'max');
+            stop = (t.toArray() as Float64Array)[0] > 0;
+          } finally {
+            t.dispose();
+          }
+        }
+        if (stop) break;
+      }
     }
     completed = step >= totalSteps;
   } finally {
