@@ -23,6 +23,8 @@
 #include "model/qwen_vl.h"
 #include "model/rope.h"
 #include "train/adamw.h"
+#include "train/data_parallel.h"
+#include "train/zero_adamw.h"
 
 namespace medgr2 {
 
@@ -223,6 +225,10 @@ struct ModelState {
   std::mutex mutex;
   std::unique_ptr<model::QwenVL> model;
   train::AdamW optimizer;
+  // Set by shardOptimizer: the ZeRO optimizer and its group replace `optimizer` for steps and state.
+  std::unique_ptr<train::ZeroAdamW> zero;
+  std::shared_ptr<dist::ProcessGroup> zero_group;
+  int64_t OptimizerStepCount() const { return zero ? zero->step() : optimizer.step(); }
 };
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -247,6 +253,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value BroadcastParameters(const Napi::CallbackInfo& info);
   Napi::Value RopeIndex(const Napi::CallbackInfo& info);
   Napi::Value BackwardGrpo(const Napi::CallbackInfo& info);
+  Napi::Value ShardOptimizer(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
@@ -294,6 +301,7 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&ModelHandle::BroadcastParameters>("broadcastParameters"),
                                        InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
                                        InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
+                                       InstanceMethod<&ModelHandle::ShardOptimizer>("shardOptimizer"),
                                        InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
                                        InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
                                        InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
@@ -493,9 +501,12 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(st->mutex);
   auto o = Napi::Object::New(env);
   o.Set("parameterCount", static_cast<double>(st->model->ParameterCount()));
+  o.Set("trainableCount", static_cast<double>(st->model->TrainableCount()));
   o.Set("device", st->model->device().str());
   o.Set("dtype", c10::toString(st->model->dtype()));
-  o.Set("optimizerStep", static_cast<double>(st->optimizer.step()));
+  o.Set("optimizerStep", static_cast<double>(st->OptimizerStepCount()));
+  o.Set("zeroStage", st->zero ? st->zero->stage() : 0);
+  o.Set("optimizerShardNumel", static_cast<double>(st->zero ? st->zero->ShardNumel() : 0));
   o.Set("checkpointLayers", st->model->checkpoint_layers);
   return o;
   MODEL_JS_CATCH(env, kWhere)
@@ -612,78 +623,6 @@ Napi::Value ModelHandle::Gradients(const Napi::CallbackInfo& info) {
 
 // ----- data parallelism -------------------------------------------------------------------------
 
-constexpr double kDefaultBucketBytes = 25.0 * 1024 * 1024;  // DDP's default bucket
-
-// DDP's buckets: consecutive tensors of one dtype, each bucket at most `bucket_bytes` (a larger tensor
-// gets one of its own). Every rank passes the same list in the same order and gets the same buckets:
-// that is what keeps the ranks' collectives matched (a mismatch deadlocks until the timeout).
-std::vector<std::vector<at::Tensor>> PlanBuckets(const std::vector<at::Tensor>& tensors, double bucket_bytes) {
-  std::map<at::ScalarType, std::pair<std::vector<at::Tensor>, double>> open;
-  std::vector<std::vector<at::Tensor>> buckets;
-  for (const auto& t : tensors) {
-    auto& b = open[t.scalar_type()];
-    const double bytes = static_cast<double>(t.numel()) * static_cast<double>(t.element_size());
-    if (!b.first.empty() && b.second + bytes > bucket_bytes) {
-      buckets.push_back(std::move(b.first));
-      b = {};
-    }
-    b.first.push_back(t);
-    b.second += bytes;
-  }
-  for (auto& [dtype, b] : open) {
-    if (!b.first.empty()) buckets.push_back(std::move(b.first));
-  }
-  return buckets;
-}
-
-// Sums the trainable parameters' gradients over the ranks, in place. A parameter that got no
-// gradient on this rank (none of its micro-batches reached it) but got one on another takes part
-// as zeros; one that got none on any rank keeps no gradient everywhere (AdamW skips it, as a single
-// process would). Which is which costs one small collective first.
-void ReduceGradients(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, double bucket_bytes) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> params;
-  for (const auto& [name, p] : m.params().All()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  if (params.empty()) return;
-  const int64_t n = static_cast<int64_t>(params.size());
-  at::Tensor has = at::zeros({n}, at::kFloat);
-  float* h = has.data_ptr<float>();
-  for (int64_t i = 0; i < n; ++i) h[i] = params[i].grad().defined() ? 1.0f : 0.0f;
-  has = has.to(m.device());
-  seq.AllReduceFlat({has}, dist::ReduceKind::kSum);
-  has = has.cpu();
-  h = has.data_ptr<float>();
-  std::vector<at::Tensor> grads;
-  for (int64_t i = 0; i < n; ++i) {
-    if (h[i] <= 0.0f) continue;
-    at::Tensor& p = params[i];
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    grads.push_back(p.grad());
-  }
-  for (const auto& bucket : PlanBuckets(grads, bucket_bytes)) seq.AllReduceFlat(bucket, dist::ReduceKind::kSum);
-}
-
-// Every parameter (frozen ones too) takes `root`'s values, one flat broadcast per bucket.
-void BroadcastParams(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, int root) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> params;
-  for (const auto& [name, p] : m.params().All()) params.push_back(p.detach());
-  for (const auto& bucket : PlanBuckets(params, kDefaultBucketBytes)) {
-    std::vector<at::Tensor> flat;
-    flat.reserve(bucket.size());
-    for (const auto& t : bucket) flat.push_back(t.reshape({-1}));
-    at::Tensor buffer = at::cat(flat);
-    seq.Broadcast(buffer, root);
-    int64_t offset = 0;
-    for (const auto& t : bucket) {
-      t.copy_(buffer.narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-  }
-}
-
 // allReduceGradients(dist, { bucketBytes? }) -> Promise<void>: the gradients summed over the ranks of
 // `dist`, in place (see ReduceGradients). Every rank must call it at the same point.
 //
@@ -697,7 +636,7 @@ Napi::Value ModelHandle::AllReduceGradients(const Napi::CallbackInfo& info) {
   auto st = Live(kWhere);
   auto group = ProcessGroupFromJs(Arg(info, 0), kWhere, "dist");
   Napi::Object o = OptObject(info, 1, kWhere, "options");
-  const double bucket_bytes = OptNumber(o, "bucketBytes", kWhere, "options").value_or(kDefaultBucketBytes);
+  const double bucket_bytes = OptNumber(o, "bucketBytes", kWhere, "options").value_or(train::kDefaultBucketBytes);
   if (!(bucket_bytes > 0) || !std::isfinite(bucket_bytes)) {
     ThrowArgError(env, kWhere, "options.bucketBytes", "a finite number > 0", DescribeJsValue(o.Get("bucketBytes")));
   }
@@ -708,7 +647,7 @@ Napi::Value ModelHandle::AllReduceGradients(const Napi::CallbackInfo& info) {
         group->RunSequence(ticket, "allReduceGradients", [&](dist::ProcessGroup::Sequence& seq) {
           std::lock_guard<std::mutex> lock(st->mutex);
           if (!st->model) throw std::runtime_error("the Model was disposed");
-          ReduceGradients(*st->model, seq, bucket_bytes);
+          train::ReduceGradients(*st->model, seq, bucket_bytes);
         });
         return true;
       },
@@ -736,7 +675,7 @@ Napi::Value ModelHandle::BroadcastParameters(const Napi::CallbackInfo& info) {
         group->RunSequence(ticket, "broadcastParameters", [&](dist::ProcessGroup::Sequence& seq) {
           std::lock_guard<std::mutex> lock(st->mutex);
           if (!st->model) throw std::runtime_error("the Model was disposed");
-          BroadcastParams(*st->model, seq, static_cast<int>(root));
+          train::BroadcastParams(*st->model, seq, static_cast<int>(root));
         });
         return true;
       },
@@ -790,7 +729,48 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
+// shardOptimizer(dist, { stage, bucketBytes? }): from now on optimizerStep is ZeRO stage 1 or 2 over
+// `dist` (train/zero_adamw.h) and the optimizer state is this rank's slices; `null` goes back to the
+// unsharded AdamW. Either way the optimizer starts empty: set it up before the first step or load.
+Napi::Value ModelHandle::ShardOptimizer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.shardOptimizer";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  if (Arg(info, 0).IsNull()) {
+    std::lock_guard<std::mutex> lock(st->mutex);
+    st->zero.reset();
+    st->zero_group.reset();
+    st->optimizer = train::AdamW();
+    return env.Undefined();
+  }
+  auto group = ProcessGroupFromJs(Arg(info, 0), kWhere, "dist");
+  Napi::Object o = ArgObject(info, 1, kWhere, "options");
+  auto stage = OptInteger(o, "stage", kWhere, "options");
+  if (!stage || (*stage != 1 && *stage != 2))
+    ThrowArgError(env, kWhere, "options.stage", "1 or 2", DescribeJsValue(o.Get("stage")));
+  const double bucket_bytes = OptNumber(o, "bucketBytes", kWhere, "options").value_or(train::kDefaultBucketBytes);
+  if (!(bucket_bytes > 0) || !std::isfinite(bucket_bytes))
+    ThrowArgError(env, kWhere, "options.bucketBytes", "a finite number > 0", DescribeJsValue(o.Get("bucketBytes")));
+  std::lock_guard<std::mutex> lock(st->mutex);
+  st->zero = std::make_unique<train::ZeroAdamW>(static_cast<int>(*stage), group->rank(), group->world_size(),
+                                                bucket_bytes);
+  st->zero_group = group;
+  st->optimizer = train::AdamW();
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
+}
+
+Napi::Object StepReportJs(Napi::Env e, const train::StepReport& r) {
+  auto out = Napi::Object::New(e);
+  out.Set("gradNorm", r.grad_norm);
+  out.Set("step", static_cast<double>(r.step));
+  out.Set("paramsUpdated", static_cast<double>(r.params_updated));
+  return out;
+}
+
 // optimizerStep({ lr, beta1?, beta2?, eps?, weightDecay?, maxGradNorm? }) -> { gradNorm, step }
+// Sharded (shardOptimizer), it is a collective of the optimizer's group: every rank calls it.
 Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.optimizerStep";
@@ -806,15 +786,31 @@ Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   a.eps = OptNumber(o, "eps", kWhere, "options").value_or(1e-8);
   a.weight_decay = OptNumber(o, "weightDecay", kWhere, "options").value_or(0.0);
   a.max_grad_norm = OptNumber(o, "maxGradNorm", kWhere, "options").value_or(0.0);
+  std::shared_ptr<dist::ProcessGroup> group;
+  {
+    std::lock_guard<std::mutex> lock(st->mutex);
+    group = st->zero_group;
+  }
+  if (group) {
+    // A collective: its turn first, then the model's lock (see allReduceGradients).
+    const uint64_t ticket = group->TakeTicket();
+    return RunAsync<train::StepReport>(
+        env, "medgr2.Model.optimizerStep", State(), {info.This()},
+        [st, group, ticket, a]() {
+          train::StepReport r;
+          group->RunSequence(ticket, "optimizerStep (ZeRO)", [&](dist::ProcessGroup::Sequence& seq) {
+            std::lock_guard<std::mutex> lock(st->mutex);
+            if (!st->model) throw std::runtime_error("the Model was disposed");
+            if (!st->zero) throw std::runtime_error("shardOptimizer(null) ran while this step was queued");
+            r = st->zero->Step(st->model->params(), a, seq);
+          });
+          return r;
+        },
+        [](Napi::Env e, train::StepReport& r) -> Napi::Value { return StepReportJs(e, r); });
+  }
   return RunLocked<train::StepReport>(
       info, "medgr2.Model.optimizerStep", st, [a](ModelState& s) { return s.optimizer.Step(s.model->params(), a); },
-      [](Napi::Env e, train::StepReport& r) -> Napi::Value {
-        auto out = Napi::Object::New(e);
-        out.Set("gradNorm", r.grad_norm);
-        out.Set("step", static_cast<double>(r.step));
-        out.Set("paramsUpdated", static_cast<double>(r.params_updated));
-        return out;
-      });
+      [](Napi::Env e, train::StepReport& r) -> Napi::Value { return StepReportJs(e, r); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
@@ -838,7 +834,8 @@ Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {
   auto st = Live(kWhere);
   std::lock_guard<std::mutex> lock(st->mutex);
   auto out = Napi::Object::New(env);
-  for (const auto& [k, t] : st->optimizer.State()) out.Set(k, TensorHandle::Wrap(env, t.detach().cpu().clone()));
+  const auto state = st->zero ? st->zero->State() : st->optimizer.State();
+  for (const auto& [k, t] : state) out.Set(k, TensorHandle::Wrap(env, t.detach().cpu().clone()));
   return out;
   MODEL_JS_CATCH(env, kWhere)
 }
@@ -857,6 +854,18 @@ Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
   for (const auto& e : o) {
     const std::string k = e.first.As<Napi::String>().Utf8Value();
     state[k] = TensorHandle::Get(e.second, kWhere, ("state." + k).c_str());
+  }
+  if (st->zero) {
+    // This rank's slices (ZeroAdamW::LoadState checks their sizes against its layout and throws
+    // before changing anything).
+    for (const auto& [key, t] : state) {
+      if (key != "step" && key.rfind("zero.", 0) != 0)
+        ThrowArgError(env, kWhere, "state." + key, "\"step\" or a \"zero.*\" slice (the optimizer is sharded)",
+                      "an unsharded key");
+    }
+    std::lock_guard<std::mutex> lock(st->mutex);
+    st->zero->LoadState(st->model->params(), state);
+    return env.Undefined();
   }
   std::map<std::string, std::vector<int64_t>> shapes;
   for (auto& spec : st->model->ParameterSpecs()) shapes[spec.name] = std::move(spec.shape);

@@ -105,57 +105,61 @@ void ProcessGroup::Broadcast(uint64_t ticket, const at::Tensor& tensor, int root
   Run(ticket, "broadcast", [&](C10dGroup* group) { BroadcastOn(group, tensor, root); });
 }
 
+void ProcessGroup::AllGatherOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in) const {
+  if (!group) {
+    out.copy_(in.reshape(out.sizes()));
+    return;
+  }
+  at::Tensor input = WireBuffer(in, backend());
+  at::Tensor output = WireOutput(out, backend());
+  const int64_t n = input.numel();
+  if (backend() == "gloo") {
+    // Gloo in libtorch 1.13 has no flat _allgather_base: the list form, each rank's slot a view of
+    // the flat output shaped like the input (Gloo checks the shapes), which Gloo copies into.
+    at::Tensor flat = output.view({-1});
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    for (int r = 0; r < world_size(); ++r) outputs[0].push_back(flat.narrow(0, r * n, n).view(input.sizes()));
+    std::vector<at::Tensor> inputs{input};
+    Wait(group->allgather(outputs, inputs));
+  } else {
+    at::Tensor flat_out = output.view({-1});
+    at::Tensor flat_in = input.view({-1});
+    Wait(group->_allgather_base(flat_out, flat_in));
+  }
+  CopyBack(out, output);
+}
+
 void ProcessGroup::AllGather(uint64_t ticket, const at::Tensor& out, const at::Tensor& in) {
-  Run(ticket, "allGather", [&](C10dGroup* group) {
-    if (!group) {
-      out.copy_(in.reshape(out.sizes()));
-      return;
-    }
-    at::Tensor input = WireBuffer(in, backend());
+  Run(ticket, "allGather", [&](C10dGroup* group) { AllGatherOn(group, out, in); });
+}
+
+void ProcessGroup::ReduceScatterOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in,
+                                   ReduceKind op) const {
+  const int64_t n = out.numel();
+  if (!group) {
+    out.copy_(in.reshape(out.sizes()));
+    return;
+  }
+  if (backend() == "nccl") {
+    at::Tensor input = WireBuffer(in, backend()).view({-1});
     at::Tensor output = WireOutput(out, backend());
-    const int64_t n = input.numel();
-    if (backend() == "gloo") {
-      // Gloo in libtorch 1.13 has no flat _allgather_base: the list form, each rank's slot a view of
-      // the flat output shaped like the input (Gloo checks the shapes), which Gloo copies into.
-      at::Tensor flat = output.view({-1});
-      std::vector<std::vector<at::Tensor>> outputs(1);
-      for (int r = 0; r < world_size(); ++r) outputs[0].push_back(flat.narrow(0, r * n, n).view(input.sizes()));
-      std::vector<at::Tensor> inputs{input};
-      Wait(group->allgather(outputs, inputs));
-    } else {
-      at::Tensor flat_out = output.view({-1});
-      at::Tensor flat_in = input.view({-1});
-      Wait(group->_allgather_base(flat_out, flat_in));
-    }
+    at::Tensor flat_out = output.view({-1});
+    c10d::ReduceScatterOptions o;
+    o.reduceOp = ReduceOptionsFor(op, BackendHasAvg()).reduceOp;
+    Wait(group->_reduce_scatter_base(flat_out, input, o));
     CopyBack(out, output);
-  });
+    return;
+  }
+  // Gloo in libtorch 1.13 has no reduce_scatter: allreduce a copy of the whole input and keep this
+  // rank's slice. Correct, at world_size times the traffic of a real reduce-scatter -- fine for the
+  // CPU path, which is for tests and small runs; CUDA runs take NCCL's native one above.
+  at::Tensor whole = in.reshape({-1}).to(WireDtype(in.scalar_type(), backend()), /*non_blocking=*/false, /*copy=*/true);
+  AllReduceInPlace(group, whole, op);
+  out.copy_(whole.narrow(0, static_cast<int64_t>(rank()) * n, n).view(out.sizes()));
 }
 
 void ProcessGroup::ReduceScatter(uint64_t ticket, const at::Tensor& out, const at::Tensor& in, ReduceKind op) {
-  Run(ticket, "reduceScatter", [&](C10dGroup* group) {
-    const int64_t n = out.numel();
-    if (!group) {
-      out.copy_(in.reshape(out.sizes()));
-      return;
-    }
-    if (backend() == "nccl") {
-      at::Tensor input = WireBuffer(in, backend()).view({-1});
-      at::Tensor output = WireOutput(out, backend());
-      at::Tensor flat_out = output.view({-1});
-      c10d::ReduceScatterOptions o;
-      o.reduceOp = ReduceOptionsFor(op, BackendHasAvg()).reduceOp;
-      Wait(group->_reduce_scatter_base(flat_out, input, o));
-      CopyBack(out, output);
-      return;
-    }
-    // Gloo in libtorch 1.13 has no reduce_scatter: allreduce a copy of the whole input and keep this
-    // rank's slice. Correct, at world_size times the traffic of a real reduce-scatter -- fine for the
-    // CPU path, which is for tests and small runs; CUDA runs take NCCL's native one above.
-    at::Tensor whole =
-        in.reshape({-1}).to(WireDtype(in.scalar_type(), backend()), /*non_blocking=*/false, /*copy=*/true);
-    AllReduceInPlace(group, whole, op);
-    out.copy_(whole.narrow(0, static_cast<int64_t>(rank()) * n, n).view(out.sizes()));
-  });
+  Run(ticket, "reduceScatter", [&](C10dGroup* group) { ReduceScatterOn(group, out, in, op); });
 }
 
 void ProcessGroup::Barrier(uint64_t ticket) {
@@ -167,6 +171,21 @@ void ProcessGroup::Barrier(uint64_t ticket) {
 
 void ProcessGroup::Sequence::AllReduceFlat(const std::vector<at::Tensor>& tensors, ReduceKind op) {
   owner_->AllReduceFlatOn(group_, tensors, op);
+}
+
+void ProcessGroup::Sequence::AllReduce(const at::Tensor& tensor, ReduceKind op) {
+  if (!group_) return;
+  at::Tensor buffer = WireBuffer(tensor, owner_->backend());
+  owner_->AllReduceInPlace(group_, buffer, op);
+  CopyBack(tensor, buffer);
+}
+
+void ProcessGroup::Sequence::AllGather(const at::Tensor& out, const at::Tensor& in) {
+  owner_->AllGatherOn(group_, out, in);
+}
+
+void ProcessGroup::Sequence::ReduceScatter(const at::Tensor& out, const at::Tensor& in, ReduceKind op) {
+  owner_->ReduceScatterOn(group_, out, in, op);
 }
 
 void ProcessGroup::Sequence::Broadcast(const at::Tensor& tensor, int root) {

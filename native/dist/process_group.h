@@ -74,10 +74,14 @@ class ProcessGroup {
   // has come (Model.allReduceGradients: the gradient buckets are built under the model's lock,
   // which is taken after the turn so two model collectives issued back to back cannot deadlock).
   // A failure anywhere in `body` (the collectives or the caller's own code) breaks the group like a
-  // failed collective. On the "local" group every collective is a no-op.
+  // failed collective. On the "local" group every collective is what it is over one rank (a no-op in
+  // place, a copy from `in` to `out`).
   class Sequence {
    public:
+    void AllReduce(const at::Tensor& tensor, ReduceKind op);
     void AllReduceFlat(const std::vector<at::Tensor>& tensors, ReduceKind op);
+    void AllGather(const at::Tensor& out, const at::Tensor& in);
+    void ReduceScatter(const at::Tensor& out, const at::Tensor& in, ReduceKind op);
     void Broadcast(const at::Tensor& tensor, int root);
     int rank() const { return owner_->rank(); }
     int world_size() const { return owner_->world_size(); }
@@ -105,6 +109,8 @@ class ProcessGroup {
   void AllReduceInPlace(C10dGroup* group, at::Tensor& buffer, ReduceKind op) const;
   void AllReduceFlatOn(C10dGroup* group, const std::vector<at::Tensor>& tensors, ReduceKind op) const;
   void BroadcastOn(C10dGroup* group, const at::Tensor& tensor, int root) const;
+  void AllGatherOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in) const;
+  void ReduceScatterOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in, ReduceKind op) const;
   bool BackendHasAvg() const { return options_.backend == "nccl"; }
 
   GroupOptions options_;

@@ -116,6 +116,12 @@ int64_t QwenVL::ParameterCount() const {
   return n;
 }
 
+int64_t QwenVL::TrainableCount() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : params_.All()) n += t.requires_grad() ? t.numel() : 0;
+  return n;
+}
+
 const at::Tensor& QwenVL::HeadWeight() const {
   return cfg_.text.tie_word_embeddings ? params_.Get("model.embed_tokens.weight") : params_.Get("lm_head.weight");
 }

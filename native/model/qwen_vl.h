@@ -85,6 +85,7 @@ class QwenVL {
   // Which parts train: the vision blocks + patch embedding, the merger, the language model.
   void SetTrainable(bool vision, bool merger, bool language_model);
   int64_t ParameterCount() const;
+  int64_t TrainableCount() const;  // elements of the parameters that require grad
   bool checkpoint_layers = false;
 
   // Token embeddings with each image's merged features placed at its block's tokens

@@ -103,6 +103,14 @@ export const SFT_SCHEMA: ConfigSchema = [
     help: 'process-group backend when launched on several ranks (auto: nccl on CUDA, gloo on the CPU)',
   },
   {
+    key: 'zero',
+    type: 'int',
+    default: 0,
+    min: 0,
+    max: 2,
+    help: 'on several ranks: 0 = every rank holds the optimizer (DDP); 1 / 2 = ZeRO, the optimizer state sharded over the ranks',
+  },
+  {
     key: 'distTimeout',
     type: 'number',
     default: 300,
@@ -207,6 +215,7 @@ export interface SftCliConfig {
   threads: number;
   distBackend: 'auto' | 'gloo' | 'nccl';
   distTimeout: number;
+  zero: 0 | 1 | 2;
   evalAccuracy: boolean;
   evalLimit: number;
   maxNewTokens: number;
@@ -246,7 +255,7 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
     });
     if (dist.rank === 0)
       process.stderr.write(
-        `sft: data parallel over ${dist.worldSize} ranks (backend ${dist.backend}, ${env.launcher})\n`,
+        `sft: data parallel over ${dist.worldSize} ranks (backend ${dist.backend}, ${env.launcher}, ZeRO-${cfg.zero})\n`,
       );
   }
   try {

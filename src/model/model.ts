@@ -186,6 +186,10 @@ export class Model {
   async broadcastParameters(dist: NativeDistributed, root = 0): Promise<void> {
     return this.n.broadcastParameters(dist, root);
   }
+  /** ZeRO-1/2: the optimizer sharded over `dist` (see NativeModel.shardOptimizer); null undoes it. */
+  shardOptimizer(dist: NativeDistributed | null, opts?: { stage: 1 | 2; bucketBytes?: number }): void {
+    this.n.shardOptimizer(dist, opts);
+  }
   optimizerState(): Record<string, Tensor> {
     return this.n.optimizerState();
   }

@@ -95,7 +95,19 @@ export interface NativeModel {
   setParameters(tensors: Record<string, Tensor>): Promise<void>;
   setTrainable(parts: { vision?: boolean; merger?: boolean; languageModel?: boolean }): void;
   setCheckpointLayers(on: boolean): void;
-  info(): { parameterCount: number; device: string; dtype: string; optimizerStep: number; checkpointLayers: boolean };
+  info(): {
+    parameterCount: number;
+    /** Elements of the parameters that train (setTrainable). */
+    trainableCount: number;
+    device: string;
+    dtype: string;
+    optimizerStep: number;
+    /** 0 unsharded, else the ZeRO stage set by shardOptimizer. */
+    zeroStage: number;
+    /** Elements of this rank's optimizer slices (0 unsharded or before the first step / load). */
+    optimizerShardNumel: number;
+    checkpointLayers: boolean;
+  };
   logits(batch: ModelBatch): Promise<Tensor>;
   tokenLogprobs(
     batch: ModelBatch,
@@ -113,6 +125,11 @@ export interface NativeModel {
   allReduceGradients(dist: NativeDistributed, opts?: { bucketBytes?: number }): Promise<void>;
   /** Every parameter (frozen ones too) takes rank `root`'s values (default 0). */
   broadcastParameters(dist: NativeDistributed, root?: number): Promise<void>;
+  /** ZeRO stage 1 or 2 over `dist` from now on (null: back to the unsharded AdamW); the optimizer
+   *  starts empty. Sharded, optimizerStep is a collective (every rank calls it) that reduces the
+   *  gradients itself (no allReduceGradients), and the optimizer state is this rank's slices:
+   *  "step", "zero.master", "zero.exp_avg", "zero.exp_avg_sq". */
+  shardOptimizer(dist: NativeDistributed | null, opts?: { stage: 1 | 2; bucketBytes?: number }): void;
   optimizerState(): Record<string, Tensor>;
   loadOptimizerState(state: Record<string, Tensor>): void;
   ropeIndex(batch: ModelBatch): { positionIds: Int32Array; nextPositions: Int32Array };

@@ -4,11 +4,19 @@
 //     config.json, model.safetensors …   the weights: a Hugging Face model folder (Model.load reads it)
 //     tokenizer.json …                   copied from `tokenizerDir` when given, so the folder is usable alone
 //     optimizer.safetensors              AdamW state (moments, master weights, step) as Model.optimizerState()
+//     optimizer.rank-R-of-W.safetensors  instead, under ZeRO-1/2: rank R's slices of it (one file per rank)
 //     trainer_state.json                 step, data position, RNG, scheduler, fingerprint (TrainerState)
 //
 // A checkpoint is written into a hidden temp folder and renamed into place last, so a crash leaves
 // either no step-N or a whole one; trainer_state.json is written last inside it, and `latest`
 // only considers folders that have it. After a save, all but the newest `keepLast` are removed.
+//
+// Distributed runs: rank 0 writes the folder (every rank holds the same weights). Under ZeRO each
+// rank first writes its optimizer slices into <runDir>/checkpoints/.step-N.shards/, then rank 0 moves
+// them into the folder it is building, so the rename still publishes a whole checkpoint or none.
+// trainer_state.json records the world size and ZeRO stage; a ZeRO checkpoint resumes only on as
+// many ranks (its slices are cut for that world size; re-sharding is not supported), and is refused
+// before any work otherwise.
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -23,6 +31,8 @@ import {
 } from '../model/safetensors';
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
+import type { ProcessGroup } from '../dist/process_group';
+import type { ZeroStage } from '../dist/zero_memory';
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
@@ -54,6 +64,8 @@ export interface TrainerState {
   metrics?: Record<string, number>;
   /** Free-form, per trainer. */
   extra?: Record<string, unknown>;
+  /** How many ranks trained and how the optimizer was sharded (absent: one process, unsharded). */
+  dist?: { worldSize: number; zeroStage: ZeroStage };
   savedAt: string;
 }
 
@@ -64,6 +76,19 @@ export interface SaveRunCheckpointOptions {
   tokenizerDir?: string;
   /** Also write the optimizer state (default true). */
   optimizer?: boolean;
+  /** A distributed run: every rank calls saveRunCheckpoint under ZeRO, only rank 0 otherwise. */
+  ranks?: RunRanks;
+}
+
+/** The ranks of a distributed run, as the checkpoints need them. */
+export interface RunRanks {
+  group: ProcessGroup;
+  zeroStage: ZeroStage;
+}
+
+/** Rank `rank`'s optimizer slices in a ZeRO checkpoint. */
+export function optimizerShardFile(rank: number, worldSize: number): string {
+  return `optimizer.rank-${rank}-of-${worldSize}.safetensors`;
 }
 
 export function checkpointsDir(runDir: string): string {
@@ -84,13 +109,41 @@ export async function saveRunCheckpoint(
   const root = checkpointsDir(runDir);
   await fsp.mkdir(root, { recursive: true });
   const final = checkpointDir(runDir, state.step);
-  // A step-N from an earlier attempt (a resume that re-ran this step) is replaced whole.
-  await replaceDirAtomic(final, async (tmp) => {
-    await model.save(tmp, { sourceDir: opts.tokenizerDir });
-    if (opts.optimizer !== false) await writeTensors(path.join(tmp, OPTIMIZER_FILE), model.optimizerState());
-    await writeJsonAtomic(path.join(tmp, TRAINER_STATE_FILE), state);
-  });
-  if (opts.keepLast && opts.keepLast > 0) await pruneCheckpoints(runDir, opts.keepLast);
+  const ranks = opts.ranks;
+  const sharded = ranks !== undefined && ranks.zeroStage > 0 && opts.optimizer !== false;
+  const staging = path.join(root, `.step-${state.step}.shards`);
+  if (sharded) {
+    const { rank, worldSize } = ranks.group;
+    await fsp.mkdir(staging, { recursive: true });
+    await writeTensors(path.join(staging, optimizerShardFile(rank, worldSize)), model.optimizerState());
+    await ranks.group.barrier(); // every slice is on disk before rank 0 publishes the folder
+    if (rank !== 0) {
+      await ranks.group.barrier(); // ... and rank 0 has published it when this returns
+      return final;
+    }
+  }
+  const recorded: TrainerState = ranks
+    ? { ...state, dist: { worldSize: ranks.group.worldSize, zeroStage: ranks.zeroStage } }
+    : state;
+  try {
+    // A step-N from an earlier attempt (a resume that re-ran this step) is replaced whole.
+    await replaceDirAtomic(final, async (tmp) => {
+      await model.save(tmp, { sourceDir: opts.tokenizerDir });
+      if (sharded) {
+        for (let r = 0; r < ranks.group.worldSize; r++) {
+          const name = optimizerShardFile(r, ranks.group.worldSize);
+          await fsp.rename(path.join(staging, name), path.join(tmp, name));
+        }
+        await fsp.rm(staging, { recursive: true, force: true });
+      } else if (opts.optimizer !== false) {
+        await writeTensors(path.join(tmp, OPTIMIZER_FILE), model.optimizerState());
+      }
+      await writeJsonAtomic(path.join(tmp, TRAINER_STATE_FILE), recorded);
+    });
+    if (opts.keepLast && opts.keepLast > 0) await pruneCheckpoints(runDir, opts.keepLast);
+  } finally {
+    if (sharded) await ranks.group.barrier();
+  }
   return final;
 }
 
@@ -114,6 +167,8 @@ export async function pruneCheckpoints(runDir: string, keep: number): Promise<vo
   for (const name of fs.readdirSync(root)) {
     const m = /^\.step-\d+\.(?:tmp|old)-(\d+)$/.exec(name);
     if (m && Number(m[1]) !== process.pid) await fsp.rm(path.join(root, name), { recursive: true, force: true });
+    // Slices a crashed sharded save left (a save in progress has moved its own out by now).
+    if (/^\.step-\d+\.shards$/.test(name)) await fsp.rm(path.join(root, name), { recursive: true, force: true });
   }
 }
 
@@ -162,15 +217,17 @@ export function fingerprintDiffs(saved: TrainerState['fingerprint'], want: Train
  * Restores weights and optimizer state from a checkpoint folder into `model` and returns the trainer
  * state. The model must have the checkpoint's architecture (names and shapes are checked).
  */
-export async function loadRunCheckpoint(dir: string, model: Model): Promise<TrainerState> {
+export async function loadRunCheckpoint(dir: string, model: Model, ranks?: RunRanks): Promise<TrainerState> {
   const state = readTrainerState(dir);
+  const optFile = optimizerFileFor(dir, state, ranks);
   const { tensors } = await loadCheckpoint(dir);
   try {
     await model.setParameters(Object.fromEntries(tensors));
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
-  const optFile = path.join(dir, OPTIMIZER_FILE);
+  if (state.dist && state.dist.zeroStage > 0 && !fs.existsSync(optFile))
+    throw new Error(`resume: ${optFile} is missing (a ZeRO checkpoint holds one optimizer file per rank)`);
   if (fs.existsSync(optFile)) {
     const opt = await readTensors(optFile);
     try {
@@ -182,7 +239,29 @@ export async function loadRunCheckpoint(dir: string, model: Model): Promise<Trai
   return state;
 }
 
-/** Named tensors as one safetensors file (atomic: temp file + rename, done natively). */
+/**
+ * The optimizer file this rank resumes from, after checking that the checkpoint's sharding fits this
+ * run's: a ZeRO checkpoint needs the same world size and a ZeRO run (stage 1 and 2 share a layout);
+ * an unsharded one (a single process or ZeRO-0) resumes on any number of ranks with ZeRO-0.
+ */
+function optimizerFileFor(dir: string, state: TrainerState, ranks: RunRanks | undefined): string {
+  const saved = state.dist ?? { worldSize: 1, zeroStage: 0 as ZeroStage };
+  const worldSize = ranks?.group.worldSize ?? 1;
+  const zeroStage = ranks?.zeroStage ?? 0;
+  const was = `${saved.worldSize} rank${saved.worldSize === 1 ? '' : 's'} with ZeRO-${saved.zeroStage}`;
+  const now = `${worldSize} rank${worldSize === 1 ? '' : 's'} with ZeRO-${zeroStage}`;
+  if (saved.zeroStage > 0 && (zeroStage === 0 || saved.worldSize !== worldSize))
+    throw new Error(
+      `resume: ${dir} was saved by ${was}; its optimizer slices fit only ${saved.worldSize} ranks with ZeRO-1 or -2 ` +
+        `(re-sharding is not supported), and this run has ${now}`,
+    );
+  if (saved.zeroStage === 0 && zeroStage > 0)
+    throw new Error(
+      `resume: ${dir} holds an unsharded optimizer (saved by ${was}); resume it with --zero 0, not ${now}`,
+    );
+  return zeroStage > 0 ? path.join(dir, optimizerShardFile(ranks?.group.rank ?? 0, worldSize)) : path.join(dir, OPTIMIZER_FILE);
+}
+
 /**
  * Resumes a run: loads checkpoint `which` of `runDir` (true: the latest) into `model` and returns its
  * trainer state, after checking that it was written by `trainer` for the same run (`fingerprint`:
@@ -195,9 +274,10 @@ export async function resumeRun(
   trainer: TrainerState['trainer'],
   fingerprint: TrainerState['fingerprint'],
   needs: string,
+  ranks?: RunRanks,
 ): Promise<{ dir: string; state: TrainerState }> {
   const dir = resolveCheckpoint(runDir, which);
-  const state = await loadRunCheckpoint(dir, model);
+  const state = await loadRunCheckpoint(dir, model, ranks);
   if (state.trainer !== trainer)
     throw new Error(`resume: ${dir} was written by the ${state.trainer} trainer, not ${trainer}`);
   const diffs = fingerprintDiffs(state.fingerprint, fingerprint);

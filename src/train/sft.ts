@@ -22,6 +22,7 @@ import { Progress } from '../report/progress';
 import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
 import { loadAddon } from '../native/loader';
 import type { ProcessGroup } from '../dist/process_group';
+import { describeMemoryPerRank, dtypeBytes, type ZeroStage } from '../dist/zero_memory';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
@@ -92,11 +93,15 @@ export interface SftOptions {
   tokenizerDir?: string;
   /** Progress line on stderr (default true). */
   progress?: boolean;
-  /** Data parallelism (ZeRO stage 0): the process group of the ranks. Every rank runs trainSft with
-   *  the same data and options; micro-batch b of a step goes to rank (b - step.start) % worldSize, the
-   *  gradients are summed over the ranks before the (identical) optimizer step. Only rank 0 writes
-   *  (metrics, checkpoints) and evaluates. Absent or world size 1: a single process. */
+  /** Data parallelism: the process group of the ranks. Every rank runs trainSft with the same data and
+   *  options; micro-batch b of a step goes to rank (b - step.start) % worldSize, the gradients are
+   *  summed over the ranks before the optimizer step. Only rank 0 writes metrics and the weights, and
+   *  evaluates. Absent or world size 1: a single process. */
   dist?: ProcessGroup;
+  /** With `dist`: 0 = every rank keeps the whole optimizer and takes the same step (DDP); 1 / 2 =
+   *  ZeRO: the optimizer state is sharded over the ranks (native/train/zero_adamw.h) and each rank
+   *  writes its slices into the checkpoints. Ignored on one rank. */
+  zero: ZeroStage;
 }
 
 /** The defaults, one commented place (the CLI's flags and config keys come from these names). */
@@ -123,6 +128,7 @@ export const SFT_DEFAULTS: SftOptions = {
   saveEvery: 0,
   keepLast: 2,
   logEvery: 1,
+  zero: 0,
 };
 
 export interface SftStepReport {
@@ -295,6 +301,7 @@ function checkOptions(o: SftOptions): void {
   if (o.maxSteps === 0 && !(o.epochs > 0)) throw new Error('sft: set epochs > 0 or maxSteps > 0');
   if (!(o.logEvery >= 1)) throw new Error(`sft: logEvery must be >= 1, got ${o.logEvery}`);
   if (o.resume && !o.out) throw new Error('sft: resume needs the run folder (out)');
+  if (![0, 1, 2].includes(o.zero)) throw new Error(`sft: zero must be 0, 1 or 2, got ${o.zero}`);
   if (o.freezeVision && o.freezeMerger && o.freezeLm)
     throw new Error('sft: freezeVision, freezeMerger and freezeLm all set: nothing would train');
 }
@@ -371,6 +378,22 @@ export async function trainSft(
 
   model.setTrainable({ vision: !o.freezeVision, merger: !o.freezeMerger, languageModel: !o.freezeLm });
   model.setRecomputeActivations(o.recomputeActivations);
+  const zero: ZeroStage = dist ? o.zero : 0;
+  const ranks = dist ? { group: dist, zeroStage: zero } : undefined;
+  // Sharded before the resume: the checkpoint's slices load into the sharded optimizer.
+  if (zero > 0) model.shardOptimizer(dist as ProcessGroup, { stage: zero as 1 | 2 });
+  if (dist && showProgress) {
+    const info = model.info;
+    process.stderr.write(
+      `sft: ${describeMemoryPerRank({
+        parameters: info.parameterCount,
+        trainable: info.trainableCount,
+        dtypeBytes: dtypeBytes(info.dtype),
+        worldSize,
+        stage: zero,
+      })}\n`,
+    );
+  }
 
   let step = 0;
   let epoch = 0;
@@ -385,6 +408,7 @@ export async function trainSft(
       'sft',
       fingerprint,
       'the same data and batching options',
+      ranks,
     );
     ({ step, epoch, batchIndex, tokensSeen, samplesSeen } = state);
   }
@@ -416,7 +440,8 @@ export async function trainSft(
   };
 
   const save = async (): Promise<void> => {
-    if (!o.out || !isMain) return;
+    // Under ZeRO every rank writes its optimizer slices; otherwise rank 0 writes everything.
+    if (!o.out || (!isMain && zero === 0)) return;
     const state: TrainerState = {
       version: TRAINER_STATE_VERSION,
       trainer: 'sft',
@@ -435,6 +460,7 @@ export async function trainSft(
     lastCheckpoint = await saveRunCheckpoint(o.out, model, state, {
       keepLast: o.keepLast,
       tokenizerDir: o.tokenizerDir,
+      ranks,
     });
   };
 
@@ -464,7 +490,8 @@ export async function trainSft(
       }
       if (dist) {
         // numItems is the step's global target count, so the sum over ranks is the step's mean.
-        await model.allReduceGradients(dist);
+        // (Under ZeRO the optimizer step reduces the gradients itself.)
+        if (zero === 0) await model.allReduceGradients(dist);
         const t = new (loadAddon().Tensor)(new Float64Array([loss]), [1], { copy: true });
         try {
           await dist.allReduce(t, 'sum');
@@ -542,6 +569,7 @@ export async function trainSft(
   } finally {
     progress?.done();
     metrics?.close();
+    if (zero > 0) model.shardOptimizer(null); // the slices are in the checkpoints; the model goes back to one process
   }
   return { steps: step, totalSteps, history, evals, resumedFrom, completed, lastCheckpoint };
 }
