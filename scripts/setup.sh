@@ -64,6 +64,11 @@ if ! { command -v fc-list >/dev/null && fc-list | grep -qi 'DejaVu Sans'; } && [
   if command -v apt-get >/dev/null; then need+=(fonts-dejavu-core)
   else say "warning: no DejaVu Sans font: install it (e.g. fonts-dejavu-core) or the chart PNGs may show no text"; fi
 fi
+# The distributed tests also start ranks with torchrun (Debian's python3-torch ships /usr/bin/torchrun;
+# the tests skip that case without it, e.g. in the libtorch 2.x chroot, which never calls apt here).
+if ! command -v torchrun >/dev/null && [[ "${MEDGR2_SKIP_APT:-0}" != 1 ]] && command -v apt-get >/dev/null; then
+  need+=(python3-torch)
+fi
 if ((${#need[@]})); then apt_install "${need[@]}"; fi
 libtorch_found >/dev/null || die "libtorch is still not found after installing; set MEDGR2_LIBTORCH"
 

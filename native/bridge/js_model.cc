@@ -753,8 +753,8 @@ Napi::Value ModelHandle::ShardOptimizer(const Napi::CallbackInfo& info) {
   if (!(bucket_bytes > 0) || !std::isfinite(bucket_bytes))
     ThrowArgError(env, kWhere, "options.bucketBytes", "a finite number > 0", DescribeJsValue(o.Get("bucketBytes")));
   std::lock_guard<std::mutex> lock(st->mutex);
-  st->zero = std::make_unique<train::ZeroAdamW>(static_cast<int>(*stage), group->rank(), group->world_size(),
-                                                bucket_bytes);
+  st->zero =
+      std::make_unique<train::ZeroAdamW>(static_cast<int>(*stage), group->rank(), group->world_size(), bucket_bytes);
   st->zero_group = group;
   st->optimizer = train::AdamW();
   return env.Undefined();

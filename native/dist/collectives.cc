@@ -133,8 +133,7 @@ void ProcessGroup::AllGather(uint64_t ticket, const at::Tensor& out, const at::T
   Run(ticket, "allGather", [&](C10dGroup* group) { AllGatherOn(group, out, in); });
 }
 
-void ProcessGroup::ReduceScatterOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in,
-                                   ReduceKind op) const {
+void ProcessGroup::ReduceScatterOn(C10dGroup* group, const at::Tensor& out, const at::Tensor& in, ReduceKind op) const {
   const int64_t n = out.numel();
   if (!group) {
     out.copy_(in.reshape(out.sizes()));

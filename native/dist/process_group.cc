@@ -2,9 +2,12 @@
 // The collectives themselves are in collectives.cc.
 #include "dist/process_group.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <torch/version.h>
 
@@ -189,8 +192,8 @@ void ProcessGroup::Run(uint64_t ticket, const char* name, const std::function<vo
   } catch (const std::exception& e) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     const std::string message = who + " failed after " + std::to_string(ms.count()) + " ms (timeout " +
-                                std::to_string(options_.timeout.count()) + " ms): " + Describe(e) +
-                                " (a peer rank may have died, or the ranks called different collectives)";
+                                std::to_string(options_.timeout.count()) + " ms): " + Describe(e) + "; " +
+                                SilentRanks();
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (broken_.empty()) broken_ = message;
@@ -198,6 +201,41 @@ void ProcessGroup::Run(uint64_t ticket, const char* name, const std::function<vo
     if (group) (void)group.release();  // a broken backend is never destroyed (see Close)
     throw std::runtime_error(message);
   }
+}
+
+std::string ProcessGroup::SilentRanks() const {
+  c10::intrusive_ptr<c10d::Store> store;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    store = store_;
+  }
+  if (!store) return "a peer rank may have died, or the ranks called different collectives";
+  const auto patience = std::min<std::chrono::milliseconds>(options_.timeout, std::chrono::seconds(5));
+  std::vector<int> silent;
+  try {
+    store->set("failed/" + std::to_string(options_.rank), std::vector<uint8_t>{'1'});
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    do {
+      silent.clear();
+      for (int r = 0; r < options_.world_size; ++r) {
+        if (!store->check({"failed/" + std::to_string(r)})) silent.push_back(r);
+      }
+      if (silent.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    } while (std::chrono::steady_clock::now() < deadline);
+  } catch (const std::exception& e) {
+    return std::string("the store at ") + options_.master_addr + ":" + std::to_string(options_.master_port) +
+           " does not answer either (" + Describe(e) + "): its host is lost (" +
+           (options_.agent_store ? "the launcher's agent" : "rank 0") + ")";
+  }
+  if (silent.empty()) {
+    return "every rank reached this failure: the ranks called different collectives, or a transport error";
+  }
+  std::string list;
+  for (int r : silent) list += (list.empty() ? "" : ", ") + std::to_string(r);
+  return "lost: rank" + std::string(silent.size() > 1 ? "s " : " ") + list + " (no report within " +
+         std::to_string(patience.count()) +
+         " ms of the failure: dead, stuck behind a dead rank, or not calling this collective)";
 }
 
 void ProcessGroup::Wait(const c10::intrusive_ptr<c10d::Work>& work) const {

@@ -106,6 +106,10 @@ class ProcessGroup {
   // "local"), turns failures into the group's error message and marks the group broken.
   void Run(uint64_t ticket, const char* name, const std::function<void(C10dGroup*)>& body);
   void Wait(const c10::intrusive_ptr<c10d::Work>& work) const;
+  // After a failed collective, which ranks are lost: every rank that fails reports to the store, and
+  // the ranks that have not within a few seconds are named (or the store's host, when the store is
+  // gone too). One sentence for the error message.
+  std::string SilentRanks() const;
   void AllReduceInPlace(C10dGroup* group, at::Tensor& buffer, ReduceKind op) const;
   void AllReduceFlatOn(C10dGroup* group, const std::vector<at::Tensor>& tensors, ReduceKind op) const;
   void BroadcastOn(C10dGroup* group, const at::Tensor& tensor, int root) const;

@@ -28,10 +28,9 @@ void ZeroAdamW::EnsureLayout(model::ParamMap& params) {
       same = now[i].name == params_[i].name && now[i].tensor.numel() == params_[i].tensor.numel();
     }
     if (!same) {
-      throw std::runtime_error(
-          "the trainable parameters changed after the sharded optimizer laid them out (" +
-          std::to_string(params_.size()) + " then, " + std::to_string(now.size()) +
-          " now): set what trains before the first step or load of a ZeRO optimizer");
+      throw std::runtime_error("the trainable parameters changed after the sharded optimizer laid them out (" +
+                               std::to_string(params_.size()) + " then, " + std::to_string(now.size()) +
+                               " now): set what trains before the first step or load of a ZeRO optimizer");
     }
     params_ = std::move(now);  // the same parameters; rebinds tensors a setParameters may have replaced
     return;

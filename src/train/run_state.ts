@@ -259,7 +259,9 @@ function optimizerFileFor(dir: string, state: TrainerState, ranks: RunRanks | un
     throw new Error(
       `resume: ${dir} holds an unsharded optimizer (saved by ${was}); resume it with --zero 0, not ${now}`,
     );
-  return zeroStage > 0 ? path.join(dir, optimizerShardFile(ranks?.group.rank ?? 0, worldSize)) : path.join(dir, OPTIMIZER_FILE);
+  return zeroStage > 0
+    ? path.join(dir, optimizerShardFile(ranks?.group.rank ?? 0, worldSize))
+    : path.join(dir, OPTIMIZER_FILE);
 }
 
 /**
