@@ -901,7 +901,7 @@ Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
   MODEL_JS_CATCH(env, kWhere)
 }
 
-// generate(batch, { maxNewTokens, temperature, topK?, topP?, seed?, stopTokens? })
+// generate(batch, { maxNewTokens, temperature, topK?, topP?, seed?, seeds?, stopTokens? })
 //   -> { tokens: Int32Array[], logprobs: Float32Array[] }
 Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -921,6 +921,10 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   if (!o.Get("stopTokens").IsUndefined())
     g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);
+  if (!o.Get("seeds").IsUndefined()) {
+    for (int64_t v : ReadIntList(o.Get("seeds"), kWhere, "options.seeds", true))
+      g.sequence_seeds.push_back(static_cast<uint64_t>(v));
+  }
   return RunLocked<model::GenerateResult>(
       info, "medgr2.Model.generate", st, [b, g](ModelState& s) { return s.model->Generate(b, g); },
       [](Napi::Env e, model::GenerateResult& r) -> Napi::Value {

@@ -50,6 +50,29 @@ at::Tensor Truncate(at::Tensor probs, int64_t top_k, double top_p) {
   return probs;
 }
 
+// A uniform in [0, 1) that depends only on (seed, step): splitmix64 of the pair.
+double CounterUniform(uint64_t seed, int64_t step) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(step) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+// Inverse-CDF sampling with one uniform per row: the first token whose cumulative probability exceeds
+// u times the row's total (tokens of probability 0 can never be chosen). The CDF in float64 so that
+// 150k-token vocabularies keep the tail's resolution.
+at::Tensor SampleWithUniforms(const at::Tensor& probs, const std::vector<uint64_t>& seeds, int64_t step) {
+  const int64_t rows = probs.size(0), vocab = probs.size(1);
+  at::Tensor u = at::empty({rows}, at::kDouble);
+  double* up = u.data_ptr<double>();
+  for (int64_t i = 0; i < rows; ++i) up[i] = CounterUniform(seeds[i], step);
+  at::Tensor cdf = probs.to(at::kDouble).cumsum(-1);
+  at::Tensor target = (u.to(cdf.device()) * cdf.select(1, vocab - 1)).unsqueeze(1);
+  at::Tensor idx = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).squeeze(1);
+  return idx.clamp_max(vocab - 1);
+}
+
 }  // namespace
 
 GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOptions& o) const {
@@ -60,6 +83,10 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   if (!(o.temperature >= 0)) throw ArgumentError("generate", "temperature", ">= 0");
   if (!(o.top_p > 0 && o.top_p <= 1)) throw ArgumentError("generate", "topP", "in (0, 1]");
   const int64_t s = prompts.Sequences();
+  if (!o.sequence_seeds.empty() && static_cast<int64_t>(o.sequence_seeds.size()) != s) {
+    throw ArgumentError("generate", "seeds", "one per sequence (" + std::to_string(s) + ")",
+                        std::to_string(o.sequence_seeds.size()));
+  }
   at::Tensor cu = prompts.cu_seqlens.to(at::kCPU, at::kLong);
   int64_t longest = 0;
   for (int64_t i = 0; i < s; ++i) {
@@ -94,7 +121,8 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
       chosen = logits.argmax(-1);
     } else {
       at::Tensor probs = Truncate(logp_all.exp(), o.top_k, o.top_p);
-      chosen = at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1);
+      chosen = o.sequence_seeds.empty() ? at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1)
+                                        : SampleWithUniforms(probs, o.sequence_seeds, step);
     }
     at::Tensor lp = logp_all.gather(1, chosen.unsqueeze(1)).squeeze(1).to(at::kCPU, at::kFloat);
     at::Tensor tok = chosen.cpu();

@@ -35,6 +35,10 @@ struct GenerateOptions {
   int64_t top_k = 0;         // 0: off
   double top_p = 1.0;        // 1: off
   uint64_t seed = 0;
+  // One seed per sequence (or empty): sequence i then draws its tokens from its own counter-based
+  // stream, so its completion does not depend on what else is in the batch (distributed GRPO samples
+  // a prompt's rollouts on whichever rank holds it). Empty: one generator for the batch from `seed`.
+  std::vector<uint64_t> sequence_seeds;
   std::vector<int64_t> stop_tokens;
 };
 

@@ -10,6 +10,7 @@ import { defaultRewards, loadRewardModule, parseRewardWeights } from '../train/r
 import type { ModelDtype } from '../model/model';
 import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
 import { runTrainingCommand } from './training_command';
+import { RANKS_SCHEMA, withRanks, type RanksConfig } from './ranks';
 import { loadSampleData } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { GRPO_DEFAULTS, resolveGrpoOptions, type ResolvedGrpoOptions } from '../train/grpo_options';
@@ -85,6 +86,8 @@ export const GRPO_SCHEMA: ConfigSchema = [
     help: 'a JS module exporting reward functions (default or named): (completion, prompt) => number',
   },
   { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
+  // several ranks (src/cli/ranks.ts)
+  ...RANKS_SCHEMA,
   {
     key: 'dtype',
     type: 'string',
@@ -197,7 +200,7 @@ export const GRPO_SCHEMA: ConfigSchema = [
   { key: 'keepLast', type: 'int', default: D.keepLast, min: 0, help: 'checkpoints kept (0: all)' },
 ];
 
-export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions> {
+export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions>, RanksConfig {
   model: string;
   data: string;
   out: string;
@@ -211,7 +214,6 @@ export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions> {
   style: PromptStyle;
   rewardWeights: string;
   rewardModule?: string;
-  device: string;
   dtype?: ModelDtype;
   initSeed: number;
   threads: number;
@@ -241,45 +243,51 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
   const prompts = grpoPromptsFromSamples(samples, cfg.style);
 
   // Saved resolved: epsHigh filled in, so the file repeats this run exactly.
-  await runTrainingCommand(
-    'grpo',
-    cfg,
-    { ...cfg, epsHigh: trainer.epsHigh },
-    async ({ model, tokenizer, tokenizerDir, say, origin }) => {
-      say(
-        `${origin}; ${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
-          `rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}`,
-      );
-      let last: GrpoStepMetrics | undefined;
-      let resumedFrom = 0;
-      await trainGrpo(
-        model,
-        prompts,
-        rewards,
-        {
-          ...trainer,
-          tokenizer,
-          tokenizerDir,
-          out: cfg.out,
-          resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
-        },
-        {
-          onResume: (dir, step) => {
-            resumedFrom = step;
-            say(`resumed from ${dir} (step ${step})`);
+  await withRanks('grpo', cfg, (c, dist) =>
+    runTrainingCommand(
+      'grpo',
+      c,
+      { ...c, epsHigh: trainer.epsHigh },
+      async ({ model, tokenizer, tokenizerDir, say, origin }) => {
+        say(
+          `${origin}; ${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
+            `rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}`,
+        );
+        let last: GrpoStepMetrics | undefined;
+        let resumedFrom = 0;
+        await trainGrpo(
+          model,
+          prompts,
+          rewards,
+          {
+            ...trainer,
+            tokenizer,
+            tokenizerDir,
+            out: cfg.out,
+            resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
+            dist,
+            zero: c.zero,
           },
-          onStep: (m) => void (last = m),
-        },
-      );
-      const num = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
-      return {
-        steps: trainer.steps,
-        resumedFrom,
-        reward: num(last?.reward.mean),
-        accuracy: num(last?.accuracy),
-        kl: num(last?.kl),
-      };
-    },
+          {
+            onResume: (dir, step) => {
+              resumedFrom = step;
+              say(`resumed from ${dir} (step ${step})`);
+            },
+            onStep: (m) => void (last = m),
+          },
+        );
+        const num = (x: number | undefined): number | null => (x !== undefined && Number.isFinite(x) ? x : null);
+        return {
+          steps: trainer.steps,
+          resumedFrom,
+          reward: num(last?.reward.mean),
+          accuracy: num(last?.accuracy),
+          kl: num(last?.kl),
+          ...(dist ? { worldSize: dist.worldSize } : {}),
+        };
+      },
+      { dist },
+    ),
   );
 }
 

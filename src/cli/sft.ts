@@ -11,8 +11,8 @@ import { runTrainingCommand } from './training_command';
 import { loadSampleData, requireLabels } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
-import { readDistEnv } from '../dist/env';
-import { initProcessGroup, type ProcessGroup } from '../dist/process_group';
+import type { ProcessGroup } from '../dist/process_group';
+import { RANKS_SCHEMA, withRanks, type RanksConfig } from './ranks';
 
 const D = SFT_DEFAULTS;
 
@@ -94,29 +94,8 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
   { key: 'initSeed', type: 'int', default: 0, help: 'seed of the random init when --model is a config' },
   { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
-  // data parallelism (under `medgr2 launch` / torchrun / Slurm / mpirun: WORLD_SIZE > 1)
-  {
-    key: 'distBackend',
-    type: 'string',
-    default: 'auto',
-    choices: ['auto', 'gloo', 'nccl'],
-    help: 'process-group backend when launched on several ranks (auto: nccl on CUDA, gloo on the CPU)',
-  },
-  {
-    key: 'zero',
-    type: 'int',
-    default: 0,
-    min: 0,
-    max: 2,
-    help: 'on several ranks: 0 = every rank holds the optimizer (DDP); 1 / 2 = ZeRO, the optimizer state sharded over the ranks',
-  },
-  {
-    key: 'distTimeout',
-    type: 'number',
-    default: 300,
-    min: 1,
-    help: 'seconds a rank waits on joining and on each collective before failing',
-  },
+  // several ranks (src/cli/ranks.ts)
+  ...RANKS_SCHEMA,
   // optimization
   { key: 'lr', type: 'number', default: D.lr, min: 0, help: 'peak learning rate (AdamW)' },
   {
@@ -197,7 +176,7 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'logEvery', type: 'int', default: D.logEvery, min: 1, help: 'metrics every N steps' },
 ];
 
-export interface SftCliConfig {
+export interface SftCliConfig extends RanksConfig {
   model: string;
   data: string;
   evalData?: string;
@@ -213,9 +192,6 @@ export interface SftCliConfig {
   device: string;
   initSeed: number;
   threads: number;
-  distBackend: 'auto' | 'gloo' | 'nccl';
-  distTimeout: number;
-  zero: 0 | 1 | 2;
   evalAccuracy: boolean;
   evalLimit: number;
   maxNewTokens: number;
@@ -243,28 +219,7 @@ export async function runSft(cfg: SftCliConfig): Promise<void> {
   if (evalSamples) requireLabels(evalSamples, cfg.evalData as string, '--eval-data');
   if (cfg.evalAccuracy && !evalSamples) throw new Error('--eval-accuracy needs --eval-data');
 
-  // Data parallelism: launched on several ranks, every rank joins the group before loading anything.
-  const env = readDistEnv();
-  let dist: ProcessGroup | undefined;
-  if (env.worldSize > 1) {
-    if (cfg.device === 'cuda') cfg = { ...cfg, device: `cuda:${env.localRank}` };
-    dist = await initProcessGroup(env, {
-      backend: cfg.distBackend,
-      timeoutMs: Math.round(cfg.distTimeout * 1000),
-      device: cfg.device,
-    });
-    if (dist.rank === 0)
-      process.stderr.write(
-        `sft: data parallel over ${dist.worldSize} ranks (backend ${dist.backend}, ${env.launcher}, ZeRO-${cfg.zero})\n`,
-      );
-  }
-  try {
-    await runSftIn(cfg, trainSamples, evalSamples, dist);
-    // Rank 0 may host the store: nobody leaves before everyone is done with it.
-    if (dist) await dist.barrier();
-  } finally {
-    dist?.close();
-  }
+  await withRanks('sft', cfg, (c, dist) => runSftIn(c, trainSamples, evalSamples, dist));
 }
 
 async function runSftIn(

@@ -80,3 +80,18 @@ export async function allReduceTensors(
   // Issued together: the group runs them in this order, and their copies overlap the others' transfers.
   await Promise.all(planBuckets(tensors, bucketBytes).map((b) => group.allReduceFlat(b, op)));
 }
+
+/** Plain numbers reduced over the ranks (one float64 all-reduce): metrics, token counts, flags. */
+export async function allReduceNumbers(
+  group: ProcessGroup,
+  values: readonly number[],
+  op: ReduceOpName = 'sum',
+): Promise<number[]> {
+  const t = new (loadAddon().Tensor)(Float64Array.from(values), [values.length], { copy: true });
+  try {
+    await group.allReduce(t, op);
+    return Array.from(t.toArray() as Float64Array);
+  } finally {
+    t.dispose();
+  }
+}

@@ -36,6 +36,9 @@ export interface GenerateOptions {
   topK?: number;
   topP?: number;
   seed?: number;
+  /** One seed per sequence: each draws from its own stream, independent of the rest of the batch
+   *  (then `seed` is unused). */
+  seeds?: number[];
   /** Generation stops for a sequence after it emits one of these (the stop token is kept). */
   stopTokens?: number[];
 }

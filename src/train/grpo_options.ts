@@ -2,6 +2,8 @@
 import type { TextTokenizer } from '../data/tokenizer';
 import { ADAMW_DEFAULTS, Model } from '../model/model';
 import { type ImageOptions } from '../model/encode';
+import type { ProcessGroup } from '../dist/process_group';
+import type { ZeroStage } from '../dist/zero_memory';
 
 /** The defaults, one per line (the CLI and config files override them). */
 export const GRPO_DEFAULTS = {
@@ -72,6 +74,10 @@ export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   tokenizerDir?: string;
   /** Progress line on stderr (default true). */
   progress?: boolean;
+  /** Several ranks (see trainGrpo): every rank calls trainGrpo with the same prompts and options. */
+  dist?: ProcessGroup;
+  /** With `dist`: 0 = every rank holds the optimizer; 1 / 2 = ZeRO (as SftOptions.zero). */
+  zero?: ZeroStage;
 }
 
 export type ResolvedGrpoOptions = typeof GRPO_DEFAULTS;

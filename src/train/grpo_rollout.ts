@@ -79,7 +79,7 @@ export function isDegenerate(rewards: readonly number[]): boolean {
   return v.length < 2 || v.every((r) => r === v[0]);
 }
 
-/** The sampling seed of (seed, step, round, chunk): a pure function, so a resumed run samples as an
+/** The sampling seed of (seed, step, round, prompt, completion): a pure function, so a resumed run samples as an
  *  uninterrupted one would. */
 export function seedFor(seed: number, ...parts: number[]): number {
   let h = seed >>> 0;
@@ -105,22 +105,32 @@ function withoutImages(batch: ModelBatch, numImages: number): ModelBatch {
   return numImages > 0 ? batch : { inputIds: batch.inputIds, cuSeqlens: batch.cuSeqlens };
 }
 
-/** G sampled completions for each prompt (one generateBatch per `generationBatch` sequences). */
+/** G sampled completions for each prompt (one generateBatch per `generationBatch` sequences).
+ *  `groupSeeds[g]` seeds prompt g's completions (completion k draws from seedFor(groupSeeds[g], k)):
+ *  a completion does not depend on which other prompts share its batch or its rank. */
 export async function generateRollouts(
   policy: Model,
   tok: TextTokenizer,
   prompts: readonly GrpoPrompt[],
   encoded: readonly PackSample[],
   o: Pick<ResolvedGrpoOptions, 'groupSize' | 'maxNewTokens' | 'temperature' | 'topP' | 'topK' | 'generationBatch'>,
-  seed: number,
+  groupSeeds: readonly number[],
 ): Promise<Omit<RolloutGroup, 'terms' | 'rewards'>[]> {
+  if (groupSeeds.length !== prompts.length)
+    throw new Error(`generateRollouts: ${groupSeeds.length} seeds for ${prompts.length} prompts`);
   const stops = [tok.special.imEnd, tok.special.endOfText];
   const G = o.groupSize;
   const flat: PackSample[] = [];
-  for (const e of encoded) for (let k = 0; k < G; k++) flat.push(e);
+  const seeds: number[] = [];
+  encoded.forEach((e, g) => {
+    for (let k = 0; k < G; k++) {
+      flat.push(e);
+      seeds.push(seedFor(groupSeeds[g], k));
+    }
+  });
   const tokens: Int32Array[] = [];
   const logprobs: Float32Array[] = [];
-  for (let start = 0, chunk = 0; start < flat.length; start += o.generationBatch, chunk++) {
+  for (let start = 0; start < flat.length; start += o.generationBatch) {
     const part = flat.slice(start, start + o.generationBatch);
     const pb = assembleBatch(
       part,
@@ -132,7 +142,7 @@ export async function generateRollouts(
       temperature: o.temperature,
       topP: o.topP < 1 ? o.topP : undefined,
       topK: o.topK > 0 ? o.topK : undefined,
-      seed: seedFor(seed, chunk),
+      seeds: seeds.slice(start, start + o.generationBatch),
       stopTokens: stops,
     });
     tokens.push(...res.tokens);

@@ -26,17 +26,29 @@
 // Run folder (opts.out): metrics.jsonl + tensorboard/ through MetricsLogger (tags as flattenMetrics),
 // checkpoints/step-N/ through run_state.ts (every saveEvery steps and at the end, keepLast kept).
 // Resume restores weights, AdamW state and the prompt sampler's position; everything random is a pure
-// function of the seed: the prompt order of (seed, epoch) and the rollout sampling seed of (seed, step,
-// round, chunk), and the lr of the optimizer step count, so a resumed run repeats the uninterrupted one.
+// function of the seed: the prompt order of (seed, epoch) and each completion's sampling stream of
+// (seed, step, round, prompt position, completion), and the lr of the optimizer step count, so a
+// resumed run repeats the uninterrupted one.
 // The reference model (beta > 0) is a frozen copy of the policy as passed in, before the checkpoint's
 // weights are loaded: resume with the same starting model (--model and its init seed).
+//
+// Several ranks (opts.dist): every rank draws the same prompts; the round's group j is generated and
+// scored on rank j mod worldSize (its completions seeded by position, so they are what one process
+// would sample), and one all-reduce shares every group's rewards and metric inputs (grpo_scores.ts).
+// So every rank keeps the same groups, computes the same advantages and the same global denominators
+// (dapo's numItemsInBatch is the all-reduced completion token count), and trains on its own groups;
+// the gradients are summed over the ranks before the optimizer step (ZeRO-1/2 as in SFT). Each rank
+// holds its own reference model; rank 0 logs the global metrics and writes the checkpoints.
 import { hashString } from '../util/prng';
 import { grpo } from '../ops/grpo_ops';
 import { Model, type ModelDtype, type ModelDevice } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { lrAt, type LrSchedule } from './lr_schedule';
-import { accuracyScore, scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+import { scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+import { scoresOf, shareScores, type GroupScores } from './grpo_scores';
+import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
+import { describeMemoryPerRank, dtypeBytes, type ZeroStage } from '../dist/zero_memory';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
 import {
@@ -106,10 +118,20 @@ export async function trainGrpo(
     out,
     resume,
     tokenizerDir,
-    progress: showProgress = true,
+    progress: showProgressOpt = true,
+    dist: distOpt,
+    zero: zeroOpt = 0,
     ...rest
   } = opts;
   const o = resolveGrpoOptions(rest);
+  const dist = distOpt && distOpt.worldSize > 1 ? distOpt : undefined;
+  const rank = dist?.rank ?? 0;
+  const worldSize = dist?.worldSize ?? 1;
+  const isMain = rank === 0;
+  const showProgress = showProgressOpt && isMain;
+  if (![0, 1, 2].includes(zeroOpt)) throw new Error(`grpo: zero must be 0, 1 or 2, got ${zeroOpt}`);
+  const zero: ZeroStage = dist ? zeroOpt : 0;
+  const ranks = dist ? { group: dist, zeroStage: zero } : undefined;
   if (resume !== undefined && resume !== false && !out) throw new Error('grpo: resume needs the run folder (out)');
   if (rewardFns.length === 0) throw new Error('grpo: no reward functions');
   const names = new Set<string>();
@@ -144,8 +166,24 @@ export async function trainGrpo(
     fingerprint[k] = v as string | number | boolean;
   }
 
+  // Every rank starts from rank 0's weights (the ranks only ever exchange gradients after this).
+  if (dist) await policy.broadcastParameters(dist, 0);
   // The reference is the policy as given (before a checkpoint's weights replace it).
   const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  // Sharded before the resume: the checkpoint's slices load into the sharded optimizer.
+  if (zero > 0) policy.shardOptimizer(dist as ProcessGroup, { stage: zero as 1 | 2 });
+  if (dist && showProgress) {
+    const info = policy.info;
+    process.stderr.write(
+      `grpo: ${describeMemoryPerRank({
+        parameters: info.parameterCount,
+        trainable: info.trainableCount,
+        dtypeBytes: dtypeBytes(info.dtype),
+        worldSize,
+        stage: zero,
+      })}\n`,
+    );
+  }
   let startStep = 0;
   let tokensSeen = 0;
   let samplesSeen = 0;
@@ -161,21 +199,24 @@ export async function trainGrpo(
         'grpo',
         fingerprint,
         'the same prompts, rewards and options',
+        ranks,
       );
       sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
       ({ step: startStep, tokensSeen, samplesSeen } = state);
       await hooks.onResume?.(dir, startStep);
     }
-    metrics = out
-      ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined })
-      : undefined;
+    metrics =
+      out && isMain
+        ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined })
+        : undefined;
     progress =
       showProgress && startStep < o.steps
         ? new Progress({ label: 'grpo', total: o.steps, unit: 'step', start: startStep })
         : undefined;
     let lastFlat: Record<string, number> = {};
     const save = async (step: number): Promise<void> => {
-      if (!out) return;
+      // Under ZeRO every rank writes its optimizer slices; otherwise rank 0 writes everything.
+      if (!out || (!isMain && zero === 0)) return;
       const sp = sampler.state();
       const optStepNow = step * o.numIterations;
       const state: TrainerState = {
@@ -201,7 +242,7 @@ export async function trainGrpo(
         savedAt: new Date().toISOString(),
       };
       metrics?.flush();
-      await saveRunCheckpoint(out, policy, state, { keepLast: o.keepLast, tokenizerDir });
+      await saveRunCheckpoint(out, policy, state, { keepLast: o.keepLast, tokenizerDir, ranks });
     };
     let optStep = startStep * o.numIterations;
     for (let step = startStep + 1; step <= o.steps; step++) {
@@ -217,57 +258,83 @@ export async function trainGrpo(
       };
 
       // ---- rollouts, rewards, dynamic sampling ----
-      const kept: RolloutGroup[] = [];
+      // Every rank draws the same prompts; rank r generates and scores the round's groups j with
+      // j % worldSize === r (seeded by position, so no rollout depends on its rank), and every rank
+      // learns every group's scores (shareScores). `kept` holds the global list; `local` its groups.
+      const kept: { scores: GroupScores; local?: RolloutGroup }[] = [];
       let dropped = 0;
       let degenerate = 0;
       let rounds = 0;
-      const allScored: RolloutGroup[] = [];
+      const allScores: GroupScores[] = [];
       while (kept.length < o.promptsPerStep && rounds < (o.dynamicSampling ? o.maxSamplingRounds : 1)) {
         const idx = sampler.next(o.promptsPerStep - kept.length);
         samplesSeen += idx.length;
-        const chosen = idx.map((i) => prompts[i]);
+        const mine = idx.map((_, j) => j).filter((j) => j % worldSize === rank);
+        const chosen = mine.map((j) => prompts[idx[j]]);
+        const round = rounds;
         const generated = await lap('rollout', async () => {
           const enc = await encodePrompts(tok, chosen, images);
-          return generateRollouts(policy, tok, chosen, enc, o, seedFor(o.seed, step, rounds));
+          const seeds = mine.map((j) => seedFor(o.seed, step, round, j));
+          return generateRollouts(policy, tok, chosen, enc, o, seeds);
         });
         rounds++;
-        const scored = await lap('reward', async () => {
-          const out: RolloutGroup[] = [];
-          for (const g of generated) {
+        const local = new Map<number, RolloutGroup>();
+        await lap('reward', async () => {
+          for (const [i, g] of generated.entries()) {
             const terms: number[][] = [];
             const rewards: number[] = [];
             for (const text of g.texts) {
-              const s = await scoreCompletion(rewardFns, text, g.prompt);
-              terms.push(s.terms);
-              rewards.push(s.total);
+              const sc = await scoreCompletion(rewardFns, text, g.prompt);
+              terms.push(sc.terms);
+              rewards.push(sc.total);
             }
-            out.push({ ...g, terms, rewards });
+            local.set(mine[i], { ...g, terms, rewards });
           }
-          return out;
         });
-        for (const g of scored) {
-          allScored.push(g);
-          const flat = isDegenerate(g.rewards);
+        const localScores = new Map([...local].map(([j, g]) => [j, scoresOf(g)] as const));
+        const scores = await shareScores(dist, idx.length, localScores, o.groupSize, rewardFns.length);
+        scores.forEach((sc, j) => {
+          allScores.push(sc);
+          const flat = isDegenerate(sc.rewards);
           if (flat) degenerate++;
           if (o.dynamicSampling && flat) dropped++;
-          else kept.push(g);
-        }
+          else kept.push({ scores: sc, local: local.get(j) });
+        });
       }
-      await hooks.onRollouts?.(step, kept);
+      // Only this rank's groups: on several ranks each rank sees the rollouts it generated.
+      await hooks.onRollouts?.(
+        step,
+        kept.flatMap((k) => (k.local ? [k.local] : [])),
+      );
 
       // ---- advantages and micro-batches ----
       const G = o.groupSize;
       const rewards = new Float32Array(kept.length * G);
-      kept.forEach((g, i) => rewards.set(g.rewards, i * G));
+      kept.forEach((k, i) => rewards.set(k.scores.rewards, i * G));
       const advantages =
         kept.length > 0
           ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps })
           : new Float32Array(0);
       let completionTokens = 0;
-      for (const g of kept) for (const t of g.tokens) completionTokens += t.length;
+      for (const k of kept) for (const n of k.scores.lengths) completionTokens += n;
       const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
-      const mbs = trainingMicroBatches(kept, advantages, o.tokenBudget, include);
-      const trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
+      // Whether any rank has a sequence to train on (then every rank takes part in the update).
+      const anyToTrain = kept.some((k, g) => k.scores.lengths.some((n, c) => n > 0 && include(g, c)));
+      const localKept: RolloutGroup[] = [];
+      const localAdvantages: number[] = [];
+      kept.forEach((k, g) => {
+        if (!k.local) return;
+        localKept.push(k.local);
+        localAdvantages.push(...advantages.subarray(g * G, (g + 1) * G));
+      });
+      const localAdv = Float32Array.from(localAdvantages);
+      const mbs = trainingMicroBatches(
+        localKept,
+        localAdv,
+        o.tokenBudget,
+        (g, k) => o.beta > 0 || localAdv[g * G + k] !== 0,
+      );
+      let trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
       tokensSeen += completionTokens;
 
       if (o.oldLogp === 'recompute') {
@@ -290,7 +357,7 @@ export async function trainGrpo(
       const acc = { kl: 0, clipLow: 0, clipHigh: 0, entropy: 0, tokens: 0, ratio: 0, ratioTokens: 0 };
       for (let it = 0; it < o.numIterations; it++) {
         lr = lrAt(optStep, schedule);
-        if (mbs.length === 0) {
+        if (!anyToTrain) {
           optStep++;
           continue; // nothing to learn from (every advantage 0): no update, weight decay included
         }
@@ -324,15 +391,18 @@ export async function trainGrpo(
             }
           }
         });
-        const res = await lap('optimizer', () =>
-          policy.optimizerStep({
+        const res = await lap('optimizer', async () => {
+          // Summed over the ranks (each rank's loss is already its share of the global batch); under
+          // ZeRO the optimizer step reduces them itself.
+          if (dist && zero === 0) await policy.allReduceGradients(dist);
+          return policy.optimizerStep({
             lr,
             beta1: o.adamBeta1,
             beta2: o.adamBeta2,
             weightDecay: o.weightDecay,
             maxGradNorm: o.maxGradNorm,
-          }),
-        );
+          });
+        });
         gradNorm = res.gradNorm;
         optStep++;
       }
@@ -340,12 +410,29 @@ export async function trainGrpo(
       // ---- metrics ----
       // Rewards, accuracy and lengths describe everything the policy generated this step (dropped
       // groups included): what the policy does, not what dynamic sampling kept.
+      if (dist) {
+        // The loss statistics are sums over this rank's tokens: summed over the ranks, rank 0 logs
+        // the global means.
+        const sums = await allReduceNumbers(dist, [
+          lossSum,
+          acc.kl,
+          acc.clipLow,
+          acc.clipHigh,
+          acc.entropy,
+          acc.tokens,
+          acc.ratio,
+          acc.ratioTokens,
+          trainedTokens,
+        ]);
+        [lossSum, acc.kl, acc.clipLow, acc.clipHigh, acc.entropy, acc.tokens, acc.ratio, acc.ratioTokens] = sums;
+        trainedTokens = sums[8];
+      }
       const byTerm: Record<string, MeanStd> = {};
-      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScored.flatMap((g) => g.terms.map((t) => t[j])))));
-      const lengths = allScored.flatMap((g) => g.tokens.map((t) => t.length));
-      const truncated = allScored.flatMap((g) => g.truncated).filter(Boolean).length;
-      const accs = allScored.flatMap((g) => g.texts.map((t) => accuracyScore(t, g.prompt.sample)));
-      const totals = allScored.flatMap((g) => g.rewards);
+      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScores.flatMap((g) => g.terms.map((t) => t[j])))));
+      const lengths = allScores.flatMap((g) => g.lengths);
+      const truncated = allScores.flatMap((g) => g.truncated).filter(Boolean).length;
+      const accs = allScores.flatMap((g) => g.accuracy);
+      const totals = allScores.flatMap((g) => g.rewards);
       const per = (x: number, n: number): number => (n > 0 ? x / n : 0);
       time.total = (performance.now() - t0) / 1000;
       const m: GrpoStepMetrics = {
@@ -383,12 +470,18 @@ export async function trainGrpo(
       progress?.update(step, { reward: m.reward.mean, acc: m.accuracy, kl: m.kl, len: m.completionLength.mean });
       await hooks.onStep?.(m);
       if ((o.saveEvery > 0 && step % o.saveEvery === 0) || step === o.steps) await save(step);
-      if (step < o.steps && hooks.shouldStop?.(step)) break;
+      if (step < o.steps && hooks.shouldStop) {
+        let stop = hooks.shouldStop(step);
+        // The ranks stop together: any rank's stop stops all (give shouldStop on every rank or none).
+        if (dist) stop = (await allReduceNumbers(dist, [stop ? 1 : 0], 'max'))[0] > 0;
+        if (stop) break;
+      }
     }
   } finally {
     progress?.done();
     metrics?.close();
     if (ref && ref !== reference) await ref.dispose();
+    if (zero > 0) policy.shardOptimizer(null); // the slices are in the checkpoints
   }
   return all;
 }

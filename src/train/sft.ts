@@ -20,8 +20,7 @@ import { ADAMW_DEFAULTS, type Model } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
-import { loadAddon } from '../native/loader';
-import type { ProcessGroup } from '../dist/process_group';
+import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, dtypeBytes, type ZeroStage } from '../dist/zero_memory';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
@@ -492,13 +491,7 @@ export async function trainSft(
         // numItems is the step's global target count, so the sum over ranks is the step's mean.
         // (Under ZeRO the optimizer step reduces the gradients itself.)
         if (zero === 0) await model.allReduceGradients(dist);
-        const t = new (loadAddon().Tensor)(new Float64Array([loss]), [1], { copy: true });
-        try {
-          await dist.allReduce(t, 'sum');
-          loss = (t.toArray() as Float64Array)[0];
-        } finally {
-          t.dispose();
-        }
+        [loss] = await allReduceNumbers(dist, [loss]);
       }
       const lr = lrAt(step, sched);
       const { gradNorm } = await model.optimizerStep({
@@ -554,13 +547,7 @@ export async function trainSft(
         if (dist) {
           // The ranks stop together (one that went on alone would wait forever in its next collective):
           // any rank's stop stops all. Every rank must then pass shouldStop, or none.
-          const t = new (loadAddon().Tensor)(new Float64Array([stop ? 1 : 0]), [1], { copy: true });
-          try {
-            await dist.allReduce(t, 'max');
-            stop = (t.toArray() as Float64Array)[0] > 0;
-          } finally {
-            t.dispose();
-          }
+          stop = (await allReduceNumbers(dist, [stop ? 1 : 0], 'max'))[0] > 0;
         }
         if (stop) break;
       }

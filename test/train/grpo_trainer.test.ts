@@ -41,12 +41,30 @@ after(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test("a prompt's rollouts depend on its seed only, not on the batch it shares (what lets ranks split prompts)", async () => {
+  const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 4 });
+  const prompts = grpoPromptsFromSamples(samples.slice(0, 3), 'answer');
+  const o = resolveGrpoOptions({ groupSize: 3, maxNewTokens: 8, temperature: 1.3, topK: 50, generationBatch: 4 });
+  const enc = await encodePrompts(tok, prompts, {});
+  const together = await generateRollouts(m, tok, prompts, enc, o, [11, 12, 13]);
+  const alone = await generateRollouts(m, tok, [prompts[2]], [enc[2]], { ...o, generationBatch: 64 }, [13]);
+  const text = (ts: Int32Array[]) => ts.map((t) => Array.from(t).join(','));
+  assert.deepEqual(text(alone[0].tokens), text(together[2].tokens));
+  for (let k = 0; k < 3; k++) {
+    const a = alone[0].logprobs[k];
+    const b = together[2].logprobs[k];
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `completion ${k} token ${i}`);
+  }
+  const other = await generateRollouts(m, tok, [prompts[2]], [enc[2]], o, [14]);
+  assert.notDeepEqual(text(other[0].tokens), text(alone[0].tokens), 'another seed samples other completions');
+});
+
 test('rollout log-probs equal tokenLogprobs of the same packed sequences (ratio 1 before any update)', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 3 });
   const prompts = grpoPromptsFromSamples(samples.slice(0, 3), 'answer');
   const o = resolveGrpoOptions({ groupSize: 4, maxNewTokens: 6, temperature: 0.9, topP: 1 });
   const enc = await encodePrompts(tok, prompts, {});
-  const groups = await generateRollouts(m, tok, prompts, enc, o, 5);
+  const groups = await generateRollouts(m, tok, prompts, enc, o, [5, 6, 7]);
   assert.equal(groups.length, 3);
   const distinct = new Set(groups[0].tokens.map((t) => Array.from(t).join(',')));
   assert.ok(distinct.size > 1, 'the G rollouts of one prompt differ');

@@ -12,39 +12,7 @@ import { readMetrics } from '../../src/report/metrics';
 import { cliPath, runCli } from '../helpers/cli';
 import { medsynthWorld, tempDir } from '../helpers/world';
 import { freePort } from '../dist/ranks';
-
-/** The float32 tensors of a single-file safetensors model. */
-function readF32Safetensors(file: string): Map<string, Float32Array> {
-  const buf = fs.readFileSync(file);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
-    string,
-    { dtype: string; data_offsets: [number, number] }
-  >;
-  const out = new Map<string, Float32Array>();
-  for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    assert.equal(e.dtype, 'F32', `${name}: dtype`);
-    const [a, b] = e.data_offsets;
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
-  }
-  return out;
-}
-
-/** The largest |a - b| over every weight of two runs' final/ folders (same names required). */
-function maxWeightDiff(runA: string, runB: string): number {
-  const wa = readF32Safetensors(path.join(runA, 'final', 'model.safetensors'));
-  const wb = readF32Safetensors(path.join(runB, 'final', 'model.safetensors'));
-  assert.deepEqual([...wb.keys()].sort(), [...wa.keys()].sort());
-  let maxDiff = 0;
-  for (const [name, x] of wa) {
-    const y = wb.get(name) as Float32Array;
-    assert.equal(y.length, x.length, name);
-    for (let i = 0; i < x.length; i++) maxDiff = Math.max(maxDiff, Math.abs(x[i] - y[i]));
-  }
-  return maxDiff;
-}
+import { maxWeightDiff } from '../helpers/run_files';
 
 function trainLosses(out: string): Map<number, { loss: number; micro: number }> {
   const m = new Map<number, { loss: number; micro: number }>();
