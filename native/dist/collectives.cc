@@ -150,7 +150,7 @@ void ProcessGroup::ReduceScatterOn(C10dGroup* group, const at::Tensor& out, cons
     return;
   }
   // Gloo in libtorch 1.13 has no reduce_scatter: allreduce a copy of the whole input and keep this
-  // rank's slice. Correct, at world_size times the traffic of a real reduce-scatter -- fine for the
+  // rank's slice. Correct, at twice the traffic of a real reduce-scatter (ring) -- fine for the
   // CPU path, which is for tests and small runs; CUDA runs take NCCL's native one above.
   at::Tensor whole = in.reshape({-1}).to(WireDtype(in.scalar_type(), backend()), /*non_blocking=*/false, /*copy=*/true);
   AllReduceInPlace(group, whole, op);

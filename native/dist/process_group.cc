@@ -229,7 +229,8 @@ std::string ProcessGroup::SilentRanks() const {
            (options_.agent_store ? "the launcher's agent" : "rank 0") + ")";
   }
   if (silent.empty()) {
-    return "every rank reached this failure: the ranks called different collectives, or a transport error";
+    return "no rank is lost: every rank failed here (the same error everywhere, different collectives, or the "
+           "transport)";
   }
   std::string list;
   for (int r : silent) list += (list.empty() ? "" : ", ") + std::to_string(r);

@@ -60,16 +60,23 @@ void ZeroAdamW::EnsureLayout(model::ParamMap& params) {
   params_ = std::move(ordered);
   const auto device = params_.empty() ? at::Device(at::kCPU) : params_.front().tensor.device();
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  master_ = at::zeros({shard_numel_}, f32);
   exp_avg_ = at::zeros({shard_numel_}, f32);
   exp_avg_sq_ = at::zeros({shard_numel_}, f32);
+  keep_master_ = false;
+  for (const auto& p : params_) keep_master_ = keep_master_ || p.tensor.scalar_type() != at::kFloat;
+  if (keep_master_) master_ = SlicesOfParameters();
+}
+
+at::Tensor ZeroAdamW::SlicesOfParameters() const {
   at::NoGradGuard no_grad;
+  at::Tensor out = at::zeros({shard_numel_}, exp_avg_.options());
   for (const auto& b : buckets_) {
     for (const auto& piece : PiecesOf(b)) {
-      master_.narrow(0, piece.shard_offset, piece.length)
+      out.narrow(0, piece.shard_offset, piece.length)
           .copy_(params_[piece.param].tensor.detach().reshape({-1}).narrow(0, piece.param_offset, piece.length));
     }
   }
+  return out;
 }
 
 std::vector<ZeroAdamW::Piece> ZeroAdamW::PiecesOf(const Bucket& b) const {
@@ -97,7 +104,7 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
   const std::vector<bool> has = GradientsAnywhere(tensors, seq, device);
 
   // 1. This rank's slice of the summed gradients, float32.
-  at::Tensor grad = at::zeros({shard_numel_}, master_.options());
+  at::Tensor grad = at::zeros({shard_numel_}, exp_avg_.options());
   for (const auto& b : buckets_) {
     at::Tensor flat = at::zeros({b.slice * world_size_}, at::TensorOptions().dtype(b.dtype).device(device));
     int64_t offset = 0;
@@ -126,6 +133,7 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
       (o.max_grad_norm > 0 && r.grad_norm > o.max_grad_norm) ? o.max_grad_norm / (r.grad_norm + 1e-6) : 1.0;
 
   // 3. AdamW on this rank's slices: AdamW::Step's operations, on views.
+  if (!keep_master_) master_ = SlicesOfParameters();
   ++step_;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step_));
@@ -158,6 +166,7 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
       offset += t.numel();
     }
   }
+  if (!keep_master_) master_ = at::Tensor();
   AdamW::ZeroGrad(params);
   r.step = step_;
   return r;
@@ -166,11 +175,11 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
 std::map<std::string, at::Tensor> ZeroAdamW::State() const {
   std::map<std::string, at::Tensor> out;
   out["step"] = at::tensor({static_cast<double>(step_)}, at::kDouble);
-  if (master_.defined()) {
-    out["zero.master"] = master_;
+  if (exp_avg_.defined()) {
     out["zero.exp_avg"] = exp_avg_;
     out["zero.exp_avg_sq"] = exp_avg_sq_;
   }
+  if (keep_master_ && master_.defined()) out["zero.master"] = master_;
   return out;
 }
 
@@ -186,15 +195,19 @@ void ZeroAdamW::LoadState(model::ParamMap& params, const std::map<std::string, a
                                   std::to_string(shard_numel_) + " (world size " + std::to_string(world_size_) +
                                   "; was the state saved with another world size or trainable set?)");
     }
-    slices[key] = it->second.reshape({-1}).to(master_.device(), at::kFloat).clone();
+    slices[key] = it->second.reshape({-1}).to(exp_avg_.device(), at::kFloat).clone();
   }
-  if (!slices.empty() && slices.size() != 3) {
-    throw std::invalid_argument("state: zero.master, zero.exp_avg and zero.exp_avg_sq go together");
+  const size_t want = keep_master_ ? 3 : 2;  // the master slices only for parameters not in float32
+  if (!slices.empty() && (slices.size() != want || (keep_master_ != (slices.count("zero.master") > 0)))) {
+    throw std::invalid_argument(keep_master_
+                                    ? "state: zero.master, zero.exp_avg and zero.exp_avg_sq go together"
+                                    : "state: zero.exp_avg and zero.exp_avg_sq go together (and no zero.master: "
+                                      "float32 parameters are their own master weights)");
   }
-  if (slices.size() == 3) {
-    master_ = slices["zero.master"];
+  if (!slices.empty()) {
     exp_avg_ = slices["zero.exp_avg"];
     exp_avg_sq_ = slices["zero.exp_avg_sq"];
+    if (keep_master_) master_ = slices["zero.master"];
   }
   auto step = state.find("step");
   step_ = step == state.end() ? 0 : static_cast<int64_t>(step->second.to(at::kDouble).item<double>());

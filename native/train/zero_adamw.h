@@ -2,8 +2,10 @@
 //
 // The trainable parameters (by name, the same order on every rank) are laid end to end and cut into
 // buckets as PlanBuckets does; each bucket is padded to a multiple of the world size and rank r owns
-// the r-th of its N equal slices. A rank keeps float32 master weights and both AdamW moments of its
-// slices only (12 bytes per parameter / N instead of 12). One step:
+// the r-th of its N equal slices. A rank keeps both AdamW moments of its slices only (8 bytes per
+// parameter / N instead of 8), plus float32 master weights of them when the parameters are in another
+// dtype (4 / N more; float32 parameters are their own masters: a step reads its slices from them). One
+// step:
 //   1. the gradients of each bucket are summed over the ranks: stage 1 all-reduces the bucket (every
 //      rank sees the whole sum, as DeepSpeed's stage 1 does) and keeps its slice; stage 2
 //      reduce-scatters it and drops the bucket's full gradients at once;
@@ -35,8 +37,8 @@ class ZeroAdamW {
   // Reduces the gradients, updates this rank's slices, all-gathers the weights, zeroes the gradients.
   StepReport Step(model::ParamMap& params, const AdamWOptions& o, dist::ProcessGroup::Sequence& seq);
 
-  // "step" [1] float64 and "zero.master", "zero.exp_avg", "zero.exp_avg_sq": this rank's slices
-  // (float32, ShardNumel() each) -- only "step" before the first step.
+  // "step" [1] float64 and "zero.exp_avg", "zero.exp_avg_sq" (and "zero.master" for parameters not in
+  // float32): this rank's slices (float32, ShardNumel() each) -- only "step" before the first step.
   std::map<std::string, at::Tensor> State() const;
   // Lays out `params` now and takes `state`'s slices; throws std::invalid_argument naming the key
   // when a slice's size is not this layout's (another world size, bucket size or trainable set).
@@ -70,12 +72,16 @@ class ZeroAdamW {
   // Builds the layout from the parameters that require grad, or checks it still fits them.
   void EnsureLayout(model::ParamMap& params);
   std::vector<Piece> PiecesOf(const Bucket& b) const;
+  // This rank's slices of the current parameters, float32.
+  at::Tensor SlicesOfParameters() const;
 
   int stage_, rank_, world_size_;
   double bucket_bytes_;
   std::vector<Param> params_;
   std::vector<Bucket> buckets_;
   int64_t shard_numel_ = 0;
+  // Whether master_ lives between steps (some parameter is not float32); else it exists during a step.
+  bool keep_master_ = false;
   at::Tensor master_, exp_avg_, exp_avg_sq_;  // [shard_numel_] float32
   int64_t step_ = 0;
 };

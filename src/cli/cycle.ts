@@ -9,6 +9,13 @@ import { freshRunFolder } from '../cycle/paths';
 import { readConfigDocument } from './config';
 import { parseIntOption } from './options';
 import { progressPrinter } from './progress_line';
+import { withRanks, type RanksConfig } from './ranks';
+import { CycleRanks } from '../cycle/ranks';
+
+function parseZero(v: string): 0 | 1 | 2 {
+  if (!['0', '1', '2'].includes(v)) throw new Error(`--zero: 0, 1 or 2, got '${v}'`);
+  return Number(v) as 0 | 1 | 2;
+}
 
 /** Defaults, then the --config file (deep-merged and checked), then the flags given. */
 function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => boolean): CycleConfig {
@@ -48,14 +55,44 @@ export function registerCycle(program: Command): void {
       '--config <file>',
       'JSON or YAML file setting any field of the config, groups merged key by key (see OUT/config.json); flags win',
     )
+    .option(
+      '--dist-backend <name>',
+      'process-group backend when launched on several ranks: auto, gloo or nccl (default: auto)',
+      'auto',
+    )
+    .option(
+      '--dist-timeout <s>',
+      'seconds a rank waits on joining and on each collective (default: 300)',
+      parseIntOption('--dist-timeout', 1),
+      300,
+    )
+    .option(
+      '--zero <stage>',
+      'on several ranks: ZeRO stage 0, 1 or 2 of every training stage (default: 0)',
+      parseZero,
+      0,
+    )
     .action(async (o) => {
+      // Every rank resolves the config (a fresh --out folder included) before any rank creates anything.
       const cfg = cycleConfigOf(o, (key) => cmd.getOptionValueSource(key) === 'cli');
-      // commander's --no-x sets x = false; the main chain always filters and co-evolves
-      const { text } = await runCycleWithAblations(
-        cfg,
-        { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
-        { progress: progressPrinter() },
-      );
-      process.stdout.write(`${text}\n\nreport: ${path.join(cfg.out, 'report.md')}\n`);
+      if (!['auto', 'gloo', 'nccl'].includes(o.distBackend))
+        throw new Error(`--dist-backend: auto, gloo or nccl, got '${o.distBackend}'`);
+      const ranksCfg: RanksConfig = {
+        device: 'cpu',
+        distBackend: o.distBackend,
+        distTimeout: o.distTimeout,
+        zero: o.zero,
+      };
+      await withRanks('cycle', ranksCfg, async (_c, dist) => {
+        const ranks = new CycleRanks(dist, o.zero, path.join(cfg.out, '.ranks'));
+        // commander's --no-x sets x = false; the main chain always filters and co-evolves
+        const { text } = await runCycleWithAblations(
+          cfg,
+          { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
+          { progress: ranks.isMain ? progressPrinter() : undefined },
+          ranks,
+        );
+        if (ranks.isMain) process.stdout.write(`${text}\n\nreport: ${path.join(cfg.out, 'report.md')}\n`);
+      });
     });
 }

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cycle, type CycleHooks, type CycleResult, type EvalRecord } from './cycle';
+import type { CycleRanks } from './ranks';
 import type { CycleConfig } from './config';
 import { buildCycleReport, formatFinalTable, writeCycleReport } from './report';
 
@@ -40,9 +41,11 @@ export async function runCycleWithAblations(
   cfg: CycleConfig,
   ablations: Ablations,
   hooks: CycleHooks = {},
+  ranks?: CycleRanks,
 ): Promise<{ main: CycleResult; text: string }> {
-  const log = hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'));
-  const main = await new Cycle(cfg, { ...hooks, log }).run();
+  const isMain = ranks?.isMain ?? true;
+  const log = isMain ? (hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'))) : () => {};
+  const main = await new Cycle(cfg, { ...hooks, log }, ranks).run();
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
   const arms: Record<string, EvalRecord | undefined> = {
     base: last(main, 'base'),
@@ -57,16 +60,19 @@ export async function runCycleWithAblations(
   for (const [name, over, asked] of variants) {
     if (!asked) continue;
     const out = path.join(cfg.out, `ablation-${name}`);
-    fs.mkdirSync(out, { recursive: true });
-    shareWarmStart(cfg.out, out);
+    if (isMain) {
+      fs.mkdirSync(out, { recursive: true });
+      shareWarmStart(cfg.out, out);
+    }
+    await ranks?.barrier();
     log(`[cycle] ablation ${name}: ${out}`);
-    const v = await new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }).run();
+    const v = await new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks).run();
     arms[`${name}SftCycle`] = last(v, 'sftCycle');
     arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
   }
   const perRound = main.evals.filter((e) => e.round > 0);
   const report = buildCycleReport(main.rounds, arms, perRound, main.seconds);
-  await writeCycleReport(cfg.out, report);
+  if (isMain) await writeCycleReport(cfg.out, report);
   const text = [formatFinalTable(report), '', ...report.claims.map((c) => `- ${c.name}: ${c.detail}`)].join('\n');
   return { main, text };
 }

@@ -52,6 +52,7 @@ import { type PromptStyle } from '../eval/policy_prompt';
 import type { CycleConfig } from './config';
 import { CyclePaths } from './paths';
 import { grpoPromptsFromSamples } from '../train/grpo_rollout';
+import { CycleRanks } from './ranks';
 
 export type StageName = string;
 
@@ -212,14 +213,19 @@ export interface CycleResult {
 
 export class Cycle {
   readonly p: CyclePaths;
+  readonly ranks: CycleRanks;
   private log: (line: string) => void;
 
+  /** `ranks`: the run's ranks (ranks.ts); absent, one process. Rank 0 alone logs. */
   constructor(
     readonly cfg: CycleConfig,
     readonly hooks: CycleHooks = {},
+    ranks?: CycleRanks,
   ) {
     this.p = new CyclePaths(cfg.out);
-    this.log = hooks.log ?? ((l) => process.stderr.write(l + '\n'));
+    this.ranks = ranks ?? new CycleRanks(undefined, 0, '');
+    const log = hooks.log ?? ((l: string) => void process.stderr.write(l + '\n'));
+    this.log = this.ranks.isMain ? log : () => {};
   }
 
   private manifestDone(stage: string, round: number): boolean {
@@ -249,40 +255,63 @@ export class Cycle {
     ]);
   }
 
-  /** Runs `fn` unless the stage already finished; records RUNNING, then SUCCEEDED or FAILED. */
+  /**
+   * Runs `fn` unless the stage already finished; records RUNNING, then SUCCEEDED or FAILED. On several
+   * ranks every rank runs `fn` (who 'all': it splits its own work) or rank 0 alone does ('main'); the
+   * ranks agree on whether the stage is done and meet when it ends, and rank 0 writes the manifests.
+   */
   private async stage(
     stage: string,
     round: number,
     io: { inputs?: string[]; outputs: string[] },
     fn: () => Promise<unknown>,
+    who: 'all' | 'main' = 'all',
   ): Promise<void> {
     const label = round ? `round ${round} ${stage}` : stage;
-    if (this.manifestDone(stage, round)) {
+    const main = this.ranks.isMain;
+    if (await this.ranks.all(this.manifestDone(stage, round))) {
       this.log(`[cycle] ${label}: finished earlier, kept`);
       return;
     }
     const startedAt = Date.now() / 1000;
     const base = { inputs: io.inputs ?? [], outputs: io.outputs, startedAt };
-    this.writeManifest(stage, round, { ...base, status: 'RUNNING' });
+    if (main) this.writeManifest(stage, round, { ...base, status: 'RUNNING' });
     const t0 = Date.now();
     try {
       await this.hooks.beforeStage?.(stage, round);
-      await fn();
+      if (who === 'all' || main) await fn();
+      await this.ranks.barrier(); // every rank's part done, rank 0's files written
     } catch (e) {
-      this.writeManifest(stage, round, {
-        ...base,
-        status: 'FAILED',
-        error: (e as Error).message,
-        finishedAt: Date.now() / 1000,
-      });
+      if (main)
+        this.writeManifest(stage, round, {
+          ...base,
+          status: 'FAILED',
+          error: (e as Error).message,
+          finishedAt: Date.now() / 1000,
+        });
       throw e;
     }
-    this.writeManifest(stage, round, { ...base, status: 'SUCCEEDED', finishedAt: Date.now() / 1000 });
+    if (main) this.writeManifest(stage, round, { ...base, status: 'SUCCEEDED', finishedAt: Date.now() / 1000 });
     this.log(`[cycle] ${label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
+  /** Rank 0 saves the model folder (every rank holds the same weights). */
+  private async saveModel(model: Model, name: string): Promise<void> {
+    if (this.ranks.isMain) await saveModelAtomic(model, this.p.model(name));
+  }
+
+  /** Rank 0 writes the JSON file. */
+  private writeJson(file: string, value: unknown): void {
+    if (this.ranks.isMain) writeJsonAtomicSync(file, value);
+  }
+
   private progress(stage: string) {
-    return (done: number, total: number) => this.hooks.progress?.(stage, done, total);
+    return (done: number, total: number) => this.reportProgress(stage, done, total);
+  }
+
+  /** Rank 0 alone reports progress. */
+  private reportProgress(stage: string, done: number, total: number): void {
+    if (this.ranks.isMain) this.hooks.progress?.(stage, done, total);
   }
 
   async run(): Promise<CycleResult> {
@@ -290,16 +319,26 @@ export class Cycle {
     const { cfg, p } = this;
     this.checkStart();
     fs.mkdirSync(cfg.out, { recursive: true });
-    writeJsonAtomicSync(p.config, cfg);
+    this.writeJson(p.config, cfg);
 
-    await this.stage('world', 0, { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] }, () =>
-      this.makeWorld(),
+    await this.stage(
+      'world',
+      0,
+      { outputs: [p.seed, p.poolFile, ...TEST_SETS.map((s) => p.test(s))] },
+      () => this.makeWorld(),
+      'main',
     );
     const seed = readSamples(p.seed).messages;
     const tests = this.readTests();
     const pool = readJson<PoolImage[]>(p.poolFile);
 
-    await this.stage('init', 0, { outputs: [p.model(cfg.model ? 'init' : 'random')] }, () => this.makeInitialModel());
+    await this.stage(
+      'init',
+      0,
+      { outputs: [p.model(cfg.model ? 'init' : 'random')] },
+      () => this.makeInitialModel(),
+      'main',
+    );
     if (!cfg.model) {
       await this.stage('pretrain', 0, { inputs: [p.model('random'), p.captions], outputs: [p.model('init')] }, () =>
         this.sft('random', 'init', captionExamples(p.captions), cfg.pretrain.steps, cfg.pretrain.lr, 'pretrain'),
@@ -503,9 +542,9 @@ export class Cycle {
         model,
         tok,
         pool.map((x) => x.image),
-        { progress: this.progress('describe-pool') },
+        { progress: this.progress('describe-pool'), runBatches: this.ranks.runBatches },
       );
-      writeJsonAtomicSync(
+      this.writeJson(
         this.p.describedPool,
         pool.map((x, i) => ({ ...x, description: texts[i] })),
       );
@@ -547,7 +586,7 @@ export class Cycle {
     const { model, tok } = await loadRole(this.p.model(from));
     try {
       if (steps === 0 || examples.length === 0) {
-        await saveModelAtomic(model, this.p.model(to));
+        await this.saveModel(model, to);
         return [];
       }
       const r = await trainSft(
@@ -562,14 +601,16 @@ export class Cycle {
           progress: false,
           warmupSteps: Math.min(10, Math.ceil(steps / 10)),
           minLrRatio: 0.1,
+          dist: this.ranks.dist,
+          zero: this.ranks.zero,
         },
         {
-          onStep: (i) => this.hooks.progress?.(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
+          onStep: (i) => this.reportProgress(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
         },
       );
       const losses = r.history.map((h) => h.loss);
-      await saveModelAtomic(model, this.p.model(to));
-      writeJsonAtomicSync(this.p.log(to), { losses });
+      await this.saveModel(model, to);
+      this.writeJson(this.p.log(to), { losses });
       const n = losses.length;
       const head = losses.slice(0, 5);
       const tail = losses.slice(-5);
@@ -593,10 +634,11 @@ export class Cycle {
             maxNewTokens: this.cfg.eval.maxNewTokens,
             tokenizer: tok,
             batchSize: 64,
+            runBatches: this.ranks.runBatches,
           })
         ).score;
       }
-      writeJsonAtomicSync(this.p.evalJson(arm, round), rec);
+      this.writeJson(this.p.evalJson(arm, round), rec);
       this.log(
         `[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`,
       );
@@ -628,8 +670,9 @@ export class Cycle {
           seedKeys,
           vocabulary: optionVocabulary(seed),
           progress: this.progress(`round ${r} generate`),
+          runBatches: this.ranks.runBatches,
         });
-        writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
+        if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
       } finally {
         await model.dispose();
       }
@@ -642,24 +685,31 @@ export class Cycle {
         const scored = await scoreCandidates(model, tok, cands, {
           judgeRound: r,
           progress: this.progress(`round ${r} score`),
+          runBatches: this.ranks.runBatches,
         });
-        writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
+        if (this.ranks.isMain) writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
       } finally {
         await model.dispose();
       }
     });
 
-    await this.stage('select', r, { inputs: [p.scored(r)], outputs: [p.selected(r)] }, async () => {
-      const scored = readMessageFile<ScoredCandidate>(p.scored(r), { expect: 'medgr2.ScoredCandidate' }).messages;
-      const sel = selectCandidates(scored, {
-        ...cfg.select,
-        seed: cfg.seed + r,
-        rankBy: cfg.rewardFilter ? 'reward' : 'random',
-      });
-      writeMessageFileAtomic(p.selected(r), 'medgr2.ScoredCandidate', sel);
-      const s = selectionSummary(sel);
-      this.log(`[cycle] round ${r} select: ${s.candidates} candidates, ${s.valid} valid, ${s.kept} kept`);
-    });
+    await this.stage(
+      'select',
+      r,
+      { inputs: [p.scored(r)], outputs: [p.selected(r)] },
+      async () => {
+        const scored = readMessageFile<ScoredCandidate>(p.scored(r), { expect: 'medgr2.ScoredCandidate' }).messages;
+        const sel = selectCandidates(scored, {
+          ...cfg.select,
+          seed: cfg.seed + r,
+          rankBy: cfg.rewardFilter ? 'reward' : 'random',
+        });
+        writeMessageFileAtomic(p.selected(r), 'medgr2.ScoredCandidate', sel);
+        const s = selectionSummary(sel);
+        this.log(`[cycle] round ${r} select: ${s.candidates} candidates, ${s.valid} valid, ${s.kept} kept`);
+      },
+      'main',
+    );
 
     await this.stage(
       'judge-eval',
@@ -669,10 +719,10 @@ export class Cycle {
         const pairs = readJson<LabelledPair[]>(p.judgePairs);
         const { model, tok } = await loadRole(p.model(judge));
         try {
-          const scores = await judgeRewards(model, tok, pairs);
+          const scores = await judgeRewards(model, tok, pairs, { runBatches: this.ranks.runBatches });
           const labels = pairs.map((x) => x.label);
           const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
-          writeJsonAtomicSync(path.join(p.roundDir(r), 'judge-eval.json'), res);
+          this.writeJson(path.join(p.roundDir(r), 'judge-eval.json'), res);
           this.log(
             `[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`,
           );
@@ -787,15 +837,17 @@ export class Cycle {
               maxNewTokens: cfg.eval.maxNewTokens,
               seed: cfg.seed + r,
               tokenizer: tok,
+              dist: this.ranks.dist,
+              zero: this.ranks.zero,
             },
             {
               onStep: (m) =>
-                this.hooks.progress?.(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps),
+                this.reportProgress(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps),
             },
           );
           const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
-          await saveModelAtomic(model, p.model(`policy-grpo-${r}`));
-          writeJsonAtomicSync(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
+          await this.saveModel(model, `policy-grpo-${r}`);
+          this.writeJson(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
           const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
           this.log(
             `[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`,
@@ -811,36 +863,42 @@ export class Cycle {
       await this.evaluate(`policy-grpo-${r}`, 'grpoCycle', r, tests);
     });
 
-    await this.stage('round-summary', r, { outputs: [p.roundJson(r)] }, async () => {
-      const curve = (m: string): { losses?: number[]; meanRewards?: number[] } =>
-        fs.existsSync(p.log(m)) ? readJson(p.log(m)) : {};
-      const sum = selectionSummary(thisRound);
-      const reasons: Record<string, number> = {};
-      for (const s of thisRound)
-        if (!s.candidate.valid)
-          reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] =
-            (reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] ?? 0) + 1;
-      const rec: RoundRecord = {
-        ...(stats as { round: number }),
-        ...sum,
-        rewards: thisRound.map((s) => s.reward),
-        rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
-        rewardsKept: thisRound.filter((s) => s.selected).map((s) => s.reward),
-        judge: readJson(path.join(p.roundDir(r), 'judge-eval.json')),
-        invalidReasons: reasons,
-        generatorSteps: curve(nextGen).losses?.length ?? 0,
-        judgeSteps: curve(nextJudge).losses?.length ?? 0,
-        policySftLoss: curve(`policy-sft-${r}`).losses ?? [],
-        grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
-        selectionPrecision: cfg.pool ? undefined : selectionPrecision(path.join(p.world, 'train'), thisRound),
-      };
-      const sp = rec.selectionPrecision;
-      if (sp)
-        this.log(
-          `[cycle] round ${r} selection precision: kept ${sp.keptCorrect}/${sp.kept} correct, dropped ${sp.droppedCorrect}/${sp.dropped} correct`,
-        );
-      writeJsonAtomicSync(p.roundJson(r), rec);
-    });
+    await this.stage(
+      'round-summary',
+      r,
+      { outputs: [p.roundJson(r)] },
+      async () => {
+        const curve = (m: string): { losses?: number[]; meanRewards?: number[] } =>
+          fs.existsSync(p.log(m)) ? readJson(p.log(m)) : {};
+        const sum = selectionSummary(thisRound);
+        const reasons: Record<string, number> = {};
+        for (const s of thisRound)
+          if (!s.candidate.valid)
+            reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] =
+              (reasons[s.candidate.invalidReason.replace(/\(.*$/, '').trim()] ?? 0) + 1;
+        const rec: RoundRecord = {
+          ...(stats as { round: number }),
+          ...sum,
+          rewards: thisRound.map((s) => s.reward),
+          rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
+          rewardsKept: thisRound.filter((s) => s.selected).map((s) => s.reward),
+          judge: readJson(path.join(p.roundDir(r), 'judge-eval.json')),
+          invalidReasons: reasons,
+          generatorSteps: curve(nextGen).losses?.length ?? 0,
+          judgeSteps: curve(nextJudge).losses?.length ?? 0,
+          policySftLoss: curve(`policy-sft-${r}`).losses ?? [],
+          grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
+          selectionPrecision: cfg.pool ? undefined : selectionPrecision(path.join(p.world, 'train'), thisRound),
+        };
+        const sp = rec.selectionPrecision;
+        if (sp)
+          this.log(
+            `[cycle] round ${r} selection precision: kept ${sp.keptCorrect}/${sp.kept} correct, dropped ${sp.droppedCorrect}/${sp.dropped} correct`,
+          );
+        writeJsonAtomicSync(p.roundJson(r), rec);
+      },
+      'main',
+    );
   }
 }
 

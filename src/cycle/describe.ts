@@ -9,6 +9,7 @@
 // names the seed never answered with. Its warm-up teaches the copy: each seed sample also appears with
 // its image's modality swapped for another name in the description, the hint and (for a modality
 // question) the answer, so the answer follows the description, not a seed-only classifier of the pixels.
+import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Sample } from '../data/proto';
@@ -136,20 +137,24 @@ export async function describeImages(
     batchSize?: number;
     maxNewTokens?: number;
     progress?: (done: number, total: number) => void;
+    /** Where the batches run (default: all here; the cycle's ranks split them). */
+    runBatches?: BatchRunner;
   } = {},
 ): Promise<string[]> {
-  const out: string[] = [];
   const batchSize = opts.batchSize ?? 64;
-  for (let b = 0; b < images.length; b += batchSize) {
-    const loaded = await loadImages(images.slice(b, b + batchSize), opts);
-    const { batch } = toModelBatch(packInOrder(loaded.map((img) => encodeConversation(tok, [img], CAPTION_PROMPT))));
-    const gen = await model.generateBatch(batch, {
-      maxNewTokens: opts.maxNewTokens ?? 32,
-      temperature: 0,
-      stopTokens: [tok.special.imEnd, tok.special.endOfText],
-    });
-    for (const t of gen.tokens) out.push(tok.decode(t, { skipSpecial: true }).trim());
-    opts.progress?.(out.length, images.length);
-  }
-  return out;
+  return (opts.runBatches ?? runAllBatches)(images, batchSize, async (mine) => {
+    const out: string[] = [];
+    for (let b = 0; b < mine.length; b += batchSize) {
+      const loaded = await loadImages(mine.slice(b, b + batchSize), opts);
+      const { batch } = toModelBatch(packInOrder(loaded.map((img) => encodeConversation(tok, [img], CAPTION_PROMPT))));
+      const gen = await model.generateBatch(batch, {
+        maxNewTokens: opts.maxNewTokens ?? 32,
+        temperature: 0,
+        stopTokens: [tok.special.imEnd, tok.special.endOfText],
+      });
+      for (const t of gen.tokens) out.push(tok.decode(t, { skipSpecial: true }).trim());
+      opts.progress?.(out.length, mine.length);
+    }
+    return out;
+  });
 }

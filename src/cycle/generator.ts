@@ -1,6 +1,7 @@
 // The data generator: image (+ the target modality and task) → one multiple-choice sample as JSON.
 // Every reply becomes a Candidate; a reply that does not make a usable sample is kept too, marked
 // invalid with the reason (the cycle reports the generator's validity rate from them).
+import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { normalizeAnswerText } from '../data/answer_grammar';
@@ -232,6 +233,8 @@ export interface GenerateOptions extends ImageOptions {
   vocabulary?: Readonly<Record<string, readonly string[]>>;
   /** Called after each batch with (done, total) candidates. */
   progress?: (done: number, total: number) => void;
+  /** Where the batches run (default: all here; the cycle's ranks split them). */
+  runBatches?: BatchRunner;
 }
 
 function drawTask(mix: Record<string, number>, prng: Prng): string {
@@ -250,11 +253,12 @@ export async function generateCandidates(
   pool: readonly PoolImage[],
   opts: GenerateOptions,
 ): Promise<Candidate[]> {
-  const jobs: { img: number; ctx: ParseContext }[] = [];
+  const jobs: { index: number; img: number; ctx: ParseContext }[] = [];
   pool.forEach((p, i) => {
     for (let k = 0; k < opts.perImage; k++) {
       const task = drawTask(opts.taskMix, new Prng(`generate/${opts.seed}/${opts.round}/${i}/${k}`));
       jobs.push({
+        index: jobs.length,
         img: i,
         ctx: {
           id: `g${opts.round}-${i}-${k}`,
@@ -269,28 +273,32 @@ export async function generateCandidates(
       });
     }
   });
-  const raws: string[] = [];
   const stop = [tok.special.imEnd, tok.special.endOfText];
-  for (let b = 0; b < jobs.length; b += opts.batchSize) {
-    const chunk = jobs.slice(b, b + opts.batchSize);
-    const uniq = [...new Set(chunk.map((j) => j.img))];
-    const loaded = await loadImages(
-      uniq.map((i) => pool[i].image),
-      opts,
-    );
-    const imgOf = new Map(uniq.map((i, n) => [i, loaded[n]]));
-    const prompts = chunk.map((j) => encodeConversation(tok, [imgOf.get(j.img)!], generatorPrompt(j.ctx)));
-    const { batch } = toModelBatch(packInOrder(prompts));
-    const gen = await generator.generateBatch(batch, {
-      maxNewTokens: opts.maxNewTokens ?? 96,
-      temperature: opts.temperature,
-      topP: opts.topP,
-      seed: opts.seed * 1000003 + opts.round * 7919 + b,
-      stopTokens: stop,
-    });
-    chunk.forEach((_, n) => raws.push(tok.decode(gen.tokens[n], { skipSpecial: true })));
-    opts.progress?.(raws.length, jobs.length);
-  }
+  const raws = await (opts.runBatches ?? runAllBatches)(jobs, opts.batchSize, async (mine) => {
+    const out: string[] = [];
+    for (let b = 0; b < mine.length; b += opts.batchSize) {
+      const chunk = mine.slice(b, b + opts.batchSize);
+      const uniq = [...new Set(chunk.map((j) => j.img))];
+      const loaded = await loadImages(
+        uniq.map((i) => pool[i].image),
+        opts,
+      );
+      const imgOf = new Map(uniq.map((i, n) => [i, loaded[n]]));
+      const prompts = chunk.map((j) => encodeConversation(tok, [imgOf.get(j.img)!], generatorPrompt(j.ctx)));
+      const { batch } = toModelBatch(packInOrder(prompts));
+      const gen = await generator.generateBatch(batch, {
+        maxNewTokens: opts.maxNewTokens ?? 96,
+        temperature: opts.temperature,
+        topP: opts.topP,
+        // the batch's offset in the whole job list (not in this rank's share): the same seed on any rank
+        seed: opts.seed * 1000003 + opts.round * 7919 + chunk[0].index,
+        stopTokens: stop,
+      });
+      chunk.forEach((_, n) => out.push(tok.decode(gen.tokens[n], { skipSpecial: true })));
+      opts.progress?.(out.length, mine.length);
+    }
+    return out;
+  });
   const vocabulary =
     opts.vocabulary &&
     roundVocabulary(

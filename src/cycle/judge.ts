@@ -7,6 +7,7 @@
 // "<|im_start|>assistant\n"). The shipped tokenizer has each as one token; a tokenizer that splits a
 // word uses its first token (yesNoTokens says so in `note`), which is what the judge is trained to
 // emit first, since training replies are exactly "Yes" / "No".
+import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import type { Candidate, ScoredCandidate, Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
@@ -55,6 +56,8 @@ export interface JudgeOptions extends ImageOptions {
   /** Pairs per forward pass. Default 32. */
   batchSize?: number;
   progress?: (done: number, total: number) => void;
+  /** Where the batches run (default: all here; the cycle's ranks split them). */
+  runBatches?: BatchRunner;
 }
 
 /** The reward of each item, in order. Images shared by several items are decoded once per batch. */
@@ -67,33 +70,36 @@ export async function judgeRewards(
   const ids = yesNoTokens(tok);
   const V = judge.config.text.vocabSize;
   const bs = opts.batchSize ?? 32;
-  const out: number[] = [];
-  for (let b = 0; b < items.length; b += bs) {
-    const chunk = items.slice(b, b + bs);
-    const paths = [...new Set(chunk.flatMap((it) => it.images))];
-    const loaded = await loadImages(paths, opts);
-    const byPath = new Map<string, LoadedImage>(paths.map((p, i) => [p, loaded[i]]));
-    const prompts = chunk.map((it) =>
-      encodeConversation(
-        tok,
-        it.images.map((p) => byPath.get(p)!),
-        judgePrompt(it.sample),
-      ),
-    );
-    const pb = packInOrder(prompts);
-    const logits = await judge.logits(toModelBatch(pb).batch);
-    try {
-      const all = logits.toArray() as Float32Array;
-      for (let i = 0; i < chunk.length; i++) {
-        const last = pb.cuSeqlens[i + 1] - 1; // the generation prompt's last token predicts the reply
-        out.push(rewardFromLogits(all.subarray(last * V, (last + 1) * V), ids));
+  const run = opts.runBatches ?? runAllBatches;
+  return run(items, bs, async (mine) => {
+    const out: number[] = [];
+    for (let b = 0; b < mine.length; b += bs) {
+      const chunk = mine.slice(b, b + bs);
+      const paths = [...new Set(chunk.flatMap((it) => it.images))];
+      const loaded = await loadImages(paths, opts);
+      const byPath = new Map<string, LoadedImage>(paths.map((p, i) => [p, loaded[i]]));
+      const prompts = chunk.map((it) =>
+        encodeConversation(
+          tok,
+          it.images.map((p) => byPath.get(p)!),
+          judgePrompt(it.sample),
+        ),
+      );
+      const pb = packInOrder(prompts);
+      const logits = await judge.logits(toModelBatch(pb).batch);
+      try {
+        const all = logits.toArray() as Float32Array;
+        for (let i = 0; i < chunk.length; i++) {
+          const last = pb.cuSeqlens[i + 1] - 1; // the generation prompt's last token predicts the reply
+          out.push(rewardFromLogits(all.subarray(last * V, (last + 1) * V), ids));
+        }
+      } finally {
+        logits.dispose();
       }
-    } finally {
-      logits.dispose();
+      opts.progress?.(out.length, mine.length);
     }
-    opts.progress?.(out.length, items.length);
-  }
-  return out;
+    return out;
+  });
 }
 
 export interface ScoreOptions extends JudgeOptions {

@@ -2,8 +2,8 @@
 // distributed run (so a user sees what fits before the first step) and the README's table.
 //
 // medgr2's optimizer keeps float32 Adam moments (4 + 4 bytes per trainable parameter) and float32
-// master weights (4 bytes) -- the unsharded AdamW only for parameters stored in another dtype, the
-// ZeRO one for all (native/train/zero_adamw.h). ZeRO-1/2 divide that state by the world size. The
+// master weights (4 bytes) for parameters stored in another dtype (native/train/adamw.h,
+// zero_adamw.h). ZeRO-1/2 divide that state by the world size. The
 // gradients live in the parameters' dtype during backward on every stage: medgr2's ZeRO-2 reduces
 // them at the optimizer step, not inside backward, so its peak gradient memory is stage 1's (it
 // frees each bucket's full gradients as soon as their slice is reduced). Activations are not counted.
@@ -33,7 +33,7 @@ export function memoryPerRank(m: MemoryPlanInput): MemoryPerRank {
   if (!(m.worldSize >= 1)) throw new Error(`memoryPerRank: worldSize must be >= 1, got ${m.worldSize}`);
   const weights = m.parameters * m.dtypeBytes;
   const gradients = m.trainable * m.dtypeBytes;
-  const masterBytes = m.stage > 0 || m.dtypeBytes !== 4 ? 4 : 0;
+  const masterBytes = m.dtypeBytes !== 4 ? 4 : 0;
   const optimizerPerParam = 8 + masterBytes;
   const optimizer = m.stage === 0 ? m.trainable * optimizerPerParam : (m.trainable * optimizerPerParam) / m.worldSize;
   return { weights, gradients, optimizer, total: weights + gradients + optimizer };

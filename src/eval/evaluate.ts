@@ -1,6 +1,7 @@
 // The policy on a benchmark: greedy generation with the policy prompt, the answer extracted from the
 // reply, scored with the MedGR² authors' rule (scorer.ts). Prompts go to the model in packed batches
 // of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
+import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import { answerText } from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
 import { TextTokenizer } from '../data/tokenizer';
@@ -30,6 +31,8 @@ export interface EvaluateOptions {
   progress?: boolean;
   /** Shared image cache (a trainer evaluating repeatedly passes its own). */
   images?: DecodedImages;
+  /** Where the batches run (default: all here; the cycle's ranks split them, then all score). */
+  runBatches?: BatchRunner;
 }
 
 /** One line of a predictions JSONL, as `medgr2 eval score` reads it. */
@@ -58,25 +61,28 @@ export async function evaluatePolicy(
   const stopTokens = [tok.special.imEnd, tok.special.endOfText];
   const system = opts.system ?? POLICY_SYSTEM;
   const progress = opts.progress ? new Progress({ label: 'eval', total: samples.length, unit: 'q' }) : undefined;
-  const predictions: PolicyPrediction[] = [];
-  for (let start = 0; start < samples.length; start += batchSize) {
-    const chunk = samples.slice(start, start + batchSize);
-    const prompts = [];
-    for (const s of chunk) {
-      try {
-        prompts.push(encodeConversation(tok, await images.get(s.images), policyPrompt(s, opts.style), { system }));
-      } catch (e) {
-        throw new Error(`eval: sample '${s.id}': ${(e as Error).message}`);
+  const predictions = await (opts.runBatches ?? runAllBatches)(samples, batchSize, async (mine) => {
+    const out: PolicyPrediction[] = [];
+    for (let start = 0; start < mine.length; start += batchSize) {
+      const chunk = mine.slice(start, start + batchSize);
+      const prompts = [];
+      for (const s of chunk) {
+        try {
+          prompts.push(encodeConversation(tok, await images.get(s.images), policyPrompt(s, opts.style), { system }));
+        } catch (e) {
+          throw new Error(`eval: sample '${s.id}': ${(e as Error).message}`);
+        }
       }
+      const { batch } = toModelBatch(packInOrder(prompts));
+      const gen = await model.generateBatch(batch, { maxNewTokens, temperature: 0, stopTokens });
+      gen.tokens.forEach((ids, i) => {
+        const raw = tok.decode(ids, { skipSpecial: true });
+        out.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });
+      });
+      progress?.update(out.length);
     }
-    const { batch } = toModelBatch(packInOrder(prompts));
-    const gen = await model.generateBatch(batch, { maxNewTokens, temperature: 0, stopTokens });
-    gen.tokens.forEach((ids, i) => {
-      const raw = tok.decode(ids, { skipSpecial: true });
-      predictions.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });
-    });
-    progress?.update(predictions.length);
-  }
+    return out;
+  });
   progress?.done();
   const score = scorePredictions(
     samples,
