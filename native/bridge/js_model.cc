@@ -24,6 +24,7 @@
 #include "model/rope.h"
 #include "train/adamw.h"
 #include "train/data_parallel.h"
+#include "train/grad_reducer.h"
 #include "train/zero_adamw.h"
 
 namespace medgr2 {
@@ -263,6 +264,13 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   std::shared_ptr<ModelState> Live(const char* where) const;
   ThreadState State() const;
+  // A backward pass (`work`) run as RunLocked does; or, given `reduce` = { dist, bucketBytes? }
+  // (argument `reduce_arg`), the last backward of an optimizer step on this rank with its gradients
+  // summed over the ranks while it runs (train/grad_reducer.h): a collective of `dist`, so its turn
+  // is taken here and the model's lock inside it. The result gains `bucketsOverlapped` / `buckets`.
+  template <typename Work>
+  Napi::Value RunBackward(const Napi::CallbackInfo& info, const char* name, const char* where,
+                          std::shared_ptr<ModelState> st, size_t reduce_arg, bool grpo, Work work);
   // Runs work(state) off the JS thread with the model's lock held (calls on one model never
   // interleave); finish() converts the result on the JS thread. Keeps this handle alive meanwhile.
   template <typename R, typename Work, typename Finish>
@@ -574,7 +582,52 @@ Napi::Value LossReportJs(Napi::Env e, const model::LossReport& r, bool grpo) {
   return out;
 }
 
-// backwardSft(batch, { labels, numItems?, temperature? }) -> { loss, tokens, entropyMean }
+// backwardSft(batch, { labels, numItems?, temperature? }, reduce?) -> { loss, tokens, entropyMean }
+struct ReducedBackward {
+  model::LossReport report;
+  int64_t buckets = -1;  // -1: no reduction
+  int64_t overlapped = 0;
+};
+
+template <typename Work>
+Napi::Value ModelHandle::RunBackward(const Napi::CallbackInfo& info, const char* name, const char* where,
+                                     std::shared_ptr<ModelState> st, size_t reduce_arg, bool grpo, Work work) {
+  Napi::Env env = info.Env();
+  auto finish = [grpo](Napi::Env e, ReducedBackward& r) -> Napi::Value {
+    Napi::Value out = LossReportJs(e, r.report, grpo);
+    if (r.buckets >= 0) {
+      out.As<Napi::Object>().Set("buckets", static_cast<double>(r.buckets));
+      out.As<Napi::Object>().Set("bucketsOverlapped", static_cast<double>(r.overlapped));
+    }
+    return out;
+  };
+  if (Arg(info, reduce_arg).IsUndefined()) {
+    return RunLocked<ReducedBackward>(
+        info, name, st, [work](ModelState& s) { return ReducedBackward{work(s)}; }, finish);
+  }
+  Napi::Object o = ArgObject(info, reduce_arg, where, "reduce");
+  auto group = ProcessGroupFromJs(o.Get("dist"), where, "reduce.dist");
+  const double bucket_bytes = OptNumber(o, "bucketBytes", where, "reduce").value_or(train::kDefaultBucketBytes);
+  if (!(bucket_bytes > 0) || !std::isfinite(bucket_bytes))
+    ThrowArgError(env, where, "reduce.bucketBytes", "a finite number > 0", DescribeJsValue(o.Get("bucketBytes")));
+  const uint64_t ticket = group->TakeTicket();
+  return RunAsync<ReducedBackward>(
+      env, name, State(), {info.This(), o},
+      [st, group, ticket, bucket_bytes, work]() {
+        ReducedBackward r;
+        group->RunSequence(ticket, "backward + allReduceGradients", [&](dist::ProcessGroup::Sequence& seq) {
+          std::lock_guard<std::mutex> lock(st->mutex);
+          if (!st->model) throw std::runtime_error("the Model was disposed");
+          train::GradReducer reducer(st->model->TrainableInBackwardOrder(), bucket_bytes, seq);
+          reducer.WithHooks([&] { r.report = work(*st); });
+          r.buckets = reducer.buckets();
+          r.overlapped = reducer.started_during_backward();
+        });
+        return r;
+      },
+      finish);
+}
+
 Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.backwardSft";
@@ -583,9 +636,8 @@ Napi::Value ModelHandle::BackwardSft(const Napi::CallbackInfo& info) {
   model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
   Napi::Object o = ArgObject(info, 1, kWhere, "loss");
   model::SftLoss spec = SftSpecFromJs(o, b, kWhere);
-  return RunLocked<model::LossReport>(
-      info, "medgr2.Model.backwardSft", st, [b, spec](ModelState& s) { return s.model->BackwardSft(b, spec); },
-      [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, false); });
+  return RunBackward(info, "medgr2.Model.backwardSft", kWhere, st, 2, false,
+                     [b, spec](ModelState& s) { return s.model->BackwardSft(b, spec); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
@@ -698,7 +750,7 @@ Napi::Value ModelHandle::RopeIndex(const Napi::CallbackInfo& info) {
   MODEL_JS_CATCH(env, kWhere)
 }
 
-// backwardGrpo(batch, { labels, advantages, oldLogp?, refLogp?, temperature?, ...loss options })
+// backwardGrpo(batch, { labels, advantages, oldLogp?, refLogp?, temperature?, ...loss options }, reduce?)
 Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   constexpr const char* kWhere = "Model.backwardGrpo";
@@ -723,9 +775,8 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   ops::LossInputs probe = ops::PackedLossInputs(at::zeros({b.input_ids.numel()}), spec.old_logp, spec.ref_logp,
                                                 spec.advantages, (spec.labels >= 0).to(at::kByte), b.cu_seqlens);
   ops::CheckLossInputs(probe, lo, kWhere);
-  return RunLocked<model::LossReport>(
-      info, "medgr2.Model.backwardGrpo", st, [b, spec](ModelState& s) { return s.model->BackwardGrpo(b, spec); },
-      [](Napi::Env e, model::LossReport& r) { return LossReportJs(e, r, true); });
+  return RunBackward(info, "medgr2.Model.backwardGrpo", kWhere, st, 2, true,
+                     [b, spec](ModelState& s) { return s.model->BackwardGrpo(b, spec); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 

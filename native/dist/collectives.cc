@@ -187,6 +187,20 @@ void ProcessGroup::Sequence::ReduceScatter(const at::Tensor& out, const at::Tens
   owner_->ReduceScatterOn(group_, out, in, op);
 }
 
+c10::intrusive_ptr<c10d::Work> ProcessGroup::Sequence::StartAllReduceSum(at::Tensor& buffer) {
+  if (!group_) return {};
+  std::vector<at::Tensor> tensors{buffer};
+  return group_->allreduce(tensors, ReduceOptionsFor(ReduceKind::kSum, owner_->BackendHasAvg()));
+}
+
+void ProcessGroup::Sequence::Wait(const c10::intrusive_ptr<c10d::Work>& work) {
+  if (work) owner_->Wait(work);
+}
+
+at::ScalarType ProcessGroup::Sequence::WireDtype(at::ScalarType t) const {
+  return dist::WireDtype(t, owner_->backend());
+}
+
 void ProcessGroup::Sequence::Broadcast(const at::Tensor& tensor, int root) {
   if (root < 0 || root >= world_size())
     throw std::invalid_argument("broadcast root " + std::to_string(root) + " is not a rank");

@@ -83,6 +83,14 @@ class ProcessGroup {
     void AllGather(const at::Tensor& out, const at::Tensor& in);
     void ReduceScatter(const at::Tensor& out, const at::Tensor& in, ReduceKind op);
     void Broadcast(const at::Tensor& tensor, int root);
+    // A sum all-reduce started, not waited for: `buffer` (dense, of a dtype the backend reduces:
+    // WireDtype) holds the result once Wait returns. For overlapping reductions with other work (DDP's
+    // buckets during backward); may be called from another thread than the sequence's, but all of a
+    // sequence's collectives must still be started in the same order on every rank. Null on "local".
+    c10::intrusive_ptr<c10d::Work> StartAllReduceSum(at::Tensor& buffer);
+    void Wait(const c10::intrusive_ptr<c10d::Work>& work);
+    // The dtype `t` travels in on this group's backend (Gloo reduces bf16 as float32).
+    at::ScalarType WireDtype(at::ScalarType t) const;
     int rank() const { return owner_->rank(); }
     int world_size() const { return owner_->world_size(); }
 

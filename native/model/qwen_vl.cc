@@ -116,6 +116,22 @@ int64_t QwenVL::ParameterCount() const {
   return n;
 }
 
+std::vector<at::Tensor> QwenVL::TrainableInBackwardOrder() const {
+  // ParameterSpecs lists the language model first and the vision tower after it; the forward runs
+  // the vision tower first.
+  std::vector<std::string> forward;
+  for (const auto& spec : ParameterSpecs())
+    if (spec.name.rfind("visual.", 0) == 0) forward.push_back(spec.name);
+  for (const auto& spec : ParameterSpecs())
+    if (spec.name.rfind("visual.", 0) != 0) forward.push_back(spec.name);
+  std::vector<at::Tensor> out;
+  for (auto it = forward.rbegin(); it != forward.rend(); ++it) {
+    const at::Tensor& p = params_.Get(*it);
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
 int64_t QwenVL::TrainableCount() const {
   int64_t n = 0;
   for (const auto& [name, t] : params_.All()) n += t.requires_grad() ? t.numel() : 0;

@@ -90,6 +90,10 @@ class QwenVL {
   void SetTrainable(bool vision, bool merger, bool language_model);
   int64_t ParameterCount() const;
   int64_t TrainableCount() const;  // elements of the parameters that require grad
+  // The parameters that require grad in about the order backward produces their gradients: the
+  // reverse of the forward's (vision tower, merger, embedding, decoder layers, norm, head). Every rank
+  // gets the same list (the order gradient buckets are reduced in).
+  std::vector<at::Tensor> TrainableInBackwardOrder() const;
   bool checkpoint_layers = false;
 
   // Token embeddings with each image's merged features placed at its block's tokens

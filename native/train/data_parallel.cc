@@ -1,5 +1,7 @@
 #include "train/data_parallel.h"
 
+#include "train/grad_reducer.h"
+
 #include <ATen/core/grad_mode.h>
 
 #include <map>
@@ -42,21 +44,7 @@ std::vector<bool> GradientsAnywhere(const std::vector<at::Tensor>& params, dist:
 }
 
 void ReduceGradients(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, double bucket_bytes) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> params;
-  for (const auto& [name, p] : m.params().All()) {
-    if (p.requires_grad()) params.push_back(p);
-  }
-  if (params.empty()) return;
-  const std::vector<bool> has = GradientsAnywhere(params, seq, m.device());
-  std::vector<at::Tensor> grads;
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (!has[i]) continue;
-    at::Tensor& p = params[i];
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    grads.push_back(p.grad());
-  }
-  for (const auto& bucket : PlanBuckets(grads, bucket_bytes)) seq.AllReduceFlat(bucket, dist::ReduceKind::kSum);
+  GradReducer(m.TrainableInBackwardOrder(), bucket_bytes, seq).Finish();
 }
 
 void BroadcastParams(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, int root) {

@@ -23,10 +23,9 @@ std::vector<std::vector<at::Tensor>> PlanBuckets(const std::vector<at::Tensor>& 
 std::vector<bool> GradientsAnywhere(const std::vector<at::Tensor>& params, dist::ProcessGroup::Sequence& seq,
                                     const at::Device& device);
 
-// Sums the trainable parameters' gradients over the ranks, in place. A parameter that got no
-// gradient on this rank (none of its micro-batches reached it) but got one on another takes part
-// as zeros; one that got none on any rank keeps no gradient everywhere (AdamW skips it, as a single
-// process would).
+// Sums the trainable parameters' gradients over the ranks, in place, after backward (GradReducer's
+// collectives without its hooks). A parameter that got no gradient on this rank but got one on another
+// takes part as zeros; one that got none on any rank keeps none (AdamW skips it, as one process would).
 void ReduceGradients(model::QwenVL& m, dist::ProcessGroup::Sequence& seq, double bucket_bytes);
 
 // Every parameter (frozen ones too) takes `root`'s values, one flat broadcast per bucket.

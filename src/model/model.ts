@@ -10,6 +10,7 @@ import type {
   GenerateResult,
   GrpoLossSpec,
   LossReport,
+  ReduceGradients,
   ModelBatch,
   ModelDevice,
   ModelDtype,
@@ -157,15 +158,17 @@ export class Model {
   }
 
   /** Cross-entropy on the labelled tokens, backward: gradients accumulate until optimizerStep. */
-  async backwardSft(batch: ModelBatch, spec: SftLossSpec): Promise<LossReport> {
-    return this.n.backwardSft(batch, spec);
+  /** `reduce`: the step's last backward on this rank, its gradients summed over the ranks while it
+   *  runs (see ReduceGradients). */
+  async backwardSft(batch: ModelBatch, spec: SftLossSpec, reduce?: ReduceGradients): Promise<LossReport> {
+    return reduce ? this.n.backwardSft(batch, spec, reduce) : this.n.backwardSft(batch, spec);
   }
   async sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number> {
     return this.n.sftLoss(batch, spec);
   }
   /** Token-level GRPO loss through the fused logprob, backward: gradients accumulate. */
-  async backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec): Promise<LossReport> {
-    return this.n.backwardGrpo(batch, spec);
+  async backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec, reduce?: ReduceGradients): Promise<LossReport> {
+    return reduce ? this.n.backwardGrpo(batch, spec, reduce) : this.n.backwardGrpo(batch, spec);
   }
   /** AdamW step (global-norm clipping first) on the accumulated gradients, then zeroes them. */
   async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }> {

@@ -75,10 +75,22 @@ export interface GrpoLossSpec extends LossOptions {
   lossScale?: number;
 }
 
+/** The last backward of an optimizer step on a rank: its gradients (accumulated over the step) are
+ *  summed over the ranks of `dist` bucket by bucket while backward runs, as DDP does (bucketBytes
+ *  default 25 MiB). A collective: every rank's last backward of the step passes it, and a rank with no
+ *  backward in the step calls allReduceGradients instead (the same collectives). */
+export interface ReduceGradients {
+  dist: NativeDistributed;
+  bucketBytes?: number;
+}
+
 export interface LossReport {
   loss: number;
   tokens: number;
   entropyMean: number;
+  /** With ReduceGradients: the buckets, and how many were started before backward ended. */
+  buckets?: number;
+  bucketsOverlapped?: number;
   stats?: LossStats;
 }
 
@@ -116,9 +128,9 @@ export interface NativeModel {
     batch: ModelBatch,
     opts?: { labels?: Int32Array | Tensor; temperature?: number },
   ): Promise<{ logp: Float32Array; entropy: Float32Array }>;
-  backwardSft(batch: ModelBatch, spec: SftLossSpec): Promise<LossReport>;
+  backwardSft(batch: ModelBatch, spec: SftLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
   sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
-  backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec): Promise<LossReport>;
+  backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
   optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }>;
   zeroGrad(): void;
   gradients(): Record<string, Tensor>;

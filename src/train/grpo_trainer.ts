@@ -361,23 +361,31 @@ export async function trainGrpo(
           optStep++;
           continue; // nothing to learn from (every advantage 0): no update, weight decay included
         }
+        // Data parallel: the last backward sums the gradients over the ranks while it runs (a rank with
+        // no micro-batch takes part through allReduceGradients); under ZeRO the optimizer step does.
+        const ddp = dist && zero === 0 ? dist : undefined;
         await lap('lossBackward', async () => {
-          for (const mb of mbs) {
-            const rep = await policy.backwardGrpo(mb.batch, {
-              labels: mb.labels,
-              advantages: mb.advantages,
-              oldLogp: mb.oldLogp,
-              refLogp: mb.refLogp,
-              lossType: o.lossType,
-              epsLow: o.epsLow,
-              epsHigh: o.epsHigh,
-              beta: o.beta,
-              kl: o.kl,
-              numItemsInBatch: completionTokens,
-              maxCompletionLength: o.maxNewTokens,
-              lossScale: microBatchShare(o.lossType, mb, kept.length * G, completionTokens),
-              temperature: o.temperature,
-            });
+          for (const [m, mb] of mbs.entries()) {
+            const reduce = ddp && m === mbs.length - 1 ? { dist: ddp } : undefined;
+            const rep = await policy.backwardGrpo(
+              mb.batch,
+              {
+                labels: mb.labels,
+                advantages: mb.advantages,
+                oldLogp: mb.oldLogp,
+                refLogp: mb.refLogp,
+                lossType: o.lossType,
+                epsLow: o.epsLow,
+                epsHigh: o.epsHigh,
+                beta: o.beta,
+                kl: o.kl,
+                numItemsInBatch: completionTokens,
+                maxCompletionLength: o.maxNewTokens,
+                lossScale: microBatchShare(o.lossType, mb, kept.length * G, completionTokens),
+                temperature: o.temperature,
+              },
+              reduce,
+            );
             lossSum += rep.loss;
             const n = rep.stats?.activeTokens ?? rep.tokens;
             acc.kl += (rep.stats?.klMean ?? 0) * n;
@@ -392,9 +400,7 @@ export async function trainGrpo(
           }
         });
         const res = await lap('optimizer', async () => {
-          // Summed over the ranks (each rank's loss is already its share of the global batch); under
-          // ZeRO the optimizer step reduces them itself.
-          if (dist && zero === 0) await policy.allReduceGradients(dist);
+          if (ddp && mbs.length === 0) await policy.allReduceGradients(ddp);
           return policy.optimizerStep({
             lr,
             beta1: o.adamBeta1,

@@ -480,19 +480,23 @@ export async function trainSft(
       const t0 = Date.now();
       let loss = 0;
       let sequences = 0;
+      const mine: number[] = [];
       for (let b = sp.start; b < sp.end; b++) {
-        const idx = plan.batches[b];
-        sequences += idx.length;
-        if ((b - sp.start) % worldSize !== rank) continue;
-        const { batch, labels } = toModelBatch(assembleBatch(train.samples, idx));
-        loss += (await model.backwardSft(batch, { labels, numItems: sp.targetTokens })).loss;
+        sequences += plan.batches[b].length;
+        if ((b - sp.start) % worldSize === rank) mine.push(b);
       }
-      if (dist) {
-        // numItems is the step's global target count, so the sum over ranks is the step's mean.
-        // (Under ZeRO the optimizer step reduces the gradients itself.)
-        if (zero === 0) await model.allReduceGradients(dist);
-        [loss] = await allReduceNumbers(dist, [loss]);
+      // Data parallel: the last backward of the step sums the gradients over the ranks while it runs
+      // (a rank without a micro-batch in this step takes part through allReduceGradients). numItems is
+      // the step's global target count, so the sum over ranks is the step's mean. Under ZeRO the
+      // optimizer step reduces the gradients itself.
+      const ddp = dist && zero === 0 ? dist : undefined;
+      for (const [n, b] of mine.entries()) {
+        const { batch, labels } = toModelBatch(assembleBatch(train.samples, plan.batches[b]));
+        const reduce = ddp && n === mine.length - 1 ? { dist: ddp } : undefined;
+        loss += (await model.backwardSft(batch, { labels, numItems: sp.targetTokens }, reduce)).loss;
       }
+      if (ddp && mine.length === 0) await model.allReduceGradients(ddp);
+      if (dist) [loss] = await allReduceNumbers(dist, [loss]);
       const lr = lrAt(step, sched);
       const { gradNorm } = await model.optimizerStep({
         lr,

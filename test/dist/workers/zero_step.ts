@@ -2,7 +2,9 @@
 // test/dist/zero.test.ts. Rank r trains its own batches; the sharded model's step (it reduces the
 // gradients itself) must give the weights of an unsharded model that ran every rank's batches. Then
 // the sharded optimizer state round-trips: a fresh sharded model given the weights and state continues
-// exactly. Prints one JSON line; exits 3 on a failed check. Env: DTYPE (float32 | bfloat16), STAGE (1 | 2).
+// exactly. STAGE=0 is data parallelism instead: the gradients are summed by the last backward itself,
+// bucket by bucket while it runs (small buckets, so several start before it ends). Prints one JSON
+// line; exits 3 on a failed check. Env: DTYPE (float32 | bfloat16), STAGE (0 | 1 | 2).
 import { readDistEnv } from '../../../src/dist/env';
 import { initProcessGroup } from '../../../src/dist/process_group';
 import { Model, nextTokenLabels, packSequences, tinyConfig } from '../../../src/index';
@@ -11,7 +13,8 @@ import type { Tensor } from '../../../src/native/types';
 
 const env = readDistEnv();
 const dtype = (process.env.DTYPE ?? 'float32') as ModelDtype;
-const stage = Number(process.env.STAGE ?? '1') as 1 | 2;
+const stage = Number(process.env.STAGE ?? '1') as 0 | 1 | 2;
+const BUCKET_BYTES = 64 * 1024;
 const config = tinyConfig('qwen2_vl');
 // bf16: no clipping, so both sides see the very same update (the norms are summed in another order).
 const step = { lr: 1e-2, weightDecay: 0.1, maxGradNorm: dtype === 'float32' ? 0.5 : 0 };
@@ -47,7 +50,9 @@ async function main(): Promise<void> {
   const W = group.worldSize;
   const sharded = await Model.create(config, { seed: 3, dtype });
   const reference = await Model.create(config, { seed: 3, dtype });
-  sharded.shardOptimizer(group, { stage });
+  if (stage > 0) sharded.shardOptimizer(group, { stage: stage as 1 | 2 });
+  let overlapped = 0;
+  let buckets = 0;
   const norms: [number, number][] = [];
   let resumed: Model | undefined;
   let keys: string[] = [];
@@ -56,7 +61,12 @@ async function main(): Promise<void> {
     const numItems = all.reduce((s, b) => s + labelled(b), 0);
     for (const m of resumed ? [sharded, resumed] : [sharded]) {
       const mine = all[env.rank];
-      await m.backwardSft(mine, { labels: mine.labels, numItems });
+      const reduce = stage === 0 ? { dist: group, bucketBytes: BUCKET_BYTES } : undefined;
+      const rep = await m.backwardSft(mine, { labels: mine.labels, numItems }, reduce);
+      if (m === sharded && stage === 0) {
+        overlapped += rep.bucketsOverlapped ?? 0;
+        buckets += rep.buckets ?? 0;
+      }
     }
     const got = await sharded.optimizerStep(step);
     if (resumed) await resumed.optimizerStep(step);
@@ -69,14 +79,14 @@ async function main(): Promise<void> {
       keys = Object.keys(state).sort();
       resumed = await Model.create(config, { init: 'none', dtype });
       await resumed.setParameters(sharded.parameters());
-      resumed.shardOptimizer(group, { stage });
+      if (stage > 0) resumed.shardOptimizer(group, { stage: stage as 1 | 2 });
       resumed.loadOptimizerState(state);
       for (const v of Object.values(state)) v.dispose();
     }
   }
   const vsReference = maxDiff(sharded.parameters(), reference.parameters());
   const vsResumed = maxDiff(sharded.parameters(), (resumed as Model).parameters());
-  console.log(JSON.stringify({ rank: env.rank, vsReference, vsResumed, norms, keys }));
+  console.log(JSON.stringify({ rank: env.rank, vsReference, vsResumed, norms, keys, buckets, overlapped }));
   await group.barrier();
   group.close();
 }
