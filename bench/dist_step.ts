@@ -11,7 +11,8 @@
 // scaling: every rank draws the same prompts and the step's groups are split over the ranks, so 2 ranks
 // do the same global work as 1 (the very same completions: each is seeded by its prompt's position),
 // and the scaling efficiency completion-tokens/s(2) / (2 * completion-tokens/s(1)) is the speed-up over
-// 2. Rank 0's rank-local phases are reported; its optimizer phase includes the gradient all-reduce.
+// 2. Rank 0's rank-local phases are reported; the gradient all-reduce is inside loss+backward for ZeRO-0
+// (overlapped with the last backward) and inside the optimizer phase for ZeRO-1.
 //
 // The parent spawns the ranks as children of this file (`--rank-worker`) with torchrun's environment;
 // rank 0 prints its results as one JSON line. A child exits non-zero on any error, and the parent kills
@@ -148,10 +149,11 @@ async function sftStep(
   spec: ModelTypes.SftLossSpec,
 ): Promise<Phases> {
   const t0 = performance.now();
-  await model.backwardSft(batch, spec);
+  // ZeRO-0 as the trainer runs it: the step's (only) backward sums the gradients over the ranks while
+  // it runs (DDP's overlap), so its reduction is inside "backward" and "allreduce" stays ~0. Under ZeRO
+  // the optimizer step reduces the gradients itself.
+  await model.backwardSft(batch, spec, stage === 0 && dist.worldSize > 1 ? { dist } : undefined);
   const t1 = performance.now();
-  // Under ZeRO the optimizer step reduces the gradients itself.
-  if (stage === 0) await model.allReduceGradients(dist);
   const t2 = performance.now();
   await model.optimizerStep({ lr: 1e-5 });
   const t3 = performance.now();
@@ -530,8 +532,8 @@ export async function run(argv: string[] = []): Promise<Row[]> {
   printTable(
     `dist_step: GRPO step, strong scaling (the same ${GRPO_PROMPTS} prompts x ${GRPO_GROUP} completions x ` +
       `${GRPO_NEW_TOKENS} new tokens split over the ranks), tiny qwen2_vl, beta 0, median of ` +
-      `${GRPO_TIMED_STEPS} steps after ${GRPO_WARMUP_STEPS}, rank 0's phases (optimizer includes the ` +
-      `gradient all-reduce), 1 intra-op thread per rank`,
+      `${GRPO_TIMED_STEPS} steps after ${GRPO_WARMUP_STEPS}, rank 0's phases (the gradient reduction in ` +
+      `loss+backward for ZeRO 0, in optimizer for ZeRO 1), 1 intra-op thread per rank`,
     grpoRows,
   );
   // Its own file: its columns are not the SFT rows' (appendCsv writes a header only to a new file).
