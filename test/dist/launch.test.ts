@@ -1,6 +1,9 @@
 // The launcher with real processes: every rank gets torchrun's environment and a prefix on its lines;
 // when one rank fails the others are stopped within the grace period and the failed rank is named.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { launch } from '../../src/dist/launch';
@@ -37,10 +40,14 @@ test('each rank gets RANK, LOCAL_RANK, WORLD_SIZE, ... and its output is prefixe
 
 test('a rank that fails stops the others (SIGTERM, then SIGKILL after the grace) and is named', async () => {
   const t0 = Date.now();
-  // rank 1 fails at once; rank 0 would wait a minute and ignores SIGTERM, so only SIGKILL ends it
+  // Rank 0 ignores SIGTERM and would wait a minute, so only SIGKILL ends it; rank 1 fails once rank 0
+  // has its handler (a file says so): failing at once raced rank 0's start-up, which SIGTERM then ended.
+  const ready = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-launch-')), 'rank0-ready');
   const r = await launch({
     argv: node(
-      'if (process.env.RANK === "1") process.exit(7); process.on("SIGTERM", () => {}); setTimeout(() => {}, 60000)',
+      `const fs = require("fs"); const ready = ${JSON.stringify(ready)};` +
+        'if (process.env.RANK === "1") setInterval(() => fs.existsSync(ready) && process.exit(7), 10);' +
+        'else { process.on("SIGTERM", () => {}); fs.writeFileSync(ready, ""); setTimeout(() => {}, 60000); }',
     ),
     nprocPerNode: 2,
     graceMs: 500,
