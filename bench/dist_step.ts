@@ -38,6 +38,8 @@ import { type GrpoStepMetrics } from '../src/train/grpo_metrics';
 import { grpoPromptsFromSamples } from '../src/train/grpo_rollout';
 import { accuracyReward, type GrpoPrompt, type Reward } from '../src/train/rewards';
 import { appendCsv, printTable, type Row } from './harness';
+import { smallConfig } from './model_step';
+import { Prng } from '../src/util/prng';
 
 const WORKER_FLAG = '--rank-worker';
 // Followed by the MedSynth world's folder: the worker measures GRPO instead of SFT.
@@ -77,25 +79,6 @@ function deviceOf(argv: string[]): Device {
   return argv.includes('--device') && argv[argv.indexOf('--device') + 1] === 'cuda' ? 'cuda' : 'cpu';
 }
 
-/** model_step.ts's small config (not exported there): 4 decoder layers of width 256. */
-function smallConfig(): ModelTypes.ModelConfig {
-  const c = tinyConfig('qwen2_vl', { tie: false });
-  return {
-    ...c,
-    text: {
-      ...c.text,
-      hiddenSize: 256,
-      intermediateSize: 704,
-      numLayers: 4,
-      numHeads: 8,
-      numKvHeads: 2,
-      headDim: 32,
-      mropeSection: [4, 6, 6],
-    },
-    vision: c.vision && { ...c.vision, embedDim: 128, numHeads: 4, mlpHiddenDim: 512, depth: 4, outHiddenSize: 256 },
-  };
-}
-
 /** Seconds of one step's phases; allReduce and adamw are ZeRO-0's split of reduceStep. */
 interface Phases {
   total: number;
@@ -117,23 +100,11 @@ interface StageResult extends Phases {
   dtype: string;
 }
 
-// mulberry32: small and seedable, so each rank's batch is the same from run to run.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Rank `rank`'s packed text-only batch: different data on each rank, as in data-parallel training. */
 function syntheticBatch(rank: number): { batch: ModelTypes.ModelBatch; labels: Int32Array; labelled: number } {
-  const next = rng(SEED * 7919 + rank);
+  const prng = new Prng(`dist_step/${SEED}/rank${rank}`);
   const seqs = Array.from({ length: SEQS_PER_RANK }, () =>
-    Int32Array.from({ length: SEQ_LEN }, () => Math.floor(next() * TOKEN_RANGE)),
+    Int32Array.from({ length: SEQ_LEN }, () => Math.floor(prng.next() * TOKEN_RANGE)),
   );
   const batch = packSequences(seqs);
   const labels = nextTokenLabels(batch.inputIds, batch.cuSeqlens);

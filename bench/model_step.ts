@@ -5,7 +5,8 @@
 import { Model, nextTokenLabels, packSequences, tinyConfig, type ModelTypes } from '../src/index';
 import { appendCsv, printTable, timeIt, type Row } from './harness';
 
-function smallConfig(): ModelTypes.ModelConfig {
+/** The small config: 4 decoder layers of width 256 (dist_step.ts trains it too). */
+export function smallConfig(): ModelTypes.ModelConfig {
   const c = tinyConfig('qwen2_vl', { tie: false });
   return {
     ...c,

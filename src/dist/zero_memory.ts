@@ -47,6 +47,21 @@ export function dtypeBytes(name: string): number {
   return b;
 }
 
+/** The plan of a model as Model.info describes it (its parameters, what trains, its dtype). */
+export function memoryPlanOf(
+  info: { parameterCount: number; trainableCount: number; dtype: string },
+  worldSize: number,
+  stage: ZeroStage,
+): MemoryPlanInput {
+  return {
+    parameters: info.parameterCount,
+    trainable: info.trainableCount,
+    dtypeBytes: dtypeBytes(info.dtype),
+    worldSize,
+    stage,
+  };
+}
+
 /** 1536 -> "1.5 KiB"; binary units, one decimal. */
 export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -48,7 +48,7 @@ import { lrAt, type LrSchedule } from './lr_schedule';
 import { scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
 import { scoresOf, shareScores, type GroupScores } from './grpo_scores';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
-import { describeMemoryPerRank, dtypeBytes, type ZeroStage } from '../dist/zero_memory';
+import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
 import {
@@ -172,18 +172,8 @@ export async function trainGrpo(
   const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
   // Sharded before the resume: the checkpoint's slices load into the sharded optimizer.
   if (zero > 0) policy.shardOptimizer(dist as ProcessGroup, { stage: zero as 1 | 2 });
-  if (dist && showProgress) {
-    const info = policy.info;
-    process.stderr.write(
-      `grpo: ${describeMemoryPerRank({
-        parameters: info.parameterCount,
-        trainable: info.trainableCount,
-        dtypeBytes: dtypeBytes(info.dtype),
-        worldSize,
-        stage: zero,
-      })}\n`,
-    );
-  }
+  if (dist && showProgress)
+    process.stderr.write(`grpo: ${describeMemoryPerRank(memoryPlanOf(policy.info, worldSize, zero))}\n`);
   let startStep = 0;
   let tokensSeen = 0;
   let samplesSeen = 0;

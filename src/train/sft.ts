@@ -21,7 +21,7 @@ import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
-import { describeMemoryPerRank, dtypeBytes, type ZeroStage } from '../dist/zero_memory';
+import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
@@ -381,18 +381,8 @@ export async function trainSft(
   const ranks = dist ? { group: dist, zeroStage: zero } : undefined;
   // Sharded before the resume: the checkpoint's slices load into the sharded optimizer.
   if (zero > 0) model.shardOptimizer(dist as ProcessGroup, { stage: zero as 1 | 2 });
-  if (dist && showProgress) {
-    const info = model.info;
-    process.stderr.write(
-      `sft: ${describeMemoryPerRank({
-        parameters: info.parameterCount,
-        trainable: info.trainableCount,
-        dtypeBytes: dtypeBytes(info.dtype),
-        worldSize,
-        stage: zero,
-      })}\n`,
-    );
-  }
+  if (dist && showProgress)
+    process.stderr.write(`sft: ${describeMemoryPerRank(memoryPlanOf(model.info, worldSize, zero))}\n`);
 
   let step = 0;
   let epoch = 0;
