@@ -35,6 +35,9 @@ export interface GenerateOptions {
   temperature?: number;
   topK?: number;
   topP?: number;
+  /** HF's repetition penalty: the logit of every token already in the prompt or the reply is divided
+   *  by this (multiplied when negative) before sampling. Default 1 (off). */
+  repetitionPenalty?: number;
   seed?: number;
   /** One seed per sequence: each draws from its own stream, independent of the rest of the batch
    *  (then `seed` is unused). */
