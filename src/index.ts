@@ -57,6 +57,7 @@ export { scorePredictions, readPredictions } from './eval/scorer';
 export type { ScoreResult, Prediction } from './eval/scorer';
 export type { PromptStyle } from './eval/policy_prompt';
 export { TextTokenizer } from './data/tokenizer';
+export { Tokenizer, type Message, type ApplyChatTemplateOptions } from './data/model_tokenizer';
 export { loadSampleFile } from './data/sample_files';
 export type { Sample } from './data/proto';
 export { MetricsLogger, readMetrics } from './report/metrics';

@@ -969,6 +969,7 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
   g.temperature = OptNumber(o, "temperature", kWhere, "options").value_or(1.0);
   g.top_k = OptInteger(o, "topK", kWhere, "options").value_or(0);
   g.top_p = OptNumber(o, "topP", kWhere, "options").value_or(1.0);
+  g.repetition_penalty = OptNumber(o, "repetitionPenalty", kWhere, "options").value_or(1.0);
   g.seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
   if (!o.Get("stopTokens").IsUndefined())
     g.stop_tokens = ReadIntList(o.Get("stopTokens"), kWhere, "options.stopTokens", true);

@@ -1,7 +1,8 @@
 // QwenVL::Generate: batched sampling with a KV cache. The prompts (with their images) are
 // prefilled as one packed batch; then every step feeds one token per sequence. Log-probs are those
 // of softmax(logits / temperature) -- the distribution the GRPO loss's fused logprob sees -- and not
-// of the top-k / top-p truncated one.
+// of the top-k / top-p truncated one, nor of the repetition-penalized one: the GRPO trainer recomputes
+// log-probs without a penalty, so a rollout sampled with one is (mildly) off-policy, as in TRL with vLLM.
 #include <ATen/core/grad_mode.h>
 #include <ATen/ATen.h>
 
@@ -73,6 +74,24 @@ at::Tensor SampleWithUniforms(const at::Tensor& probs, const std::vector<uint64_
   return idx.clamp_max(vocab - 1);
 }
 
+// [S, V] true where token v already occurs in sequence i's prompt.
+at::Tensor PromptTokenMask(const at::Tensor& input_ids, const at::Tensor& cu, int64_t vocab, const at::Device& device) {
+  const int64_t s = cu.numel() - 1;
+  at::Tensor lengths = cu.slice(0, 1) - cu.slice(0, 0, s);
+  at::Tensor rows = at::repeat_interleave(at::arange(s, at::kLong), lengths).to(device);
+  at::Tensor cols = input_ids.to(device, at::kLong);
+  at::Tensor seen = at::zeros({s, vocab}, at::TensorOptions().dtype(at::kBool).device(device));
+  seen.index_put_({rows, cols}, at::ones({}, seen.options()));
+  return seen;
+}
+
+// transformers' repetition penalty on raw logits: seen tokens' logits divided by `penalty` when
+// positive, multiplied when negative (so a penalty > 1 always makes them less likely).
+at::Tensor PenalizeRepeats(const at::Tensor& logits, const at::Tensor& seen, double penalty) {
+  at::Tensor penalized = at::where(logits < 0, logits * penalty, logits / penalty);
+  return at::where(seen, penalized, logits);
+}
+
 }  // namespace
 
 GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOptions& o) const {
@@ -82,6 +101,7 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   if (o.max_new_tokens < 0) throw ArgumentError("generate", "maxNewTokens", ">= 0");
   if (!(o.temperature >= 0)) throw ArgumentError("generate", "temperature", ">= 0");
   if (!(o.top_p > 0 && o.top_p <= 1)) throw ArgumentError("generate", "topP", "in (0, 1]");
+  if (!(o.repetition_penalty > 0)) throw ArgumentError("generate", "repetitionPenalty", "> 0");
   const int64_t s = prompts.Sequences();
   if (!o.sequence_seeds.empty() && static_cast<int64_t>(o.sequence_seeds.size()) != s) {
     throw ArgumentError("generate", "seeds", "one per sequence (" + std::to_string(s) + ")",
@@ -112,19 +132,23 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   const at::Tensor& head = HeadWeight();
   const at::Tensor& embed = params_.Get("model.embed_tokens.weight");
   const double tau = o.temperature > 0 ? o.temperature : 1.0;
+  const bool penalize = o.repetition_penalty != 1.0;
+  at::Tensor seen = penalize ? PromptTokenMask(prompts.input_ids, cu, head.size(0), device_) : at::Tensor();
 
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    at::Tensor logits = at::matmul(last, head.t()).to(AccType(dtype_)) / tau;  // [S, V]
-    at::Tensor logp_all = at::log_softmax(logits, -1);
+    at::Tensor raw = at::matmul(last, head.t()).to(AccType(dtype_));  // [S, V]
+    at::Tensor logp_all = at::log_softmax(raw / tau, -1);
+    at::Tensor logits = penalize ? PenalizeRepeats(raw, seen, o.repetition_penalty) / tau : raw / tau;
     at::Tensor chosen;
     if (o.temperature == 0) {
       chosen = logits.argmax(-1);
     } else {
-      at::Tensor probs = Truncate(logp_all.exp(), o.top_k, o.top_p);
+      at::Tensor probs = Truncate(penalize ? at::softmax(logits, -1) : logp_all.exp(), o.top_k, o.top_p);
       chosen = o.sequence_seeds.empty() ? at::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(1)
                                         : SampleWithUniforms(probs, o.sequence_seeds, step);
     }
     at::Tensor lp = logp_all.gather(1, chosen.unsqueeze(1)).squeeze(1).to(at::kCPU, at::kFloat);
+    if (penalize) seen.scatter_(1, chosen.unsqueeze(1), true);
     at::Tensor tok = chosen.cpu();
     bool all_done = true;
     for (int64_t i = 0; i < s; ++i) {

@@ -34,6 +34,9 @@ struct GenerateOptions {
   double temperature = 1.0;  // 0: greedy
   int64_t top_k = 0;         // 0: off
   double top_p = 1.0;        // 1: off
+  // transformers' RepetitionPenaltyLogitsProcessor: the raw logit of every token already in the
+  // sequence (prompt included) is divided by this when positive, multiplied when negative. 1: off.
+  double repetition_penalty = 1.0;
   uint64_t seed = 0;
   // One seed per sequence (or empty): sequence i then draws its tokens from its own counter-based
   // stream, so its completion does not depend on what else is in the batch (distributed GRPO samples

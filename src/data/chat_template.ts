@@ -1,5 +1,6 @@
-// The Qwen2-VL chat template (ChatML), producing token ids, an assistant-target mask, and the
-// image placeholders expanded to their real length:
+// Conversations to token ids, an assistant-target mask, and the image placeholders expanded to their
+// real length. The text is the model folder's own Jinja chat template when it has one
+// (./jinja_template.ts), else the built-in Qwen2-VL template (ChatML), which writes:
 //
 //   <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n
 //   <|im_start|>user\n<|vision_start|><|image_pad|>×N<|vision_end|>QUESTION<|im_end|>\n
@@ -55,7 +56,22 @@ function contentText(content: ChatMessage['content']): string {
   return content.map((p) => (p.type === 'image' ? '<|vision_start|><|image_pad|><|vision_end|>' : p.text)).join('');
 }
 
-/** Tokenizes a conversation; `grids` gives each image's patch grid, in order of appearance. */
+// Replies are located in the rendered text by markers put in their place: a template may write
+// anything around a reply (headers, an end-of-turn), but must copy the reply itself through.
+const REPLY_MARK = /\u0000medgr2-reply-(\d+)\u0000/g;
+const replyMark = (k: number) => `\u0000medgr2-reply-${k}\u0000`;
+
+/** The conversation as text: the tokenizer's own chat template when it has one, else ChatML. */
+export function renderWith(tok: TextTokenizer, messages: ChatMessage[], opts: ChatOptions = {}): string {
+  return tok.chatTemplate ? tok.chatTemplate.render(messages, opts) : renderChat(messages, opts);
+}
+
+/**
+ * Tokenizes a conversation; `grids` gives each image's patch grid, in order of appearance. The text
+ * comes from the tokenizer's chat template (or the built-in ChatML); each assistant reply is
+ * tokenized on its own (as generation produces it) and is a target, with the end-of-turn token the
+ * template writes right after it.
+ */
 export function encodeChat(
   tok: TextTokenizer,
   messages: ChatMessage[],
@@ -63,29 +79,42 @@ export function encodeChat(
   opts: ChatOptions = {},
 ): EncodedChat {
   const merge = opts.mergeSize ?? 2;
-  const pieces: { ids: Int32Array; target: boolean }[] = [];
-  let pending = '';
-  const flush = (): void => {
-    if (pending) pieces.push({ ids: tok.encode(pending), target: false });
-    pending = '';
-  };
-  messages.forEach((m, i) => {
-    if (i === 0 && m.role !== 'system') pending += `<|im_start|>system\n${DEFAULT_SYSTEM}<|im_end|>\n`;
-    if (m.role === 'assistant') {
-      pending += '<|im_start|>assistant\n';
-      flush();
-      const reply = tok.encode(contentText(m.content));
-      const withEnd = new Int32Array(reply.length + 1);
-      withEnd.set(reply);
-      withEnd[reply.length] = tok.special.imEnd;
-      pieces.push({ ids: withEnd, target: true });
-      pending += '\n';
-    } else {
-      pending += `<|im_start|>${m.role}\n${contentText(m.content)}<|im_end|>\n`;
-    }
+  const replies: string[] = [];
+  const marked = messages.map((m) => {
+    if (m.role !== 'assistant') return m;
+    replies.push(contentText(m.content));
+    return { ...m, content: replyMark(replies.length - 1) };
   });
-  if (opts.addGenerationPrompt) pending += '<|im_start|>assistant\n';
-  flush();
+  const text = renderWith(tok, marked, opts);
+  const pieces: { ids: Int32Array; target: boolean }[] = [];
+  const endOfTurn = new Set([tok.special.imEnd, tok.special.endOfText]);
+  let at = 0;
+  let afterReply = false;
+  const seen: number[] = [];
+  const pushText = (t: string) => {
+    const ids = t ? tok.encode(t) : new Int32Array(0);
+    if (afterReply && ids.length > 0 && endOfTurn.has(ids[0])) {
+      pieces.push({ ids: ids.subarray(0, 1), target: true });
+      pieces.push({ ids: ids.subarray(1), target: false });
+    } else {
+      pieces.push({ ids, target: false });
+    }
+  };
+  for (const m of text.matchAll(REPLY_MARK)) {
+    pushText(text.slice(at, m.index));
+    const k = Number(m[1]);
+    seen.push(k);
+    pieces.push({ ids: tok.encode(replies[k]), target: true });
+    afterReply = true;
+    at = (m.index as number) + m[0].length;
+  }
+  pushText(text.slice(at));
+  if (seen.length !== replies.length || seen.some((k, i) => k !== i)) {
+    const where = tok.chatTemplate?.where ?? 'the built-in chat template';
+    throw new Error(
+      `${where}: the template does not write each assistant reply once and in order (it dropped or changed ${replies.length - new Set(seen).size} of ${replies.length}); medgr2 cannot tell which tokens to train on`,
+    );
+  }
 
   const pad = tok.special.imagePad;
   const imageTokens = grids.map((g, k) => {

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { loadChatTemplate, type ChatTemplate } from './jinja_template';
 
 export const SPECIAL_TOKENS = {
   endOfText: '<|endoftext|>',
@@ -30,6 +31,8 @@ export class TextTokenizer {
   readonly special: Record<SpecialTokenName, number>;
   /** One more than the largest id (the embedding table needs at least this many rows). */
   readonly vocabSize: number;
+  /** The folder's own chat template; null: the built-in Qwen2-VL template (ChatML). */
+  chatTemplate: ChatTemplate | null = null;
 
   private constructor(
     private readonly tok: Tokenizer,
@@ -65,7 +68,9 @@ export class TextTokenizer {
     };
     const json = read(file) as TokenizerJson;
     const config = fs.existsSync(configFile) ? read(configFile) : {};
-    return TextTokenizer.fromJson(json, config as object, file);
+    const tok = TextTokenizer.fromJson(json, config as object, file);
+    tok.chatTemplate = loadChatTemplate(path.dirname(file));
+    return tok;
   }
 
   static fromJson(json: object, config: object = {}, source = '<tokenizer.json>'): TextTokenizer {
