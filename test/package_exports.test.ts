@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from './helpers/cli';
+import { writeQwenTokenizerFiles } from './helpers/real_vocab_model';
 
 // What `require('medgr2')` loads: the folder's package.json "main".
 type Medgr2 = typeof import('../src/index');
@@ -106,6 +107,30 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
     } finally {
       await model.dispose();
     }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("require('medgr2').Tokenizer.fromModel(dir).applyChatTemplate: the pinned tokenizer API", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-exports-tok-'));
+  try {
+    writeQwenTokenizerFiles(dir);
+    const tok = await medgr2.Tokenizer.fromModel(dir);
+    const ids = tok.applyChatTemplate(
+      [
+        { role: 'system', content: 'You are a helpful assistant.' },
+        { role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'Modality?' }] },
+      ],
+      { addGenerationPrompt: true, imageGrids: [[1, 2, 4]] },
+    );
+    assert.ok(ids instanceof Int32Array);
+    assert.deepEqual(
+      Array.from(ids.subarray(0, 11)),
+      [151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198],
+    );
+    assert.equal(ids.filter((id) => id === 151655).length, 2);
+    assert.deepEqual(Array.from(ids.subarray(-3)), [151644, 77091, 198]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

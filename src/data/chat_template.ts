@@ -58,8 +58,8 @@ function contentText(content: ChatMessage['content']): string {
 
 // Replies are located in the rendered text by markers put in their place: a template may write
 // anything around a reply (headers, an end-of-turn), but must copy the reply itself through.
-const REPLY_MARK = /\u0000medgr2-reply-(\d+)\u0000/g;
-const replyMark = (k: number) => `\u0000medgr2-reply-${k}\u0000`;
+const REPLY_MARK = /\uE000medgr2-reply-(\d+)\uE000/g;
+const replyMark = (k: number) => `\uE000medgr2-reply-${k}\uE000`;
 
 /** The conversation as text: the tokenizer's own chat template when it has one, else ChatML. */
 export function renderWith(tok: TextTokenizer, messages: ChatMessage[], opts: ChatOptions = {}): string {

@@ -25,6 +25,13 @@ type Json = Record<string, unknown>;
 const MODEL_TYPES: readonly ModelType[] = ['qwen2', 'qwen2_vl', 'qwen2_5_vl'];
 const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 
+/** The model class of each type, as save_pretrained writes it in `architectures`. */
+const ARCHITECTURES: Record<ModelType, string> = {
+  qwen2: 'Qwen2ForCausalLM',
+  qwen2_vl: 'Qwen2VLForConditionalGeneration',
+  qwen2_5_vl: 'Qwen2_5_VLForConditionalGeneration',
+};
+
 /** Text defaults of transformers' Qwen2Config (qwen2) and Qwen2VLTextConfig / Qwen2_5_VLTextConfig (both VL). */
 const TEXT_DEFAULTS = {
   qwen2: {
@@ -348,6 +355,9 @@ function parseVision(r: FieldReader, type: 'qwen2_vl' | 'qwen2_5_vl', value: unk
 export function modelConfigToJson(cfg: ModelConfig): Record<string, unknown> {
   const out = structuredClone(cfg.raw) as Json;
   out.model_type = cfg.modelType;
+  // transformers' pipelines and vLLM pick the model class from `architectures`.
+  if (!Array.isArray(out.architectures) || out.architectures.length === 0)
+    out.architectures = [ARCHITECTURES[cfg.modelType]];
   const nested = isObject(out.text_config);
   const text = (nested ? out.text_config : out) as Json;
   // Nested configs may also carry top-level copies of text fields: keep those consistent too.

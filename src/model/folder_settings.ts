@@ -122,7 +122,8 @@ export function readProcessorSettings(dir: string): ProcessorSettings {
     if (f.boolean(key) === false) f.fail(key, `${want} (medgr2 always ${key.slice(3).replace('_', ' ')}s)`);
   }
   const rescale = f.number('rescale_factor');
-  if (rescale !== undefined && Math.abs(rescale - 1 / 255) > 1e-12) f.fail('rescale_factor', '1/255 (0.00392156862745098)');
+  if (rescale !== undefined && Math.abs(rescale - 1 / 255) > 1e-12)
+    f.fail('rescale_factor', '1/255 (0.00392156862745098)');
   const patch: PatchRule = {
     patchSize: f.integer('patch_size', 1) ?? QWEN2VL_PATCH_RULE.patchSize,
     mergeSize: f.integer('merge_size', 1) ?? QWEN2VL_PATCH_RULE.mergeSize,

@@ -13,7 +13,12 @@ import { Tokenizer } from '../../src/data/model_tokenizer';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { tmpDir } from '../helpers/checkpoints';
 import { rng } from '../helpers/numeric';
-import { QWEN_IDS, QWEN_TOKENIZER_DIR, realProcessorConfigJson, writeQwenTokenizerFiles } from '../helpers/real_vocab_model';
+import {
+  QWEN_IDS,
+  QWEN_TOKENIZER_DIR,
+  realProcessorConfigJson,
+  writeQwenTokenizerFiles,
+} from '../helpers/real_vocab_model';
 
 /** A folder holding Qwen's tokenizer with Qwen2-VL's chat template (and a processor config). */
 function qwenFolder(): string {
@@ -155,28 +160,39 @@ test('Tokenizer.fromModel: applyChatTemplate gives the processor ids (pads expan
     tok.renderChatTemplate([{ role: 'user', content: 'Hi' }]),
     '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n',
   );
-  assert.throws(() => tok.applyChatTemplate([{ role: 'user', content: [{ type: 'image' }] }]), /1 <\|image_pad\|>.*0 image grids/);
+  assert.throws(
+    () => tok.applyChatTemplate([{ role: 'user', content: [{ type: 'image' }] }]),
+    /1 <\|image_pad\|>.*0 image grids/,
+  );
   assert.throws(() => tok.applyChatTemplate([{ role: 'user', content: 3 } as never]), /messages\[0\]\.content/);
   await assert.rejects(Tokenizer.fromModel(tmpDir('empty')), /no tokenizer\.json/);
 });
 
 test("a folder's own template is what renders: Qwen3's template (no default system turn)", async () => {
   const dir = tmpDir('qwen3-tok');
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(QWEN_TOKENIZER_DIR, f), path.join(dir, f));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    fs.copyFileSync(path.join(QWEN_TOKENIZER_DIR, f), path.join(dir, f));
   const tok = await Tokenizer.fromModel(dir);
   assert.equal(
     tok.renderChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true }),
     '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
   );
   // chat_template.jinja wins over tokenizer_config.json's template, as in transformers' processors.
-  fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}');
+  fs.writeFileSync(
+    path.join(dir, 'chat_template.jinja'),
+    '{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}',
+  );
   const own = await Tokenizer.fromModel(dir);
   assert.equal(own.renderChatTemplate([{ role: 'user', content: 'Hi' }]), '[user] Hi\n');
   // A template that drops the reply cannot give a target mask: an error naming the file.
   fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{% for m in messages %}{{ m.role }}\n{% endfor %}');
   const dropping = await Tokenizer.fromModel(dir);
   assert.throws(
-    () => dropping.encodeChat([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]),
+    () =>
+      dropping.encodeChat([
+        { role: 'user', content: 'a' },
+        { role: 'assistant', content: 'b' },
+      ]),
     /chat_template\.jinja: the template does not write each assistant reply/,
   );
   fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{% for m in messages %}');

@@ -65,7 +65,11 @@ test('repetitionPenalty: greedy and top-k 1 sampling equal the float64 reference
     const text = Int32Array.from([7, 8, 9, 10, 7, 7]);
     const steps = 8;
     for (const penalty of [1.8, 0.6]) {
-      const batch = { ...packSequences([imageIds, text]), pixelValues: image.pixels, imageGrids: Int32Array.from(image.grid) };
+      const batch = {
+        ...packSequences([imageIds, text]),
+        pixelValues: image.pixels,
+        imageGrids: Int32Array.from(image.grid),
+      };
       const greedy = await m.generateBatch(batch, { maxNewTokens: steps, temperature: 0, repetitionPenalty: penalty });
       const topk1 = await m.generateBatch(batch, {
         maxNewTokens: steps,
@@ -79,7 +83,11 @@ test('repetitionPenalty: greedy and top-k 1 sampling equal the float64 reference
         const want = await referenceGreedy(m, prompt, i === 0 ? image : null, steps, penalty);
         assert.deepEqual(Array.from(greedy.tokens[i]), want.tokens, `penalty ${penalty}, prompt ${i}`);
         assert.deepEqual(Array.from(topk1.tokens[i]), want.tokens, `top-k 1 sampling, penalty ${penalty}, prompt ${i}`);
-        assertClose(greedy.logprobs[i], want.logprobs, { rtol: 1e-4, atol: 1e-4, what: `greedy log-probs, prompt ${i}` });
+        assertClose(greedy.logprobs[i], want.logprobs, {
+          rtol: 1e-4,
+          atol: 1e-4,
+          what: `greedy log-probs, prompt ${i}`,
+        });
         const plain = await referenceGreedy(m, prompt, i === 0 ? image : null, steps, 1);
         differs ||= plain.tokens.join() !== want.tokens.join();
         // Sampled log-probs: under softmax(logits / 0.7) without the penalty.
