@@ -198,3 +198,18 @@ test("a folder's own template is what renders: Qwen3's template (no default syst
   fs.writeFileSync(path.join(dir, 'chat_template.jinja'), '{% for m in messages %}');
   await assert.rejects(Tokenizer.fromModel(dir), /chat_template\.jinja: the chat template does not parse/);
 });
+
+test("raise_exception in a template is an error naming the folder's template file", async () => {
+  const dir = tmpDir('raise-tok');
+  writeQwenTokenizerFiles(dir);
+  fs.writeFileSync(
+    path.join(dir, 'chat_template.jinja'),
+    "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{% endif %}ok",
+  );
+  const tok = await Tokenizer.fromModel(dir);
+  assert.equal(tok.renderChatTemplate([{ role: 'user', content: 'x' }]), 'ok');
+  assert.throws(
+    () => tok.renderChatTemplate([{ role: 'assistant', content: 'x' }]),
+    /chat_template\.jinja: the chat template failed to render \(first message must be the user\)/,
+  );
+});
