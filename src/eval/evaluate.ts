@@ -14,6 +14,7 @@ import { scorePredictions, type ScoreResult } from './scorer';
 import { writeFileAtomicSync } from '../util/atomic_write';
 import { POLICY_SYSTEM, policyPrompt, type PromptStyle } from './policy_prompt';
 import { DecodedImages } from '../model/encode';
+import type { ProcessorOptions } from '../data/images/processor';
 
 export interface EvaluateOptions {
   style: PromptStyle;
@@ -33,6 +34,14 @@ export interface EvaluateOptions {
   images?: DecodedImages;
   /** Where the batches run (default: all here; the cycle's ranks split them, then all score). */
   runBatches?: BatchRunner;
+  /** The user turn of a sample (default policyPrompt(sample, style)). */
+  prompt?: (sample: Sample) => string;
+  /** Tokens that end a reply (default <|im_end|> and <|endoftext|>). */
+  stopTokens?: number[];
+  /** Image resize bounds and patch rule (default Qwen2-VL's processor defaults; unused with `images`). */
+  imageOptions?: ProcessorOptions;
+  /** Called after each batch with (done, total) samples of this rank. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** One line of a predictions JSONL, as `medgr2 eval score` reads it. */
@@ -54,11 +63,12 @@ export async function evaluatePolicy(
 ): Promise<EvaluateResult> {
   if (samples.length === 0) throw new Error('eval: no benchmark samples');
   const tok = opts.tokenizer ?? TextTokenizer.load();
-  const images = opts.images ?? new DecodedImages(opts.imageRoot);
+  const images = opts.images ?? new DecodedImages(opts.imageRoot, opts.imageOptions);
   const batchSize = opts.batchSize ?? 16;
   if (!(batchSize >= 1)) throw new Error(`eval: batchSize must be >= 1, got ${batchSize}`);
   const maxNewTokens = opts.maxNewTokens ?? (opts.style === 'think' ? 256 : 16);
-  const stopTokens = [tok.special.imEnd, tok.special.endOfText];
+  const stopTokens = opts.stopTokens ?? [tok.special.imEnd, tok.special.endOfText];
+  const userTurn = opts.prompt ?? ((s: Sample) => policyPrompt(s, opts.style));
   const system = opts.system ?? POLICY_SYSTEM;
   const progress = opts.progress ? new Progress({ label: 'eval', total: samples.length, unit: 'q' }) : undefined;
   const predictions = await (opts.runBatches ?? runAllBatches)(samples, batchSize, async (mine) => {
@@ -68,7 +78,7 @@ export async function evaluatePolicy(
       const prompts = [];
       for (const s of chunk) {
         try {
-          prompts.push(encodeConversation(tok, await images.get(s.images), policyPrompt(s, opts.style), { system }));
+          prompts.push(encodeConversation(tok, await images.get(s.images), userTurn(s), { system }));
         } catch (e) {
           throw new Error(`eval: sample '${s.id}': ${(e as Error).message}`);
         }
@@ -80,6 +90,7 @@ export async function evaluatePolicy(
         out.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });
       });
       progress?.update(out.length);
+      opts.onProgress?.(out.length, mine.length);
     }
     return out;
   });

@@ -96,7 +96,11 @@ export function packInOrder(samples: readonly PackSample[]): PackedBatch {
 /** Decodes each distinct image file once; shared by every example of a run. */
 export class DecodedImages {
   private cache = new Map<string, LoadedImage>();
-  constructor(private readonly imageRoot?: string) {}
+  /** `options`: the processor's resize bounds and patch rule (default Qwen2-VL's), the same for every image. */
+  constructor(
+    private readonly imageRoot?: string,
+    private readonly options: ProcessorOptions = {},
+  ) {}
 
   resolve(p: string): string {
     return this.imageRoot && !path.isAbsolute(p) ? path.join(this.imageRoot, p) : p;
@@ -108,7 +112,7 @@ export class DecodedImages {
       const file = this.resolve(p);
       let img = this.cache.get(file);
       if (!img) {
-        [img] = await loadImages([file]);
+        [img] = await loadImages([file], this.options);
         this.cache.set(file, img);
       }
       out.push(img);
