@@ -139,6 +139,8 @@ export async function describeImages(
     progress?: (done: number, total: number) => void;
     /** Where the batches run (default: all here; the cycle's ranks split them). */
     runBatches?: BatchRunner;
+    /** Tokens that end a reply (default <|im_end|> and <|endoftext|>). */
+    stopTokens?: number[];
   } = {},
 ): Promise<string[]> {
   const batchSize = opts.batchSize ?? 64;
@@ -150,7 +152,7 @@ export async function describeImages(
       const gen = await model.generateBatch(batch, {
         maxNewTokens: opts.maxNewTokens ?? 32,
         temperature: 0,
-        stopTokens: [tok.special.imEnd, tok.special.endOfText],
+        stopTokens: opts.stopTokens ?? [tok.special.imEnd, tok.special.endOfText],
       });
       for (const t of gen.tokens) out.push(tok.decode(t, { skipSpecial: true }).trim());
       opts.progress?.(out.length, mine.length);

@@ -235,6 +235,12 @@ export interface GenerateOptions extends ImageOptions {
   progress?: (done: number, total: number) => void;
   /** Where the batches run (default: all here; the cycle's ranks split them). */
   runBatches?: BatchRunner;
+  /** The user turn of a job (default generatorPrompt: the default recipe's compact instruction). */
+  prompt?: (ctx: ParseContext) => string;
+  /** A reply → a Candidate (default parseGeneratorReply). */
+  parse?: (raw: string, ctx: ParseContext) => Candidate;
+  /** Tokens that end a reply (default <|im_end|> and <|endoftext|>). */
+  stopTokens?: number[];
 }
 
 function drawTask(mix: Record<string, number>, prng: Prng): string {
@@ -273,7 +279,9 @@ export async function generateCandidates(
       });
     }
   });
-  const stop = [tok.special.imEnd, tok.special.endOfText];
+  const stop = opts.stopTokens ?? [tok.special.imEnd, tok.special.endOfText];
+  const prompt = opts.prompt ?? generatorPrompt;
+  const parse = opts.parse ?? parseGeneratorReply;
   const raws = await (opts.runBatches ?? runAllBatches)(jobs, opts.batchSize, async (mine) => {
     const out: string[] = [];
     for (let b = 0; b < mine.length; b += opts.batchSize) {
@@ -284,7 +292,7 @@ export async function generateCandidates(
         opts,
       );
       const imgOf = new Map(uniq.map((i, n) => [i, loaded[n]]));
-      const prompts = chunk.map((j) => encodeConversation(tok, [imgOf.get(j.img)!], generatorPrompt(j.ctx)));
+      const prompts = chunk.map((j) => encodeConversation(tok, [imgOf.get(j.img)!], prompt(j.ctx)));
       const { batch } = toModelBatch(packInOrder(prompts));
       const gen = await generator.generateBatch(batch, {
         maxNewTokens: opts.maxNewTokens ?? 96,
@@ -305,7 +313,7 @@ export async function generateCandidates(
       opts.vocabulary,
       raws.map((raw, i) => ({ raw, task: jobs[i].ctx.task })),
     );
-  return raws.map((raw, i) => parseGeneratorReply(raw, { ...jobs[i].ctx, vocabulary }));
+  return raws.map((raw, i) => parse(raw, { ...jobs[i].ctx, vocabulary }));
 }
 
 /** The answer a reply proposes ("a" or "answer"), or undefined when it has none. */

@@ -6,11 +6,18 @@
 // Token ids: "Yes" and "No" as the assistant's first word (no leading space, right after
 // "<|im_start|>assistant\n"). The shipped tokenizer has each as one token; a tokenizer that splits a
 // word uses its first token (yesNoTokens says so in `note`), which is what the judge is trained to
-// emit first, since training replies are exactly "Yes" / "No".
+// emit first, since training replies are exactly "Yes" / "No". encodeChat tokenizes a reply on its
+// own, so the ids are tok.encode("Yes")[0] whatever the template: with Qwen's real tokenizer "Yes" is
+// 9454 and "No" 2753, not the mid-sentence " Yes" (7414) / " No" (2308), which the reply never starts with.
+//
+// Readout: 'logits' reads the two entries of the full [tokens, vocab] logits (the default recipe's
+// tiny vocabulary); 'logprobs' (the instruct recipe) asks the fused log-prob op for log P(Yes) and
+// log P(No) at each prompt's last position, two passes that never hold a [tokens, 151936] matrix.
 import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import type { Candidate, ScoredCandidate, Sample } from '../data/proto';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model } from '../model/model';
+import type { PackedBatch } from '../data/packing';
 import {
   encodeConversation,
   loadImages,
@@ -49,12 +56,16 @@ export function rewardFromLogits(row: ArrayLike<number>, ids: YesNoTokens): numb
 /** The judge's view of one pair: its images (file paths) and the sample. */
 export interface JudgeItem {
   images: string[];
-  sample: Pick<Sample, 'question' | 'options' | 'answer'>;
+  sample: Pick<Sample, 'question' | 'options' | 'answer'> & Partial<Pick<Sample, 'questionStem'>>;
 }
 
 export interface JudgeOptions extends ImageOptions {
   /** Pairs per forward pass. Default 32. */
   batchSize?: number;
+  /** The judge's user turn for a sample (default: prompts.ts judgePrompt). */
+  prompt?: (sample: JudgeItem['sample']) => string;
+  /** How P(Yes) and P(No) are read (see the file comment). Default 'logits'. */
+  readout?: 'logits' | 'logprobs';
   progress?: (done: number, total: number) => void;
   /** Where the batches run (default: all here; the cycle's ranks split them). */
   runBatches?: BatchRunner;
@@ -71,6 +82,7 @@ export async function judgeRewards(
   const V = judge.config.text.vocabSize;
   const bs = opts.batchSize ?? 32;
   const run = opts.runBatches ?? runAllBatches;
+  const prompt = opts.prompt ?? judgePrompt;
   return run(items, bs, async (mine) => {
     const out: number[] = [];
     for (let b = 0; b < mine.length; b += bs) {
@@ -82,10 +94,15 @@ export async function judgeRewards(
         encodeConversation(
           tok,
           it.images.map((p) => byPath.get(p)!),
-          judgePrompt(it.sample),
+          prompt(it.sample),
         ),
       );
       const pb = packInOrder(prompts);
+      if (opts.readout === 'logprobs') {
+        out.push(...(await rewardsFromLogprobs(judge, pb, ids)));
+        opts.progress?.(out.length, mine.length);
+        continue;
+      }
       const logits = await judge.logits(toModelBatch(pb).batch);
       try {
         const all = logits.toArray() as Float32Array;
@@ -99,6 +116,23 @@ export async function judgeRewards(
       opts.progress?.(out.length, mine.length);
     }
     return out;
+  });
+}
+
+/** P(Yes) / (P(Yes) + P(No)) at each sequence's last position, from two log-prob passes. */
+async function rewardsFromLogprobs(judge: Model, pb: PackedBatch, ids: YesNoTokens): Promise<number[]> {
+  const { batch } = toModelBatch(pb);
+  const n = pb.cuSeqlens.length - 1;
+  const at = (id: number) => {
+    const labels = new Int32Array(pb.inputIds.length).fill(-100);
+    for (let i = 0; i < n; i++) labels[pb.cuSeqlens[i + 1] - 1] = id;
+    return judge.tokenLogprobs(batch, { labels });
+  };
+  const yes = (await at(ids.yes)).logp;
+  const no = (await at(ids.no)).logp;
+  return Array.from({ length: n }, (_, i) => {
+    const last = pb.cuSeqlens[i + 1] - 1;
+    return rewardFromLogits([yes[last], no[last]], { yes: 0, no: 1 });
   });
 }
 

@@ -117,5 +117,10 @@ export function confidentPairs(
 
 /** A labelled pair as the judge's SFT example. */
 export function judgeExample(p: LabelledPair): SftExample {
-  return { images: p.images, user: judgePrompt(p.sample), reply: p.label ? 'Yes' : 'No' };
+  return judgeExampleWith(judgePrompt)(p);
+}
+
+/** The judge's SFT examples with another user turn (the instruct recipe's). */
+export function judgeExampleWith(prompt: (s: Sample) => string): (p: LabelledPair) => SftExample {
+  return (p) => ({ images: p.images, user: prompt(p.sample), reply: p.label ? 'Yes' : 'No' });
 }
