@@ -11,8 +11,16 @@ export interface CycleConfig {
   seedData?: string;
   /** Unlabelled images (folder or pool.jsonl); default: the MedSynth world's pool. */
   pool?: string;
-  /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. */
+  /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. Set, the
+   *  run follows the instruct recipe (recipeOf) and its defaults are instructCycleConfig's. */
   model?: string;
+  /** Instruct recipe: how the generator is asked for a sample (instruct_prompts.ts); default metacognitive. */
+  generatorPrompt?: GeneratorPromptStyle;
+  /** Instruct recipe: how the policy names its answer; absent: as the seed's keys do (answerFormatOf). */
+  answerFormat?: AnswerFormat;
+  /** Instruct recipe: image resize bounds in pixels; absent: the model folder's preprocessor_config.json. */
+  minPixels?: number;
+  maxPixels?: number;
   resume: boolean;
   rewardFilter: boolean;
   coEvolve: boolean;
@@ -25,7 +33,19 @@ export interface CycleConfig {
     seedTasks: string[];
     heldOutTask: string;
   };
-  generate: { perImage: number; temperature: number; topP: number; batchSize: number; maxNewTokens: number };
+  /**
+   * batchSize: prompts per generate call (the instruct recipe: at most this many; the memory budget
+   * decides, sizing.ts). memoryBudgetMiB (instruct recipe): the KV cache every generation (generate,
+   * describe, eval, GRPO rollouts) may fill; absent in the default recipe, whose batches are fixed.
+   */
+  generate: {
+    perImage: number;
+    temperature: number;
+    topP: number;
+    batchSize: number;
+    maxNewTokens: number;
+    memoryBudgetMiB?: number;
+  };
   select: { threshold?: number; topK?: number; topFraction?: number; balance: boolean };
   /**
    * The stand-in for a pretrained VLM when the run starts from the random tiny model: captioned
@@ -33,8 +53,21 @@ export interface CycleConfig {
    * else. Skipped with --model (a real model brings its own pre-training).
    */
   pretrain: { images: number; noise: number; steps: number; lr: number };
-  /** Warm start of generator and judge on the seed. */
-  warmup: { generatorSteps: number; judgeSteps: number; lr: number; judgeLr: number; factSwaps: number };
+  /**
+   * Warm start of generator and judge on the seed. The default recipe always runs them (the tiny model
+   * must learn both formats). The instruct recipe (--model) defaults every one to off: 0 steps, no
+   * fact swaps, no describe-pool; a --config that sets generatorSteps / judgeSteps above 0, factSwaps
+   * above 0 or describePool to true asks for that warm-up.
+   */
+  warmup: {
+    generatorSteps: number;
+    judgeSteps: number;
+    lr: number;
+    judgeLr: number;
+    factSwaps: number;
+    /** Instruct recipe: describe every pool image with the initial weights first (the default recipe always does). */
+    describePool?: boolean;
+  };
   coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
   policySft: { steps: number; lr: number; tokenBudget: number };
   /** selfConsistency: also train on the round's contradicted questions (select.ts), without their key. */
@@ -86,6 +119,47 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
   };
 }
 
+export const GENERATOR_PROMPT_STYLES = ['direct', 'step', 'metacognitive'] as const;
+export type GeneratorPromptStyle = (typeof GENERATOR_PROMPT_STYLES)[number];
+export const ANSWER_FORMATS = ['letter', 'text'] as const;
+export type AnswerFormat = (typeof ANSWER_FORMATS)[number];
+
+/** Which recipe a run follows: with --model, a pretrained instruct VLM ('instruct': plain-language
+ *  prompts, no warm-ups unless asked, batches sized for the model); without, the MedSynth recipe of
+ *  the tiny model ('medsynth'). The one switch; recipe.ts holds what differs. */
+export type RecipeName = 'medsynth' | 'instruct';
+export function recipeOf(cfg: Pick<CycleConfig, 'model'>): RecipeName {
+  return cfg.model ? 'instruct' : 'medsynth';
+}
+
+/**
+ * The defaults of a run with --model DIR: the default config with the warm-ups off and lengths,
+ * learning rates and budgets for a pretrained 2B-7B VLM (Qwen2.5-VL-7B-Instruct on one 80 GB GPU).
+ */
+export function instructCycleConfig(out = 'medgr2-cycle'): CycleConfig {
+  const d = defaultCycleConfig(out);
+  return {
+    ...d,
+    generatorPrompt: 'metacognitive',
+    // a reflection before the JSON needs room; the policy thinks before it answers
+    generate: { perImage: 4, temperature: 0.7, topP: 0.95, batchSize: 256, maxNewTokens: 768, memoryBudgetMiB: 16384 },
+    warmup: {
+      ...d.warmup,
+      generatorSteps: 0,
+      judgeSteps: 0,
+      factSwaps: 0,
+      lr: 1e-5,
+      judgeLr: 1e-5,
+      describePool: false,
+    },
+    coDevelop: { ...d.coDevelop, generatorSteps: 100, judgeSteps: 100, lr: 1e-5 },
+    policySft: { steps: 300, lr: 1e-5, tokenBudget: 16384 },
+    grpo: { steps: 200, lr: 1e-6, groupSize: 8, promptsPerStep: 8, temperature: 1.0, selfConsistency: false },
+    eval: { maxNewTokens: 512 },
+    tokenBudget: 16384,
+  };
+}
+
 /** Settings that must be whole numbers (the rest of the numeric ones may be fractions). */
 const WHOLE_NUMBERS = new Set([
   'rounds',
@@ -105,12 +179,25 @@ const WHOLE_NUMBERS = new Set([
   'groupSize',
   'promptsPerStep',
   'tokenBudget',
+  'minPixels',
+  'maxPixels',
 ]);
+/** Settings that take one of a few names, by dotted key. */
+const CHOICES: Record<string, readonly string[]> = {
+  generatorPrompt: GENERATOR_PROMPT_STYLES,
+  answerFormat: ANSWER_FORMATS,
+};
 /** Settings without a default value (absent unless given), by dotted key. */
-const OPTIONAL: Record<string, 'string' | 'number'> = {
+const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   seedData: 'string',
   pool: 'string',
   model: 'string',
+  generatorPrompt: 'string',
+  answerFormat: 'string',
+  minPixels: 'number',
+  maxPixels: 'number',
+  'generate.memoryBudgetMiB': 'number',
+  'warmup.describePool': 'boolean',
   'select.threshold': 'number',
   'select.topK': 'number',
 };
@@ -139,6 +226,7 @@ function checkedLeaf(kind: string, key: string, name: string, value: unknown, wh
       return value;
     case 'string':
       if (typeof value !== 'string') fail('expects a string');
+      if (CHOICES[name] && !CHOICES[name].includes(value as string)) fail(`expects one of ${CHOICES[name].join(', ')}`);
       return value;
     case 'strings':
       if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) fail('expects a list of strings');

@@ -7,6 +7,9 @@
 // generator and the judge on the seed (the paper starts both roles from a pretrained VLM; the tiny
 // model must first learn the two formats), and the baselines: the pretrained policy before any
 // fine-tuning (`base`) and SFT on the seed alone (`sftSeed`).
+// With --model (the instruct recipe, recipe.ts) there is no pretrain, and describe-pool and the two
+// warm-ups run only when the config asks (config.ts warmup): generator and judge of round 1 are then
+// the initial weights themselves (models/init, no copy).
 // Each round r: generate (G_r) → score (R_r) → select → judge-eval (R_r on held-out labelled pairs)
 // → co-develop G_{r+1} (SFT on the selected samples) and R_{r+1} (SFT on seed positives, constructed
 // negatives and the round's confident judgments) → policy SFT on seed + everything selected so far →
@@ -27,52 +30,27 @@ import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
 import { Model } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { packageVersion } from '../version';
-import {
-  compactGeneratorReply,
-  generateCandidates,
-  generatorPrompt,
-  optionVocabulary,
-  readPool,
-  seedCopyKey,
-  type PoolImage,
-} from './generator';
-import { captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
-import { judgeRewards, scoreCandidates } from './judge';
+import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
+import { CAPTION_PROMPT, captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
+import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
 import { accuracyAt, auc } from '../eval/auc';
-import { confidentPairs, constructPairs, judgeExample, type LabelledPair } from './negatives';
+import { confidentPairs, constructPairs, judgeExampleWith, type LabelledPair } from './negatives';
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
 import type { ScoreResult } from '../eval/scorer';
 import { evaluatePolicy } from '../eval/evaluate';
 import { trainGrpo } from '../train/grpo_trainer';
 
 import { answerReward, formatReward } from '../train/rewards';
-import { sftExamplesFromSamples, trainSft, type SftExample } from '../train/sft';
+import { trainSft, type SftExample } from '../train/sft';
 import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
-import { type PromptStyle } from '../eval/policy_prompt';
-import type { CycleConfig } from './config';
+import { encodeConversation, type ImageOptions } from '../model/encode';
+import { recipeOf, type CycleConfig } from './config';
 import { CyclePaths } from './paths';
-import { grpoPromptsFromSamples } from '../train/grpo_rollout';
 import { CycleRanks } from './ranks';
+import { cycleRecipe, instructImageOptions, medsynthGeneratorExample, POLICY_STYLE, type CycleRecipe } from './recipe';
+import { describeGenerationSizing, forwardBatch, generationBatch, imageTokenBound, kvBytesPerToken } from './sizing';
 
 export type StageName = string;
-
-/**
- * The policy's prompt style: think, then answer. The thought is the sample's rationale, which for
- * generated samples is the pretrained model's description of the image and for seed samples one
- * written from their labels (withDescriptions): "<think> OCT of the Macula with CNV. </think>
- * <answer> Macula </answer>". The policy keeps describing images of modalities the seed lacks (the
- * pretraining covered them), and the answer can take the fact from its own description; answer-only,
- * it can only map images to the words it was trained on (held-out-modality anatomy 0 of 48 in the
- * default run, every answer a seed anatomy).
- *
- * The answer names the option's *text* ("<answer> CT </answer>"), which the scorer and the accuracy
- * reward read like a letter. Why not the letter: a letter asks a 2-layer tiny model to see the image
- * *and* find where that word sits among the options; the text asks only the first (see
- * sftExamplesFromSamples). Trained on letters, the policy stayed at chance (24-26 %) after 400 steps.
- */
-const POLICY_STYLE: PromptStyle = 'think';
-const policyExamples = (samples: readonly Sample[]): SftExample[] =>
-  sftExamplesFromSamples(withDescriptions(samples), POLICY_STYLE, { answer: 'text' });
 
 export interface CycleHooks {
   /** Called as a stage starts (after its RUNNING manifest); throwing fails the stage (tests simulate a kill). */
@@ -215,6 +193,12 @@ export class Cycle {
   readonly p: CyclePaths;
   readonly ranks: CycleRanks;
   private log: (line: string) => void;
+  /** The instruct recipe (--model): see recipe.ts and the stage graph in run(). */
+  private readonly instruct: boolean;
+  /** Set once the seed is known (after the world stage). */
+  private recipeOrUndefined?: CycleRecipe;
+  /** Batch-size lines already logged (each once per run). */
+  private readonly sizesLogged = new Set<string>();
 
   /** `ranks`: the run's ranks (ranks.ts); absent, one process. Rank 0 alone logs. */
   constructor(
@@ -226,6 +210,97 @@ export class Cycle {
     this.ranks = ranks ?? new CycleRanks(undefined, 0, '');
     const log = hooks.log ?? ((l: string) => void process.stderr.write(l + '\n'));
     this.log = this.ranks.isMain ? log : () => {};
+    this.instruct = recipeOf(cfg) === 'instruct';
+  }
+
+  private get recipe(): CycleRecipe {
+    if (!this.recipeOrUndefined) throw new Error('internal: the recipe is set after the world stage');
+    return this.recipeOrUndefined;
+  }
+
+  /** Instruct recipe without a generator / judge warm-up: round 1's generator / judge is models/init. */
+  private modelDir(name: string): string {
+    const { cfg } = this;
+    if (this.instruct && name === 'generator-1' && !(cfg.warmup.generatorSteps > 0)) return this.p.model('init');
+    if (this.instruct && name === 'judge-1' && !(cfg.warmup.judgeSteps > 0)) return this.p.model('init');
+    return this.p.model(name);
+  }
+
+  /** loadRole on a model of the run, by name (modelDir). */
+  private loadModel(name: string): Promise<{ model: Model; tok: TextTokenizer }> {
+    return loadRole(this.modelDir(name));
+  }
+
+  private logSizes(key: string, line: string): void {
+    if (this.sizesLogged.has(key)) return;
+    this.sizesLogged.add(key);
+    this.log(`[cycle] batch size, ${line}`);
+  }
+
+  /** Most tokens of the prompts: the longest text (by characters) encoded, plus every image at max_pixels. */
+  private promptTokens(tok: TextTokenizer, texts: readonly string[], system?: string, images = 1): number {
+    let longest = '';
+    for (const t of texts) if (t.length > longest.length) longest = t;
+    const text = encodeConversation(tok, [], longest, system === undefined ? {} : { system }).ids.length;
+    return text + images * imageTokenBound(this.recipe.images);
+  }
+
+  /**
+   * Sequences per generate call: the default recipe's fixed number, or (instruct) as many as the
+   * memory budget's KV cache holds for prompts up to promptTokens(texts) and maxNewTokens new tokens.
+   */
+  private generationBatch(
+    what: string,
+    model: Model,
+    tok: TextTokenizer,
+    texts: readonly string[],
+    maxNewTokens: number,
+    fixed: number,
+    system?: string,
+  ): number {
+    if (!this.instruct) return fixed;
+    const budget = this.cfg.generate.memoryBudgetMiB ?? 16384;
+    const sizing = generationBatch({
+      memoryBudgetMiB: budget,
+      bytesPerToken: kvBytesPerToken(model.config.text, model.info.dtype),
+      promptTokens: this.promptTokens(tok, texts, system),
+      maxNewTokens,
+      cap: this.cfg.generate.batchSize,
+    });
+    this.logSizes(what, `${what}: ${describeGenerationSizing(sizing, budget)}`);
+    return sizing.batch;
+  }
+
+  /** The judge's prompt, readout, image settings and batch in the instruct recipe; none in the default one. */
+  private judgeOptions(
+    tok: TextTokenizer,
+    samples: readonly Parameters<CycleRecipe['judgePrompt']>[0][],
+  ): Partial<Pick<JudgeOptions, 'prompt' | 'readout' | 'batchSize' | 'minPixels' | 'maxPixels' | 'patch'>> {
+    if (!this.instruct) return {};
+    return {
+      ...this.recipe.images,
+      prompt: this.recipe.judgePrompt,
+      readout: this.recipe.judgeReadout,
+      batchSize: this.judgeBatch(tok, samples),
+    };
+  }
+
+  /** Prompts per judge forward pass: 32 in the default recipe; (instruct) as many as tokenBudget holds. */
+  private judgeBatch(
+    tok: TextTokenizer,
+    samples: readonly Parameters<CycleRecipe['judgePrompt']>[0][],
+  ): number | undefined {
+    if (!this.instruct || samples.length === 0) return undefined;
+    const promptTokens = this.promptTokens(
+      tok,
+      samples.map((s) => this.recipe.judgePrompt(s)),
+    );
+    const batch = forwardBatch({ tokenBudget: this.cfg.tokenBudget, promptTokens, cap: 256 });
+    this.logSizes(
+      'judge',
+      `judge: ${batch} prompts per forward pass (prompt <= ${promptTokens} tokens; token budget ${this.cfg.tokenBudget})`,
+    );
+    return batch;
   }
 
   private manifestDone(stage: string, round: number): boolean {
@@ -331,6 +406,13 @@ export class Cycle {
     const seed = readSamples(p.seed).messages;
     const tests = this.readTests();
     const pool = readJson<PoolImage[]>(p.poolFile);
+    this.recipeOrUndefined = cycleRecipe(cfg, seed);
+    if (this.instruct) {
+      const r = this.recipe;
+      this.log(
+        `[cycle] instruct recipe: generator prompt ${r.generatorStyle}, policy answers with the option's ${r.answerFormat}, images ${r.images.minPixels}-${r.images.maxPixels} pixels; warm-ups: ${this.instructWarmups().join(', ') || 'none'}`,
+      );
+    }
 
     await this.stage(
       'init',
@@ -344,24 +426,27 @@ export class Cycle {
         this.sft('random', 'init', captionExamples(p.captions), cfg.pretrain.steps, cfg.pretrain.lr, 'pretrain'),
       );
     }
-    await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () =>
-      this.describePool(pool),
-    );
-    const described = readJson<PoolImage[]>(p.describedPool);
-    await this.stage(
-      'warmup-generator',
-      0,
-      { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] },
-      () =>
-        this.sft(
-          'init',
-          'generator-1',
-          this.generatorWarmupExamples(seed),
-          cfg.warmup.generatorSteps,
-          cfg.warmup.lr,
-          'warmup-generator',
-        ),
-    );
+    const describe = !this.instruct || cfg.warmup.describePool === true;
+    if (describe)
+      await this.stage('describe-pool', 0, { inputs: [p.model('init'), p.poolFile], outputs: [p.describedPool] }, () =>
+        this.describePool(pool),
+      );
+    const described = describe ? readJson<PoolImage[]>(p.describedPool) : pool;
+    if (!this.instruct || cfg.warmup.generatorSteps > 0)
+      await this.stage(
+        'warmup-generator',
+        0,
+        { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] },
+        () =>
+          this.sft(
+            'init',
+            'generator-1',
+            this.generatorWarmupExamples(seed),
+            cfg.warmup.generatorSteps,
+            cfg.warmup.lr,
+            'warmup-generator',
+          ),
+      );
     await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () =>
       this.evaluate('init', 'base', 0, tests),
     );
@@ -369,7 +454,7 @@ export class Cycle {
       this.sft(
         'init',
         'policy-sft-seed',
-        policyExamples(seed),
+        this.recipe.policyExamples(seed),
         cfg.policySft.steps,
         cfg.policySft.lr,
         'sft-seed',
@@ -382,20 +467,19 @@ export class Cycle {
     // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
     // for this image" needs the image -> answer features the policy has just learned; from random
     // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
-    await this.stage(
-      'warmup-judge',
-      0,
-      { inputs: [p.seed, p.model('policy-sft-seed')], outputs: [p.model('judge-1')] },
-      () =>
+    // With --model the judge warms up (when asked) from the pretrained weights, as the paper starts it.
+    const judgeFrom = this.instruct ? 'init' : 'policy-sft-seed';
+    if (!this.instruct || cfg.warmup.judgeSteps > 0)
+      await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model(judgeFrom)], outputs: [p.model('judge-1')] }, () =>
         this.sft(
-          'policy-sft-seed',
+          judgeFrom,
           'judge-1',
-          constructPairs(seed, { seed: cfg.seed }).map(judgeExample),
+          constructPairs(seed, { seed: cfg.seed }).map(judgeExampleWith(this.recipe.judgePrompt)),
           cfg.warmup.judgeSteps,
           cfg.warmup.judgeLr,
           'warmup-judge',
         ),
-    );
+      );
 
     for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, described, tests);
 
@@ -423,6 +507,10 @@ export class Cycle {
         'seedData',
         'pool',
         'model',
+        'generatorPrompt',
+        'answerFormat',
+        'minPixels',
+        'maxPixels',
         'rewardFilter',
         'coEvolve',
       ];
@@ -507,12 +595,16 @@ export class Cycle {
     }
     if (cfg.pool) pool = readPool(cfg.pool);
     if (seed.length === 0) throw new Error('world: the seed is empty');
-    // every pool image must be readable before anything trains on it
+    // every pool image must be readable before anything trains on it (with the instruct recipe, at
+    // the model's image settings)
     const { loadImages } = await import('../model/encode');
-    for (const img of pool)
-      await loadImages([img.image]).catch((e: Error) => {
+    const imageOptions: ImageOptions = this.instruct ? instructImageOptions(cfg) : {};
+    for (const [i, img] of pool.entries()) {
+      await loadImages([img.image], imageOptions).catch((e: Error) => {
         throw new Error(`pool: ${e.message}`);
       });
+      if (this.instruct) this.reportProgress('world: pool images read', i + 1, pool.length);
+    }
     seed = seed.map((s) => ({ ...s, provenance: { ...s.provenance, kind: 'SEED' as const } }));
     fs.mkdirSync(path.dirname(p.seed), { recursive: true });
     writeSamples(p.seed, seed);
@@ -525,24 +617,44 @@ export class Cycle {
   }
 
   /** The generator's warm-up data: every seed sample with its image's description, plus warmup.factSwaps
-   *  fact-swapped copies of each (describe.ts). */
+   *  fact-swapped copies of each (describe.ts). The instruct recipe's seed samples keep their own
+   *  rationale (none: the reply has none) and the fact swaps only when asked. */
   private generatorWarmupExamples(seed: Sample[]): SftExample[] {
     const vocabulary = optionVocabulary(seed);
     const swapped = Array.from({ length: this.cfg.warmup.factSwaps }, (_, k) =>
       factSwaps(seed, vocabulary, this.cfg.seed * 7919 + k),
     );
-    return [...withDescriptions(seed), ...swapped.flat()].map(generatorExample);
+    const originals = this.instruct ? seed : withDescriptions(seed);
+    return [...originals, ...swapped.flat()].map((s) => this.recipe.generatorExample(s));
+  }
+
+  /** The warm-ups the instruct recipe runs (config.ts warmup: each only when asked). */
+  private instructWarmups(): string[] {
+    const w = this.cfg.warmup;
+    const on: string[] = [];
+    if (w.describePool === true) on.push('describe-pool');
+    if (w.generatorSteps > 0) on.push(`generator ${w.generatorSteps} steps (${w.factSwaps} fact swaps)`);
+    if (w.judgeSteps > 0) on.push(`judge ${w.judgeSteps} steps`);
+    return on;
   }
 
   /** Every pool image described by the initial (pretrained) weights, which no later stage changes. */
   private async describePool(pool: PoolImage[]): Promise<void> {
     const { model, tok } = await loadRole(this.p.model('init'));
     try {
+      const maxNewTokens = 32;
+      const batchSize = this.generationBatch('describe-pool', model, tok, [CAPTION_PROMPT], maxNewTokens, 64);
       const texts = await describeImages(
         model,
         tok,
         pool.map((x) => x.image),
-        { progress: this.progress('describe-pool'), runBatches: this.ranks.runBatches },
+        {
+          progress: this.progress('describe-pool'),
+          runBatches: this.ranks.runBatches,
+          ...(this.instruct
+            ? { ...this.recipe.images, batchSize, maxNewTokens, stopTokens: this.recipe.stopTokens(tok) }
+            : {}),
+        },
       );
       this.writeJson(
         this.p.describedPool,
@@ -557,9 +669,12 @@ export class Cycle {
   private async makeInitialModel(): Promise<void> {
     const { cfg, p } = this;
     if (cfg.model) {
+      this.reportProgress('init (load, save a copy)', 0, 2);
       const { model } = await loadRole(cfg.model);
       try {
+        this.reportProgress('init (load, save a copy)', 1, 2);
         await saveModelAtomic(model, p.model('init'));
+        this.reportProgress('init (load, save a copy)', 2, 2);
       } finally {
         await model.dispose();
       }
@@ -583,7 +698,7 @@ export class Cycle {
     stage: string,
     tokenBudget = this.cfg.tokenBudget,
   ): Promise<number[]> {
-    const { model, tok } = await loadRole(this.p.model(from));
+    const { model, tok } = await this.loadModel(from);
     try {
       if (steps === 0 || examples.length === 0) {
         await this.saveModel(model, to);
@@ -598,6 +713,7 @@ export class Cycle {
           tokenBudget,
           seed: this.cfg.seed,
           tokenizer: tok,
+          imageOptions: this.recipe.images,
           progress: false,
           warmupSteps: Math.min(10, Math.ceil(steps / 10)),
           minLrRatio: 0.1,
@@ -623,18 +739,40 @@ export class Cycle {
   }
 
   private async evaluate(modelName: string, arm: string, round: number, tests: TestSets): Promise<void> {
-    const { model, tok } = await loadRole(this.p.model(modelName));
+    const { model, tok } = await this.loadModel(modelName);
+    const { recipe } = this;
     try {
       const rec: EvalRecord = { arm, round, sets: {} };
+      const all = TEST_SETS.flatMap((s) => tests[s]);
+      const batchSize = this.generationBatch(
+        'eval',
+        model,
+        tok,
+        all.map((x) => recipe.policyPrompt(x)),
+        this.cfg.eval.maxNewTokens,
+        64,
+        recipe.policySystem,
+      );
       for (const s of TEST_SETS) {
         if (tests[s].length === 0) continue;
+        const label = `eval ${arm}${round ? ` (round ${round})` : ''} ${s}`;
+        this.reportProgress(label, 0, tests[s].length);
         rec.sets[s] = (
           await evaluatePolicy(model, tests[s], {
             style: POLICY_STYLE,
             maxNewTokens: this.cfg.eval.maxNewTokens,
             tokenizer: tok,
-            batchSize: 64,
+            batchSize,
             runBatches: this.ranks.runBatches,
+            onProgress: this.progress(label),
+            ...(this.instruct
+              ? {
+                  prompt: recipe.policyPrompt,
+                  system: recipe.policySystem,
+                  stopTokens: recipe.stopTokens(tok),
+                  imageOptions: recipe.images,
+                }
+              : {}),
           })
         ).score;
       }
@@ -656,42 +794,82 @@ export class Cycle {
     const gen = cfg.coEvolve ? `generator-${r}` : 'generator-1';
     const judge = cfg.coEvolve ? `judge-${r}` : 'judge-1';
     const seedKeys = new Set(seed.map(seedCopyKey));
-    const taskMix = Object.fromEntries(cfg.world.seedTasks.map((t) => [t, 1]));
+    const { recipe } = this;
+    const taskMix = recipe.taskMix;
     const stats: Partial<RoundRecord> = { round: r };
 
-    await this.stage('generate', r, { inputs: [p.model(gen), p.poolFile], outputs: [p.candidates(r)] }, async () => {
-      const { model, tok } = await loadRole(p.model(gen));
-      try {
-        const cands = await generateCandidates(model, tok, pool, {
-          ...cfg.generate,
-          taskMix,
-          seed: cfg.seed,
-          round: r,
-          seedKeys,
-          vocabulary: optionVocabulary(seed),
-          progress: this.progress(`round ${r} generate`),
-          runBatches: this.ranks.runBatches,
-        });
-        if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
-      } finally {
-        await model.dispose();
-      }
-    });
+    await this.stage(
+      'generate',
+      r,
+      { inputs: [this.modelDir(gen), p.poolFile], outputs: [p.candidates(r)] },
+      async () => {
+        const { model, tok } = await this.loadModel(gen);
+        try {
+          const { memoryBudgetMiB: _budget, ...generate } = cfg.generate;
+          const hints = pool.flatMap((x) =>
+            Object.keys(taskMix).map((task) =>
+              recipe.generatorPrompt({ modality: x.modality, task, description: x.description }),
+            ),
+          );
+          const batchSize = this.generationBatch(
+            'generate',
+            model,
+            tok,
+            hints,
+            generate.maxNewTokens,
+            generate.batchSize,
+          );
+          this.reportProgress(`round ${r} generate`, 0, pool.length * generate.perImage);
+          const cands = await generateCandidates(model, tok, pool, {
+            ...generate,
+            batchSize,
+            taskMix,
+            seed: cfg.seed,
+            round: r,
+            seedKeys,
+            vocabulary: recipe.vocabulary,
+            progress: this.progress(`round ${r} generate`),
+            runBatches: this.ranks.runBatches,
+            ...(this.instruct
+              ? {
+                  ...recipe.images,
+                  prompt: recipe.generatorPrompt,
+                  parse: recipe.parseReply,
+                  stopTokens: recipe.stopTokens(tok),
+                }
+              : {}),
+          });
+          if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
+        } finally {
+          await model.dispose();
+        }
+      },
+    );
 
-    await this.stage('score', r, { inputs: [p.model(judge), p.candidates(r)], outputs: [p.scored(r)] }, async () => {
-      const cands = readMessageFile<Candidate>(p.candidates(r), { expect: 'medgr2.Candidate' }).messages;
-      const { model, tok } = await loadRole(p.model(judge));
-      try {
-        const scored = await scoreCandidates(model, tok, cands, {
-          judgeRound: r,
-          progress: this.progress(`round ${r} score`),
-          runBatches: this.ranks.runBatches,
-        });
-        if (this.ranks.isMain) writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
-      } finally {
-        await model.dispose();
-      }
-    });
+    await this.stage(
+      'score',
+      r,
+      { inputs: [this.modelDir(judge), p.candidates(r)], outputs: [p.scored(r)] },
+      async () => {
+        const cands = readMessageFile<Candidate>(p.candidates(r), { expect: 'medgr2.Candidate' }).messages;
+        const { model, tok } = await this.loadModel(judge);
+        try {
+          this.reportProgress(`round ${r} score`, 0, cands.filter((c) => c.valid).length);
+          const scored = await scoreCandidates(model, tok, cands, {
+            judgeRound: r,
+            progress: this.progress(`round ${r} score`),
+            runBatches: this.ranks.runBatches,
+            ...this.judgeOptions(
+              tok,
+              cands.filter((c) => c.valid).map((c) => c.sample),
+            ),
+          });
+          if (this.ranks.isMain) writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
+        } finally {
+          await model.dispose();
+        }
+      },
+    );
 
     await this.stage(
       'select',
@@ -714,12 +892,20 @@ export class Cycle {
     await this.stage(
       'judge-eval',
       r,
-      { inputs: [p.model(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] },
+      { inputs: [this.modelDir(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] },
       async () => {
         const pairs = readJson<LabelledPair[]>(p.judgePairs);
-        const { model, tok } = await loadRole(p.model(judge));
+        const { model, tok } = await this.loadModel(judge);
         try {
-          const scores = await judgeRewards(model, tok, pairs, { runBatches: this.ranks.runBatches });
+          this.reportProgress(`round ${r} judge-eval`, 0, pairs.length);
+          const scores = await judgeRewards(model, tok, pairs, {
+            runBatches: this.ranks.runBatches,
+            progress: this.progress(`round ${r} judge-eval`),
+            ...this.judgeOptions(
+              tok,
+              pairs.map((x) => x.sample),
+            ),
+          });
           const labels = pairs.map((x) => x.label);
           const res = { accuracy: accuracyAt(scores, labels), auc: auc(scores, labels), pairs: pairs.length };
           this.writeJson(path.join(p.roundDir(r), 'judge-eval.json'), res);
@@ -749,13 +935,15 @@ export class Cycle {
       await this.stage(
         'co-develop-generator',
         r,
-        { inputs: [p.model(gen), p.selected(r)], outputs: [p.model(nextGen)] },
+        { inputs: [this.modelDir(gen), p.selected(r)], outputs: [p.model(nextGen)] },
         async () => {
-          // rejection-sampling fine-tuning on this round's kept samples, with the seed mixed in so the format holds
-          const ex = [
-            ...thisRound.filter((s) => s.selected).map((s) => s.candidate.sample),
-            ...withDescriptions(seed),
-          ].map(generatorExample);
+          // rejection-sampling fine-tuning on this round's kept samples (recipe.ts)
+          const descriptions = new Map(pool.map((x) => [x.image, x.description]));
+          const ex = recipe.coDevelopGeneratorExamples(
+            thisRound.filter((s) => s.selected).map((s) => s.candidate),
+            seed,
+            (image) => descriptions.get(image),
+          );
           await this.sft(
             gen,
             nextGen,
@@ -769,7 +957,7 @@ export class Cycle {
       await this.stage(
         'co-develop-judge',
         r,
-        { inputs: [p.model(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
+        { inputs: [this.modelDir(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
         async () => {
           const pairs = [
             ...constructPairs(seed, { seed: cfg.seed + r }),
@@ -778,7 +966,7 @@ export class Cycle {
           await this.sft(
             judge,
             nextJudge,
-            pairs.map(judgeExample),
+            pairs.map(judgeExampleWith(recipe.judgePrompt)),
             cfg.coDevelop.judgeSteps,
             cfg.coDevelop.lr,
             `round ${r} co-develop-judge`,
@@ -802,7 +990,7 @@ export class Cycle {
         await this.sft(
           'init',
           `policy-sft-${r}`,
-          policyExamples(policyData),
+          recipe.policyExamples(policyData),
           cfg.policySft.steps,
           cfg.policySft.lr,
           `round ${r} policy-sft`,
@@ -816,7 +1004,7 @@ export class Cycle {
       r,
       { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] },
       async () => {
-        const { model, tok } = await loadRole(p.model(`policy-sft-${r}`));
+        const { model, tok } = await this.loadModel(`policy-sft-${r}`);
         try {
           // the questions whose rationale contradicts their answer, without the answer: the policy is
           // rewarded there for answering what its own thought names (answerReward)
@@ -824,7 +1012,16 @@ export class Cycle {
           const unlabelled = selfConsistency
             ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
             : [];
-          const prompts = grpoPromptsFromSamples([...policyData, ...unlabelled], POLICY_STYLE);
+          const prompts = recipe.grpoPrompts([...policyData, ...unlabelled]);
+          const generationBatch = this.generationBatch(
+            'grpo rollouts',
+            model,
+            tok,
+            prompts.map((x) => x.user),
+            cfg.eval.maxNewTokens,
+            cfg.generate.batchSize,
+            recipe.policySystem,
+          );
           this.log(
             `[cycle] round ${r} grpo on ${prompts.length} prompts: ${policyData.length} with a key, ${unlabelled.length} without (self-consistency)`,
           );
@@ -837,6 +1034,9 @@ export class Cycle {
               maxNewTokens: cfg.eval.maxNewTokens,
               seed: cfg.seed + r,
               tokenizer: tok,
+              // the instruct recipe: the model's image settings, rollouts sized by the memory budget,
+              // training micro-batches by the token budget
+              ...(this.instruct ? { images: recipe.images, generationBatch, tokenBudget: cfg.tokenBudget } : {}),
               dist: this.ranks.dist,
               zero: this.ranks.zero,
             },
@@ -902,11 +1102,6 @@ export class Cycle {
   }
 }
 
-/** The generator's SFT example for a labelled sample: hints and description in, the JSON sample out. */
-export function generatorExample(s: Sample): SftExample {
-  return {
-    images: s.images,
-    user: generatorPrompt({ modality: s.modality, task: s.task, description: s.rationale }),
-    reply: compactGeneratorReply(s),
-  };
-}
+/** The default recipe's generator SFT example for a labelled sample: hints and description in, the
+ *  compact JSON sample out (recipe.ts). */
+export const generatorExample = medsynthGeneratorExample;
