@@ -1,10 +1,20 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
-//               [--no-reward-filter] [--no-co-evolve] [--config FILE]`: the MedGR² cycle and its report
-// (src/cycle/ablations.ts). With no arguments: a MedSynth world and the tiny model.
+//               [--no-reward-filter] [--no-co-evolve] [--config FILE]
+//               [--generator-prompt direct|step|metacognitive] [--min-pixels N] [--max-pixels N]`:
+// the MedGR² cycle and its report (src/cycle/ablations.ts). With no arguments: a MedSynth world and
+// the tiny model. With --model (flag or config file): the instruct recipe, whose defaults are
+// instructCycleConfig's (src/cycle/config.ts); the last three flags belong to it.
 import * as path from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { runCycleWithAblations } from '../cycle/ablations';
-import { defaultCycleConfig, mergeCycleConfig, type CycleConfig } from '../cycle/config';
+import {
+  defaultCycleConfig,
+  GENERATOR_PROMPT_STYLES,
+  instructCycleConfig,
+  mergeCycleConfig,
+  recipeOf,
+  type CycleConfig,
+} from '../cycle/config';
 import { freshRunFolder } from '../cycle/paths';
 import { readConfigDocument } from './config';
 import { parseIntOption } from './options';
@@ -17,19 +27,32 @@ function parseZero(v: string): 0 | 1 | 2 {
   return Number(v) as 0 | 1 | 2;
 }
 
-/** Defaults, then the --config file (deep-merged and checked), then the flags given. */
+/** The flags of the instruct recipe (config keys of the same names). */
+const INSTRUCT_FLAGS = ['generatorPrompt', 'minPixels', 'maxPixels'] as const;
+
+/**
+ * Defaults, then the --config file (deep-merged and checked), then the flags given. The defaults are
+ * the instruct recipe's when --model is given (as a flag or in the file), the MedSynth run's otherwise.
+ */
 function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => boolean): CycleConfig {
-  const d = defaultCycleConfig();
-  let cfg = d;
-  if (typeof o.config === 'string') {
-    const doc = readConfigDocument(o.config);
-    if (doc !== undefined) cfg = mergeCycleConfig(d, doc, o.config);
-  }
+  const doc = typeof o.config === 'string' ? readConfigDocument(o.config) : undefined;
+  const merged = (base: CycleConfig) => (doc !== undefined ? mergeCycleConfig(base, doc, o.config as string) : base);
+  let cfg = merged(defaultCycleConfig());
+  const model = given('model') ? (o.model as string) : cfg.model;
+  const d = model ? instructCycleConfig() : defaultCycleConfig();
+  if (model) cfg = merged(d);
   const flags: Partial<CycleConfig> = {};
-  for (const key of ['rounds', 'seed', 'seedData', 'pool', 'model', 'out'] as const) {
+  for (const key of ['rounds', 'seed', 'seedData', 'pool', 'model', 'out', ...INSTRUCT_FLAGS] as const) {
     if (given(key)) (flags as Record<string, unknown>)[key] = o[key];
   }
   cfg = { ...cfg, ...flags, resume: !!o.resume };
+  if (recipeOf(cfg) !== 'instruct') {
+    const stray = INSTRUCT_FLAGS.filter((k) => cfg[k] !== undefined);
+    if (stray.length)
+      throw new Error(
+        `${stray.map((k) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} (config key ${k})`).join(', ')}: only with --model (the default recipe's prompts and images are the tiny model's)`,
+      );
+  }
   // Without --out (or an `out` in the file) a fresh folder beside earlier runs; --resume continues the default one.
   if (!given('out') && cfg.out === d.out && !cfg.resume) cfg = { ...cfg, out: freshRunFolder(d.out) };
   return cfg;
@@ -45,7 +68,29 @@ export function registerCycle(program: Command): void {
     .option('--rounds <r>', `rounds of the cycle (default: ${d.rounds})`, parseIntOption('--rounds', 1))
     .option('--seed-data <file>', 'labelled seed samples (default: a MedSynth world)')
     .option('--pool <path>', 'unlabelled images: a folder or pool.jsonl (default: the MedSynth pool)')
-    .option('--model <dir>', 'initial model folder with its tokenizer (default: the tiny model)')
+    .option(
+      '--model <dir>',
+      'initial model folder (a pretrained VLM, e.g. Qwen2.5-VL-7B-Instruct) with its tokenizer: the instruct recipe (default: the tiny model)',
+    )
+    .option(
+      '--generator-prompt <style>',
+      `with --model: how the generator is asked for a question: ${GENERATOR_PROMPT_STYLES.join(', ')} (default: metacognitive)`,
+      (v: string) => {
+        if (!(GENERATOR_PROMPT_STYLES as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`--generator-prompt: ${GENERATOR_PROMPT_STYLES.join(', ')}, got '${v}'`);
+        return v;
+      },
+    )
+    .option(
+      '--min-pixels <n>',
+      "with --model: smallest image area in pixels (default: the model folder's preprocessor_config.json)",
+      parseIntOption('--min-pixels', 1),
+    )
+    .option(
+      '--max-pixels <n>',
+      "with --model: largest image area in pixels, which bounds image tokens and batch sizes (default: the folder's preprocessor_config.json)",
+      parseIntOption('--max-pixels', 1),
+    )
     .option('--out <dir>', `run folder (default: ${d.out}, or ${d.out}-2, -3, ... when that holds an earlier run)`)
     .option('--resume', 'continue the run in --out from its last finished stage')
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
