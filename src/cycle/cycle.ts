@@ -52,6 +52,11 @@ import { describeGenerationSizing, forwardBatch, generationBatch, imageTokenBoun
 
 export type StageName = string;
 
+/** f of each item, made as it is read (prompt texts only the instruct recipe reads, and reads once). */
+function* lazyMap<T>(items: Iterable<T>, f: (x: T) => string): Generator<string> {
+  for (const x of items) yield f(x);
+}
+
 export interface CycleHooks {
   /** Called as a stage starts (after its RUNNING manifest); throwing fails the stage (tests simulate a kill). */
   beforeStage?: (stage: StageName, round: number) => void | Promise<void>;
@@ -238,7 +243,7 @@ export class Cycle {
   }
 
   /** Most tokens of the prompts: the longest text (by characters) encoded, plus every image at max_pixels. */
-  private promptTokens(tok: TextTokenizer, texts: readonly string[], system?: string, images = 1): number {
+  private promptTokens(tok: TextTokenizer, texts: Iterable<string>, system?: string, images = 1): number {
     let longest = '';
     for (const t of texts) if (t.length > longest.length) longest = t;
     const text = encodeConversation(tok, [], longest, system === undefined ? {} : { system }).ids.length;
@@ -253,7 +258,7 @@ export class Cycle {
     what: string,
     model: Model,
     tok: TextTokenizer,
-    texts: readonly string[],
+    texts: Iterable<string>,
     maxNewTokens: number,
     fixed: number,
     system?: string,
@@ -293,7 +298,7 @@ export class Cycle {
     if (!this.instruct || samples.length === 0) return undefined;
     const promptTokens = this.promptTokens(
       tok,
-      samples.map((s) => this.recipe.judgePrompt(s)),
+      lazyMap(samples, (s) => this.recipe.judgePrompt(s)),
     );
     const batch = forwardBatch({ tokenBudget: this.cfg.tokenBudget, promptTokens, cap: 256 });
     this.logSizes(
@@ -748,7 +753,7 @@ export class Cycle {
         'eval',
         model,
         tok,
-        all.map((x) => recipe.policyPrompt(x)),
+        lazyMap(all, (x) => recipe.policyPrompt(x)),
         this.cfg.eval.maxNewTokens,
         64,
         recipe.policySystem,
@@ -806,11 +811,12 @@ export class Cycle {
         const { model, tok } = await this.loadModel(gen);
         try {
           const { memoryBudgetMiB: _budget, ...generate } = cfg.generate;
-          const hints = pool.flatMap((x) =>
-            Object.keys(taskMix).map((task) =>
-              recipe.generatorPrompt({ modality: x.modality, task, description: x.description }),
-            ),
-          );
+          const tasks = Object.keys(taskMix);
+          const hints = (function* () {
+            for (const x of pool)
+              for (const task of tasks)
+                yield recipe.generatorPrompt({ modality: x.modality, task, description: x.description });
+          })();
           const batchSize = this.generationBatch(
             'generate',
             model,
