@@ -10,21 +10,7 @@ import type { TextConfig } from '../native/model_config';
 import type { ProcessorOptions } from '../data/images/processor';
 import { QWEN2VL_PATCH_RULE } from '../data/images/patchify';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
-
-const DTYPE_BYTES: Record<string, number> = {
-  float32: 4,
-  float: 4,
-  bfloat16: 2,
-  float16: 2,
-  half: 2,
-  float64: 8,
-  double: 8,
-};
-
-/** Bytes of a dtype as the config or the model names it ("bfloat16", torch's "BFloat16", "Float"); 4 when unknown. */
-export function dtypeBytes(dtype: string): number {
-  return DTYPE_BYTES[dtype.toLowerCase()] ?? 4;
-}
+import { dtypeBytes } from '../dist/zero_memory';
 
 /** KV-cache bytes one token adds: 2 · layers · kv_heads · head_dim · dtype bytes. */
 export function kvBytesPerToken(text: Pick<TextConfig, 'numLayers' | 'numKvHeads' | 'headDim'>, dtype: string): number {

@@ -40,9 +40,19 @@ export function memoryPerRank(m: MemoryPlanInput): MemoryPerRank {
 }
 
 /** Bytes of one element of a libtorch dtype as Model.info names it ("Float", "BFloat16", "Half", "Double"). */
+const DTYPE_BYTES: Record<string, number> = {
+  double: 8,
+  float64: 8,
+  float: 4,
+  float32: 4,
+  bfloat16: 2,
+  half: 2,
+  float16: 2,
+};
+
+/** Bytes of a dtype as libtorch (Model.info: "BFloat16", "Float") or config.json ("bfloat16") names it. */
 export function dtypeBytes(name: string): number {
-  const bytes: Record<string, number> = { Double: 8, Float: 4, BFloat16: 2, Half: 2 };
-  const b = bytes[name];
+  const b = DTYPE_BYTES[name.toLowerCase()];
   if (b === undefined) throw new Error(`dtypeBytes: unknown dtype "${name}"`);
   return b;
 }
