@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import type { ChatMessage } from '../data/chat_template';
 import { encodeChat } from '../data/chat_template';
-import type { Grid } from '../data/images/patchify';
+import { QWEN2VL_PATCH_RULE, type Grid } from '../data/images/patchify';
 import { processImageFile, type ProcessorOptions } from '../data/images/processor';
 import { assembleBatch, type PackedBatch, type PackSample } from '../data/packing';
 import type { TextTokenizer } from '../data/tokenizer';
@@ -21,6 +21,8 @@ export interface ImageOptions extends ProcessorOptions {
 export interface LoadedImage {
   pixelValues: Float32Array;
   grid: Grid;
+  /** The processor's merge size (patches per side fused into one LM token); default 2. */
+  mergeSize?: number;
 }
 
 /** Decodes, resizes and patchifies each image file; errors name the file. */
@@ -29,14 +31,15 @@ export async function loadImages(paths: readonly string[], opts: ImageOptions = 
   for (const p of paths) {
     const file = opts.imageRoot && !path.isAbsolute(p) ? path.join(opts.imageRoot, p) : p;
     const img = await processImageFile(file, opts);
-    out.push({ pixelValues: img.pixelValues, grid: img.grid });
+    out.push({ pixelValues: img.pixelValues, grid: img.grid, mergeSize: (opts.patch ?? QWEN2VL_PATCH_RULE).mergeSize });
   }
   return out;
 }
 
 /**
  * One conversation with its images as a packable sample. With `reply`, the reply tokens (and the
- * closing <|im_end|>) are the targets; without it, the sample is a generation prompt.
+ * closing <|im_end|>) are the targets; without it, the sample is a generation prompt. Each image
+ * takes t·h·w / merge² <|image_pad|> tokens, merge being the size its processor patched it with.
  */
 export function encodeConversation(
   tok: TextTokenizer,
@@ -51,11 +54,13 @@ export function encodeConversation(
     content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: user }],
   });
   if (opts.reply !== undefined) messages.push({ role: 'assistant', content: opts.reply });
+  const merges = new Set(images.map((i) => i.mergeSize ?? QWEN2VL_PATCH_RULE.mergeSize));
+  if (merges.size > 1) throw new Error(`images patched with different merge sizes (${[...merges].join(', ')})`);
   const enc = encodeChat(
     tok,
     messages,
     images.map((i) => i.grid),
-    { addGenerationPrompt: opts.reply === undefined },
+    { addGenerationPrompt: opts.reply === undefined, mergeSize: [...merges][0] },
   );
   return {
     ids: enc.ids,
@@ -96,7 +101,11 @@ export function packInOrder(samples: readonly PackSample[]): PackedBatch {
 /** Decodes each distinct image file once; shared by every example of a run. */
 export class DecodedImages {
   private cache = new Map<string, LoadedImage>();
-  constructor(private readonly imageRoot?: string) {}
+  /** `options`: the processor's resize bounds and patch rule (default Qwen2-VL's), the same for every image. */
+  constructor(
+    private readonly imageRoot?: string,
+    private readonly options: ProcessorOptions = {},
+  ) {}
 
   resolve(p: string): string {
     return this.imageRoot && !path.isAbsolute(p) ? path.join(this.imageRoot, p) : p;
@@ -108,7 +117,7 @@ export class DecodedImages {
       const file = this.resolve(p);
       let img = this.cache.get(file);
       if (!img) {
-        [img] = await loadImages([file]);
+        [img] = await loadImages([file], this.options);
         this.cache.set(file, img);
       }
       out.push(img);
