@@ -222,6 +222,10 @@ export interface GenerateOptions extends ImageOptions {
   perImage: number;
   temperature: number;
   topP: number;
+  /** Top-k sampling (0 or absent: off). */
+  topK?: number;
+  /** HF's repetition penalty (absent: 1, off). */
+  repetitionPenalty?: number;
   /** Tasks to ask for, with weights ({"Disease Diagnosis": 2, ...}); drawn per candidate. */
   taskMix: Record<string, number>;
   seed: number;
@@ -235,6 +239,8 @@ export interface GenerateOptions extends ImageOptions {
   progress?: (done: number, total: number) => void;
   /** Where the batches run (default: all here; the cycle's ranks split them). */
   runBatches?: BatchRunner;
+  /** Tokens that end a reply (default <|im_end|> and <|endoftext|>). */
+  stopTokens?: number[];
 }
 
 function drawTask(mix: Record<string, number>, prng: Prng): string {
@@ -273,7 +279,7 @@ export async function generateCandidates(
       });
     }
   });
-  const stop = [tok.special.imEnd, tok.special.endOfText];
+  const stop = opts.stopTokens ?? [tok.special.imEnd, tok.special.endOfText];
   const raws = await (opts.runBatches ?? runAllBatches)(jobs, opts.batchSize, async (mine) => {
     const out: string[] = [];
     for (let b = 0; b < mine.length; b += opts.batchSize) {
@@ -290,6 +296,8 @@ export async function generateCandidates(
         maxNewTokens: opts.maxNewTokens ?? 96,
         temperature: opts.temperature,
         topP: opts.topP,
+        topK: opts.topK || undefined,
+        repetitionPenalty: opts.repetitionPenalty,
         // the batch's offset in the whole job list (not in this rank's share): the same seed on any rank
         seed: opts.seed * 1000003 + opts.round * 7919 + chunk[0].index,
         stopTokens: stop,

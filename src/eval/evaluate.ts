@@ -1,6 +1,6 @@
 // The policy on a benchmark: greedy generation with the policy prompt, the answer extracted from the
 // reply, scored with the MedGR² authors' rule (scorer.ts). Prompts go to the model in packed batches
-// of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
+// of `batchSize`; generation stops at `stopTokens` (default <|im_end|> or <|endoftext|>).
 import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import { answerText } from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
@@ -14,11 +14,14 @@ import { scorePredictions, type ScoreResult } from './scorer';
 import { writeFileAtomicSync } from '../util/atomic_write';
 import { POLICY_SYSTEM, policyPrompt, type PromptStyle } from './policy_prompt';
 import { DecodedImages } from '../model/encode';
+import type { ProcessorOptions } from '../data/images/processor';
 
 export interface EvaluateOptions {
   style: PromptStyle;
   /** Default 16 in answer style, 256 in think style. */
   maxNewTokens?: number;
+  /** HF's repetition penalty on the greedy decoding (default 1: off). */
+  repetitionPenalty?: number;
   /** Prompts per generate call (default 16). */
   batchSize?: number;
   /** Relative image paths resolve against this folder. */
@@ -33,6 +36,10 @@ export interface EvaluateOptions {
   images?: DecodedImages;
   /** Where the batches run (default: all here; the cycle's ranks split them, then all score). */
   runBatches?: BatchRunner;
+  /** Tokens that end a reply (default <|im_end|> and <|endoftext|>). */
+  stopTokens?: number[];
+  /** Image resize bounds and patch rule (default Qwen2-VL's processor defaults; unused with `images`). */
+  imageOptions?: ProcessorOptions;
 }
 
 /** One line of a predictions JSONL, as `medgr2 eval score` reads it. */
@@ -54,11 +61,11 @@ export async function evaluatePolicy(
 ): Promise<EvaluateResult> {
   if (samples.length === 0) throw new Error('eval: no benchmark samples');
   const tok = opts.tokenizer ?? TextTokenizer.load();
-  const images = opts.images ?? new DecodedImages(opts.imageRoot);
+  const images = opts.images ?? new DecodedImages(opts.imageRoot, opts.imageOptions);
   const batchSize = opts.batchSize ?? 16;
   if (!(batchSize >= 1)) throw new Error(`eval: batchSize must be >= 1, got ${batchSize}`);
   const maxNewTokens = opts.maxNewTokens ?? (opts.style === 'think' ? 256 : 16);
-  const stopTokens = [tok.special.imEnd, tok.special.endOfText];
+  const stopTokens = opts.stopTokens ?? [tok.special.imEnd, tok.special.endOfText];
   const system = opts.system ?? POLICY_SYSTEM;
   const progress = opts.progress ? new Progress({ label: 'eval', total: samples.length, unit: 'q' }) : undefined;
   const predictions = await (opts.runBatches ?? runAllBatches)(samples, batchSize, async (mine) => {
@@ -74,7 +81,12 @@ export async function evaluatePolicy(
         }
       }
       const { batch } = toModelBatch(packInOrder(prompts));
-      const gen = await model.generateBatch(batch, { maxNewTokens, temperature: 0, stopTokens });
+      const gen = await model.generateBatch(batch, {
+        maxNewTokens,
+        temperature: 0,
+        stopTokens,
+        repetitionPenalty: opts.repetitionPenalty,
+      });
       gen.tokens.forEach((ids, i) => {
         const raw = tok.decode(ids, { skipSpecial: true });
         out.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });

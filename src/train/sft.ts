@@ -20,6 +20,7 @@ import { ADAMW_DEFAULTS, type Model } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { DecodedImages, encodeConversation, toModelBatch } from '../model/encode';
+import type { ProcessorOptions } from '../data/images/processor';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
@@ -86,6 +87,8 @@ export interface SftOptions {
   evalExamples?: SftExample[];
   /** Relative image paths resolve against this folder. */
   imageRoot?: string;
+  /** Image resize bounds and patch rule (default Qwen2-VL's processor defaults). */
+  imageOptions?: ProcessorOptions;
   /** Default: the shipped tokenizer (configs/tokenizer). */
   tokenizer?: TextTokenizer;
   /** Tokenizer files copied into each checkpoint. */
@@ -316,7 +319,7 @@ export async function trainSft(
   checkOptions(o);
   if (examples.length === 0) throw new Error('sft: no training examples');
   const tok = o.tokenizer ?? TextTokenizer.load();
-  const images = new DecodedImages(o.imageRoot);
+  const images = new DecodedImages(o.imageRoot, o.imageOptions);
   const dist = o.dist && o.dist.worldSize > 1 ? o.dist : undefined;
   const rank = dist?.rank ?? 0;
   const worldSize = dist?.worldSize ?? 1;
