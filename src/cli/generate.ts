@@ -3,7 +3,7 @@
 // The generator folder's preprocessor_config.json resizes the images (--min-pixels/--max-pixels
 // override it); its generation_config.json gives the stop tokens and, when it samples (do_sample),
 // the decoding defaults (decodingOf); flags override them.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadRole } from '../cycle/cycle';
 import { generateCandidates, readPool, seedCopyKey } from '../cycle/generator';
 import { loadSampleFile } from '../data/sample_files';
@@ -75,24 +75,26 @@ export function registerGenerate(program: Command): void {
     .requiredOption('--pool <path>', 'folder of images, or a pool.jsonl of {image_path, modality_hint}')
     .requiredOption('--out <file>', 'record file of medgr2.Candidate')
     .option('--per-image <k>', 'candidates per image', parseIntOption('--per-image', 1), 4)
-    .option(
-      '--temperature <t>',
-      "sampling temperature (default: the generator's generation_config.json when it samples)",
-      parseNumberOption('--temperature', (t) => t >= 0, 'a number >= 0'),
-      1.0,
+    // Each default is the generator folder's generation_config.json value when it has one (decodingOf).
+    .addOption(
+      new Option('--temperature <t>', 'sampling temperature')
+        .argParser(parseNumberOption('--temperature', (t) => t >= 0, 'a number >= 0'))
+        .default(1.0, "the generator's generation_config.json's when it samples, else 1"),
     )
-    .option(
-      '--top-p <p>',
-      'nucleus sampling (default: as --temperature)',
-      parseNumberOption('--top-p', (p) => p > 0 && p <= 1, 'a number in (0, 1]'),
-      0.95,
+    .addOption(
+      new Option('--top-p <p>', 'nucleus sampling')
+        .argParser(parseNumberOption('--top-p', (p) => p > 0 && p <= 1, 'a number in (0, 1]'))
+        .default(0.95, "the generator's when it samples, else 0.95"),
     )
-    .option('--top-k <k>', 'top-k sampling, 0: off (default: as --temperature)', parseIntOption('--top-k'), 0)
-    .option(
-      '--repetition-penalty <r>',
-      "HF's repetition penalty, 1: off (default: the generator's generation_config.json)",
-      parseNumberOption('--repetition-penalty', (r) => r > 0, 'a number > 0'),
-      1.0,
+    .addOption(
+      new Option('--top-k <k>', 'top-k sampling, 0: off')
+        .argParser(parseIntOption('--top-k'))
+        .default(0, "the generator's when it samples, else 0"),
+    )
+    .addOption(
+      new Option('--repetition-penalty <r>', "HF's repetition penalty, 1: off")
+        .argParser(parseNumberOption('--repetition-penalty', (r) => r > 0, 'a number > 0'))
+        .default(1.0, "the generator's, else 1"),
     )
     .option(
       '--min-pixels <n>',
@@ -113,11 +115,10 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'sampling seed', parseIntOption('--seed'), 1)
     .option('--round <n>', 'generator round recorded in each candidate', parseIntOption('--round'), 0)
     .option('--batch-size <n>', 'prompts per generation batch', parseIntOption('--batch-size', 1), 64)
-    .option(
-      '--max-new-tokens <n>',
-      "longest reply (default: the generator's generation_config.json, else 96)",
-      parseIntOption('--max-new-tokens', 1),
-      96,
+    .addOption(
+      new Option('--max-new-tokens <n>', 'longest reply')
+        .argParser(parseIntOption('--max-new-tokens', 1))
+        .default(96, "the generator's, else 96"),
     )
     .action(async (o, cmd: Command) => {
       const pool = readPool(o.pool);
