@@ -1,12 +1,26 @@
-// `medgr2 data preview IMAGE --out OUT.png`: the image as the model sees it (decoded, resized by
-// the Qwen2-VL rule, before normalization), plus one JSON line with its size and patch grid.
+// `medgr2 data preview IMAGE --out OUT.png [--model DIR]`: the image as the model sees it (decoded,
+// resized by the Qwen2-VL rule, before normalization), plus one JSON line with its size, patch grid,
+// patch count and the number of <|image_pad|> tokens it takes. With --model, the folder's
+// preprocessor_config.json gives the resize bounds and the patch and merge sizes (transformers'
+// defaults without it); --min-pixels / --max-pixels override the bounds.
+import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import { decodeImageFile } from '../data/images/decode';
+import { imageTokenCount, type Grid } from '../data/images/patchify';
+import { sizeRuleOf } from '../data/images/processor';
 import { resizeForModel } from '../data/images/resize';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
+import { defaultProcessorSettings, readProcessorSettings, withPixelBounds } from '../model/folder_settings';
 import { parseIntOption } from './options';
 import { writeFileAtomic } from '../util/atomic_write';
+
+interface PreviewOptions {
+  out: string;
+  model?: string;
+  minPixels?: number;
+  maxPixels?: number;
+}
 
 export function registerDataPreview(data: Command): void {
   data
@@ -16,21 +30,26 @@ export function registerDataPreview(data: Command): void {
     )
     .argument('<image>', 'PNG, JPEG, BMP, TIFF, WebP or DICOM file')
     .requiredOption('--out <file>', 'output PNG')
+    .option('--model <dir>', "a model folder: its preprocessor_config.json's bounds, patch and merge sizes")
     .option(
       '--min-pixels <n>',
-      'smallest image area after resize',
-      parseIntOption('--min-pixels'),
-      QWEN2VL_SIZE_RULE.minPixels,
+      `smallest image area after resize (default: the model's, else ${QWEN2VL_SIZE_RULE.minPixels})`,
+      parseIntOption('--min-pixels', 1),
     )
     .option(
       '--max-pixels <n>',
-      'largest image area after resize',
-      parseIntOption('--max-pixels'),
-      QWEN2VL_SIZE_RULE.maxPixels,
+      `largest image area after resize (default: the model's, else ${QWEN2VL_SIZE_RULE.maxPixels})`,
+      parseIntOption('--max-pixels', 1),
     )
-    .action(async (image: string, opts: { out: string; minPixels: number; maxPixels: number }) => {
+    .action(async (image: string, opts: PreviewOptions) => {
+      if (opts.model !== undefined && !(fs.existsSync(opts.model) && fs.statSync(opts.model).isDirectory()))
+        throw new Error(`--model ${opts.model}: not a model folder`);
+      const processor = withPixelBounds(
+        opts.model !== undefined ? readProcessorSettings(opts.model) : defaultProcessorSettings(),
+        opts,
+      );
       const decoded = await decodeImageFile(image);
-      const img = await resizeForModel(decoded, { minPixels: opts.minPixels, maxPixels: opts.maxPixels });
+      const img = await resizeForModel(decoded, sizeRuleOf(processor));
       try {
         await writeFileAtomic(
           opts.out,
@@ -41,7 +60,17 @@ export function registerDataPreview(data: Command): void {
       } catch (e) {
         throw new Error(`${opts.out}: cannot write PNG (${(e as Error).message})`);
       }
-      const grid = [1, img.height / 14, img.width / 14];
-      process.stdout.write(JSON.stringify({ width: img.width, height: img.height, grid }) + '\n');
+      const { patchSize, mergeSize } = processor.patch;
+      // One image is one frame (repeated to temporal_patch_size frames): t = 1, as the processor's grid.
+      const grid: Grid = [1, img.height / patchSize, img.width / patchSize];
+      process.stdout.write(
+        JSON.stringify({
+          width: img.width,
+          height: img.height,
+          grid,
+          numPatches: grid[0] * grid[1] * grid[2],
+          imageTokens: imageTokenCount(grid, mergeSize),
+        }) + '\n',
+      );
     });
 }

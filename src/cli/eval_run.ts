@@ -1,13 +1,16 @@
 // `medgr2 eval --model DIR --benchmark FILE --out PREDICTIONS.jsonl [--style think|answer] [--json]`:
 // greedy answers of a policy on a benchmark (src/eval/evaluate.ts), written as predictions JSONL
 // (question_id, model_answer, raw) that `medgr2 eval score` reads, and the score table printed.
+// Images go through the model folder's preprocessor_config.json (--min-pixels/--max-pixels override);
+// replies stop at generation_config.json's eos ids.
 import type { Command } from 'commander';
 import { setNumThreads } from '../index';
 import { evaluatePolicy, writePredictions } from '../eval/evaluate';
 
 import { formatScoreTable } from '../eval/scorer';
 import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
-import { loadModelArg } from './model_arg';
+import { loadModelArg, PIXEL_BOUNDS_SCHEMA } from './model_arg';
+import { stopTokensOf, withPixelBounds } from '../model/folder_settings';
 import { loadSampleData } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 
@@ -35,6 +38,12 @@ export const EVAL_SCHEMA: ConfigSchema = [
     min: 0,
     help: 'most generated tokens per answer (0: 16 answer-only, 256 think)',
   },
+  {
+    key: 'repetitionPenalty',
+    type: 'number',
+    min: 0,
+    help: "HF's repetition penalty, > 0 (default: the model folder's generation_config.json, else 1: off)",
+  },
   { key: 'batchSize', type: 'int', default: 16, min: 1, help: 'prompts per generate call' },
   {
     key: 'imageRoot',
@@ -42,6 +51,7 @@ export const EVAL_SCHEMA: ConfigSchema = [
     valueName: '<dir>',
     help: "relative image paths resolve here (default: the benchmark file's folder)",
   },
+  ...PIXEL_BOUNDS_SCHEMA,
   {
     key: 'tokenizer',
     type: 'string',
@@ -63,8 +73,11 @@ interface EvalCliConfig {
   out: string;
   style: PromptStyle;
   maxNewTokens: number;
+  repetitionPenalty?: number;
   batchSize: number;
   imageRoot?: string;
+  minPixels?: number;
+  maxPixels?: number;
   tokenizer?: string;
   task?: string;
   modality?: string;
@@ -78,6 +91,8 @@ interface EvalCliConfig {
 export async function runEval(cfg: EvalCliConfig): Promise<void> {
   if (cfg.json && cfg.markdown) throw new Error('--json and --markdown exclude each other');
   if (cfg.threads > 0) setNumThreads(cfg.threads);
+  if (cfg.repetitionPenalty !== undefined && !(cfg.repetitionPenalty > 0))
+    throw new Error(`--repetition-penalty must be > 0 (1: off), got ${cfg.repetitionPenalty}`);
   const samples = loadSampleData(cfg.benchmark, {
     flag: '--benchmark',
     imageRoot: cfg.imageRoot,
@@ -85,7 +100,7 @@ export async function runEval(cfg: EvalCliConfig): Promise<void> {
     modality: cfg.modality,
     limit: cfg.limit,
   });
-  const { model, tokenizer } = await loadModelArg(cfg.model, {
+  const { model, tokenizer, processor, generation } = await loadModelArg(cfg.model, {
     device: cfg.device,
     tokenizer: cfg.tokenizer,
     allowRandom: false,
@@ -97,6 +112,11 @@ export async function runEval(cfg: EvalCliConfig): Promise<void> {
       batchSize: cfg.batchSize,
       tokenizer,
       progress: true,
+      imageOptions: withPixelBounds(processor, cfg),
+      // Greedy whatever generation_config.json's sampling says (benchmark accuracy must not depend on a
+      // draw), but with its stop tokens and repetition penalty, which shape the greedy reply itself.
+      stopTokens: stopTokensOf(generation, [tokenizer.special.imEnd, tokenizer.special.endOfText]),
+      repetitionPenalty: cfg.repetitionPenalty ?? generation.repetitionPenalty,
     });
     writePredictions(cfg.out, predictions);
     process.stdout.write(

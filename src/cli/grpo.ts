@@ -16,6 +16,8 @@ import { type PromptStyle } from '../eval/policy_prompt';
 import { GRPO_DEFAULTS, resolveGrpoOptions, type ResolvedGrpoOptions } from '../train/grpo_options';
 import { grpoPromptsFromSamples } from '../train/grpo_rollout';
 import { type GrpoStepMetrics } from '../train/grpo_metrics';
+import { PIXEL_BOUNDS_SCHEMA } from './model_arg';
+import { stopTokensOf } from '../model/folder_settings';
 
 const D = GRPO_DEFAULTS;
 
@@ -56,6 +58,7 @@ export const GRPO_SCHEMA: ConfigSchema = [
     valueName: '<dir>',
     help: "relative image paths resolve here (default: the data file's folder)",
   },
+  ...PIXEL_BOUNDS_SCHEMA,
   {
     key: 'tokenizer',
     type: 'string',
@@ -97,7 +100,8 @@ export const GRPO_SCHEMA: ConfigSchema = [
   },
   { key: 'initSeed', type: 'int', default: 0, help: 'seed of the random init when --model is a config' },
   { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
-  // length, groups, sampling
+  // length, groups, sampling: the trainer's own defaults, not generation_config.json's, as TRL and verl
+  // sample (a chat model's top_k 1 / temperature 0.1 would make every completion of a group the same)
   { key: 'steps', type: 'int', default: D.steps, min: 1, help: 'GRPO steps' },
   { key: 'promptsPerStep', type: 'int', default: D.promptsPerStep, min: 1, help: 'prompts (groups) per step' },
   { key: 'groupSize', type: 'int', default: D.groupSize, min: 2, help: 'rollouts per prompt (G)' },
@@ -105,6 +109,13 @@ export const GRPO_SCHEMA: ConfigSchema = [
   { key: 'temperature', type: 'number', default: D.temperature, help: 'sampling temperature (> 0)' },
   { key: 'topP', type: 'number', default: D.topP, min: 0, max: 1, help: 'nucleus sampling (1: off)' },
   { key: 'topK', type: 'int', default: D.topK, min: 0, help: 'top-k sampling (0: off)' },
+  {
+    key: 'repetitionPenalty',
+    type: 'number',
+    default: D.repetitionPenalty,
+    min: 0,
+    help: "HF's repetition penalty on the rollouts (1: off; > 0)",
+  },
   { key: 'seed', type: 'int', default: D.seed, help: 'seed of the prompt order and the rollout sampling' },
   {
     key: 'dynamicSampling',
@@ -207,6 +218,8 @@ export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions>, RanksConfig
   resume: boolean;
   resumeFrom?: string;
   imageRoot?: string;
+  minPixels?: number;
+  maxPixels?: number;
   tokenizer?: string;
   task?: string;
   modality?: string;
@@ -248,7 +261,7 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
       'grpo',
       c,
       { ...c, epsHigh: trainer.epsHigh },
-      async ({ model, tokenizer, tokenizerDir, say, origin }) => {
+      async ({ model, tokenizer, tokenizerDir, say, origin, processor, generation }) => {
         say(
           `${origin}; ${prompts.length} prompts, ${trainer.steps} steps x ${trainer.promptsPerStep} prompts x ${trainer.groupSize} rollouts; ` +
             `rewards ${rewards.map((r) => `${r.name}=${r.weight}`).join(',')}`,
@@ -261,6 +274,9 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
           rewards,
           {
             ...trainer,
+            images: processor,
+            // the folder's eos ids end a completion; temperature / top-p / top-k stay the trainer's (above)
+            stopTokens: stopTokensOf(generation, [tokenizer.special.imEnd, tokenizer.special.endOfText]),
             tokenizer,
             tokenizerDir,
             out: cfg.out,

@@ -4,13 +4,41 @@
 //   tiny-qwen2-vl / tiny-qwen2.5-vl                  -> the shipped tiny configs, random init
 // The tokenizer: --tokenizer when given, else the model folder's tokenizer.json, else the shipped one
 // (configs/tokenizer, which the tiny configs are sized for).
+// The image processor and the generation defaults: a folder's preprocessor_config.json and
+// generation_config.json (src/model/folder_settings.ts); transformers' defaults for the others.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
+import {
+  readModelSettings,
+  settingsWithoutFolder,
+  type GenerationSettings,
+  type ModelSettings,
+  type ProcessorSettings,
+} from '../model/folder_settings';
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
+import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
+import type { ConfigSchema } from './config';
 
 export const TINY_MODEL_NAMES = ['tiny-qwen2-vl', 'tiny-qwen2.5-vl'] as const;
+
+/** `--min-pixels` / `--max-pixels` of the commands that read images with a model: they override the
+ *  bounds of its preprocessor_config.json (withPixelBounds). */
+export const PIXEL_BOUNDS_SCHEMA: ConfigSchema = [
+  {
+    key: 'minPixels',
+    type: 'int',
+    min: 1,
+    help: `smallest image area after resize (default: the model folder's preprocessor_config.json, else ${QWEN2VL_SIZE_RULE.minPixels})`,
+  },
+  {
+    key: 'maxPixels',
+    type: 'int',
+    min: 1,
+    help: `largest image area after resize (default: the model folder's preprocessor_config.json, else ${QWEN2VL_SIZE_RULE.maxPixels})`,
+  },
+];
 
 export interface ModelArg {
   model: Model;
@@ -19,6 +47,10 @@ export interface ModelArg {
   tokenizer: TextTokenizer;
   /** How the model was made, for logs. */
   origin: 'loaded' | 'random';
+  /** How images are resized and patched for this model (before any --min-pixels/--max-pixels). */
+  processor: ProcessorSettings;
+  /** The folder's generation_config.json (empty without one): stop tokens and decoding defaults. */
+  generation: GenerationSettings;
 }
 
 export async function loadModelArg(
@@ -29,6 +61,7 @@ export async function loadModelArg(
   let model: Model;
   let origin: ModelArg['origin'];
   let ownTokenizer: string | undefined;
+  let settings: ModelSettings | undefined;
   const random = (): void => {
     if (opts.allowRandom === false)
       throw new Error(`--model ${spec}: a trained model folder is needed here, not a config`);
@@ -49,6 +82,12 @@ export async function loadModelArg(
     if (!fs.existsSync(path.join(spec, 'config.json')))
       throw new Error(`--model ${spec}: not a model folder (no config.json)`);
     model = await Model.load(spec, { device, dtype: opts.dtype });
+    try {
+      settings = readModelSettings(spec, model.config.vision);
+    } catch (e) {
+      await model.dispose();
+      throw e;
+    }
     origin = 'loaded';
     if (fs.existsSync(path.join(spec, 'tokenizer.json'))) ownTokenizer = spec;
   } else {
@@ -56,6 +95,7 @@ export async function loadModelArg(
     model = await Model.create(spec, { device, dtype: opts.dtype, seed: opts.seed ?? 0 });
     origin = 'random';
   }
+  settings ??= settingsWithoutFolder(model.config.vision);
   const tokenizerDir = opts.tokenizer ?? ownTokenizer ?? DEFAULT_TOKENIZER_DIR;
   const tokenizer = TextTokenizer.load(tokenizerDir);
   const vocab = model.config.text.vocabSize;
@@ -70,5 +110,6 @@ export async function loadModelArg(
     tokenizerDir: fs.statSync(tokenizerDir).isDirectory() ? tokenizerDir : path.dirname(tokenizerDir),
     tokenizer,
     origin,
+    ...settings,
   };
 }

@@ -9,3 +9,16 @@ export function parseIntOption(flag: string, min = 0): (value: string) => number
     return n;
   };
 }
+
+/** A number flag; `ok` says what else it must satisfy ("> 0"). */
+export function parseNumberOption(
+  flag: string,
+  ok: (n: number) => boolean = () => true,
+  want = 'a number',
+): (value: string) => number {
+  return (value: string): number => {
+    const n = value.trim() === '' ? NaN : Number(value);
+    if (!Number.isFinite(n) || !ok(n)) throw new InvalidArgumentError(`${flag} expects ${want}, got "${value}"`);
+    return n;
+  };
+}

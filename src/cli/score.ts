@@ -1,10 +1,12 @@
 // `medgr2 score --reward-model DIR --in FILE --out FILE`: the generative reward of every candidate,
-// P("Yes") / (P("Yes") + P("No")) (src/cycle/judge.ts), as medgr2.ScoredCandidate records.
+// P("Yes") / (P("Yes") + P("No")) (src/cycle/judge.ts), as medgr2.ScoredCandidate records. Images go
+// through the judge folder's preprocessor_config.json (--min-pixels/--max-pixels override it).
 import type { Command } from 'commander';
 import { loadRole } from '../cycle/cycle';
 import { scoreCandidates } from '../cycle/judge';
 import type { Candidate } from '../data/proto';
 import { readMessageFile, writeMessageFileAtomic } from '../data/record_files';
+import { withPixelBounds } from '../model/folder_settings';
 import { parseIntOption } from './options';
 import { progressPrinter } from './progress_line';
 
@@ -17,12 +19,23 @@ export function registerScore(program: Command): void {
     .requiredOption('--out <file>', 'record file of medgr2.ScoredCandidate')
     .option('--round <n>', 'judge round recorded in each score', parseIntOption('--round'), 0)
     .option('--batch-size <n>', 'pairs per forward pass', parseIntOption('--batch-size', 1), 32)
+    .option(
+      '--min-pixels <n>',
+      "smallest image area after resize (default: the judge's preprocessor_config.json)",
+      parseIntOption('--min-pixels', 1),
+    )
+    .option(
+      '--max-pixels <n>',
+      "largest image area after resize (default: the judge's preprocessor_config.json)",
+      parseIntOption('--max-pixels', 1),
+    )
     .action(async (o) => {
       const cands = readMessageFile<Candidate>(o.in, { expect: 'medgr2.Candidate' }).messages;
-      const { model, tok } = await loadRole(o.rewardModel);
+      const { model, tok, processor } = await loadRole(o.rewardModel);
       try {
         const p = progressPrinter();
         const scored = await scoreCandidates(model, tok, cands, {
+          ...withPixelBounds(processor, o),
           judgeRound: o.round,
           batchSize: o.batchSize,
           progress: (d, t) => p('score', d, t),

@@ -13,6 +13,8 @@ import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
 import type { ProcessGroup } from '../dist/process_group';
 import { RANKS_SCHEMA, withRanks, type RanksConfig } from './ranks';
+import { PIXEL_BOUNDS_SCHEMA } from './model_arg';
+import { stopTokensOf } from '../model/folder_settings';
 
 const D = SFT_DEFAULTS;
 
@@ -59,6 +61,7 @@ export const SFT_SCHEMA: ConfigSchema = [
     valueName: '<dir>',
     help: "relative image paths resolve here (default: each data file's folder)",
   },
+  ...PIXEL_BOUNDS_SCHEMA,
   {
     key: 'tokenizer',
     type: 'string',
@@ -184,6 +187,8 @@ export interface SftCliConfig extends RanksConfig {
   resume: boolean;
   resumeFrom?: string;
   imageRoot?: string;
+  minPixels?: number;
+  maxPixels?: number;
   tokenizer?: string;
   task?: string;
   modality?: string;
@@ -232,11 +237,11 @@ async function runSftIn(
     'sft',
     cfg,
     cfg,
-    async ({ model, tokenizer, tokenizerDir, say, origin }) => {
+    async ({ model, tokenizer, tokenizerDir, say, origin, processor, generation }) => {
       say(
         `${origin}; ${trainSamples.length} training samples${evalSamples ? `, ${evalSamples.length} eval samples` : ''}`,
       );
-      const images = new DecodedImages();
+      const images = new DecodedImages(undefined, processor);
       const opts: Partial<SftOptions> = {};
       for (const k of Object.keys(SFT_DEFAULTS) as (keyof SftOptions)[])
         if (cfg[k] !== undefined) (opts as Record<string, unknown>)[k] = cfg[k];
@@ -250,6 +255,7 @@ async function runSftIn(
           evalExamples: evalSamples
             ? sftExamplesFromSamples(evalSamples, cfg.style, { answer: cfg.answer })
             : undefined,
+          imageOptions: processor,
           tokenizer,
           tokenizerDir,
           dist,
@@ -264,6 +270,9 @@ async function runSftIn(
                     batchSize: cfg.evalBatchSize,
                     tokenizer,
                     images,
+                    // as `medgr2 eval` decodes: greedy, the folder's stop tokens and repetition penalty
+                    stopTokens: stopTokensOf(generation, [tokenizer.special.imEnd, tokenizer.special.endOfText]),
+                    repetitionPenalty: generation.repetitionPenalty,
                   });
                   return { accuracy: score.overall.accuracy, invalid: score.invalid, macro_f1: score.macroF1 };
                 }

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { setNumThreads } from '../index';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model, ModelDtype } from '../model/model';
+import { withPixelBounds, type GenerationSettings, type ProcessorSettings } from '../model/folder_settings';
 import { replaceDirAtomic } from '../util/atomic_write';
 import { saveResolvedConfig } from './config';
 import { loadModelArg } from './model_arg';
@@ -20,6 +21,9 @@ export interface TrainingCommandConfig {
   threads: number;
   tokenizer?: string;
   dtype?: ModelDtype;
+  /** --min-pixels / --max-pixels: override the model's image processor. */
+  minPixels?: number;
+  maxPixels?: number;
 }
 
 export interface TrainingContext {
@@ -30,6 +34,11 @@ export interface TrainingContext {
   say: (message: string) => void;
   /** "loaded DIR (N parameters, device)" or "random-initialized NAME (…)", for the first line. */
   origin: string;
+  /** The model's image processor (preprocessor_config.json, else transformers' defaults) with
+   *  --min-pixels / --max-pixels applied. */
+  processor: ProcessorSettings;
+  /** The model folder's generation_config.json (empty without one). */
+  generation: GenerationSettings;
 }
 
 /** Runs `train` inside the frame; its summary is printed with `final` (the saved model's folder) added. */
@@ -42,17 +51,26 @@ export async function runTrainingCommand(
 ): Promise<void> {
   const isMain = (opts.dist?.rank ?? 0) === 0;
   if (cfg.threads > 0) setNumThreads(cfg.threads);
-  const { model, tokenizer, tokenizerDir, origin } = await loadModelArg(cfg.model, {
+  const { model, tokenizer, tokenizerDir, origin, ...settings } = await loadModelArg(cfg.model, {
     device: cfg.device,
     seed: cfg.initSeed,
     tokenizer: cfg.tokenizer,
     dtype: cfg.dtype,
   });
   try {
+    const processor = withPixelBounds(settings.processor, cfg);
     if (isMain) await saveResolvedConfig(cfg.out, savedConfig);
     const say = (m: string) => void (isMain && process.stderr.write(`${name}: ${m}\n`));
     const what = `${origin === 'loaded' ? 'loaded' : 'random-initialized'} ${cfg.model} (${model.info.parameterCount} parameters, ${model.info.device})`;
-    const summary = await train({ model, tokenizer, tokenizerDir, say, origin: what });
+    const summary = await train({
+      model,
+      tokenizer,
+      tokenizerDir,
+      say,
+      origin: what,
+      processor,
+      generation: settings.generation,
+    });
     const finalDir = path.join(cfg.out, 'final');
     if (isMain) {
       await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));

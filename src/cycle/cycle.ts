@@ -20,6 +20,7 @@
 // manifest says so and redoes the one that was running, so no record is written twice or lost.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readModelSettings, type ModelSettings } from '../model/folder_settings';
 import { loadSampleFile } from '../data/sample_files';
 import { normalizeAnswerText } from '../data/answer_grammar';
 import { synthesize } from '../data/medsynth/world';
@@ -152,10 +153,18 @@ export function checkModelDir(dir: string): void {
   }
 }
 
-export async function loadRole(dir: string): Promise<{ model: Model; tok: TextTokenizer }> {
+/** A role's model folder: the model, its tokenizer, and its image processor and generation settings
+ *  (preprocessor_config.json, generation_config.json; src/model/folder_settings.ts). */
+export async function loadRole(dir: string): Promise<{ model: Model; tok: TextTokenizer } & ModelSettings> {
   checkModelDir(dir);
   const tok = TextTokenizer.load(dir);
-  return { model: await Model.load(dir), tok };
+  const model = await Model.load(dir);
+  try {
+    return { model, tok, ...readModelSettings(dir, model.config.vision) };
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
 }
 
 /** Saves into a fresh folder, then renames it into place: a model folder is there whole or not at all. */

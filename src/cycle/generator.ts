@@ -222,6 +222,10 @@ export interface GenerateOptions extends ImageOptions {
   perImage: number;
   temperature: number;
   topP: number;
+  /** Top-k sampling (0 or absent: off). */
+  topK?: number;
+  /** HF's repetition penalty (absent: 1, off). */
+  repetitionPenalty?: number;
   /** Tasks to ask for, with weights ({"Disease Diagnosis": 2, ...}); drawn per candidate. */
   taskMix: Record<string, number>;
   seed: number;
@@ -298,6 +302,8 @@ export async function generateCandidates(
         maxNewTokens: opts.maxNewTokens ?? 96,
         temperature: opts.temperature,
         topP: opts.topP,
+        topK: opts.topK || undefined,
+        repetitionPenalty: opts.repetitionPenalty,
         // the batch's offset in the whole job list (not in this rank's share): the same seed on any rank
         seed: opts.seed * 1000003 + opts.round * 7919 + chunk[0].index,
         stopTokens: stop,

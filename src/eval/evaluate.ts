@@ -1,6 +1,6 @@
 // The policy on a benchmark: greedy generation with the policy prompt, the answer extracted from the
 // reply, scored with the MedGR² authors' rule (scorer.ts). Prompts go to the model in packed batches
-// of `batchSize`; generation stops at <|im_end|> or <|endoftext|>.
+// of `batchSize`; generation stops at `stopTokens` (default <|im_end|> or <|endoftext|>).
 import { runAllBatches, type BatchRunner } from '../util/batch_runner';
 import { answerText } from '../data/answer_grammar';
 import type { Sample } from '../data/proto';
@@ -20,6 +20,8 @@ export interface EvaluateOptions {
   style: PromptStyle;
   /** Default 16 in answer style, 256 in think style. */
   maxNewTokens?: number;
+  /** HF's repetition penalty on the greedy decoding (default 1: off). */
+  repetitionPenalty?: number;
   /** Prompts per generate call (default 16). */
   batchSize?: number;
   /** Relative image paths resolve against this folder. */
@@ -84,7 +86,12 @@ export async function evaluatePolicy(
         }
       }
       const { batch } = toModelBatch(packInOrder(prompts));
-      const gen = await model.generateBatch(batch, { maxNewTokens, temperature: 0, stopTokens });
+      const gen = await model.generateBatch(batch, {
+        maxNewTokens,
+        temperature: 0,
+        stopTokens,
+        repetitionPenalty: opts.repetitionPenalty,
+      });
       gen.tokens.forEach((ids, i) => {
         const raw = tok.decode(ids, { skipSpecial: true });
         out.push({ question_id: chunk[i].id, model_answer: answerText(raw), raw });

@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import type { ChatMessage } from '../data/chat_template';
 import { encodeChat } from '../data/chat_template';
-import type { Grid } from '../data/images/patchify';
+import { QWEN2VL_PATCH_RULE, type Grid } from '../data/images/patchify';
 import { processImageFile, type ProcessorOptions } from '../data/images/processor';
 import { assembleBatch, type PackedBatch, type PackSample } from '../data/packing';
 import type { TextTokenizer } from '../data/tokenizer';
@@ -21,6 +21,8 @@ export interface ImageOptions extends ProcessorOptions {
 export interface LoadedImage {
   pixelValues: Float32Array;
   grid: Grid;
+  /** The processor's merge size (patches per side fused into one LM token); default 2. */
+  mergeSize?: number;
 }
 
 /** Decodes, resizes and patchifies each image file; errors name the file. */
@@ -29,14 +31,15 @@ export async function loadImages(paths: readonly string[], opts: ImageOptions = 
   for (const p of paths) {
     const file = opts.imageRoot && !path.isAbsolute(p) ? path.join(opts.imageRoot, p) : p;
     const img = await processImageFile(file, opts);
-    out.push({ pixelValues: img.pixelValues, grid: img.grid });
+    out.push({ pixelValues: img.pixelValues, grid: img.grid, mergeSize: (opts.patch ?? QWEN2VL_PATCH_RULE).mergeSize });
   }
   return out;
 }
 
 /**
  * One conversation with its images as a packable sample. With `reply`, the reply tokens (and the
- * closing <|im_end|>) are the targets; without it, the sample is a generation prompt.
+ * closing <|im_end|>) are the targets; without it, the sample is a generation prompt. Each image
+ * takes t·h·w / merge² <|image_pad|> tokens, merge being the size its processor patched it with.
  */
 export function encodeConversation(
   tok: TextTokenizer,
@@ -51,11 +54,13 @@ export function encodeConversation(
     content: [...images.map(() => ({ type: 'image' as const })), { type: 'text' as const, text: user }],
   });
   if (opts.reply !== undefined) messages.push({ role: 'assistant', content: opts.reply });
+  const merges = new Set(images.map((i) => i.mergeSize ?? QWEN2VL_PATCH_RULE.mergeSize));
+  if (merges.size > 1) throw new Error(`images patched with different merge sizes (${[...merges].join(', ')})`);
   const enc = encodeChat(
     tok,
     messages,
     images.map((i) => i.grid),
-    { addGenerationPrompt: opts.reply === undefined },
+    { addGenerationPrompt: opts.reply === undefined, mergeSize: [...merges][0] },
   );
   return {
     ids: enc.ids,

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CLIP_MEAN, CLIP_STD, QWEN2VL_PATCH_RULE, type PatchRule } from '../data/images/patchify';
 import type { ProcessorOptions } from '../data/images/processor';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
+import type { VisionConfig } from '../native/model_config';
 
 export const PROCESSOR_CONFIG_FILE = 'preprocessor_config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
@@ -189,4 +190,48 @@ export function readGenerationSettings(dir: string): GenerationSettings {
 /** Stop tokens of a reply: the folder's eos ids, else the chat template's end of turn and end of text. */
 export function stopTokensOf(gen: GenerationSettings, fallback: readonly number[]): number[] {
   return gen.eosTokenIds.length > 0 ? [...new Set(gen.eosTokenIds)] : [...fallback];
+}
+
+/** Both settings of a model. */
+export interface ModelSettings {
+  processor: ProcessorSettings;
+  generation: GenerationSettings;
+}
+
+type TowerSizes = Pick<VisionConfig, 'patchSize' | 'spatialMergeSize' | 'temporalPatchSize'>;
+
+/**
+ * A model folder's settings, the processor's patch sizes checked against config.json's vision tower
+ * (a mismatch would cut images into patches the tower cannot read): an error naming both files.
+ */
+export function readModelSettings(dir: string, vision: TowerSizes | null): ModelSettings {
+  const processor = readProcessorSettings(dir);
+  if (vision) {
+    const file = processor.source ?? `${path.join(dir, PROCESSOR_CONFIG_FILE)} (absent: transformers' defaults)`;
+    for (const [key, mine, tower, towerKey] of [
+      ['patch_size', processor.patch.patchSize, vision.patchSize, 'patch_size'],
+      ['merge_size', processor.patch.mergeSize, vision.spatialMergeSize, 'spatial_merge_size'],
+      ['temporal_patch_size', processor.patch.temporalPatchSize, vision.temporalPatchSize, 'temporal_patch_size'],
+    ] as const) {
+      if (mine !== tower)
+        throw new FolderSettingsError(
+          `${file}: ${key} is ${mine} but ${path.join(dir, 'config.json')} has vision_config.${towerKey} ${tower}`,
+        );
+    }
+  }
+  return { processor, generation: readGenerationSettings(dir) };
+}
+
+/** Settings of a model without a folder (a tiny name, a config.json): transformers' defaults, patched
+ *  as the model's vision tower is, and no generation_config (stop at the chat template's end of turn). */
+export function settingsWithoutFolder(vision: TowerSizes | null): ModelSettings {
+  const processor = defaultProcessorSettings();
+  if (vision)
+    processor.patch = {
+      ...processor.patch,
+      patchSize: vision.patchSize,
+      mergeSize: vision.spatialMergeSize,
+      temporalPatchSize: vision.temporalPatchSize,
+    };
+  return { processor, generation: { eosTokenIds: [] } };
 }

@@ -18,6 +18,9 @@ export const GRPO_DEFAULTS = {
   topP: 1.0,
   /** 0 = off. */
   topK: 0,
+  /** HF's repetition penalty on the rollouts; 1 = off. The returned log-probs are unpenalized (what the
+   *  loss recomputes), so a penalty makes the rollouts mildly off-policy, as with vLLM in TRL. */
+  repetitionPenalty: 1,
   seed: 0,
   lr: 1e-6,
   /** Linear warm-up over this many optimizer steps. */
@@ -64,6 +67,8 @@ export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   tokenizer: TextTokenizer;
   /** Image loading (relative paths resolve against imageRoot; min/max pixels). */
   images?: ImageOptions;
+  /** Tokens that end a completion (default <|im_end|> and <|endoftext|>; the CLI: generation_config.json's eos). */
+  stopTokens?: number[];
   /** A reference model to use instead of a frozen copy of the policy (beta > 0). */
   reference?: Model;
   /** Run folder (metrics.jsonl, tensorboard/, checkpoints/). Absent: nothing is written. */
@@ -109,6 +114,8 @@ export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): Resolved
       `grpo: temperature must be > 0 (sampling; the old log-probs are under softmax(logits / temperature)), got ${o.temperature}`,
     );
   if (!(o.topP > 0 && o.topP <= 1)) throw new Error(`grpo: topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.repetitionPenalty > 0))
+    throw new Error(`grpo: repetitionPenalty must be > 0 (1: off), got ${o.repetitionPenalty}`);
   if (!(o.lr >= 0)) throw new Error(`grpo: lr must be >= 0, got ${o.lr}`);
   if (!(o.beta >= 0)) throw new Error(`grpo: beta must be >= 0, got ${o.beta}`);
   if (!(o.epsLow >= 0 && o.epsHigh >= 0)) throw new Error('grpo: epsLow and epsHigh must be >= 0');

@@ -105,7 +105,8 @@ function withoutImages(batch: ModelBatch, numImages: number): ModelBatch {
   return numImages > 0 ? batch : { inputIds: batch.inputIds, cuSeqlens: batch.cuSeqlens };
 }
 
-/** G sampled completions for each prompt (one generateBatch per `generationBatch` sequences).
+/** G sampled completions for each prompt (one generateBatch per `generationBatch` sequences), each
+ *  ending at one of `stops` (the model folder's eos ids; default <|im_end|> and <|endoftext|>).
  *  `groupSeeds[g]` seeds prompt g's completions (completion k draws from seedFor(groupSeeds[g], k)):
  *  a completion does not depend on which other prompts share its batch or its rank. */
 export async function generateRollouts(
@@ -113,12 +114,13 @@ export async function generateRollouts(
   tok: TextTokenizer,
   prompts: readonly GrpoPrompt[],
   encoded: readonly PackSample[],
-  o: Pick<ResolvedGrpoOptions, 'groupSize' | 'maxNewTokens' | 'temperature' | 'topP' | 'topK' | 'generationBatch'>,
+  o: Pick<ResolvedGrpoOptions, 'groupSize' | 'maxNewTokens' | 'temperature' | 'topP' | 'topK' | 'generationBatch'> &
+    Partial<Pick<ResolvedGrpoOptions, 'repetitionPenalty'>>,
   groupSeeds: readonly number[],
+  stops: readonly number[] = [tok.special.imEnd, tok.special.endOfText],
 ): Promise<Omit<RolloutGroup, 'terms' | 'rewards'>[]> {
   if (groupSeeds.length !== prompts.length)
     throw new Error(`generateRollouts: ${groupSeeds.length} seeds for ${prompts.length} prompts`);
-  const stops = [tok.special.imEnd, tok.special.endOfText];
   const G = o.groupSize;
   const flat: PackSample[] = [];
   const seeds: number[] = [];
@@ -142,8 +144,10 @@ export async function generateRollouts(
       temperature: o.temperature,
       topP: o.topP < 1 ? o.topP : undefined,
       topK: o.topK > 0 ? o.topK : undefined,
+      repetitionPenalty:
+        o.repetitionPenalty !== undefined && o.repetitionPenalty !== 1 ? o.repetitionPenalty : undefined,
       seeds: seeds.slice(start, start + o.generationBatch),
-      stopTokens: stops,
+      stopTokens: [...stops],
     });
     tokens.push(...res.tokens);
     logprobs.push(...res.logprobs);

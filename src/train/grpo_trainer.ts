@@ -114,6 +114,7 @@ export async function trainGrpo(
   const {
     tokenizer: tok,
     images = {},
+    stopTokens,
     reference,
     out,
     resume,
@@ -163,6 +164,7 @@ export async function trainGrpo(
   for (const [k, v] of Object.entries(o)) {
     if (RESUMABLE_CHANGES.has(k)) continue;
     if (k === 'steps' && o.schedule === 'constant') continue; // the lr does not depend on the run's length
+    if (k === 'repetitionPenalty' && v === 1) continue; // off: checkpoints from before the option still resume
     fingerprint[k] = v as string | number | boolean;
   }
 
@@ -265,7 +267,7 @@ export async function trainGrpo(
         const generated = await lap('rollout', async () => {
           const enc = await encodePrompts(tok, chosen, images);
           const seeds = mine.map((j) => seedFor(o.seed, step, round, j));
-          return generateRollouts(policy, tok, chosen, enc, o, seeds);
+          return generateRollouts(policy, tok, chosen, enc, o, seeds, stopTokens);
         });
         rounds++;
         const local = new Map<number, RolloutGroup>();

@@ -54,13 +54,25 @@ test('data preview: a 512×512 16-bit DICOM as the model sees it, with its grid'
   const out = path.join(tmp, 'scan.png');
   const r = runCli(['data', 'preview', file, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), { width: 504, height: 504, grid: [1, 36, 36] });
+  assert.deepEqual(JSON.parse(r.stdout), {
+    width: 504,
+    height: 504,
+    grid: [1, 36, 36],
+    numPatches: 1296,
+    imageTokens: 324,
+  });
   const meta = await sharp(out).metadata();
   assert.equal(meta.width, 504);
   assert.equal(meta.height, 504);
   // Smaller budget: at most 112·112 pixels → 112×112, grid [1, 8, 8].
   const small = runCli(['data', 'preview', file, '--out', out, '--max-pixels', String(112 * 112)]);
-  assert.deepEqual(JSON.parse(small.stdout), { width: 112, height: 112, grid: [1, 8, 8] });
+  assert.deepEqual(JSON.parse(small.stdout), {
+    width: 112,
+    height: 112,
+    grid: [1, 8, 8],
+    numPatches: 64,
+    imageTokens: 16,
+  });
 });
 
 test('data preview: an unreadable image is one line naming the file, exit 1', () => {

@@ -12,6 +12,8 @@ import type { GenerateOptions, ModelBatch } from '../../src/model/model';
 import { runCli } from '../helpers/cli';
 import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
 import { POLICY_SYSTEM } from '../../src/eval/policy_prompt';
+import { readModelSettings, stopTokensOf } from '../../src/model/folder_settings';
+import { realGenerationConfigJson, realProcessorConfigJson } from '../helpers/real_vocab_model';
 
 test('evaluatePolicy: greedy batches with the stop tokens, answers extracted and scored', async () => {
   const world = await medsynthWorld(200);
@@ -86,6 +88,43 @@ test('evaluatePolicy: greedy batches with the stop tokens, answers extracted and
   next = 0;
   await evaluatePolicy(scripted, samples.slice(0, 1), { style: 'think', tokenizer: tok });
   assert.equal(calls[calls.length - 1].opts.maxNewTokens, 256, 'think style gets room to think');
+});
+
+test("evaluatePolicy with a model folder's settings: its max_pixels, eos list and repetition penalty reach generation", async () => {
+  const world = await medsynthWorld(8, 1, 224);
+  const samples = worldSamples(world).slice(0, 3);
+  const tok = TextTokenizer.load();
+  const folder = tempDir();
+  fs.writeFileSync(path.join(folder, 'preprocessor_config.json'), JSON.stringify(realProcessorConfigJson()));
+  fs.writeFileSync(path.join(folder, 'generation_config.json'), JSON.stringify(realGenerationConfigJson()));
+  const { processor, generation } = readModelSettings(folder, tinyConfig('qwen2_vl').vision);
+  const calls: { grids: number[]; pads: number; opts: GenerateOptions }[] = [];
+  const scripted = {
+    async generateBatch(batch: ModelBatch, opts: GenerateOptions) {
+      const ids = batch.inputIds as Int32Array;
+      calls.push({
+        grids: Array.from(batch.imageGrids as Int32Array),
+        pads: ids.filter((id) => id === tok.special.imagePad).length,
+        opts,
+      });
+      const tokens = Array.from({ length: (batch.cuSeqlens as Int32Array).length - 1 }, () => tok.encode('A'));
+      return { tokens, logprobs: tokens.map((t) => new Float32Array(t.length)) };
+    },
+  } as unknown as Model;
+  await evaluatePolicy(scripted, samples, {
+    style: 'answer',
+    tokenizer: tok,
+    imageOptions: processor,
+    stopTokens: stopTokensOf(generation, [tok.special.imEnd, tok.special.endOfText]),
+    repetitionPenalty: generation.repetitionPenalty,
+  });
+  assert.equal(calls.length, 1);
+  // 224×224 images under max_pixels 12544: 112×112, 8×8 patches, 16 LM tokens each
+  assert.deepEqual(calls[0].grids, [1, 8, 8, 1, 8, 8, 1, 8, 8]);
+  assert.equal(calls[0].pads, 3 * 16);
+  assert.deepEqual(calls[0].opts.stopTokens, [151645, 151643]);
+  assert.equal(calls[0].opts.repetitionPenalty, 1.05);
+  assert.equal(calls[0].opts.temperature, 0, 'greedy whatever the folder samples with');
 });
 
 test('medgr2 eval writes predictions that medgr2 eval score scores the same; bad input gets one clear line', async () => {

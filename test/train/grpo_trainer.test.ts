@@ -22,6 +22,7 @@ import { repoRoot, runCli } from '../helpers/cli';
 import { policyReply, POLICY_SYSTEM } from '../../src/eval/policy_prompt';
 import { encodePrompts, generateRollouts, grpoPromptsFromSamples } from '../../src/train/grpo_rollout';
 import { resolveGrpoOptions } from '../../src/train/grpo_options';
+import type { GenerateOptions, ModelBatch } from '../../src/model/model';
 import { trainingMicroBatches } from '../../src/train/grpo_batches';
 import { type GrpoStepMetrics } from '../../src/train/grpo_metrics';
 
@@ -100,6 +101,36 @@ test('rollout log-probs equal tokenLogprobs of the same packed sequences (ratio 
   assert.ok(Math.abs(steps[0].ratio - 1) < 1e-3 || steps[0].tokens.trained === 0, `ratio ${steps[0].ratio}`);
   assert.ok(steps[0].kl < 1e-4, `kl against an identical reference: ${steps[0].kl}`);
   await m.dispose();
+});
+
+test("rollouts stop at the given stop tokens (a folder's eos list) with the repetition penalty passed to generate", async () => {
+  const prompts = grpoPromptsFromSamples(samples.slice(0, 2), 'answer');
+  const enc = await encodePrompts(tok, prompts, { maxPixels: 28 * 28 * 4 });
+  const seen: GenerateOptions[] = [];
+  const stop = tok.encode('stop')[0];
+  // completion k of each prompt: "a b" then, for even k, the folder's own stop id (not <|im_end|>)
+  const scripted = {
+    async generateBatch(batch: ModelBatch, opts: GenerateOptions) {
+      seen.push(opts);
+      const n = (batch.cuSeqlens as Int32Array).length - 1;
+      const tokens = Array.from({ length: n }, (_, i) =>
+        Int32Array.from([...tok.encode('a b'), ...(i % 2 === 0 ? [stop] : [])]),
+      );
+      return { tokens, logprobs: tokens.map((t) => new Float32Array(t.length)) };
+    },
+  } as unknown as Model;
+  const o = resolveGrpoOptions({ groupSize: 2, maxNewTokens: 4, repetitionPenalty: 1.05 });
+  const groups = await generateRollouts(scripted, tok, prompts, enc, o, [1, 2], [stop, tok.special.imEnd]);
+  assert.deepEqual(seen[0].stopTokens, [stop, tok.special.imEnd]);
+  assert.equal(seen[0].repetitionPenalty, 1.05);
+  assert.equal(seen[0].temperature, 1, "the trainer's own sampling");
+  assert.deepEqual(groups[0].truncated, [false, true], 'ended by the folder stop id, or cut at maxNewTokens');
+  assert.deepEqual(groups[0].texts, ['a b', 'a b']);
+  // default: the chat template's end of turn / text; a penalty of 1 is not sent at all
+  await generateRollouts(scripted, tok, prompts, enc, resolveGrpoOptions({ groupSize: 2 }), [1, 2]);
+  assert.deepEqual(seen[1].stopTokens, [tok.special.imEnd, tok.special.endOfText]);
+  assert.equal(seen[1].repetitionPenalty, undefined);
+  assert.throws(() => resolveGrpoOptions({ repetitionPenalty: 0 }), /grpo: repetitionPenalty must be > 0/);
 });
 
 test('DAPO dynamic sampling drops flat groups and fills the batch; bounded rounds; no update from nothing', async () => {
