@@ -9,6 +9,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { runCycleWithAblations } from '../cycle/ablations';
 import {
   defaultCycleConfig,
+  CYCLE_DTYPES,
   GENERATOR_PROMPT_STYLES,
   instructCycleConfig,
   mergeCycleConfig,
@@ -42,7 +43,17 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
   const d = model ? instructCycleConfig() : defaultCycleConfig();
   if (model) cfg = merged(d);
   const flags: Partial<CycleConfig> = {};
-  for (const key of ['rounds', 'seed', 'seedData', 'pool', 'model', 'out', ...INSTRUCT_FLAGS] as const) {
+  for (const key of [
+    'rounds',
+    'seed',
+    'seedData',
+    'pool',
+    'model',
+    'out',
+    'device',
+    'dtype',
+    ...INSTRUCT_FLAGS,
+  ] as const) {
     if (given(key)) (flags as Record<string, unknown>)[key] = o[key];
   }
   cfg = { ...cfg, ...flags, resume: !!o.resume };
@@ -71,6 +82,11 @@ export function registerCycle(program: Command): void {
     .option(
       '--model <dir>',
       'initial model folder (a pretrained VLM, e.g. Qwen2.5-VL-7B-Instruct) with its tokenizer: the instruct recipe (default: the tiny model)',
+    )
+    .option('--device <d>', 'where every role runs: cpu, cuda (each rank its LOCAL_RANK GPU) or cuda:N (default: cpu)')
+    .option(
+      '--dtype <t>',
+      `roles' parameter dtype: ${CYCLE_DTYPES.join(', ')} (default: as the model folder stores them)`,
     )
     .option(
       '--generator-prompt <style>',
@@ -123,16 +139,16 @@ export function registerCycle(program: Command): void {
       if (!['auto', 'gloo', 'nccl'].includes(o.distBackend))
         throw new Error(`--dist-backend: auto, gloo or nccl, got '${o.distBackend}'`);
       const ranksCfg: RanksConfig = {
-        device: 'cpu',
+        device: cfg.device ?? 'cpu',
         distBackend: o.distBackend,
         distTimeout: o.distTimeout,
         zero: o.zero,
       };
-      await withRanks('cycle', ranksCfg, async (_c, dist) => {
+      await withRanks('cycle', ranksCfg, async (mine, dist) => {
         const ranks = new CycleRanks(dist, o.zero, path.join(cfg.out, '.ranks'));
         // commander's --no-x sets x = false; the main chain always filters and co-evolves
         const { text } = await runCycleWithAblations(
-          cfg,
+          { ...cfg, device: mine.device },
           { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
           { progress: ranks.isMain ? progressPrinter() : undefined },
           ranks,

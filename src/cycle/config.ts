@@ -14,6 +14,10 @@ export interface CycleConfig {
   /** Initial model folder (config.json, safetensors, tokenizer.json); default: the tiny model. Set, the
    *  run follows the instruct recipe (recipeOf) and its defaults are instructCycleConfig's. */
   model?: string;
+  /** Where every role runs: cpu, cuda (on several ranks: each rank's LOCAL_RANK device) or cuda:N; default cpu. */
+  device?: string;
+  /** The roles' parameter dtype (float32, bfloat16, float16); default: as the model folder stores them. */
+  dtype?: (typeof CYCLE_DTYPES)[number];
   /** Instruct recipe: how the generator is asked for a sample (instruct_prompts.ts); default metacognitive. */
   generatorPrompt?: GeneratorPromptStyle;
   /** Instruct recipe: how the policy names its answer; absent: as the seed's keys do (answerFormatOf). */
@@ -182,13 +186,18 @@ const WHOLE_NUMBERS = new Set([
   'minPixels',
   'maxPixels',
 ]);
+export const CYCLE_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+
 /** Settings that take one of a few names, by dotted key. */
 const CHOICES: Record<string, readonly string[]> = {
+  dtype: CYCLE_DTYPES,
   generatorPrompt: GENERATOR_PROMPT_STYLES,
   answerFormat: ANSWER_FORMATS,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
+  device: 'string',
+  dtype: 'string',
   seedData: 'string',
   pool: 'string',
   model: 'string',

@@ -28,7 +28,8 @@ import { MODALITIES, TASKS } from '../data/medsynth/vocab';
 import type { Candidate, RunManifest, Sample, ScoredCandidate } from '../data/proto';
 import { readMessageFile, writeMessageFileAtomic, writeSamples, readSamples } from '../data/record_files';
 import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
-import { Model } from '../model/model';
+import { copyModelFolder } from '../model/hf_folder';
+import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
@@ -155,10 +156,13 @@ export function checkModelDir(dir: string): void {
 
 /** A role's model folder: the model, its tokenizer, and its image processor and generation settings
  *  (preprocessor_config.json, generation_config.json; src/model/folder_settings.ts). */
-export async function loadRole(dir: string): Promise<{ model: Model; tok: TextTokenizer } & ModelSettings> {
+export async function loadRole(
+  dir: string,
+  opts: { device?: string; dtype?: ModelDtype } = {},
+): Promise<{ model: Model; tok: TextTokenizer } & ModelSettings> {
   checkModelDir(dir);
   const tok = TextTokenizer.load(dir);
-  const model = await Model.load(dir);
+  const model = await Model.load(dir, { device: (opts.device ?? 'cpu') as ModelDevice, dtype: opts.dtype });
   try {
     return { model, tok, ...readModelSettings(dir, model.config.vision) };
   } catch (e) {
@@ -227,6 +231,11 @@ export class Cycle {
     this.instruct = recipeOf(cfg) === 'instruct';
   }
 
+  /** Where the roles run and in which dtype (--device, --dtype). */
+  private get placement(): { device: ModelDevice; dtype?: ModelDtype } {
+    return { device: (this.cfg.device ?? 'cpu') as ModelDevice, dtype: this.cfg.dtype };
+  }
+
   private get recipe(): CycleRecipe {
     if (!this.recipeOrUndefined) throw new Error('internal: the recipe is set after the world stage');
     return this.recipeOrUndefined;
@@ -242,7 +251,7 @@ export class Cycle {
 
   /** loadRole on a model of the run, by name (modelDir). */
   private loadModel(name: string): Promise<{ model: Model; tok: TextTokenizer }> {
-    return loadRole(this.modelDir(name));
+    return loadRole(this.modelDir(name), this.placement);
   }
 
   private logSizes(key: string, line: string): void {
@@ -654,7 +663,7 @@ export class Cycle {
 
   /** Every pool image described by the initial (pretrained) weights, which no later stage changes. */
   private async describePool(pool: PoolImage[]): Promise<void> {
-    const { model, tok } = await loadRole(this.p.model('init'));
+    const { model, tok } = await loadRole(this.p.model('init'), this.placement);
     try {
       const maxNewTokens = 32;
       const batchSize = this.generationBatch('describe-pool', model, tok, [CAPTION_PROMPT], maxNewTokens, 64);
@@ -683,18 +692,20 @@ export class Cycle {
   private async makeInitialModel(): Promise<void> {
     const { cfg, p } = this;
     if (cfg.model) {
-      this.reportProgress('init (load, save a copy)', 0, 2);
+      // Checked as a whole (config, every tensor's header, tokenizer, processor) by loading it on the
+      // CPU (memory-mapped, nothing copied), then its files linked in: the run's models/init is the
+      // user's folder unchanged, without writing a 7B model's 15 GB again.
+      this.reportProgress('init (check, link the model folder)', 0, 2);
       const { model } = await loadRole(cfg.model);
-      try {
-        this.reportProgress('init (load, save a copy)', 1, 2);
-        await saveModelAtomic(model, p.model('init'));
-        this.reportProgress('init (load, save a copy)', 2, 2);
-      } finally {
-        await model.dispose();
-      }
+      await model.dispose();
+      this.reportProgress('init (check, link the model folder)', 1, 2);
+      await replaceDirAtomic(p.model('init'), async (tmp) => {
+        await copyModelFolder(cfg.model as string, tmp);
+      });
+      this.reportProgress('init (check, link the model folder)', 2, 2);
       return;
     }
-    const model = await Model.create(tinyConfig('qwen2_vl'), { seed: cfg.seed });
+    const model = await Model.create(tinyConfig('qwen2_vl'), { seed: cfg.seed, ...this.placement });
     try {
       await saveModelAtomic(model, p.model('random'));
     } finally {

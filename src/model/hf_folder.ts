@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { loadAddon } from '../native/loader';
 import type { DtypeName, NativeTensorLocation, Tensor } from '../native/types';
-import { copyFileAtomic, writeFileAtomic } from '../util/atomic_write';
+import { copyFileAtomic, fsyncDir, linkOrCopyFile, writeFileAtomic } from '../util/atomic_write';
 import { loadModelConfig, modelConfigToJson } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
 import { canonicalName, expectedParameters } from './parameters';
@@ -359,4 +359,25 @@ export async function saveCheckpoint(
       await fsp.rm(path.join(dir, name), { force: true });
   }
   return { dir, files: written, totalBytes };
+}
+
+/**
+ * Copies a model folder's own files (config.json, the weights and their index, the tokenizer,
+ * template, processor and generation files) into `dst` without rewriting them: weight files are hard
+ * links where the filesystem allows (a 7B model's 15 GB is not copied), anything else is copied.
+ * Other files of the folder (README.md, LICENSE, ...) are left out.
+ */
+export async function copyModelFolder(src: string, dst: string): Promise<string[]> {
+  const { files, index } = await weightFiles(src);
+  const names = ['config.json', ...files, ...(index ? [INDEX_FILE] : []), ...COMPANION_FILES];
+  await fsp.mkdir(dst, { recursive: true });
+  const copied: string[] = [];
+  for (const name of [...new Set(names)]) {
+    const from = path.join(src, name);
+    if (!(await exists(from))) continue;
+    await linkOrCopyFile(from, path.join(dst, name));
+    copied.push(name);
+  }
+  await fsyncDir(dst);
+  return copied;
 }

@@ -95,6 +95,24 @@ export async function copyFileAtomic(src: string, dst: string): Promise<void> {
   await writeFileAtomic(dst, await fs.promises.readFile(src));
 }
 
+/** `dst` as a hard link to `src` (no bytes copied: for files never written in place, such as
+ *  weights medgr2 only memory-maps), or a durable copy where links are refused (another filesystem). */
+export async function linkOrCopyFile(src: string, dst: string): Promise<void> {
+  try {
+    await fs.promises.link(src, dst);
+    return;
+  } catch {
+    // EXDEV (another filesystem), EPERM (no hard links): copy instead
+  }
+  await fs.promises.copyFile(src, dst);
+  const fd = await fs.promises.open(dst, 'r+');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
 /** Fills a fresh temp folder, then puts it in place of `dir` (replacing an older one whole): a
  *  folder is there complete or not at all. The files `fill` writes must be durable on their own
  *  (written with the helpers above, or fsync'd by the native writer). */
