@@ -46,6 +46,10 @@ test('unknown keys and wrong types are errors naming the file and the key', () =
   bad({ coEvolve: 'no' }, /key "coEvolve" expects true or false/);
   bad({ grpo: { promptsPerStep: 1, prompts_per_step: 2 } }, /run\.json: key "grpo\.promptsPerStep" is set twice/);
   bad([1], /run\.json: a config must hold one mapping of settings/);
+  bad({ dtype: 'float64' }, /run\.json: key "dtype"/);
+  const placed = mergeCycleConfig(d, { device: 'cuda', dtype: 'bfloat16' }, 'run.json');
+  assert.equal(placed.device, 'cuda');
+  assert.equal(placed.dtype, 'bfloat16');
 });
 
 test('medgr2 cycle --config: a bad file stops before any work, with the file and key named (JSON and YAML)', () => {

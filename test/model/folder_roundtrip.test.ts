@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Tokenizer } from '../../src/data/model_tokenizer';
 import { modelConfigToJson, parseModelConfig } from '../../src/model/config';
-import { COMPANION_FILES } from '../../src/model/hf_folder';
+import { COMPANION_FILES, copyModelFolder } from '../../src/model/hf_folder';
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
 import { tmpDir } from '../helpers/checkpoints';
@@ -78,4 +78,27 @@ test('config.json written from a config without architectures names the model cl
     ]);
     assert.equal(json.model_type, kind);
   }
+});
+
+test("copyModelFolder links the weights (same inode), copies the folder's own files, leaves the rest", async () => {
+  const src = await makeRealVocabModel(tmpDir('link-in'));
+  fs.writeFileSync(path.join(src, 'README.md'), 'model card');
+  const dst = path.join(tmpDir('link-out'), 'init');
+  const copied = await copyModelFolder(src, dst);
+  assert.deepEqual(copied.sort(), [
+    'chat_template.json',
+    'config.json',
+    'generation_config.json',
+    'model.safetensors',
+    'preprocessor_config.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
+  assert.equal(
+    fs.statSync(path.join(dst, 'model.safetensors')).ino,
+    fs.statSync(path.join(src, 'model.safetensors')).ino,
+  );
+  assert.ok(!fs.existsSync(path.join(dst, 'README.md')));
+  for (const f of copied) assert.ok(fs.readFileSync(path.join(src, f)).equals(fs.readFileSync(path.join(dst, f))), f);
+  await assert.rejects(copyModelFolder(tmpDir('link-empty'), path.join(tmpDir('x'), 'y')), /no model\.safetensors/);
 });
