@@ -1060,9 +1060,16 @@ export class Cycle {
               maxNewTokens: cfg.eval.maxNewTokens,
               seed: cfg.seed + r,
               tokenizer: tok,
-              // the instruct recipe: the model's image settings, rollouts sized by the memory budget,
-              // training micro-batches by the token budget
-              ...(this.instruct ? { images: recipe.images, generationBatch, tokenBudget: cfg.tokenBudget } : {}),
+              // the instruct recipe: the model's image settings and stop tokens, rollouts sized by the
+              // memory budget, training micro-batches by the token budget
+              ...(this.instruct
+                ? {
+                    images: recipe.images,
+                    generationBatch,
+                    tokenBudget: cfg.tokenBudget,
+                    stopTokens: recipe.stopTokens(tok),
+                  }
+                : {}),
               dist: this.ranks.dist,
               zero: this.ranks.zero,
             },
