@@ -9,11 +9,11 @@ export function progressPrinter(
   return (what, done, total) => {
     const key = what.replace(/\s*\(.*\)$/, '');
     // The clock starts at the first report of a piece of work (done 0 when the caller reports its
-    // start); until a rate exists the ETA is unknown rather than 0.
+    // start); until a rate exists the ETA of unfinished work is unknown rather than 0.
     if (!started.has(key) || done === 0) started.set(key, Date.now());
     const secs = (Date.now() - started.get(key)!) / 1000;
     const rate = secs > 0 ? done / secs : 0;
-    const eta = rate > 0 ? `${((total - done) / rate).toFixed(0)} s` : '?';
+    const eta = done >= total ? '0 s' : rate > 0 ? `${((total - done) / rate).toFixed(0)} s` : '?';
     const line = `${what} ${done}/${total} (${rate.toFixed(1)}/s, eta ${eta})`;
     if (stream.isTTY) {
       stream.write(`\r\x1b[K${line}${done === total ? '\n' : ''}`);
