@@ -19,6 +19,7 @@ import {
 import { freshRunFolder } from '../cycle/paths';
 import { readConfigDocument } from './config';
 import { parseIntOption } from './options';
+import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
 import { withRanks, type RanksConfig } from './ranks';
 import { CycleRanks } from '../cycle/ranks';
@@ -70,6 +71,7 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
 }
 
 export function registerCycle(program: Command): void {
+  const pixelBounds = pixelBoundOptions("with --model: the model folder's");
   const d = defaultCycleConfig();
   const cmd = program
     .command('cycle')
@@ -97,16 +99,8 @@ export function registerCycle(program: Command): void {
         return v;
       },
     )
-    .option(
-      '--min-pixels <n>',
-      "with --model: smallest image area in pixels (default: the model folder's preprocessor_config.json)",
-      parseIntOption('--min-pixels', 1),
-    )
-    .option(
-      '--max-pixels <n>',
-      "with --model: largest image area in pixels, which bounds image tokens and batch sizes (default: the folder's preprocessor_config.json)",
-      parseIntOption('--max-pixels', 1),
-    )
+    .addOption(pixelBounds[0])
+    .addOption(pixelBounds[1])
     .option('--out <dir>', `run folder (default: ${d.out}, or ${d.out}-2, -3, ... when that holds an earlier run)`)
     .option('--resume', 'continue the run in --out from its last finished stage')
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')

@@ -10,9 +10,8 @@ import { decodeImageFile } from '../data/images/decode';
 import { imageTokenCount, type Grid } from '../data/images/patchify';
 import { sizeRuleOf } from '../data/images/processor';
 import { resizeForModel } from '../data/images/resize';
-import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
 import { defaultProcessorSettings, readProcessorSettings, withPixelBounds } from '../model/folder_settings';
-import { parseIntOption } from './options';
+import { pixelBoundOptions } from './model_arg';
 import { writeFileAtomic } from '../util/atomic_write';
 
 interface PreviewOptions {
@@ -23,6 +22,7 @@ interface PreviewOptions {
 }
 
 export function registerDataPreview(data: Command): void {
+  const pixelBounds = pixelBoundOptions("the --model folder's, else Qwen2-VL's");
   data
     .command('preview')
     .description(
@@ -31,16 +31,8 @@ export function registerDataPreview(data: Command): void {
     .argument('<image>', 'PNG, JPEG, BMP, TIFF, WebP or DICOM file')
     .requiredOption('--out <file>', 'output PNG')
     .option('--model <dir>', "a model folder: its preprocessor_config.json's bounds, patch and merge sizes")
-    .option(
-      '--min-pixels <n>',
-      `smallest image area after resize (default: the model's, else ${QWEN2VL_SIZE_RULE.minPixels})`,
-      parseIntOption('--min-pixels', 1),
-    )
-    .option(
-      '--max-pixels <n>',
-      `largest image area after resize (default: the model's, else ${QWEN2VL_SIZE_RULE.maxPixels})`,
-      parseIntOption('--max-pixels', 1),
-    )
+    .addOption(pixelBounds[0])
+    .addOption(pixelBounds[1])
     .action(async (image: string, opts: PreviewOptions) => {
       if (opts.model !== undefined && !(fs.existsSync(opts.model) && fs.statSync(opts.model).isDirectory()))
         throw new Error(`--model ${opts.model}: not a model folder`);

@@ -10,6 +10,7 @@ import { loadSampleFile } from '../data/sample_files';
 import { writeMessageFileAtomic } from '../data/record_files';
 import { stopTokensOf, withPixelBounds, type GenerationSettings } from '../model/folder_settings';
 import { parseIntOption, parseNumberOption } from './options';
+import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
 
 function parseTaskMix(s: string): Record<string, number> {
@@ -68,6 +69,7 @@ export function decodingOf(
 }
 
 export function registerGenerate(program: Command): void {
+  const pixelBounds = pixelBoundOptions("the generator's");
   program
     .command('generate')
     .description('write candidate samples for unlabelled images with a generator model')
@@ -96,16 +98,8 @@ export function registerGenerate(program: Command): void {
         .argParser(parseNumberOption('--repetition-penalty', (r) => r > 0, 'a number > 0'))
         .default(1.0, "the generator's, else 1"),
     )
-    .option(
-      '--min-pixels <n>',
-      "smallest image area after resize (default: the generator's preprocessor_config.json)",
-      parseIntOption('--min-pixels', 1),
-    )
-    .option(
-      '--max-pixels <n>',
-      "largest image area after resize (default: the generator's preprocessor_config.json)",
-      parseIntOption('--max-pixels', 1),
-    )
+    .addOption(pixelBounds[0])
+    .addOption(pixelBounds[1])
     .option(
       '--task-mix <list>',
       'tasks to ask for, "Task=weight,..."',

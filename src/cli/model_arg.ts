@@ -19,7 +19,9 @@ import {
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
+import { Option } from 'commander';
 import type { ConfigSchema } from './config';
+import { parseIntOption } from './options';
 
 export const TINY_MODEL_NAMES = ['tiny-qwen2-vl', 'tiny-qwen2.5-vl'] as const;
 
@@ -39,6 +41,21 @@ export const PIXEL_BOUNDS_SCHEMA: ConfigSchema = [
     help: `largest image area after resize (default: the model folder's preprocessor_config.json, else ${QWEN2VL_SIZE_RULE.maxPixels})`,
   },
 ];
+
+/** `--min-pixels` / `--max-pixels` as commander options of the commands without a config schema;
+ *  `whose` names the folder whose preprocessor_config.json they override ("the generator's"). */
+export function pixelBoundOptions(whose: string): [Option, Option] {
+  return [
+    new Option(
+      '--min-pixels <n>',
+      `smallest image area after resize (default: ${whose} preprocessor_config.json)`,
+    ).argParser(parseIntOption('--min-pixels', 1)),
+    new Option(
+      '--max-pixels <n>',
+      `largest image area after resize, which bounds an image's tokens (default: ${whose} preprocessor_config.json)`,
+    ).argParser(parseIntOption('--max-pixels', 1)),
+  ];
+}
 
 export interface ModelArg {
   model: Model;

@@ -8,9 +8,11 @@ import type { Candidate } from '../data/proto';
 import { readMessageFile, writeMessageFileAtomic } from '../data/record_files';
 import { withPixelBounds } from '../model/folder_settings';
 import { parseIntOption } from './options';
+import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
 
 export function registerScore(program: Command): void {
+  const pixelBounds = pixelBoundOptions("the judge's");
   program
     .command('score')
     .description('judge candidate samples with the generative reward model')
@@ -19,16 +21,8 @@ export function registerScore(program: Command): void {
     .requiredOption('--out <file>', 'record file of medgr2.ScoredCandidate')
     .option('--round <n>', 'judge round recorded in each score', parseIntOption('--round'), 0)
     .option('--batch-size <n>', 'pairs per forward pass', parseIntOption('--batch-size', 1), 32)
-    .option(
-      '--min-pixels <n>',
-      "smallest image area after resize (default: the judge's preprocessor_config.json)",
-      parseIntOption('--min-pixels', 1),
-    )
-    .option(
-      '--max-pixels <n>',
-      "largest image area after resize (default: the judge's preprocessor_config.json)",
-      parseIntOption('--max-pixels', 1),
-    )
+    .addOption(pixelBounds[0])
+    .addOption(pixelBounds[1])
     .action(async (o) => {
       const cands = readMessageFile<Candidate>(o.in, { expect: 'medgr2.Candidate' }).messages;
       const { model, tok, processor } = await loadRole(o.rewardModel);
