@@ -257,6 +257,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value ShardOptimizer(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
+  Napi::Value NonFiniteParameter(const Napi::CallbackInfo& info);
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
@@ -312,6 +313,7 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&ModelHandle::ShardOptimizer>("shardOptimizer"),
                                        InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
                                        InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
+                                       InstanceMethod<&ModelHandle::NonFiniteParameter>("nonFiniteParameter"),
                                        InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
                                        InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
                                        InstanceMethod<&ModelHandle::Generate>("generate"),
@@ -817,10 +819,12 @@ Napi::Object StepReportJs(Napi::Env e, const train::StepReport& r) {
   out.Set("gradNorm", r.grad_norm);
   out.Set("step", static_cast<double>(r.step));
   out.Set("paramsUpdated", static_cast<double>(r.params_updated));
+  out.Set("skipped", r.skipped);
   return out;
 }
 
-// optimizerStep({ lr, beta1?, beta2?, eps?, weightDecay?, maxGradNorm? }) -> { gradNorm, step }
+// optimizerStep({ lr, beta1?, beta2?, eps?, weightDecay?, maxGradNorm?, skip? })
+//   -> { gradNorm, step, paramsUpdated, skipped }: a non-finite gradient norm (or skip) updates nothing.
 // Sharded (shardOptimizer), it is a collective of the optimizer's group: every rank calls it.
 Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -837,6 +841,7 @@ Napi::Value ModelHandle::OptimizerStep(const Napi::CallbackInfo& info) {
   a.eps = OptNumber(o, "eps", kWhere, "options").value_or(1e-8);
   a.weight_decay = OptNumber(o, "weightDecay", kWhere, "options").value_or(0.0);
   a.max_grad_norm = OptNumber(o, "maxGradNorm", kWhere, "options").value_or(0.0);
+  a.skip = OptBool(o, "skip", kWhere, "options").value_or(false);
   std::shared_ptr<dist::ProcessGroup> group;
   {
     std::lock_guard<std::mutex> lock(st->mutex);
@@ -876,6 +881,35 @@ Napi::Value ModelHandle::ZeroGrad(const Napi::CallbackInfo& info) {
   train::AdamW::ZeroGrad(st->model->params());
   return env.Undefined();
   MODEL_JS_CATCH(env, kWhere)
+}
+
+// nonFiniteParameter() -> Promise<{ name, count } | null>: the first parameter (by name) holding a
+// NaN or an infinity, and how many of its elements do; null when every weight is finite. Trainers
+// ask before writing a checkpoint, loaders after reading one.
+Napi::Value ModelHandle::NonFiniteParameter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.nonFiniteParameter";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  using Found = std::pair<std::string, int64_t>;
+  return RunLocked<Found>(
+      info, "medgr2.Model.nonFiniteParameter", st,
+      [](ModelState& s) -> Found {
+        at::NoGradGuard no_grad;
+        for (const auto& [name, p] : s.model->params().All()) {
+          const int64_t bad = (~at::isfinite(p.detach())).sum().item<int64_t>();
+          if (bad > 0) return {name, bad};
+        }
+        return {"", 0};
+      },
+      [](Napi::Env e, Found& f) -> Napi::Value {
+        if (f.first.empty()) return e.Null();
+        auto o = Napi::Object::New(e);
+        o.Set("name", f.first);
+        o.Set("count", static_cast<double>(f.second));
+        return o;
+      });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 
 Napi::Value ModelHandle::OptimizerState(const Napi::CallbackInfo& info) {

@@ -28,6 +28,12 @@ StepReport AdamW::Step(model::ParamMap& params, const AdamWOptions& o) {
   at::NoGradGuard no_grad;
   StepReport r;
   r.grad_norm = GradNorm(params);
+  if (MustSkip(o, r.grad_norm)) {
+    ZeroGrad(params);
+    r.skipped = true;
+    r.step = step_;
+    return r;
+  }
   const double clip =
       (o.max_grad_norm > 0 && r.grad_norm > o.max_grad_norm) ? o.max_grad_norm / (r.grad_norm + 1e-6) : 1.0;
   ++step_;

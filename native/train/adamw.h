@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -19,17 +20,26 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 0.0;
   double max_grad_norm = 0.0;  // 0: no clipping
+  // Skip this step whatever the gradients (a trainer that saw a non-finite loss asks for it).
+  bool skip = false;
 };
 
 struct StepReport {
   double grad_norm = 0;  // before clipping
   int64_t step = 0;
   int64_t params_updated = 0;
+  // No update happened: `skip` was asked for, or the global gradient norm was not finite. The
+  // weights, moments and step count are as before; the gradients are dropped.
+  bool skipped = false;
 };
+
+// Whether a step must leave everything untouched (a NaN/Inf gradient would poison the moments).
+inline bool MustSkip(const AdamWOptions& o, double grad_norm) { return o.skip || !std::isfinite(grad_norm); }
 
 class AdamW {
  public:
-  // Clips, updates every parameter that requires grad and has one, then zeroes the gradients.
+  // Clips, updates every parameter that requires grad and has one, then zeroes the gradients;
+  // or, when MustSkip, only zeroes them.
   StepReport Step(model::ParamMap& params, const AdamWOptions& o);
   static void ZeroGrad(model::ParamMap& params);
   static double GradNorm(const model::ParamMap& params);

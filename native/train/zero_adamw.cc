@@ -129,6 +129,13 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
   at::Tensor sq = grad.to(at::kDouble).pow(2).sum().reshape({1});
   seq.AllReduce(sq, dist::ReduceKind::kSum);
   r.grad_norm = std::sqrt(sq.item<double>());
+  // The norm is global, so every rank takes the same branch (and `skip` is asked of all or none).
+  if (MustSkip(o, r.grad_norm)) {
+    AdamW::ZeroGrad(params);
+    r.skipped = true;
+    r.step = step_;
+    return r;
+  }
   const double clip =
       (o.max_grad_norm > 0 && r.grad_norm > o.max_grad_norm) ? o.max_grad_norm / (r.grad_norm + 1e-6) : 1.0;
 

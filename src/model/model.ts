@@ -15,7 +15,9 @@ import type {
   ModelDevice,
   ModelDtype,
   NativeModel,
+  NonFiniteParameter,
   OptimizerOptions,
+  StepReport,
   SftLossSpec,
 } from '../native/model_types';
 import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './hf_folder';
@@ -171,8 +173,13 @@ export class Model {
     return reduce ? this.n.backwardGrpo(batch, spec, reduce) : this.n.backwardGrpo(batch, spec);
   }
   /** AdamW step (global-norm clipping first) on the accumulated gradients, then zeroes them. */
-  async optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }> {
+  /** AdamW; a non-finite gradient norm (or opts.skip) leaves weights and optimizer state untouched. */
+  async optimizerStep(opts: OptimizerOptions): Promise<StepReport> {
     return this.n.optimizerStep({ ...ADAMW_DEFAULTS, ...opts });
+  }
+  /** The first parameter holding a NaN or infinity (name and count), or null when every weight is finite. */
+  async nonFiniteParameter(): Promise<NonFiniteParameter | null> {
+    return this.n.nonFiniteParameter();
   }
   zeroGrad(): void {
     this.n.zeroGrad();

@@ -105,6 +105,26 @@ export interface OptimizerOptions {
   weightDecay?: number;
   /** Global-norm clipping; 0 or absent: none. */
   maxGradNorm?: number;
+  /** Update nothing this step (the gradients are dropped), e.g. after a non-finite loss. Sharded,
+   *  give it on every rank alike. A non-finite gradient norm skips the step by itself. */
+  skip?: boolean;
+}
+
+/** What optimizerStep did. */
+export interface StepReport {
+  /** The global gradient norm before clipping (NaN/Infinity when a gradient was not finite). */
+  gradNorm: number;
+  /** Optimizer steps taken so far (a skipped step does not count). */
+  step: number;
+  paramsUpdated: number;
+  /** True when nothing was updated: `skip` was given or the gradient norm was not finite. */
+  skipped: boolean;
+}
+
+/** A parameter holding NaN or infinite values: its name and how many of its elements are. */
+export interface NonFiniteParameter {
+  name: string;
+  count: number;
 }
 
 export interface NativeModel {
@@ -134,8 +154,10 @@ export interface NativeModel {
   backwardSft(batch: ModelBatch, spec: SftLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
   sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
   backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
-  optimizerStep(opts: OptimizerOptions): Promise<{ gradNorm: number; step: number; paramsUpdated: number }>;
+  optimizerStep(opts: OptimizerOptions): Promise<StepReport>;
   zeroGrad(): void;
+  /** The first parameter (by name) with a NaN or infinity, or null when all are finite. */
+  nonFiniteParameter(): Promise<NonFiniteParameter | null>;
   gradients(): Record<string, Tensor>;
   /** Sums the trainable parameters' gradients over the ranks of `dist`, in place (DDP buckets of one
    *  dtype, bucketBytes each, default 25 MiB). A parameter with no gradient on this rank takes part as
