@@ -58,15 +58,26 @@ Napi::Value Out(Napi::Env env, const at::Tensor& t, bool as_handles) {
   return TypedArrayFromTensor(env, t);
 }
 
-Napi::Object StatsObject(Napi::Env env, const ops::LossStats& s) {
-  auto o = Napi::Object::New(env);
-  o.Set("clipLowFraction", s.clip_low_fraction);
-  o.Set("clipHighFraction", s.clip_high_fraction);
-  o.Set("klMean", s.kl_mean);
-  o.Set("ratioMean", s.ratio_mean);
-  o.Set("entropyMean", s.entropy_mean);
-  o.Set("activeTokens", s.active_tokens);
-  return o;
+// A loss and its statistics cross from the compute thread in one float64 tensor, in this order.
+at::Tensor PackLoss(double loss, const ops::LossStats& s) {
+  return at::tensor({loss, s.clip_low_fraction, s.clip_high_fraction, s.kl_mean, s.ratio_mean, s.entropy_mean,
+                     s.active_tokens, s.seq_clip_low_fraction, s.seq_clip_high_fraction, s.log_ratio_abs_mean},
+                    at::kDouble);
+}
+
+ops::LossStats UnpackStats(const at::Tensor& packed) {
+  const double* v = packed.data_ptr<double>();
+  ops::LossStats s;
+  s.clip_low_fraction = v[1];
+  s.clip_high_fraction = v[2];
+  s.kl_mean = v[3];
+  s.ratio_mean = v[4];
+  s.entropy_mean = v[5];
+  s.active_tokens = v[6];
+  s.seq_clip_low_fraction = v[7];
+  s.seq_clip_high_fraction = v[8];
+  s.log_ratio_abs_mean = v[9];
+  return s;
 }
 
 // ----- the ops as (parse on the JS thread) -> (compute anywhere) -> (convert on the JS thread) ----
@@ -134,6 +145,7 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
   at::Tensor adv = TensorField(in, "advantages", where, true);
   at::Tensor mask = TensorField(in, "mask", where, !packed);
   at::Tensor entropy = TensorField(in, "entropy", where, false);
+  at::Tensor is_weights = TensorField(in, "isWeights", where, false);
   ops::LossOptions opts = ParseLossOptions(o, where, "options");
   const Impl impl = ParseImplOption(o, where);
   auto device = ParseDeviceOption(o, where);
@@ -176,6 +188,7 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
     check_len(ref, "refLogp");
     check_len(mask, "mask");
     check_len(entropy, "entropy");
+    check_len(is_weights, "isWeights");
     if (adv.numel() != batch) {
       ThrowArgError(env, where, "advantages", "of length batch = " + std::to_string(batch),
                     "length " + std::to_string(adv.numel()));
@@ -184,6 +197,7 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
     li = ops::PaddedLossInputs(as2d(logp), as2d(old), as2d(ref), adv.reshape({-1}), as2d(mask));
   }
   li.entropy = entropy.defined() ? entropy.reshape({-1}) : entropy;
+  li.is_weights = is_weights.defined() ? is_weights.reshape({-1}) : is_weights;
   ops::CheckLossInputs(li, opts, where);
   *device_out = device ? *device : logp.device();
   Call call;
@@ -198,21 +212,16 @@ Call LossCall(const Napi::CallbackInfo& info, const char* where, bool packed, at
       d.mask = OnDevice(li.mask, device);
       d.offsets = OnDevice(li.offsets, device);
       d.entropy = OnDevice(li.entropy, device);
+      d.is_weights = OnDevice(li.is_weights, device);
     }
     ops::LossResult r = ops::GrpoLoss(d, opts, impl);
-    const ops::LossStats& s = r.stats;
-    at::Tensor scalars = at::tensor(
-        {r.loss, s.clip_low_fraction, s.clip_high_fraction, s.kl_mean, s.ratio_mean, s.entropy_mean, s.active_tokens},
-        at::kDouble);
-    return {r.grad_logp, scalars};
+    return {r.grad_logp, PackLoss(r.loss, r.stats)};
   };
   call.finish = [](Napi::Env e, std::vector<at::Tensor>& out, bool handles) -> Napi::Value {
-    const double* v = out[1].data_ptr<double>();
-    ops::LossStats s{v[1], v[2], v[3], v[4], v[5], v[6]};
     auto res = Napi::Object::New(e);
-    res.Set("loss", v[0]);
+    res.Set("loss", out[1].data_ptr<double>()[0]);
     res.Set("gradLogp", Out(e, out[0], handles));
-    res.Set("stats", StatsObject(e, s));
+    res.Set("stats", LossStatsJs(e, UnpackStats(out[1])));
     return res;
   };
   return call;
@@ -354,21 +363,17 @@ Call PolicyGradientCall(const Napi::CallbackInfo& info, const char* where, at::D
     ops::LossStats stats;
     at::Tensor loss = ops::GrpoLossAutograd(li, lopts, &stats);
     loss.backward();
-    at::Tensor scalars = at::tensor({loss.item<double>(), stats.clip_low_fraction, stats.clip_high_fraction,
-                                     stats.kl_mean, stats.ratio_mean, stats.entropy_mean, stats.active_tokens},
-                                    at::kDouble);
-    return {h.grad(), w.grad(), lp[0].detach(), lp[1].detach(), scalars};
+    return {h.grad(), w.grad(), lp[0].detach(), lp[1].detach(), PackLoss(loss.item<double>(), stats)};
   };
   call.finish = [](Napi::Env e, std::vector<at::Tensor>& out, bool handles) -> Napi::Value {
-    const double* v = out[4].data_ptr<double>();
-    ops::LossStats s{v[1], v[2], v[3], v[4], v[5], v[6]};
+    const ops::LossStats s = UnpackStats(out[4]);
     auto res = Napi::Object::New(e);
-    res.Set("loss", v[0]);
+    res.Set("loss", out[4].data_ptr<double>()[0]);
     res.Set("gradHidden", Out(e, out[0], handles));
     res.Set("gradWeight", Out(e, out[1], handles));
     res.Set("logp", Out(e, out[2], handles));
     res.Set("entropy", Out(e, out[3], handles));
-    res.Set("stats", StatsObject(e, s));
+    res.Set("stats", LossStatsJs(e, s));
     return res;
   };
   return call;

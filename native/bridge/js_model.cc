@@ -572,13 +572,9 @@ Napi::Value LossReportJs(Napi::Env e, const model::LossReport& r, bool grpo) {
   out.Set("tokens", r.tokens);
   out.Set("entropyMean", r.entropy_mean);
   if (grpo) {
-    auto s = Napi::Object::New(e);
-    s.Set("clipLowFraction", r.stats.clip_low_fraction);
-    s.Set("clipHighFraction", r.stats.clip_high_fraction);
-    s.Set("klMean", r.stats.kl_mean);
-    s.Set("ratioMean", r.stats.ratio_mean);
-    s.Set("entropyMean", r.stats.entropy_mean);
-    s.Set("activeTokens", r.stats.active_tokens);
+    Napi::Object s = LossStatsJs(e, r.stats);
+    s.Set("entropyKeptMean", r.entropy_kept_mean);
+    s.Set("entropyKeptFraction", r.entropy_kept_fraction);
     out.Set("stats", s);
   }
   return out;
@@ -770,6 +766,19 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   spec.temperature = OptNumber(o, "temperature", kWhere, "loss").value_or(1.0);
   spec.options = ParseLossOptions(o, kWhere, "loss");
   spec.loss_scale = OptNumber(o, "lossScale", kWhere, "loss").value_or(1.0);
+  spec.is_weights = AnyTensor(o, "isWeights", kWhere, false);
+  if (spec.is_weights.defined()) {
+    spec.is_weights = spec.is_weights.to(at::kFloat);
+    if (spec.is_weights.numel() != b.input_ids.numel())
+      ThrowArgError(env, kWhere, "loss.isWeights", "one weight per token (" + std::to_string(b.input_ids.numel()) + ")",
+                    std::to_string(spec.is_weights.numel()));
+  }
+  spec.entropy_coef = OptNumber(o, "entropyCoef", kWhere, "loss").value_or(0.0);
+  if (!std::isfinite(spec.entropy_coef))
+    ThrowArgError(env, kWhere, "loss.entropyCoef", "a finite number", std::to_string(spec.entropy_coef));
+  spec.entropy_top_quantile = OptNumber(o, "entropyTopQuantile", kWhere, "loss").value_or(1.0);
+  if (!(spec.entropy_top_quantile > 0 && spec.entropy_top_quantile <= 1))
+    ThrowArgError(env, kWhere, "loss.entropyTopQuantile", "in (0, 1]", std::to_string(spec.entropy_top_quantile));
   if (!(spec.loss_scale > 0) || !std::isfinite(spec.loss_scale))
     ThrowArgError(env, kWhere, "loss.lossScale", "a finite number > 0", std::to_string(spec.loss_scale));
   const ops::LossOptions& lo = spec.options;

@@ -49,7 +49,33 @@ ops::LossOptions ParseLossOptions(const Napi::Object& o, const char* where, cons
   }
   if (auto v = OptInteger(o, "maxCompletionLength", where, name)) opts.max_completion_length = *v;
   if (auto v = OptNumber(o, "numItemsInBatch", where, name)) opts.num_items_in_batch = *v;
+  if (auto s = OptString(o, "importanceSamplingLevel", where, name)) {
+    auto l = ops::ParseImportanceSamplingLevel(*s);
+    if (!l)
+      ThrowArgError(o.Env(), where, prefix + "importanceSamplingLevel", "\"token\" or \"sequence\"", "\"" + *s + "\"");
+    opts.level = *l;
+  }
+  if (auto v = OptNumber(o, "delta", where, name)) opts.delta = *v;
+  if (auto s = OptString(o, "policyLoss", where, name)) {
+    auto pl = ops::ParsePolicyLoss(*s);
+    if (!pl) ThrowArgError(o.Env(), where, prefix + "policyLoss", "\"clip\" or \"cispo\"", "\"" + *s + "\"");
+    opts.policy_loss = *pl;
+  }
   return opts;
+}
+
+Napi::Object LossStatsJs(Napi::Env env, const ops::LossStats& s) {
+  auto o = Napi::Object::New(env);
+  o.Set("clipLowFraction", s.clip_low_fraction);
+  o.Set("clipHighFraction", s.clip_high_fraction);
+  o.Set("klMean", s.kl_mean);
+  o.Set("ratioMean", s.ratio_mean);
+  o.Set("entropyMean", s.entropy_mean);
+  o.Set("activeTokens", s.active_tokens);
+  o.Set("seqClipLowFraction", s.seq_clip_low_fraction);
+  o.Set("seqClipHighFraction", s.seq_clip_high_fraction);
+  o.Set("logRatioAbsMean", s.log_ratio_abs_mean);
+  return o;
 }
 
 }  // namespace medgr2

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "ops/grpo_common.h"
+#include "ops/grpo_loss.h"
 
 namespace medgr2 {
 
@@ -15,7 +16,10 @@ namespace medgr2 {
 at::Tensor TensorField(const Napi::Object& obj, const char* key, const char* where, bool required, bool copy = false);
 
 // The GRPO loss options (lossType, epsLow, epsHigh, beta, kl, maxCompletionLength,
-// numItemsInBatch) of an options object named `name`.
+// numItemsInBatch, importanceSamplingLevel, delta, policyLoss) of an options object named `name`.
 ops::LossOptions ParseLossOptions(const Napi::Object& o, const char* where, const char* name);
+
+// The loss statistics as JS sees them (LossStats in src/native/grpo_types.ts).
+Napi::Object LossStatsJs(Napi::Env env, const ops::LossStats& s);
 
 }  // namespace medgr2

@@ -18,6 +18,14 @@ enum class AdvantageScale : int { kGroup = 0, kBatch = 1, kNone = 2 };
 // receives, so they are fixed.
 enum class KlEstimator : int { kK1 = 0, kK2 = 1, kK3 = 2 };
 
+// Where the importance ratio lives (options' importanceSamplingLevel): per token, or per sequence
+// (GSPO: exp of the masked mean of the sequence's token log-ratios, shared by its tokens).
+enum class ImportanceSamplingLevel : int { kToken = 0, kSequence = 1 };
+
+// The policy term (options' policyLoss): PPO's clipped surrogate, or CISPO's clipped, detached
+// importance weight times A log p (docs/GRPO.md). The values are what the loss kernel receives.
+enum class PolicyLoss : int { kClip = 0, kCispo = 1 };
+
 // Slots of the GRPO loss's per-chunk (CPU) and per-block (CUDA) partial sums, in this order. The
 // CUDA result vector holds these kStatCount sums followed by the first non-finite token index.
 enum GrpoLossStat : int {
@@ -29,6 +37,7 @@ enum GrpoLossStat : int {
   kStatRatio,      // mask-weighted sum of the ratio
   kStatEntropy,    // mask-weighted sum of the given per-token entropy
   kStatNonFinite,  // count of unmasked tokens whose logp is not finite (an error when > 0)
+  kStatAbsLogRatio,  // mask-weighted sum of |logp - oldLogp| (per token, at either level)
   kStatCount
 };
 

@@ -59,6 +59,10 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
     const int64_t row_begin = p.offsets[row], row_end = p.offsets[row + 1];
     const float a = p.advantages[row];
     const float scale = static_cast<float>(p.row_scale[row]);
+    const bool sequence = p.row_log_ratio != nullptr;
+    const float row_lr = sequence ? static_cast<float>(p.row_log_ratio[row]) : 0.f;
+    const float row_gf = sequence ? static_cast<float>(p.row_grad_factor[row]) : 1.f;
+    const bool cispo = p.policy_loss == PolicyLoss::kCispo;
     for (int64_t tile = row_begin + int64_t(blockIdx.x) * kTile; tile < row_end; tile += int64_t(gridDim.x) * kTile) {
 #pragma unroll
       for (int k = 0; k < kItems; ++k) {
@@ -76,12 +80,22 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
           StoreF32(p.grad, i, 0.f, p.bf16);
           continue;
         }
-        const float log_ratio = p.old_logp ? x - LoadF32(p.old_logp, i, p.bf16) : 0.f;
+        const float token_log_ratio = p.old_logp ? x - LoadF32(p.old_logp, i, p.bf16) : 0.f;
+        const float log_ratio = sequence ? row_lr : token_log_ratio;
         const bool in_range = log_ratio >= -clampv && log_ratio <= clampv;
         const float rho = __expf(fminf(fmaxf(log_ratio, -clampv), clampv));
-        const float s1 = rho * a, s2 = fminf(fmaxf(rho, lo), hi) * a;
-        float g = (s1 <= s2 && in_range) ? -a * rho : 0.f;
-        float ell = -fminf(s1, s2);
+        const float clipped = fminf(fmaxf(rho, lo), hi);
+        const float wi = p.is_weights ? p.is_weights[i] : 1.f;
+        float g, ell;
+        if (cispo) {  // the clipped weight is a constant (stop-gradient)
+          g = -clipped * a * wi;
+          ell = -clipped * a * x * wi;
+        } else {  // as ops/grpo_loss.cc's FusedLossCpu
+          const float s1 = fminf(rho, p.delta) * a, s2 = clipped * a;
+          const float d = (s1 <= s2 && in_range && rho <= p.delta) ? -a * rho : 0.f;
+          g = sequence ? d * row_gf : d * wi;
+          ell = -fminf(s1, s2) * wi;
+        }
         float kl = 0.f;
         if (p.ref_logp) {
           const float d = LoadF32(p.ref_logp, i, p.bf16) - x;
@@ -106,8 +120,9 @@ __global__ void __launch_bounds__(kThreads) GrpoLossKernel(GrpoLossParams p, dou
         StoreF32(p.grad, i, w * g, p.bf16);
         s[kStatLoss] += static_cast<double>(w * ell);
         s[kStatActive] += m;
-        s[kStatClipLow] += (rho < lo && a < 0.f) ? m : 0.f;
-        s[kStatClipHigh] += (rho > hi && a > 0.f) ? m : 0.f;
+        s[kStatClipLow] += (rho < lo && (cispo || a < 0.f)) ? m : 0.f;
+        s[kStatClipHigh] += (rho > hi && (cispo || a > 0.f)) ? m : 0.f;
+        s[kStatAbsLogRatio] += static_cast<double>(m * fabsf(token_log_ratio));
         s[kStatKl] += static_cast<double>(m * kl);
         s[kStatRatio] += static_cast<double>(m * rho);
         if (p.entropy) s[kStatEntropy] += static_cast<double>(m * p.entropy[i]);

@@ -20,11 +20,17 @@ struct GrpoLossParams {
   const int64_t* offsets;   // [rows + 1]
   const double* row_scale;  // [rows]: the lossType's weight per unit of mask
   const float* entropy;     // [N] or null
+  const float* is_weights;  // [N] or null: detached weights of the policy term
+  // 'sequence' level (GSPO): each row's mean log-ratio and gradient factor; null at 'token' level.
+  const double* row_log_ratio;
+  const double* row_grad_factor;
   void* grad;               // [N] out, dtype of logp
   int64_t rows;
   int64_t max_row_len;
   float eps_low, eps_high, beta;
+  float delta;  // two-sided clipping cap of the unclipped ratio; +inf when off
   KlEstimator kl;
+  PolicyLoss policy_loss;
   bool bf16;
 };
 

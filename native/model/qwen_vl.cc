@@ -2,6 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
 
@@ -257,13 +259,46 @@ LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) 
                             spec.ref_logp.defined() ? spec.ref_logp.to(device_) : spec.ref_logp,
                             spec.advantages.to(device_), (labels >= 0).to(at::kByte), b.cu_seqlens.to(device_));
   in.entropy = lp[1].detach();
+  in.is_weights = spec.is_weights.defined() ? spec.is_weights.to(device_, at::kFloat) : spec.is_weights;
   LossReport r;
-  at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats) * spec.loss_scale;
+  const at::Tensor active = labels >= 0;
+  if (spec.entropy_top_quantile < 1.0) {
+    at::Tensor keep = HighEntropyTokens(in.entropy, active, spec.entropy_top_quantile);
+    at::Tensor kept_weight = keep.to(at::kFloat);
+    in.is_weights = in.is_weights.defined() ? in.is_weights * kept_weight : kept_weight;
+    const double kept = keep.sum().item<double>(), all = active.sum().item<double>();
+    r.entropy_kept_fraction = all > 0 ? kept / all : 1.0;
+    r.entropy_kept_mean = kept > 0 ? (in.entropy.to(at::kDouble) * keep).sum().item<double>() / kept : 0.0;
+  }
+  at::Tensor loss = ops::GrpoLossAutograd(in, spec.options, &r.stats);
+  if (spec.entropy_coef != 0) {
+    // Weighted as the loss weighs its tokens, so the bonus keeps its size across lossTypes and
+    // micro-batch splits; the gradient reaches the model through the fused op's entropy output.
+    at::Tensor rows = at::repeat_interleave(at::arange(in.advantages.numel(), in.offsets.options()),
+                                            in.offsets.slice(0, 1) - in.offsets.slice(0, 0, in.advantages.numel()));
+    at::Tensor w = active.to(at::kDouble) * ops::LossRowScales(in, spec.options).index_select(0, rows);
+    loss = loss - spec.entropy_coef * (w.to(lp[1].scalar_type()) * lp[1]).sum();
+  }
+  loss = loss * spec.loss_scale;
   loss.backward();
   r.loss = loss.item<double>();
   r.tokens = r.stats.active_tokens;
   r.entropy_mean = r.stats.entropy_mean;
+  if (spec.entropy_top_quantile >= 1.0) r.entropy_kept_mean = r.entropy_mean;
   return r;
+}
+
+at::Tensor HighEntropyTokens(const at::Tensor& entropy, const at::Tensor& active, double q) {
+  at::Tensor keep = at::zeros_like(active);
+  at::Tensor idx = active.nonzero().reshape({-1});
+  const int64_t n = idx.numel();
+  if (n == 0) return keep;
+  // The ceil(q n) highest entropies; ties at the threshold are all kept.
+  const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(q * static_cast<double>(n))));
+  at::Tensor values = entropy.index_select(0, idx);
+  const double threshold = std::get<0>(at::topk(values, k)).min().item<double>();
+  keep.index_put_({idx}, values >= threshold);
+  return keep;
 }
 
 at::Tensor NextTokenLabels(const at::Tensor& ids_in, const at::Tensor& cu_in) {

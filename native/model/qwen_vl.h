@@ -66,6 +66,12 @@ struct GrpoLossSpec {
   // Multiplies the loss (and so its gradient): the share of this micro-batch in a generation batch
   // split over several micro-batches, for the loss types normalized per batch (grpo, bnpo, dr_grpo).
   double loss_scale = 1.0;
+  at::Tensor is_weights;  // [N] or undefined: detached weights of the policy term (truncated IS)
+  // Entropy bonus: the loss gains -entropy_coef * sum_t w_t H_t (w: the lossType's token weights).
+  double entropy_coef = 0.0;
+  // Only tokens whose entropy is in the top q of this micro-batch's completion tokens get policy
+  // gradient (their isWeights are zeroed otherwise); 1: every token.
+  double entropy_top_quantile = 1.0;
 };
 
 struct LossReport {
@@ -73,6 +79,9 @@ struct LossReport {
   double tokens = 0;
   ops::LossStats stats;  // GRPO only
   double entropy_mean = 0;
+  // GRPO with entropy_top_quantile < 1: mean entropy of the tokens kept, and their share.
+  double entropy_kept_mean = 0;
+  double entropy_kept_fraction = 1;
 };
 
 class QwenVL {
@@ -126,6 +135,10 @@ class QwenVL {
   at::ScalarType dtype_;
   ParamMap params_;
 };
+
+// The completion tokens (active) whose entropy is among the ceil(q n) highest of the n active
+// ones (ties at the threshold kept): the "80/20" rule's policy-gradient mask. Bool [N].
+at::Tensor HighEntropyTokens(const at::Tensor& entropy, const at::Tensor& active, double q);
 
 // Next-token labels for packed sequences: labels[t] = ids[t+1] inside a sequence, -100 at each
 // sequence's last token.

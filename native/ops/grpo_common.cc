@@ -31,6 +31,18 @@ std::optional<Impl> ParseImpl(const std::string& s) {
   return std::nullopt;
 }
 
+std::optional<ImportanceSamplingLevel> ParseImportanceSamplingLevel(const std::string& s) {
+  if (s == "token") return ImportanceSamplingLevel::kToken;
+  if (s == "sequence") return ImportanceSamplingLevel::kSequence;
+  return std::nullopt;
+}
+
+std::optional<PolicyLoss> ParsePolicyLoss(const std::string& s) {
+  if (s == "clip") return PolicyLoss::kClip;
+  if (s == "cispo") return PolicyLoss::kCispo;
+  return std::nullopt;
+}
+
 const char* LossTypeName(LossType t) {
   switch (t) {
     case LossType::kGrpo:

@@ -17,6 +17,8 @@ using medgr2::AdvantageScale;
 using medgr2::KlEstimator;
 using medgr2::kLogRatioClamp;
 enum class LossType { kGrpo, kBnpo, kDrGrpo, kDapo };
+using medgr2::ImportanceSamplingLevel;
+using medgr2::PolicyLoss;
 // Which implementation runs: the plain ATen reference, the fused CPU/CUDA path, or the best one.
 enum class Impl { kAuto, kReference, kFused };
 
@@ -34,12 +36,19 @@ struct LossOptions {
   KlEstimator kl = KlEstimator::kK3;
   std::optional<int64_t> max_completion_length;  // dr_grpo; default: the longest row
   std::optional<double> num_items_in_batch;      // dapo; default: the mask's sum
+  // 'sequence' (GSPO): one ratio per sequence, exp of the masked mean of its tokens' log-ratios.
+  ImportanceSamplingLevel level = ImportanceSamplingLevel::kToken;
+  // Two-sided clipping (TRL's delta): the unclipped term's ratio is capped at delta (> 1 + epsHigh).
+  std::optional<double> delta;
+  PolicyLoss policy_loss = PolicyLoss::kClip;
 };
 
 std::optional<AdvantageScale> ParseAdvantageScale(const std::string& s);
 std::optional<LossType> ParseLossType(const std::string& s);
 std::optional<KlEstimator> ParseKlEstimator(const std::string& s);
 std::optional<Impl> ParseImpl(const std::string& s);
+std::optional<ImportanceSamplingLevel> ParseImportanceSamplingLevel(const std::string& s);
+std::optional<PolicyLoss> ParsePolicyLoss(const std::string& s);
 const char* LossTypeName(LossType t);
 
 }  // namespace medgr2::ops

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "common/argument_error.h"
@@ -38,8 +39,27 @@ LossStats StatsFromSums(const double* s, bool has_ref, bool has_entropy) {
     st.kl_mean = has_ref ? s[kStatKl] / s[kStatActive] : 0;
     st.ratio_mean = s[kStatRatio] / s[kStatActive];
     st.entropy_mean = has_entropy ? s[kStatEntropy] / s[kStatActive] : 0;
+    st.log_ratio_abs_mean = s[kStatAbsLogRatio] / s[kStatActive];
   }
   return st;
+}
+
+// The sequence-level clip fractions from each row's mean log-ratio (any device; [B] tensors).
+void SetSequenceClipStats(const at::Tensor& seq_log_ratio, const at::Tensor& active, const at::Tensor& advantages,
+                          const LossOptions& o, LossStats& st) {
+  const double rows = active.sum().item<double>();
+  if (rows == 0) return;
+  at::Tensor rho = at::exp(at::clamp(seq_log_ratio.to(at::kDouble), -kLogRatioClamp, kLogRatioClamp));
+  at::Tensor a = advantages.to(at::kDouble);
+  st.seq_clip_low_fraction = (active & (rho < 1.0 - o.eps_low) & (a < 0)).sum().item<double>() / rows;
+  st.seq_clip_high_fraction = (active & (rho > 1.0 + o.eps_high) & (a > 0)).sum().item<double>() / rows;
+}
+
+// Row index of every token [N] (int64), from the row offsets [B+1].
+at::Tensor RowIds(const LossInputs& in) {
+  const int64_t b = in.advantages.numel();
+  at::Tensor lengths = in.offsets.slice(0, 1) - in.offsets.slice(0, 0, b);
+  return at::repeat_interleave(at::arange(b, lengths.options()), lengths);
 }
 
 at::Tensor SameDtype(const at::Tensor& t, const at::Tensor& like) {
@@ -47,6 +67,29 @@ at::Tensor SameDtype(const at::Tensor& t, const at::Tensor& like) {
 }
 
 }  // namespace
+
+SequenceRatios ComputeSequenceRatios(const LossInputs& in) {
+  const int64_t b = in.advantages.numel();
+  const auto f64 = in.logp.options().dtype(at::kDouble);
+  at::Tensor rows = RowIds(in);
+  at::Tensor m = in.mask.defined() ? in.mask.to(at::kDouble) : at::ones({in.logp.numel()}, f64);
+  at::Tensor on = m != 0;
+  // Masked tokens are left out by where(), not by a product: their logp may be anything (even -inf).
+  at::Tensor lr = in.old_logp.defined() ? in.logp.to(at::kDouble) - in.old_logp.to(at::kDouble)
+                                        : at::zeros({in.logp.numel()}, f64);
+  at::Tensor zero = at::zeros({}, f64);
+  at::Tensor mass = at::zeros({b}, f64).index_add_(0, rows, m);
+  at::Tensor sum = at::zeros({b}, f64).index_add_(0, rows, at::where(on, m * lr, zero));
+  at::Tensor weighted = in.is_weights.defined()
+                            ? at::zeros({b}, f64).index_add_(0, rows, at::where(on, m * in.is_weights.to(at::kDouble), zero))
+                            : mass;
+  SequenceRatios r;
+  r.active = mass > 0;
+  at::Tensor safe = at::where(r.active, mass, at::ones_like(mass));
+  r.log_ratio = at::where(r.active, sum / safe, at::zeros_like(sum)).contiguous();
+  r.grad_factor = at::where(r.active, weighted / safe, at::ones_like(sum)).contiguous();
+  return r;
+}
 
 LossInputs PaddedLossInputs(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& ref_logp,
                             const at::Tensor& advantages, const at::Tensor& mask) {
@@ -91,7 +134,8 @@ void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* whe
   }
   const int64_t n = lp.numel();
   for (auto [t, name] : {std::pair{in.old_logp, "oldLogp"}, std::pair{in.ref_logp, "refLogp"},
-                         std::pair{in.mask, "mask"}, std::pair{in.entropy, "entropy"}}) {
+                         std::pair{in.mask, "mask"}, std::pair{in.entropy, "entropy"},
+                         std::pair{in.is_weights, "isWeights"}}) {
     if (t.defined() && (t.dim() != 1 || t.numel() != n)) {
       throw ArgumentError(where, name, "of the same length as logp (" + std::to_string(n) + ")", Sizes(t));
     }
@@ -127,6 +171,16 @@ void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* whe
   if (o.num_items_in_batch && !(*o.num_items_in_batch > 0)) {
     throw ArgumentError(where, "numItemsInBatch", "a positive number", std::to_string(*o.num_items_in_batch));
   }
+  if (o.delta) {
+    if (o.policy_loss != PolicyLoss::kClip)
+      throw ArgumentError(where, "delta", "used with policyLoss \"clip\" only (CISPO has no unclipped term)",
+                          std::to_string(*o.delta));
+    if (!(*o.delta > 1.0 + o.eps_high) || !std::isfinite(*o.delta))
+      throw ArgumentError(where, "delta", "a finite number > 1 + epsHigh = " + std::to_string(1.0 + o.eps_high),
+                          std::to_string(*o.delta));
+  }
+  if (in.is_weights.defined() && !at::isFloatingType(in.is_weights.scalar_type()))
+    throw ArgumentError(where, "isWeights", "floating point", c10::toString(in.is_weights.scalar_type()));
   if (in.mask.defined()) {
     const auto mt = in.mask.scalar_type();
     if (mt != at::kByte && mt != at::kBool && !at::isFloatingType(mt)) {
@@ -179,18 +233,35 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   at::AutoGradMode grad_on(true);
   const auto cdt = in.logp.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t b = in.advantages.numel();
-  at::Tensor lengths = in.offsets.slice(0, 1) - in.offsets.slice(0, 0, b);
-  at::Tensor row_ids = at::repeat_interleave(at::arange(b, lengths.options()), lengths);
+  at::Tensor row_ids = RowIds(in);
 
   at::Tensor lp = in.logp.to(cdt).detach().requires_grad_(true);
   at::Tensor old = in.old_logp.defined() ? in.old_logp.to(cdt) : lp.detach();
   at::Tensor m = in.mask.defined() ? in.mask.to(cdt) : at::ones_like(lp);
   at::Tensor adv = in.advantages.to(cdt).index_select(0, row_ids);
+  at::Tensor isw = in.is_weights.defined() ? in.is_weights.to(cdt) : at::ones_like(lp);
 
-  at::Tensor ratio = at::exp(at::clamp(lp - old, -kLogRatioClamp, kLogRatioClamp));
-  at::Tensor s1 = ratio * adv;
-  at::Tensor s2 = at::clamp(ratio, 1.0 - o.eps_low, 1.0 + o.eps_high) * adv;
-  at::Tensor per_token = -at::minimum(s1, s2);
+  // Per token, or (GSPO) each sequence's masked mean, broadcast back to its tokens; the gradient
+  // reaches every token through the mean.
+  at::Tensor token_log_ratio = lp - old;
+  at::Tensor on = m != 0;
+  at::Tensor mass = at::zeros({b}, m.options()).index_add(0, row_ids, m);
+  at::Tensor seq_sum =
+      at::zeros({b}, lp.options()).index_add(0, row_ids, at::where(on, m * token_log_ratio, at::zeros_like(lp)));
+  at::Tensor seq_active = mass > 0;
+  at::Tensor seq_log_ratio = seq_sum / at::where(seq_active, mass, at::ones_like(mass));
+  at::Tensor log_ratio = o.level == ImportanceSamplingLevel::kSequence ? seq_log_ratio.index_select(0, row_ids)
+                                                                        : token_log_ratio;
+  at::Tensor ratio = at::exp(at::clamp(log_ratio, -kLogRatioClamp, kLogRatioClamp));
+  at::Tensor clipped = at::clamp(ratio, 1.0 - o.eps_low, 1.0 + o.eps_high);
+  at::Tensor policy;
+  if (o.policy_loss == PolicyLoss::kCispo) {
+    policy = -clipped.detach() * adv * lp;
+  } else {
+    at::Tensor capped = o.delta ? at::clamp_max(ratio, *o.delta) : ratio;
+    policy = -at::minimum(capped * adv, clipped * adv);
+  }
+  at::Tensor per_token = isw * policy;
   at::Tensor kl;
   if (in.ref_logp.defined()) {
     at::Tensor delta = in.ref_logp.to(cdt) - lp;
@@ -208,8 +279,11 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
     if (o.beta > 0) per_token = per_token + o.beta * kl;
   }
   at::Tensor w = m * LossRowScales(in, o).to(cdt).index_select(0, row_ids);
-  at::Tensor loss = (w * per_token).sum();
-  at::Tensor grad = torch::autograd::grad({loss}, {lp})[0];
+  // Masked tokens are left out by where(), not by w = 0: their logp may be anything.
+  at::Tensor loss = at::where(on, w * per_token, at::zeros_like(lp)).sum();
+  at::Tensor grad = torch::autograd::grad({loss}, {lp}, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                                          /*allow_unused=*/true)[0];
+  if (!grad.defined()) grad = at::zeros_like(lp);
 
   LossResult r;
   r.loss = loss.item<double>();
@@ -218,13 +292,21 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   double sums[kStatCount] = {};
   sums[kStatActive] = m.sum().item<double>();
   const double lo = 1.0 - o.eps_low, hi = 1.0 + o.eps_high;
-  sums[kStatClipLow] = (m * ((ratio < lo) & (adv < 0)).to(cdt)).sum().item<double>();
-  sums[kStatClipHigh] = (m * ((ratio > hi) & (adv > 0)).to(cdt)).sum().item<double>();
-  if (kl.defined()) sums[kStatKl] = (m * kl).sum().item<double>();
-  sums[kStatRatio] = (m * ratio).sum().item<double>();
-  if (in.entropy.defined()) sums[kStatEntropy] = (m * in.entropy.to(cdt)).sum().item<double>();
+  at::Tensor low = ratio < lo, high = ratio > hi;
+  if (o.policy_loss == PolicyLoss::kClip) {
+    low = low & (adv < 0);
+    high = high & (adv > 0);
+  }
+  auto masked_sum = [&](const at::Tensor& x) { return at::where(on, m * x, at::zeros_like(m)).sum().item<double>(); };
+  sums[kStatClipLow] = masked_sum(low.to(cdt));
+  sums[kStatClipHigh] = masked_sum(high.to(cdt));
+  if (kl.defined()) sums[kStatKl] = masked_sum(kl.detach());
+  sums[kStatRatio] = masked_sum(ratio.detach());
+  sums[kStatAbsLogRatio] = masked_sum(token_log_ratio.detach().abs());
+  if (in.entropy.defined()) sums[kStatEntropy] = masked_sum(in.entropy.to(cdt));
   r.stats = StatsFromSums(sums, in.ref_logp.defined(), in.entropy.defined());
-  at::Tensor bad = (m != 0) & ~at::isfinite(lp.detach());
+  SetSequenceClipStats(seq_log_ratio.detach(), seq_active, in.advantages, o, r.stats);
+  at::Tensor bad = on & ~at::isfinite(lp.detach());
   if (bad.any().item<bool>()) {
     const int64_t first = bad.nonzero().min().item<int64_t>();
     throw ArgumentError("grpo.loss", "logp", "finite at every unmasked token",
@@ -242,8 +324,16 @@ namespace {
 
 constexpr int64_t kChunkTokens = 16384;
 
+// Per-row inputs of the token pass: the lossType's weight, and at the 'sequence' level each row's
+// mean log-ratio and gradient factor (ComputeSequenceRatios); null at the 'token' level.
+struct RowTerms {
+  const double* scale = nullptr;
+  const double* log_ratio = nullptr;
+  const double* grad_factor = nullptr;
+};
+
 template <typename T, typename M>
-void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_scale, T* grad,
+void FusedLossCpu(const LossInputs& in, const LossOptions& o, const RowTerms& rows_in, T* grad,
                   std::vector<double>& partials, std::vector<int64_t>& first_bad) {
   using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
   const T* lp = in.logp.data_ptr<T>();
@@ -251,6 +341,12 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
   const T* ref = in.ref_logp.defined() ? in.ref_logp.data_ptr<T>() : nullptr;
   const M* mask = in.mask.defined() ? in.mask.data_ptr<M>() : nullptr;
   const acc_t* ent = in.entropy.defined() ? in.entropy.data_ptr<acc_t>() : nullptr;
+  const acc_t* isw = in.is_weights.defined() ? in.is_weights.data_ptr<acc_t>() : nullptr;
+  const double* row_scale = rows_in.scale;
+  const double* row_lr = rows_in.log_ratio;
+  const double* row_gf = rows_in.grad_factor;
+  const bool cispo = o.policy_loss == PolicyLoss::kCispo;
+  const acc_t delta = o.delta ? static_cast<acc_t>(*o.delta) : std::numeric_limits<acc_t>::infinity();
   const acc_t* adv = in.advantages.data_ptr<acc_t>();
   const int64_t* off = in.offsets.data_ptr<int64_t>();
   const int64_t rows = in.advantages.numel();
@@ -281,15 +377,28 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
           grad[i] = T(0);
           continue;
         }
-        const acc_t log_ratio = old ? x - static_cast<acc_t>(old[i]) : acc_t(0);
+        const acc_t token_log_ratio = old ? x - static_cast<acc_t>(old[i]) : acc_t(0);
+        const acc_t log_ratio = row_lr ? static_cast<acc_t>(row_lr[row]) : token_log_ratio;
         const bool in_range = log_ratio >= -clampv && log_ratio <= clampv;
         const acc_t rho = std::exp(std::min(std::max(log_ratio, -clampv), clampv));
         const acc_t a = adv[row];
-        const acc_t s1 = rho * a, s2 = std::min(std::max(rho, lo), hi) * a;
-        // d min(s1, s2) / d logp: rho A where the unclipped term is the minimum (ties included:
-        // inside the clip range both terms are equal and both carry rho A), else 0.
-        acc_t g = (s1 <= s2 && in_range) ? -a * rho : acc_t(0);
-        acc_t ell = -std::min(s1, s2);
+        const acc_t clipped = std::min(std::max(rho, lo), hi);
+        const acc_t wi = isw ? isw[i] : acc_t(1);
+        acc_t g, ell;
+        if (cispo) {
+          // The clipped weight is a constant (stop-gradient): d/dlogp of -w A logp is -w A.
+          g = -clipped * a * wi;
+          ell = -clipped * a * x * wi;
+        } else {
+          const acc_t s1 = std::min(rho, delta) * a, s2 = clipped * a;
+          // d min(s1, s2) / d log-ratio: rho A where the unclipped (and uncapped) term is the
+          // minimum (ties included: inside the clip range both terms are equal and carry rho A).
+          const acc_t d = (s1 <= s2 && in_range && rho <= delta) ? -a * rho : acc_t(0);
+          // Token level: the log-ratio is this token's. Sequence level: every token of the row
+          // carries the row's loss, and the mean hands d back to each token scaled by S_b / M_b.
+          g = row_lr ? d * static_cast<acc_t>(row_gf[row]) : d * wi;
+          ell = -std::min(s1, s2) * wi;
+        }
         acc_t kl = 0;
         if (ref) {
           const acc_t d = static_cast<acc_t>(ref[i]) - x;
@@ -314,10 +423,11 @@ void FusedLossCpu(const LossInputs& in, const LossOptions& o, const double* row_
         grad[i] = static_cast<T>(w * g);
         s[kStatLoss] += static_cast<double>(w * ell);
         s[kStatActive] += m;
-        s[kStatClipLow] += (rho < lo && a < 0) ? m : 0;
-        s[kStatClipHigh] += (rho > hi && a > 0) ? m : 0;
+        s[kStatClipLow] += (rho < lo && (cispo || a < 0)) ? m : 0;
+        s[kStatClipHigh] += (rho > hi && (cispo || a > 0)) ? m : 0;
         s[kStatKl] += m * kl;
         s[kStatRatio] += m * rho;
+        s[kStatAbsLogRatio] += m * std::abs(token_log_ratio);
         if (ent) s[kStatEntropy] += m * ent[i];
       }
       std::copy(s, s + kStatCount, partials.begin() + c * kStatCount);
@@ -338,6 +448,7 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   in.ref_logp = SameDtype(raw.ref_logp, in.logp);
   in.advantages = raw.advantages.to(acc).contiguous();
   in.entropy = raw.entropy.defined() ? raw.entropy.to(acc).contiguous() : raw.entropy;
+  in.is_weights = raw.is_weights.defined() ? raw.is_weights.to(acc).contiguous() : raw.is_weights;
   if (raw.mask.defined()) {
     const auto mt = raw.mask.scalar_type();
     in.mask = (mt == at::kByte || mt == at::kBool) ? raw.mask.to(at::kByte).contiguous()
@@ -345,6 +456,16 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   }
   in.offsets = raw.offsets.to(at::kLong).contiguous();
   at::Tensor row_scale = LossRowScales(in, o).contiguous();
+  // One reduction over the rows first when the loss or the statistics need sequence ratios.
+  const bool sequence = o.level == ImportanceSamplingLevel::kSequence;
+  SequenceRatios seq;
+  if (sequence || in.old_logp.defined()) seq = ComputeSequenceRatios(in);
+  RowTerms rows;
+  rows.scale = row_scale.data_ptr<double>();
+  if (sequence) {
+    rows.log_ratio = seq.log_ratio.data_ptr<double>();
+    rows.grad_factor = seq.grad_factor.data_ptr<double>();
+  }
   at::Tensor grad = at::empty_like(in.logp);
   std::vector<double> sums(kStatCount, 0.0);
   int64_t first_bad = kNoIndex;
@@ -363,8 +484,13 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     p.mask = in.mask.defined() ? in.mask.data_ptr() : nullptr;
     p.mask_kind = !in.mask.defined() ? 0 : in.mask.scalar_type() == at::kByte ? 1 : 2;
     p.offsets = in.offsets.data_ptr<int64_t>();
-    p.row_scale = row_scale.data_ptr<double>();
+    p.row_scale = rows.scale;
     p.entropy = in.entropy.defined() ? in.entropy.data_ptr<float>() : nullptr;
+    p.is_weights = in.is_weights.defined() ? in.is_weights.data_ptr<float>() : nullptr;
+    p.row_log_ratio = rows.log_ratio;
+    p.row_grad_factor = rows.grad_factor;
+    p.delta = o.delta ? static_cast<float>(*o.delta) : INFINITY;
+    p.policy_loss = o.policy_loss;
     p.grad = grad.data_ptr();
     p.rows = rows;
     p.max_row_len = max_len;
@@ -390,11 +516,11 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     std::vector<int64_t> bad;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dt, "grpo_loss_cpu", [&] {
       if (!in.mask.defined())
-        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, uint8_t>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
       else if (in.mask.scalar_type() == at::kByte)
-        FusedLossCpu<scalar_t, uint8_t>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, uint8_t>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
       else
-        FusedLossCpu<scalar_t, float>(in, o, row_scale.data_ptr<double>(), grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, float>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
     });
     for (size_t c = 0; c < bad.size(); ++c) {
       for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];
@@ -410,6 +536,7 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   r.loss = sums[kStatLoss];
   r.grad_logp = grad.view(raw.logp.sizes());
   r.stats = StatsFromSums(sums.data(), in.ref_logp.defined(), in.entropy.defined());
+  if (seq.active.defined()) SetSequenceClipStats(seq.log_ratio, seq.active, in.advantages, o, r.stats);
   return r;
 }
 

@@ -3,9 +3,11 @@
 // Tokens are laid out flat: row b (a completion) owns tokens [offsets[b], offsets[b+1]). The padded
 // form [B, T] is the special case offsets[b] = b*T with a mask; the packed (padding-free) form gives
 // cumulative sequence lengths and an optional mask. Per token:
-//   rho = exp(clamp(logp - old, -20, 20)),  s = min(rho A, clip(rho, 1 - epsLow, 1 + epsHigh) A)
-//   delta = ref - logp,  k1 = -delta, k2 = delta^2 / 2, k3 = e^delta - delta - 1
-//   l = -s + beta KL,    loss = sum_t w_t l_t   (w from the lossType; see LossWeights)
+//   r = logp - old (token level) or its masked mean over the sequence (sequence level, GSPO)
+//   rho = exp(clamp(r, -20, 20)),  s = min(min(rho, delta) A, clip(rho, 1 - epsLow, 1 + epsHigh) A)
+//   (CISPO instead: s = sg(clip(rho, 1 - epsLow, 1 + epsHigh)) A logp)
+//   d = ref - logp,  k1 = -d, k2 = d^2 / 2, k3 = e^d - d - 1
+//   l = -isw s + beta KL,    loss = sum_t w_t l_t   (w from the lossType; see LossRowScales)
 // The gradient w.r.t. logp comes out of the same pass; the statistics are means over active tokens.
 #pragma once
 
@@ -23,6 +25,7 @@ struct LossInputs {
   at::Tensor mask;        // optional [N]: u8/bool (0/1) or float weights; absent = all tokens
   at::Tensor offsets;     // [B+1] int64 row starts, offsets[0] = 0, offsets[B] = N
   at::Tensor entropy;     // optional [N]: only feeds the entropy statistic
+  at::Tensor is_weights;  // optional [N]: detached per-token weights of the policy term (truncated IS)
   bool padded = false;    // came from [B,T]: dr_grpo's default length is T
 };
 
@@ -33,7 +36,22 @@ struct LossStats {
   double ratio_mean = 0;
   double entropy_mean = 0;   // 0 when no entropy given
   double active_tokens = 0;  // sum of the mask
+  // Over sequences with active tokens: the sequence ratio exp(mean log-ratio) < 1 - epsLow with
+  // A < 0, > 1 + epsHigh with A > 0 (at either level; at 'sequence' it is the ratio the loss used).
+  double seq_clip_low_fraction = 0;
+  double seq_clip_high_fraction = 0;
+  double log_ratio_abs_mean = 0;  // mean |logp - oldLogp| over active tokens
 };
+
+// The per-sequence quantities of the 'sequence' level, float64 [B]: the masked mean log-ratio, and
+// the factor S_b / M_b (sum of mask x isWeights over the mask's sum) that carries the loss of the
+// sequence's tokens back to each token through the mean. Rows without active tokens get 0 and 1.
+struct SequenceRatios {
+  at::Tensor log_ratio;
+  at::Tensor grad_factor;
+  at::Tensor active;  // [B] bool: the row has active tokens
+};
+SequenceRatios ComputeSequenceRatios(const LossInputs& in);
 
 struct LossResult {
   double loss = 0;

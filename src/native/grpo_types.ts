@@ -33,6 +33,15 @@ export interface LossOptions {
   /** dapo's denominator: active tokens in the whole generation batch (all micro-batches, all ranks).
    *  Default: this mask's sum. */
   numItemsInBatch?: number;
+  /** 'token' (default): one ratio per token. 'sequence' (GSPO): one ratio per sequence, exp of the
+   *  masked mean of its tokens' log-ratios, shared by its tokens; the gradient flows through the mean. */
+  importanceSamplingLevel?: 'token' | 'sequence';
+  /** Two-sided clipping (TRL's delta): the unclipped term's ratio is capped at delta (> 1 + epsHigh);
+   *  'clip' only. Default: off. */
+  delta?: number;
+  /** 'clip' (default): PPO's clipped surrogate. 'cispo' (MiniMax-M1): -sg(clip(ratio, 1 - epsLow,
+   *  1 + epsHigh)) A logp, so clipped tokens still get gradient (docs/GRPO.md). */
+  policyLoss?: 'clip' | 'cispo';
   impl?: Impl;
   device?: Device;
 }
@@ -49,6 +58,13 @@ export interface LossStats {
   entropyMean: number;
   /** Sum of the mask. */
   activeTokens: number;
+  /** Fraction of sequences (with active tokens) whose sequence ratio exp(mean log-ratio) is below
+   *  1 - epsLow with A < 0 (at 'sequence' level: the ratio the loss clipped). */
+  seqClipLowFraction: number;
+  /** The same above 1 + epsHigh with A > 0. */
+  seqClipHighFraction: number;
+  /** Mean |logp - oldLogp| over active tokens (0 without oldLogp). */
+  logRatioAbsMean: number;
 }
 
 export interface LossInputs {
@@ -58,6 +74,8 @@ export interface LossInputs {
   advantages: Float32Array | Float64Array | Tensor;
   mask: Uint8Array | Float32Array | Tensor;
   entropy?: Float32Array | Tensor;
+  /** Optional detached per-token weights of the policy term (e.g. truncated importance sampling). */
+  isWeights?: Float32Array | Float64Array | Tensor;
   batch: number;
   seqLen: number;
 }
@@ -73,6 +91,8 @@ export interface PackedLossInputs {
   /** Optional [N] loss mask (e.g. prompt tokens 0); default all ones. */
   mask?: Uint8Array | Float32Array | Tensor;
   entropy?: Float32Array | Tensor;
+  /** Optional detached per-token weights of the policy term (e.g. truncated importance sampling). */
+  isWeights?: Float32Array | Float64Array | Tensor;
 }
 
 export interface LossResult<G> {

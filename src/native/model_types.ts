@@ -76,6 +76,13 @@ export interface GrpoLossSpec extends LossOptions {
    * sequences; bnpo: tokens here / all tokens). Default 1; dapo needs none (numItemsInBatch).
    */
   lossScale?: number;
+  /** [N] detached weights of the policy term per token (truncated importance sampling); absent: 1. */
+  isWeights?: Float32Array | Tensor;
+  /** Entropy bonus: the loss gains -entropyCoef * sum_t w_t H_t (w: the loss type's token weights). Default 0. */
+  entropyCoef?: number;
+  /** In (0, 1]: only completion tokens whose entropy is among the top q of this micro-batch get policy
+   *  gradient (the "80/20" rule); default 1 (all). */
+  entropyTopQuantile?: number;
 }
 
 /** The last backward of an optimizer step on a rank: its gradients (accumulated over the step) are
@@ -94,7 +101,15 @@ export interface LossReport {
   /** With ReduceGradients: the buckets, and how many were started before backward ended. */
   buckets?: number;
   bucketsOverlapped?: number;
-  stats?: LossStats;
+  stats?: GrpoLossStats;
+}
+
+/** backwardGrpo's statistics: the loss op's, and the entropy top-quantile mask's. */
+export interface GrpoLossStats extends LossStats {
+  /** Mean entropy of the tokens that got policy gradient (all of them when entropyTopQuantile is 1). */
+  entropyKeptMean: number;
+  /** Their share of the completion tokens. */
+  entropyKeptFraction: number;
 }
 
 export interface OptimizerOptions {
