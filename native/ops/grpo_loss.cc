@@ -460,11 +460,11 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
   const bool sequence = o.level == ImportanceSamplingLevel::kSequence;
   SequenceRatios seq;
   if (sequence || in.old_logp.defined()) seq = ComputeSequenceRatios(in);
-  RowTerms rows;
-  rows.scale = row_scale.data_ptr<double>();
+  RowTerms row_terms;
+  row_terms.scale = row_scale.data_ptr<double>();
   if (sequence) {
-    rows.log_ratio = seq.log_ratio.data_ptr<double>();
-    rows.grad_factor = seq.grad_factor.data_ptr<double>();
+    row_terms.log_ratio = seq.log_ratio.data_ptr<double>();
+    row_terms.grad_factor = seq.grad_factor.data_ptr<double>();
   }
   at::Tensor grad = at::empty_like(in.logp);
   std::vector<double> sums(kStatCount, 0.0);
@@ -484,11 +484,11 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     p.mask = in.mask.defined() ? in.mask.data_ptr() : nullptr;
     p.mask_kind = !in.mask.defined() ? 0 : in.mask.scalar_type() == at::kByte ? 1 : 2;
     p.offsets = in.offsets.data_ptr<int64_t>();
-    p.row_scale = rows.scale;
+    p.row_scale = row_terms.scale;
     p.entropy = in.entropy.defined() ? in.entropy.data_ptr<float>() : nullptr;
     p.is_weights = in.is_weights.defined() ? in.is_weights.data_ptr<float>() : nullptr;
-    p.row_log_ratio = rows.log_ratio;
-    p.row_grad_factor = rows.grad_factor;
+    p.row_log_ratio = row_terms.log_ratio;
+    p.row_grad_factor = row_terms.grad_factor;
     p.delta = o.delta ? static_cast<float>(*o.delta) : INFINITY;
     p.policy_loss = o.policy_loss;
     p.grad = grad.data_ptr();
@@ -516,11 +516,11 @@ LossResult GrpoLossFused(const LossInputs& raw, const LossOptions& o) {
     std::vector<int64_t> bad;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dt, "grpo_loss_cpu", [&] {
       if (!in.mask.defined())
-        FusedLossCpu<scalar_t, uint8_t>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_terms, grad.data_ptr<scalar_t>(), partials, bad);
       else if (in.mask.scalar_type() == at::kByte)
-        FusedLossCpu<scalar_t, uint8_t>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, uint8_t>(in, o, row_terms, grad.data_ptr<scalar_t>(), partials, bad);
       else
-        FusedLossCpu<scalar_t, float>(in, o, rows, grad.data_ptr<scalar_t>(), partials, bad);
+        FusedLossCpu<scalar_t, float>(in, o, row_terms, grad.data_ptr<scalar_t>(), partials, bad);
     });
     for (size_t c = 0; c < bad.size(); ++c) {
       for (int k = 0; k < kStatCount; ++k) sums[k] += partials[c * kStatCount + k];

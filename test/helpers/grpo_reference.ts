@@ -36,6 +36,11 @@ export interface LossCase {
   advantages: number[];
   mask?: number[];
   entropy?: number[];
+  /** Detached per-token weights of the policy term (truncated IS); absent: 1. */
+  isWeights?: number[];
+  /** CISPO's clipped weight is a stop-gradient: when given, it is computed from these log-probs
+   *  (the unperturbed ones, for finite differences) instead of logp. */
+  weightLogp?: number[];
   padded: boolean;
 }
 
@@ -47,6 +52,9 @@ export interface LossOpts {
   kl?: Kl;
   maxCompletionLength?: number;
   numItemsInBatch?: number;
+  importanceSamplingLevel?: 'token' | 'sequence';
+  delta?: number;
+  policyLoss?: 'clip' | 'cispo';
 }
 
 export interface LossOut {
@@ -58,6 +66,9 @@ export interface LossOut {
     ratioMean: number;
     entropyMean: number;
     activeTokens: number;
+    seqClipLowFraction: number;
+    seqClipHighFraction: number;
+    logRatioAbsMean: number;
   };
 }
 
@@ -75,11 +86,40 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
   const epsHigh = o.epsHigh ?? epsLow;
   const beta = o.beta ?? 0;
   const kl = o.kl ?? 'k3';
+  const sequenceLevel = o.importanceSamplingLevel === 'sequence';
+  const cispo = o.policyLoss === 'cispo';
+  const delta = o.delta ?? Infinity;
   const B = c.advantages.length;
   const m = (i: number): number => (c.mask ? c.mask[i] : 1);
   const rowLen = (r: number): number => c.offsets[r + 1] - c.offsets[r];
+  const clampLr = (x: number): number => Math.min(Math.max(x, -20), 20);
   let total = 0;
   for (let i = 0; i < c.logp.length; i++) total += m(i);
+  // Each row's masked mean log-ratio (GSPO's sequence log-ratio); 0 for a row without active tokens.
+  const tokenLr = (i: number, lp: number[] = c.logp): number => lp[i] - (c.oldLogp ? c.oldLogp[i] : lp[i]);
+  const rowLr = (r: number, lp: number[] = c.logp): number => {
+    let num = 0,
+      den = 0;
+    for (let i = c.offsets[r]; i < c.offsets[r + 1]; i++)
+      if (m(i) !== 0) {
+        num += m(i) * tokenLr(i, lp);
+        den += m(i);
+      }
+    return den > 0 ? num / den : 0;
+  };
+  let seqRows = 0,
+    seqLow = 0,
+    seqHigh = 0,
+    absLr = 0;
+  for (let r = 0; r < B; r++) {
+    let active = 0;
+    for (let i = c.offsets[r]; i < c.offsets[r + 1]; i++) active += m(i);
+    if (active === 0) continue;
+    seqRows++;
+    const rho = Math.exp(clampLr(rowLr(r)));
+    if (rho < 1 - epsLow && c.advantages[r] < 0) seqLow++;
+    if (rho > 1 + epsHigh && c.advantages[r] > 0) seqHigh++;
+  }
 
   let lossSum = 0;
   let low = 0,
@@ -95,10 +135,16 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
       const mi = m(i);
       if (mi === 0) continue;
       const a = c.advantages[r];
-      const old = c.oldLogp ? c.oldLogp[i] : c.logp[i];
-      const ratio = Math.exp(Math.min(Math.max(c.logp[i] - old, -20), 20));
+      const ratio = Math.exp(clampLr(sequenceLevel ? rowLr(r) : tokenLr(i)));
       const clipped = Math.min(Math.max(ratio, 1 - epsLow), 1 + epsHigh);
-      let ell = -Math.min(ratio * a, clipped * a);
+      const isw = c.isWeights ? c.isWeights[i] : 1;
+      let ell: number;
+      if (cispo) {
+        const wl = c.weightLogp ?? c.logp;
+        const weightRatio = Math.exp(clampLr(sequenceLevel ? rowLr(r, wl) : tokenLr(i, wl)));
+        const weight = Math.min(Math.max(weightRatio, 1 - epsLow), 1 + epsHigh);
+        ell = -isw * weight * a * c.logp[i];
+      } else ell = -isw * Math.min(Math.min(ratio, delta) * a, clipped * a);
       let k = 0;
       if (c.refLogp) {
         k = klOf(kl, c.logp[i], c.refLogp[i]);
@@ -106,8 +152,11 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
       }
       rowLoss += mi * ell;
       rowMask += mi;
-      if (ratio < 1 - epsLow && a < 0) low += mi;
-      if (ratio > 1 + epsHigh && a > 0) high += mi;
+      // Clipped: for 'clip', the tokens whose gradient the clip removed; for CISPO, the tokens
+      // whose weight the clip changed.
+      if (ratio < 1 - epsLow && (cispo || a < 0)) low += mi;
+      if (ratio > 1 + epsHigh && (cispo || a > 0)) high += mi;
+      absLr += mi * Math.abs(tokenLr(i));
       klSum += mi * k;
       ratioSum += mi * ratio;
       if (c.entropy) entSum += mi * c.entropy[i];
@@ -134,6 +183,9 @@ export function loss(c: LossCase, o: LossOpts = {}): LossOut {
       ratioMean: total > 0 ? ratioSum / d : 0,
       entropyMean: total > 0 && c.entropy ? entSum / d : 0,
       activeTokens: total,
+      seqClipLowFraction: seqRows > 0 ? seqLow / seqRows : 0,
+      seqClipHighFraction: seqRows > 0 ? seqHigh / seqRows : 0,
+      logRatioAbsMean: total > 0 ? absLr / d : 0,
     },
   };
 }
@@ -151,6 +203,9 @@ export function lossGradFiniteDiff(c: LossCase, o: LossOpts, h = 1e-6): number[]
       plus.oldLogp = c.logp.slice();
       minus.oldLogp = c.logp.slice();
     }
+    // CISPO's weight is a stop-gradient: both sides use the unperturbed log-probs for it.
+    plus.weightLogp = c.logp;
+    minus.weightLogp = c.logp;
     grad.push((loss(plus, o).loss - loss(minus, o).loss) / (2 * h));
   }
   return grad;

@@ -3,60 +3,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { grpo, type LossOptions } from '../../src/ops/grpo_ops';
-import { addon, assertClose, noCuda, randn, rng } from '../helpers/addon';
+import { addon, assertClose, noCuda } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
-
-interface Padded {
-  B: number;
-  T: number;
-  logp: Float64Array;
-  oldLogp: Float64Array;
-  refLogp: Float64Array;
-  advantages: Float64Array;
-  mask: Uint8Array;
-  entropy: Float64Array;
-}
-
-/** Random padded inputs: rows of random length (some empty), ratios spread across the clip range. */
-function makePadded(seed: number, B: number, T: number, awayFromKinks = false): Padded {
-  const r = rng(seed);
-  const logp = Float64Array.from({ length: B * T }, () => -0.05 - 3 * r());
-  const oldLogp = new Float64Array(B * T);
-  for (let i = 0; i < B * T; i++) {
-    let lr = 0.5 * randn(r, 1)[0];
-    // Finite differences need every ratio away from 1 - eps and 1 + eps (kinks of the clip).
-    if (awayFromKinks)
-      while (
-        Math.abs(Math.exp(lr) - 0.8) < 0.02 ||
-        Math.abs(Math.exp(lr) - 1.3) < 0.02 ||
-        Math.abs(Math.exp(lr) - 1.2) < 0.02
-      )
-        lr += 0.05;
-    oldLogp[i] = logp[i] - lr;
-  }
-  const refLogp = Float64Array.from(logp, (v) => v + 0.3 * randn(r, 1)[0]);
-  const advantages = Float64Array.from(randn(r, B));
-  const mask = new Uint8Array(B * T);
-  for (let b = 0; b < B; b++) {
-    const len = b === 1 ? 0 : Math.floor(r() * (T + 1)); // row 1 is always empty
-    for (let t = 0; t < len; t++) mask[b * T + t] = 1;
-  }
-  const entropy = Float64Array.from({ length: B * T }, () => 2 * r());
-  return { B, T, logp, oldLogp, refLogp, advantages, mask, entropy };
-}
-
-function toCase(p: Padded, withOld: boolean, withRef: boolean): ref.LossCase {
-  return {
-    offsets: Array.from({ length: p.B + 1 }, (_, b) => b * p.T),
-    logp: Array.from(p.logp),
-    oldLogp: withOld ? Array.from(p.oldLogp) : undefined,
-    refLogp: withRef ? Array.from(p.refLogp) : undefined,
-    advantages: Array.from(p.advantages),
-    mask: Array.from(p.mask),
-    entropy: Array.from(p.entropy),
-    padded: true,
-  };
-}
+import { makePadded, toCase } from '../helpers/grpo_cases';
 
 const lossTypes = ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const;
 const kls = ['k1', 'k2', 'k3'] as const;
