@@ -68,7 +68,10 @@ at::Tensor SameDtype(const at::Tensor& t, const at::Tensor& like) {
 
 }  // namespace
 
-SequenceRatios ComputeSequenceRatios(const LossInputs& in) {
+namespace {
+
+// The row reduction as ATen ops (any device; several passes over the tokens).
+SequenceRatios SequenceRatiosAten(const LossInputs& in) {
   const int64_t b = in.advantages.numel();
   const auto f64 = in.logp.options().dtype(at::kDouble);
   at::Tensor rows = RowIds(in);
@@ -88,6 +91,62 @@ SequenceRatios ComputeSequenceRatios(const LossInputs& in) {
   at::Tensor safe = at::where(r.active, mass, at::ones_like(mass));
   r.log_ratio = at::where(r.active, sum / safe, at::zeros_like(sum)).contiguous();
   r.grad_factor = at::where(r.active, weighted / safe, at::ones_like(sum)).contiguous();
+  return r;
+}
+
+// The same on the CPU in one pass: rows in parallel, each summed in order in double.
+template <typename T, typename M>
+void SequenceRatiosCpu(const LossInputs& in, double* log_ratio, double* grad_factor, bool* active) {
+  const T* lp = in.logp.data_ptr<T>();
+  const T* old = in.old_logp.defined() ? in.old_logp.data_ptr<T>() : nullptr;
+  const M* mask = in.mask.defined() ? in.mask.data_ptr<M>() : nullptr;
+  const auto wt = in.is_weights.defined() ? in.is_weights.scalar_type() : at::kFloat;
+  const float* isw_f = in.is_weights.defined() && wt == at::kFloat ? in.is_weights.data_ptr<float>() : nullptr;
+  const double* isw_d = in.is_weights.defined() && wt == at::kDouble ? in.is_weights.data_ptr<double>() : nullptr;
+  const int64_t* off = in.offsets.data_ptr<int64_t>();
+  at::parallel_for(0, in.advantages.numel(), 64, [&](int64_t rb, int64_t re) {
+    for (int64_t row = rb; row < re; ++row) {
+      double mass = 0, sum = 0, weighted = 0;
+      for (int64_t i = off[row]; i < off[row + 1]; ++i) {
+        const double m = mask ? static_cast<double>(mask[i]) : 1.0;
+        if (m == 0) continue;
+        mass += m;
+        if (old) sum += m * (static_cast<double>(lp[i]) - static_cast<double>(old[i]));
+        weighted += m * (isw_f ? static_cast<double>(isw_f[i]) : isw_d ? isw_d[i] : 1.0);
+      }
+      active[row] = mass > 0;
+      log_ratio[row] = mass > 0 ? sum / mass : 0.0;
+      grad_factor[row] = mass > 0 ? weighted / mass : 1.0;
+    }
+  });
+}
+
+}  // namespace
+
+SequenceRatios ComputeSequenceRatios(const LossInputs& in) {
+  const bool contiguous_cpu = in.logp.device().is_cpu() && in.logp.is_contiguous() &&
+                              (!in.old_logp.defined() || (in.old_logp.is_contiguous() &&
+                                                          in.old_logp.scalar_type() == in.logp.scalar_type())) &&
+                              (!in.mask.defined() || (in.mask.is_contiguous() && (in.mask.scalar_type() == at::kByte ||
+                                                                                  in.mask.scalar_type() == at::kFloat))) &&
+                              (!in.is_weights.defined() || (in.is_weights.is_contiguous() &&
+                                                            (in.is_weights.scalar_type() == at::kFloat ||
+                                                             in.is_weights.scalar_type() == at::kDouble))) &&
+                              in.offsets.scalar_type() == at::kLong && in.offsets.is_contiguous();
+  if (!contiguous_cpu) return SequenceRatiosAten(in);
+  const int64_t b = in.advantages.numel();
+  SequenceRatios r;
+  r.log_ratio = at::empty({b}, at::kDouble);
+  r.grad_factor = at::empty({b}, at::kDouble);
+  r.active = at::empty({b}, at::kBool);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, in.logp.scalar_type(), "grpo_sequence_ratios", [&] {
+    if (in.mask.defined() && in.mask.scalar_type() == at::kFloat)
+      SequenceRatiosCpu<scalar_t, float>(in, r.log_ratio.data_ptr<double>(), r.grad_factor.data_ptr<double>(),
+                                         r.active.data_ptr<bool>());
+    else
+      SequenceRatiosCpu<scalar_t, uint8_t>(in, r.log_ratio.data_ptr<double>(), r.grad_factor.data_ptr<double>(),
+                                           r.active.data_ptr<bool>());
+  });
   return r;
 }
 
