@@ -29,14 +29,14 @@ enum class PolicyLoss : int { kClip = 0, kCispo = 1 };
 // Slots of the GRPO loss's per-chunk (CPU) and per-block (CUDA) partial sums, in this order. The
 // CUDA result vector holds these kStatCount sums followed by the first non-finite token index.
 enum GrpoLossStat : int {
-  kStatLoss,       // sum of w_t l_t over active tokens: the loss itself
-  kStatActive,     // sum of the mask (active tokens, or their weights)
-  kStatClipLow,    // mask sum where ratio < 1 - epsLow and A < 0
-  kStatClipHigh,   // mask sum where ratio > 1 + epsHigh and A > 0
-  kStatKl,         // mask-weighted sum of the KL estimate
-  kStatRatio,      // mask-weighted sum of the ratio
-  kStatEntropy,    // mask-weighted sum of the given per-token entropy
-  kStatNonFinite,  // count of unmasked tokens whose logp is not finite (an error when > 0)
+  kStatLoss,         // sum of w_t l_t over active tokens: the loss itself
+  kStatActive,       // sum of the mask (active tokens, or their weights)
+  kStatClipLow,      // mask sum where ratio < 1 - epsLow and A < 0
+  kStatClipHigh,     // mask sum where ratio > 1 + epsHigh and A > 0
+  kStatKl,           // mask-weighted sum of the KL estimate
+  kStatRatio,        // mask-weighted sum of the ratio
+  kStatEntropy,      // mask-weighted sum of the given per-token entropy
+  kStatNonFinite,    // count of unmasked tokens whose logp is not finite (an error when > 0)
   kStatAbsLogRatio,  // mask-weighted sum of |logp - oldLogp| (per token, at either level)
   kStatCount
 };

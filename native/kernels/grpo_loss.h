@@ -24,7 +24,7 @@ struct GrpoLossParams {
   // 'sequence' level (GSPO): each row's mean log-ratio and gradient factor; null at 'token' level.
   const double* row_log_ratio;
   const double* row_grad_factor;
-  void* grad;               // [N] out, dtype of logp
+  void* grad;  // [N] out, dtype of logp
   int64_t rows;
   int64_t max_row_len;
   float eps_low, eps_high, beta;

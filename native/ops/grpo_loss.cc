@@ -78,14 +78,14 @@ SequenceRatios SequenceRatiosAten(const LossInputs& in) {
   at::Tensor m = in.mask.defined() ? in.mask.to(at::kDouble) : at::ones({in.logp.numel()}, f64);
   at::Tensor on = m != 0;
   // Masked tokens are left out by where(), not by a product: their logp may be anything (even -inf).
-  at::Tensor lr = in.old_logp.defined() ? in.logp.to(at::kDouble) - in.old_logp.to(at::kDouble)
-                                        : at::zeros({in.logp.numel()}, f64);
+  at::Tensor lr =
+      in.old_logp.defined() ? in.logp.to(at::kDouble) - in.old_logp.to(at::kDouble) : at::zeros({in.logp.numel()}, f64);
   at::Tensor zero = at::zeros({}, f64);
   at::Tensor mass = at::zeros({b}, f64).index_add_(0, rows, m);
   at::Tensor sum = at::zeros({b}, f64).index_add_(0, rows, at::where(on, m * lr, zero));
-  at::Tensor weighted = in.is_weights.defined()
-                            ? at::zeros({b}, f64).index_add_(0, rows, at::where(on, m * in.is_weights.to(at::kDouble), zero))
-                            : mass;
+  at::Tensor weighted = in.is_weights.defined() ? at::zeros({b}, f64).index_add_(
+                                                      0, rows, at::where(on, m * in.is_weights.to(at::kDouble), zero))
+                                                : mass;
   SequenceRatios r;
   r.active = mass > 0;
   at::Tensor safe = at::where(r.active, mass, at::ones_like(mass));
@@ -124,15 +124,14 @@ void SequenceRatiosCpu(const LossInputs& in, double* log_ratio, double* grad_fac
 }  // namespace
 
 SequenceRatios ComputeSequenceRatios(const LossInputs& in) {
-  const bool contiguous_cpu = in.logp.device().is_cpu() && in.logp.is_contiguous() &&
-                              (!in.old_logp.defined() || (in.old_logp.is_contiguous() &&
-                                                          in.old_logp.scalar_type() == in.logp.scalar_type())) &&
-                              (!in.mask.defined() || (in.mask.is_contiguous() && (in.mask.scalar_type() == at::kByte ||
-                                                                                  in.mask.scalar_type() == at::kFloat))) &&
-                              (!in.is_weights.defined() || (in.is_weights.is_contiguous() &&
-                                                            (in.is_weights.scalar_type() == at::kFloat ||
-                                                             in.is_weights.scalar_type() == at::kDouble))) &&
-                              in.offsets.scalar_type() == at::kLong && in.offsets.is_contiguous();
+  const bool contiguous_cpu =
+      in.logp.device().is_cpu() && in.logp.is_contiguous() &&
+      (!in.old_logp.defined() || (in.old_logp.is_contiguous() && in.old_logp.scalar_type() == in.logp.scalar_type())) &&
+      (!in.mask.defined() ||
+       (in.mask.is_contiguous() && (in.mask.scalar_type() == at::kByte || in.mask.scalar_type() == at::kFloat))) &&
+      (!in.is_weights.defined() || (in.is_weights.is_contiguous() && (in.is_weights.scalar_type() == at::kFloat ||
+                                                                      in.is_weights.scalar_type() == at::kDouble))) &&
+      in.offsets.scalar_type() == at::kLong && in.offsets.is_contiguous();
   if (!contiguous_cpu) return SequenceRatiosAten(in);
   const int64_t b = in.advantages.numel();
   SequenceRatios r;
@@ -192,9 +191,9 @@ void CheckLossInputs(const LossInputs& in, const LossOptions& o, const char* whe
     throw ArgumentError(where, "logp", "f32, bf16, f16 or f64", c10::toString(dt));
   }
   const int64_t n = lp.numel();
-  for (auto [t, name] : {std::pair{in.old_logp, "oldLogp"}, std::pair{in.ref_logp, "refLogp"},
-                         std::pair{in.mask, "mask"}, std::pair{in.entropy, "entropy"},
-                         std::pair{in.is_weights, "isWeights"}}) {
+  for (auto [t, name] :
+       {std::pair{in.old_logp, "oldLogp"}, std::pair{in.ref_logp, "refLogp"}, std::pair{in.mask, "mask"},
+        std::pair{in.entropy, "entropy"}, std::pair{in.is_weights, "isWeights"}}) {
     if (t.defined() && (t.dim() != 1 || t.numel() != n)) {
       throw ArgumentError(where, name, "of the same length as logp (" + std::to_string(n) + ")", Sizes(t));
     }
@@ -309,8 +308,8 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
       at::zeros({b}, lp.options()).index_add(0, row_ids, at::where(on, m * token_log_ratio, at::zeros_like(lp)));
   at::Tensor seq_active = mass > 0;
   at::Tensor seq_log_ratio = seq_sum / at::where(seq_active, mass, at::ones_like(mass));
-  at::Tensor log_ratio = o.level == ImportanceSamplingLevel::kSequence ? seq_log_ratio.index_select(0, row_ids)
-                                                                        : token_log_ratio;
+  at::Tensor log_ratio =
+      o.level == ImportanceSamplingLevel::kSequence ? seq_log_ratio.index_select(0, row_ids) : token_log_ratio;
   at::Tensor ratio = at::exp(at::clamp(log_ratio, -kLogRatioClamp, kLogRatioClamp));
   at::Tensor clipped = at::clamp(ratio, 1.0 - o.eps_low, 1.0 + o.eps_high);
   at::Tensor policy;
@@ -351,7 +350,7 @@ LossResult GrpoLossReference(const LossInputs& in, const LossOptions& o) {
   double sums[kStatCount] = {};
   sums[kStatActive] = m.sum().item<double>();
   const double lo = 1.0 - o.eps_low, hi = 1.0 + o.eps_high;
-  at::Tensor low = ratio < lo, high = ratio > hi;
+  at::Tensor low = ratio<lo, high = ratio> hi;
   if (o.policy_loss == PolicyLoss::kClip) {
     low = low & (adv < 0);
     high = high & (adv > 0);

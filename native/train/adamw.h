@@ -34,7 +34,9 @@ struct StepReport {
 };
 
 // Whether a step must leave everything untouched (a NaN/Inf gradient would poison the moments).
-inline bool MustSkip(const AdamWOptions& o, double grad_norm) { return o.skip || !std::isfinite(grad_norm); }
+inline bool MustSkip(const AdamWOptions& o, double grad_norm) {
+  return o.skip || !std::isfinite(grad_norm);
+}
 
 class AdamW {
  public:

@@ -54,4 +54,3 @@ export function toCase(p: Padded, withOld: boolean, withRef: boolean): ref.LossC
     padded: true,
   };
 }
-

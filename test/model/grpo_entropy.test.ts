@@ -17,7 +17,9 @@ function batchOf(seed: number) {
 }
 
 function grads(m: Model): Record<string, Float64Array> {
-  return Object.fromEntries(Object.entries(m.gradients()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float64Array)]));
+  return Object.fromEntries(
+    Object.entries(m.gradients()).map(([k, t]) => [k, Float64Array.from(t.toArray() as Float64Array)]),
+  );
 }
 
 /** Sum of the entropies of the labelled tokens, float64. */
@@ -65,7 +67,12 @@ test('entropyTopQuantile trains exactly the top-q tokens by entropy (mask built 
   const active = Array.from(data.labels.keys()).filter((i) => data.labels[i] >= 0);
   for (const q of [0.2, 0.5, 1]) {
     const k = Math.ceil(q * active.length);
-    const top = new Set(active.slice().sort((a, b) => entropy[b] - entropy[a]).slice(0, k));
+    const top = new Set(
+      active
+        .slice()
+        .sort((a, b) => entropy[b] - entropy[a])
+        .slice(0, k),
+    );
     const keep = Float32Array.from(data.labels, (_, i) => (top.has(i) ? 1 : 0));
     const rep = await m.backwardGrpo(data.b, { ...data, entropyTopQuantile: q });
     const masked = grads(m);
@@ -98,7 +105,11 @@ test('isWeights scale the policy term linearly and leave the KL term alone', asy
   const two = await run(twos);
   assertClose([one.rep.loss, two.rep.loss], [plain.rep.loss, 2 * plain.rep.loss], { rtol: 1e-12, what: 'loss' });
   for (const [name, g] of Object.entries(plain.g))
-    assertClose(two.g[name], Float64Array.from(g, (v) => 2 * v), { rtol: 1e-10, atol: 1e-14, what: name });
+    assertClose(
+      two.g[name],
+      Float64Array.from(g, (v) => 2 * v),
+      { rtol: 1e-10, atol: 1e-14, what: name },
+    );
   await assert.rejects(
     m.backwardGrpo(data.b, { ...data, isWeights: new Float32Array(3) }),
     /loss\.isWeights' must be one weight per token/,

@@ -253,14 +253,20 @@ test('bad variant options name the field', () => {
     batch: 2,
     seqLen: 2,
   };
-  assert.throws(() => grpo.loss(ok, { delta: 1.1, epsHigh: 0.28 }), /argument 'delta' must be a finite number > 1 \+ epsHigh/);
+  assert.throws(
+    () => grpo.loss(ok, { delta: 1.1, epsHigh: 0.28 }),
+    /argument 'delta' must be a finite number > 1 \+ epsHigh/,
+  );
   assert.throws(() => grpo.loss(ok, { delta: 3, policyLoss: 'cispo' }), /'delta' must be used with policyLoss "clip"/);
   assert.throws(
     () => grpo.loss(ok, { importanceSamplingLevel: 'group' as 'token' }),
     /options\.importanceSamplingLevel' must be "token" or "sequence"/,
   );
   assert.throws(() => grpo.loss(ok, { policyLoss: 'ppo' as 'clip' }), /options\.policyLoss' must be "clip" or "cispo"/);
-  assert.throws(() => grpo.loss({ ...ok, isWeights: new Float32Array(3) }), /'isWeights' must be of length batch x seqLen/);
+  assert.throws(
+    () => grpo.loss({ ...ok, isWeights: new Float32Array(3) }),
+    /'isWeights' must be of length batch x seqLen/,
+  );
 });
 
 test('CUDA kernel equals the reference for every variant (f32, padded and packed)', { skip: noCuda }, () => {
