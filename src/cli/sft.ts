@@ -129,6 +129,13 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'beta2', type: 'number', default: D.beta2, min: 0, max: 1, help: 'AdamW beta2' },
   { key: 'eps', type: 'number', default: D.eps, min: 0, help: 'AdamW epsilon' },
   { key: 'maxGradNorm', type: 'number', default: D.maxGradNorm, min: 0, help: 'global gradient-norm clip (0: none)' },
+  {
+    key: 'maxSkippedSteps',
+    type: 'int',
+    default: D.maxSkippedSteps,
+    min: 1,
+    help: 'updates with a NaN/infinite loss or gradient norm are skipped; this many in a row stop the run',
+  },
   // length and batching
   { key: 'epochs', type: 'int', default: D.epochs, min: 0, help: 'passes over the data' },
   { key: 'maxSteps', type: 'int', default: D.maxSteps, min: 0, help: 'optimizer steps (> 0 overrides --epochs)' },
