@@ -28,9 +28,7 @@ function countNonFinite(data: AnyTypedArray, dtype: Tensor['dtype']): number {
 
 /** The first tensor (in the order given) with NaN or infinite values, or null when all are finite.
  *  Copies one tensor at a time to the CPU, so memory grows by the largest tensor only. */
-export async function findNonFiniteTensor(
-  tensors: Iterable<[string, Tensor]>,
-): Promise<NonFiniteTensor | null> {
+export async function findNonFiniteTensor(tensors: Iterable<[string, Tensor]>): Promise<NonFiniteTensor | null> {
   for (const [name, t] of tensors) {
     if (!['f32', 'f64', 'bf16', 'f16'].includes(t.dtype)) continue;
     const onCpu = t.device === 'cpu' ? t : await t.to('cpu');

@@ -334,7 +334,9 @@ export async function saveCheckpoint(
   if (problems.length > 0) throw problemsError(`saveCheckpoint ${dir}`, problems);
   if (options.checkFinite !== false) {
     // Before the folder is made: a refused save leaves nothing behind.
-    const bad = await findNonFiniteTensor(specs.map((s) => [s.name, (found.get(s.name) as Found & { tensor: Tensor }).tensor]));
+    const bad = await findNonFiniteTensor(
+      specs.map((s) => [s.name, (found.get(s.name) as Found & { tensor: Tensor }).tensor]),
+    );
     if (bad) throw refuseToWrite(dir, bad);
   }
 

@@ -27,7 +27,9 @@ test('saving a model with a NaN weight throws naming the tensor and leaves no fo
   await m.setParameters(poisoned(m, UP, [NaN, Infinity, -Infinity]));
   await assert.rejects(
     m.save(dir),
-    new RegExp(`^Error: refusing to write ${dir}: ${UP.replace(/\./g, '\\.')} has 3 non-finite values \\(NaN or infinity\\)`),
+    new RegExp(
+      `^Error: refusing to write ${dir}: ${UP.replace(/\./g, '\\.')} has 3 non-finite values \\(NaN or infinity\\)`,
+    ),
   );
   assert.ok(!fs.existsSync(dir), 'no folder');
   // saveCheckpoint on bare tensors scans them itself.
@@ -45,7 +47,8 @@ test('loading a folder with a NaN weight throws naming the tensor and the file; 
   // Written with the check off, as a diverged run of an older medgr2 (or another tool) would have.
   await saveCheckpoint(dir, m.config, poisoned(m, UP, [NaN, NaN]), { checkFinite: false });
   await m.dispose();
-  const want = /nan-model\/model\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight" has 2 non-finite values \(NaN or infinity\): refusing to load/;
+  const want =
+    /nan-model\/model\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight" has 2 non-finite values \(NaN or infinity\): refusing to load/;
   await assert.rejects(Model.load(dir), want);
   await assert.rejects(loadCheckpoint(dir), want);
   const ok = await loadCheckpoint(dir, { checkFinite: false });
@@ -54,7 +57,10 @@ test('loading a folder with a NaN weight throws naming the tensor and the file; 
   // A bf16 infinity is found by its bits as well.
   const bits = new Uint16Array(4).fill(0x3f80); // 1.0
   bits[2] = 0x7f80; // +inf
-  assert.deepEqual(await findNonFiniteTensor([['x', new Tensor(bits, [4], { dtype: 'bf16' })]]), { name: 'x', count: 1 });
+  assert.deepEqual(await findNonFiniteTensor([['x', new Tensor(bits, [4], { dtype: 'bf16' })]]), {
+    name: 'x',
+    count: 1,
+  });
   assert.equal(await findNonFiniteTensor([['y', new Tensor(Float32Array.from([1, 2]), [2])]]), null);
 
   const world = await medsynthWorld(4);

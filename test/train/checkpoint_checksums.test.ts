@@ -16,7 +16,14 @@ const textExamples: SftExample[] = Array.from({ length: 8 }, (_, i) => ({
   user: `Which option is number ${i % 4}?`,
   reply: `<answer> ${'ABCD'[i % 4]} </answer>`,
 }));
-const OPTS: Partial<SftOptions> = { lr: 1e-3, maxSteps: 2, tokenBudget: 200, saveEvery: 1, keepLast: 0, progress: false };
+const OPTS: Partial<SftOptions> = {
+  lr: 1e-3,
+  maxSteps: 2,
+  tokenBudget: 200,
+  saveEvery: 1,
+  keepLast: 0,
+  progress: false,
+};
 
 /** A finished two-step run (checkpoints step-1 and step-2), made once and copied per case. */
 let made: Promise<string> | undefined;
@@ -108,7 +115,10 @@ test('a checkpoint from before checksums resumes, with a one-line warning', asyn
   assert.equal(r.steps, 2);
   const warnings = lines.filter((l) => l.includes('checksums'));
   assert.equal(warnings.length, 1, lines.join(''));
-  assert.match(warnings[0], /^resume: warning: .*step-1 records no checksums \(saved by an older medgr2\), so its files are not verified\n$/);
+  assert.match(
+    warnings[0],
+    /^resume: warning: .*step-1 records no checksums \(saved by an older medgr2\), so its files are not verified\n$/,
+  );
   // The step it re-saved has checksums again.
   assert.ok(readTrainerState(path.join(out, 'checkpoints', 'step-2')).checksums);
 });

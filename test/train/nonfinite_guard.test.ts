@@ -54,9 +54,15 @@ test('NonFiniteGuard: skips and counts non-finite steps, a finite one resets the
     /^Error: sft: stopped at step 7 after 3 consecutive skipped updates \(steps 5-7\): the loss was Infinity at step 5; lower --lr/,
   );
   assert.equal(g.skippedSteps, 5);
-  assert.throws(() => new NonFiniteGuard({ trainer: 'grpo', maxConsecutive: 0 }), /grpo: maxSkippedSteps must be a whole number >= 1, got 0/);
+  assert.throws(
+    () => new NonFiniteGuard({ trainer: 'grpo', maxConsecutive: 0 }),
+    /grpo: maxSkippedSteps must be a whole number >= 1, got 0/,
+  );
   const once = new NonFiniteGuard({ trainer: 'grpo', maxConsecutive: 1, skippedBefore: 4, warn: () => {} });
-  assert.throws(() => once.record({ step: 9, loss: 1, gradNorm: NaN, skipped: true }), /grpo: stopped at step 9 after 1 consecutive skipped updates \(step 9\): the gradient norm was NaN at step 9/);
+  assert.throws(
+    () => once.record({ step: 9, loss: 1, gradNorm: NaN, skipped: true }),
+    /grpo: stopped at step 9 after 1 consecutive skipped updates \(step 9\): the gradient norm was NaN at step 9/,
+  );
   assert.equal(once.skippedSteps, 5, 'a resumed run keeps counting');
 });
 
@@ -116,9 +122,10 @@ test('trainSft with a huge lr stops, naming the step and the quantity, and leave
     stopped = err as Error;
   }
   assert.ok(stopped, 'the run must not end normally');
-  const m1 = /^sft: stopped at step (\d+) after 3 consecutive skipped updates \(steps (\d+)-(\d+)\): the (loss|gradient norm) was (NaN|Infinity|-Infinity) at step (\d+); lower --lr/.exec(
-    stopped.message,
-  );
+  const m1 =
+    /^sft: stopped at step (\d+) after 3 consecutive skipped updates \(steps (\d+)-(\d+)\): the (loss|gradient norm) was (NaN|Infinity|-Infinity) at step (\d+); lower --lr/.exec(
+      stopped.message,
+    );
   assert.ok(m1, stopped.message);
   const at = Number(m1[1]);
   assert.equal(Number(m1[2]), at - 2);
@@ -162,7 +169,10 @@ test('medgr2 sft with a huge lr exits non-zero with the stop message and writes 
     '1',
   ]);
   assert.notEqual(r.status, 0, `exit status ${r.status}; stdout ${r.stdout}`);
-  assert.match(r.stderr, /sft: stopped at step \d+ after 2 consecutive skipped updates .*: the (loss|gradient norm) was/);
+  assert.match(
+    r.stderr,
+    /sft: stopped at step \d+ after 2 consecutive skipped updates .*: the (loss|gradient norm) was/,
+  );
   assert.match(r.stderr, /sft: step \d+: the (loss|gradient norm) was .*, the update was skipped/);
   assert.equal(r.stdout, '', 'no summary line');
   assert.ok(!fs.existsSync(path.join(out, 'final')), 'no final/ folder');
