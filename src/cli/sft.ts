@@ -298,6 +298,7 @@ async function runSftIn(
       return {
         steps: result.steps,
         resumedFrom: result.resumedFrom,
+        skippedSteps: result.skippedSteps,
         trainLoss: last?.loss ?? null,
         evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
         ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),
