@@ -129,6 +129,13 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'beta2', type: 'number', default: D.beta2, min: 0, max: 1, help: 'AdamW beta2' },
   { key: 'eps', type: 'number', default: D.eps, min: 0, help: 'AdamW epsilon' },
   { key: 'maxGradNorm', type: 'number', default: D.maxGradNorm, min: 0, help: 'global gradient-norm clip (0: none)' },
+  {
+    key: 'maxSkippedSteps',
+    type: 'int',
+    default: D.maxSkippedSteps,
+    min: 1,
+    help: 'updates with a NaN/infinite loss or gradient norm are skipped; this many in a row stop the run',
+  },
   // length and batching
   { key: 'epochs', type: 'int', default: D.epochs, min: 0, help: 'passes over the data' },
   { key: 'maxSteps', type: 'int', default: D.maxSteps, min: 0, help: 'optimizer steps (> 0 overrides --epochs)' },
@@ -291,6 +298,7 @@ async function runSftIn(
       return {
         steps: result.steps,
         resumedFrom: result.resumedFrom,
+        skippedSteps: result.skippedSteps,
         trainLoss: last?.loss ?? null,
         evalLoss: lastEval && Number.isFinite(lastEval.loss) ? lastEval.loss : null,
         ...(lastEval ? Object.fromEntries(Object.entries(lastEval.metrics).map(([k, v]) => [`eval_${k}`, v])) : {}),

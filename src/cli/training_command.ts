@@ -9,6 +9,7 @@ import type { TextTokenizer } from '../data/tokenizer';
 import type { Model, ModelDtype } from '../model/model';
 import { withPixelBounds, type GenerationSettings, type ProcessorSettings } from '../model/folder_settings';
 import { replaceDirAtomic } from '../util/atomic_write';
+import { assertFiniteWeights } from '../model/finite_weights';
 import { saveResolvedConfig } from './config';
 import { loadModelArg } from './model_arg';
 import type { ProcessGroup } from '../dist/process_group';
@@ -73,6 +74,7 @@ export async function runTrainingCommand(
     });
     const finalDir = path.join(cfg.out, 'final');
     if (isMain) {
+      await assertFiniteWeights(model, finalDir); // names final/, not the temp folder model.save would
       await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
       process.stdout.write(JSON.stringify({ ...summary, final: finalDir }) + '\n');
     }

@@ -31,6 +31,7 @@ import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
 import { copyModelFolder } from '../model/hf_folder';
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
+import { assertFiniteWeights } from '../model/finite_weights';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
 import { CAPTION_PROMPT, captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
@@ -173,6 +174,7 @@ export async function loadRole(
 
 /** Saves into a fresh folder, then renames it into place: a model folder is there whole or not at all. */
 async function saveModelAtomic(model: Model, dir: string): Promise<void> {
+  await assertFiniteWeights(model, dir); // names the folder, not the temp one model.save would
   await replaceDirAtomic(dir, (tmp) => model.save(tmp, { sourceDir: model.sourceDir ?? DEFAULT_TOKENIZER_DIR }));
 }
 

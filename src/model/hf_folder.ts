@@ -5,6 +5,10 @@
 // (a missing, unexpected or mis-shaped tensor is reported with the file and both shapes), then
 // maps each file once and makes the tensors (no copy unless a dtype conversion is asked for).
 // Saving always writes hub names, so any HF-compatible tool loads what medgr2 trained.
+//
+// NaN or infinite weights are refused both ways (finite_weights.ts): saving writes nothing, loading
+// names the tensor and its file. Model.load / Model.save turn the scan here off and ask the native
+// model instead, which checks every weight in one fast pass on its device.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { loadAddon } from '../native/loader';
@@ -13,6 +17,7 @@ import { copyFileAtomic, fsyncDir, linkOrCopyFile, writeFileAtomic } from '../ut
 import { loadModelConfig, modelConfigToJson } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
 import { canonicalName, expectedParameters } from './parameters';
+import { findNonFiniteTensor, nonFiniteLoadMessage, refuseToWrite } from './finite_weights';
 import {
   buildSafetensorsHeader,
   DEFAULT_MAX_SHARD_BYTES,
@@ -171,12 +176,26 @@ async function weightFiles(dir: string): Promise<{ files: string[]; index: Map<s
 export interface LoadCheckpointOptions {
   /** Convert every parameter to this dtype (a copy); default: keep the file's dtypes (no copy). */
   dtype?: CheckpointDtype;
+  /** Refuse weights with NaN or infinity (default true). Model.load sets false and asks the native
+   *  model after copying them in, which is much faster than this scan. */
+  checkFinite?: boolean;
 }
 
 export interface Checkpoint {
   config: ModelConfig;
   /** Canonical (hub) names -> tensors, in expectedParameters order. */
   tensors: Map<string, Tensor>;
+  /** Canonical name -> the file of the folder it was read from (for messages). */
+  files: Map<string, string>;
+}
+
+/** The error for a NaN / infinite weight found after loading `dir` (names the tensor and its file). */
+export function nonFiniteWeightError(
+  dir: string,
+  files: Map<string, string>,
+  bad: { name: string; count: number },
+): CheckpointError {
+  return new CheckpointError(nonFiniteLoadMessage(dir, files.get(bad.name), bad));
 }
 
 /** Loads a model folder: config.json and its safetensors, checked against the config. */
@@ -244,7 +263,15 @@ export async function loadCheckpoint(dir: string, options: LoadCheckpointOptions
   }
   const tensors = new Map<string, Tensor>();
   for (const s of specs) tensors.set(s.name, byName.get(s.name) as Tensor);
-  return { config, tensors };
+  const sources = new Map([...found].map(([canonical, f]) => [canonical, f.file]));
+  if (options.checkFinite !== false) {
+    const bad = await findNonFiniteTensor(tensors);
+    if (bad) {
+      for (const t of tensors.values()) t.dispose();
+      throw nonFiniteWeightError(dir, sources, bad);
+    }
+  }
+  return { config, tensors, files: sources };
 }
 
 export interface SaveCheckpointOptions {
@@ -254,6 +281,9 @@ export interface SaveCheckpointOptions {
   dtype?: CheckpointDtype;
   /** A model folder whose tokenizer / processor / generation files are copied alongside. */
   sourceDir?: string;
+  /** Refuse (write nothing) when a tensor holds NaN or infinity (default true). Model.save sets
+   *  false after asking the native model, which is much faster than this scan. */
+  checkFinite?: boolean;
 }
 
 export interface SavedCheckpoint {
@@ -302,6 +332,13 @@ export async function saveCheckpoint(
   }
   problems.push(...checkTensors(config, specs, found));
   if (problems.length > 0) throw problemsError(`saveCheckpoint ${dir}`, problems);
+  if (options.checkFinite !== false) {
+    // Before the folder is made: a refused save leaves nothing behind.
+    const bad = await findNonFiniteTensor(
+      specs.map((s) => [s.name, (found.get(s.name) as Found & { tensor: Tensor }).tensor]),
+    );
+    if (bad) throw refuseToWrite(dir, bad);
+  }
 
   const entries = specs.map((s) => {
     const f = found.get(s.name) as Found & { tensor: Tensor };

@@ -20,7 +20,8 @@ import type {
   StepReport,
   SftLossSpec,
 } from '../native/model_types';
-import { loadCheckpoint, saveCheckpoint, type CheckpointDtype } from './hf_folder';
+import { loadCheckpoint, nonFiniteWeightError, saveCheckpoint, type CheckpointDtype } from './hf_folder';
+import { assertFiniteWeights } from './finite_weights';
 import { loadModelConfig } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
 
@@ -80,25 +81,36 @@ export class Model {
     return new Model(await cls.create(config, opts), config);
   }
 
-  /** A Hugging Face model folder (config.json + safetensors, single file or sharded; either name layout). */
+  /** A Hugging Face model folder (config.json + safetensors, single file or sharded; either name
+   *  layout). A NaN or infinite weight is an error naming the tensor and its file. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<Model> {
-    const { config, tensors } = await loadCheckpoint(dir);
+    // The finite check runs natively once the weights are in (one pass on the model's device)
+    // rather than as loadCheckpoint's scan in JS.
+    const { config, tensors, files } = await loadCheckpoint(dir, { checkFinite: false });
     const cls = loadAddon().Model;
     const model = new Model(await cls.create(config, { ...opts, init: 'none' }), config, dir);
     try {
       await model.setParameters(Object.fromEntries(tensors));
+      const bad = await model.nonFiniteParameter();
+      if (bad) throw nonFiniteWeightError(dir, files, bad);
+    } catch (err) {
+      await model.dispose();
+      throw err;
     } finally {
       for (const t of tensors.values()) t.dispose(); // drop the file mappings: the model holds copies
     }
     return model;
   }
 
-  /** Writes config.json + safetensors (+ index when sharded) that any HF-compatible tool loads. */
+  /** Writes config.json + safetensors (+ index when sharded) that any HF-compatible tool loads.
+   *  Refuses, writing nothing, when a weight is NaN or infinite (the error names the tensor). */
   async save(dir: string, opts: SaveOptions = {}): Promise<void> {
+    await assertFiniteWeights(this, dir);
     await saveCheckpoint(dir, this.config, this.parameters(), {
       maxShardBytes: opts.maxShardBytes,
       dtype: opts.dtype,
       sourceDir: opts.sourceDir ?? this.sourceDir ?? undefined,
+      checkFinite: false, // just checked natively
     });
   }
 

@@ -17,10 +17,18 @@
 // trainer_state.json records the world size and ZeRO stage; a ZeRO checkpoint resumes only on as
 // many ranks (its slices are cut for that world size; re-sharding is not supported), and is refused
 // before any work otherwise.
+//
+// Integrity: trainer_state.json records the SHA-256 of every other file of the folder (as it is
+// after the shard files moved in), and a resume checks them before it loads anything, naming the
+// damaged file (checkpoint_checksums.ts); a checkpoint from before checksums resumes with a warning.
+// A model with a NaN or infinite weight is never saved (the error names the tensor), and one read
+// back with such a weight is refused, naming the tensor and the file.
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { loadCheckpoint } from '../model/hf_folder';
+import { loadCheckpoint, nonFiniteWeightError } from '../model/hf_folder';
+import { assertFiniteWeights } from '../model/finite_weights';
+import { checksumFolder, verifyChecksums, type Checksums } from './checkpoint_checksums';
 import type { Model } from '../model/model';
 import { replaceDirAtomic, writeJsonAtomic } from '../util/atomic_write';
 import {
@@ -66,6 +74,9 @@ export interface TrainerState {
   extra?: Record<string, unknown>;
   /** How many ranks trained and how the optimizer was sharded (absent: one process, unsharded). */
   dist?: { worldSize: number; zeroStage: ZeroStage };
+  /** SHA-256 of every other file of the checkpoint folder, by name; written by saveRunCheckpoint,
+   *  checked on resume. Absent in checkpoints from before checksums (they resume with a warning). */
+  checksums?: Checksums;
   savedAt: string;
 }
 
@@ -109,6 +120,9 @@ export async function saveRunCheckpoint(
   const root = checkpointsDir(runDir);
   await fsp.mkdir(root, { recursive: true });
   const final = checkpointDir(runDir, state.step);
+  // Before anything is written (and on every rank alike: they all hold the same weights), so a
+  // refused save leaves no files, no half-staged shards and no waiting rank.
+  await assertFiniteWeights(model, final);
   const ranks = opts.ranks;
   const sharded = ranks !== undefined && ranks.zeroStage > 0 && opts.optimizer !== false;
   const staging = path.join(root, `.step-${state.step}.shards`);
@@ -138,7 +152,9 @@ export async function saveRunCheckpoint(
       } else if (opts.optimizer !== false) {
         await writeTensors(path.join(tmp, OPTIMIZER_FILE), model.optimizerState());
       }
-      await writeJsonAtomic(path.join(tmp, TRAINER_STATE_FILE), recorded);
+      // Checksums of what ends up in the folder (the moved-in shard files included), written last.
+      const checksums = await checksumFolder(tmp, [TRAINER_STATE_FILE]);
+      await writeJsonAtomic(path.join(tmp, TRAINER_STATE_FILE), { ...recorded, checksums });
     });
     if (opts.keepLast && opts.keepLast > 0) await pruneCheckpoints(runDir, opts.keepLast);
   } finally {
@@ -220,12 +236,17 @@ export function fingerprintDiffs(saved: TrainerState['fingerprint'], want: Train
 export async function loadRunCheckpoint(dir: string, model: Model, ranks?: RunRanks): Promise<TrainerState> {
   const state = readTrainerState(dir);
   const optFile = optimizerFileFor(dir, state, ranks);
-  const { tensors } = await loadCheckpoint(dir);
+  await verifyCheckpointFiles(dir, state, ranks);
+  const { tensors, files } = await loadCheckpoint(dir, { checkFinite: false });
   try {
     await model.setParameters(Object.fromEntries(tensors));
   } finally {
     for (const t of tensors.values()) t.dispose();
   }
+  // Checked natively once the weights are in (faster than loadCheckpoint's scan); a checkpoint with
+  // checksums cannot get here with NaN weights (they are never saved), an older one can.
+  const bad = await model.nonFiniteParameter();
+  if (bad) throw nonFiniteWeightError(dir, files, bad);
   if (state.dist && state.dist.zeroStage > 0 && !fs.existsSync(optFile))
     throw new Error(`resume: ${optFile} is missing (a ZeRO checkpoint holds one optimizer file per rank)`);
   if (fs.existsSync(optFile)) {
@@ -237,6 +258,25 @@ export async function loadRunCheckpoint(dir: string, model: Model, ranks?: RunRa
     }
   }
   return state;
+}
+
+/**
+ * Checks the checkpoint's files against the SHA-256 sums its trainer state records, before anything
+ * is loaded. Each rank checks what it reads: everything but the other ranks' optimizer slices.
+ */
+async function verifyCheckpointFiles(dir: string, state: TrainerState, ranks: RunRanks | undefined): Promise<void> {
+  if (!state.checksums) {
+    if ((ranks?.group.rank ?? 0) === 0)
+      process.stderr.write(
+        `resume: warning: ${dir} records no checksums (saved by an older medgr2), so its files are not verified\n`,
+      );
+    return;
+  }
+  const rank = ranks?.group.rank ?? 0;
+  const worldSize = ranks?.group.worldSize ?? 1;
+  const mine = optimizerShardFile(rank, worldSize);
+  const isShard = (f: string) => /^optimizer\.rank-\d+-of-\d+\.safetensors$/.test(f);
+  await verifyChecksums(dir, state.checksums, (f) => !isShard(f) || f === mine);
 }
 
 /**

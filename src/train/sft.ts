@@ -12,6 +12,12 @@
 // Resume restores weights, AdamW state, the schedule position (= the step count; lr_schedule.ts is a
 // pure function of it) and the data position (epoch, next micro-batch). There is no dropout and no
 // sampling in SFT, so nothing else is random: a resumed run repeats the uninterrupted one's losses.
+//
+// A step whose loss or gradient norm is NaN or infinite updates nothing (nonfinite_guard.ts): it is
+// counted (train/skipped_steps) and said on stderr, and `maxSkippedSteps` of them in a row stop the
+// run with an error naming the step and the quantity. The step count and the data position still
+// advance past a skipped step: its batch would give the same NaN again (SFT is deterministic), and
+// the schedule and data order stay the pure functions of the step that resume relies on.
 import { hashString } from '../util/prng';
 import { assembleBatch, planBatches, type PackSample } from '../data/packing';
 import type { Sample } from '../data/proto';
@@ -25,6 +31,7 @@ import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
+import { NonFiniteGuard, lossIsUsable } from './nonfinite_guard';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { POLICY_SYSTEM, policyPrompt, policyReply, type PromptStyle } from '../eval/policy_prompt';
 
@@ -52,6 +59,8 @@ export interface SftOptions {
   eps: number;
   /** Global gradient-norm clip; 0: none. */
   maxGradNorm: number;
+  /** A step with a non-finite loss or gradient norm is skipped; this many in a row stop the run. */
+  maxSkippedSteps: number;
   // ---- length ----
   epochs: number;
   /** > 0: exactly this many optimizer steps (epochs repeat as needed; `epochs` is ignored). */
@@ -117,6 +126,10 @@ export const SFT_DEFAULTS: SftOptions = {
   beta2: ADAMW_DEFAULTS.beta2,
   eps: ADAMW_DEFAULTS.eps,
   maxGradNorm: 1.0,
+  // 3: one or two bad batches in a row (an overflow on an outlier) are survived by skipping them;
+  // a third means the weights themselves give non-finite values on whatever batch comes (a skipped
+  // step never changes them), and going on would only spend compute on a run that trains nothing.
+  maxSkippedSteps: 3,
   epochs: 1,
   maxSteps: 0,
   tokenBudget: 4096,
@@ -142,6 +155,8 @@ export interface SftStepReport {
   loss: number;
   lr: number;
   gradNorm: number;
+  /** True when the update was skipped (a non-finite loss or gradient norm): the weights did not change. */
+  skipped: boolean;
   targetTokens: number;
   microBatches: number;
   sequences: number;
@@ -176,6 +191,8 @@ export interface SftResult {
   resumedFrom: number;
   /** Whether the run reached totalSteps (false when hooks.shouldStop ended it). */
   completed: boolean;
+  /** Updates skipped for a non-finite loss or gradient norm (with those before a resume). */
+  skippedSteps: number;
   lastCheckpoint?: string;
 }
 
@@ -301,6 +318,8 @@ function checkOptions(o: SftOptions): void {
   ] as const;
   for (const k of nonNeg) if (!(o[k] >= 0)) throw new Error(`sft: ${k} must be >= 0, got ${o[k]}`);
   if (o.maxSteps === 0 && !(o.epochs > 0)) throw new Error('sft: set epochs > 0 or maxSteps > 0');
+  if (!(Number.isInteger(o.maxSkippedSteps) && o.maxSkippedSteps >= 1))
+    throw new Error(`sft: maxSkippedSteps must be a whole number >= 1, got ${o.maxSkippedSteps}`);
   if (!(o.logEvery >= 1)) throw new Error(`sft: logEvery must be >= 1, got ${o.logEvery}`);
   if (o.resume && !o.out) throw new Error('sft: resume needs the run folder (out)');
   if (![0, 1, 2].includes(o.zero)) throw new Error(`sft: zero must be 0, 1 or 2, got ${o.zero}`);
@@ -392,6 +411,7 @@ export async function trainSft(
   let batchIndex = 0;
   let tokensSeen = 0;
   let samplesSeen = 0;
+  let skippedBefore = 0;
   if (o.resume) {
     const { state } = await resumeRun(
       o.out as string,
@@ -403,7 +423,14 @@ export async function trainSft(
       ranks,
     );
     ({ step, epoch, batchIndex, tokensSeen, samplesSeen } = state);
+    skippedBefore = Number(state.extra?.skippedSteps ?? 0);
   }
+  const guard = new NonFiniteGuard({
+    trainer: 'sft',
+    maxConsecutive: o.maxSkippedSteps,
+    skippedBefore,
+    warn: (line) => void (isMain && process.stderr.write(line + '\n')),
+  });
   const resumedFrom = step;
   // Every rank starts from rank 0's weights (a random init or a checkpoint that differs would
   // otherwise drift apart silently: the ranks only ever exchange gradients).
@@ -446,6 +473,7 @@ export async function trainSft(
       samplesSeen,
       fingerprint,
       metrics: { 'train/loss': lastLoss },
+      extra: { skippedSteps: guard.skippedSteps },
       savedAt: new Date().toISOString(),
     };
     metrics?.flush();
@@ -491,14 +519,26 @@ export async function trainSft(
       if (ddp && mine.length === 0) await model.allReduceGradients(ddp);
       if (dist) [loss] = await allReduceNumbers(dist, [loss]);
       const lr = lrAt(step, sched);
-      const { gradNorm } = await model.optimizerStep({
+      // The ranks agree on skipping without another collective: `loss` is already the sum over the
+      // ranks, and a NaN or infinity on any rank makes that sum non-finite on all of them.
+      const stepped = await model.optimizerStep({
         lr,
         beta1: o.beta1,
         beta2: o.beta2,
         eps: o.eps,
         weightDecay: o.weightDecay,
         maxGradNorm: o.maxGradNorm,
+        skip: !lossIsUsable(loss),
       });
+      const gradNorm = stepped.gradNorm;
+      // Past maxSkippedSteps in a row the guard throws; the step's metrics are logged first.
+      let stop: unknown = undefined;
+      let skipped = true;
+      try {
+        skipped = guard.record({ step: step + 1, loss, gradNorm, skipped: stepped.skipped });
+      } catch (err) {
+        stop = err;
+      }
       step++;
       batchIndex = sp.end;
       if (batchIndex >= plan.batches.length) {
@@ -516,14 +556,16 @@ export async function trainSft(
         loss,
         lr,
         gradNorm,
+        skipped,
         targetTokens: sp.targetTokens,
         microBatches: sp.end - sp.start,
         sequences,
         seconds,
       };
       history.push(report);
-      if (step % o.logEvery === 0 || step === totalSteps) {
+      if (step % o.logEvery === 0 || step === totalSteps || skipped) {
         metrics?.log(step, {
+          'train/skipped_steps': guard.skippedSteps,
           'train/loss': loss,
           'train/lr': lr,
           'train/grad_norm': gradNorm,
@@ -533,6 +575,9 @@ export async function trainSft(
           'train/tokens_per_s': seconds > 0 ? sp.targetTokens / seconds : 0,
         });
       }
+      // No checkpoint, eval or hook after a stop: the weights are those of the last good step, and
+      // the newest checkpoint is the place to resume from (with a lower lr).
+      if (stop !== undefined) throw stop;
       progress?.update(step, { loss, lr, epoch: Number(report.epoch.toFixed(2)) });
       await hooks.onStep?.(report);
       if ((o.evalEvery > 0 && step % o.evalEvery === 0) || step === totalSteps) {
@@ -555,7 +600,16 @@ export async function trainSft(
     metrics?.close();
     if (zero > 0) model.shardOptimizer(null); // the slices are in the checkpoints; the model goes back to one process
   }
-  return { steps: step, totalSteps, history, evals, resumedFrom, completed, lastCheckpoint };
+  return {
+    steps: step,
+    totalSteps,
+    history,
+    evals,
+    resumedFrom,
+    completed,
+    lastCheckpoint,
+    skippedSteps: guard.skippedSteps,
+  };
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -281,8 +281,9 @@ test('run checkpoints: weights + optimizer + trainer state round-trip bit-exactl
   assert.throws(() => resolveCheckpoint(tempDir(), 'latest'), /no complete checkpoint under/);
 
   const fresh = await Model.create(tinyConfig('qwen2_vl'), { seed: 6 });
-  const st = await loadRunCheckpoint(latest, fresh);
+  const { checksums, ...st } = await loadRunCheckpoint(latest, fresh);
   assert.deepEqual(st, state(3));
+  assert.deepEqual(Object.keys(checksums ?? {}).sort(), ['config.json', 'model.safetensors', 'optimizer.safetensors']);
   const [a, b] = [m.parameters(), fresh.parameters()];
   for (const k of Object.keys(a)) assert.equal(Buffer.compare(bytesOf(a[k]), bytesOf(b[k])), 0, k);
   const [oa, ob] = [m.optimizerState(), fresh.optimizerState()];

@@ -107,6 +107,8 @@ test(
         ]);
       const state = JSON.parse(fs.readFileSync(path.join(ckpt, 'trainer_state.json'), 'utf8'));
       assert.deepEqual(state.dist, { worldSize: 2, zeroStage: zero });
+      // The checksums cover what ended up in the folder, the shard files rank 0 moved in included.
+      assert.deepEqual(Object.keys(state.checksums).sort(), files.filter((f) => f !== 'trainer_state.json').sort());
     }
   },
 );
