@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "common/nvtx.h"
@@ -127,9 +128,12 @@ StepReport ZeroAdamW::Step(model::ParamMap& params, const AdamWOptions& o, dist:
 
   // 2. The global norm (padding and gradient-less parameters are zeros).
   at::Tensor sq = grad.to(at::kDouble).pow(2).sum().reshape({1});
+  // A rank asked to skip makes the global norm NaN, so every rank skips together (a rank that went
+  // on alone would wait forever in the all-gather below).
+  if (o.skip) sq.fill_(std::numeric_limits<double>::quiet_NaN());
   seq.AllReduce(sq, dist::ReduceKind::kSum);
   r.grad_norm = std::sqrt(sq.item<double>());
-  // The norm is global, so every rank takes the same branch (and `skip` is asked of all or none).
+  // The norm is global (a skip anywhere made it NaN), so every rank takes the same branch.
   if (MustSkip(o, r.grad_norm)) {
     AdamW::ZeroGrad(params);
     r.skipped = true;

@@ -120,8 +120,9 @@ export interface OptimizerOptions {
   weightDecay?: number;
   /** Global-norm clipping; 0 or absent: none. */
   maxGradNorm?: number;
-  /** Update nothing this step (the gradients are dropped), e.g. after a non-finite loss. Sharded,
-   *  give it on every rank alike. A non-finite gradient norm skips the step by itself. */
+  /** Update nothing this step (the gradients are dropped), e.g. after a non-finite loss. A non-finite
+   *  gradient norm skips the step by itself. Sharded (ZeRO), one rank's skip skips every rank (it makes
+   *  the global norm NaN); unsharded data parallel, agree on it first (each rank steps alone). */
   skip?: boolean;
 }
 
