@@ -14,6 +14,9 @@ interface Report {
   keys: string[];
   buckets: number;
   overlapped: number;
+  /** ZeRO: a step only the last rank asked to skip -- skipped here too, and how far weights moved. */
+  lastSkipped?: boolean;
+  movedBySkip?: number;
 }
 
 for (const [dtype, stage, worldSize] of [
@@ -36,6 +39,8 @@ for (const [dtype, stage, worldSize] of [
         if (stage > 0) {
           const master = dtype === 'bfloat16' ? ['zero.master'] : [];
           assert.deepEqual(rep.keys, ['step', 'zero.exp_avg', 'zero.exp_avg_sq', ...master].sort(), 'state keys');
+          assert.equal(rep.lastSkipped, true, `rank ${rep.rank}: one rank's skip did not skip this rank`);
+          assert.equal(rep.movedBySkip, 0, `rank ${rep.rank}: a skipped step moved the weights`);
         } else {
           // DDP: 64 KiB buckets; backward produced enough gradients to start some before it ended
           assert.ok(rep.buckets > 3, `rank ${rep.rank}: ${rep.buckets} buckets`);

@@ -9,9 +9,11 @@ import { readDistEnv } from '../../../src/dist/env';
 import { initProcessGroup } from '../../../src/dist/process_group';
 import { Model, nextTokenLabels, packSequences, tinyConfig } from '../../../src/index';
 import type { ModelDtype } from '../../../src/model/model';
-import type { Tensor } from '../../../src/native/types';
+import type { Tensor as TensorHandle } from '../../../src/native/types';
+import { loadAddon } from '../../../src/native/loader';
 
 const env = readDistEnv();
+const { Tensor } = loadAddon();
 const dtype = (process.env.DTYPE ?? 'float32') as ModelDtype;
 const stage = Number(process.env.STAGE ?? '1') as 0 | 1 | 2;
 const BUCKET_BYTES = 64 * 1024;
@@ -35,7 +37,7 @@ function labelled(b: { labels: Int32Array }): number {
   return b.labels.filter((l) => l >= 0).length;
 }
 
-function maxDiff(a: Record<string, Tensor>, b: Record<string, Tensor>): number {
+function maxDiff(a: Record<string, TensorHandle>, b: Record<string, TensorHandle>): number {
   let d = 0;
   for (const [name, t] of Object.entries(a)) {
     const x = t.toArray() as Float32Array;
@@ -86,7 +88,36 @@ async function main(): Promise<void> {
   }
   const vsReference = maxDiff(sharded.parameters(), reference.parameters());
   const vsResumed = maxDiff(sharded.parameters(), (resumed as Model).parameters());
-  console.log(JSON.stringify({ rank: env.rank, vsReference, vsResumed, norms, keys, buckets, overlapped }));
+  // One more step that only the last rank asks to skip: every rank must skip it (no rank may wait
+  // alone in a collective) and no weight may move.
+  let lastSkipped: boolean | undefined;
+  let movedBySkip: number | undefined;
+  if (stage > 0) {
+    // parameters() are live views: keep copies of the values
+    const before = Object.fromEntries(
+      Object.entries(sharded.parameters()).map(([k, t]) => [
+        k,
+        new Tensor(t.toArray(), t.shape, { copy: true, dtype: t.dtype }),
+      ]),
+    );
+    const mine = batchOf(env.rank, 9);
+    await sharded.backwardSft(mine, { labels: mine.labels });
+    lastSkipped = (await sharded.optimizerStep({ ...step, skip: env.rank === W - 1 })).skipped;
+    movedBySkip = maxDiff(sharded.parameters(), before);
+  }
+  console.log(
+    JSON.stringify({
+      rank: env.rank,
+      vsReference,
+      vsResumed,
+      norms,
+      keys,
+      buckets,
+      overlapped,
+      lastSkipped,
+      movedBySkip,
+    }),
+  );
   await group.barrier();
   group.close();
 }
