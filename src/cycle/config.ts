@@ -3,6 +3,7 @@
 // error naming the key, before any work starts).
 
 /** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
+import type { ResolvedGrpoOptions } from '../train/grpo_options';
 export interface CycleConfig {
   out: string;
   rounds: number;
@@ -82,7 +83,28 @@ export interface CycleConfig {
     promptsPerStep: number;
     temperature: number;
     selfConsistency: boolean;
-  };
+  } & Partial<
+    Pick<
+      ResolvedGrpoOptions,
+      | 'beta'
+      | 'kl'
+      | 'lossType'
+      | 'epsLow'
+      | 'epsHigh'
+      | 'oldLogp'
+      | 'importanceSamplingLevel'
+      | 'delta'
+      | 'policyLoss'
+      | 'maskTruncatedCompletions'
+      | 'overlongBuffer'
+      | 'overlongPenaltyFactor'
+      | 'klInReward'
+      | 'entropyCoef'
+      | 'entropyTopQuantile'
+      | 'tisCap'
+      | 'maxSkippedSteps'
+    >
+  >;
   eval: { maxNewTokens: number };
   tokenBudget: number;
 }
@@ -167,6 +189,8 @@ export function instructCycleConfig(out = 'medgr2-cycle'): CycleConfig {
 /** Settings that must be whole numbers (the rest of the numeric ones may be fractions). */
 const WHOLE_NUMBERS = new Set([
   'rounds',
+  'overlongBuffer',
+  'maxSkippedSteps',
   'seed',
   'seedImages',
   'poolImages',
@@ -193,6 +217,11 @@ const CHOICES: Record<string, readonly string[]> = {
   dtype: CYCLE_DTYPES,
   generatorPrompt: GENERATOR_PROMPT_STYLES,
   answerFormat: ANSWER_FORMATS,
+  'grpo.kl': ['k1', 'k2', 'k3'],
+  'grpo.lossType': ['grpo', 'bnpo', 'dr_grpo', 'dapo'],
+  'grpo.oldLogp': ['rollout', 'recompute'],
+  'grpo.importanceSamplingLevel': ['token', 'sequence'],
+  'grpo.policyLoss': ['clip', 'cispo'],
 };
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
@@ -209,6 +238,24 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   'warmup.describePool': 'boolean',
   'select.threshold': 'number',
   'select.topK': 'number',
+  // the GRPO stage's trainer options beyond the defaults above (src/train/grpo_options.ts)
+  'grpo.beta': 'number',
+  'grpo.kl': 'string',
+  'grpo.lossType': 'string',
+  'grpo.epsLow': 'number',
+  'grpo.epsHigh': 'number',
+  'grpo.oldLogp': 'string',
+  'grpo.importanceSamplingLevel': 'string',
+  'grpo.delta': 'number',
+  'grpo.policyLoss': 'string',
+  'grpo.maskTruncatedCompletions': 'boolean',
+  'grpo.overlongBuffer': 'number',
+  'grpo.overlongPenaltyFactor': 'number',
+  'grpo.klInReward': 'number',
+  'grpo.entropyCoef': 'number',
+  'grpo.entropyTopQuantile': 'number',
+  'grpo.tisCap': 'number',
+  'grpo.maxSkippedSteps': 'number',
 };
 
 /** camelCase of a camelCase, kebab-case or snake_case key (as the sft/grpo config files allow). */

@@ -27,6 +27,12 @@ export interface TrainingMicroBatch {
   refLogp?: Float32Array;
   /** [S] one per sequence. */
   advantages: Float32Array;
+  /** [S] each sequence's completion, as g * groupSize + k of the groups passed in. */
+  completions: number[];
+  /** [N] the rollout's log-probs when oldLogp holds recomputed ones (truncated IS, mismatch). */
+  rolloutLogp?: Float32Array;
+  /** [N] truncated importance-sampling weights of the policy term (tisCap). */
+  isWeights?: Float32Array;
   /** Label tokens in this micro-batch. */
   tokens: number;
 }
@@ -41,7 +47,7 @@ export function trainingMicroBatches(
   tokenBudget: number,
   include: (g: number, k: number) => boolean = () => true,
 ): TrainingMicroBatch[] {
-  const seqs: { sample: PackSample; old: Float32Array; adv: number }[] = [];
+  const seqs: { sample: PackSample; old: Float32Array; adv: number; completion: number }[] = [];
   groups.forEach((grp, g) => {
     const P = grp.encoded.ids.length;
     grp.tokens.forEach((t, k) => {
@@ -57,6 +63,7 @@ export function trainingMicroBatches(
         sample: { ids, targetMask, images: grp.encoded.images },
         old,
         adv: advantages[g * grp.tokens.length + k],
+        completion: g * grp.tokens.length + k,
       });
     });
   });
@@ -78,7 +85,14 @@ export function trainingMicroBatches(
     }
     let tokens = 0;
     for (const l of labels) if (l >= 0) tokens++;
-    out.push({ batch, labels, oldLogp, advantages: Float32Array.from(cur, (i) => seqs[i].adv), tokens });
+    out.push({
+      batch,
+      labels,
+      oldLogp,
+      advantages: Float32Array.from(cur, (i) => seqs[i].adv),
+      completions: cur.map((i) => seqs[i].completion),
+      tokens,
+    });
     cur = [];
     used = 0;
   };

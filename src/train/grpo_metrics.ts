@@ -25,6 +25,19 @@ export interface GrpoStepMetrics {
   /** Mean ratio on the first iteration (1 up to generation/training numerics). */
   ratio: number;
   entropy: number;
+  /** Sequences whose sequence ratio exp(mean log-ratio) was clipped (docs/GRPO.md). */
+  seqClipLow: number;
+  seqClipHigh: number;
+  /** Mean |logp - oldLogp| over the trained tokens (all iterations). */
+  logRatioAbs: number;
+  /** Entropy of the tokens that got policy gradient (entropyTopQuantile), and their share. */
+  entropyKept: { mean: number; fraction: number };
+  /** Rollout vs trainer log-probs of the first micro-batch before the update (grpo_logprob_passes.ts). */
+  mismatch: { maxAbs: number; meanAbs: number; kl: number };
+  /** Mean summed KL per completion taken from the rewards (klInReward); NaN when off. */
+  klInReward: number;
+  /** Updates skipped for a non-finite loss or gradient norm: this step, and in the whole run. */
+  skipped: { step: number; total: number };
   completionLength: { mean: number; max: number; truncatedFraction: number };
   groups: { kept: number; dropped: number; degenerate: number; samplingRounds: number; underfilled: number };
   /** Completion tokens of the kept groups (dapo's N) and those trained on. */
@@ -35,6 +48,7 @@ export interface GrpoStepMetrics {
     reward: number;
     logprobRef: number;
     logprobOld: number;
+    logprobCheck: number;
     lossBackward: number;
     optimizer: number;
     total: number;
@@ -66,6 +80,16 @@ export function flattenMetrics(m: GrpoStepMetrics): Record<string, number> {
     'train/clip_high': m.clipHigh,
     'train/ratio': m.ratio,
     'train/entropy': m.entropy,
+    'train/seq_clip_low': m.seqClipLow,
+    'train/seq_clip_high': m.seqClipHigh,
+    'train/log_ratio_abs': m.logRatioAbs,
+    'train/entropy_kept': m.entropyKept.mean,
+    'train/entropy_kept_fraction': m.entropyKept.fraction,
+    'train/kl_in_reward': m.klInReward,
+    'train/skipped_steps': m.skipped.total,
+    'mismatch/max_abs_logp': m.mismatch.maxAbs,
+    'mismatch/mean_abs_logp': m.mismatch.meanAbs,
+    'mismatch/kl': m.mismatch.kl,
   };
   for (const [name, v] of Object.entries(m.rewards)) {
     out[`reward/${name}`] = v.mean;

@@ -54,6 +54,31 @@ export const GRPO_DEFAULTS = {
   maxSamplingRounds: 4,
   /** 'rollout': the generation's log-probs are the old ones; 'recompute': one extra forward pass. */
   oldLogp: 'rollout' as 'rollout' | 'recompute',
+  /** The loss's variants (docs/GRPO.md): GSPO's sequence-level ratio, two-sided clipping (0: off), CISPO. */
+  importanceSamplingLevel: 'token' as 'token' | 'sequence',
+  delta: 0,
+  policyLoss: 'clip' as 'clip' | 'cispo',
+  /** DAPO's overlong filtering: a completion cut by maxNewTokens (no stop token) gets no loss. */
+  maskTruncatedCompletions: false,
+  /** DAPO's soft overlong penalty over the last overlongBuffer tokens before maxNewTokens (0: off), a
+   *  reward term named 'overlong' weighted by overlongPenaltyFactor. */
+  overlongBuffer: 0,
+  overlongPenaltyFactor: 1,
+  /** verl's use_kl_in_reward: each completion's reward loses klInReward x its summed KL to the
+   *  reference (estimator `kl`) before the advantages; 0: off. Loads the reference like beta > 0. */
+  klInReward: 0,
+  /** Entropy bonus: the loss gains -entropyCoef x the weighted mean entropy. */
+  entropyCoef: 0,
+  /** Only the completion tokens whose entropy is in the top q of each micro-batch get policy gradient
+   *  ("80/20"); 1: all. */
+  entropyTopQuantile: 1,
+  /** Truncated importance sampling: the policy term of each token is weighted by
+   *  min(exp(recomputed old - rollout log-prob), tisCap); needs oldLogp 'recompute'; 0: off. */
+  tisCap: 0,
+  /** Consecutive updates skipped for a non-finite loss or gradient norm that stop the run. */
+  maxSkippedSteps: 3,
+  /** A warning (zero reward variance, truncation, clipping) is repeated at most once per this many steps. */
+  warnEvery: 10,
   /** A checkpoint every N steps and at the end (needs `out`); 0: only at the end. */
   saveEvery: 0,
   /** Checkpoints kept (newest); 0: all. */
@@ -61,7 +86,23 @@ export const GRPO_DEFAULTS = {
 };
 
 /** Options that may change between a run and its resume (they do not change what is computed). */
-export const RESUMABLE_CHANGES = new Set<string>(['saveEvery', 'keepLast']);
+export const RESUMABLE_CHANGES = new Set<string>(['saveEvery', 'keepLast', 'maxSkippedSteps', 'warnEvery']);
+
+/** Options added after checkpoints were first written: at these values a fingerprint leaves them
+ *  out, so a checkpoint from before them still resumes. */
+export const FINGERPRINT_DEFAULTS: Partial<Record<string, unknown>> = {
+  repetitionPenalty: 1,
+  importanceSamplingLevel: 'token',
+  delta: 0,
+  policyLoss: 'clip',
+  maskTruncatedCompletions: false,
+  overlongBuffer: 0,
+  overlongPenaltyFactor: 1,
+  klInReward: 0,
+  entropyCoef: 0,
+  entropyTopQuantile: 1,
+  tisCap: 0,
+};
 
 export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   tokenizer: TextTokenizer;
@@ -104,7 +145,7 @@ export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): Resolved
   ] as const;
   for (const k of positiveInt)
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
-  for (const k of ['saveEvery', 'keepLast', 'warmupSteps', 'topK'] as const) {
+  for (const k of ['saveEvery', 'keepLast', 'warmupSteps', 'topK', 'overlongBuffer'] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 0) throw new Error(`grpo: ${k} must be a whole number >= 0, got ${o[k]}`);
   }
   if (o.groupSize < 2)
@@ -128,5 +169,47 @@ export function resolveGrpoOptions(opts: Partial<ResolvedGrpoOptions>): Resolved
   if (!['k1', 'k2', 'k3'].includes(o.kl)) throw new Error(`grpo: kl must be k1, k2 or k3, got ${o.kl}`);
   if (!['rollout', 'recompute'].includes(o.oldLogp))
     throw new Error(`grpo: oldLogp must be rollout or recompute, got ${o.oldLogp}`);
+  checkLossVariants(o);
+  checkLengths(o);
   return o;
+}
+
+function checkLossVariants(o: ResolvedGrpoOptions): void {
+  if (!['token', 'sequence'].includes(o.importanceSamplingLevel))
+    throw new Error(`grpo: importanceSamplingLevel must be token or sequence, got ${o.importanceSamplingLevel}`);
+  if (!['clip', 'cispo'].includes(o.policyLoss))
+    throw new Error(`grpo: policyLoss must be clip or cispo, got ${o.policyLoss}`);
+  if (o.delta !== 0) {
+    if (!(o.delta > 1 + o.epsHigh))
+      throw new Error(`grpo: delta must be > 1 + epsHigh = ${1 + o.epsHigh} (0: off), got ${o.delta}`);
+    if (o.policyLoss !== 'clip') throw new Error(`grpo: delta applies to policyLoss clip only, got ${o.policyLoss}`);
+  }
+  for (const k of ['klInReward', 'tisCap', 'overlongPenaltyFactor'] as const)
+    if (!(o[k] >= 0 && Number.isFinite(o[k]))) throw new Error(`grpo: ${k} must be a finite number >= 0, got ${o[k]}`);
+  if (!Number.isFinite(o.entropyCoef))
+    throw new Error(`grpo: entropyCoef must be a finite number, got ${o.entropyCoef}`);
+  if (!(o.entropyTopQuantile > 0 && o.entropyTopQuantile <= 1))
+    throw new Error(`grpo: entropyTopQuantile must be in (0, 1] (1: every token), got ${o.entropyTopQuantile}`);
+  if (o.tisCap > 0 && o.tisCap < 1)
+    throw new Error(
+      `grpo: tisCap must be >= 1 (a cap below 1 down-weights every on-policy token) or 0, got ${o.tisCap}`,
+    );
+  if (o.tisCap > 0 && o.oldLogp !== 'recompute')
+    throw new Error(
+      "grpo: tisCap corrects the rollout's log-probs by the trainer's: it needs oldLogp 'recompute' (got oldLogp 'rollout')",
+    );
+  for (const k of ['maxSkippedSteps', 'warnEvery'] as const)
+    if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`grpo: ${k} must be a whole number >= 1, got ${o[k]}`);
+}
+
+/** Lengths that leave room for a completion, checked before any work. */
+function checkLengths(o: ResolvedGrpoOptions): void {
+  if (o.overlongBuffer >= o.maxNewTokens)
+    throw new Error(
+      `grpo: overlongBuffer (${o.overlongBuffer}) must be < maxNewTokens (${o.maxNewTokens}): the penalty ramps over the last overlongBuffer tokens`,
+    );
+  if (o.tokenBudget <= o.maxNewTokens)
+    throw new Error(
+      `grpo: tokenBudget (${o.tokenBudget}) must exceed maxNewTokens (${o.maxNewTokens}): a micro-batch holds a prompt and its whole completion`,
+    );
 }

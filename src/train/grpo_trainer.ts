@@ -50,7 +50,12 @@ import { scoresOf, shareScores, type GroupScores } from './grpo_scores';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
-import { RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
+import { FINGERPRINT_DEFAULTS, RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
+import { NonFiniteGuard, lossIsUsable } from './nonfinite_guard';
+import { OVERLONG_TERM, overlongPenalty } from './overlong';
+import { truncatedIsWeights } from './grpo_logprob_terms';
+import { completionKl, rolloutMismatch } from './grpo_logprob_passes';
+import { StepWarnings } from './grpo_warnings';
 import {
   PromptSampler,
   isDegenerate,
@@ -70,6 +75,8 @@ export interface GrpoHooks {
   onResume?(dir: string, step: number): void | Promise<void>;
   /** Every step's kept groups (completions, rewards), e.g. to write rollouts to disk. */
   onRollouts?(step: number, groups: readonly RolloutGroup[]): void | Promise<void>;
+  /** A warning line (zero reward variance, truncation, clipping, skipped updates); default stderr. */
+  onWarning?(line: string): void;
 }
 
 /** The Model dtype of a native dtype name ("Float", "BFloat16", ... as torch prints them). */
@@ -164,19 +171,29 @@ export async function trainGrpo(
   for (const [k, v] of Object.entries(o)) {
     if (RESUMABLE_CHANGES.has(k)) continue;
     if (k === 'steps' && o.schedule === 'constant') continue; // the lr does not depend on the run's length
-    if (k === 'repetitionPenalty' && v === 1) continue; // off: checkpoints from before the option still resume
+    // Off (at the values before the option existed): checkpoints from before it still resume.
+    if (k in FINGERPRINT_DEFAULTS && FINGERPRINT_DEFAULTS[k] === v) continue;
     fingerprint[k] = v as string | number | boolean;
   }
 
   // Every rank starts from rank 0's weights (the ranks only ever exchange gradients after this).
   if (dist) await policy.broadcastParameters(dist, 0);
-  // The reference is the policy as given (before a checkpoint's weights replace it).
-  const ref = o.beta > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  // The reference is the policy as given (before a checkpoint's weights replace it); KL in the loss
+  // (beta) and KL in the reward (klInReward) both need it.
+  const ref = o.beta > 0 || o.klInReward > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  const termNames = [...rewardFns.map((r) => r.name), ...(o.overlongBuffer > 0 ? [OVERLONG_TERM] : [])];
+  const warn = (line: string): void => {
+    if (!isMain) return;
+    if (hooks.onWarning) hooks.onWarning(line);
+    else process.stderr.write(line + '\n');
+  };
+  const warnings = new StepWarnings(o.warnEvery, warn);
   // Sharded before the resume: the checkpoint's slices load into the sharded optimizer.
   if (zero > 0) policy.shardOptimizer(dist as ProcessGroup, { stage: zero as 1 | 2 });
   if (dist && showProgress)
     process.stderr.write(`grpo: ${describeMemoryPerRank(memoryPlanOf(policy.info, worldSize, zero))}\n`);
   let startStep = 0;
+  let skippedBefore = 0;
   let tokensSeen = 0;
   let samplesSeen = 0;
   const all: GrpoStepMetrics[] = [];
@@ -195,8 +212,16 @@ export async function trainGrpo(
       );
       sampler.restore({ epoch: state.epoch, pos: state.batchIndex });
       ({ step: startStep, tokensSeen, samplesSeen } = state);
+      skippedBefore = Number((state.extra as { skippedSteps?: number } | undefined)?.skippedSteps ?? 0);
       await hooks.onResume?.(dir, startStep);
     }
+    const guard = new NonFiniteGuard({
+      trainer: 'grpo',
+      maxConsecutive: o.maxSkippedSteps,
+      skippedBefore,
+      warn,
+      hint: 'lower --lr, or check the rewards and the data (--max-skipped-steps sets how many skips in a row stop a run)',
+    });
     metrics =
       out && isMain
         ? new MetricsLogger(out, { resumeStep: resume !== undefined && resume !== false ? startStep : undefined })
@@ -230,7 +255,7 @@ export async function trainGrpo(
         samplesSeen,
         fingerprint,
         metrics: Object.fromEntries(Object.entries(lastFlat).filter(([, v]) => Number.isFinite(v))),
-        extra: { schedule: o.schedule, numIterations: o.numIterations },
+        extra: { schedule: o.schedule, numIterations: o.numIterations, skippedSteps: guard.skippedSteps },
         savedAt: new Date().toISOString(),
       };
       metrics?.flush();
@@ -239,7 +264,16 @@ export async function trainGrpo(
     let optStep = startStep * o.numIterations;
     for (let step = startStep + 1; step <= o.steps; step++) {
       const t0 = performance.now();
-      const time = { rollout: 0, reward: 0, logprobRef: 0, logprobOld: 0, lossBackward: 0, optimizer: 0, total: 0 };
+      const time = {
+        rollout: 0,
+        reward: 0,
+        logprobRef: 0,
+        logprobOld: 0,
+        logprobCheck: 0,
+        lossBackward: 0,
+        optimizer: 0,
+        total: 0,
+      };
       const lap = async <T>(key: keyof typeof time, fn: () => Promise<T>): Promise<T> => {
         const s = performance.now();
         try {
@@ -275,8 +309,14 @@ export async function trainGrpo(
           for (const [i, g] of generated.entries()) {
             const terms: number[][] = [];
             const rewards: number[] = [];
-            for (const text of g.texts) {
+            for (const [k, text] of g.texts.entries()) {
               const sc = await scoreCompletion(rewardFns, text, g.prompt);
+              if (o.overlongBuffer > 0) {
+                // DAPO's soft overlong punishment: a term of its own, on the completion's token count
+                const pen = overlongPenalty(g.tokens[k].length, o.maxNewTokens, o.overlongBuffer);
+                sc.terms.push(pen);
+                sc.total += o.overlongPenaltyFactor * pen;
+              }
               terms.push(sc.terms);
               rewards.push(sc.total);
             }
@@ -284,7 +324,7 @@ export async function trainGrpo(
           }
         });
         const localScores = new Map([...local].map(([j, g]) => [j, scoresOf(g)] as const));
-        const scores = await shareScores(dist, idx.length, localScores, o.groupSize, rewardFns.length);
+        const scores = await shareScores(dist, idx.length, localScores, o.groupSize, termNames.length);
         scores.forEach((sc, j) => {
           allScores.push(sc);
           const flat = isDegenerate(sc.rewards);
@@ -303,38 +343,61 @@ export async function trainGrpo(
       const G = o.groupSize;
       const rewards = new Float32Array(kept.length * G);
       kept.forEach((k, i) => rewards.set(k.scores.rewards, i * G));
+      let klRewardMean = NaN;
+      if (ref && o.klInReward > 0 && kept.length > 0) {
+        // verl's use_kl_in_reward: each completion's reward loses klInReward x its summed KL between
+        // the rollout's log-probs and the reference's, before the advantages see it.
+        const klSums = await lap('logprobRef', () => completionKl(ref, kept, G, o, dist));
+        klSums.forEach((v, i) => (rewards[i] -= o.klInReward * v));
+        klRewardMean = klSums.reduce((a, b) => a + b, 0) / Math.max(klSums.length, 1);
+      }
       const advantages =
         kept.length > 0
           ? grpo.advantages(rewards, G, { scale: o.advantageScale, eps: o.advantageEps })
           : new Float32Array(0);
+      // DAPO's overlong filtering: a truncated completion takes no part in the loss, its denominators
+      // included (as if the token mean were over the completions that finished).
+      const masked = (sc: GroupScores, c: number): boolean => o.maskTruncatedCompletions && sc.truncated[c];
       let completionTokens = 0;
-      for (const k of kept) for (const n of k.scores.lengths) completionTokens += n;
-      const include = (g: number, k: number): boolean => o.beta > 0 || advantages[g * G + k] !== 0;
+      let lossTokens = 0;
+      let lossSequences = 0;
+      for (const k of kept)
+        k.scores.lengths.forEach((n, c) => {
+          completionTokens += n;
+          if (masked(k.scores, c)) return;
+          lossTokens += n;
+          lossSequences++;
+        });
+      const include = (g: number, k: number): boolean =>
+        !masked(kept[g].scores, k) && (o.beta > 0 || advantages[g * G + k] !== 0);
       // Whether any rank has a sequence to train on (then every rank takes part in the update).
       const anyToTrain = kept.some((k, g) => k.scores.lengths.some((n, c) => n > 0 && include(g, c)));
       const localKept: RolloutGroup[] = [];
+      const localGlobal: number[] = []; // local group index -> kept index
       const localAdvantages: number[] = [];
       kept.forEach((k, g) => {
         if (!k.local) return;
         localKept.push(k.local);
+        localGlobal.push(g);
         localAdvantages.push(...advantages.subarray(g * G, (g + 1) * G));
       });
       const localAdv = Float32Array.from(localAdvantages);
-      const mbs = trainingMicroBatches(
-        localKept,
-        localAdv,
-        o.tokenBudget,
-        (g, k) => o.beta > 0 || localAdv[g * G + k] !== 0,
-      );
+      const mbs = trainingMicroBatches(localKept, localAdv, o.tokenBudget, (g, k) => include(localGlobal[g], k));
       let trainedTokens = mbs.reduce((a, m) => a + m.tokens, 0);
       tokensSeen += completionTokens;
 
       if (o.oldLogp === 'recompute') {
         await lap('logprobOld', async () => {
-          for (const mb of mbs)
+          for (const mb of mbs) {
+            mb.rolloutLogp = mb.oldLogp;
             mb.oldLogp = (await policy.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;
+            if (o.tisCap > 0) mb.isWeights = truncatedIsWeights(mb.oldLogp, mb.rolloutLogp, mb.labels, o.tisCap);
+          }
         });
       }
+      // Rollout/trainer identity, every step: the first micro-batch's rollout log-probs against the
+      // trainer's own recomputation before any update (the recompute above, or one forward here).
+      const mismatch = await lap('logprobCheck', () => rolloutMismatch(policy, mbs[0], o.temperature, dist));
       if (ref) {
         await lap('logprobRef', async () => {
           for (const mb of mbs)
@@ -345,8 +408,23 @@ export async function trainGrpo(
       // ---- updates ----
       let lossSum = 0;
       let gradNorm = NaN;
+      let skippedNow = 0;
       let lr = lrAt(optStep, schedule);
-      const acc = { kl: 0, clipLow: 0, clipHigh: 0, entropy: 0, tokens: 0, ratio: 0, ratioTokens: 0 };
+      const acc = {
+        kl: 0,
+        clipLow: 0,
+        clipHigh: 0,
+        entropy: 0,
+        tokens: 0,
+        ratio: 0,
+        ratioTokens: 0,
+        seqClipLow: 0,
+        seqClipHigh: 0,
+        sequences: 0,
+        logRatioAbs: 0,
+        entropyKept: 0,
+        keptTokens: 0,
+      };
       for (let it = 0; it < o.numIterations; it++) {
         lr = lrAt(optStep, schedule);
         if (!anyToTrain) {
@@ -356,6 +434,7 @@ export async function trainGrpo(
         // Data parallel: the last backward sums the gradients over the ranks while it runs (a rank with
         // no micro-batch takes part through allReduceGradients); under ZeRO the optimizer step does.
         const ddp = dist && zero === 0 ? dist : undefined;
+        let iterLoss = 0;
         await lap('lossBackward', async () => {
           for (const [m, mb] of mbs.entries()) {
             const reduce = ddp && m === mbs.length - 1 ? { dist: ddp } : undefined;
@@ -371,15 +450,29 @@ export async function trainGrpo(
                 epsHigh: o.epsHigh,
                 beta: o.beta,
                 kl: o.kl,
-                numItemsInBatch: completionTokens,
+                importanceSamplingLevel: o.importanceSamplingLevel,
+                delta: o.delta > 0 ? o.delta : undefined,
+                policyLoss: o.policyLoss,
+                isWeights: mb.isWeights,
+                entropyCoef: o.entropyCoef,
+                entropyTopQuantile: o.entropyTopQuantile,
+                numItemsInBatch: Math.max(lossTokens, 1),
                 maxCompletionLength: o.maxNewTokens,
-                lossScale: microBatchShare(o.lossType, mb, kept.length * G, completionTokens),
+                lossScale: microBatchShare(o.lossType, mb, lossSequences, lossTokens),
                 temperature: o.temperature,
               },
               reduce,
             );
-            lossSum += rep.loss;
+            iterLoss += rep.loss;
             const n = rep.stats?.activeTokens ?? rep.tokens;
+            const seqs = mb.advantages.length;
+            acc.seqClipLow += (rep.stats?.seqClipLowFraction ?? 0) * seqs;
+            acc.seqClipHigh += (rep.stats?.seqClipHighFraction ?? 0) * seqs;
+            acc.sequences += seqs;
+            acc.logRatioAbs += (rep.stats?.logRatioAbsMean ?? 0) * n;
+            const kept = n * (rep.stats?.entropyKeptFraction ?? 1);
+            acc.entropyKept += (rep.stats?.entropyKeptMean ?? rep.entropyMean) * kept;
+            acc.keptTokens += kept;
             acc.kl += (rep.stats?.klMean ?? 0) * n;
             acc.clipLow += (rep.stats?.clipLowFraction ?? 0) * n;
             acc.clipHigh += (rep.stats?.clipHighFraction ?? 0) * n;
@@ -391,6 +484,9 @@ export async function trainGrpo(
             }
           }
         });
+        // A non-finite loss anywhere skips the update on every rank (summed, NaN reaches them all).
+        if (dist) iterLoss = (await allReduceNumbers(dist, [iterLoss]))[0];
+        lossSum += iterLoss;
         const res = await lap('optimizer', async () => {
           if (ddp && mbs.length === 0) await policy.allReduceGradients(ddp);
           return policy.optimizerStep({
@@ -399,10 +495,12 @@ export async function trainGrpo(
             beta2: o.adamBeta2,
             weightDecay: o.weightDecay,
             maxGradNorm: o.maxGradNorm,
+            skip: !lossIsUsable(iterLoss),
           });
         });
         gradNorm = res.gradNorm;
         optStep++;
+        if (guard.record({ step, loss: iterLoss, gradNorm: res.gradNorm, skipped: res.skipped })) skippedNow++;
       }
 
       // ---- metrics ----
@@ -411,22 +509,14 @@ export async function trainGrpo(
       if (dist) {
         // The loss statistics are sums over this rank's tokens: summed over the ranks, rank 0 logs
         // the global means.
-        const sums = await allReduceNumbers(dist, [
-          lossSum,
-          acc.kl,
-          acc.clipLow,
-          acc.clipHigh,
-          acc.entropy,
-          acc.tokens,
-          acc.ratio,
-          acc.ratioTokens,
-          trainedTokens,
-        ]);
-        [lossSum, acc.kl, acc.clipLow, acc.clipHigh, acc.entropy, acc.tokens, acc.ratio, acc.ratioTokens] = sums;
-        trainedTokens = sums[8];
+        // (lossSum is already global: each iteration's loss was summed over the ranks above.)
+        const keys = Object.keys(acc) as (keyof typeof acc)[];
+        const sums = await allReduceNumbers(dist, [...keys.map((k) => acc[k]), trainedTokens]);
+        keys.forEach((k, i) => (acc[k] = sums[i]));
+        trainedTokens = sums[keys.length];
       }
       const byTerm: Record<string, MeanStd> = {};
-      rewardFns.forEach((r, j) => (byTerm[r.name] = meanStd(allScores.flatMap((g) => g.terms.map((t) => t[j])))));
+      termNames.forEach((name, j) => (byTerm[name] = meanStd(allScores.flatMap((g) => g.terms.map((t) => t[j])))));
       const lengths = allScores.flatMap((g) => g.lengths);
       const truncated = allScores.flatMap((g) => g.truncated).filter(Boolean).length;
       const accs = allScores.flatMap((g) => g.accuracy);
@@ -447,6 +537,16 @@ export async function trainGrpo(
         clipHigh: per(acc.clipHigh, acc.tokens),
         ratio: acc.ratioTokens > 0 ? acc.ratio / acc.ratioTokens : NaN,
         entropy: acc.tokens > 0 ? acc.entropy / acc.tokens : NaN,
+        seqClipLow: per(acc.seqClipLow, acc.sequences),
+        seqClipHigh: per(acc.seqClipHigh, acc.sequences),
+        logRatioAbs: per(acc.logRatioAbs, acc.tokens),
+        entropyKept: {
+          mean: acc.keptTokens > 0 ? acc.entropyKept / acc.keptTokens : NaN,
+          fraction: per(acc.keptTokens, acc.tokens),
+        },
+        mismatch,
+        klInReward: klRewardMean,
+        skipped: { step: skippedNow, total: guard.skippedSteps },
         completionLength: {
           mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : 0,
           max: lengths.length ? Math.max(...lengths) : 0,
@@ -462,6 +562,12 @@ export async function trainGrpo(
         tokens: { completion: completionTokens, trained: trainedTokens },
         time,
       };
+      warnings.check(step, {
+        degenerateGroups: degenerate,
+        groups: allScores.length,
+        truncatedFraction: m.completionLength.truncatedFraction,
+        clipFraction: m.clipLow + m.clipHigh,
+      });
       all.push(m);
       lastFlat = flattenMetrics(m);
       metrics?.log(step, lastFlat);
