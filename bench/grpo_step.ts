@@ -1,6 +1,8 @@
 // Wall-time split of one GRPO step (src/train/grpo_trainer.ts): rollout (image processing + generation),
-// reward, reference log-probs, old log-probs (recomputed here so it is measured), loss + backward,
-// optimizer. Median over the timed steps after one warm-up step.
+// reward, reference log-probs, old log-probs (recomputed here so it is measured), the rollout/trainer
+// check, loss + backward, optimizer. Median over the timed steps after one warm-up step. Run twice:
+// every token trained, and the top-20 % entropy mask (entropyTopQuantile 0.2), for the mask's cost;
+// then the rollout/trainer mismatch each run measured.
 //
 //   node dist/bench/grpo_step.js                  tiny Qwen2-VL on CPU (MedSynth 56 px images)
 //   node dist/bench/grpo_step.js --shape 3b       a Qwen2.5-VL-3B-shaped random model (bfloat16 on
@@ -106,47 +108,83 @@ export async function run(argv: string[] = []): Promise<Row[]> {
     const model = await Model.create(cfg, { seed: 1, device, dtype });
     if (big) model.setRecomputeActivations(true);
     const noise: Reward = { name: 'noise', weight: 1, fn: (c) => (hashString(c) % 1000) / 1000 };
-    const metrics: GrpoStepMetrics[] = await trainGrpo(model, prompts, [noise], {
-      tokenizer: tok,
-      images: { imageRoot: dir },
-      steps: steps + 1,
-      promptsPerStep: P,
-      groupSize: G,
-      maxNewTokens: T,
-      temperature: 1,
-      lr: 1e-6,
-      beta: 0.04,
-      oldLogp: 'recompute',
-      numIterations: 1,
-      tokenBudget: big ? 16384 : 8192,
-      seed: 1,
-      progress: false,
-    });
-    await model.dispose();
-    const timed = metrics.slice(1);
-    const phases = ['rollout', 'reward', 'logprobRef', 'logprobOld', 'lossBackward', 'optimizer', 'total'] as const;
-    const total = median(timed.map((m) => m.time.total));
-    const tokens = median(timed.map((m) => m.tokens.completion));
-    const rows: Row[] = phases.map((p) => {
-      const s = median(timed.map((m) => m.time[p]));
-      return {
-        bench: 'grpo_step',
-        shape,
-        device,
-        dtype,
-        prompts: P,
-        group: G,
-        max_new: T,
-        phase: p,
-        ms: s * 1000,
-        share: p === 'total' ? 1 : s / total,
-        'completion tok/s': p === 'total' ? tokens / total : p === 'rollout' ? tokens / s : '',
-      };
-    });
+    const runOnce = async (entropyTopQuantile: number): Promise<GrpoStepMetrics[]> => {
+      const model = await Model.create(cfg, { seed: 1, device, dtype });
+      if (big) model.setRecomputeActivations(true);
+      try {
+        return await trainGrpo(model, prompts, [noise], {
+          tokenizer: tok,
+          images: { imageRoot: dir },
+          steps: steps + 1,
+          promptsPerStep: P,
+          groupSize: G,
+          maxNewTokens: T,
+          temperature: 1,
+          lr: 1e-6,
+          beta: 0.04,
+          oldLogp: 'recompute',
+          numIterations: 1,
+          tokenBudget: big ? 16384 : 8192,
+          entropyTopQuantile,
+          seed: 1,
+          progress: false,
+        });
+      } finally {
+        await model.dispose();
+      }
+    };
+    const phases = [
+      'rollout',
+      'reward',
+      'logprobRef',
+      'logprobOld',
+      'logprobCheck',
+      'lossBackward',
+      'optimizer',
+      'total',
+    ] as const;
+    const rows: Row[] = [];
+    const mismatchRows: Row[] = [];
+    const lossBackward: Record<string, number> = {};
+    for (const [variant, q] of [
+      ['all tokens', 1],
+      ['top-20% entropy', 0.2],
+    ] as const) {
+      const timed = (await runOnce(q)).slice(1);
+      const total = median(timed.map((m) => m.time.total));
+      const tokens = median(timed.map((m) => m.tokens.completion));
+      lossBackward[variant] = median(timed.map((m) => m.time.lossBackward));
+      for (const p of phases) {
+        const sec = median(timed.map((m) => m.time[p]));
+        rows.push({
+          bench: 'grpo_step',
+          variant,
+          shape,
+          device,
+          dtype,
+          prompts: P,
+          group: G,
+          max_new: T,
+          phase: p,
+          ms: sec * 1000,
+          share: p === 'total' ? 1 : sec / total,
+          'completion tok/s': p === 'total' ? tokens / total : p === 'rollout' ? tokens / sec : '',
+        });
+      }
+      mismatchRows.push({
+        variant,
+        'max |rollout - trainer|': Math.max(...timed.map((m) => m.mismatch.maxAbs)),
+        'mean |rollout - trainer|': median(timed.map((m) => m.mismatch.meanAbs)),
+        'KL(rollout || trainer)': median(timed.map((m) => m.mismatch.kl)),
+        'kept tokens': median(timed.map((m) => m.entropyKept.fraction)),
+        'loss+backward x all': lossBackward[variant] / lossBackward['all tokens'],
+      });
+    }
     printTable(
-      `grpo_step: ${shape} on ${device} (${dtype}), ${P} prompts x ${G} rollouts x ${T} new tokens, beta 0.04, old log-probs recomputed; median of ${timed.length} steps`,
+      `grpo_step: ${shape} on ${device} (${dtype}), ${P} prompts x ${G} rollouts x ${T} new tokens, beta 0.04, old log-probs recomputed; median of ${steps} steps`,
       rows,
     );
+    printTable('grpo_step: rollout/trainer mismatch of the first micro-batch, and the entropy mask', mismatchRows);
     appendCsv('grpo_step', rows);
     return rows;
   } finally {
