@@ -88,21 +88,21 @@ export const GRPO_DEFAULTS = {
 /** Options that may change between a run and its resume (they do not change what is computed). */
 export const RESUMABLE_CHANGES = new Set<string>(['saveEvery', 'keepLast', 'maxSkippedSteps', 'warnEvery']);
 
-/** Options added after checkpoints were first written: at these values a fingerprint leaves them
+/** Options added after checkpoints were first written: at their defaults a fingerprint leaves them
  *  out, so a checkpoint from before them still resumes. */
-export const FINGERPRINT_DEFAULTS: Partial<Record<string, unknown>> = {
-  repetitionPenalty: 1,
-  importanceSamplingLevel: 'token',
-  delta: 0,
-  policyLoss: 'clip',
-  maskTruncatedCompletions: false,
-  overlongBuffer: 0,
-  overlongPenaltyFactor: 1,
-  klInReward: 0,
-  entropyCoef: 0,
-  entropyTopQuantile: 1,
-  tisCap: 0,
-};
+export const LATER_OPTIONS = new Set<string>([
+  'repetitionPenalty',
+  'importanceSamplingLevel',
+  'delta',
+  'policyLoss',
+  'maskTruncatedCompletions',
+  'overlongBuffer',
+  'overlongPenaltyFactor',
+  'klInReward',
+  'entropyCoef',
+  'entropyTopQuantile',
+  'tisCap',
+]);
 
 export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   tokenizer: TextTokenizer;

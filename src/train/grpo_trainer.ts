@@ -50,7 +50,7 @@ import { scoresOf, shareScores, type GroupScores } from './grpo_scores';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
-import { FINGERPRINT_DEFAULTS, RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
+import { GRPO_DEFAULTS, LATER_OPTIONS, RESUMABLE_CHANGES, resolveGrpoOptions, type GrpoOptions } from './grpo_options';
 import { NonFiniteGuard, lossIsUsable } from './nonfinite_guard';
 import { OVERLONG_TERM, overlongPenalty } from './overlong';
 import { truncatedIsWeights } from './grpo_logprob_terms';
@@ -172,7 +172,7 @@ export async function trainGrpo(
     if (RESUMABLE_CHANGES.has(k)) continue;
     if (k === 'steps' && o.schedule === 'constant') continue; // the lr does not depend on the run's length
     // Off (at the values before the option existed): checkpoints from before it still resume.
-    if (k in FINGERPRINT_DEFAULTS && FINGERPRINT_DEFAULTS[k] === v) continue;
+    if (LATER_OPTIONS.has(k) && GRPO_DEFAULTS[k as keyof typeof GRPO_DEFAULTS] === v) continue;
     fingerprint[k] = v as string | number | boolean;
   }
 

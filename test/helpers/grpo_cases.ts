@@ -54,3 +54,34 @@ export function toCase(p: Padded, withOld: boolean, withRef: boolean): ref.LossC
     padded: true,
   };
 }
+
+/** The packed form of padded inputs: each row's active prefix (mask-1 tokens are a prefix in
+ *  makePadded) laid end to end, with its cumulative lengths and a gather of any [B, T] array. */
+export function packedFromPadded(p: Padded): { cu: Int32Array; gather: (a: Float64Array) => Float64Array } {
+  const lens = Array.from({ length: p.B }, (_, b) =>
+    p.mask.subarray(b * p.T, (b + 1) * p.T).reduce((a, m) => a + m, 0),
+  );
+  const cu = new Int32Array(p.B + 1);
+  for (let b = 0; b < p.B; b++) cu[b + 1] = cu[b] + lens[b];
+  const gather = (a: Float64Array): Float64Array => {
+    const out = new Float64Array(cu[p.B]);
+    for (let b = 0; b < p.B; b++) for (let t = 0; t < lens[b]; t++) out[cu[b] + t] = a[b * p.T + t];
+    return out;
+  };
+  return { cu, gather };
+}
+
+/** grpo.loss inputs of the padded case (oldLogp only `withOld`; isWeights when given). */
+export function paddedInputs(p: Padded, withOld: boolean, isWeights?: Float64Array) {
+  return {
+    logp: p.logp,
+    oldLogp: withOld ? p.oldLogp : undefined,
+    refLogp: p.refLogp,
+    advantages: p.advantages,
+    mask: p.mask,
+    entropy: Float32Array.from(p.entropy),
+    isWeights,
+    batch: p.B,
+    seqLen: p.T,
+  };
+}

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { grpo, type LossOptions } from '../../src/ops/grpo_ops';
 import { addon, assertClose, noCuda } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
-import { makePadded, toCase } from '../helpers/grpo_cases';
+import { makePadded, packedFromPadded, paddedInputs, toCase } from '../helpers/grpo_cases';
 
 const lossTypes = ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const;
 const kls = ['k1', 'k2', 'k3'] as const;
@@ -27,19 +27,7 @@ test('reference: every lossType x kl x beta, epsLow != epsHigh, empty rows -- va
           for (const withOld of [true, false]) {
             const opts: LossOptions = { lossType, kl, beta, epsLow, epsHigh };
             const want = ref.loss(toCase(p, withOld, true), opts);
-            const got = grpo.loss(
-              {
-                logp: p.logp,
-                oldLogp: withOld ? p.oldLogp : undefined,
-                refLogp: p.refLogp,
-                advantages: p.advantages,
-                mask: p.mask,
-                entropy: Float32Array.from(p.entropy),
-                batch: p.B,
-                seqLen: p.T,
-              },
-              { ...opts, impl: 'reference' },
-            );
+            const got = grpo.loss(paddedInputs(p, withOld), { ...opts, impl: 'reference' });
             const what = `${lossType} ${kl} beta=${beta} eps=${epsLow}/${epsHigh} old=${withOld}`;
             assertClose([got.loss], [want.loss], { rtol: 1e-12, atol: 1e-14, what });
             assertStats(got.stats as unknown as Record<string, number>, want.stats, 1e-6, what);
@@ -129,17 +117,7 @@ test('fused equals reference on fresh random inputs: odd shapes, f32 and f64, u8
 
 test('packed form equals padded form', () => {
   const p = makePadded(55, 5, 12);
-  // Pack each row's active prefix (mask 1 tokens are a prefix in makePadded).
-  const lens = Array.from({ length: p.B }, (_, b) =>
-    p.mask.subarray(b * p.T, (b + 1) * p.T).reduce((a, m) => a + m, 0),
-  );
-  const cu = new Int32Array(p.B + 1);
-  for (let b = 0; b < p.B; b++) cu[b + 1] = cu[b] + lens[b];
-  const gather = (a: Float64Array): Float64Array => {
-    const out = new Float64Array(cu[p.B]);
-    for (let b = 0; b < p.B; b++) for (let t = 0; t < lens[b]; t++) out[cu[b] + t] = a[b * p.T + t];
-    return out;
-  };
+  const { cu, gather } = packedFromPadded(p);
   for (const lossType of ['grpo', 'bnpo', 'dapo', 'dr_grpo'] as const) {
     const opts: LossOptions = { lossType, beta: 0.02, maxCompletionLength: p.T };
     const padded = grpo.loss(

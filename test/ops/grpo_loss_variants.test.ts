@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { grpo, type LossOptions } from '../../src/ops/grpo_ops';
 import { assertClose, noCuda, rng } from '../helpers/addon';
 import * as ref from '../helpers/grpo_reference';
-import { makePadded, toCase, type Padded } from '../helpers/grpo_cases';
+import { makePadded, packedFromPadded, paddedInputs, toCase, type Padded } from '../helpers/grpo_cases';
 
 const lossTypes = ['grpo', 'bnpo', 'dr_grpo', 'dapo'] as const;
 
@@ -27,20 +27,6 @@ const describe = (o: LossOptions): string =>
 function randomWeights(seed: number, n: number): Float64Array {
   const r = rng(seed);
   return Float64Array.from({ length: n }, () => 2 * r());
-}
-
-function paddedInputs(p: Padded, withOld: boolean, isWeights?: Float64Array) {
-  return {
-    logp: p.logp,
-    oldLogp: withOld ? p.oldLogp : undefined,
-    refLogp: p.refLogp,
-    advantages: p.advantages,
-    mask: p.mask,
-    entropy: Float32Array.from(p.entropy),
-    isWeights,
-    batch: p.B,
-    seqLen: p.T,
-  };
 }
 
 /** Compares the statistics (the entropy mean within f32, as the entropy input is a Float32Array). */
@@ -191,16 +177,7 @@ test('fused equals reference for every variant: odd shapes, f32 and f64, u8 and 
 
 test('packed equals padded at the sequence level; empty completions contribute nothing', () => {
   const p = makePadded(77, 6, 11);
-  const lens = Array.from({ length: p.B }, (_, b) =>
-    p.mask.subarray(b * p.T, (b + 1) * p.T).reduce((a, m) => a + m, 0),
-  );
-  const cu = new Int32Array(p.B + 1);
-  for (let b = 0; b < p.B; b++) cu[b + 1] = cu[b] + lens[b];
-  const gather = (a: Float64Array): Float64Array => {
-    const out = new Float64Array(cu[p.B]);
-    for (let b = 0; b < p.B; b++) for (let t = 0; t < lens[b]; t++) out[cu[b] + t] = a[b * p.T + t];
-    return out;
-  };
+  const { cu, gather } = packedFromPadded(p);
   const isw = randomWeights(3, p.B * p.T);
   for (const v of variants()) {
     const opts: LossOptions = { ...v, lossType: 'grpo', beta: 0.02 };
