@@ -50,6 +50,34 @@ test('unknown keys and wrong types are errors naming the file and the key', () =
   const placed = mergeCycleConfig(d, { device: 'cuda', dtype: 'bfloat16' }, 'run.json');
   assert.equal(placed.device, 'cuda');
   assert.equal(placed.dtype, 'bfloat16');
+  bad({ grpo: { policyLoss: 'ppo' } }, /key "grpo\.policyLoss" expects one of clip, cispo/);
+  bad({ grpo: { overlong_buffer: 2.5 } }, /key "grpo\.overlongBuffer" expects a whole number/);
+});
+
+test("the GRPO stage takes the trainer's options (GSPO, overlong, entropy, KL in the reward, TIS)", () => {
+  const c = mergeCycleConfig(
+    defaultCycleConfig(),
+    {
+      grpo: {
+        importance_sampling_level: 'sequence',
+        'mask-truncated-completions': true,
+        overlongBuffer: 4,
+        klInReward: 0.01,
+        entropyTopQuantile: 0.2,
+        oldLogp: 'recompute',
+        tisCap: 2,
+        maxSkippedSteps: 5,
+      },
+    },
+    'run.yaml',
+  );
+  assert.equal(c.grpo.importanceSamplingLevel, 'sequence');
+  assert.equal(c.grpo.maskTruncatedCompletions, true);
+  assert.deepEqual(
+    [c.grpo.overlongBuffer, c.grpo.klInReward, c.grpo.entropyTopQuantile, c.grpo.tisCap, c.grpo.maxSkippedSteps],
+    [4, 0.01, 0.2, 2, 5],
+  );
+  assert.equal(c.grpo.steps, defaultCycleConfig().grpo.steps, 'the other GRPO settings keep their defaults');
 });
 
 test('medgr2 cycle --config: a bad file stops before any work, with the file and key named (JSON and YAML)', () => {
