@@ -398,7 +398,9 @@ export async function trainGrpo(
       // Rollout/trainer identity, every step: the first micro-batch's rollout log-probs against the
       // trainer's own recomputation before any update (the recompute above, or one forward here).
       const mismatch = await lap('logprobCheck', () => rolloutMismatch(policy, mbs[0], o.temperature, dist));
-      if (ref) {
+      // The loss's KL term needs the reference at every trained token; with beta 0 the reference
+      // serves KL in the reward only (computed above), and a second forward here would go unused.
+      if (ref && o.beta > 0) {
         await lap('logprobRef', async () => {
           for (const mb of mbs)
             mb.refLogp = (await ref.tokenLogprobs(mb.batch, { labels: mb.labels, temperature: o.temperature })).logp;

@@ -15,7 +15,7 @@ import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model, tinyConfig } from '../../src/index';
 import { trainingMicroBatches } from '../../src/train/grpo_batches';
 import { klEstimate, mismatchSums, truncatedIsWeights } from '../../src/train/grpo_logprob_terms';
-import { resolveGrpoOptions, type GrpoOptions } from '../../src/train/grpo_options';
+import { GRPO_DEFAULTS, resolveGrpoOptions, type GrpoOptions } from '../../src/train/grpo_options';
 import { grpoPromptsFromSamples, type RolloutGroup } from '../../src/train/grpo_rollout';
 import { trainGrpo } from '../../src/train/grpo_trainer';
 import { overlongPenalty } from '../../src/train/overlong';
@@ -141,10 +141,16 @@ test('KL in the reward: the mean summed KL equals one computed here from the ref
   const reference = await Model.create(tinyConfig('qwen2_vl'), { seed: 9 }); // far from the policy
   const prompts = grpoPromptsFromSamples(samples.slice(6, 9), 'answer');
   let groups: readonly RolloutGroup[] = [];
+  // Counts the reference's forward passes: with beta 0 only KL in the reward needs them.
+  let refCalls = 0;
+  const refLogprobs = reference.tokenLogprobs.bind(reference);
+  reference.tokenLogprobs = (...args) => (refCalls++, refLogprobs(...args));
   const opts = { ...base({ klInReward: 0.1, kl: 'k3' as const, temperature: 0.8, lr: 0 }), reference };
   const [s] = await trainGrpo(m, prompts, defaultRewards('answer'), opts, {
     onRollouts: (_, g) => void (groups = g),
   });
+  const klPasses = trainingMicroBatches(groups, new Float32Array(groups.length * 4), GRPO_DEFAULTS.tokenBudget).length;
+  assert.equal(refCalls, klPasses, 'beta 0: one reference pass per KL micro-batch, none for the loss');
   // Independently: each completion's sum over its tokens of k3(reference - rollout log-prob).
   const mbs = trainingMicroBatches(groups, new Float32Array(groups.length * 4), 100000);
   let total = 0;
