@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { info } from '../src/index';
+import { csvWithRows } from './csv';
 
 export interface Timing {
   medianMs: number;
@@ -76,12 +77,7 @@ export function machineInfo(): MachineInfo {
 
 export type Row = Record<string, string | number>;
 
-function csvField(v: string | number): string {
-  const s = typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : v;
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-/** Appends rows (plus timestamp and machine columns) to bench/results/<bench>.csv. */
+/** Appends rows (plus timestamp and machine columns) to bench/results/<bench>.csv; new columns rewrite it. */
 export function appendCsv(
   bench: string,
   rows: Row[],
@@ -91,11 +87,10 @@ export function appendCsv(
   const file = path.join(dir, `${bench}.csv`);
   const m = machineInfo();
   const full = rows.map((r) => ({ timestamp: new Date().toISOString(), ...r, ...m }));
-  const header = Object.keys(full[0]);
-  const exists = fs.existsSync(file) && fs.statSync(file).size > 0;
-  let text = exists ? '' : header.join(',') + '\n';
-  for (const r of full) text += header.map((h) => csvField((r as Row)[h] ?? '')).join(',') + '\n';
-  fs.appendFileSync(file, text);
+  // A bench whose columns changed rewrites its file under the union of the columns (bench/csv.ts).
+  const { text, rewrite } = csvWithRows(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '', full);
+  if (rewrite) fs.writeFileSync(file, text);
+  else fs.appendFileSync(file, text);
   return file;
 }
 
