@@ -1,12 +1,14 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
-//               [--no-reward-filter] [--no-co-evolve] [--config FILE]
+//               [--no-reward-filter] [--no-co-evolve] [--study] [--grpo-reward verifiable|reward-model]
+//               [--config FILE]
 //               [--generator-prompt direct|step|metacognitive] [--min-pixels N] [--max-pixels N]`:
 // the MedGR² cycle and its report (src/cycle/ablations.ts). With no arguments: a MedSynth world and
 // the tiny model. With --model (flag or config file): the instruct recipe, whose defaults are
 // instructCycleConfig's (src/cycle/config.ts); the last three flags belong to it.
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { runCycleWithAblations } from '../cycle/ablations';
+import { runCycleWithAblations, STUDY } from '../cycle/ablations';
+import { GRPO_REWARDS, type GrpoRewardName } from '../cycle/judge_reward';
 import {
   defaultCycleConfig,
   CYCLE_DTYPES,
@@ -58,6 +60,7 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
     if (given(key)) (flags as Record<string, unknown>)[key] = o[key];
   }
   cfg = { ...cfg, ...flags, resume: !!o.resume };
+  if (given('grpoReward')) cfg = { ...cfg, grpo: { ...cfg.grpo, reward: o.grpoReward as GrpoRewardName } };
   if (recipeOf(cfg) !== 'instruct') {
     const stray = INSTRUCT_FLAGS.filter((k) => cfg[k] !== undefined);
     if (stray.length)
@@ -105,6 +108,19 @@ export function registerCycle(program: Command): void {
     .option('--resume', 'continue the run in --out from its last finished stage')
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
     .option('--no-co-evolve', 'also run the ablation: generator and reward model frozen after round 1')
+    .option(
+      '--study',
+      'the full study: both ablations and the data-efficiency comparison (top-k by reward vs random subsets of round 1 at three sizes, SFT then GRPO), all in one report',
+    )
+    .option(
+      '--grpo-reward <name>',
+      `the policy's GRPO reward: ${GRPO_REWARDS.join(', ')} (reward-model: 0.8 x the judge's score + 0.2 x exact match, the paper's; config grpo.reward)`,
+      (v: string) => {
+        if (!(GRPO_REWARDS as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`--grpo-reward: ${GRPO_REWARDS.join(', ')}, got '${v}'`);
+        return v;
+      },
+    )
     .option('--seed <n>', `seed of the world, the model and every draw (default: ${d.seed})`, parseIntOption('--seed'))
     .option(
       '--config <file>',
@@ -143,7 +159,7 @@ export function registerCycle(program: Command): void {
         // commander's --no-x sets x = false; the main chain always filters and co-evolves
         const { text } = await runCycleWithAblations(
           { ...cfg, device: mine.device },
-          { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
+          o.study ? STUDY : { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
           { progress: ranks.isMain ? progressPrinter() : undefined },
           ranks,
         );

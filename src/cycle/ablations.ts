@@ -1,19 +1,26 @@
 // The main chain of the cycle and the ablations asked for, then the report. Each ablation runs as its
 // own chain in OUT/ablation-<name>/, sharing the stages before round 1 (copied, not redone), and
-// joins the final table as an extra arm.
+// joins the final table as an extra arm. `cycle --study` asks for both ablations and the
+// data-efficiency arms (data_efficiency.ts), which run in the main chain's folder.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Cycle, type CycleHooks, type CycleResult, type EvalRecord } from './cycle';
 import type { CycleRanks } from './ranks';
 import type { CycleConfig } from './config';
 import { buildCycleReport, formatFinalTable, writeCycleReport } from './report';
+import { runDataEfficiency } from './data_efficiency';
 
 export interface Ablations {
   /** Random selection instead of the reward model. */
   noRewardFilter?: boolean;
   /** Generator and reward model frozen after round 1. */
   noCoEvolve?: boolean;
+  /** Top-k by reward vs random subsets of round 1 at three sizes (data_efficiency.ts). */
+  dataEfficiency?: boolean;
 }
+
+/** What `cycle --study` runs: every ablation and the data-efficiency comparison. */
+export const STUDY: Required<Ablations> = { noRewardFilter: true, noCoEvolve: true, dataEfficiency: true };
 
 /** The stages before round 1 are the same in every chain: copy their outputs and manifests. */
 function shareWarmStart(from: string, to: string): void {
@@ -43,9 +50,11 @@ export async function runCycleWithAblations(
   hooks: CycleHooks = {},
   ranks?: CycleRanks,
 ): Promise<{ main: CycleResult; text: string }> {
+  const t0 = Date.now();
   const isMain = ranks?.isMain ?? true;
   const log = isMain ? (hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'))) : () => {};
-  const main = await new Cycle(cfg, { ...hooks, log }, ranks).run();
+  const chain = new Cycle(cfg, { ...hooks, log }, ranks);
+  const main = await chain.run();
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
   const arms: Record<string, EvalRecord | undefined> = {
     base: last(main, 'base'),
@@ -70,9 +79,21 @@ export async function runCycleWithAblations(
     arms[`${name}SftCycle`] = last(v, 'sftCycle');
     arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
   }
+  const efficiency = ablations.dataEfficiency ? await runDataEfficiency(chain, log) : undefined;
   const perRound = main.evals.filter((e) => e.round > 0);
-  const report = buildCycleReport(main.rounds, arms, perRound, main.seconds);
+  const seconds = (Date.now() - t0) / 1000;
+  const report = buildCycleReport(main.rounds, arms, perRound, seconds, efficiency);
   if (isMain) await writeCycleReport(cfg.out, report);
-  const text = [formatFinalTable(report), '', ...report.claims.map((c) => `- ${c.name}: ${c.detail}`)].join('\n');
+  const text = [
+    formatFinalTable(report),
+    '',
+    ...report.claims.map((c) => `- ${c.name}: ${c.detail}`),
+    '',
+    "The method's mechanisms:",
+    ...report.mechanisms.map(
+      (c) =>
+        `- ${c.name}: ${c.holds === null ? 'cannot be checked' : c.holds ? 'holds' : 'does NOT hold'} (${c.detail})`,
+    ),
+  ].join('\n');
   return { main, text };
 }

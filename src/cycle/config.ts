@@ -4,6 +4,7 @@
 
 /** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
 import type { ResolvedGrpoOptions } from '../train/grpo_options';
+import { GRPO_REWARDS, type GrpoRewardName } from './judge_reward';
 export interface CycleConfig {
   out: string;
   rounds: number;
@@ -83,6 +84,13 @@ export interface CycleConfig {
     promptsPerStep: number;
     temperature: number;
     selfConsistency: boolean;
+    /** 'verifiable' (default): the answer's key (self-consistency without one) + format. 'reward-model':
+     *  the paper's rewardModelWeight x the round's judge's score of the answer + exactMatchWeight x the
+     *  verifiable answer term (+ format); judge_reward.ts. */
+    reward?: GrpoRewardName;
+    /** With reward 'reward-model': the weights of the two terms (default 0.8 and 0.2, the paper's). */
+    rewardModelWeight?: number;
+    exactMatchWeight?: number;
   } & Partial<
     Pick<
       ResolvedGrpoOptions,
@@ -222,6 +230,7 @@ const CHOICES: Record<string, readonly string[]> = {
   'grpo.oldLogp': ['rollout', 'recompute'],
   'grpo.importanceSamplingLevel': ['token', 'sequence'],
   'grpo.policyLoss': ['clip', 'cispo'],
+  'grpo.reward': GRPO_REWARDS,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
@@ -256,6 +265,9 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   'grpo.entropyTopQuantile': 'number',
   'grpo.tisCap': 'number',
   'grpo.maxSkippedSteps': 'number',
+  'grpo.reward': 'string',
+  'grpo.rewardModelWeight': 'number',
+  'grpo.exactMatchWeight': 'number',
 };
 
 /** camelCase of a camelCase, kebab-case or snake_case key (as the sft/grpo config files allow). */

@@ -36,6 +36,7 @@ import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
 import { CAPTION_PROMPT, captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
+import { exactMatchTerm, rewardModelTerm } from './judge_reward';
 import { accuracyAt, auc } from '../eval/auc';
 import { confidentPairs, constructPairs, judgeExampleWith, type LabelledPair } from './negatives';
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
@@ -43,7 +44,7 @@ import type { ScoreResult } from '../eval/scorer';
 import { evaluatePolicy } from '../eval/evaluate';
 import { trainGrpo } from '../train/grpo_trainer';
 
-import { answerReward, formatReward } from '../train/rewards';
+import { answerReward, formatReward, type Reward } from '../train/rewards';
 import { trainSft, type SftExample } from '../train/sft';
 import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
 import { encodeConversation, type ImageOptions } from '../model/encode';
@@ -812,6 +813,145 @@ export class Cycle {
     }
   }
 
+  /**
+   * The GRPO stage's reward terms (config grpo.reward): the verifiable answer + format, or the paper's
+   * reward-model mix with the round's judge loaded beside the policy (`dispose` frees it).
+   */
+  private async grpoRewards(
+    judge: string,
+    label: string,
+  ): Promise<{ rewards: Reward[]; dispose: () => Promise<void> }> {
+    const g = this.cfg.grpo;
+    if (g.reward !== 'reward-model')
+      return { rewards: [answerReward(1), formatReward(POLICY_STYLE, 0.1)], dispose: async () => {} };
+    const { model, tok } = await this.loadModel(judge);
+    const rewards = [
+      rewardModelTerm(model, tok, g.rewardModelWeight ?? 0.8, this.judgeOptions(tok, [])),
+      exactMatchTerm(g.exactMatchWeight ?? 0.2),
+      formatReward(POLICY_STYLE, 0.1),
+    ];
+    this.log(
+      `[cycle] ${label} grpo reward: ${rewards.map((x) => `${x.weight} x ${x.name}`).join(' + ')} (reward model ${this.modelDir(judge)})`,
+    );
+    return { rewards, dispose: () => model.dispose() };
+  }
+
+  /**
+   * GRPO of models/<from> on the keyed samples and the unlabelled ones (self-consistency), rewarded as
+   * config grpo.reward says (judge: the reward model's name), saved as models/<to>. `seedOffset` varies
+   * the draws between rounds (cfg.seed + seedOffset); `label` names the stage in logs.
+   */
+  private async policyGrpo(
+    from: string,
+    to: string,
+    keyed: Sample[],
+    unlabelled: Sample[],
+    judge: string,
+    seedOffset: number,
+    label: string,
+  ): Promise<void> {
+    const { cfg, p, recipe } = this;
+    const { model, tok } = await this.loadModel(from);
+    try {
+      const {
+        selfConsistency: _sc,
+        reward: _r,
+        rewardModelWeight: _a,
+        exactMatchWeight: _b,
+        ...grpoOptions
+      } = cfg.grpo;
+      const prompts = recipe.grpoPrompts([...keyed, ...unlabelled]);
+      const generationBatch = this.generationBatch(
+        'grpo rollouts',
+        model,
+        tok,
+        prompts.map((x) => x.user),
+        cfg.eval.maxNewTokens,
+        cfg.generate.batchSize,
+        recipe.policySystem,
+      );
+      this.log(
+        `[cycle] ${label} grpo on ${prompts.length} prompts: ${keyed.length} with a key, ${unlabelled.length} without (self-consistency)`,
+      );
+      const { rewards, dispose } = await this.grpoRewards(judge, label);
+      let steps: Awaited<ReturnType<typeof trainGrpo>>;
+      try {
+        steps = await trainGrpo(
+          model,
+          prompts,
+          rewards,
+          {
+            ...grpoOptions,
+            maxNewTokens: cfg.eval.maxNewTokens,
+            seed: cfg.seed + seedOffset,
+            tokenizer: tok,
+            // the instruct recipe: the model's image settings and stop tokens, rollouts sized by the
+            // memory budget, training micro-batches by the token budget
+            ...(this.instruct
+              ? {
+                  images: recipe.images,
+                  generationBatch,
+                  tokenBudget: cfg.tokenBudget,
+                  stopTokens: recipe.stopTokens(tok),
+                }
+              : {}),
+            dist: this.ranks.dist,
+            zero: this.ranks.zero,
+          },
+          {
+            onStep: (m) =>
+              this.reportProgress(`${label} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps),
+          },
+        );
+      } finally {
+        await dispose();
+      }
+      const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
+      await this.saveModel(model, to);
+      this.writeJson(p.log(to), res);
+      const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+      this.log(
+        `[cycle] ${label} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`,
+      );
+    } finally {
+      await model.dispose();
+    }
+  }
+
+  /**
+   * One policy arm outside the rounds (the study's data-efficiency arms): SFT of the initial weights on
+   * the seed + `generated`, GRPO on the same samples (rewarded with `judge`), both evaluated on the test
+   * sets as arms `<name>Sft` and `<name>Grpo` (round 0). Resumable stages like the rounds'; call after run().
+   */
+  async policyArm(name: string, generated: Sample[], judge: string): Promise<{ sft: EvalRecord; grpo: EvalRecord }> {
+    const { cfg, p, recipe } = this;
+    const seed = readSamples(p.seed).messages;
+    const tests = this.readTests();
+    const data = [...seed, ...generated];
+    const sftModel = `policy-sft-${name}`;
+    const grpoModel = `policy-grpo-${name}`;
+    await this.stage(`${name}-policy-sft`, 0, { outputs: [p.model(sftModel)] }, () =>
+      this.sft(
+        'init',
+        sftModel,
+        recipe.policyExamples(data),
+        cfg.policySft.steps,
+        cfg.policySft.lr,
+        `${name} policy-sft`,
+        cfg.policySft.tokenBudget,
+      ),
+    );
+    await this.stage(`${name}-policy-grpo`, 0, { inputs: [p.model(sftModel)], outputs: [p.model(grpoModel)] }, () =>
+      this.policyGrpo(sftModel, grpoModel, data, [], judge, 1, name),
+    );
+    const arms = { sft: `${name}Sft`, grpo: `${name}Grpo` };
+    await this.stage(`${name}-eval`, 0, { outputs: [p.evalJson(arms.sft, 0), p.evalJson(arms.grpo, 0)] }, async () => {
+      await this.evaluate(sftModel, arms.sft, 0, tests);
+      await this.evaluate(grpoModel, arms.grpo, 0, tests);
+    });
+    return { sft: readJson(p.evalJson(arms.sft, 0)), grpo: readJson(p.evalJson(arms.grpo, 0)) };
+  }
+
   // ---- one round ----
 
   private async round(r: number, seed: Sample[], pool: PoolImage[], tests: TestSets): Promise<void> {
@@ -1031,65 +1171,13 @@ export class Cycle {
       'policy-grpo',
       r,
       { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] },
-      async () => {
-        const { model, tok } = await this.loadModel(`policy-sft-${r}`);
-        try {
-          // the questions whose rationale contradicts their answer, without the answer: the policy is
-          // rewarded there for answering what its own thought names (answerReward)
-          const { selfConsistency, ...grpoOptions } = cfg.grpo;
-          const unlabelled = selfConsistency
-            ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
-            : [];
-          const prompts = recipe.grpoPrompts([...policyData, ...unlabelled]);
-          const generationBatch = this.generationBatch(
-            'grpo rollouts',
-            model,
-            tok,
-            prompts.map((x) => x.user),
-            cfg.eval.maxNewTokens,
-            cfg.generate.batchSize,
-            recipe.policySystem,
-          );
-          this.log(
-            `[cycle] round ${r} grpo on ${prompts.length} prompts: ${policyData.length} with a key, ${unlabelled.length} without (self-consistency)`,
-          );
-          const steps = await trainGrpo(
-            model,
-            prompts,
-            [answerReward(1), formatReward(POLICY_STYLE, 0.1)],
-            {
-              ...grpoOptions,
-              maxNewTokens: cfg.eval.maxNewTokens,
-              seed: cfg.seed + r,
-              tokenizer: tok,
-              // the instruct recipe: the model's image settings and stop tokens, rollouts sized by the
-              // memory budget, training micro-batches by the token budget
-              ...(this.instruct
-                ? {
-                    images: recipe.images,
-                    generationBatch,
-                    tokenBudget: cfg.tokenBudget,
-                    stopTokens: recipe.stopTokens(tok),
-                  }
-                : {}),
-              dist: this.ranks.dist,
-              zero: this.ranks.zero,
-            },
-            {
-              onStep: (m) =>
-                this.reportProgress(`round ${r} grpo (reward ${m.reward.mean.toFixed(2)})`, m.step, cfg.grpo.steps),
-            },
-          );
-          const res = { losses: steps.map((m) => m.loss), meanRewards: steps.map((m) => m.reward.mean) };
-          await this.saveModel(model, `policy-grpo-${r}`);
-          this.writeJson(p.log(`policy-grpo-${r}`), { losses: res.losses, meanRewards: res.meanRewards });
-          const m = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-          this.log(
-            `[cycle] round ${r} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`,
-          );
-        } finally {
-          await model.dispose();
-        }
+      () => {
+        // the questions whose rationale contradicts their answer, without the answer: the policy is
+        // rewarded there for answering what its own thought names (answerReward)
+        const unlabelled = cfg.grpo.selfConsistency
+          ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
+          : [];
+        return this.policyGrpo(`policy-sft-${r}`, `policy-grpo-${r}`, policyData, unlabelled, judge, r, `round ${r}`);
       },
     );
 

@@ -8,8 +8,18 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 import { cycleCharts } from './report_charts';
+import { mechanismClaims, meanOfSets, type Claim } from './mechanism_claims';
 
 export type ArmTable = Record<string, Record<TestSetName, number | null>>;
+
+/** One data-efficiency arm of `cycle --study`: `size` generated samples ranked by the reward model
+ *  ('top-k') or drawn at random ('random'), each policy's accuracy per test set. */
+export interface EfficiencyRow {
+  size: number;
+  ranking: 'top-k' | 'random';
+  sft: Record<TestSetName, number | null>;
+  grpo: Record<TestSetName, number | null>;
+}
 
 export interface CycleReport {
   rounds: Array<{
@@ -30,7 +40,12 @@ export interface CycleReport {
     >;
   }>;
   final: ArmTable;
-  claims: { name: string; holds: boolean | null; detail: string }[];
+  /** The paper's two headline claims. */
+  claims: Claim[];
+  /** The method's own mechanisms (mechanism_claims.ts), and with --study the data-efficiency claim. */
+  mechanisms: Claim[];
+  /** `cycle --study`: top-k by reward vs random subsets of the same sizes. */
+  efficiency?: EfficiencyRow[];
   seconds?: number;
 }
 
@@ -50,13 +65,21 @@ export function buildCycleReport(
   arms: Record<string, EvalRecord | undefined>,
   perRoundEvals: EvalRecord[],
   seconds?: number,
+  efficiency?: EfficiencyRow[],
 ): CycleReport {
   const final: ArmTable = {};
   for (const [name, e] of Object.entries(arms)) {
     if (!e) continue;
     final[name] = Object.fromEntries(TEST_SETS.map((s) => [s, accOf(e, s)])) as Record<TestSetName, number | null>;
   }
-  const out: CycleReport = { rounds: [], final, claims: [], seconds };
+  const out: CycleReport = {
+    rounds: [],
+    final,
+    claims: [],
+    mechanisms: [],
+    seconds,
+    ...(efficiency ? { efficiency } : {}),
+  };
   for (const r of rounds) {
     const sorted = [...r.rewardsValid].sort((a, b) => a - b);
     const histogramOf = (rewards: number[]) => {
@@ -132,7 +155,36 @@ export function buildCycleReport(
   };
   claim('SFT on the cycle data beats SFT on the seed', 'sftCycle', 'sftSeed', [...TEST_SETS]);
   claim('GRPO on the cycle data beats SFT on it on held-out modalities', 'grpoCycle', 'sftCycle', ['heldOutModality']);
+  out.mechanisms = mechanismClaims({ final, perRound: perRoundEvals, rounds: out.rounds });
+  if (efficiency?.length) out.mechanisms.push(efficiencyClaim(efficiency));
   return out;
+}
+
+/** Top-k by reward beats a random subset of the same size, for both policies at every size (mean of the sets). */
+export function efficiencyClaim(rows: readonly EfficiencyRow[]): Claim {
+  const name = 'the top-k samples by reward beat a random subset of the same size';
+  const sizes = [...new Set(rows.map((r) => r.size))].sort((a, b) => a - b);
+  const parts: string[] = [];
+  let holds: boolean | null = true;
+  for (const size of sizes) {
+    const top = rows.find((r) => r.size === size && r.ranking === 'top-k');
+    const rnd = rows.find((r) => r.size === size && r.ranking === 'random');
+    for (const kind of ['sft', 'grpo'] as const) {
+      const a = meanOfSets(top?.[kind]);
+      const b = meanOfSets(rnd?.[kind]);
+      if (a === null || b === null) {
+        holds = null;
+        continue;
+      }
+      if (holds !== null) holds &&= a > b;
+      parts.push(`${size} ${kind}: ${(100 * a).toFixed(1)}% vs ${(100 * b).toFixed(1)}%`);
+    }
+  }
+  return { name, holds, detail: `${parts.join('; ')} (top-k vs random, mean of the three sets)` };
+}
+
+function verdict(c: Claim): string {
+  return c.holds === null ? 'cannot be checked' : c.holds ? 'holds' : 'does NOT hold';
 }
 
 function pct(x: number | null | undefined): string {
@@ -163,6 +215,28 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
   md.push("## The paper's claims on this run", '');
   for (const c of report.claims) md.push(`- **${c.name}**: ${c.detail}.`);
   md.push('');
+  md.push("## The method's mechanisms on this run", '');
+  for (const c of report.mechanisms) md.push(`- **${c.name}** — ${verdict(c)}: ${c.detail}.`);
+  md.push('');
+  if (report.efficiency?.length) {
+    md.push('## Data efficiency: top-k by reward vs random subsets (accuracy %)', '');
+    md.push(
+      renderTable(
+        ['generated samples', 'ranking', ...TEST_SETS.map((s) => `SFT ${s}`), ...TEST_SETS.map((s) => `GRPO ${s}`)],
+        report.efficiency.map((r) => [
+          String(r.size),
+          r.ranking,
+          ...TEST_SETS.map((s) => pct(r.sft[s])),
+          ...TEST_SETS.map((s) => pct(r.grpo[s])),
+        ]),
+        'markdown',
+      ),
+      '',
+      'Each arm: SFT of the initial weights on the seed plus that many samples of round 1 (ranked by the round-1 reward model, or a seeded random draw from the same valid candidates), then GRPO on them.',
+      '',
+    );
+    md.push(...image('efficiency'));
+  }
   md.push('## Per round', '');
   md.push(
     renderTable(

@@ -6,6 +6,7 @@
 import type { ChartSpec } from '../report/charts';
 import { TEST_SETS } from './cycle';
 import type { CycleReport } from './report';
+import { meanOfSets } from './mechanism_claims';
 
 type Row = Record<string, string | number | null>;
 
@@ -105,6 +106,36 @@ export function finalChart(report: CycleReport): ChartSpec {
     series: 'arm',
     seriesTitle: 'arm',
     seriesOrder: arms,
+    y: 'accuracy',
+    yTitle: 'accuracy (%)',
+    yDomain: [0, 100],
+    decimals: 1,
+  });
+}
+
+/** `cycle --study`'s data-efficiency comparison: mean accuracy of the three sets by number of generated
+ *  samples, top-k by reward vs random, for the SFT and the GRPO policy. */
+export function efficiencyChart(report: CycleReport): ChartSpec | undefined {
+  const rows = report.efficiency;
+  if (!rows?.length) return undefined;
+  const sizes = [...new Set(rows.map((r) => r.size))].sort((a, b) => a - b);
+  const series = ['top-k SFT', 'random SFT', 'top-k GRPO', 'random GRPO'];
+  const values: Row[] = rows.flatMap((r) =>
+    (['sft', 'grpo'] as const).map((kind) => {
+      const m = meanOfSets(r[kind]);
+      return { size: String(r.size), arm: `${r.ranking} ${kind.toUpperCase()}`, accuracy: m === null ? null : pct1(m) };
+    }),
+  );
+  return groupedBars({
+    title: 'Data efficiency: top-k by reward vs random subsets',
+    subtitle: 'mean accuracy over the three test sets; each arm: SFT on seed + N generated samples, then GRPO',
+    rows: values,
+    x: 'size',
+    xTitle: 'generated samples (N)',
+    xOrder: sizes.map(String),
+    series: 'arm',
+    seriesTitle: 'selection, policy',
+    seriesOrder: series,
     y: 'accuracy',
     yTitle: 'accuracy (%)',
     yDomain: [0, 100],
@@ -283,5 +314,7 @@ export function cycleCharts(report: CycleReport): { name: string; alt: string; s
   const policy = policyChart(report);
   if (policy) out.push({ name: 'policy', alt: 'policy accuracy per round', spec: policy });
   out.push({ name: 'rewards', alt: 'judge reward histogram per round', spec: rewardHistogramChart(report) });
+  const efficiency = efficiencyChart(report);
+  if (efficiency) out.push({ name: 'efficiency', alt: 'data efficiency: top-k vs random', spec: efficiency });
   return out;
 }

@@ -45,7 +45,7 @@ import { Model, type ModelDtype, type ModelDevice } from '../model/model';
 import { MetricsLogger } from '../report/metrics';
 import { Progress } from '../report/progress';
 import { lrAt, type LrSchedule } from './lr_schedule';
-import { scoreCompletion, type GrpoPrompt, type Reward } from './rewards';
+import { scoreGroup, type GrpoPrompt, type Reward } from './rewards';
 import { scoresOf, shareScores, type GroupScores } from './grpo_scores';
 import { allReduceNumbers, type ProcessGroup } from '../dist/process_group';
 import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zero_memory';
@@ -309,8 +309,7 @@ export async function trainGrpo(
           for (const [i, g] of generated.entries()) {
             const terms: number[][] = [];
             const rewards: number[] = [];
-            for (const [k, text] of g.texts.entries()) {
-              const sc = await scoreCompletion(rewardFns, text, g.prompt);
+            for (const [k, sc] of (await scoreGroup(rewardFns, g.texts, g.prompt)).entries()) {
               if (o.overlongBuffer > 0) {
                 // DAPO's soft overlong punishment: a term of its own, on the completion's token count
                 const pen = overlongPenalty(g.tokens[k].length, o.maxNewTokens, o.overlongBuffer);

@@ -36,11 +36,16 @@ export interface GrpoPrompt {
 /** A completion's reward for its prompt; NaN = unscorable (advantage 0). */
 export type RewardFn = (completion: string, prompt: GrpoPrompt) => number | Promise<number>;
 
-/** A named, weighted reward term (names label the logged mean/std). */
+/** Every completion of one prompt's group at once (a reward model scores the group in one batch). */
+export type GroupRewardFn = (completions: readonly string[], prompt: GrpoPrompt) => Promise<number[]>;
+
+/** A named, weighted reward term (names label the logged mean/std). `group`, when given, scores a
+ *  prompt's completions together and must agree with `fn` on each (fn stays the one-completion form). */
 export interface Reward {
   name: string;
   weight: number;
   fn: RewardFn;
+  group?: GroupRewardFn;
 }
 
 /** The reward model's score of (prompt, completion) in [0, 1] (the cycle's judge). */
@@ -206,14 +211,38 @@ export async function scoreCompletion(
   completion: string,
   prompt: GrpoPrompt,
 ): Promise<{ terms: number[]; total: number }> {
-  const terms: number[] = [];
-  let total = 0;
+  return (await scoreGroup(rewards, [completion], prompt))[0];
+}
+
+/**
+ * Every term of each completion of one prompt's group, and the weighted totals: terms with a `group`
+ * function score the whole group in one call, the rest completion by completion (their `fn`).
+ */
+export async function scoreGroup(
+  rewards: readonly Reward[],
+  completions: readonly string[],
+  prompt: GrpoPrompt,
+): Promise<{ terms: number[]; total: number }[]> {
+  const perTerm: number[][] = [];
   for (const r of rewards) {
-    const v = Number(await r.fn(completion, prompt));
-    terms.push(v);
-    if (r.weight !== 0) total += r.weight * v;
+    let values: number[];
+    if (r.group) values = await r.group(completions, prompt);
+    else {
+      values = []; // one at a time, in order: a user's reward function need not be reentrant
+      for (const c of completions) values.push(Number(await r.fn(c, prompt)));
+    }
+    if (values.length !== completions.length)
+      throw new Error(`reward '${r.name}': scored ${values.length} of a group of ${completions.length} completions`);
+    perTerm.push(values.map(Number));
   }
-  return { terms, total };
+  return completions.map((_, k) => {
+    const terms = perTerm.map((v) => v[k]);
+    let total = 0;
+    rewards.forEach((r, i) => {
+      if (r.weight !== 0) total += r.weight * terms[i];
+    });
+    return { terms, total };
+  });
 }
 
 /** The key option's index in `options` (compared normalized), -1 when the key is not an option. */

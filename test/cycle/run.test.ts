@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import { Cycle } from '../../src/cycle/cycle';
 import { defaultCycleConfig, type CycleConfig } from '../../src/cycle/config';
 import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
-import { readMessageFile } from '../../src/data/record_files';
-import { runCycleWithAblations } from '../../src/cycle/ablations';
+import { readMessageFile, readSamples, writeMessageFileAtomic } from '../../src/data/record_files';
+import { runCycleWithAblations, STUDY } from '../../src/cycle/ablations';
 
 const quiet = { log: () => {} };
 
@@ -62,6 +62,52 @@ test('one round end to end: every stage finishes with its records, manifest and 
   assert.equal(main.rounds.length, 1);
   // a second run without --resume refuses the folder
   await assert.rejects(new Cycle(tinyRun(out), quiet).run(), /pass --resume/);
+});
+
+test('the study: both ablations, the data-efficiency arms and the paper GRPO reward, all in one report', async () => {
+  const out = tmp('cycle-study');
+  const cfg = tinyRun(out, { grpo: { ...tinyRun(out).grpo, reward: 'reward-model' } });
+  const lines: string[] = [];
+  // Two generator warm-up steps write no valid sample; round 1's candidates are replaced (once, in the
+  // main chain) by valid ones on the pool's images, so selection keeps its top 4 and the study has arms.
+  let replaced = false;
+  const beforeStage = (stage: string, round: number) => {
+    if (stage !== 'score' || round !== 1 || replaced) return;
+    replaced = true;
+    const seed = readSamples(path.join(out, 'data', 'seed.rec')).messages;
+    const pool = JSON.parse(fs.readFileSync(path.join(out, 'data', 'pool.json'), 'utf8')) as { image: string }[];
+    const cands: Candidate[] = pool.map((img, i) => ({
+      sample: { ...seed[i % seed.length], id: `g${i}`, images: [img.image] },
+      generatorRound: 1,
+      valid: true,
+      invalidReason: '',
+      raw: '',
+    }));
+    writeMessageFileAtomic(path.join(out, 'round-1', 'candidates.rec'), 'medgr2.Candidate', cands);
+  };
+  const { text } = await runCycleWithAblations(cfg, STUDY, { log: (l) => lines.push(l), beforeStage });
+  assert.ok(replaced);
+  assert.ok(
+    lines.some((l) => /grpo reward: 0\.8 x reward_model \+ 0\.2 x exact_match \+ 0\.1 x format/.test(l)),
+    'the paper reward is used and logged',
+  );
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+  for (const arm of ['noRewardFilterSftCycle', 'noRewardFilterGrpoCycle', 'noCoEvolveSftCycle', 'noCoEvolveGrpoCycle'])
+    assert.ok(report.final[arm], arm);
+  // round 1 kept topK 4: sizes 1, 2, 4, each top-k and random
+  assert.deepEqual(
+    report.efficiency.map((r: { size: number; ranking: string }) => `${r.ranking}${r.size}`),
+    ['top-k1', 'random1', 'top-k2', 'random2', 'top-k4', 'random4'],
+  );
+  const names = report.mechanisms.map((c: { name: string }) => c.name);
+  assert.ok(names.includes('reward filtering beats random selection'), names.join(' | '));
+  assert.ok(names.includes('co-evolution beats a frozen generator and judge'));
+  assert.ok(names.includes('the top-k samples by reward beat a random subset of the same size'));
+  const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(md, /## The method's mechanisms on this run/);
+  assert.match(md, /## Data efficiency/);
+  assert.ok(fs.statSync(path.join(out, 'plots', 'efficiency.png')).size > 100);
+  assert.match(text, /The method's mechanisms:/);
 });
 
 test('killed during a stage, --resume finishes without redoing finished stages; every record exactly once', async () => {
