@@ -52,7 +52,8 @@ export interface CycleConfig {
     maxNewTokens: number;
     memoryBudgetMiB?: number;
   };
-  select: { threshold?: number; topK?: number; topFraction?: number; balance: boolean };
+  /** floor: with topFraction, the reward a kept candidate must also reach (select.ts). */
+  select: { threshold?: number; topK?: number; topFraction?: number; floor?: number; balance: boolean };
   /**
    * The stand-in for a pretrained VLM when the run starts from the random tiny model: captioned
    * MedSynth images over all eight modalities (noisy prose, no questions), learned before anything
@@ -74,7 +75,20 @@ export interface CycleConfig {
     /** Instruct recipe: describe every pool image with the initial weights first (the default recipe always does). */
     describePool?: boolean;
   };
-  coDevelop: { generatorSteps: number; judgeSteps: number; lr: number; confidentHi: number; confidentLo: number };
+  /**
+   * judgeData: what the next judge learns besides the seed's pairs. 'kept' (default): the round's kept
+   * samples as positives with negatives constructed from them (the paper's "retrained each cycle on new
+   * data"); 'confident': the judge's own judgments above confidentHi / below confidentLo as labels,
+   * which teach it its own mistakes (docs/tuning.md, issue 17).
+   */
+  coDevelop: {
+    generatorSteps: number;
+    judgeSteps: number;
+    lr: number;
+    confidentHi: number;
+    confidentLo: number;
+    judgeData?: (typeof JUDGE_DATA)[number];
+  };
   policySft: { steps: number; lr: number; tokenBudget: number };
   /** selfConsistency: also train on the round's contradicted questions (select.ts), without their key. */
   grpo: {
@@ -219,6 +233,7 @@ const WHOLE_NUMBERS = new Set([
   'maxPixels',
 ]);
 export const CYCLE_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+export const JUDGE_DATA = ['kept', 'confident'] as const;
 
 /** Settings that take one of a few names, by dotted key. */
 const CHOICES: Record<string, readonly string[]> = {
@@ -231,6 +246,7 @@ const CHOICES: Record<string, readonly string[]> = {
   'grpo.importanceSamplingLevel': ['token', 'sequence'],
   'grpo.policyLoss': ['clip', 'cispo'],
   'grpo.reward': GRPO_REWARDS,
+  'coDevelop.judgeData': JUDGE_DATA,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
@@ -247,6 +263,7 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   'warmup.describePool': 'boolean',
   'select.threshold': 'number',
   'select.topK': 'number',
+  'select.floor': 'number',
   // the GRPO stage's trainer options beyond the defaults above (src/train/grpo_options.ts)
   'grpo.beta': 'number',
   'grpo.kl': 'string',
@@ -266,6 +283,7 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   'grpo.tisCap': 'number',
   'grpo.maxSkippedSteps': 'number',
   'grpo.reward': 'string',
+  'coDevelop.judgeData': 'string',
   'grpo.rewardModelWeight': 'number',
   'grpo.exactMatchWeight': 'number',
 };

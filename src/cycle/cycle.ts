@@ -952,6 +952,14 @@ export class Cycle {
     return { sft: readJson(p.evalJson(arms.sft, 0)), grpo: readJson(p.evalJson(arms.grpo, 0)) };
   }
 
+  /** What the next judge learns from round r besides the seed (config coDevelop.judgeData). */
+  private newJudgePairs(thisRound: readonly ScoredCandidate[], r: number): LabelledPair[] {
+    const c = this.cfg.coDevelop;
+    if (c.judgeData === 'confident') return confidentPairs(thisRound, { hi: c.confidentHi, lo: c.confidentLo });
+    const kept = thisRound.filter((s) => s.selected).map((s) => s.candidate.sample);
+    return constructPairs(kept, { seed: this.cfg.seed + 100 + r });
+  }
+
   // ---- one round ----
 
   private async round(r: number, seed: Sample[], pool: PoolImage[], tests: TestSets): Promise<void> {
@@ -1127,10 +1135,7 @@ export class Cycle {
         r,
         { inputs: [this.modelDir(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
         async () => {
-          const pairs = [
-            ...constructPairs(seed, { seed: cfg.seed + r }),
-            ...confidentPairs(thisRound, { hi: cfg.coDevelop.confidentHi, lo: cfg.coDevelop.confidentLo }),
-          ];
+          const pairs = [...constructPairs(seed, { seed: cfg.seed + r }), ...this.newJudgePairs(thisRound, r)];
           await this.sft(
             judge,
             nextJudge,

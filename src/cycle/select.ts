@@ -20,6 +20,8 @@ export interface SelectOptions {
    * best first: the judge decides within every group, and no group crowds out another.
    */
   topFraction?: number;
+  /** With topFraction: a kept candidate's reward must also reach this (the paper's threshold tau). */
+  floor?: number;
   balance?: boolean;
   maxPerGroup?: number;
   /** 'reward' (default) ranks by the judge; 'random' ranks by a seeded draw (the --no-reward-filter ablation). */
@@ -83,6 +85,8 @@ function groupKey(s: ScoredCandidate): string {
 export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
   const given = [opts.threshold, opts.topK, opts.topFraction].filter((x) => x !== undefined).length;
   if (given > 1) throw new Error('select: give one of a threshold, a top-k or a top fraction');
+  if (opts.floor !== undefined && opts.topFraction === undefined)
+    throw new Error('select: a floor goes with a top fraction (alone, give a threshold)');
   if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1))
     throw new Error(`select: --top-fraction must be in (0, 1], got ${opts.topFraction}`);
   if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0))
@@ -124,8 +128,12 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
   if (opts.topFraction !== undefined) {
     const byGroup = new Map<string, ScoredCandidate[]>();
     for (const s of pool) byGroup.set(groupKey(s), [...(byGroup.get(groupKey(s)) ?? []), s]);
+    const floor = opts.floor;
     for (const members of byGroup.values()) {
-      const n = Math.max(1, Math.round(opts.topFraction * members.length));
+      const top = Math.max(1, Math.round(opts.topFraction * members.length));
+      // with a floor, what the reward filter keeps: its top ones that reach the floor (the random
+      // ablation keeps as many of the group, drawn at random)
+      const n = floor === undefined ? top : Math.min(top, members.filter((s) => s.reward >= floor).length);
       members.forEach((s, i) => {
         s.selected = i < n;
         s.selectReason =
@@ -133,7 +141,9 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
             ? opts.rankBy === 'random'
               ? 'random draw'
               : `top ${Math.round(100 * opts.topFraction!)}% of its group`
-            : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
+            : i < top && opts.rankBy !== 'random'
+              ? `below the floor ${floor}`
+              : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
       });
     }
     return out;

@@ -67,3 +67,13 @@ test(
     assert.ok((final.grpoCycle.heldOutModality ?? 0) > (final.sftCycle.heldOutModality ?? 0));
   },
 );
+
+test("default run: the report states the method's mechanisms with their numbers, holding or not", { skip }, () => {
+  const { mechanisms } = (run as { report: CycleReport }).report;
+  assert.ok(mechanisms, 'the report has a mechanisms section');
+  assert.equal(mechanisms.length, 4, mechanisms.map((c) => c.name).join(' | '));
+  for (const c of mechanisms) {
+    assert.ok(c.holds !== null, `${c.name}: ${c.detail}`);
+    assert.match(c.detail, /\d+\.\d%|\d\.\d{3}/, `${c.name} states its numbers`);
+  }
+});

@@ -400,6 +400,21 @@ test('selection: threshold, dedupe keeps the best copy, balance caps groups, not
   const halfRnd = selectCandidates(items, { topFraction: 0.5, rankBy: 'random', seed: 3 });
   assert.equal(halfRnd.filter((s) => s.selected).length, 3, 'the random ablation keeps as many per group');
   assert.throws(() => selectCandidates(items, { topFraction: 0 }), /top-fraction/);
+
+  // a floor with the top fraction: a group's top members must also reach it (the paper's tau); the random
+  // ablation keeps as many of each group as the filter does
+  const floored = selectCandidates(items, { topFraction: 0.5, floor: 0.75, balance: true });
+  const keptIds = floored.filter((s) => s.selected).map((s) => s.candidate.sample.id);
+  const rewards = new Map(items.map((s) => [s.candidate.sample.id, s.reward]));
+  assert.ok(
+    keptIds.every((id) => rewards.get(id)! >= 0.75),
+    keptIds.join(),
+  );
+  assert.ok(keptIds.length < 3, 'the floor removed a top-half member');
+  assert.ok(floored.some((s) => /below the floor 0.75/.test(s.selectReason)));
+  const flooredRnd = selectCandidates(items, { topFraction: 0.5, floor: 0.75, rankBy: 'random', seed: 3 });
+  assert.equal(flooredRnd.filter((s) => s.selected).length, keptIds.length);
+  assert.throws(() => selectCandidates(items, { floor: 0.5 }), /floor goes with a top fraction/);
 });
 
 test('negatives: every kind is a wrong pair; positives and negatives as Yes/No SFT examples', () => {
