@@ -151,6 +151,8 @@ ModelConfig ConfigFromJs(const Napi::Object& c, const char* where) {
   cfg.vision_start_token_id =
       c.Get("visionStartTokenId").IsNumber() ? Int(c, "visionStartTokenId", where, "config.") : -1;
   cfg.vision_end_token_id = c.Get("visionEndTokenId").IsNumber() ? Int(c, "visionEndTokenId", where, "config.") : -1;
+  // Absent (a config object from before score heads): no head.
+  cfg.score_labels = OptInteger(c, "scoreLabels", where, "config").value_or(0);
   try {
     model::ValidateConfig(cfg);
   } catch (const std::invalid_argument& e) {
@@ -254,6 +256,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value BroadcastParameters(const Napi::CallbackInfo& info);
   Napi::Value RopeIndex(const Napi::CallbackInfo& info);
   Napi::Value BackwardGrpo(const Napi::CallbackInfo& info);
+  Napi::Value Scores(const Napi::CallbackInfo& info);
+  Napi::Value BackwardScore(const Napi::CallbackInfo& info);
+  Napi::Value AddScoreHead(const Napi::CallbackInfo& info);
   Napi::Value ShardOptimizer(const Napi::CallbackInfo& info);
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info);
@@ -310,6 +315,9 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&ModelHandle::BroadcastParameters>("broadcastParameters"),
                                        InstanceMethod<&ModelHandle::RopeIndex>("ropeIndex"),
                                        InstanceMethod<&ModelHandle::BackwardGrpo>("backwardGrpo"),
+                                       InstanceMethod<&ModelHandle::Scores>("scores"),
+                                       InstanceMethod<&ModelHandle::BackwardScore>("backwardScore"),
+                                       InstanceMethod<&ModelHandle::AddScoreHead>("addScoreHead"),
                                        InstanceMethod<&ModelHandle::ShardOptimizer>("shardOptimizer"),
                                        InstanceMethod<&ModelHandle::OptimizerStep>("optimizerStep"),
                                        InstanceMethod<&ModelHandle::ZeroGrad>("zeroGrad"),
@@ -518,6 +526,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   o.Set("zeroStage", st->zero ? st->zero->stage() : 0);
   o.Set("optimizerShardNumel", static_cast<double>(st->zero ? st->zero->ShardNumel() : 0));
   o.Set("checkpointLayers", st->model->checkpoint_layers);
+  o.Set("scoreLabels", static_cast<double>(st->model->config().score_labels));
   return o;
   MODEL_JS_CATCH(env, kWhere)
 }
@@ -789,6 +798,84 @@ Napi::Value ModelHandle::BackwardGrpo(const Napi::CallbackInfo& info) {
   return RunBackward(info, "medgr2.Model.backwardGrpo", kWhere, st, 2, true,
                      [b, spec](ModelState& s) { return s.model->BackwardGrpo(b, spec); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// ----- the score head (reward model) ------------------------------------------------------------
+
+// A method of the score head on a model without one is refused before anything is queued.
+void RequireScoreHead(Napi::Env env, const model::QwenVL& m, const char* where) {
+  if (!m.HasScoreHead()) {
+    ThrowArgError(env, where, "model", "a model with a score head (config.scoreLabels > 0; addScoreHead gives it one)",
+                  "a model without one");
+  }
+}
+
+// scores(batch) -> Promise<Tensor [S, L]>: the head at each sequence's last token, float32 (float64
+// for a float64 model), no gradient.
+Napi::Value ModelHandle::Scores(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.scores";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  RequireScoreHead(env, *st->model, kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  return RunLocked<at::Tensor>(
+      info, "medgr2.Model.scores", st, [b](ModelState& s) { return s.model->Scores(b).cpu(); },
+      [](Napi::Env e, at::Tensor& t) -> Napi::Value { return TensorHandle::Wrap(e, t); });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// backwardScore(batch, { targets, numItems? }, reduce?) -> { loss, tokens: S, entropyMean: 0 }: the
+// squared error of the scores against `targets` (S * L values, row-major), summed and divided by
+// numItems (default S * L), backward into .grad.
+Napi::Value ModelHandle::BackwardScore(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.backwardScore";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  RequireScoreHead(env, *st->model, kWhere);
+  model::PackedBatch b = BatchFromJs(Arg(info, 0), st->model->config(), kWhere);
+  Napi::Object o = ArgObject(info, 1, kWhere, "loss");
+  at::Tensor targets = AnyTensor(o, "targets", kWhere, true).to(at::kDouble);
+  const int64_t want = b.Sequences() * st->model->config().score_labels;
+  if (targets.numel() != want) {
+    ThrowArgError(env, kWhere, "loss.targets",
+                  std::to_string(want) + " values (sequences x scoreLabels " +
+                      std::to_string(st->model->config().score_labels) + ")",
+                  std::to_string(targets.numel()));
+  }
+  std::optional<double> num_items = OptNumber(o, "numItems", kWhere, "loss");
+  if (num_items && !(*num_items > 0 && std::isfinite(*num_items)))
+    ThrowArgError(env, kWhere, "loss.numItems", "a finite number > 0", DescribeJsValue(o.Get("numItems")));
+  return RunBackward(info, "medgr2.Model.backwardScore", kWhere, st, 2, false, [b, targets, num_items](ModelState& s) {
+    return s.model->BackwardScoreMse(b, targets, num_items);
+  });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// addScoreHead({ labels = 1, seed = 0, std = 0.02 }): a fresh score head (see QwenVL::AddScoreHead);
+// the JS Model updates its config to match.
+Napi::Value ModelHandle::AddScoreHead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.addScoreHead";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = OptObject(info, 0, kWhere, "options");
+  const int64_t labels = OptInteger(o, "labels", kWhere, "options").value_or(1);
+  const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
+  const double std_dev = OptNumber(o, "std", kWhere, "options").value_or(0.02);
+  if (labels < 1) ThrowArgError(env, kWhere, "options.labels", "an integer >= 1", std::to_string(labels));
+  if (!(std_dev >= 0 && std::isfinite(std_dev)))
+    ThrowArgError(env, kWhere, "options.std", "a finite number >= 0", DescribeJsValue(o.Get("std")));
+  st = Live(kWhere);  // reading the options can run JS (getters), which may have disposed it
+  std::lock_guard<std::mutex> lock(st->mutex);
+  if (st->model->HasScoreHead()) {
+    ThrowArgError(env, kWhere, "model", "a model without a score head (addScoreHead adds one)",
+                  "a head of " + std::to_string(st->model->config().score_labels) + " labels");
+  }
+  st->model->AddScoreHead(labels, seed, std_dev);
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
 }
 
 // shardOptimizer(dist, { stage, bucketBytes? }): from now on optimizerStep is ZeRO stage 1 or 2 over

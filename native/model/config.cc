@@ -24,6 +24,7 @@ void ValidateConfig(const ModelConfig& c) {
     Require(t.mrope_section.size() == 3 && sum == t.head_dim / 2, "text.mropeSection",
             "three sections summing to headDim / 2 = " + std::to_string(t.head_dim / 2));
   }
+  Require(c.score_labels >= 0, "scoreLabels", ">= 0 (0: no score head)");
   if (c.vision.present) {
     const VisionConfig& v = c.vision;
     Require(v.depth >= 0, "vision.depth", ">= 0");

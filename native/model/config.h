@@ -53,6 +53,9 @@ struct ModelConfig {
   int64_t video_token_id = -1;
   int64_t vision_start_token_id = -1;
   int64_t vision_end_token_id = -1;
+  // Labels of the sequence-classification head `score.weight` [score_labels, hidden] (HF's
+  // *ForSequenceClassification: a bias-free linear on each sequence's last token); 0: no head.
+  int64_t score_labels = 0;
 };
 
 // Throws std::invalid_argument naming the field when the numbers do not fit together.

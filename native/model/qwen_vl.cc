@@ -17,6 +17,21 @@
 
 namespace medgr2::model {
 
+namespace {
+
+// Row of each sequence's last token in a packed batch: cu_seqlens[i+1] - 1 (where a
+// sequence-classification head reads, as HF's does on unpadded input). Throws for an empty sequence,
+// which has no last token.
+at::Tensor LastTokenRows(const at::Tensor& cu_seqlens) {
+  at::Tensor cu = cu_seqlens.to(at::kCPU, at::kLong);
+  at::Tensor lengths = cu.slice(0, 1) - cu.slice(0, 0, -1);
+  if ((lengths < 1).any().item<bool>())
+    throw ArgumentError("model", "cuSeqlens", "sequences of at least one token (a score reads the last one)");
+  return cu.slice(0, 1) - 1;
+}
+
+}  // namespace
+
 QwenVL::QwenVL(ModelConfig cfg, at::Device device, at::ScalarType dtype)
     : cfg_(std::move(cfg)), device_(device), dtype_(dtype) {
   ValidateConfig(cfg_);
@@ -44,6 +59,8 @@ std::vector<ParamSpec> QwenVL::ParameterSpecs() const {
   }
   s.push_back({"model.norm.weight", {h}});
   if (!t.tie_word_embeddings) s.push_back({"lm_head.weight", {t.vocab_size, h}});
+  // Last of the language model's tensors: the forward's last op, so the first gradient backward makes.
+  if (cfg_.score_labels > 0) s.push_back({"score.weight", {cfg_.score_labels, h}});
   if (cfg_.vision.present) {
     const VisionConfig& v = cfg_.vision;
     const int64_t e = v.embed_dim, m = v.mlp_hidden_dim, ctx = e * v.MergeUnit();
@@ -286,6 +303,77 @@ LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) 
   r.entropy_mean = r.stats.entropy_mean;
   if (spec.entropy_top_quantile >= 1.0) r.entropy_kept_mean = r.entropy_mean;
   return r;
+}
+
+const at::Tensor& QwenVL::ScoreWeight() const {
+  if (!HasScoreHead()) {
+    throw ArgumentError("model", "scoreLabels",
+                        "> 0: this model has no score head (addScoreHead gives it one; a folder whose architectures "
+                        "name a *ForSequenceClassification class loads with one)",
+                        "0");
+  }
+  return params_.Get("score.weight");
+}
+
+at::Tensor QwenVL::ScoresAt(const at::Tensor& hidden, const at::Tensor& last) const {
+  // Upcast before the product, as the LM head path does: bf16 rewards would be coarse.
+  const at::ScalarType acc = AccType(dtype_);
+  at::Tensor rows = hidden.index_select(0, last.to(device_));
+  return at::matmul(rows.to(acc), ScoreWeight().to(acc).t());
+}
+
+at::Tensor QwenVL::Scores(const PackedBatch& b) const {
+  at::NoGradGuard no_grad;
+  ScoreWeight();  // a model without a head fails before the forward
+  CheckBatch(b);
+  return ScoresAt(Hidden(b), LastTokenRows(b.cu_seqlens));
+}
+
+LossReport QwenVL::BackwardScoreMse(const PackedBatch& b, const at::Tensor& targets, std::optional<double> num_items) {
+  NvtxRange range("medgr2.score_step");
+  ScoreWeight();
+  CheckBatch(b);
+  const int64_t rows = b.Sequences(), labels = cfg_.score_labels;
+  if (!targets.defined() || targets.numel() != rows * labels) {
+    throw ArgumentError("model", "targets",
+                        std::to_string(rows * labels) + " values (" + std::to_string(rows) + " sequences x " +
+                            std::to_string(labels) + " labels)",
+                        targets.defined() ? std::to_string(targets.numel()) : "none");
+  }
+  if (num_items && !(*num_items > 0 && std::isfinite(*num_items)))
+    throw ArgumentError("model", "numItems", "a finite number > 0", std::to_string(*num_items));
+  const at::Tensor last = LastTokenRows(b.cu_seqlens);
+  at::AutoGradMode grad_on(true);
+  at::Tensor scores = ScoresAt(Hidden(b), last);
+  at::Tensor diff = scores - targets.to(device_, scores.scalar_type()).reshape({rows, labels});
+  const double denom = num_items ? *num_items : static_cast<double>(rows * labels);
+  at::Tensor loss = diff.pow(2).sum() / denom;
+  loss.backward();
+  LossReport r;
+  r.loss = loss.item<double>();
+  r.tokens = static_cast<double>(rows);
+  return r;
+}
+
+void QwenVL::AddScoreHead(int64_t labels, uint64_t seed, double std) {
+  if (labels < 1) throw ArgumentError("model", "labels", "an integer >= 1", std::to_string(labels));
+  if (!(std >= 0 && std::isfinite(std)))
+    throw ArgumentError("model", "std", "a finite number >= 0", std::to_string(std));
+  if (HasScoreHead()) {
+    throw ArgumentError("model", "scoreLabels", "0: the model already has a score head",
+                        std::to_string(cfg_.score_labels) + " labels");
+  }
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  at::Tensor w;
+  {
+    at::NoGradGuard no_grad;
+    w = at::empty({labels, cfg_.text.hidden_size}, at::kFloat).normal_(0.0, std, gen).to(device_, dtype_);
+  }
+  // The head is part of the language model (SetTrainable): it trains when the LM does.
+  const at::Tensor embed = params_.Find("model.embed_tokens.weight");
+  w.requires_grad_(embed.defined() ? embed.requires_grad() : true);
+  params_.Set("score.weight", w);
+  cfg_.score_labels = labels;
 }
 
 at::Tensor HighEntropyTokens(const at::Tensor& entropy, const at::Tensor& active, double q) {

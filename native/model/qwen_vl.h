@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -126,10 +127,26 @@ class QwenVL {
   LossReport BackwardSft(const PackedBatch& b, const SftLoss& spec);
   LossReport BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec);
 
+  // The sequence-classification head (config().score_labels > 0): HF's score.weight applied to the
+  // final-norm hidden state of each sequence's last token. The reward model's scalar is label 0.
+  bool HasScoreHead() const { return cfg_.score_labels > 0; }
+  // Scores [S, L] in AccType (float32, float64 for a float64 model), without gradient.
+  at::Tensor Scores(const PackedBatch& b) const;
+  // Loss = sum over rows and labels of (score - target)^2 / num_items (default S * L), computed in
+  // AccType; backward accumulates into .grad. targets: S * L values ([S] or [S, L]). tokens = S.
+  LossReport BackwardScoreMse(const PackedBatch& b, const at::Tensor& targets, std::optional<double> num_items);
+  // Gives the model a fresh head of `labels` rows, Normal(0, std) from `seed`, on the model's device
+  // and dtype, training when the language model does. Throws when it already has one.
+  void AddScoreHead(int64_t labels, uint64_t seed, double std = 0.02);
+
   GenerateResult Generate(const PackedBatch& prompts, const GenerateOptions& opts) const;
 
  private:
   void CheckBatch(const PackedBatch& b) const;
+  // The head's weight; an ArgumentError naming scoreLabels when the model has none.
+  const at::Tensor& ScoreWeight() const;
+  // Scores [S, L] in AccType from final-norm hidden states [N, H] at rows `last` (differentiable).
+  at::Tensor ScoresAt(const at::Tensor& hidden, const at::Tensor& last) const;
   ModelConfig cfg_;
   at::Device device_;
   at::ScalarType dtype_;

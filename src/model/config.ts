@@ -32,6 +32,17 @@ const ARCHITECTURES: Record<ModelType, string> = {
   qwen2_5_vl: 'Qwen2_5_VLForConditionalGeneration',
 };
 
+/** The sequence-classification class of each type (a score head on the last token). transformers
+ *  has Qwen2ForSequenceClassification; the VL names follow its pattern for our reward models. */
+const CLASSIFICATION_ARCHITECTURES: Record<ModelType, string> = {
+  qwen2: 'Qwen2ForSequenceClassification',
+  qwen2_vl: 'Qwen2VLForSequenceClassification',
+  qwen2_5_vl: 'Qwen2_5_VLForSequenceClassification',
+};
+const CLASSIFICATION_SUFFIX = 'ForSequenceClassification';
+/** PretrainedConfig's num_labels when config.json gives neither num_labels nor id2label. */
+const HF_DEFAULT_NUM_LABELS = 2;
+
 /** Text defaults of transformers' Qwen2Config (qwen2) and Qwen2VLTextConfig / Qwen2_5_VLTextConfig (both VL). */
 const TEXT_DEFAULTS = {
   qwen2: {
@@ -189,8 +200,54 @@ export function parseModelConfig(json: unknown, sourcePath: string): ModelConfig
     bosTokenId: bos ? (bos.value as number) : null,
     eosTokenIds,
     torchDtype,
+    scoreLabels: parseScoreLabels(r, root),
     raw: structuredClone(root),
   };
+}
+
+/**
+ * The score head's label count: 0 unless architectures[0] is a *ForSequenceClassification class;
+ * then num_labels, else the size of id2label (what save_pretrained writes), else HF's default 2.
+ */
+function parseScoreLabels(r: FieldReader, root: Json): number {
+  const arch = Array.isArray(root.architectures) ? root.architectures[0] : undefined;
+  if (typeof arch !== 'string' || !arch.endsWith(CLASSIFICATION_SUFFIX)) return 0;
+  const src = [{ obj: root, prefix: '' }];
+  if (r.find(src, 'num_labels')) return r.int(src, 'num_labels', HF_DEFAULT_NUM_LABELS);
+  const id2label = r.find(src, 'id2label');
+  if (!id2label) return HF_DEFAULT_NUM_LABELS;
+  if (!isObject(id2label.value) || Object.keys(id2label.value).length === 0)
+    throw r.error(id2label.field, 'an object with one entry per label', id2label.value);
+  return Object.keys(id2label.value).length;
+}
+
+/** HF's labels for `n` classes: id2label {"0": "LABEL_0", ...} and label2id its inverse. */
+function defaultLabels(n: number): { id2label: Record<string, string>; label2id: Record<string, number> } {
+  const id2label: Record<string, string> = {};
+  const label2id: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    id2label[String(i)] = `LABEL_${i}`;
+    label2id[`LABEL_${i}`] = i;
+  }
+  return { id2label, label2id };
+}
+
+/** architectures, num_labels, id2label and label2id for the score head (or their removal without one). */
+function writeScoreHead(cfg: ModelConfig, out: Json): void {
+  const arch = Array.isArray(out.architectures) ? out.architectures[0] : undefined;
+  const wasClassifier = typeof arch === 'string' && arch.endsWith(CLASSIFICATION_SUFFIX);
+  if (cfg.scoreLabels > 0) {
+    out.architectures = [CLASSIFICATION_ARCHITECTURES[cfg.modelType]];
+    out.num_labels = cfg.scoreLabels;
+    // Labels named in the config read are kept when they still fit; otherwise HF's defaults.
+    const named = isObject(out.id2label) && Object.keys(out.id2label).length === cfg.scoreLabels;
+    if (!named || !isObject(out.label2id)) Object.assign(out, defaultLabels(cfg.scoreLabels));
+  } else if (wasClassifier) {
+    out.architectures = [ARCHITECTURES[cfg.modelType]];
+    delete out.num_labels;
+    delete out.id2label;
+    delete out.label2id;
+  }
 }
 
 function parseText(r: FieldReader, type: ModelType, src: Source[]): TextConfig {
@@ -358,6 +415,7 @@ export function modelConfigToJson(cfg: ModelConfig): Record<string, unknown> {
   // transformers' pipelines and vLLM pick the model class from `architectures`.
   if (!Array.isArray(out.architectures) || out.architectures.length === 0)
     out.architectures = [ARCHITECTURES[cfg.modelType]];
+  writeScoreHead(cfg, out);
   const nested = isObject(out.text_config);
   const text = (nested ? out.text_config : out) as Json;
   // Nested configs may also carry top-level copies of text fields: keep those consistent too.

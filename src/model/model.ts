@@ -12,6 +12,8 @@ import type {
   LossReport,
   ReduceGradients,
   ModelBatch,
+  ScoreHeadOptions,
+  ScoreLossSpec,
   ModelDevice,
   ModelDtype,
   NativeModel,
@@ -66,10 +68,15 @@ export interface SaveOptions {
 export class Model {
   private constructor(
     private native: NativeModel | null,
-    readonly config: ModelConfig,
+    private cfg: ModelConfig,
     /** The folder the weights came from (tokenizer files are copied from it on save). */
     readonly sourceDir: string | null = null,
   ) {}
+
+  /** The model's configuration (scoreLabels follows addScoreHead). */
+  get config(): ModelConfig {
+    return this.cfg;
+  }
 
   /**
    * A model from a normalized config, or from a config.json / model folder path, randomly
@@ -183,6 +190,35 @@ export class Model {
   /** Token-level GRPO loss through the fused logprob, backward: gradients accumulate. */
   async backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec, reduce?: ReduceGradients): Promise<LossReport> {
     return reduce ? this.n.backwardGrpo(batch, spec, reduce) : this.n.backwardGrpo(batch, spec);
+  }
+  /** The score head (config.scoreLabels > 0) at each sequence's last token: S x L float32 values,
+   *  row-major (the reward model's scalar per sequence when L is 1). No gradient. */
+  async scores(batch: ModelBatch): Promise<Float32Array> {
+    const t = await this.n.scores(batch);
+    try {
+      const values = t.toArray();
+      return values instanceof Float32Array ? values : Float32Array.from(values as Float64Array);
+    } finally {
+      t.dispose();
+    }
+  }
+  /** scores() as an [S, L] Tensor in the model's accumulation dtype: float64 for a float64 model
+   *  (reference and gradient checks), float32 otherwise. */
+  async scoreTensor(batch: ModelBatch): Promise<Tensor> {
+    return this.n.scores(batch);
+  }
+  /** Squared error of the scores against `spec.targets` (mean over rows x labels unless numItems),
+   *  backward: gradients accumulate until optimizerStep. A model without a score head rejects. */
+  async backwardScore(batch: ModelBatch, spec: ScoreLossSpec, reduce?: ReduceGradients): Promise<LossReport> {
+    return reduce ? this.n.backwardScore(batch, spec, reduce) : this.n.backwardScore(batch, spec);
+  }
+  /** Gives the model a fresh score head (e.g. a pretrained causal LM becoming a reward model; its LM
+   *  head stays, so it still generates). Trains when the language model does; save() then writes a
+   *  *ForSequenceClassification folder. Throws when the model already has a head. */
+  addScoreHead(opts: ScoreHeadOptions = {}): void {
+    const labels = opts.labels ?? 1;
+    this.n.addScoreHead({ labels, seed: opts.seed ?? 0, std: opts.std ?? 0.02 });
+    this.cfg = { ...this.cfg, scoreLabels: labels };
   }
   /** AdamW step (global-norm clipping first) on the accumulated gradients, then zeroes them. */
   /** AdamW; a non-finite gradient norm (or opts.skip) leaves weights and optimizer state untouched. */

@@ -16,7 +16,7 @@
 // canonicalName() maps it back, as transformers' _checkpoint_conversion_mapping does the other way.
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
 
-/** The model's tensors in a fixed order (decoder, head, vision tower), with hub names. */
+/** The model's tensors in a fixed order (decoder, heads, vision tower), with hub names. */
 export function expectedParameters(cfg: ModelConfig): ParameterSpec[] {
   const t = cfg.text;
   const out: ParameterSpec[] = [];
@@ -42,6 +42,8 @@ export function expectedParameters(cfg: ModelConfig): ParameterSpec[] {
   }
   add('model.norm.weight', [t.hiddenSize]);
   if (!t.tieWordEmbeddings) add('lm_head.weight', [t.vocabSize, t.hiddenSize]);
+  // The sequence-classification head (the native ParameterSpecs order: after the LM head).
+  if (cfg.scoreLabels > 0) add('score.weight', [cfg.scoreLabels, t.hiddenSize]);
 
   const v = cfg.vision;
   if (!v) return out;
@@ -96,6 +98,7 @@ const KNOWN = new RegExp(
       'model\\.embed_tokens\\.weight',
       'model\\.norm\\.weight',
       'lm_head\\.weight',
+      'score\\.weight',
       'model\\.layers\\.\\d+\\.self_attn\\.[qkv]_proj\\.(?:weight|bias)',
       'model\\.layers\\.\\d+\\.self_attn\\.o_proj\\.weight',
       'model\\.layers\\.\\d+\\.mlp\\.(?:gate|up|down)_proj\\.weight',

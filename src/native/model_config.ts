@@ -58,6 +58,9 @@ export interface ModelConfig {
   eosTokenIds: number[];
   /** "float32" | "bfloat16" | "float16" as written in config.json (torch_dtype / dtype). */
   torchDtype: string;
+  /** Labels of the sequence-classification head `score.weight` [scoreLabels, hiddenSize] (HF's
+   *  *ForSequenceClassification; the reward model's scalar is label 0); 0: no head. */
+  scoreLabels: number;
   /** The config.json object as read, so that saving writes back every field we do not model. */
   raw: Record<string, unknown>;
 }

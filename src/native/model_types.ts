@@ -85,6 +85,25 @@ export interface GrpoLossSpec extends LossOptions {
   entropyTopQuantile?: number;
 }
 
+/** backwardScore's loss: the squared error of the score head's outputs against `targets`. */
+export interface ScoreLossSpec {
+  /** S * L targets, row-major ([S] for one label): one row per sequence of the batch. */
+  targets: Float32Array | Float64Array | Tensor;
+  /** Divide the summed squared error by this (e.g. the rows x labels of an accumulated step);
+   *  default this batch's rows x labels (the mean). */
+  numItems?: number;
+}
+
+/** addScoreHead's options. */
+export interface ScoreHeadOptions {
+  /** Rows of score.weight (1: one scalar reward per sequence). Default 1. */
+  labels?: number;
+  /** Seed of the Normal(0, std) initialization. Default 0. */
+  seed?: number;
+  /** Default 0.02 (the other weights' initialization). */
+  std?: number;
+}
+
 /** The last backward of an optimizer step on a rank: its gradients (accumulated over the step) are
  *  summed over the ranks of `dist` bucket by bucket while backward runs, as DDP does (bucketBytes
  *  default 25 MiB). A collective: every rank's last backward of the step passes it, and a rank with no
@@ -161,6 +180,8 @@ export interface NativeModel {
     /** Elements of this rank's optimizer slices (0 unsharded or before the first step / load). */
     optimizerShardNumel: number;
     checkpointLayers: boolean;
+    /** Labels of the score head (0: none). */
+    scoreLabels: number;
   };
   logits(batch: ModelBatch): Promise<Tensor>;
   tokenLogprobs(
@@ -170,6 +191,12 @@ export interface NativeModel {
   backwardSft(batch: ModelBatch, spec: SftLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
   sftLoss(batch: ModelBatch, spec: SftLossSpec): Promise<number>;
   backwardGrpo(batch: ModelBatch, spec: GrpoLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
+  /** [S, L] scores at each sequence's last token: float32 (float64 for a float64 model), no gradient. */
+  scores(batch: ModelBatch): Promise<Tensor>;
+  /** The score head's squared-error loss, backward: gradients accumulate. tokens = S, entropyMean 0. */
+  backwardScore(batch: ModelBatch, spec: ScoreLossSpec, reduce?: ReduceGradients): Promise<LossReport>;
+  /** A fresh score head (throws when the model has one); the config's scoreLabels is then `labels`. */
+  addScoreHead(opts?: ScoreHeadOptions): void;
   optimizerStep(opts: OptimizerOptions): Promise<StepReport>;
   zeroGrad(): void;
   /** The first parameter (by name) with a NaN or infinity, or null when all are finite. */
