@@ -870,8 +870,8 @@ Napi::Value ModelHandle::AddScoreHead(const Napi::CallbackInfo& info) {
   st = Live(kWhere);  // reading the options can run JS (getters), which may have disposed it
   std::lock_guard<std::mutex> lock(st->mutex);
   if (st->model->HasScoreHead()) {
-    ThrowArgError(env, kWhere, "model", "a model without a score head (addScoreHead adds one)",
-                  "a head of " + std::to_string(st->model->config().score_labels) + " labels");
+    ThrowArgError(env, kWhere, "model", "a model without a score head",
+                  "one that already has a head of " + std::to_string(st->model->config().score_labels) + " labels");
   }
   st->model->AddScoreHead(labels, seed, std_dev);
   return env.Undefined();

@@ -10,6 +10,7 @@
 // - qwen2_5_vl blocks: RMSNorm norm1/norm2 (weight only), the same attention, SwiGLU MLP
 //   gate/up/down_proj *with* biases; merger ln_q is an RMSNorm (weight only).
 // - merger: mlp.0 Linear(embed*m^2 -> embed*m^2), GELU (mlp.1, no weights), mlp.2 Linear(-> out).
+// - score head (*ForSequenceClassification, config.scoreLabels > 0): score.weight, bias-free.
 //
 // The newer layout (transformers >= 4.52 saves Qwen2VLForConditionalGeneration with a Qwen2VLModel
 // inside) prefixes the decoder with model.language_model. and the vision tower with model.visual.;

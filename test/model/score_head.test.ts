@@ -282,3 +282,24 @@ test('config.json: a *ForSequenceClassification config reads num_labels or the s
   assert.ok(!('num_labels' in none) && !('id2label' in none));
   assert.throws(() => parseModelConfig({ ...byCount, num_labels: 0 }, 'rm'), /num_labels/);
 });
+
+test('backwardScore with reduce (one local rank): the same loss and gradients, the head bucketed', async () => {
+  const m = await Model.create({ ...tinyConfig('qwen2'), scoreLabels: 1 }, { seed: 9 });
+  const batch = packSequences([Int32Array.from([1, 2, 3]), Int32Array.from([4, 5, 6, 7, 8])]);
+  const targets = Float32Array.from([2, -3]);
+  const plain = await m.backwardScore(batch, { targets });
+  const g0 = Object.fromEntries(Object.entries(m.gradients()).map(([k, t]) => [k, t.toArray() as Float32Array]));
+  m.zeroGrad();
+  const dist = await addon.Distributed.create({ rank: 0, worldSize: 1, backend: 'local' });
+  try {
+    const reduced = await m.backwardScore(batch, { targets }, { dist });
+    assert.equal(reduced.loss, plain.loss);
+    assert.ok((reduced.buckets ?? 0) >= 1, `buckets ${reduced.buckets}`);
+    const g1 = m.gradients();
+    assert.deepEqual(Object.keys(g1).sort(), Object.keys(g0).sort());
+    for (const k of Object.keys(g0)) assertClose(g1[k].toArray() as Float32Array, g0[k], { rtol: 0, atol: 0, what: k });
+  } finally {
+    dist.close();
+    await m.dispose();
+  }
+});
