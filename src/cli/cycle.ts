@@ -1,5 +1,6 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
-//               [--no-reward-filter] [--no-co-evolve] [--study] [--grpo-reward verifiable|reward-model]
+//               [--no-reward-filter] [--no-co-evolve] [--study] [--reward-model generative|graded]
+//               [--grpo-reward verifiable|reward-model]
 //               [--config FILE]
 //               [--generator-prompt direct|step|metacognitive] [--min-pixels N] [--max-pixels N]`:
 // the MedGR² cycle and its report (src/cycle/ablations.ts). With no arguments: a MedSynth world and
@@ -13,6 +14,7 @@ import {
   defaultCycleConfig,
   CYCLE_DTYPES,
   GENERATOR_PROMPT_STYLES,
+  REWARD_MODELS,
   instructCycleConfig,
   mergeCycleConfig,
   recipeOf,
@@ -55,6 +57,7 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
     'out',
     'device',
     'dtype',
+    'rewardModel',
     ...INSTRUCT_FLAGS,
   ] as const) {
     if (given(key)) (flags as Record<string, unknown>)[key] = o[key];
@@ -111,6 +114,15 @@ export function registerCycle(program: Command): void {
     .option(
       '--study',
       'the full study: both ablations and the data-efficiency comparison (top-k by reward vs random subsets of round 1 at three sizes, SFT then GRPO), all in one report',
+    )
+    .option(
+      '--reward-model <kind>',
+      `the judge: ${REWARD_MODELS.join(', ')} (graded: the paper's scalar score head trained with MSE on four graded levels; config rewardModel)`,
+      (v: string) => {
+        if (!(REWARD_MODELS as readonly string[]).includes(v))
+          throw new InvalidArgumentError(`--reward-model: ${REWARD_MODELS.join(', ')}, got '${v}'`);
+        return v;
+      },
     )
     .option(
       '--grpo-reward <name>',

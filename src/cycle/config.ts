@@ -28,6 +28,9 @@ export interface CycleConfig {
   minPixels?: number;
   maxPixels?: number;
   resume: boolean;
+  /** The judge: 'generative' (default: P(Yes) of a Yes/No reply) or 'graded' (the paper's scalar score
+   *  head, MSE on four graded levels; graded_pairs.ts). */
+  rewardModel?: (typeof REWARD_MODELS)[number];
   rewardFilter: boolean;
   coEvolve: boolean;
   world: {
@@ -234,6 +237,7 @@ const WHOLE_NUMBERS = new Set([
 ]);
 export const CYCLE_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
 export const JUDGE_DATA = ['kept', 'confident'] as const;
+export const REWARD_MODELS = ['generative', 'graded'] as const;
 
 /** Settings that take one of a few names, by dotted key. */
 const CHOICES: Record<string, readonly string[]> = {
@@ -247,6 +251,7 @@ const CHOICES: Record<string, readonly string[]> = {
   'grpo.policyLoss': ['clip', 'cispo'],
   'grpo.reward': GRPO_REWARDS,
   'coDevelop.judgeData': JUDGE_DATA,
+  rewardModel: REWARD_MODELS,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
 const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
@@ -284,6 +289,7 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   'grpo.maxSkippedSteps': 'number',
   'grpo.reward': 'string',
   'coDevelop.judgeData': 'string',
+  rewardModel: 'string',
   'grpo.rewardModelWeight': 'number',
   'grpo.exactMatchWeight': 'number',
 };

@@ -37,6 +37,8 @@ import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolI
 import { CAPTION_PROMPT, captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
 import { exactMatchTerm, rewardModelTerm } from './judge_reward';
+import { gradedPairs } from './graded_pairs';
+import { trainRewardModel } from '../train/reward_model';
 import { accuracyAt, auc } from '../eval/auc';
 import { confidentPairs, constructPairs, judgeExampleWith, type LabelledPair } from './negatives';
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
@@ -297,16 +299,18 @@ export class Cycle {
     return sizing.batch;
   }
 
-  /** The judge's prompt, readout, image settings and batch in the instruct recipe; none in the default one. */
+  /** The judge's prompt, readout, image settings and batch in the instruct recipe; in the default one only
+   *  the readout of the graded reward model (its score head) when the run uses it. */
   private judgeOptions(
     tok: TextTokenizer,
     samples: readonly Parameters<CycleRecipe['judgePrompt']>[0][],
   ): Partial<Pick<JudgeOptions, 'prompt' | 'readout' | 'batchSize' | 'minPixels' | 'maxPixels' | 'patch'>> {
-    if (!this.instruct) return {};
+    const graded = this.cfg.rewardModel === 'graded';
+    if (!this.instruct) return graded ? { readout: 'head' } : {};
     return {
       ...this.recipe.images,
       prompt: this.recipe.judgePrompt,
-      readout: this.recipe.judgeReadout,
+      readout: graded ? 'head' : this.recipe.judgeReadout,
       batchSize: this.judgeBatch(tok, samples),
     };
   }
@@ -497,10 +501,10 @@ export class Cycle {
     const judgeFrom = this.instruct ? 'init' : 'policy-sft-seed';
     if (!this.instruct || cfg.warmup.judgeSteps > 0)
       await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model(judgeFrom)], outputs: [p.model('judge-1')] }, () =>
-        this.sft(
+        this.trainJudge(
           judgeFrom,
           'judge-1',
-          constructPairs(seed, { seed: cfg.seed }).map(judgeExampleWith(this.recipe.judgePrompt)),
+          [{ samples: seed, seed: cfg.seed }],
           cfg.warmup.judgeSteps,
           cfg.warmup.judgeLr,
           'warmup-judge',
@@ -519,6 +523,10 @@ export class Cycle {
   /** A fresh run refuses a folder that holds another run's stages; --resume requires the same config. */
   private checkStart(): void {
     const { cfg, p } = this;
+    if (cfg.rewardModel === 'graded' && cfg.coDevelop.judgeData === 'confident')
+      throw new Error(
+        "config: coDevelop.judgeData 'confident' (Yes/No labels from the judge's own judgments) needs rewardModel 'generative'",
+      );
     const started = fs.existsSync(path.join(cfg.out, 'manifests'));
     if (started && !cfg.resume)
       throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
@@ -539,6 +547,7 @@ export class Cycle {
         'maxPixels',
         'rewardFilter',
         'coEvolve',
+        'rewardModel',
       ];
       for (const k of keys) {
         if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k]))
@@ -952,12 +961,61 @@ export class Cycle {
     return { sft: readJson(p.evalJson(arms.sft, 0)), grpo: readJson(p.evalJson(arms.grpo, 0)) };
   }
 
-  /** What the next judge learns from round r besides the seed (config coDevelop.judgeData). */
-  private newJudgePairs(thisRound: readonly ScoredCandidate[], r: number): LabelledPair[] {
-    const c = this.cfg.coDevelop;
-    if (c.judgeData === 'confident') return confidentPairs(thisRound, { hi: c.confidentHi, lo: c.confidentLo });
-    const kept = thisRound.filter((s) => s.selected).map((s) => s.candidate.sample);
-    return constructPairs(kept, { seed: this.cfg.seed + 100 + r });
+  /**
+   * Trains models/<from> into the judge models/<to> on labelled sample sets (each set builds its own
+   * negatives, with its own seed): the generative judge by Yes/No SFT on constructed pairs (plus
+   * `confident` pairs), the graded one (config rewardModel) by its score head's MSE on graded pairs
+   * (graded_pairs.ts; a model without a head gets one first).
+   */
+  private async trainJudge(
+    from: string,
+    to: string,
+    sets: { samples: Sample[]; seed: number }[],
+    steps: number,
+    lr: number,
+    stage: string,
+    confident: LabelledPair[] = [],
+  ): Promise<void> {
+    const prompt = this.recipe.judgePrompt;
+    if (this.cfg.rewardModel !== 'graded') {
+      const pairs = [...sets.flatMap((x) => constructPairs(x.samples, { seed: x.seed })), ...confident];
+      await this.sft(from, to, pairs.map(judgeExampleWith(prompt)), steps, lr, stage);
+      return;
+    }
+    const examples = sets
+      .flatMap((x) => gradedPairs(x.samples, { seed: x.seed }))
+      .map((p) => ({ images: p.images, user: prompt(p.sample), target: p.target }));
+    const { model, tok } = await this.loadModel(from);
+    try {
+      if (!(model.config.scoreLabels > 0)) model.addScoreHead({ labels: 1, seed: this.cfg.seed });
+      const losses =
+        steps > 0 && examples.length > 0
+          ? await trainRewardModel(
+              model,
+              examples,
+              {
+                lr,
+                maxSteps: steps,
+                tokenBudget: this.cfg.tokenBudget,
+                seed: this.cfg.seed,
+                tokenizer: tok,
+                imageOptions: this.recipe.images,
+                warmupSteps: Math.min(10, Math.ceil(steps / 10)),
+                minLrRatio: 0.1,
+                dist: this.ranks.dist,
+              },
+              (i) => this.reportProgress(`${stage} (mse ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
+            )
+          : [];
+      await this.saveModel(model, to);
+      this.writeJson(this.p.log(to), { losses });
+      const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+      this.log(
+        `[cycle] ${stage}: graded reward model, ${losses.length} steps on ${examples.length} graded pairs, mse ${mean(losses.slice(0, 5)).toFixed(3)} -> ${mean(losses.slice(-5)).toFixed(3)}`,
+      );
+    } finally {
+      await model.dispose();
+    }
   }
 
   // ---- one round ----
@@ -1135,14 +1193,22 @@ export class Cycle {
         r,
         { inputs: [this.modelDir(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
         async () => {
-          const pairs = [...constructPairs(seed, { seed: cfg.seed + r }), ...this.newJudgePairs(thisRound, r)];
-          await this.sft(
+          // besides the seed, the round's kept samples with constructed negatives (judgeData 'kept'), or
+          // the judge's own confident judgments ('confident', the generative judge only)
+          const c = cfg.coDevelop;
+          const kept = thisRound.filter((s) => s.selected).map((s) => s.candidate.sample);
+          const confident = c.judgeData === 'confident';
+          await this.trainJudge(
             judge,
             nextJudge,
-            pairs.map(judgeExampleWith(recipe.judgePrompt)),
-            cfg.coDevelop.judgeSteps,
-            cfg.coDevelop.lr,
+            [
+              { samples: seed, seed: cfg.seed + r },
+              ...(confident ? [] : [{ samples: kept, seed: cfg.seed + 100 + r }]),
+            ],
+            c.judgeSteps,
+            c.lr,
             `round ${r} co-develop-judge`,
+            confident ? confidentPairs(thisRound, { hi: c.confidentHi, lo: c.confidentLo }) : [],
           );
         },
       );

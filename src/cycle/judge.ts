@@ -10,6 +10,9 @@
 // own, so the ids are tok.encode("Yes")[0] whatever the template: with Qwen's real tokenizer "Yes" is
 // 9454 and "No" 2753, not the mid-sentence " Yes" (7414) / " No" (2308), which the reply never starts with.
 //
+// The graded reward model (config rewardModel 'graded') reads no tokens: readout 'head' takes its scalar
+// score head's value at the prompt's last token instead (graded_pairs.ts).
+//
 // Readout: 'logits' reads the two entries of the full [tokens, vocab] logits (the default recipe's
 // tiny vocabulary); 'logprobs' (the instruct recipe) asks the fused log-prob op for log P(Yes) and
 // log P(No) at each prompt's last position, two passes that never hold a [tokens, 151936] matrix.
@@ -27,6 +30,7 @@ import {
   type LoadedImage,
 } from '../model/encode';
 import { judgePrompt } from './prompts';
+import { normalizedScore } from './graded_pairs';
 
 export interface YesNoTokens {
   yes: number;
@@ -64,8 +68,9 @@ export interface JudgeOptions extends ImageOptions {
   batchSize?: number;
   /** The judge's user turn for a sample (default: prompts.ts judgePrompt). */
   prompt?: (sample: JudgeItem['sample']) => string;
-  /** How P(Yes) and P(No) are read (see the file comment). Default 'logits'. */
-  readout?: 'logits' | 'logprobs';
+  /** How P(Yes) and P(No) are read (see the file comment), or 'head': the graded reward model's score
+   *  (graded_pairs.ts), normalized onto [0, 1]. Default 'logits'. */
+  readout?: 'logits' | 'logprobs' | 'head';
   progress?: (done: number, total: number) => void;
   /** Where the batches run (default: all here; the cycle's ranks split them). */
   runBatches?: BatchRunner;
@@ -98,6 +103,13 @@ export async function judgeRewards(
         ),
       );
       const pb = packInOrder(prompts);
+      if (opts.readout === 'head') {
+        // the graded reward model: its scalar head at each prompt's last token, mapped onto [0, 1]
+        const scores = await judge.scores(toModelBatch(pb).batch);
+        for (let i = 0; i < chunk.length; i++) out.push(normalizedScore(scores[i]));
+        opts.progress?.(out.length, mine.length);
+        continue;
+      }
       if (opts.readout === 'logprobs') {
         out.push(...(await rewardsFromLogprobs(judge, pb, ids)));
         opts.progress?.(out.length, mine.length);
