@@ -52,6 +52,19 @@ test('unknown keys and wrong types are errors naming the file and the key', () =
   assert.equal(placed.dtype, 'bfloat16');
   bad({ grpo: { policyLoss: 'ppo' } }, /key "grpo\.policyLoss" expects one of clip, cispo/);
   bad({ grpo: { overlong_buffer: 2.5 } }, /key "grpo\.overlongBuffer" expects a whole number/);
+  // issue 17's choices: the judge, its co-develop data, the GRPO reward, the selection floor
+  bad({ rewardModel: 'scalar' }, /key "rewardModel" expects one of generative, graded/);
+  bad({ coDevelop: { judgeData: 'own' } }, /key "coDevelop\.judgeData" expects one of kept, confident/);
+  bad({ grpo: { reward: 'judge' } }, /key "grpo\.reward" expects one of verifiable, reward-model/);
+  const m = mergeCycleConfig(
+    d,
+    { rewardModel: 'graded', select: { floor: 0.5 }, grpo: { reward: 'reward-model', reward_model_weight: 0.7 } },
+    'run.json',
+  );
+  assert.equal(m.rewardModel, 'graded');
+  assert.equal(m.select.floor, 0.5);
+  assert.equal(m.grpo.reward, 'reward-model');
+  assert.equal(m.grpo.rewardModelWeight, 0.7);
 });
 
 test("the GRPO stage takes the trainer's options (GSPO, overlong, entropy, KL in the reward, TIS)", () => {
@@ -95,6 +108,10 @@ test('medgr2 cycle --config: a bad file stops before any work, with the file and
     ],
     [write('typo.yaml', 'grpo:\n  step: 10\n'), /typo\.yaml: unknown key "grpo\.step"/],
     [write('broken.json', '{"grpo": '), /broken\.json: not valid JSON/],
+    [
+      write('graded-confident.json', '{"rewardModel": "graded", "coDevelop": {"judgeData": "confident"}}'),
+      /judgeData 'confident' .* needs rewardModel 'generative'/,
+    ],
   ];
   for (const [file, re] of cases) {
     const r = runCli(['cycle', '--config', file, '--out', out]);
@@ -102,4 +119,7 @@ test('medgr2 cycle --config: a bad file stops before any work, with the file and
     assert.match(r.stderr, re);
     assert.ok(!fs.existsSync(out), 'nothing was started');
   }
+  const flag = runCli(['cycle', '--reward-model', 'scalar', '--out', out]);
+  assert.notEqual(flag.status, 0);
+  assert.match(flag.stderr, /--reward-model: generative, graded, got 'scalar'/);
 });

@@ -64,9 +64,10 @@ test('one round end to end: every stage finishes with its records, manifest and 
   await assert.rejects(new Cycle(tinyRun(out), quiet).run(), /pass --resume/);
 });
 
-test('the study: both ablations, the data-efficiency arms and the paper GRPO reward, all in one report', async () => {
+test('the study: both ablations, the data-efficiency arms, the graded reward model and the paper GRPO reward, in one report', async () => {
   const out = tmp('cycle-study');
-  const cfg = tinyRun(out, { grpo: { ...tinyRun(out).grpo, reward: 'reward-model' } });
+  // the graded reward model (a score head) as the judge, and the paper's GRPO reward on it
+  const cfg = tinyRun(out, { rewardModel: 'graded', grpo: { ...tinyRun(out).grpo, reward: 'reward-model' } });
   const lines: string[] = [];
   // Two generator warm-up steps write no valid sample; round 1's candidates are replaced (once, in the
   // main chain) by valid ones on the pool's images, so selection keeps its top 4 and the study has arms.
@@ -91,6 +92,12 @@ test('the study: both ablations, the data-efficiency arms and the paper GRPO rew
     lines.some((l) => /grpo reward: 0\.8 x reward_model \+ 0\.2 x exact_match \+ 0\.1 x format/.test(l)),
     'the paper reward is used and logged',
   );
+  assert.ok(
+    lines.some((l) => /warmup-judge: graded reward model, 2 steps on \d+ graded pairs/.test(l)),
+    'the judge is the graded reward model',
+  );
+  const judgeConfig = JSON.parse(fs.readFileSync(path.join(out, 'models', 'judge-1', 'config.json'), 'utf8'));
+  assert.equal(judgeConfig.num_labels, 1, 'the judge folder holds its score head');
   const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
   for (const arm of ['noRewardFilterSftCycle', 'noRewardFilterGrpoCycle', 'noCoEvolveSftCycle', 'noCoEvolveGrpoCycle'])
     assert.ok(report.final[arm], arm);
