@@ -2,38 +2,16 @@
 // the rounds' own selection rules, random draws the same number from the same eligible candidates.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { scoredOf } from '../helpers/samples';
 import { efficiencySizes, efficiencySubset } from '../../src/cycle/data_efficiency';
-import type { ScoredCandidate } from '../../src/data/proto';
 
-function scored(i: number, reward: number, valid = true): ScoredCandidate {
-  return {
-    candidate: {
-      sample: {
-        id: `c${i}`,
-        dataset: 'g',
-        images: [`/img/${i}.png`],
-        modality: i % 2 ? 'CT' : 'MRI',
-        modalityOriginal: '',
-        task: 'Modality Recognition',
-        taskOriginal: '',
-        question: 'What imaging modality is used in this image?',
-        options: ['CT', 'MRI', 'OCT', 'X-Ray'],
-        answer: i % 2 ? 'CT' : 'MRI',
-        rationale: '',
-        provenance: { kind: 'GENERATED', round: 1, sourceFile: '', sourceLine: 0, sourceFormat: '' },
-        questionStem: '',
-      },
-      generatorRound: 1,
-      valid,
-      invalidReason: valid ? '' : 'bad',
-      raw: '',
-    },
+const scored = (i: number, reward: number, valid = true) =>
+  scoredOf(
+    `c${i}`,
     reward,
-    judgeRound: 1,
-    selected: false,
-    selectReason: '',
-  };
-}
+    { images: [`/img/${i}.png`], modality: i % 2 ? 'CT' : 'MRI', answer: i % 2 ? 'CT' : 'MRI' },
+    valid,
+  );
 
 test('sizes: a quarter, a half and all of round 1 kept, distinct, at least one', () => {
   assert.deepEqual(efficiencySizes(144), [36, 72, 144]);

@@ -2,28 +2,12 @@
 // level what its name says (by hand, on a small seed), and the score-to-reward map.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sampleOf } from '../helpers/samples';
 import { GRADES, gradedPairs, incoherentSample, normalizedScore } from '../../src/cycle/graded_pairs';
 import type { Sample } from '../../src/data/proto';
 import { Prng } from '../../src/util/prng';
 
-function sample(over: Partial<Sample>): Sample {
-  return {
-    id: 's',
-    dataset: 'd',
-    images: ['/a.png'],
-    modality: 'CT',
-    modalityOriginal: 'CT',
-    task: 'Modality Recognition',
-    taskOriginal: '',
-    question: 'What imaging modality is used in this image?',
-    options: ['CT', 'MRI', 'OCT', 'X-Ray'],
-    answer: 'CT',
-    rationale: '',
-    provenance: { kind: 'SEED', round: 0, sourceFile: '', sourceLine: 0, sourceFormat: '' },
-    questionStem: '',
-    ...over,
-  };
-}
+const sample = (over: Partial<Sample>) => sampleOf({ images: ['/a.png'], ...over });
 
 const seed = [
   sample({ id: '1' }),

@@ -5,33 +5,24 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { sampleOf } from '../helpers/samples';
 import { exactMatchTerm, judgedAnswers, rewardModelTerm } from '../../src/cycle/judge_reward';
 import { judgeRewards } from '../../src/cycle/judge';
 import { scoreCompletion, scoreGroup, type GrpoPrompt } from '../../src/train/rewards';
 import { grpoPromptsFromSamples } from '../../src/train/grpo_rollout';
-import type { Sample } from '../../src/data/proto';
 import { synthesize } from '../../src/data/medsynth/world';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
 
-function sample(images: string[]): Sample {
-  return {
+const sample = (images: string[]) =>
+  sampleOf({
     id: 'q1',
     dataset: 'MedSynth',
     images,
-    modality: 'CT',
-    modalityOriginal: 'CT',
-    task: 'Modality Recognition',
-    taskOriginal: 'Modality Recognition',
     question: 'Which modality is this?',
     options: ['MRI', 'X-Ray', 'CT', 'Fundus photography'],
-    answer: 'CT',
-    rationale: '',
-    provenance: { kind: 'SEED', round: 0, sourceFile: '', sourceLine: 0, sourceFormat: '' },
-    questionStem: '',
-  };
-}
+  });
 
 const prompt: GrpoPrompt = grpoPromptsFromSamples([sample(['x.png'])], 'answer')[0];
 const replies = [

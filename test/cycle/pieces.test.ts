@@ -2,6 +2,7 @@
 // a known distribution, selection (balance, dedupe, nothing lost), constructed negatives, AUC.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { sampleOf, scoredOf } from '../helpers/samples';
 import {
   compactGeneratorReply,
   generatorPrompt,
@@ -23,29 +24,11 @@ import {
 } from '../../src/cycle/negatives';
 import { rationaleContradiction, selectCandidates } from '../../src/cycle/select';
 import { Prng } from '../../src/util/prng';
-import type { Sample, ScoredCandidate } from '../../src/data/proto';
 import { TextTokenizer } from '../../src/data/tokenizer';
 
 const ctx = { id: 'g1-0-0', image: '/x/0.png', modality: 'CT', task: 'Modality Recognition', round: 1 };
 
-function sample(over: Partial<Sample> = {}): Sample {
-  return {
-    id: 's',
-    dataset: 'd',
-    images: ['/x/a.png'],
-    modality: 'CT',
-    modalityOriginal: 'CT',
-    task: 'Modality Recognition',
-    taskOriginal: '',
-    question: 'What imaging modality is used in this image?',
-    options: ['CT', 'MRI', 'OCT', 'X-Ray'],
-    answer: 'CT',
-    rationale: '',
-    provenance: { kind: 'SEED', round: 0, sourceFile: '', sourceLine: 0, sourceFormat: '' },
-    questionStem: '',
-    ...over,
-  };
-}
+const sample = sampleOf;
 
 test('generator replies: a good one parses; each defect is invalid with its reason, and kept raw', () => {
   const good =
@@ -326,21 +309,7 @@ test('judge reward: P(Yes)/(P(Yes)+P(No)) from a known distribution, whatever th
   assert.equal(rewardFromLogits(row, ids), 0);
 });
 
-function scored(id: string, reward: number, over: Partial<Sample> = {}, valid = true): ScoredCandidate {
-  return {
-    candidate: {
-      sample: sample({ id, ...over }),
-      generatorRound: 1,
-      valid,
-      invalidReason: valid ? '' : 'bad',
-      raw: '',
-    },
-    reward,
-    judgeRound: 1,
-    selected: false,
-    selectReason: '',
-  };
-}
+const scored = scoredOf;
 
 test('selection: threshold, dedupe keeps the best copy, balance caps groups, nothing is lost', () => {
   const items = [
