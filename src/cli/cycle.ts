@@ -1,6 +1,6 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
 //               [--no-reward-filter] [--no-co-evolve] [--study] [--reward-model generative|graded]
-//               [--grpo-reward verifiable|reward-model]
+//               [--grpo-reward verifiable|reward-model] [--lora-rank R [--lora-alpha A] ...]
 //               [--config FILE]
 //               [--generator-prompt direct|step|metacognitive] [--min-pixels N] [--max-pixels N]`:
 // the MedGR² cycle and its report (src/cycle/ablations.ts). With no arguments: a MedSynth world and
@@ -22,7 +22,8 @@ import {
 } from '../cycle/config';
 import { freshRunFolder } from '../cycle/paths';
 import { readConfigDocument } from './config';
-import { parseIntOption } from './options';
+import { parseIntOption, parseNumberOption } from './options';
+import { DECODER_PROJECTIONS, type LoraSpec } from '../model/lora';
 import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
 import { withRanks, type RanksConfig } from './ranks';
@@ -64,6 +65,8 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
   }
   cfg = { ...cfg, ...flags, resume: !!o.resume };
   if (given('grpoReward')) cfg = { ...cfg, grpo: { ...cfg.grpo, reward: o.grpoReward as GrpoRewardName } };
+  const lora = loraFlags(o, given);
+  if (lora) cfg = { ...cfg, lora: { ...cfg.lora, ...lora } };
   if (recipeOf(cfg) !== 'instruct') {
     const stray = INSTRUCT_FLAGS.filter((k) => cfg[k] !== undefined);
     if (stray.length)
@@ -74,6 +77,22 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
   // Without --out (or an `out` in the file) a fresh folder beside earlier runs; --resume continues the default one.
   if (!given('out') && cfg.out === d.out && !cfg.resume) cfg = { ...cfg, out: freshRunFolder(d.out) };
   return cfg;
+}
+
+/** The --lora-* flags given, as config `lora` keys (undefined when none is). */
+function loraFlags(o: Record<string, unknown>, given: (flag: string) => boolean): Partial<LoraSpec> | undefined {
+  const out: Partial<LoraSpec> = {};
+  if (given('loraRank')) out.rank = o.loraRank as number;
+  if (given('loraAlpha')) out.alpha = o.loraAlpha as number;
+  if (given('loraDropout')) out.dropout = o.loraDropout as number;
+  if (given('loraTargets'))
+    out.targets = (o.loraTargets as string)
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t.length > 0);
+  if (given('loraVision')) out.vision = true;
+  if (given('loraMerger')) out.merger = true;
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 export function registerCycle(program: Command): void {
@@ -133,6 +152,16 @@ export function registerCycle(program: Command): void {
         return v;
       },
     )
+    .option(
+      '--lora-rank <r>',
+      'LoRA: every training stage after the base trains a rank-r adapter on one shared base (PEFT adapter folders; config lora.rank)',
+      parseIntOption('--lora-rank', 1),
+    )
+    .option('--lora-alpha <a>', 'LoRA alpha: the update is scaled by alpha / r (default: 2 x rank)', parseNumberOption('--lora-alpha'))
+    .option('--lora-dropout <p>', "LoRA dropout on the adapters' input (default: 0)", parseNumberOption('--lora-dropout'))
+    .option('--lora-targets <names>', `decoder projections given adapters (default: ${DECODER_PROJECTIONS.join(',')})`)
+    .option('--lora-vision', "LoRA: also adapt the vision blocks' linears")
+    .option('--lora-merger', "LoRA: also adapt the merger's linears")
     .option('--seed <n>', `seed of the world, the model and every draw (default: ${d.seed})`, parseIntOption('--seed'))
     .option(
       '--config <file>',

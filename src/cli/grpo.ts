@@ -10,6 +10,7 @@ import { defaultRewards, loadRewardModule, parseRewardWeights } from '../train/r
 import type { ModelDtype } from '../model/model';
 import { addConfigOptions, resolveConfig, type ConfigSchema } from './config';
 import { runTrainingCommand } from './training_command';
+import { LORA_SCHEMA, loraSpecFromCli, type LoraCliConfig } from './lora_options';
 import { RANKS_SCHEMA, withRanks, type RanksConfig } from './ranks';
 import { loadSampleData } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
@@ -91,6 +92,8 @@ export const GRPO_SCHEMA: ConfigSchema = [
   { key: 'device', type: 'string', default: 'cpu', help: 'cpu, cuda or cuda:N' },
   // several ranks (src/cli/ranks.ts)
   ...RANKS_SCHEMA,
+  // LoRA (src/cli/lora_options.ts)
+  ...LORA_SCHEMA,
   {
     key: 'dtype',
     type: 'string',
@@ -291,7 +294,7 @@ export const GRPO_SCHEMA: ConfigSchema = [
   { key: 'keepLast', type: 'int', default: D.keepLast, min: 0, help: 'checkpoints kept (0: all)' },
 ];
 
-export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions>, RanksConfig {
+export interface GrpoCliConfig extends Partial<ResolvedGrpoOptions>, RanksConfig, LoraCliConfig {
   model: string;
   data: string;
   out: string;
@@ -359,6 +362,7 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
             stopTokens: stopTokensOf(generation, [tokenizer.special.imEnd, tokenizer.special.endOfText]),
             tokenizer,
             tokenizerDir,
+            lora: loraSpecFromCli(cfg),
             out: cfg.out,
             resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
             dist,

@@ -2,6 +2,7 @@
 //   a model folder (config.json + safetensors)       -> Model.load
 //   a config.json file                               -> a randomly initialized model (seeded)
 //   tiny-qwen2-vl / tiny-qwen2.5-vl                  -> the shipped tiny configs, random init
+//   a PEFT LoRA adapter folder (adapter_config.json) -> its base, loaded as above, with the adapter
 // The tokenizer: --tokenizer when given, else the model folder's tokenizer.json, else the shipped one
 // (configs/tokenizer, which the tiny configs are sized for).
 // The image processor and the generation defaults: a folder's preprocessor_config.json and
@@ -18,6 +19,7 @@ import {
 } from '../model/folder_settings';
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
+import { ADAPTER_CONFIG_FILE, adapterBaseModel, applyAdapter, isAdapterFolder, loadAdapter } from '../model/peft_adapter';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
 import { Option } from 'commander';
 import type { ConfigSchema } from './config';
@@ -70,9 +72,37 @@ export interface ModelArg {
   generation: GenerationSettings;
 }
 
+/**
+ * A PEFT adapter folder as --model: its base (adapter_config.json's base_model_name_or_path: a model
+ * folder, a config.json or a tiny name, as --model takes them) with the adapter applied, which then
+ * trains on (LoRA) or generates. The adapter folder's own tokenizer files win over the base's.
+ */
+async function loadAdapterArg(dir: string, opts: LoadModelArgOptions): Promise<ModelArg> {
+  const base = adapterBaseModel(dir);
+  if (base === null) throw new Error(`--model ${dir}: ${ADAPTER_CONFIG_FILE} names no base_model_name_or_path`);
+  if (isAdapterFolder(base)) throw new Error(`--model ${dir}: its base ${base} is itself an adapter folder`);
+  const ownTokenizer = fs.existsSync(path.join(dir, 'tokenizer.json')) ? dir : undefined;
+  const arg = await loadModelArg(base, { ...opts, tokenizer: opts.tokenizer ?? ownTokenizer });
+  try {
+    await applyAdapter(arg.model, await loadAdapter(dir, arg.model.config));
+  } catch (e) {
+    await arg.model.dispose();
+    throw new Error(`--model ${dir}: ${(e as Error).message}`);
+  }
+  return arg;
+}
+
+interface LoadModelArgOptions {
+  device?: string;
+  dtype?: ModelDtype;
+  seed?: number;
+  tokenizer?: string;
+  allowRandom?: boolean;
+}
+
 export async function loadModelArg(
   spec: string,
-  opts: { device?: string; dtype?: ModelDtype; seed?: number; tokenizer?: string; allowRandom?: boolean } = {},
+  opts: LoadModelArgOptions = {},
 ): Promise<ModelArg> {
   const device = (opts.device ?? 'cpu') as ModelDevice;
   let model: Model;
@@ -95,6 +125,8 @@ export async function loadModelArg(
     throw new Error(
       `--model ${spec}: no such file or folder (give a model folder, a config.json, or one of ${TINY_MODEL_NAMES.join(', ')})`,
     );
+  } else if (isAdapterFolder(spec)) {
+    return loadAdapterArg(spec, opts);
   } else if (fs.statSync(spec).isDirectory()) {
     if (!fs.existsSync(path.join(spec, 'config.json')))
       throw new Error(`--model ${spec}: not a model folder (no config.json)`);

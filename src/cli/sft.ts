@@ -12,6 +12,7 @@ import { loadSampleData, requireLabels } from './sample_data';
 import { type PromptStyle } from '../eval/policy_prompt';
 import { DecodedImages } from '../model/encode';
 import type { ProcessGroup } from '../dist/process_group';
+import { LORA_SCHEMA, loraSpecFromCli, type LoraCliConfig } from './lora_options';
 import { RANKS_SCHEMA, withRanks, type RanksConfig } from './ranks';
 import { PIXEL_BOUNDS_SCHEMA } from './model_arg';
 import { stopTokensOf } from '../model/folder_settings';
@@ -99,6 +100,8 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'threads', type: 'int', default: 0, min: 0, help: 'libtorch intra-op threads (0: its default)' },
   // several ranks (src/cli/ranks.ts)
   ...RANKS_SCHEMA,
+  // LoRA (src/cli/lora_options.ts)
+  ...LORA_SCHEMA,
   // optimization
   { key: 'lr', type: 'number', default: D.lr, min: 0, help: 'peak learning rate (AdamW)' },
   {
@@ -186,7 +189,7 @@ export const SFT_SCHEMA: ConfigSchema = [
   { key: 'logEvery', type: 'int', default: D.logEvery, min: 1, help: 'metrics every N steps' },
 ];
 
-export interface SftCliConfig extends RanksConfig {
+export interface SftCliConfig extends RanksConfig, LoraCliConfig {
   model: string;
   data: string;
   evalData?: string;
@@ -266,6 +269,7 @@ async function runSftIn(
           tokenizer,
           tokenizerDir,
           dist,
+          lora: loraSpecFromCli(cfg),
         },
         {
           evaluate:

@@ -3,7 +3,10 @@
 // (whole or not at all), one JSON summary line on stdout, and the native model freed on every path.
 // In a data-parallel run (`dist`, world size > 1) rank 0 alone writes config.json, final/ and the
 // summary (and says things on stderr); every rank loads, trains and disposes.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { saveAdapter } from '../model/peft_adapter';
+import type { PeftLayout } from '../model/lora';
 import { setNumThreads } from '../index';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { Model, ModelDtype } from '../model/model';
@@ -25,6 +28,10 @@ export interface TrainingCommandConfig {
   /** --min-pixels / --max-pixels: override the model's image processor. */
   minPixels?: number;
   maxPixels?: number;
+  /** LoRA runs: also write OUT/merged, a whole model folder with the adapter folded in. */
+  merge?: boolean;
+  /** LoRA runs: module paths in the saved adapter (src/model/lora.ts). */
+  adapterLayout?: PeftLayout;
 }
 
 export interface TrainingContext {
@@ -40,6 +47,31 @@ export interface TrainingContext {
   processor: ProcessorSettings;
   /** The model folder's generation_config.json (empty without one). */
   generation: GenerationSettings;
+}
+
+/**
+ * A LoRA run's results: OUT/final as a PEFT adapter folder (with the tokenizer files), and with
+ * --merge OUT/merged, the base with the adapter folded in (any HF tool loads it without PEFT).
+ */
+async function saveLoraResult(
+  model: Model,
+  cfg: TrainingCommandConfig,
+  tokenizerDir: string,
+): Promise<{ merged?: string }> {
+  const base = model.sourceDir ?? cfg.model;
+  await replaceDirAtomic(path.join(cfg.out, 'final'), (tmp) =>
+    saveAdapter(model, tmp, {
+      spec: model.loraSpec,
+      baseModel: path.isAbsolute(base) || !fs.existsSync(base) ? base : path.resolve(base),
+      layout: cfg.adapterLayout,
+      sourceDir: tokenizerDir,
+    }),
+  );
+  if (!cfg.merge) return {};
+  const merged = path.join(cfg.out, 'merged');
+  await model.mergeLora();
+  await replaceDirAtomic(merged, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
+  return { merged };
 }
 
 /** Runs `train` inside the frame; its summary is printed with `final` (the saved model's folder) added. */
@@ -75,8 +107,10 @@ export async function runTrainingCommand(
     const finalDir = path.join(cfg.out, 'final');
     if (isMain) {
       await assertFiniteWeights(model, finalDir); // names final/, not the temp folder model.save would
-      await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir }));
-      process.stdout.write(JSON.stringify({ ...summary, final: finalDir }) + '\n');
+      const written = model.hasLora
+        ? await saveLoraResult(model, cfg, tokenizerDir)
+        : await replaceDirAtomic(finalDir, (tmp) => model.save(tmp, { sourceDir: tokenizerDir })).then(() => ({}));
+      process.stdout.write(JSON.stringify({ ...summary, final: finalDir, ...written }) + '\n');
     }
   } finally {
     await model.dispose();

@@ -43,6 +43,15 @@ function shareWarmStart(from: string, to: string): void {
     if (!f.startsWith('round-')) copy(path.join('manifests', f));
 }
 
+/** `work` on a cycle, then the cycle's shared model freed, whatever happened. */
+async function closing<T>(cycle: Cycle, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    await cycle.close();
+  }
+}
+
 /** Runs the cycle and the ablations, writes OUT/report.md and report.json; returns the final table as text. */
 export async function runCycleWithAblations(
   cfg: CycleConfig,
@@ -54,7 +63,8 @@ export async function runCycleWithAblations(
   const isMain = ranks?.isMain ?? true;
   const log = isMain ? (hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'))) : () => {};
   const chain = new Cycle(cfg, { ...hooks, log }, ranks);
-  const main = await chain.run();
+  // Each chain frees its shared LoRA base when done, so one base is in memory at a time.
+  const main = await closing(chain, () => chain.run());
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
   const arms: Record<string, EvalRecord | undefined> = {
     base: last(main, 'base'),
@@ -75,11 +85,14 @@ export async function runCycleWithAblations(
     }
     await ranks?.barrier();
     log(`[cycle] ablation ${name}: ${out}`);
-    const v = await new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks).run();
+    const variant = new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks);
+    const v = await closing(variant, () => variant.run());
     arms[`${name}SftCycle`] = last(v, 'sftCycle');
     arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
   }
-  const efficiency = ablations.dataEfficiency ? await runDataEfficiency(chain, log) : undefined;
+  const efficiency = ablations.dataEfficiency
+    ? await closing(chain, () => runDataEfficiency(chain, log))
+    : undefined;
   const perRound = main.evals.filter((e) => e.round > 0);
   const seconds = (Date.now() - t0) / 1000;
   const report = buildCycleReport(main.rounds, arms, perRound, seconds, efficiency);

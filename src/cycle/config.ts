@@ -4,6 +4,7 @@
 
 /** Every knob of a run, with the defaults of the embedded MedSynth run (sized for ≤ 10 min on 2 cores). */
 import type { ResolvedGrpoOptions } from '../train/grpo_options';
+import type { LoraSpec } from '../model/lora';
 import { GRPO_REWARDS, type GrpoRewardName } from './judge_reward';
 export interface CycleConfig {
   out: string;
@@ -31,6 +32,10 @@ export interface CycleConfig {
   /** The judge: 'generative' (default: P(Yes) of a Yes/No reply) or 'graded' (the paper's scalar score
    *  head, MSE on four graded levels; graded_pairs.ts). */
   rewardModel?: (typeof REWARD_MODELS)[number];
+  /** LoRA (rank > 0): every training stage after the base (models/init) trains an adapter on the one
+   *  shared base; the generator, judge and policy are adapter folders in PEFT's format. The rest
+   *  default as src/model/lora.ts's LORA_DEFAULTS (alpha: 2 x rank from the CLI). */
+  lora?: Partial<LoraSpec>;
   rewardFilter: boolean;
   coEvolve: boolean;
   world: {
@@ -213,6 +218,7 @@ export function instructCycleConfig(out = 'medgr2-cycle'): CycleConfig {
 
 /** Settings that must be whole numbers (the rest of the numeric ones may be fractions). */
 const WHOLE_NUMBERS = new Set([
+  'rank',
   'rounds',
   'overlongBuffer',
   'maxSkippedSteps',
@@ -254,7 +260,7 @@ const CHOICES: Record<string, readonly string[]> = {
   rewardModel: REWARD_MODELS,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
-const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
+const OPTIONAL: Record<string, 'string' | 'number' | 'boolean' | 'strings' | 'group'> = {
   device: 'string',
   dtype: 'string',
   seedData: 'string',
@@ -292,6 +298,14 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean'> = {
   rewardModel: 'string',
   'grpo.rewardModelWeight': 'number',
   'grpo.exactMatchWeight': 'number',
+  lora: 'group',
+  'lora.rank': 'number',
+  'lora.alpha': 'number',
+  'lora.dropout': 'number',
+  'lora.targets': 'strings',
+  'lora.vision': 'boolean',
+  'lora.merger': 'boolean',
+  'lora.rsLora': 'boolean',
 };
 
 /** camelCase of a camelCase, kebab-case or snake_case key (as the sft/grpo config files allow). */

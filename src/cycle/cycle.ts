@@ -31,6 +31,8 @@ import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../data/tokenizer';
 import { copyModelFolder } from '../model/hf_folder';
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
+import { resolveLoraSpec, type LoraSpec } from '../model/lora';
+import { applyAdapter, loadAdapter, saveAdapter } from '../model/peft_adapter';
 import { assertFiniteWeights } from '../model/finite_weights';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
@@ -48,6 +50,7 @@ import { trainGrpo } from '../train/grpo_trainer';
 
 import { answerReward, formatReward, type Reward } from '../train/rewards';
 import { trainSft, type SftExample } from '../train/sft';
+import { useLoraAdapter } from '../train/lora_training';
 import { replaceDirAtomic, writeJsonAtomicSync } from '../util/atomic_write';
 import { encodeConversation, type ImageOptions } from '../model/encode';
 import { recipeOf, type CycleConfig } from './config';
@@ -205,6 +208,13 @@ export function loadSeed(file: string): Sample[] {
 
 // ---- the run ----
 
+/** A model of the run while a stage uses it (Cycle.loadModel); release() when done. */
+interface RoleLease {
+  model: Model;
+  tok: TextTokenizer;
+  release: () => Promise<void>;
+}
+
 export interface CycleResult {
   out: string;
   rounds: RoundRecord[];
@@ -222,6 +232,10 @@ export class Cycle {
   private recipeOrUndefined?: CycleRecipe;
   /** Batch-size lines already logged (each once per run). */
   private readonly sizesLogged = new Set<string>();
+  /** LoRA (config lora, rank > 0): every training stage after the base trains an adapter. */
+  private readonly lora?: LoraSpec;
+  /** With LoRA: models/init, loaded once (loadModel); close() frees it. */
+  private sharedBase?: Promise<{ model: Model; tok: TextTokenizer }>;
 
   /** `ranks`: the run's ranks (ranks.ts); absent, one process. Rank 0 alone logs. */
   constructor(
@@ -234,6 +248,8 @@ export class Cycle {
     const log = hooks.log ?? ((l: string) => void process.stderr.write(l + '\n'));
     this.log = this.ranks.isMain ? log : () => {};
     this.instruct = recipeOf(cfg) === 'instruct';
+    // alpha defaults to 2 x rank, as the CLI's --lora-alpha does
+    this.lora = cfg.lora?.rank ? resolveLoraSpec({ alpha: 2 * cfg.lora.rank, ...cfg.lora }, 'config lora') : undefined;
   }
 
   /** Where the roles run and in which dtype (--device, --dtype). */
@@ -254,9 +270,43 @@ export class Cycle {
     return this.p.model(name);
   }
 
-  /** loadRole on a model of the run, by name (modelDir). */
-  private loadModel(name: string): Promise<{ model: Model; tok: TextTokenizer }> {
-    return loadRole(this.modelDir(name), this.placement);
+  /**
+   * A model of the run by name (modelDir), to use until `release()`. Without LoRA, loaded from its
+   * folder (release frees it). With LoRA every model after the base (models/init) is an adapter
+   * folder: the base is loaded once and shared, and a lease puts that model's adapter on it (none
+   * for init) with a fresh optimizer; release keeps the base. `separate`: a base of its own instead
+   * (a judge scoring rollouts while the policy's adapter trains on the shared one).
+   */
+  private async loadModel(name: string, opts: { separate?: boolean } = {}): Promise<RoleLease> {
+    const dir = this.modelDir(name);
+    if (!this.lora || dir === this.p.model('random')) {
+      const { model, tok } = await loadRole(dir, this.placement);
+      return { model, tok, release: () => model.dispose() };
+    }
+    const own = opts.separate ? await loadRole(this.p.model('init'), this.placement) : undefined;
+    const base = own ?? (await (this.sharedBase ??= loadRole(this.p.model('init'), this.placement)));
+    try {
+      base.model.removeLora();
+      base.model.shardOptimizer(null); // a fresh optimizer: the last stage's moments belong to another adapter
+      if (dir !== this.p.model('init')) await applyAdapter(base.model, await loadAdapter(dir, base.model.config));
+    } catch (e) {
+      if (own) await own.model.dispose();
+      throw new Error(`${dir}: ${(e as Error).message}`);
+    }
+    return { model: base.model, tok: base.tok, release: own ? () => own.model.dispose() : async () => {} };
+  }
+
+  /** The LoRA spec a stage training models/<from> uses: none without LoRA, or when it trains the
+   *  random model into the base (pretraining is always whole). */
+  private loraFor(from: string): LoraSpec | undefined {
+    return this.lora && this.modelDir(from) !== this.p.model('random') ? this.lora : undefined;
+  }
+
+  /** Frees the shared base model of a LoRA run (the cycle's models are all released by then). */
+  async close(): Promise<void> {
+    const base = this.sharedBase;
+    this.sharedBase = undefined;
+    if (base) await (await base).model.dispose();
   }
 
   private logSizes(key: string, line: string): void {
@@ -400,9 +450,17 @@ export class Cycle {
     this.log(`[cycle] ${label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  /** Rank 0 saves the model folder (every rank holds the same weights). */
+  /** Rank 0 saves the model folder (every rank holds the same weights); with LoRA, a model trained
+   *  from the base is saved as its adapter folder (PEFT's format, base models/init). */
   private async saveModel(model: Model, name: string): Promise<void> {
-    if (this.ranks.isMain) await saveModelAtomic(model, this.p.model(name));
+    if (!this.ranks.isMain) return;
+    const dir = this.p.model(name);
+    if (!model.hasLora) return saveModelAtomic(model, dir);
+    await assertFiniteWeights(model, dir);
+    const init = this.p.model('init');
+    await replaceDirAtomic(dir, (tmp) =>
+      saveAdapter(model, tmp, { spec: model.loraSpec, baseModel: path.resolve(init), sourceDir: init }),
+    );
   }
 
   /** Rank 0 writes the JSON file. */
@@ -523,6 +581,10 @@ export class Cycle {
   /** A fresh run refuses a folder that holds another run's stages; --resume requires the same config. */
   private checkStart(): void {
     const { cfg, p } = this;
+    if (this.lora && cfg.rewardModel === 'graded')
+      throw new Error(
+        "config: rewardModel 'graded' does not train with LoRA yet (its new score head would have to train beside the adapter); use 'generative' or full fine-tuning",
+      );
     if (cfg.rewardModel === 'graded' && cfg.coDevelop.judgeData === 'confident')
       throw new Error(
         "config: coDevelop.judgeData 'confident' (Yes/No labels from the judge's own judgments) needs rewardModel 'generative'",
@@ -548,6 +610,7 @@ export class Cycle {
         'rewardFilter',
         'coEvolve',
         'rewardModel',
+        'lora',
       ];
       for (const k of keys) {
         if (JSON.stringify(prior[k]) !== JSON.stringify(cfg[k]))
@@ -675,7 +738,7 @@ export class Cycle {
 
   /** Every pool image described by the initial (pretrained) weights, which no later stage changes. */
   private async describePool(pool: PoolImage[]): Promise<void> {
-    const { model, tok } = await loadRole(this.p.model('init'), this.placement);
+    const { model, tok, release } = await this.loadModel('init');
     try {
       const maxNewTokens = 32;
       const batchSize = this.generationBatch('describe-pool', model, tok, [CAPTION_PROMPT], maxNewTokens, 64);
@@ -697,7 +760,7 @@ export class Cycle {
       );
       this.log(`[cycle] describe-pool: ${pool.length} images, e.g. "${texts[0]}"`);
     } finally {
-      await model.dispose();
+      await release();
     }
   }
 
@@ -735,8 +798,11 @@ export class Cycle {
     stage: string,
     tokenBudget = this.cfg.tokenBudget,
   ): Promise<number[]> {
-    const { model, tok } = await this.loadModel(from);
+    const { model, tok, release } = await this.loadModel(from);
     try {
+      // With LoRA, even an untrained stage's output is an adapter (a fresh one changes nothing).
+      const lora = this.loraFor(from);
+      if (lora) useLoraAdapter(model, lora, this.cfg.seed);
       if (steps === 0 || examples.length === 0) {
         await this.saveModel(model, to);
         return [];
@@ -756,6 +822,7 @@ export class Cycle {
           minLrRatio: 0.1,
           dist: this.ranks.dist,
           zero: this.ranks.zero,
+          lora,
         },
         {
           onStep: (i) => this.reportProgress(`${stage} (loss ${i.loss.toFixed(3)})`, i.step, i.totalSteps),
@@ -771,12 +838,12 @@ export class Cycle {
       this.log(`[cycle] ${stage}: ${n} steps, loss ${mean(head).toFixed(3)} -> ${mean(tail).toFixed(3)}`);
       return losses;
     } finally {
-      await model.dispose();
+      await release();
     }
   }
 
   private async evaluate(modelName: string, arm: string, round: number, tests: TestSets): Promise<void> {
-    const { model, tok } = await this.loadModel(modelName);
+    const { model, tok, release } = await this.loadModel(modelName);
     const { recipe } = this;
     try {
       const rec: EvalRecord = { arm, round, sets: {} };
@@ -818,7 +885,7 @@ export class Cycle {
         `[cycle] eval ${arm}${round ? ` (round ${round})` : ''}: ${TEST_SETS.map((s) => `${s} ${rec.sets[s] ? (100 * rec.sets[s]!.overall.accuracy).toFixed(1) + '%' : '-'}`).join(', ')}`,
       );
     } finally {
-      await model.dispose();
+      await release();
     }
   }
 
@@ -833,7 +900,7 @@ export class Cycle {
     const g = this.cfg.grpo;
     if (g.reward !== 'reward-model')
       return { rewards: [answerReward(1), formatReward(POLICY_STYLE, 0.1)], dispose: async () => {} };
-    const { model, tok } = await this.loadModel(judge);
+    const { model, tok, release } = await this.loadModel(judge, { separate: true });
     const rewards = [
       rewardModelTerm(model, tok, g.rewardModelWeight ?? 0.8, this.judgeOptions(tok, [])),
       exactMatchTerm(g.exactMatchWeight ?? 0.2),
@@ -842,7 +909,7 @@ export class Cycle {
     this.log(
       `[cycle] ${label} grpo reward: ${rewards.map((x) => `${x.weight} x ${x.name}`).join(' + ')} (reward model ${this.modelDir(judge)})`,
     );
-    return { rewards, dispose: () => model.dispose() };
+    return { rewards, dispose: release };
   }
 
   /**
@@ -860,7 +927,7 @@ export class Cycle {
     label: string,
   ): Promise<void> {
     const { cfg, p, recipe } = this;
-    const { model, tok } = await this.loadModel(from);
+    const { model, tok, release } = await this.loadModel(from);
     try {
       const {
         selfConsistency: _sc,
@@ -906,6 +973,7 @@ export class Cycle {
               : {}),
             dist: this.ranks.dist,
             zero: this.ranks.zero,
+            lora: this.loraFor(from),
           },
           {
             onStep: (m) =>
@@ -923,7 +991,7 @@ export class Cycle {
         `[cycle] ${label} grpo: mean reward ${m(res.meanRewards.slice(0, 5)).toFixed(3)} -> ${m(res.meanRewards.slice(-5)).toFixed(3)}`,
       );
     } finally {
-      await model.dispose();
+      await release();
     }
   }
 
@@ -985,7 +1053,7 @@ export class Cycle {
     const examples = sets
       .flatMap((x) => gradedPairs(x.samples, { seed: x.seed }))
       .map((p) => ({ images: p.images, user: prompt(p.sample), target: p.target }));
-    const { model, tok } = await this.loadModel(from);
+    const { model, tok, release } = await this.loadModel(from);
     try {
       if (!(model.config.scoreLabels > 0)) model.addScoreHead({ labels: 1, seed: this.cfg.seed });
       const losses =
@@ -1014,7 +1082,7 @@ export class Cycle {
         `[cycle] ${stage}: graded reward model, ${losses.length} steps on ${examples.length} graded pairs, mse ${mean(losses.slice(0, 5)).toFixed(3)} -> ${mean(losses.slice(-5)).toFixed(3)}`,
       );
     } finally {
-      await model.dispose();
+      await release();
     }
   }
 
@@ -1036,7 +1104,7 @@ export class Cycle {
       r,
       { inputs: [this.modelDir(gen), p.poolFile], outputs: [p.candidates(r)] },
       async () => {
-        const { model, tok } = await this.loadModel(gen);
+        const { model, tok, release } = await this.loadModel(gen);
         try {
           const { memoryBudgetMiB: _budget, ...generate } = cfg.generate;
           const tasks = Object.keys(taskMix);
@@ -1075,7 +1143,7 @@ export class Cycle {
           });
           if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
         } finally {
-          await model.dispose();
+          await release();
         }
       },
     );
@@ -1086,7 +1154,7 @@ export class Cycle {
       { inputs: [this.modelDir(judge), p.candidates(r)], outputs: [p.scored(r)] },
       async () => {
         const cands = readMessageFile<Candidate>(p.candidates(r), { expect: 'medgr2.Candidate' }).messages;
-        const { model, tok } = await this.loadModel(judge);
+        const { model, tok, release } = await this.loadModel(judge);
         try {
           this.reportProgress(`round ${r} score`, 0, cands.filter((c) => c.valid).length);
           const scored = await scoreCandidates(model, tok, cands, {
@@ -1100,7 +1168,7 @@ export class Cycle {
           });
           if (this.ranks.isMain) writeMessageFileAtomic(p.scored(r), 'medgr2.ScoredCandidate', scored);
         } finally {
-          await model.dispose();
+          await release();
         }
       },
     );
@@ -1129,7 +1197,7 @@ export class Cycle {
       { inputs: [this.modelDir(judge), p.judgePairs], outputs: [path.join(p.roundDir(r), 'judge-eval.json')] },
       async () => {
         const pairs = readJson<LabelledPair[]>(p.judgePairs);
-        const { model, tok } = await this.loadModel(judge);
+        const { model, tok, release } = await this.loadModel(judge);
         try {
           this.reportProgress(`round ${r} judge-eval`, 0, pairs.length);
           const scores = await judgeRewards(model, tok, pairs, {
@@ -1147,7 +1215,7 @@ export class Cycle {
             `[cycle] round ${r} judge on ${pairs.length} held-out pairs: accuracy ${(100 * res.accuracy).toFixed(1)}%, AUC ${res.auc.toFixed(3)}`,
           );
         } finally {
-          await model.dispose();
+          await release();
         }
       },
     );

@@ -26,6 +26,7 @@ import { loadCheckpoint, nonFiniteWeightError, saveCheckpoint, type CheckpointDt
 import { assertFiniteWeights } from './finite_weights';
 import { loadModelConfig } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
+import type { LoraSpec } from './lora';
 
 export type * from '../native/model_types';
 
@@ -76,6 +77,21 @@ export class Model {
   /** The model's configuration (scoreLabels follows addScoreHead). */
   get config(): ModelConfig {
     return this.cfg;
+  }
+
+  /** The LoRA settings of the adapter the model carries (set by whoever adds or loads one: the
+   *  trainers, applyAdapter), written into adapter_config.json when it is saved. */
+  private spec: LoraSpec | null = null;
+  get loraSpec(): LoraSpec {
+    if (!this.spec) throw new Error('Model: the model carries no LoRA adapter');
+    return this.spec;
+  }
+  set loraSpec(spec: LoraSpec) {
+    this.spec = spec;
+  }
+  /** Whether the model carries LoRA adapters (they then are what trains). */
+  get hasLora(): boolean {
+    return this.n.info().loraModules > 0;
   }
 
   /**

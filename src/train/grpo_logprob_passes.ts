@@ -8,6 +8,7 @@ import { klPerSequence, mismatchSums } from './grpo_logprob_terms';
 import type { GroupScores } from './grpo_scores';
 import type { ResolvedGrpoOptions } from './grpo_options';
 import type { RolloutGroup } from './grpo_rollout';
+import type { ReferenceLogprobs } from './lora_training';
 
 export interface Mismatch {
   /** Max and mean |trainer - rollout| log-prob over the label tokens; NaN with nothing to check. */
@@ -50,7 +51,7 @@ export async function rolloutMismatch(
  * own and one all-reduce gives all).
  */
 export async function completionKl(
-  ref: Model,
+  ref: ReferenceLogprobs,
   kept: readonly { scores: GroupScores; local?: RolloutGroup }[],
   G: number,
   o: Pick<ResolvedGrpoOptions, 'kl' | 'tokenBudget' | 'temperature'>,

@@ -1,4 +1,5 @@
 // GRPO's options: the defaults, one per line (the CLI and config files override them), and their checks.
+import type { LoraSpec } from '../model/lora';
 import type { TextTokenizer } from '../data/tokenizer';
 import { ADAMW_DEFAULTS, Model } from '../model/model';
 import { type ImageOptions } from '../model/encode';
@@ -112,6 +113,9 @@ export interface GrpoOptions extends Partial<typeof GRPO_DEFAULTS> {
   stopTokens?: number[];
   /** A reference model to use instead of a frozen copy of the policy (beta > 0). */
   reference?: Model;
+  /** LoRA: train an adapter only (the base frozen); a policy that already carries an adapter trains
+   *  it even without this. The reference (beta > 0) is then the base with the adapter switched off. */
+  lora?: LoraSpec;
   /** Run folder (metrics.jsonl, tensorboard/, checkpoints/). Absent: nothing is written. */
   out?: string;
   /** Continue from a checkpoint of `out`: true / "latest", a step number, or a checkpoint folder. */

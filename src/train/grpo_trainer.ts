@@ -39,6 +39,7 @@
 // (dapo's numItemsInBatch is the all-reduced completion token count), and trains on its own groups;
 // the gradients are summed over the ranks before the optimizer step (ZeRO-1/2 as in SFT). Each rank
 // holds its own reference model; rank 0 logs the global metrics and writes the checkpoints.
+import { adapterOffReference, useLoraAdapter, type ReferenceLogprobs } from './lora_training';
 import { hashString } from '../util/prng';
 import { grpo } from '../ops/grpo_ops';
 import { Model, type ModelDtype, type ModelDevice } from '../model/model';
@@ -123,6 +124,7 @@ export async function trainGrpo(
     images = {},
     stopTokens,
     reference,
+    lora,
     out,
     resume,
     tokenizerDir,
@@ -176,11 +178,18 @@ export async function trainGrpo(
     fingerprint[k] = v as string | number | boolean;
   }
 
+  // A LoRA policy trains its adapter only (seeded like the run), before rank 0's weights go out.
+  const adapter = useLoraAdapter(policy, lora, o.seed);
   // Every rank starts from rank 0's weights (the ranks only ever exchange gradients after this).
   if (dist) await policy.broadcastParameters(dist, 0);
-  // The reference is the policy as given (before a checkpoint's weights replace it); KL in the loss
-  // (beta) and KL in the reward (klInReward) both need it.
-  const ref = o.beta > 0 || o.klInReward > 0 ? (reference ?? (await frozenCopy(policy))) : undefined;
+  // The reference is the policy as given (before a checkpoint's weights replace it), or for a LoRA
+  // policy the base with its adapter off; KL in the loss (beta) and KL in the reward (klInReward)
+  // both need it.
+  const needsRef = o.beta > 0 || o.klInReward > 0;
+  const ownRef = needsRef && !reference && !adapter ? await frozenCopy(policy) : undefined;
+  const ref: ReferenceLogprobs | undefined = needsRef
+    ? (reference ?? ownRef ?? adapterOffReference(policy))
+    : undefined;
   const termNames = [...rewardFns.map((r) => r.name), ...(o.overlongBuffer > 0 ? [OVERLONG_TERM] : [])];
   const warn = (line: string): void => {
     if (!isMain) return;
@@ -585,7 +594,7 @@ export async function trainGrpo(
   } finally {
     progress?.done();
     metrics?.close();
-    if (ref && ref !== reference) await ref.dispose();
+    if (ownRef) await ownRef.dispose();
     if (zero > 0) policy.shardOptimizer(null); // the slices are in the checkpoints
   }
   return all;

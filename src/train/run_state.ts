@@ -2,6 +2,7 @@
 //
 //   <runDir>/checkpoints/step-N/
 //     config.json, model.safetensors …   the weights: a Hugging Face model folder (Model.load reads it)
+//     adapter_config.json, adapter_model.safetensors   instead, in a LoRA run: the adapter (PEFT's format)
 //     tokenizer.json …                   copied from `tokenizerDir` when given, so the folder is usable alone
 //     optimizer.safetensors              AdamW state (moments, master weights, step) as Model.optimizerState()
 //     optimizer.rank-R-of-W.safetensors  instead, under ZeRO-1/2: rank R's slices of it (one file per rank)
@@ -31,14 +32,8 @@ import { assertFiniteWeights } from '../model/finite_weights';
 import { checksumFolder, verifyChecksums, type Checksums } from './checkpoint_checksums';
 import type { Model } from '../model/model';
 import { replaceDirAtomic, writeJsonAtomic } from '../util/atomic_write';
-import {
-  buildSafetensorsHeader,
-  readSafetensorsHeader,
-  SAFETENSORS_DTYPES,
-  safetensorsDtypeOf,
-} from '../model/safetensors';
-import { loadAddon } from '../native/loader';
-import type { Tensor } from '../native/types';
+import { readTensors, writeTensors } from '../model/tensor_files';
+import { applyAdapter, isAdapterFolder, loadAdapter, saveAdapter } from '../model/peft_adapter';
 import type { ProcessGroup } from '../dist/process_group';
 import type { ZeroStage } from '../dist/zero_memory';
 
@@ -142,7 +137,7 @@ export async function saveRunCheckpoint(
   try {
     // A step-N from an earlier attempt (a resume that re-ran this step) is replaced whole.
     await replaceDirAtomic(final, async (tmp) => {
-      await model.save(tmp, { sourceDir: opts.tokenizerDir });
+      await saveTrainedWeights(model, tmp, opts.tokenizerDir);
       if (sharded) {
         for (let r = 0; r < ranks.group.worldSize; r++) {
           const name = optimizerShardFile(r, ranks.group.worldSize);
@@ -229,6 +224,34 @@ export function fingerprintDiffs(saved: TrainerState['fingerprint'], want: Train
     .map((k) => `${k}: checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(want[k])}`);
 }
 
+/** The weights a checkpoint holds: the whole model, or only the adapter of a LoRA run (its base is
+ *  the unchanged model the run started from). */
+async function saveTrainedWeights(model: Model, dir: string, tokenizerDir: string | undefined): Promise<void> {
+  if (!model.hasLora) return model.save(dir, { sourceDir: tokenizerDir });
+  await saveAdapter(model, dir, { spec: model.loraSpec, baseModel: model.sourceDir ?? 'unknown' });
+}
+
+async function loadTrainedWeights(dir: string, model: Model): Promise<void> {
+  let files = new Map<string, string>();
+  if (isAdapterFolder(dir)) {
+    if (!model.hasLora) throw new Error(`resume: ${dir} holds a LoRA adapter, but this run trains the whole model`);
+    await applyAdapter(model, await loadAdapter(dir, model.config));
+  } else {
+    if (model.hasLora) throw new Error(`resume: ${dir} holds whole weights, but this run trains a LoRA adapter`);
+    const { tensors, files: sources } = await loadCheckpoint(dir, { checkFinite: false });
+    files = sources;
+    try {
+      await model.setParameters(Object.fromEntries(tensors));
+    } finally {
+      for (const t of tensors.values()) t.dispose();
+    }
+  }
+  // Checked natively once the weights are in (faster than loadCheckpoint's scan); a checkpoint with
+  // checksums cannot get here with NaN weights (they are never saved), an older one can.
+  const bad = await model.nonFiniteParameter();
+  if (bad) throw nonFiniteWeightError(dir, files, bad);
+}
+
 /**
  * Restores weights and optimizer state from a checkpoint folder into `model` and returns the trainer
  * state. The model must have the checkpoint's architecture (names and shapes are checked).
@@ -237,16 +260,7 @@ export async function loadRunCheckpoint(dir: string, model: Model, ranks?: RunRa
   const state = readTrainerState(dir);
   const optFile = optimizerFileFor(dir, state, ranks);
   await verifyCheckpointFiles(dir, state, ranks);
-  const { tensors, files } = await loadCheckpoint(dir, { checkFinite: false });
-  try {
-    await model.setParameters(Object.fromEntries(tensors));
-  } finally {
-    for (const t of tensors.values()) t.dispose();
-  }
-  // Checked natively once the weights are in (faster than loadCheckpoint's scan); a checkpoint with
-  // checksums cannot get here with NaN weights (they are never saved), an older one can.
-  const bad = await model.nonFiniteParameter();
-  if (bad) throw nonFiniteWeightError(dir, files, bad);
+  await loadTrainedWeights(dir, model);
   if (state.dist && state.dist.zeroStage > 0 && !fs.existsSync(optFile))
     throw new Error(`resume: ${optFile} is missing (a ZeRO checkpoint holds one optimizer file per rank)`);
   if (fs.existsSync(optFile)) {
@@ -326,28 +340,4 @@ export async function resumeRun(
   if (diffs.length)
     throw new Error(`resume: ${dir} belongs to a different run (${diffs.join('; ')}); an exact resume needs ${needs}`);
   return { dir, state };
-}
-
-export async function writeTensors(file: string, tensors: Record<string, Tensor>): Promise<void> {
-  const names = Object.keys(tensors).sort();
-  const header = buildSafetensorsHeader(
-    names.map((name) => ({ name, dtype: safetensorsDtypeOf(tensors[name].dtype), shape: tensors[name].shape })),
-  );
-  const byName = new Map(names.map((n) => [n, tensors[n]]));
-  const order = header.tensors.map((d) => byName.get(d.name) as Tensor);
-  await loadAddon().safetensors.writeSafetensors(
-    file,
-    header.bytes,
-    order.map((t) => (t.isContiguous ? t : t.contiguous())),
-    header.tensors.map((d) => ({ name: d.name, dtype: SAFETENSORS_DTYPES[d.dtype].native, nbytes: d.nbytes })),
-  );
-}
-
-/** Every tensor of a safetensors file (mapped; dispose them when done). */
-export async function readTensors(file: string): Promise<Record<string, Tensor>> {
-  const header = await readSafetensorsHeader(file);
-  return loadAddon().safetensors.readTensors(
-    file,
-    header.tensors.map((d) => ({ ...d, dtype: SAFETENSORS_DTYPES[d.dtype].native })),
-  );
 }

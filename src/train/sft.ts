@@ -32,6 +32,8 @@ import { describeMemoryPerRank, memoryPlanOf, type ZeroStage } from '../dist/zer
 import { lrAt, warmupStepsFor, type LrSchedule } from './lr_schedule';
 
 import { NonFiniteGuard, lossIsUsable } from './nonfinite_guard';
+import { useLoraAdapter } from './lora_training';
+import type { LoraSpec } from '../model/lora';
 import { resumeRun, saveRunCheckpoint, TRAINER_STATE_VERSION, type TrainerState } from './run_state';
 import { POLICY_SYSTEM, policyPrompt, policyReply, type PromptStyle } from '../eval/policy_prompt';
 
@@ -77,6 +79,9 @@ export interface SftOptions {
   freezeVision: boolean;
   freezeMerger: boolean;
   freezeLm: boolean;
+  /** LoRA: train an adapter only (the base frozen; a model that already carries an adapter trains it
+   *  even without this). See src/model/lora.ts. */
+  lora?: LoraSpec;
   /** Recompute each layer's activations in backward (less memory, ~1/3 more compute). */
   recomputeActivations: boolean;
   // ---- evaluation, checkpoints, logs ----
@@ -325,6 +330,10 @@ function checkOptions(o: SftOptions): void {
   if (![0, 1, 2].includes(o.zero)) throw new Error(`sft: zero must be 0, 1 or 2, got ${o.zero}`);
   if (o.freezeVision && o.freezeMerger && o.freezeLm)
     throw new Error('sft: freezeVision, freezeMerger and freezeLm all set: nothing would train');
+  if (o.lora && (o.freezeVision || o.freezeMerger || o.freezeLm))
+    throw new Error(
+      'sft: freezeVision / freezeMerger / freezeLm do not apply with LoRA (the base is frozen; choose the adapted modules instead)',
+    );
 }
 
 /** Fine-tunes `model` on `examples`; see the file comment for batching and resume. */
@@ -397,7 +406,8 @@ export async function trainSft(
     totalSteps,
   };
 
-  model.setTrainable({ vision: !o.freezeVision, merger: !o.freezeMerger, languageModel: !o.freezeLm });
+  if (!useLoraAdapter(model, o.lora, o.seed))
+    model.setTrainable({ vision: !o.freezeVision, merger: !o.freezeMerger, languageModel: !o.freezeLm });
   model.setRecomputeActivations(o.recomputeActivations);
   const zero: ZeroStage = dist ? o.zero : 0;
   const ranks = dist ? { group: dist, zeroStage: zero } : undefined;

@@ -15,13 +15,12 @@ import {
 import {
   listCheckpoints,
   loadRunCheckpoint,
-  readTensors,
   resolveCheckpoint,
   saveRunCheckpoint,
-  writeTensors,
   TRAINER_STATE_VERSION,
   type TrainerState,
 } from '../../src/train/run_state';
+import { readTensors, writeTensors } from '../../src/model/tensor_files';
 import { trainSft, type SftExample } from '../../src/train/sft';
 import { Model, packSequences, nextTokenLabels, tinyConfig, Tensor } from '../../src/index';
 import { readMetrics, MetricsLogger } from '../../src/report/metrics';
