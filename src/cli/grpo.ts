@@ -337,6 +337,7 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
       `--data ${cfg.data}: ${bad.length} sample(s) have no answer options (GRPO needs multiple choice), e.g. '${bad[0].id}'`,
     );
   const prompts = grpoPromptsFromSamples(samples, cfg.style);
+  const lora = loraSpecFromCli(cfg); // checked before the model loads
 
   // Saved resolved: epsHigh filled in, so the file repeats this run exactly.
   await withRanks('grpo', cfg, (c, dist) =>
@@ -362,7 +363,7 @@ export async function runGrpo(cfg: GrpoCliConfig): Promise<void> {
             stopTokens: stopTokensOf(generation, [tokenizer.special.imEnd, tokenizer.special.endOfText]),
             tokenizer,
             tokenizerDir,
-            lora: loraSpecFromCli(cfg),
+            lora,
             out: cfg.out,
             resume: cfg.resumeFrom ?? (cfg.resume ? true : undefined),
             dist,

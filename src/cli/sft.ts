@@ -243,6 +243,7 @@ async function runSftIn(
   evalSamples: ReturnType<typeof loadSampleData> | undefined,
   dist: ProcessGroup | undefined,
 ): Promise<void> {
+  const lora = loraSpecFromCli(cfg); // checked before the model loads
   await runTrainingCommand(
     'sft',
     cfg,
@@ -269,7 +270,7 @@ async function runSftIn(
           tokenizer,
           tokenizerDir,
           dist,
-          lora: loraSpecFromCli(cfg),
+          lora,
         },
         {
           evaluate:
