@@ -17,6 +17,14 @@ export {
   ModelConfigError,
   SafetensorsError,
   CheckpointError,
+  resolveLoraSpec,
+  loraModules,
+  saveAdapter,
+  loadAdapter,
+  applyAdapter,
+  isAdapterFolder,
+  LoraError,
+  LORA_DEFAULTS,
 } from './model';
 export type * as ModelTypes from './model';
 export type * as GrpoTypes from './ops/grpo_ops';
@@ -27,6 +35,7 @@ export { AddonLoadError, loadAddon } from './native/loader';
 export { trainSft, sftExamplesFromSamples, SFT_DEFAULTS } from './train/sft';
 export type { SftExample, SftOptions, SftHooks, SftResult, SftStepReport, SftEvalReport } from './train/sft';
 export { trainGrpo, type GrpoHooks } from './train/grpo_trainer';
+export { useLoraAdapter, adapterOffReference } from './train/lora_training';
 export { resolveGrpoOptions, GRPO_DEFAULTS, type GrpoOptions, type ResolvedGrpoOptions } from './train/grpo_options';
 export { grpoPromptsFromSamples, type RolloutGroup } from './train/grpo_rollout';
 export { flattenMetrics, type GrpoStepMetrics, type MeanStd } from './train/grpo_metrics';

@@ -34,6 +34,11 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
     'loadSampleFile',
     'Model',
     'tinyConfig',
+    'resolveLoraSpec',
+    'saveAdapter',
+    'loadAdapter',
+    'applyAdapter',
+    'useLoraAdapter',
   ] as const) {
     assert.equal(typeof medgr2[name], 'function', name);
   }

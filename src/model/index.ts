@@ -32,5 +32,26 @@ export type {
   SaveCheckpointOptions,
   SavedCheckpoint,
 } from './hf_folder';
+export {
+  LORA_DEFAULTS,
+  DECODER_PROJECTIONS,
+  LoraError,
+  loraModules,
+  loraScale,
+  resolveLoraSpec,
+  peftTensorName,
+  targetModulesPattern,
+} from './lora';
+export type { LoraSpec, PeftLayout } from './lora';
+export {
+  saveAdapter,
+  loadAdapter,
+  applyAdapter,
+  adapterConfig,
+  isAdapterFolder,
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+} from './peft_adapter';
+export type { LoadedAdapter, SaveAdapterOptions } from './peft_adapter';
 export * from './model';
 export * from './tiny';
