@@ -83,7 +83,7 @@ at::Tensor DecoderForward(const ForwardWeights& p, const ModelConfig& cfg, const
       h = RmsNorm(out, p.Get(Layer(i) + "post_attention_layernorm.weight"), tc.rms_norm_eps);
       return out + Mlp(p, i, h);
     };
-    x = (checkpoint_layers && !cache) ? CheckpointedCall(layer, x) : layer(x);
+    x = (checkpoint_layers && !cache) ? CheckpointedCall(layer, x, p.params->AnyRequiresGrad(Layer(i))) : layer(x);
   }
   if (cache) {
     const int64_t* c = cu.data_ptr<int64_t>();

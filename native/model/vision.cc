@@ -90,7 +90,7 @@ at::Tensor VisionForward(const ForwardWeights& p, const ModelConfig& cfg, const 
     const at::Tensor& cu = full ? cu_full : cu_window;
     // `p` by value: a recomputation in backward runs after this function returned.
     auto fn = [p, &v, i, cos, sin, cu](const at::Tensor& in) { return BlockForward(p, v, i, in, cos, sin, cu); };
-    x = checkpoint_layers ? CheckpointedCall(fn, x) : fn(x);
+    x = checkpoint_layers ? CheckpointedCall(fn, x, p.params->AnyRequiresGrad(Block(i))) : fn(x);
   }
   // Merger: normalize each patch, concatenate each 2x2 block, two-layer MLP to the LM width.
   at::Tensor h = v.qwen25 ? RmsNorm(x, p.Get("visual.merger.ln_q.weight"), 1e-6)
