@@ -191,7 +191,8 @@ class QwenVL {
   ForwardWeights InferenceWeights() const;
   // As a training backward's forward reads them: dropout on, with this forward's own seed.
   ForwardWeights TrainingWeights();
-  at::Tensor EmbedWith(const ForwardWeights& w, const PackedBatch& b, const std::vector<int64_t>& image_positions) const;
+  at::Tensor EmbedWith(const ForwardWeights& w, const PackedBatch& b,
+                       const std::vector<int64_t>& image_positions) const;
   at::Tensor HiddenWith(const ForwardWeights& w, const PackedBatch& b) const;
   // A module's adapter rank from whichever of its tensors exists (0: none).
   int64_t AdapterRank(const std::string& module) const;

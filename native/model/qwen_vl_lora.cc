@@ -33,8 +33,7 @@ std::string Quoted(const std::string& s) {
 
 std::map<std::string, std::vector<int64_t>> QwenVL::ProjectableModules() const {
   // Every matrix of the model is a projection except these three (the patch embedding is 5-D).
-  static const std::set<std::string> kNotProjections = {"model.embed_tokens.weight", "lm_head.weight",
-                                                        "score.weight"};
+  static const std::set<std::string> kNotProjections = {"model.embed_tokens.weight", "lm_head.weight", "score.weight"};
   std::map<std::string, std::vector<int64_t>> out;
   const std::string weight = ".weight";
   for (const ParamSpec& s : ParameterSpecs()) {
@@ -91,7 +90,8 @@ void QwenVL::AddLora(const std::vector<std::string>& modules, int64_t rank, uint
     const std::string& m = modules[i];
     const std::string arg = "options.modules[" + std::to_string(i) + "]";
     if (!projectable.count(m)) throw ArgumentError(kWhere, arg, kProjectable, WhyNotProjectable(specs, m));
-    if (AdapterRank(m) > 0) throw ArgumentError(kWhere, arg, "a module without an adapter", Quoted(m) + ", which has one");
+    if (AdapterRank(m) > 0)
+      throw ArgumentError(kWhere, arg, "a module without an adapter", Quoted(m) + ", which has one");
     if (!seen.insert(m).second) throw ArgumentError(kWhere, arg, "named once", Quoted(m) + " again");
   }
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -101,7 +101,8 @@ void QwenVL::AddLora(const std::vector<std::string>& modules, int64_t rank, uint
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     at::Tensor a = at::empty({rank, in}, at::kFloat).uniform_(-bound, bound, gen);
     params_.Set(LoraAName(m), a.to(device_, dtype_).requires_grad_(true));
-    params_.Set(LoraBName(m), at::zeros({out, rank}, at::TensorOptions().device(device_).dtype(dtype_)).requires_grad_(true));
+    params_.Set(LoraBName(m),
+                at::zeros({out, rank}, at::TensorOptions().device(device_).dtype(dtype_)).requires_grad_(true));
   }
 }
 
@@ -130,7 +131,8 @@ void QwenVL::CheckLoraTensors(const std::map<std::string, at::Tensor>& tensors) 
     const int64_t r = t.size(is_a ? 0 : 1);
     auto [rank_it, fresh] = given_rank.emplace(module, r);
     if (!fresh && rank_it->second != r) {
-      throw ArgumentError(kWhere, arg, "of the rank of " + given_by[module] + " (" + std::to_string(rank_it->second) + ")",
+      throw ArgumentError(kWhere, arg,
+                          "of the rank of " + given_by[module] + " (" + std::to_string(rank_it->second) + ")",
                           "rank " + std::to_string(r));
     }
     given_by.emplace(module, name);
@@ -142,11 +144,13 @@ void QwenVL::CheckLoraTensors(const std::map<std::string, at::Tensor>& tensors) 
     const std::string& name = given_by.at(module);
     const int64_t have = AdapterRank(module);
     if (have == 0) {
-      throw ArgumentError(kWhere, "tensors." + name, "given with " + (*halves.begin() ? LoraBName(module) : LoraAName(module)),
+      throw ArgumentError(kWhere, "tensors." + name,
+                          "given with " + (*halves.begin() ? LoraBName(module) : LoraAName(module)),
                           "none (" + module + " has no adapter)");
     }
     if (have != given_rank.at(module)) {
-      throw ArgumentError(kWhere, "tensors." + name, "of the rank of the adapter it joins (" + std::to_string(have) + ")",
+      throw ArgumentError(kWhere, "tensors." + name,
+                          "of the rank of the adapter it joins (" + std::to_string(have) + ")",
                           "rank " + std::to_string(given_rank.at(module)));
     }
   }
@@ -167,8 +171,7 @@ void QwenVL::SetLoraTensors(const std::map<std::string, at::Tensor>& tensors) {
   if (tensors.empty()) return;
   CheckLoraTensors(tensors);
   at::NoGradGuard no_grad;
-  for (const auto& [name, t] : tensors)
-    params_.Set(name, t.detach().to(device_, dtype_).clone().requires_grad_(true));
+  for (const auto& [name, t] : tensors) params_.Set(name, t.detach().to(device_, dtype_).clone().requires_grad_(true));
 }
 
 std::vector<std::string> QwenVL::RemoveLora() {

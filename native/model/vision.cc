@@ -33,8 +33,8 @@ at::Tensor Act(VisionAct act, const at::Tensor& x) {
   return x;
 }
 
-at::Tensor BlockForward(const ForwardWeights& p, const VisionConfig& v, int64_t i, const at::Tensor& x, const at::Tensor& cos,
-                        const at::Tensor& sin, const at::Tensor& cu) {
+at::Tensor BlockForward(const ForwardWeights& p, const VisionConfig& v, int64_t i, const at::Tensor& x,
+                        const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& cu) {
   const std::string b = Block(i);
   const int64_t n = x.size(0), heads = v.num_heads, hd = v.embed_dim / v.num_heads;
   at::Tensor h = Norm(p, v, b + "norm1.", x);

@@ -146,7 +146,10 @@ test('a fresh adapter (B = 0) leaves the logits bit-identical; A is PEFT-initial
     const b = lora[`${mod}.lora_B.weight`];
     assert.deepEqual(a.shape, [3, i]);
     assert.deepEqual(b.shape, [o, 3]);
-    assert.ok((b.toArray() as Float32Array).every((v) => v === 0), `${mod}: B starts at zero`);
+    assert.ok(
+      (b.toArray() as Float32Array).every((v) => v === 0),
+      `${mod}: B starts at zero`,
+    );
     const av = a.toArray() as Float32Array;
     const bound = 1 / Math.sqrt(i);
     assert.ok(
@@ -285,7 +288,11 @@ test('KV-cache generation with adapters: each greedy token is the argmax of the 
     Array.from(prompts.inputIds.subarray(prompts.cuSeqlens[s], prompts.cuSeqlens[s + 1])),
   );
   for (let step = 0; step < steps; step++) {
-    const batch = { ...packSequences(seqs.map((q) => Int32Array.from(q))), pixelValues: prompts.pixelValues, imageGrids: prompts.imageGrids };
+    const batch = {
+      ...packSequences(seqs.map((q) => Int32Array.from(q))),
+      pixelValues: prompts.pixelValues,
+      imageGrids: prompts.imageGrids,
+    };
     const logits = await logitsOf(m, batch);
     for (let s = 0; s < S; s++) {
       const last = batch.cuSeqlens[s + 1] - 1;
@@ -310,7 +317,11 @@ test('adapter dropout: seeded, only in backward calls, the same gradients with a
   m.addLora({ modules: TARGETS, rank, seed: 4 });
   await m.setLoraTensors(adapterTensors(m, randomAdapters(m, TARGETS, rank, 14, 0.3), rank));
   m.setTrainable(FROZEN);
-  const gradsWith = async (opts: { dropout: number; seed?: number; recompute: boolean }): Promise<Record<string, Float64Array>> => {
+  const gradsWith = async (opts: {
+    dropout: number;
+    seed?: number;
+    recompute: boolean;
+  }): Promise<Record<string, Float64Array>> => {
     m.setLora({ dropout: opts.dropout, ...(opts.seed === undefined ? {} : { seed: opts.seed }) });
     m.setRecomputeActivations(opts.recompute);
     await m.backwardSft(batch, { labels });
@@ -392,7 +403,11 @@ test('a tiny model learns a fixed batch with LoRA only (SFT loss falls > 90%); o
   assert.equal(m.info.loraModules, 0);
   assert.equal(m.info.trainableCount, 0);
   assert.deepEqual(Object.keys(m.optimizerState()), ['step']);
-  assertClose([await m.sftLoss(batch, { labels })], [first], { rtol: 1e-6, atol: 0, what: 'base loss after removeLora' });
+  assertClose([await m.sftLoss(batch, { labels })], [first], {
+    rtol: 1e-6,
+    atol: 0,
+    what: 'base loss after removeLora',
+  });
   await m.dispose();
 });
 
@@ -425,7 +440,10 @@ test('adapters are reduced with the gradients (data parallel) and never saved by
 
 test('errors name the module or tensor: unknown, not a projection, wrong shapes, ranks, settings', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl', { tie: false }), { seed: 19 });
-  assert.throws(() => m.addLora({ modules: ['model.layers.7.self_attn.q_proj'], rank: 2 }), /model\.layers\.7\.self_attn\.q_proj.*does not have/);
+  assert.throws(
+    () => m.addLora({ modules: ['model.layers.7.self_attn.q_proj'], rank: 2 }),
+    /model\.layers\.7\.self_attn\.q_proj.*does not have/,
+  );
   assert.throws(() => m.addLora({ modules: ['lm_head'], rank: 2 }), /"lm_head", which is not one/);
   assert.throws(() => m.addLora({ modules: ['model.embed_tokens'], rank: 2 }), /model\.embed_tokens/);
   assert.throws(() => m.addLora({ modules: ['visual.patch_embed.proj'], rank: 2 }), /visual\.patch_embed\.proj/);
@@ -434,7 +452,10 @@ test('errors name the module or tensor: unknown, not a projection, wrong shapes,
   assert.equal(m.info.loraModules, 0, 'a rejected call adds nothing');
   m.addLora({ modules: ['model.layers.0.self_attn.q_proj'], rank: 2 });
   assert.throws(() => m.addLora({ modules: ['model.layers.0.self_attn.q_proj'], rank: 2 }), /q_proj.*which has one/);
-  assert.throws(() => m.addLora({ modules: ['model.layers.0.self_attn.k_proj'], rank: 3 }), /rank of the model's adapters/);
+  assert.throws(
+    () => m.addLora({ modules: ['model.layers.0.self_attn.k_proj'], rank: 3 }),
+    /rank of the model's adapters/,
+  );
 
   const [o, i] = shapeOf(m, 'model.layers.1.mlp.up_proj');
   const z = (n: number, shape: number[]): NativeTensor => new addon.Tensor(new Float32Array(n), shape);
@@ -473,5 +494,31 @@ test('errors name the module or tensor: unknown, not a projection, wrong shapes,
     m.setParameters({ ...m.parameters() }),
     /unexpected tensor model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight/,
   );
+  await m.dispose();
+});
+
+test('bfloat16: adapters train with dropout, and a merge survives the next step (master copies follow it)', async () => {
+  const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 20, dtype: 'bfloat16' });
+  const batch = imageBatch(21);
+  const labels = nextTokenLabels(batch.inputIds, batch.cuSeqlens);
+  const rank = 2;
+  const modules = ['model.layers.0.self_attn.q_proj', 'visual.blocks.0.attn.qkv'];
+  m.addLora({ modules, rank, seed: 2 });
+  await m.setLoraTensors(adapterTensors(m, randomAdapters(m, modules, rank, 22, 0.5), rank));
+  m.setLora({ dropout: 0.1, scale: 2 });
+  await m.backwardSft(batch, { labels });
+  const first = await m.optimizerStep({ lr: 1e-3 });
+  assert.equal(first.skipped, false);
+  const state = Object.keys(m.optimizerState());
+  assert.ok(state.includes('master.model.layers.0.self_attn.q_proj.lora_A.weight'), 'bf16 adapters get masters');
+  assert.ok(state.includes('master.model.layers.0.self_attn.q_proj.weight'), 'the trained base weight has one');
+
+  assert.equal(await m.mergeLora(), 2);
+  const merged = await logitsOf(m, batch);
+  assert.ok(!Object.keys(m.optimizerState()).some(isAdapter), 'merged adapters leave the optimizer');
+  // A step of lr 0 copies each master back into its weight: the merged one, not the weight before.
+  await m.backwardSft(batch, { labels });
+  await m.optimizerStep({ lr: 0 });
+  assert.deepEqual(await logitsOf(m, batch), merged);
   await m.dispose();
 });
