@@ -522,3 +522,36 @@ test('bfloat16: adapters train with dropout, and a merge survives the next step 
   assert.deepEqual(await logitsOf(m, batch), merged);
   await m.dispose();
 });
+
+test('qwen2.5-vl: adapters on the vision SwiGLU MLP and window blocks act, and merge to the same logits', async () => {
+  const m = await Model.create(tinyConfig('qwen2_5_vl'), { seed: 23, dtype: 'float64' });
+  const batch = imageBatch(24);
+  const base = await logitsOf(m, batch);
+  const modules = [
+    'visual.blocks.0.mlp.gate_proj',
+    'visual.blocks.0.mlp.up_proj',
+    'visual.blocks.1.mlp.down_proj',
+    'visual.blocks.1.attn.qkv',
+    'visual.merger.mlp.0',
+    'model.layers.0.mlp.up_proj',
+  ];
+  const rank = 3;
+  m.addLora({ modules, rank, seed: 1 });
+  let previous = base;
+  for (const mod of modules.slice(0, 4)) {
+    // Each vision target's B turned non-zero moves the logits (B = 0 elsewhere or already counted).
+    await m.setLoraTensors(adapterTensors(m, randomAdapters(m, [mod], rank, 25, 0.5), rank));
+    const moved = await logitsOf(m, batch);
+    assert.ok(
+      moved.some((v, i) => Math.abs(v - previous[i]) > 1e-9),
+      `${mod}: the adapter reaches the logits`,
+    );
+    previous = moved;
+  }
+  await m.setLoraTensors(adapterTensors(m, randomAdapters(m, modules, rank, 26, 0.5), rank));
+  m.setLora({ scale: 0.5 });
+  const withAdapter = await logitsOf(m, batch);
+  await m.mergeLora();
+  assertClose(await logitsOf(m, batch), withAdapter, { rtol: 1e-10, atol: 1e-12, what: 'merged vs adapter logits' });
+  await m.dispose();
+});
