@@ -266,6 +266,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value LoadOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value AddLora(const Napi::CallbackInfo& info);
+  Napi::Value SetLora(const Napi::CallbackInfo& info);
+  Napi::Value SetLoraTensors(const Napi::CallbackInfo& info);
+  Napi::Value RemoveLora(const Napi::CallbackInfo& info);
+  Napi::Value MergeLora(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<ModelState> Live(const char* where) const;
@@ -325,6 +330,11 @@ void ModelHandle::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&ModelHandle::OptimizerState>("optimizerState"),
                                        InstanceMethod<&ModelHandle::LoadOptimizerState>("loadOptimizerState"),
                                        InstanceMethod<&ModelHandle::Generate>("generate"),
+                                       InstanceMethod<&ModelHandle::AddLora>("addLora"),
+                                       InstanceMethod<&ModelHandle::SetLora>("setLora"),
+                                       InstanceMethod<&ModelHandle::SetLoraTensors>("setLoraTensors"),
+                                       InstanceMethod<&ModelHandle::RemoveLora>("removeLora"),
+                                       InstanceMethod<&ModelHandle::MergeLora>("mergeLora"),
                                        InstanceMethod<&ModelHandle::Dispose>("dispose"),
                                    });
   g_model_ctor = new Napi::FunctionReference(Napi::Persistent(cls));
@@ -527,6 +537,11 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   o.Set("optimizerShardNumel", static_cast<double>(st->zero ? st->zero->ShardNumel() : 0));
   o.Set("checkpointLayers", st->model->checkpoint_layers);
   o.Set("scoreLabels", static_cast<double>(st->model->config().score_labels));
+  o.Set("loraModules", static_cast<double>(st->model->LoraModules().size()));
+  o.Set("loraRank", static_cast<double>(st->model->LoraRank()));
+  o.Set("loraScale", st->model->lora().scale);
+  o.Set("loraDropout", st->model->lora().dropout);
+  o.Set("loraEnabled", st->model->lora().enabled);
   return o;
   MODEL_JS_CATCH(env, kWhere)
 }
@@ -1050,6 +1065,7 @@ Napi::Value ModelHandle::LoadOptimizerState(const Napi::CallbackInfo& info) {
   }
   std::map<std::string, std::vector<int64_t>> shapes;
   for (auto& spec : st->model->ParameterSpecs()) shapes[spec.name] = std::move(spec.shape);
+  for (auto& spec : st->model->AdapterSpecs()) shapes[spec.name] = std::move(spec.shape);
   for (const auto& [key, t] : state) {
     const std::string arg = "state." + key;
     if (key == "step") {
@@ -1127,6 +1143,138 @@ Napi::Value ModelHandle::Generate(const Napi::CallbackInfo& info) {
         out.Set("logprobs", logprobs);
         return out;
       });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// ----- LoRA adapters (model/lora.h) -------------------------------------------------------------
+// Adapters are parameters of the model (M.lora_A.weight, M.lora_B.weight) that always train. The
+// unsharded optimizer forgets the state of adapters that are removed, merged or replaced; a ZeRO
+// optimizer (shardOptimizer) lays out the trainable set once, so shard it after the adapters exist.
+
+std::vector<std::string> ReadStringList(const Napi::Value& v, const char* where, const std::string& arg) {
+  if (!v.IsArray()) ThrowArgError(v.Env(), where, arg, "an array of strings", DescribeJsValue(v));
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    if (!e.IsString())
+      ThrowArgError(v.Env(), where, arg + "[" + std::to_string(i) + "]", "a string", DescribeJsValue(e));
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// addLora({ modules: string[], rank: number, seed?: number }): fresh adapters (A uniform, B zero) on
+// the named modules (QwenVL::AddLora). Errors name the module.
+Napi::Value ModelHandle::AddLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.addLora";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "options");
+  const std::vector<std::string> modules = ReadStringList(o.Get("modules"), kWhere, "options.modules");
+  auto rank = OptInteger(o, "rank", kWhere, "options");
+  if (!rank) ThrowArgError(env, kWhere, "options.rank", "an integer >= 1", DescribeJsValue(o.Get("rank")));
+  const auto seed = static_cast<uint64_t>(OptInteger(o, "seed", kWhere, "options").value_or(0));
+  st = Live(kWhere);  // reading the options can run JS (getters), which may have disposed it
+  std::lock_guard<std::mutex> lock(st->mutex);
+  st->model->AddLora(modules, *rank, seed);
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
+}
+
+// setLora({ scale?, dropout?, enabled?, seed? }): changes the given settings only. scale: finite
+// (lora_alpha / r); dropout in [0, 1), on the adapters' input in backward calls only; seed: restarts
+// the dropout masks' streams (QwenVL::SeedLoraDropout), for reproducible runs and tests.
+Napi::Value ModelHandle::SetLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.setLora";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "settings");
+  const auto scale = OptNumber(o, "scale", kWhere, "settings");
+  const auto dropout = OptNumber(o, "dropout", kWhere, "settings");
+  const auto enabled = OptBool(o, "enabled", kWhere, "settings");
+  const auto seed = OptInteger(o, "seed", kWhere, "settings");
+  if (scale && !std::isfinite(*scale))
+    ThrowArgError(env, kWhere, "settings.scale", "a finite number", DescribeJsValue(o.Get("scale")));
+  if (dropout && !(*dropout >= 0 && *dropout < 1))
+    ThrowArgError(env, kWhere, "settings.dropout", "a number in [0, 1)", DescribeJsValue(o.Get("dropout")));
+  st = Live(kWhere);
+  std::lock_guard<std::mutex> lock(st->mutex);
+  model::LoraSettings s = st->model->lora();
+  if (scale) s.scale = *scale;
+  if (dropout) s.dropout = *dropout;
+  if (enabled) s.enabled = *enabled;
+  st->model->SetLora(s);
+  if (seed) st->model->SeedLoraDropout(static_cast<uint64_t>(*seed));
+  return env.Undefined();
+  MODEL_JS_CATCH(env, kWhere)
+}
+
+// setLoraTensors({ "<module>.lora_A.weight": Tensor, ... }) -> Promise: adds or replaces adapter
+// tensors (QwenVL::SetLoraTensors), copied into the model's dtype and device. Checked before the
+// promise is made (a rejection names the tensor) and nothing changes when one is wrong.
+Napi::Value ModelHandle::SetLoraTensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.setLoraTensors";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  Napi::Object o = ArgObject(info, 0, kWhere, "tensors");
+  std::map<std::string, at::Tensor> given;
+  for (const auto& e : o) {
+    const std::string name = e.first.As<Napi::String>().Utf8Value();
+    given[name] = TensorHandle::Get(e.second, kWhere, ("tensors." + name).c_str());
+  }
+  st = Live(kWhere);
+  {
+    std::lock_guard<std::mutex> lock(st->mutex);
+    st->model->CheckLoraTensors(given);
+  }
+  return RunLocked<bool>(
+      info, "medgr2.Model.setLoraTensors", st,
+      [given](ModelState& s) {
+        s.model->SetLoraTensors(given);  // checks again: the adapters may have changed meanwhile
+        std::vector<std::string> names;
+        for (const auto& [name, t] : given) names.push_back(name);
+        s.optimizer.Forget(names);  // a replaced adapter starts fresh (loadOptimizerState resumes)
+        return true;
+      },
+      [](Napi::Env e, bool&) -> Napi::Value { return e.Undefined(); });
+  MODEL_JS_CATCH_ASYNC(env, kWhere)
+}
+
+// removeLora() -> number of adapted modules there were: drops every adapter and its optimizer state.
+Napi::Value ModelHandle::RemoveLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.removeLora";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  std::lock_guard<std::mutex> lock(st->mutex);
+  const size_t modules = st->model->LoraModules().size();
+  st->optimizer.Forget(st->model->RemoveLora());
+  return Napi::Number::New(env, static_cast<double>(modules));
+  MODEL_JS_CATCH(env, kWhere)
+}
+
+// mergeLora() -> Promise<number of modules merged>: W += scale * B A (QwenVL::MergeLora), adapters
+// dropped with their optimizer state; a merged weight's float32 master copy follows it.
+Napi::Value ModelHandle::MergeLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr const char* kWhere = "Model.mergeLora";
+  MODEL_JS_TRY
+  auto st = Live(kWhere);
+  return RunLocked<double>(
+      info, "medgr2.Model.mergeLora", st,
+      [](ModelState& s) {
+        const std::vector<std::string> modules = s.model->MergeLora();
+        for (const std::string& m : modules) {
+          s.optimizer.Forget({model::LoraAName(m), model::LoraBName(m)});
+          s.optimizer.ResyncMaster(m + ".weight", s.model->params().Get(m + ".weight"));
+        }
+        return static_cast<double>(modules.size());
+      },
+      [](Napi::Env e, double& n) -> Napi::Value { return Napi::Number::New(e, n); });
   MODEL_JS_CATCH_ASYNC(env, kWhere)
 }
 

@@ -38,8 +38,11 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
 
 }  // namespace
 
-at::Tensor CheckpointedCall(const LayerFn& fn, const at::Tensor& x) {
+at::Tensor CheckpointedCall(const LayerFn& fn, const at::Tensor& x, bool trainable_inside) {
   if (!at::GradMode::is_enabled()) return fn(x);
+  // An autograd Function's output requires grad only when an input does: give it one (a leaf whose
+  // gradient is dropped), as PEFT's enable_input_require_grads does for torch's checkpoint.
+  if (!x.requires_grad() && trainable_inside) return CheckpointFunction::apply(x.detach().requires_grad_(true), &fn);
   return CheckpointFunction::apply(x, &fn);
 }
 

@@ -12,6 +12,9 @@ namespace medgr2::model {
 using LayerFn = std::function<at::Tensor(const at::Tensor&)>;
 
 // fn(x) with activations recomputed in backward; plain fn(x) when no gradient is being recorded.
-at::Tensor CheckpointedCall(const LayerFn& fn, const at::Tensor& x);
+// `trainable_inside`: some parameter fn reads requires grad. Then an input that does not require grad
+// (a frozen embedding below LoRA adapters) still goes through the recomputing function, or the
+// layer's parameters would get no gradient (the first forward runs without grad).
+at::Tensor CheckpointedCall(const LayerFn& fn, const at::Tensor& x, bool trainable_inside);
 
 }  // namespace medgr2::model

@@ -23,21 +23,20 @@ struct Qkv {
   at::Tensor q, k, v;  // [L, H, D] (q) and [L, Hkv, D] (k, v), rotated
 };
 
-Qkv Project(const ParamMap& p, const ModelConfig& cfg, int64_t i, const at::Tensor& h, const at::Tensor& cos,
-            const at::Tensor& sin) {
+Qkv ProjectQkv(const ForwardWeights& p, const ModelConfig& cfg, int64_t i, const at::Tensor& h, const at::Tensor& cos,
+               const at::Tensor& sin) {
   const std::string b = Layer(i) + "self_attn.";
   const TextConfig& t = cfg.text;
   const int64_t n = h.size(0);
-  at::Tensor q = Linear(h, p.Get(b + "q_proj.weight"), p.Find(b + "q_proj.bias")).view({n, t.num_heads, t.head_dim});
-  at::Tensor k = Linear(h, p.Get(b + "k_proj.weight"), p.Find(b + "k_proj.bias")).view({n, t.num_kv_heads, t.head_dim});
-  at::Tensor v = Linear(h, p.Get(b + "v_proj.weight"), p.Find(b + "v_proj.bias")).view({n, t.num_kv_heads, t.head_dim});
+  at::Tensor q = Project(p, b + "q_proj", h).view({n, t.num_heads, t.head_dim});
+  at::Tensor k = Project(p, b + "k_proj", h).view({n, t.num_kv_heads, t.head_dim});
+  at::Tensor v = Project(p, b + "v_proj", h).view({n, t.num_kv_heads, t.head_dim});
   return {ApplyRotary(q, cos, sin), ApplyRotary(k, cos, sin), v};
 }
 
-at::Tensor Mlp(const ParamMap& p, int64_t i, const at::Tensor& h) {
+at::Tensor Mlp(const ForwardWeights& p, int64_t i, const at::Tensor& h) {
   const std::string b = Layer(i) + "mlp.";
-  return Linear(at::silu(Linear(h, p.Get(b + "gate_proj.weight"))) * Linear(h, p.Get(b + "up_proj.weight")),
-                p.Get(b + "down_proj.weight"));
+  return Project(p, b + "down_proj", at::silu(Project(p, b + "gate_proj", h)) * Project(p, b + "up_proj", h));
 }
 
 }  // namespace
@@ -53,7 +52,7 @@ KvCache AllocateKvCache(const ModelConfig& cfg, int64_t sequences, int64_t capac
   return c;
 }
 
-at::Tensor DecoderForward(const ParamMap& p, const ModelConfig& cfg, const at::Tensor& embeds,
+at::Tensor DecoderForward(const ForwardWeights& p, const ModelConfig& cfg, const at::Tensor& embeds,
                           const at::Tensor& position_ids, const at::Tensor& cu_seqlens, bool checkpoint_layers,
                           KvCache* cache) {
   NvtxRange range("medgr2.decoder");
@@ -64,10 +63,12 @@ at::Tensor DecoderForward(const ParamMap& p, const ModelConfig& cfg, const at::T
   at::Tensor cu = cu_seqlens.to(at::kCPU, at::kLong).contiguous();
   at::Tensor x = embeds;
   for (int64_t i = 0; i < t.num_layers; ++i) {
-    auto layer = [&p, &cfg, i, cos, sin, cu, cache](const at::Tensor& in) {
+    // `p` by value: a recomputation in backward runs after this function (and its caller's
+    // ForwardWeights) returned.
+    auto layer = [p, &cfg, i, cos, sin, cu, cache](const at::Tensor& in) {
       const TextConfig& tc = cfg.text;
       at::Tensor h = RmsNorm(in, p.Get(Layer(i) + "input_layernorm.weight"), tc.rms_norm_eps);
-      Qkv a = Project(p, cfg, i, h, cos, sin);
+      Qkv a = ProjectQkv(p, cfg, i, h, cos, sin);
       if (cache) {
         const int64_t* c = cu.data_ptr<int64_t>();
         at::NoGradGuard no_grad;
@@ -78,11 +79,11 @@ at::Tensor DecoderForward(const ParamMap& p, const ModelConfig& cfg, const at::T
         }
       }
       at::Tensor attn = VarlenAttention(a.q, a.k, a.v, cu, /*causal=*/true).reshape({in.size(0), -1});
-      at::Tensor out = in + Linear(attn, p.Get(Layer(i) + "self_attn.o_proj.weight"));
+      at::Tensor out = in + Project(p, Layer(i) + "self_attn.o_proj", attn);
       h = RmsNorm(out, p.Get(Layer(i) + "post_attention_layernorm.weight"), tc.rms_norm_eps);
       return out + Mlp(p, i, h);
     };
-    x = (checkpoint_layers && !cache) ? CheckpointedCall(layer, x) : layer(x);
+    x = (checkpoint_layers && !cache) ? CheckpointedCall(layer, x, p.params->AnyRequiresGrad(Layer(i))) : layer(x);
   }
   if (cache) {
     const int64_t* c = cu.data_ptr<int64_t>();
@@ -91,7 +92,7 @@ at::Tensor DecoderForward(const ParamMap& p, const ModelConfig& cfg, const at::T
   return RmsNorm(x, p.Get("model.norm.weight"), t.rms_norm_eps);
 }
 
-at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tensor& embeds,
+at::Tensor DecoderStep(const ForwardWeights& p, const ModelConfig& cfg, const at::Tensor& embeds,
                        const std::vector<int64_t>& positions, KvCache& cache) {
   NvtxRange range("medgr2.decoder_step");
   const TextConfig& t = cfg.text;
@@ -113,7 +114,7 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
   at::Tensor x = embeds;
   for (int64_t i = 0; i < t.num_layers; ++i) {
     at::Tensor h = RmsNorm(x, p.Get(Layer(i) + "input_layernorm.weight"), t.rms_norm_eps);
-    Qkv a = Project(p, cfg, i, h, cos, sin);  // q [S, H, D], k/v [S, Hkv, D]
+    Qkv a = ProjectQkv(p, cfg, i, h, cos, sin);  // q [S, H, D], k/v [S, Hkv, D]
     for (int64_t b = 0; b < s; ++b) {
       cache.k[i][b].select(1, cache.length[b]).copy_(a.k[b]);
       cache.v[i][b].select(1, cache.length[b]).copy_(a.v[b]);
@@ -128,7 +129,7 @@ at::Tensor DecoderStep(const ParamMap& p, const ModelConfig& cfg, const at::Tens
     at::Tensor scores = at::matmul(q, kc.transpose(-2, -1)).to(AccType(q.scalar_type())) * scale;  // [S, H, 1, L]
     scores = scores.masked_fill(~mask, -std::numeric_limits<float>::infinity());
     at::Tensor attn = at::matmul(at::softmax(scores, -1).to(q.scalar_type()), vc).reshape({s, -1});
-    x = x + Linear(attn, p.Get(Layer(i) + "self_attn.o_proj.weight"));
+    x = x + Project(p, Layer(i) + "self_attn.o_proj", attn);
     h = RmsNorm(x, p.Get(Layer(i) + "post_attention_layernorm.weight"), t.rms_norm_eps);
     x = x + Mlp(p, i, h);
   }

@@ -123,8 +123,8 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   RopeIndex rope = ComputeRopeIndex(prompts.input_ids, cu, prompts.image_grids, cfg_);
   KvCache cache =
       AllocateKvCache(cfg_, s, longest + o.max_new_tokens, at::TensorOptions().dtype(dtype_).device(device_));
-  at::Tensor hidden =
-      DecoderForward(params_, cfg_, Embed(prompts, rope.image_positions), rope.position_ids, cu, false, &cache);
+  at::Tensor hidden = DecoderForward(InferenceWeights(), cfg_, Embed(prompts, rope.image_positions), rope.position_ids,
+                                     cu, false, &cache);
   at::Tensor last = hidden.index_select(0, (cu.slice(0, 1) - 1).to(device_));  // [S, H]
   std::vector<int64_t> next = rope.next_position;
   std::vector<bool> done(s, false);
@@ -160,7 +160,7 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
       all_done = all_done && done[i];
     }
     if (all_done || step + 1 == o.max_new_tokens) break;
-    last = DecoderStep(params_, cfg_, at::embedding(embed, chosen.to(device_)), next, cache);
+    last = DecoderStep(InferenceWeights(), cfg_, at::embedding(embed, chosen.to(device_)), next, cache);
     for (auto& p : next) ++p;
   }
   return out;

@@ -15,4 +15,10 @@ at::Tensor ParamMap::Find(const std::string& name) const {
   return it == params_.end() ? at::Tensor() : it->second;
 }
 
+bool ParamMap::AnyRequiresGrad(const std::string& prefix) const {
+  for (auto it = params_.lower_bound(prefix); it != params_.end() && it->first.rfind(prefix, 0) == 0; ++it)
+    if (it->second.requires_grad()) return true;
+  return false;
+}
+
 }  // namespace medgr2::model

@@ -15,6 +15,8 @@ class ParamMap {
   at::Tensor Find(const std::string& name) const;
   void Set(const std::string& name, at::Tensor t) { params_[name] = std::move(t); }
   bool Has(const std::string& name) const { return params_.count(name) > 0; }
+  // Whether a parameter whose name starts with `prefix` (e.g. "model.layers.3.") requires grad.
+  bool AnyRequiresGrad(const std::string& prefix) const;
   std::map<std::string, at::Tensor>& All() { return params_; }
   const std::map<std::string, at::Tensor>& All() const { return params_; }
 

@@ -120,6 +120,7 @@ void QwenVL::InitRandom(uint64_t seed, double std) {
 
 void QwenVL::SetTrainable(bool vision, bool merger, bool language_model) {
   for (auto& [name, t] : params_.All()) {
+    if (ParseLoraName(name)) continue;  // adapters always train
     bool train = language_model;
     if (name.rfind("visual.merger.", 0) == 0)
       train = merger;
@@ -137,12 +138,20 @@ int64_t QwenVL::ParameterCount() const {
 
 std::vector<at::Tensor> QwenVL::TrainableInBackwardOrder() const {
   // ParameterSpecs lists the language model first and the vision tower after it; the forward runs
-  // the vision tower first.
+  // the vision tower first. A module's adapter runs right after its weight.
   std::vector<std::string> forward;
+  auto add = [&](const std::string& name) {
+    forward.push_back(name);
+    const std::string weight = ".weight";
+    if (name.size() <= weight.size() || name.compare(name.size() - weight.size(), weight.size(), weight) != 0) return;
+    const std::string module = name.substr(0, name.size() - weight.size());
+    for (const std::string& adapter : {LoraAName(module), LoraBName(module)})
+      if (params_.Has(adapter)) forward.push_back(adapter);
+  };
   for (const auto& spec : ParameterSpecs())
-    if (spec.name.rfind("visual.", 0) == 0) forward.push_back(spec.name);
+    if (spec.name.rfind("visual.", 0) == 0) add(spec.name);
   for (const auto& spec : ParameterSpecs())
-    if (spec.name.rfind("visual.", 0) != 0) forward.push_back(spec.name);
+    if (spec.name.rfind("visual.", 0) != 0) add(spec.name);
   std::vector<at::Tensor> out;
   for (auto it = forward.rbegin(); it != forward.rend(); ++it) {
     const at::Tensor& p = params_.Get(*it);
@@ -199,11 +208,30 @@ void QwenVL::CheckBatch(const PackedBatch& b) const {
   }
 }
 
+ForwardWeights QwenVL::InferenceWeights() const {
+  ForwardWeights w;
+  w.params = &params_;
+  w.lora = lora_;
+  return w;
+}
+
+ForwardWeights QwenVL::TrainingWeights() {
+  ForwardWeights w = InferenceWeights();
+  w.training = true;
+  w.dropout_seed = MixSeed(dropout_seed_ ^ MixSeed(training_forwards_++));
+  return w;
+}
+
 at::Tensor QwenVL::Embed(const PackedBatch& b, const std::vector<int64_t>& image_positions) const {
+  return EmbedWith(InferenceWeights(), b, image_positions);
+}
+
+at::Tensor QwenVL::EmbedWith(const ForwardWeights& w, const PackedBatch& b,
+                             const std::vector<int64_t>& image_positions) const {
   at::Tensor ids = b.input_ids.to(device_, at::kLong);
   at::Tensor x = at::embedding(params_.Get("model.embed_tokens.weight"), ids);
   if (b.pixel_values.defined() && b.pixel_values.numel() > 0) {
-    at::Tensor image = VisionForward(params_, cfg_, b.pixel_values.to(device_), b.image_grids, checkpoint_layers);
+    at::Tensor image = VisionForward(w, cfg_, b.pixel_values.to(device_), b.image_grids, checkpoint_layers);
     at::Tensor where = at::tensor(image_positions, at::kLong).to(device_);
     if (where.numel() != image.size(0)) {
       throw ArgumentError("model", "inputIds",
@@ -216,9 +244,13 @@ at::Tensor QwenVL::Embed(const PackedBatch& b, const std::vector<int64_t>& image
 }
 
 at::Tensor QwenVL::Hidden(const PackedBatch& b) const {
+  return HiddenWith(InferenceWeights(), b);
+}
+
+at::Tensor QwenVL::HiddenWith(const ForwardWeights& w, const PackedBatch& b) const {
   CheckBatch(b);
   RopeIndex rope = ComputeRopeIndex(b.input_ids, b.cu_seqlens, b.image_grids, cfg_);
-  return DecoderForward(params_, cfg_, Embed(b, rope.image_positions), rope.position_ids, b.cu_seqlens,
+  return DecoderForward(w, cfg_, EmbedWith(w, b, rope.image_positions), rope.position_ids, b.cu_seqlens,
                         checkpoint_layers, nullptr);
 }
 
@@ -250,7 +282,7 @@ LossReport QwenVL::BackwardSft(const PackedBatch& b, const SftLoss& spec) {
   at::Tensor labels = spec.labels.to(device_, at::kLong);
   ops::LogprobOptions o;
   o.temperature = spec.temperature;
-  auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
+  auto lp = ops::FusedLogprobAutograd(HiddenWith(TrainingWeights(), b), HeadWeight(), labels, o);
   const auto acc = lp[0].scalar_type();
   at::Tensor mask = (labels >= 0).to(acc);
   const double tokens = mask.sum().item<double>();
@@ -270,7 +302,7 @@ LossReport QwenVL::BackwardGrpo(const PackedBatch& b, const GrpoLossSpec& spec) 
   at::Tensor labels = spec.labels.to(device_, at::kLong);
   ops::LogprobOptions o;
   o.temperature = spec.temperature;
-  auto lp = ops::FusedLogprobAutograd(Hidden(b), HeadWeight(), labels, o);
+  auto lp = ops::FusedLogprobAutograd(HiddenWith(TrainingWeights(), b), HeadWeight(), labels, o);
   ops::LossInputs in =
       ops::PackedLossInputs(lp[0], spec.old_logp.defined() ? spec.old_logp.to(device_) : spec.old_logp,
                             spec.ref_logp.defined() ? spec.ref_logp.to(device_) : spec.ref_logp,
@@ -344,7 +376,7 @@ LossReport QwenVL::BackwardScoreMse(const PackedBatch& b, const at::Tensor& targ
     throw ArgumentError("model", "numItems", "a finite number > 0", std::to_string(*num_items));
   const at::Tensor last = LastTokenRows(b.cu_seqlens);
   at::AutoGradMode grad_on(true);
-  at::Tensor scores = ScoresAt(Hidden(b), last);
+  at::Tensor scores = ScoresAt(HiddenWith(TrainingWeights(), b), last);
   at::Tensor diff = scores - targets.to(device_, scores.scalar_type()).reshape({rows, labels});
   const double denom = num_items ? *num_items : static_cast<double>(rows * labels);
   at::Tensor loss = diff.pow(2).sum() / denom;

@@ -5,11 +5,13 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/params.h"
 #include "ops/grpo_common.h"
 #include "ops/grpo_loss.h"
@@ -95,17 +97,20 @@ class QwenVL {
   ParamMap& params() { return params_; }
   const ParamMap& params() const { return params_; }
 
-  // Every tensor of the model with its hub name and shape (lm_head absent when tied).
+  // Every base tensor of the model with its hub name and shape (lm_head absent when tied). LoRA
+  // adapters are not listed (AdapterSpecs); params() holds both.
   std::vector<ParamSpec> ParameterSpecs() const;
   // Normal(0, std) weights, zero biases, unit norms; deterministic for a seed.
   void InitRandom(uint64_t seed, double std = 0.02);
-  // Which parts train: the vision blocks + patch embedding, the merger, the language model.
+  // Which base weights train: the vision blocks + patch embedding, the merger, the language model.
+  // LoRA adapters always train.
   void SetTrainable(bool vision, bool merger, bool language_model);
   int64_t ParameterCount() const;
   int64_t TrainableCount() const;  // elements of the parameters that require grad
   // The parameters that require grad in about the order backward produces their gradients: the
-  // reverse of the forward's (vision tower, merger, embedding, decoder layers, norm, head). Every rank
-  // gets the same list (the order gradient buckets are reduced in).
+  // reverse of the forward's (vision tower, merger, embedding, decoder layers, norm, head), each
+  // module's LoRA A and B right after its weight. Every rank gets the same list (the order gradient
+  // buckets are reduced in).
   std::vector<at::Tensor> TrainableInBackwardOrder() const;
   bool checkpoint_layers = false;
 
@@ -141,8 +146,56 @@ class QwenVL {
 
   GenerateResult Generate(const PackedBatch& prompts, const GenerateOptions& opts) const;
 
+  // ----- LoRA adapters (model/lora.h): M.lora_A.weight [r, in], M.lora_B.weight [out, r] -----
+  // The linear modules an adapter may target, each with its weight's [out, in]: the decoder layers'
+  // q/k/v/o and gate/up/down projections, the vision blocks' attn.qkv, attn.proj and MLP, the
+  // merger's mlp.0 and mlp.2 (not the embedding, LM head, score head, patch embedding or norms).
+  std::map<std::string, std::vector<int64_t>> ProjectableModules() const;
+  // Fresh adapters of `rank` on `modules` (full names without ".weight"), as PEFT initializes them:
+  // A ~ Uniform(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform with a = sqrt(5)) drawn in float32 from a
+  // CPU generator seeded with `seed`, module after module in the given order; B = 0. They train.
+  // ArgumentError naming the module: unknown, not projectable, already adapted, another rank than
+  // the adapters the model has; or rank < 1.
+  void AddLora(const std::vector<std::string>& modules, int64_t rank, uint64_t seed);
+  // Checks adapter tensors by full name (see SetLoraTensors) without changing anything;
+  // ArgumentError naming the tensor.
+  void CheckLoraTensors(const std::map<std::string, at::Tensor>& tensors) const;
+  // Adds or replaces adapter tensors (copied into the model's dtype and device, training): each named
+  // M.lora_A.weight / M.lora_B.weight of a projectable M, A [r, in], B [out, r], a module's two given
+  // together or the other one already there with the same r, every module of the same r.
+  void SetLoraTensors(const std::map<std::string, at::Tensor>& tensors);
+  // Drops every adapter; returns the names of the tensors dropped.
+  std::vector<std::string> RemoveLora();
+  // W += scale * B A for every adapted module, computed in AccType and cast to W's dtype (whether or
+  // not adapters are enabled: merging is explicit), then drops the adapters. Returns the merged
+  // modules.
+  std::vector<std::string> MergeLora();
+  // Modules with an adapter (sorted) and their rank (0 without any).
+  std::vector<std::string> LoraModules() const;
+  int64_t LoraRank() const;
+  // The adapter tensors' names and shapes, by module (A then B).
+  std::vector<ParamSpec> AdapterSpecs() const;
+  const LoraSettings& lora() const { return lora_; }
+  void SetLora(const LoraSettings& s) { lora_ = s; }
+  // Restarts the adapter-dropout streams: training forward n (n = 0, 1, ... from this call) draws
+  // module M's mask from (seed, n, M), so two runs from the same seed drop the same elements, with
+  // activation recomputation or without.
+  void SeedLoraDropout(uint64_t seed) {
+    dropout_seed_ = seed;
+    training_forwards_ = 0;
+  }
+
  private:
   void CheckBatch(const PackedBatch& b) const;
+  // The weights as an inference forward reads them (no dropout).
+  ForwardWeights InferenceWeights() const;
+  // As a training backward's forward reads them: dropout on, with this forward's own seed.
+  ForwardWeights TrainingWeights();
+  at::Tensor EmbedWith(const ForwardWeights& w, const PackedBatch& b,
+                       const std::vector<int64_t>& image_positions) const;
+  at::Tensor HiddenWith(const ForwardWeights& w, const PackedBatch& b) const;
+  // A module's adapter rank from whichever of its tensors exists (0: none).
+  int64_t AdapterRank(const std::string& module) const;
   // The head's weight; an ArgumentError naming scoreLabels when the model has none.
   const at::Tensor& ScoreWeight() const;
   // Scores [S, L] in AccType from final-norm hidden states [N, H] at rows `last` (differentiable).
@@ -151,6 +204,9 @@ class QwenVL {
   at::Device device_;
   at::ScalarType dtype_;
   ParamMap params_;
+  LoraSettings lora_;
+  uint64_t dropout_seed_ = 0;
+  uint64_t training_forwards_ = 0;
 };
 
 // The completion tokens (active) whose entropy is among the ceil(q n) highest of the n active

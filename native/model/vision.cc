@@ -16,7 +16,7 @@ std::string Block(int64_t i) {
   return "visual.blocks." + std::to_string(i) + ".";
 }
 
-at::Tensor Norm(const ParamMap& p, const VisionConfig& v, const std::string& prefix, const at::Tensor& x) {
+at::Tensor Norm(const ForwardWeights& p, const VisionConfig& v, const std::string& prefix, const at::Tensor& x) {
   if (v.qwen25) return RmsNorm(x, p.Get(prefix + "weight"), 1e-6);
   return LayerNorm(x, p.Get(prefix + "weight"), p.Get(prefix + "bias"), 1e-6);
 }
@@ -33,32 +33,31 @@ at::Tensor Act(VisionAct act, const at::Tensor& x) {
   return x;
 }
 
-at::Tensor BlockForward(const ParamMap& p, const VisionConfig& v, int64_t i, const at::Tensor& x, const at::Tensor& cos,
-                        const at::Tensor& sin, const at::Tensor& cu) {
+at::Tensor BlockForward(const ForwardWeights& p, const VisionConfig& v, int64_t i, const at::Tensor& x,
+                        const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& cu) {
   const std::string b = Block(i);
   const int64_t n = x.size(0), heads = v.num_heads, hd = v.embed_dim / v.num_heads;
   at::Tensor h = Norm(p, v, b + "norm1.", x);
-  at::Tensor qkv = Linear(h, p.Get(b + "attn.qkv.weight"), p.Find(b + "attn.qkv.bias")).view({n, 3, heads, hd});
+  at::Tensor qkv = Project(p, b + "attn.qkv", h).view({n, 3, heads, hd});
   at::Tensor q = ApplyRotary(qkv.select(1, 0), cos, sin);
   at::Tensor k = ApplyRotary(qkv.select(1, 1), cos, sin);
   at::Tensor a = VarlenAttention(q, k, qkv.select(1, 2), cu, /*causal=*/false).reshape({n, v.embed_dim});
-  at::Tensor out = x + Linear(a, p.Get(b + "attn.proj.weight"), p.Find(b + "attn.proj.bias"));
+  at::Tensor out = x + Project(p, b + "attn.proj", a);
   h = Norm(p, v, b + "norm2.", out);
   at::Tensor mlp;
   if (v.qwen25) {
-    at::Tensor gate = Linear(h, p.Get(b + "mlp.gate_proj.weight"), p.Find(b + "mlp.gate_proj.bias"));
-    at::Tensor up = Linear(h, p.Get(b + "mlp.up_proj.weight"), p.Find(b + "mlp.up_proj.bias"));
-    mlp = Linear(Act(v.act, gate) * up, p.Get(b + "mlp.down_proj.weight"), p.Find(b + "mlp.down_proj.bias"));
+    at::Tensor gate = Project(p, b + "mlp.gate_proj", h);
+    at::Tensor up = Project(p, b + "mlp.up_proj", h);
+    mlp = Project(p, b + "mlp.down_proj", Act(v.act, gate) * up);
   } else {
-    mlp = Linear(Act(v.act, Linear(h, p.Get(b + "mlp.fc1.weight"), p.Find(b + "mlp.fc1.bias"))),
-                 p.Get(b + "mlp.fc2.weight"), p.Find(b + "mlp.fc2.bias"));
+    mlp = Project(p, b + "mlp.fc2", Act(v.act, Project(p, b + "mlp.fc1", h)));
   }
   return out + mlp;
 }
 
 }  // namespace
 
-at::Tensor VisionForward(const ParamMap& p, const ModelConfig& cfg, const at::Tensor& pixel_values,
+at::Tensor VisionForward(const ForwardWeights& p, const ModelConfig& cfg, const at::Tensor& pixel_values,
                          const at::Tensor& grids, bool checkpoint_layers) {
   NvtxRange range("medgr2.vision");
   const VisionConfig& v = cfg.vision;
@@ -89,15 +88,16 @@ at::Tensor VisionForward(const ParamMap& p, const ModelConfig& cfg, const at::Te
   for (int64_t i = 0; i < v.depth; ++i) {
     const bool full = !v.qwen25 || std::count(v.full_att_block_indexes.begin(), v.full_att_block_indexes.end(), i) > 0;
     const at::Tensor& cu = full ? cu_full : cu_window;
-    auto fn = [&p, &v, i, cos, sin, cu](const at::Tensor& in) { return BlockForward(p, v, i, in, cos, sin, cu); };
-    x = checkpoint_layers ? CheckpointedCall(fn, x) : fn(x);
+    // `p` by value: a recomputation in backward runs after this function returned.
+    auto fn = [p, &v, i, cos, sin, cu](const at::Tensor& in) { return BlockForward(p, v, i, in, cos, sin, cu); };
+    x = checkpoint_layers ? CheckpointedCall(fn, x, p.params->AnyRequiresGrad(Block(i))) : fn(x);
   }
   // Merger: normalize each patch, concatenate each 2x2 block, two-layer MLP to the LM width.
   at::Tensor h = v.qwen25 ? RmsNorm(x, p.Get("visual.merger.ln_q.weight"), 1e-6)
                           : LayerNorm(x, p.Get("visual.merger.ln_q.weight"), p.Get("visual.merger.ln_q.bias"), 1e-6);
   h = h.reshape({patches / unit, unit * v.embed_dim});
-  h = Linear(h, p.Get("visual.merger.mlp.0.weight"), p.Find("visual.merger.mlp.0.bias"));
-  h = Linear(at::gelu(h), p.Get("visual.merger.mlp.2.weight"), p.Find("visual.merger.mlp.2.bias"));
+  h = Project(p, "visual.merger.mlp.0", h);
+  h = Project(p, "visual.merger.mlp.2", at::gelu(h));
   if (v.qwen25) h = h.index_select(0, at::argsort(unit_order));
   return h;
 }

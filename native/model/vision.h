@@ -6,12 +6,14 @@
 #include <ATen/ATen.h>
 
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/params.h"
 
 namespace medgr2::model {
 
+// `p`: the weights and adapter settings of this forward (model/lora.h).
 // pixel_values [P, C*Tp*p*p], grids [I, 3] -> image token embeddings [P / merge_unit, text hidden].
-at::Tensor VisionForward(const ParamMap& p, const ModelConfig& cfg, const at::Tensor& pixel_values,
+at::Tensor VisionForward(const ForwardWeights& p, const ModelConfig& cfg, const at::Tensor& pixel_values,
                          const at::Tensor& grids, bool checkpoint_layers);
 
 }  // namespace medgr2::model

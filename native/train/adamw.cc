@@ -74,6 +74,17 @@ std::map<std::string, at::Tensor> AdamW::State() const {
   return out;
 }
 
+void AdamW::Forget(const std::vector<std::string>& names) {
+  for (const std::string& name : names) slots_.erase(name);
+}
+
+void AdamW::ResyncMaster(const std::string& name, const at::Tensor& param) {
+  auto it = slots_.find(name);
+  if (it == slots_.end() || !it->second.master.defined()) return;
+  at::NoGradGuard no_grad;
+  it->second.master.copy_(param.detach());
+}
+
 void AdamW::LoadState(const std::map<std::string, at::Tensor>& state, const at::Device& device) {
   slots_.clear();
   step_ = 0;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "model/params.h"
 
@@ -50,6 +51,12 @@ class AdamW {
   std::map<std::string, at::Tensor> State() const;
   void LoadState(const std::map<std::string, at::Tensor>& state, const at::Device& device);
   int64_t step() const { return step_; }
+  // Drops the moments (and master) of parameters that left the model (removed LoRA adapters), so
+  // State() names only live parameters and a later parameter of the same name starts fresh.
+  void Forget(const std::vector<std::string>& names);
+  // A parameter changed outside the optimizer (a LoRA merge into its weight): its float32 master
+  // copy, if it has one, takes the new value (else the next step would copy the old one back).
+  void ResyncMaster(const std::string& name, const at::Tensor& param);
 
  private:
   struct Slot {

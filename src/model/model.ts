@@ -9,6 +9,8 @@ import type {
   GenerateOptions,
   GenerateResult,
   GrpoLossSpec,
+  LoraAddOptions,
+  LoraSettings,
   LossReport,
   ReduceGradients,
   ModelBatch,
@@ -50,6 +52,11 @@ export function nextTokenLabels(inputIds: Int32Array, cuSeqlens: Int32Array): In
     for (let t = cuSeqlens[s]; t + 1 < cuSeqlens[s + 1]; t++) labels[t] = inputIds[t + 1];
   }
   return labels;
+}
+
+/** Whether a parameter name is a LoRA adapter tensor's (PEFT's "<module>.lora_A.weight" / ".lora_B."). */
+export function isLoraParameter(name: string): boolean {
+  return name.includes('.lora_A.') || name.includes('.lora_B.');
 }
 
 export interface LoadOptions {
@@ -126,10 +133,13 @@ export class Model {
   }
 
   /** Writes config.json + safetensors (+ index when sharded) that any HF-compatible tool loads.
-   *  Refuses, writing nothing, when a weight is NaN or infinite (the error names the tensor). */
+   *  Refuses, writing nothing, when a weight is NaN or infinite (the error names the tensor).
+   *  Base weights only: LoRA adapters are not written (the PEFT adapter writer saves them; mergeLora()
+   *  first to save a merged model). */
   async save(dir: string, opts: SaveOptions = {}): Promise<void> {
     await assertFiniteWeights(this, dir);
-    await saveCheckpoint(dir, this.config, this.parameters(), {
+    const base = Object.fromEntries(Object.entries(this.parameters()).filter(([name]) => !isLoraParameter(name)));
+    await saveCheckpoint(dir, this.config, base, {
       maxShardBytes: opts.maxShardBytes,
       dtype: opts.dtype,
       sourceDir: opts.sourceDir ?? this.sourceDir ?? undefined,
@@ -145,10 +155,12 @@ export class Model {
   get info(): ReturnType<NativeModel['info']> {
     return this.n.info();
   }
+  /** The base weights' names and shapes (LoRA adapters are not listed: see loraParameters). */
   parameterSpecs(): ParameterSpec[] {
     return this.n.parameterSpecs();
   }
-  /** The weights as Tensor handles that share the model's memory (read them, save them). */
+  /** The weights as Tensor handles that share the model's memory (read them, save them), LoRA
+   *  adapters included. */
   parameters(): Record<string, Tensor> {
     return this.n.parameters();
   }
@@ -269,6 +281,35 @@ export class Model {
   }
   loadOptimizerState(state: Record<string, Tensor>): void {
     this.n.loadOptimizerState(state);
+  }
+
+  /** Fresh LoRA adapters on `opts.modules` (A as PEFT initializes it, B = 0: the outputs do not change
+   *  until they train). They always train, whatever setTrainable says; freeze the base with
+   *  setTrainable({ vision: false, merger: false, languageModel: false }). */
+  addLora(opts: LoraAddOptions): void {
+    this.n.addLora({ ...opts, seed: opts.seed ?? 0 });
+  }
+  /** Changes the given adapter settings (scale = lora_alpha / r, dropout, enabled, dropout seed). */
+  setLora(settings: LoraSettings): void {
+    this.n.setLora(settings);
+  }
+  /** Adds or replaces adapter tensors by full name ("<module>.lora_A.weight" [r, in],
+   *  "<module>.lora_B.weight" [out, r]), e.g. read from a PEFT adapter file. */
+  async setLoraTensors(tensors: Record<string, Tensor>): Promise<void> {
+    return this.n.setLoraTensors(tensors);
+  }
+  /** Drops every adapter; returns how many modules had one. */
+  removeLora(): number {
+    return this.n.removeLora();
+  }
+  /** Folds the adapters into the base weights (W += scale * B A) and drops them; save() then writes
+   *  the merged model. Resolves to how many modules were merged. */
+  async mergeLora(): Promise<number> {
+    return this.n.mergeLora();
+  }
+  /** The adapter tensors (sharing the model's memory), by full name. */
+  loraParameters(): Record<string, Tensor> {
+    return Object.fromEntries(Object.entries(this.parameters()).filter(([name]) => isLoraParameter(name)));
   }
 
   async dispose(): Promise<void> {

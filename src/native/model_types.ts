@@ -104,6 +104,32 @@ export interface ScoreHeadOptions {
   std?: number;
 }
 
+/** addLora's options. */
+export interface LoraAddOptions {
+  /** Full module names without ".weight", as in parameterSpecs(): e.g. "model.layers.1.mlp.down_proj",
+   *  "visual.blocks.0.attn.qkv", "visual.merger.mlp.0". Only linear projections (decoder q/k/v/o and
+   *  gate/up/down, vision attn.qkv / attn.proj / MLP, merger mlp.0 / mlp.2). */
+  modules: string[];
+  /** r >= 1 (every adapter of a model has the same r). */
+  rank: number;
+  /** Seed of A's initialization (PEFT's: Uniform(-1/sqrt(in), 1/sqrt(in)), modules in the given order);
+   *  B starts at zero. Default 0. */
+  seed?: number;
+}
+
+/** setLora's settings: each one given changes, the others stay. */
+export interface LoraSettings {
+  /** lora_alpha / r (the caller computes it). Default 1. */
+  scale?: number;
+  /** Dropout on the adapters' input, in [0, 1): in backwardSft / backwardGrpo / backwardScore only. Default 0. */
+  dropout?: number;
+  /** false: the base model's outputs exactly (the adapters stay, and still train if backward runs). Default true. */
+  enabled?: boolean;
+  /** Restarts the dropout masks' streams: training forward n after this call draws module M's mask from
+   *  (seed, n, M), with activation recomputation or without. Default stream: seed 0 at creation. */
+  seed?: number;
+}
+
 /** The last backward of an optimizer step on a rank: its gradients (accumulated over the step) are
  *  summed over the ranks of `dist` bucket by bucket while backward runs, as DDP does (bucketBytes
  *  default 25 MiB). A collective: every rank's last backward of the step passes it, and a rank with no
@@ -182,6 +208,12 @@ export interface NativeModel {
     checkpointLayers: boolean;
     /** Labels of the score head (0: none). */
     scoreLabels: number;
+    /** Modules with a LoRA adapter (0: none), their rank (0: none) and the adapter settings. */
+    loraModules: number;
+    loraRank: number;
+    loraScale: number;
+    loraDropout: number;
+    loraEnabled: boolean;
   };
   logits(batch: ModelBatch): Promise<Tensor>;
   tokenLogprobs(
@@ -217,6 +249,18 @@ export interface NativeModel {
   loadOptimizerState(state: Record<string, Tensor>): void;
   ropeIndex(batch: ModelBatch): { positionIds: Int32Array; nextPositions: Int32Array };
   generate(batch: ModelBatch, opts: GenerateOptions): Promise<GenerateResult>;
+  /** Fresh LoRA adapters (<module>.lora_A.weight [r, in], <module>.lora_B.weight [out, r]) in the model's
+   *  parameters; they always train. Throws naming the module (unknown, not a projection, already adapted). */
+  addLora(opts: LoraAddOptions): void;
+  setLora(settings: LoraSettings): void;
+  /** Adds or replaces adapter tensors by full name (copied into the model's dtype and device); rejects,
+   *  changing nothing, naming the tensor when a name, shape or rank is wrong. */
+  setLoraTensors(tensors: Record<string, Tensor>): Promise<void>;
+  /** Drops every adapter (and its optimizer state); returns how many modules had one. */
+  removeLora(): number;
+  /** W += scale * B A for every adapted module (float32 math, float64 for a float64 model; also when
+   *  disabled), then drops the adapters; resolves to how many modules were merged. */
+  mergeLora(): Promise<number>;
   dispose(): void;
 }
 
