@@ -380,7 +380,7 @@ function mergeGroup(
     }
     out[key] =
       kind === 'group'
-        ? mergeGroup(base[key] as Record<string, unknown>, value, name, where)
+        ? mergeGroup((base[key] ?? {}) as Record<string, unknown>, value, name, where)
         : checkedLeaf(kind, key, name, value, where);
   }
   return out;
