@@ -157,8 +157,16 @@ export function registerCycle(program: Command): void {
       'LoRA: every training stage after the base trains a rank-r adapter on one shared base (PEFT adapter folders; config lora.rank)',
       parseIntOption('--lora-rank', 1),
     )
-    .option('--lora-alpha <a>', 'LoRA alpha: the update is scaled by alpha / r (default: 2 x rank)', parseNumberOption('--lora-alpha'))
-    .option('--lora-dropout <p>', "LoRA dropout on the adapters' input (default: 0)", parseNumberOption('--lora-dropout'))
+    .option(
+      '--lora-alpha <a>',
+      'LoRA alpha: the update is scaled by alpha / r (default: 2 x rank)',
+      parseNumberOption('--lora-alpha'),
+    )
+    .option(
+      '--lora-dropout <p>',
+      "LoRA dropout on the adapters' input (default: 0)",
+      parseNumberOption('--lora-dropout'),
+    )
     .option('--lora-targets <names>', `decoder projections given adapters (default: ${DECODER_PROJECTIONS.join(',')})`)
     .option('--lora-vision', "LoRA: also adapt the vision blocks' linears")
     .option('--lora-merger', "LoRA: also adapt the merger's linears")

@@ -11,7 +11,12 @@ export const LORA_SCHEMA: ConfigSchema = [
     min: 0,
     help: 'LoRA rank r: > 0 trains adapters only (the base frozen) and saves them in PEFT format; 0: full fine-tuning',
   },
-  { key: 'loraAlpha', type: 'number', min: 0, help: 'LoRA alpha; the update is scaled by alpha / r (default: 2 x rank)' },
+  {
+    key: 'loraAlpha',
+    type: 'number',
+    min: 0,
+    help: 'LoRA alpha; the update is scaled by alpha / r (default: 2 x rank)',
+  },
   { key: 'loraDropout', type: 'number', default: 0, min: 0, max: 0.99, help: "dropout on the adapters' input" },
   {
     key: 'loraTargets',

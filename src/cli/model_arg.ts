@@ -19,7 +19,13 @@ import {
 } from '../model/folder_settings';
 import { Model, type ModelDevice, type ModelDtype } from '../model/model';
 import { tinyConfig } from '../model/tiny';
-import { ADAPTER_CONFIG_FILE, adapterBaseModel, applyAdapter, isAdapterFolder, loadAdapter } from '../model/peft_adapter';
+import {
+  ADAPTER_CONFIG_FILE,
+  adapterBaseModel,
+  applyAdapter,
+  isAdapterFolder,
+  loadAdapter,
+} from '../model/peft_adapter';
 import { QWEN2VL_SIZE_RULE } from '../data/images/smart_resize';
 import { Option } from 'commander';
 import type { ConfigSchema } from './config';
@@ -100,10 +106,7 @@ interface LoadModelArgOptions {
   allowRandom?: boolean;
 }
 
-export async function loadModelArg(
-  spec: string,
-  opts: LoadModelArgOptions = {},
-): Promise<ModelArg> {
+export async function loadModelArg(spec: string, opts: LoadModelArgOptions = {}): Promise<ModelArg> {
   const device = (opts.device ?? 'cpu') as ModelDevice;
   let model: Model;
   let origin: ModelArg['origin'];

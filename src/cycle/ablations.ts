@@ -90,9 +90,7 @@ export async function runCycleWithAblations(
     arms[`${name}SftCycle`] = last(v, 'sftCycle');
     arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
   }
-  const efficiency = ablations.dataEfficiency
-    ? await closing(chain, () => runDataEfficiency(chain, log))
-    : undefined;
+  const efficiency = ablations.dataEfficiency ? await closing(chain, () => runDataEfficiency(chain, log)) : undefined;
   const perRound = main.evals.filter((e) => e.round > 0);
   const seconds = (Date.now() - t0) / 1000;
   const report = buildCycleReport(main.rounds, arms, perRound, seconds, efficiency);

@@ -67,9 +67,12 @@ export function loraScale(spec: Pick<LoraSpec, 'rank' | 'alpha' | 'rsLora'>): nu
 /** A complete spec from partial settings, every field checked (errors name the field). */
 export function resolveLoraSpec(given: Partial<LoraSpec>, where = 'lora'): LoraSpec {
   const spec: LoraSpec = { ...LORA_DEFAULTS, ...stripUndefined(given) };
-  if (!Number.isInteger(spec.rank) || spec.rank < 1) throw new LoraError(`${where}.rank must be an integer >= 1, got ${spec.rank}`);
-  if (!Number.isFinite(spec.alpha) || spec.alpha <= 0) throw new LoraError(`${where}.alpha must be > 0, got ${spec.alpha}`);
-  if (!(spec.dropout >= 0 && spec.dropout < 1)) throw new LoraError(`${where}.dropout must be in [0, 1), got ${spec.dropout}`);
+  if (!Number.isInteger(spec.rank) || spec.rank < 1)
+    throw new LoraError(`${where}.rank must be an integer >= 1, got ${spec.rank}`);
+  if (!Number.isFinite(spec.alpha) || spec.alpha <= 0)
+    throw new LoraError(`${where}.alpha must be > 0, got ${spec.alpha}`);
+  if (!(spec.dropout >= 0 && spec.dropout < 1))
+    throw new LoraError(`${where}.dropout must be in [0, 1), got ${spec.dropout}`);
   if (spec.targets.length === 0 && !spec.vision && !spec.merger)
     throw new LoraError(`${where}.targets is empty and neither vision nor merger is targeted: nothing to adapt`);
   for (const t of spec.targets) {
@@ -84,7 +87,8 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 const DECODER_MODULE = /^model\.layers\.\d+\.(?:self_attn|mlp)\.([a-z_]+)$/;
-const VISION_BLOCK_MODULE = /^visual\.blocks\.\d+\.(?:attn\.(?:qkv|proj)|mlp\.(?:fc1|fc2|gate_proj|up_proj|down_proj))$/;
+const VISION_BLOCK_MODULE =
+  /^visual\.blocks\.\d+\.(?:attn\.(?:qkv|proj)|mlp\.(?:fc1|fc2|gate_proj|up_proj|down_proj))$/;
 const MERGER_MODULE = /^visual\.merger\.mlp\.[02]$/;
 
 /** Whether a canonical module name is a linear that LoRA may adapt (never lm_head, embeddings,
@@ -93,15 +97,20 @@ export function isAdaptableModule(module: string): boolean {
   return DECODER_MODULE.test(module) || VISION_BLOCK_MODULE.test(module) || MERGER_MODULE.test(module);
 }
 
+function isSelected(module: string, spec: LoraSpec): boolean {
+  const decoder = DECODER_MODULE.exec(module);
+  if (decoder) return spec.targets.includes(decoder[1]);
+  if (VISION_BLOCK_MODULE.test(module)) return spec.vision;
+  return MERGER_MODULE.test(module) && spec.merger;
+}
+
 /** The canonical names of the modules `spec` adapts, in the model's parameter order. */
 export function loraModules(cfg: ModelConfig, spec: LoraSpec): string[] {
   const out: string[] = [];
   for (const p of expectedParameters(cfg)) {
     if (!p.name.endsWith('.weight') || p.shape.length !== 2) continue;
     const module = p.name.slice(0, -'.weight'.length);
-    const decoder = DECODER_MODULE.exec(module);
-    if (decoder ? spec.targets.includes(decoder[1]) : VISION_BLOCK_MODULE.test(module) ? spec.vision : MERGER_MODULE.test(module) && spec.merger)
-      out.push(module);
+    if (isSelected(module, spec)) out.push(module);
   }
   return out;
 }
@@ -155,7 +164,9 @@ export function targetModulesPattern(spec: LoraSpec): string {
     parts.push(`model\\.(?:language_model\\.)?layers\\.\\d+\\.(?:${alts.join('|')})`);
   }
   if (spec.vision)
-    parts.push('(?:model\\.)?visual\\.blocks\\.\\d+\\.(?:attn\\.(?:qkv|proj)|mlp\\.(?:fc1|fc2|gate_proj|up_proj|down_proj))');
+    parts.push(
+      '(?:model\\.)?visual\\.blocks\\.\\d+\\.(?:attn\\.(?:qkv|proj)|mlp\\.(?:fc1|fc2|gate_proj|up_proj|down_proj))',
+    );
   if (spec.merger) parts.push('(?:model\\.)?visual\\.merger\\.mlp\\.(?:0|2)');
   return parts.length === 1 ? parts[0] : `(?:${parts.join('|')})`;
 }

@@ -116,7 +116,8 @@ export function adapterBaseModel(dir: string): string | null {
  *  rather than applied differently from PEFT). */
 function unsupportedFields(cfg: Record<string, unknown>): string[] {
   const out: string[] = [];
-  const nonEmpty = (v: unknown) => v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0);
+  const nonEmpty = (v: unknown) =>
+    v !== undefined && v !== null && !(typeof v === 'object' && Object.keys(v).length === 0);
   if (cfg.use_dora === true) out.push('use_dora: true');
   if (cfg.fan_in_fan_out === true) out.push('fan_in_fan_out: true');
   if (cfg.bias !== undefined && cfg.bias !== 'none') out.push(`bias: ${JSON.stringify(cfg.bias)}`);
@@ -128,7 +129,8 @@ function unsupportedFields(cfg: Record<string, unknown>): string[] {
 
 function configNumber(cfg: Record<string, unknown>, key: string, file: string, fallback?: number): number {
   const v = cfg[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new LoraError(`${file}: "${key}" must be a number, got ${JSON.stringify(cfg[key])}`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new LoraError(`${file}: "${key}" must be a number, got ${JSON.stringify(cfg[key])}`);
   return v;
 }
 
@@ -141,7 +143,8 @@ export async function loadAdapter(dir: string, cfg: ModelConfig): Promise<Loaded
   } catch (e) {
     throw new LoraError(`${configFile}: ${(e as Error).message}`);
   }
-  if (raw.peft_type !== 'LORA') throw new LoraError(`${configFile}: peft_type is ${JSON.stringify(raw.peft_type)}, only "LORA" is supported`);
+  if (raw.peft_type !== 'LORA')
+    throw new LoraError(`${configFile}: peft_type is ${JSON.stringify(raw.peft_type)}, only "LORA" is supported`);
   const unsupported = unsupportedFields(raw);
   if (unsupported.length) throw new LoraError(`${configFile}: not supported by medgr2: ${unsupported.join(', ')}`);
   const targets = raw.target_modules;
@@ -149,19 +152,25 @@ export async function loadAdapter(dir: string, cfg: ModelConfig): Promise<Loaded
     throw new LoraError(`${configFile}: "target_modules" must be a string or a list of strings`);
 
   const weightsFile = path.join(dir, ADAPTER_WEIGHTS_FILE);
-  if (!fs.existsSync(weightsFile)) throw new LoraError(`${dir}: no ${ADAPTER_WEIGHTS_FILE} beside ${ADAPTER_CONFIG_FILE}`);
+  if (!fs.existsSync(weightsFile))
+    throw new LoraError(`${dir}: no ${ADAPTER_WEIGHTS_FILE} beside ${ADAPTER_CONFIG_FILE}`);
   const read = await readTensors(weightsFile);
   const tensors = new Map<string, Tensor>();
   try {
     for (const [name, t] of Object.entries(read)) {
       const canonical = canonicalAdapterName(name);
       if (canonical === null)
-        throw new LoraError(`${weightsFile}: tensor "${name}" is not a LoRA weight of an adaptable module of this model`);
+        throw new LoraError(
+          `${weightsFile}: tensor "${name}" is not a LoRA weight of an adaptable module of this model`,
+        );
       const module = canonical.slice(0, canonical.lastIndexOf('.lora_'));
       // PEFT adapts what target_modules selects in the model it loads into; whichever layout the
       // adapter was trained in, its tensors must belong to modules the pattern selects.
-      const selected = (['current', 'legacy'] as const).some((l) => peftTargets(targets, peftModulePath(module, cfg, l)));
-      if (!selected) throw new LoraError(`${weightsFile}: tensor "${name}" is on a module that target_modules does not select`);
+      const selected = (['current', 'legacy'] as const).some((l) =>
+        peftTargets(targets, peftModulePath(module, cfg, l)),
+      );
+      if (!selected)
+        throw new LoraError(`${weightsFile}: tensor "${name}" is on a module that target_modules does not select`);
       if (tensors.has(canonical)) throw new LoraError(`${weightsFile}: "${canonical}" appears twice (both layouts?)`);
       tensors.set(canonical, t);
     }

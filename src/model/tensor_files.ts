@@ -1,11 +1,6 @@
 // Named tensors in one safetensors file (optimizer states, LoRA adapters): written atomically by the
 // native writer (temp file, fsync, rename), read back memory-mapped.
-import {
-  buildSafetensorsHeader,
-  readSafetensorsHeader,
-  SAFETENSORS_DTYPES,
-  safetensorsDtypeOf,
-} from './safetensors';
+import { buildSafetensorsHeader, readSafetensorsHeader, SAFETENSORS_DTYPES, safetensorsDtypeOf } from './safetensors';
 import { loadAddon } from '../native/loader';
 import type { Tensor } from '../native/types';
 

@@ -88,6 +88,9 @@ test('config files set lora key by key; a wrong type names the key', () => {
   const cfg = mergeCycleConfig(d, { lora: { rank: 8, targets: ['q_proj', 'v_proj'], 'rs-lora': true } }, 'run.yaml');
   assert.deepEqual(cfg.lora, { rank: 8, targets: ['q_proj', 'v_proj'], rsLora: true });
   assert.throws(() => mergeCycleConfig(d, { lora: { alpah: 3 } }, 'run.yaml'), /unknown key "lora\.alpah"/);
-  assert.throws(() => mergeCycleConfig(d, { lora: { rank: 'eight' } }, 'run.yaml'), /run\.yaml: key "lora\.rank" expects a number/);
+  assert.throws(
+    () => mergeCycleConfig(d, { lora: { rank: 'eight' } }, 'run.yaml'),
+    /run\.yaml: key "lora\.rank" expects a number/,
+  );
   assert.throws(() => mergeCycleConfig(d, { lora: { rank: 2.5 } }, 'run.yaml'), /"lora\.rank" expects a whole number/);
 });

@@ -77,7 +77,10 @@ test('the modules a spec adapts: the decoder by default, vision blocks and merge
     const decoder = loraModules(cfg, spec());
     assert.equal(decoder.length, 7 * layers);
     assert.ok(decoder.every((m) => m.startsWith('model.layers.')));
-    assert.ok(decoder.includes('model.layers.0.self_attn.q_proj') && decoder.includes(`model.layers.${layers - 1}.mlp.down_proj`));
+    assert.ok(
+      decoder.includes('model.layers.0.self_attn.q_proj') &&
+        decoder.includes(`model.layers.${layers - 1}.mlp.down_proj`),
+    );
     assert.deepEqual(loraModules(cfg, spec({ targets: ['q_proj', 'v_proj'] })).length, 2 * layers);
     const v = cfg.vision!;
     const perBlock = 2 + (kind === 'qwen2_vl' ? 2 : 3); // qkv, proj + fc1/fc2 or gate/up/down
@@ -91,8 +94,12 @@ test('the modules a spec adapts: the decoder by default, vision blocks and merge
 
 /** Python's own re.fullmatch of `pattern` against each name (PEFT's matching of a string target). */
 function pythonFullmatch(pattern: string, names: string[]): boolean[] {
-  const script = 'import json,re,sys\nd=json.load(sys.stdin)\nprint(json.dumps([re.fullmatch(d["p"], n) is not None for n in d["n"]]))';
-  const r = spawnSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify({ p: pattern, n: names }), encoding: 'utf8' });
+  const script =
+    'import json,re,sys\nd=json.load(sys.stdin)\nprint(json.dumps([re.fullmatch(d["p"], n) is not None for n in d["n"]]))';
+  const r = spawnSync('/usr/bin/python3', ['-c', script], {
+    input: JSON.stringify({ p: pattern, n: names }),
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as boolean[];
 }
@@ -111,12 +118,17 @@ test("target_modules selects exactly the adapted modules in both layouts (Python
   ];
   const want = (s: LoraSpec) =>
     names.map((n) => {
-      if (/layers\.\d+\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj$/.test(n)) return s.targets.some((t) => n.endsWith(t));
+      if (/layers\.\d+\.(self_attn|mlp)\.(q|k|v|o|gate|up|down)_proj$/.test(n))
+        return s.targets.some((t) => n.endsWith(t));
       if (/visual\.blocks\./.test(n)) return s.vision;
       if (/visual\.merger\.mlp\.[02]$/.test(n)) return s.merger;
       return false;
     });
-  for (const s of [spec(), spec({ targets: ['q_proj'], vision: true }), spec({ merger: true, targets: ['down_proj'] })]) {
+  for (const s of [
+    spec(),
+    spec({ targets: ['q_proj'], vision: true }),
+    spec({ merger: true, targets: ['down_proj'] }),
+  ]) {
     const pattern = targetModulesPattern(s);
     assert.deepEqual(pythonFullmatch(pattern, names), want(s), pattern);
     assert.deepEqual(

@@ -9,7 +9,13 @@ import { after, before, test } from 'node:test';
 import { Model, packSequences, tinyConfig, TINY_TOKENS as T, type ModelTypes } from '../../src/index';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { loraModules, resolveLoraSpec } from '../../src/model/lora';
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, loadAdapter, applyAdapter, saveAdapter } from '../../src/model/peft_adapter';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  loadAdapter,
+  applyAdapter,
+  saveAdapter,
+} from '../../src/model/peft_adapter';
 import { readTensors } from '../../src/model/tensor_files';
 import { adapterOffReference, useLoraAdapter } from '../../src/train/lora_training';
 import { trainGrpo } from '../../src/train/grpo_trainer';
@@ -144,7 +150,10 @@ test('medgr2 sft --lora-rank: adapter folder, adapter-only checkpoints that resu
   const final = path.join(out, 'final');
   for (const f of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE]) assert.ok(fs.existsSync(path.join(final, f)), f);
   assert.ok(!fs.existsSync(path.join(final, 'model.safetensors')), 'no base weights in the adapter folder');
-  assert.equal(JSON.parse(fs.readFileSync(path.join(final, ADAPTER_CONFIG_FILE), 'utf8')).base_model_name_or_path, baseDir);
+  assert.equal(
+    JSON.parse(fs.readFileSync(path.join(final, ADAPTER_CONFIG_FILE), 'utf8')).base_model_name_or_path,
+    baseDir,
+  );
 
   // Checkpoints hold the adapter and an optimizer state of adapter tensors only.
   assert.deepEqual(
@@ -152,7 +161,9 @@ test('medgr2 sft --lora-rank: adapter folder, adapter-only checkpoints that resu
     [2, 4],
   );
   const ckpt = path.join(out, 'checkpoints', 'step-2');
-  assert.ok(fs.existsSync(path.join(ckpt, ADAPTER_WEIGHTS_FILE)) && !fs.existsSync(path.join(ckpt, 'model.safetensors')));
+  assert.ok(
+    fs.existsSync(path.join(ckpt, ADAPTER_WEIGHTS_FILE)) && !fs.existsSync(path.join(ckpt, 'model.safetensors')),
+  );
   const opt = await readTensors(path.join(ckpt, 'optimizer.safetensors'));
   const keys = Object.keys(opt).filter((k) => k !== 'step');
   assert.ok(keys.length > 0 && keys.every((k) => /\.lora_[AB]\.weight$/.test(k)), keys.slice(0, 3).join(', '));
@@ -193,7 +204,7 @@ test('medgr2 sft --lora-rank: adapter folder, adapter-only checkpoints that resu
   for (const m of [viaAdapter.model, merged, base]) await m.dispose();
 });
 
-test("GRPO with LoRA trains the adapter only; its reference is the base with the adapter off", async () => {
+test('GRPO with LoRA trains the adapter only; its reference is the base with the adapter off', async () => {
   const samples = worldSamples(world, 'Modality Recognition').slice(0, 4);
   const tok = TextTokenizer.load();
   const policy = await Model.create(tinyConfig('qwen2_vl'), { seed: 21 });
@@ -217,7 +228,10 @@ test("GRPO with LoRA trains the adapter only; its reference is the base with the
     assert.deepEqual(t.toArray(), baseBefore[name], `${name} stayed frozen`);
   }
   const bs = Object.entries(policy.loraParameters()).filter(([n]) => n.endsWith('lora_B.weight'));
-  assert.ok(bs.some(([, t]) => (t.toArray() as Float32Array).some((x) => x !== 0)), 'the adapter trained');
+  assert.ok(
+    bs.some(([, t]) => (t.toArray() as Float32Array).some((x) => x !== 0)),
+    'the adapter trained',
+  );
 
   const batch = imageBatch(4);
   const ref = await adapterOffReference(policy).tokenLogprobs(batch);
