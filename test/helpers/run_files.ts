@@ -23,9 +23,9 @@ export function readF32Safetensors(file: string): Map<string, Float32Array> {
 }
 
 /** The largest |a - b| over every weight of two runs' final/ folders (the same names required). */
-export function maxWeightDiff(runA: string, runB: string): number {
-  const wa = readF32Safetensors(path.join(runA, 'final', 'model.safetensors'));
-  const wb = readF32Safetensors(path.join(runB, 'final', 'model.safetensors'));
+export function maxWeightDiff(runA: string, runB: string, file = 'model.safetensors'): number {
+  const wa = readF32Safetensors(path.join(runA, 'final', file));
+  const wb = readF32Safetensors(path.join(runB, 'final', file));
   assert.deepEqual([...wb.keys()].sort(), [...wa.keys()].sort());
   let maxDiff = 0;
   for (const [name, x] of wa) {

@@ -113,6 +113,28 @@ test(
   },
 );
 
+test(
+  'medgr2 launch --nproc-per-node 2 sft --lora-rank: only the adapters train and are reduced; ZeRO 0 and 1 match one process',
+  { timeout: 240_000 },
+  async (t) => {
+    const common = [...(await sftArgs(3)), '--lora-rank', '4', '--lr', '1e-2'];
+    const dir = tempDir();
+    const single = path.join(dir, 'single');
+    const r1 = runCli(['sft', ...common, '--out', single]);
+    assert.equal(r1.status, 0, `single: ${r1.stderr}`);
+    for (const zero of [0, 1]) {
+      const out = path.join(dir, `lora-zero${zero}`);
+      const r = await launch2(['sft', ...common, '--zero', String(zero), '--out', out]);
+      assert.equal(r.status, 0, `zero ${zero}: ${r.stdout}\n${r.stderr}`);
+      assertSameLosses(out, single, `lora, zero ${zero}`);
+      const diff = maxWeightDiff(single, out, 'adapter_model.safetensors');
+      t.diagnostic(`LoRA, ZeRO-${zero}: max |A,B single - 2 ranks| = ${diff.toExponential(2)}`);
+      assert.ok(diff < 1e-5, `LoRA ZeRO-${zero}: adapters differ by ${diff}`);
+      assert.ok(!fs.existsSync(path.join(out, 'final', 'model.safetensors')), 'an adapter folder');
+    }
+  },
+);
+
 // Debian's python3-torch ships torchrun 1.13, whose flags are spelled with underscores; on Python 3.11
 // its default --redirects/--tee ("0") fail to parse (enum iteration changed), so the test passes "1".
 const torchrun = ['/usr/bin/torchrun', '/usr/local/bin/torchrun'].find((p) => fs.existsSync(p));
