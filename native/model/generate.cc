@@ -15,26 +15,11 @@
 #include "model/layers.h"
 #include "model/qwen_vl.h"
 #include "model/rope.h"
-
-#ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#endif
+#include "model/seeded_generator.h"
 
 namespace medgr2::model {
 
 namespace {
-
-at::Generator MakeGenerator(const at::Device& device, uint64_t seed) {
-#ifdef MEDGR2_WITH_CUDA
-  if (device.is_cuda()) {
-    at::Generator g = at::cuda::detail::createCUDAGenerator(device.index() < 0 ? 0 : device.index());
-    g.set_current_seed(seed);
-    return g;
-  }
-#endif
-  (void)device;
-  return at::detail::createCPUGenerator(seed);
-}
 
 // Zeroes probabilities outside the top k and outside the smallest set with mass >= top_p.
 at::Tensor Truncate(at::Tensor probs, int64_t top_k, double top_p) {
@@ -128,7 +113,7 @@ GenerateResult QwenVL::Generate(const PackedBatch& prompts, const GenerateOption
   at::Tensor last = hidden.index_select(0, (cu.slice(0, 1) - 1).to(device_));  // [S, H]
   std::vector<int64_t> next = rope.next_position;
   std::vector<bool> done(s, false);
-  at::Generator gen = MakeGenerator(device_, o.seed);
+  at::Generator gen = SeededGenerator(device_, o.seed);
   const at::Tensor& head = HeadWeight();
   const at::Tensor& embed = params_.Get("model.embed_tokens.weight");
   const double tau = o.temperature > 0 ? o.temperature : 1.0;

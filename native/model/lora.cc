@@ -2,9 +2,7 @@
 
 #include "model/layers.h"
 
-#ifdef MEDGR2_WITH_CUDA
-#include <ATen/cuda/CUDAGeneratorImpl.h>
-#endif
+#include "model/seeded_generator.h"
 
 namespace medgr2::model {
 
@@ -59,18 +57,6 @@ uint64_t MixSeed(uint64_t x) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
-}
-
-at::Generator SeededGenerator(const at::Device& device, uint64_t seed) {
-#ifdef MEDGR2_WITH_CUDA
-  if (device.is_cuda()) {
-    at::Generator g = at::cuda::detail::createCUDAGenerator(device.index() < 0 ? 0 : device.index());
-    g.set_current_seed(seed);
-    return g;
-  }
-#endif
-  (void)device;
-  return at::detail::createCPUGenerator(seed);
 }
 
 at::Tensor Project(const ForwardWeights& w, const std::string& module, const at::Tensor& x) {

@@ -44,9 +44,6 @@ struct ForwardWeights {
 // x M.weight^T + M.bias, plus scale * dropout(x) A^T B^T when M has an adapter and adapters are on.
 at::Tensor Project(const ForwardWeights& w, const std::string& module, const at::Tensor& x);
 
-// A generator for `device` (CPU's, or CUDA's Philox on a CUDA device) seeded with `seed`.
-at::Generator SeededGenerator(const at::Device& device, uint64_t seed);
-
 // splitmix64: spreads nearby seeds (consecutive forwards, similar names) over unrelated streams.
 uint64_t MixSeed(uint64_t x);
 

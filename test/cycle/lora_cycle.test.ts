@@ -8,27 +8,14 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cycle } from '../../src/cycle/cycle';
 import { defaultCycleConfig, mergeCycleConfig, type CycleConfig } from '../../src/cycle/config';
+import { tinyRun } from '../helpers/cycle_runs';
 import { runCycleWithAblations } from '../../src/cycle/ablations';
 import { Model } from '../../src/model/model';
 import { ADAPTER_CONFIG_FILE } from '../../src/model/peft_adapter';
 
+/** The tiny cycle with rank-4 adapters. */
 function tinyLoraRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig {
-  const d = defaultCycleConfig(out);
-  return {
-    ...d,
-    rounds: 1,
-    world: { ...d.world, seedImages: 6, poolImages: 4, testImages: 8, seedModalities: ['CT', 'MRI'] },
-    generate: { ...d.generate, perImage: 2, batchSize: 8, maxNewTokens: 24 },
-    select: { topK: 4, balance: true },
-    pretrain: { ...d.pretrain, images: 8, steps: 2 },
-    warmup: { ...d.warmup, generatorSteps: 2, judgeSteps: 2 },
-    coDevelop: { ...d.coDevelop, generatorSteps: 1, judgeSteps: 1 },
-    policySft: { ...d.policySft, steps: 2 },
-    grpo: { ...d.grpo, steps: 1, promptsPerStep: 2, groupSize: 2 },
-    eval: { maxNewTokens: 4 },
-    lora: { rank: 4 },
-    ...over,
-  };
+  return tinyRun(out, { lora: { rank: 4 }, ...over });
 }
 
 test('a LoRA cycle: the roles are adapters on one shared base, loaded once', async () => {

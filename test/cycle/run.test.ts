@@ -7,30 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cycle } from '../../src/cycle/cycle';
-import { defaultCycleConfig, type CycleConfig } from '../../src/cycle/config';
+import { tinyRun } from '../helpers/cycle_runs';
 import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
 import { readMessageFile, readSamples, writeMessageFileAtomic } from '../../src/data/record_files';
 import { runCycleWithAblations, STUDY } from '../../src/cycle/ablations';
 
 const quiet = { log: () => {} };
-
-function tinyRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig {
-  const d = defaultCycleConfig(out);
-  return {
-    ...d,
-    rounds: 1,
-    world: { ...d.world, seedImages: 6, poolImages: 4, testImages: 8, seedModalities: ['CT', 'MRI'] },
-    generate: { ...d.generate, perImage: 2, batchSize: 8, maxNewTokens: 24 },
-    select: { topK: 4, balance: true },
-    pretrain: { ...d.pretrain, images: 8, steps: 2 },
-    warmup: { ...d.warmup, generatorSteps: 2, judgeSteps: 2 },
-    coDevelop: { ...d.coDevelop, generatorSteps: 1, judgeSteps: 1 },
-    policySft: { ...d.policySft, steps: 2 },
-    grpo: { ...d.grpo, steps: 1, promptsPerStep: 2, groupSize: 2 },
-    eval: { maxNewTokens: 4 },
-    ...over,
-  };
-}
 
 function tmp(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `medgr2-${name}-`));

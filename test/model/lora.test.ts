@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { Model, nextTokenLabels, packSequences, tinyConfig, TINY_TOKENS as T, type ModelTypes } from '../../src/index';
+import { Model, nextTokenLabels, packSequences, tinyConfig, type ModelTypes } from '../../src/index';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { addon, assertClose, randn, rng } from '../helpers/addon';
+import { imageBatch } from '../helpers/batches';
 
 type NativeTensor = InstanceType<typeof addon.Tensor>;
 type Batch = ModelTypes.ModelBatch & { inputIds: Int32Array; cuSeqlens: Int32Array };
@@ -41,17 +42,6 @@ function decoderTargets(layers: number): string[] {
     for (const m of ['mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj']) out.push(`model.layers.${i}.${m}`);
   }
   return out;
-}
-
-/** Three packed sequences of odd lengths (11, 7, 3), the first holding one 4x4-patch image. */
-function imageBatch(seed: number): Batch {
-  const r = rng(seed);
-  const withImage = Int32Array.from([3, 4, T.visionStart, ...new Array(4).fill(T.imagePad), T.visionEnd, 50, 51, 52]);
-  return {
-    ...packSequences([withImage, Int32Array.from([60, 61, 62, 63, 64, 65, 66]), Int32Array.from([70, 71, 72])]),
-    pixelValues: Float32Array.from(randn(r, 16 * 1176)),
-    imageGrids: Int32Array.from([1, 4, 4]),
-  };
 }
 
 function textBatch(seed: number, lengths: number[]): Batch {

@@ -13,24 +13,13 @@ import {
   packSequences,
   parseModelConfig,
   tinyConfig,
-  TINY_TOKENS as T,
   type ModelTypes,
 } from '../../src/index';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
-import { addon, assertClose, randn, rng } from '../helpers/addon';
+import { addon, assertClose } from '../helpers/addon';
+import { imageBatch } from '../helpers/batches';
 
 type NativeTensor = InstanceType<typeof addon.Tensor>;
-
-/** Three packed sequences of odd lengths (11, 7, 3), the first holding one 4x4-patch image. */
-function imageBatch(seed: number): ModelTypes.ModelBatch & { cuSeqlens: Int32Array } {
-  const r = rng(seed);
-  const withImage = Int32Array.from([3, 4, T.visionStart, ...new Array(4).fill(T.imagePad), T.visionEnd, 50, 51, 52]);
-  return {
-    ...packSequences([withImage, Int32Array.from([60, 61, 62, 63, 64, 65, 66]), Int32Array.from([70, 71, 72])]),
-    pixelValues: Float32Array.from(randn(r, 16 * 1176)),
-    imageGrids: Int32Array.from([1, 4, 4]),
-  };
-}
 
 /** A float64 qwen2_vl tiny model with an untied LM head and a score head of `labels` rows. */
 async function f64Model(labels: number, seed: number): Promise<Model> {

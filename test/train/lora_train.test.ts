@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Model, packSequences, tinyConfig, TINY_TOKENS as T, type ModelTypes } from '../../src/index';
+import { Model, tinyConfig, type ModelTypes } from '../../src/index';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { loraModules, resolveLoraSpec } from '../../src/model/lora';
 import {
@@ -28,6 +28,7 @@ import { listCheckpoints } from '../../src/train/run_state';
 import { addon, randn, rng } from '../helpers/addon';
 import { runCli } from '../helpers/cli';
 import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
+import { imageBatch } from '../helpers/batches';
 
 let world = '';
 before(async () => {
@@ -36,17 +37,6 @@ before(async () => {
 after(() => {
   if (world) fs.rmSync(world, { recursive: true, force: true });
 });
-
-/** Two packed sequences (odd lengths), the first with one 4x4-patch image. */
-function imageBatch(seed: number): ModelTypes.ModelBatch {
-  const r = rng(seed);
-  const withImage = Int32Array.from([3, 4, T.visionStart, ...new Array(4).fill(T.imagePad), T.visionEnd, 50, 51]);
-  return {
-    ...packSequences([withImage, Int32Array.from([60, 61, 62, 63, 64])]),
-    pixelValues: Float32Array.from(randn(r, 16 * 1176)),
-    imageGrids: Int32Array.from([1, 4, 4]),
-  };
-}
 
 async function logitsOf(m: Model, batch: ModelTypes.ModelBatch): Promise<Float32Array> {
   const t = await m.logits(batch);
