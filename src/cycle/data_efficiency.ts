@@ -6,7 +6,7 @@
 import type { ScoredCandidate } from '../data/proto';
 import { readMessageFile } from '../data/record_files';
 import { TEST_SETS, type Cycle, type EvalRecord, type TestSetName } from './cycle';
-import type { EfficiencyRow } from './report';
+import type { EfficiencyRow } from './mechanism_claims';
 import { selectCandidates } from './select';
 
 /** A quarter, a half and all of what round 1 kept (at least 1 each, distinct, ascending). */

@@ -8,18 +8,11 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 import { cycleCharts } from './report_charts';
-import { mechanismClaims, meanOfSets, type Claim } from './mechanism_claims';
+import { efficiencyClaim, mechanismClaims, type Claim, type EfficiencyRow } from './mechanism_claims';
+
+export type { EfficiencyRow } from './mechanism_claims';
 
 export type ArmTable = Record<string, Record<TestSetName, number | null>>;
-
-/** One data-efficiency arm of `cycle --study`: `size` generated samples ranked by the reward model
- *  ('top-k') or drawn at random ('random'), each policy's accuracy per test set. */
-export interface EfficiencyRow {
-  size: number;
-  ranking: 'top-k' | 'random';
-  sft: Record<TestSetName, number | null>;
-  grpo: Record<TestSetName, number | null>;
-}
 
 export interface CycleReport {
   rounds: Array<{
@@ -161,28 +154,6 @@ export function buildCycleReport(
 }
 
 /** Top-k by reward beats a random subset of the same size, for both policies at every size (mean of the sets). */
-export function efficiencyClaim(rows: readonly EfficiencyRow[]): Claim {
-  const name = 'the top-k samples by reward beat a random subset of the same size';
-  const sizes = [...new Set(rows.map((r) => r.size))].sort((a, b) => a - b);
-  const parts: string[] = [];
-  let holds: boolean | null = true;
-  for (const size of sizes) {
-    const top = rows.find((r) => r.size === size && r.ranking === 'top-k');
-    const rnd = rows.find((r) => r.size === size && r.ranking === 'random');
-    for (const kind of ['sft', 'grpo'] as const) {
-      const a = meanOfSets(top?.[kind]);
-      const b = meanOfSets(rnd?.[kind]);
-      if (a === null || b === null) {
-        holds = null;
-        continue;
-      }
-      if (holds !== null) holds &&= a > b;
-      parts.push(`${size} ${kind}: ${(100 * a).toFixed(1)}% vs ${(100 * b).toFixed(1)}%`);
-    }
-  }
-  return { name, holds, detail: `${parts.join('; ')} (top-k vs random, mean of the three sets)` };
-}
-
 function verdict(c: Claim): string {
   return c.holds === null ? 'cannot be checked' : c.holds ? 'holds' : 'does NOT hold';
 }

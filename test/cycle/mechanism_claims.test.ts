@@ -2,8 +2,14 @@
 // holds, fails or cannot be checked exactly when its numbers say so, and states those numbers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CHANCE, mechanismClaims, meanOfSets, type MechanismInputs } from '../../src/cycle/mechanism_claims';
-import { efficiencyClaim, type EfficiencyRow } from '../../src/cycle/report';
+import {
+  CHANCE,
+  efficiencyClaim,
+  mechanismClaims,
+  meanOfSets,
+  type EfficiencyRow,
+  type MechanismInputs,
+} from '../../src/cycle/mechanism_claims';
 import type { EvalRecord } from '../../src/cycle/cycle';
 
 const accs = (inDomain: number, heldOutModality: number, heldOutTask: number) => ({
