@@ -36,6 +36,7 @@ export {
   LORA_DEFAULTS,
   DECODER_PROJECTIONS,
   LoraError,
+  isLoraParameter,
   loraModules,
   loraScale,
   resolveLoraSpec,

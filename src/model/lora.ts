@@ -126,6 +126,11 @@ export function peftModulePath(module: string, cfg: ModelConfig, layout: PeftLay
 const PEFT_PREFIX = 'base_model.model.';
 const ADAPTER_SUFFIX = /\.(lora_[AB])\.weight$/;
 
+/** Whether a parameter name is a LoRA adapter tensor's ("<module>.lora_A.weight" / ".lora_B.weight"). */
+export function isLoraParameter(name: string): boolean {
+  return ADAPTER_SUFFIX.test(name);
+}
+
 /** PEFT's saved name of an adapter tensor (`M.lora_A.weight`, canonical M). */
 export function peftTensorName(tensor: string, cfg: ModelConfig, layout: PeftLayout): string {
   const m = ADAPTER_SUFFIX.exec(tensor);

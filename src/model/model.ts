@@ -28,7 +28,7 @@ import { loadCheckpoint, nonFiniteWeightError, saveCheckpoint, type CheckpointDt
 import { assertFiniteWeights } from './finite_weights';
 import { loadModelConfig } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
-import type { LoraSpec } from './lora';
+import { isLoraParameter, type LoraSpec } from './lora';
 
 export type * from '../native/model_types';
 
@@ -52,11 +52,6 @@ export function nextTokenLabels(inputIds: Int32Array, cuSeqlens: Int32Array): In
     for (let t = cuSeqlens[s]; t + 1 < cuSeqlens[s + 1]; t++) labels[t] = inputIds[t + 1];
   }
   return labels;
-}
-
-/** Whether a parameter name is a LoRA adapter tensor's (PEFT's "<module>.lora_A.weight" / ".lora_B."). */
-export function isLoraParameter(name: string): boolean {
-  return name.includes('.lora_A.') || name.includes('.lora_B.');
 }
 
 export interface LoadOptions {
