@@ -28,6 +28,24 @@ import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
 import { withRanks, type RanksConfig } from './ranks';
 import { CycleRanks } from '../cycle/ranks';
+import { setNumThreads } from '../index';
+
+/**
+ * libtorch's intra-op threads for a cycle: --threads when given; else one for the default recipe on the
+ * CPU when no thread variable is set; else undefined (the addon's choice: every core, or
+ * MEDGR2_NUM_THREADS / OMP_NUM_THREADS). The tiny model's ops are too small to split: one thread ran
+ * its pretraining 118 s against 164 s on two (2-core machine), and its numbers then do not depend on how
+ * many cores the machine has (a reduction split over more threads rounds differently).
+ */
+export function cycleThreads(
+  cfg: Pick<CycleConfig, 'model' | 'device'>,
+  flag: number | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): number | undefined {
+  if (flag !== undefined) return flag;
+  if (env.MEDGR2_NUM_THREADS || env.OMP_NUM_THREADS) return undefined;
+  return recipeOf(cfg) === 'medsynth' && (cfg.device ?? 'cpu') === 'cpu' ? 1 : undefined;
+}
 
 function parseZero(v: string): 0 | 1 | 2 {
   if (!['0', '1', '2'].includes(v)) throw new Error(`--zero: 0, 1 or 2, got '${v}'`);
@@ -128,6 +146,11 @@ export function registerCycle(program: Command): void {
     .addOption(pixelBounds[1])
     .option('--out <dir>', `run folder (default: ${d.out}, or ${d.out}-2, -3, ... when that holds an earlier run)`)
     .option('--resume', 'continue the run in --out from its last finished stage')
+    .option(
+      '--threads <n>',
+      "libtorch intra-op threads (default: 1 for the tiny model on the CPU, else the addon's: every core)",
+      parseIntOption('--threads', 1),
+    )
     .option('--no-reward-filter', 'also run the ablation: random selection instead of the reward model')
     .option('--no-co-evolve', 'also run the ablation: generator and reward model frozen after round 1')
     .option(
@@ -197,6 +220,8 @@ export function registerCycle(program: Command): void {
       const cfg = cycleConfigOf(o, (key) => cmd.getOptionValueSource(key) === 'cli');
       if (!['auto', 'gloo', 'nccl'].includes(o.distBackend))
         throw new Error(`--dist-backend: auto, gloo or nccl, got '${o.distBackend}'`);
+      const threads = cycleThreads(cfg, o.threads as number | undefined);
+      if (threads !== undefined) setNumThreads(threads);
       const ranksCfg: RanksConfig = {
         device: cfg.device ?? 'cpu',
         distBackend: o.distBackend,

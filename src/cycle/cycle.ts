@@ -257,6 +257,11 @@ export class Cycle {
     return { device: (this.cfg.device ?? 'cpu') as ModelDevice, dtype: this.cfg.dtype };
   }
 
+  /** What selection reads in a rationale (the recipe's), for the selections made outside a round (the study's). */
+  get statedFact(): CycleRecipe['statedFact'] {
+    return this.recipe.statedFact;
+  }
+
   private get recipe(): CycleRecipe {
     if (!this.recipeOrUndefined) throw new Error('internal: the recipe is set after the world stage');
     return this.recipeOrUndefined;
@@ -1181,6 +1186,7 @@ export class Cycle {
         const scored = readMessageFile<ScoredCandidate>(p.scored(r), { expect: 'medgr2.ScoredCandidate' }).messages;
         const sel = selectCandidates(scored, {
           ...cfg.select,
+          statedFact: this.recipe.statedFact,
           seed: cfg.seed + r,
           rankBy: cfg.rewardFilter ? 'reward' : 'random',
         });

@@ -16,7 +16,8 @@ import type { GrpoPrompt } from '../train/rewards';
 import { grpoPromptsFromSamples } from '../train/grpo_rollout';
 import { sftExamplesFromSamples, type SftExample } from '../train/sft';
 import { recipeOf, type AnswerFormat, type CycleConfig, type GeneratorPromptStyle, type RecipeName } from './config';
-import { withDescriptions } from './describe';
+import { factOfTask, withDescriptions } from './describe';
+import { captionFactsOf } from '../data/medsynth/captions';
 import {
   compactGeneratorReply,
   generatorPrompt,
@@ -70,6 +71,8 @@ export interface CycleRecipe {
   readonly vocabulary?: Record<string, string[]>;
   generatorPrompt(ctx: Pick<ParseContext, 'modality' | 'task' | 'description'>): string;
   parseReply(raw: string, ctx: ParseContext): Candidate;
+  /** The fact a sample's rationale states for its task, where the recipe's descriptions can be read (select.ts). */
+  readonly statedFact?: (sample: Sample) => string | undefined;
   /** The generator's SFT example for a labelled sample (warm-up). */
   generatorExample(s: Sample): SftExample;
   /** Co-develop: the generator's examples from the round's kept candidates and the seed
@@ -97,6 +100,20 @@ export function medsynthGeneratorExample(s: Sample): SftExample {
   };
 }
 
+/**
+ * The fact of its task that a sample's rationale states, read as a caption (the default recipe's
+ * rationales are the pretrained model's descriptions, in the captions' phrasings): "CNV" from "OCT of
+ * the Macula with CNV." for a Disease Diagnosis question. In session 8's default run 30 kept
+ * held-out-modality Disease Diagnosis candidates answered "Infarct" after such a description (none of
+ * those findings is an option the generator offers, so the option vocabulary could not see the
+ * contradiction), and the policy trained on them learned to answer against its own thought.
+ */
+export function describedFact(sample: Pick<Sample, 'task' | 'rationale'>): string | undefined {
+  const field = factOfTask(sample.task);
+  if (!field || !sample.rationale) return undefined;
+  return captionFactsOf(sample.rationale)?.[field] || undefined;
+}
+
 function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe {
   return {
     name: 'medsynth',
@@ -107,6 +124,7 @@ function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe 
     vocabulary: optionVocabulary(seed),
     generatorPrompt: (ctx) => generatorPrompt(ctx),
     parseReply: parseGeneratorReply,
+    statedFact: describedFact,
     generatorExample: medsynthGeneratorExample,
     // rejection-sampling fine-tuning on the kept samples, with the seed mixed in so the format holds
     coDevelopGeneratorExamples: (kept, s) =>

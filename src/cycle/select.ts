@@ -22,6 +22,12 @@ export interface SelectOptions {
   topFraction?: number;
   /** With topFraction: a kept candidate's reward must also reach this (the paper's threshold tau). */
   floor?: number;
+  /**
+   * Keep this many in all, each (modality, task) group its share in proportion to its valid,
+   * de-duplicated candidates (largest remainders), best first within the group: the ranking decides
+   * which samples of a group, never how many (the data-efficiency study's top-k and random arms).
+   */
+  topKByGroup?: number;
   balance?: boolean;
   maxPerGroup?: number;
   /** 'reward' (default) ranks by the judge; 'random' ranks by a seeded draw (the --no-reward-filter ablation). */
@@ -29,6 +35,12 @@ export interface SelectOptions {
   seed?: number;
   /** Keep candidates whose answer contradicts their rationale in the running (default false: out). */
   keepContradicted?: boolean;
+  /**
+   * The fact a sample's rationale states for its task, where the recipe can read it ("Macula" from
+   * "OCT of the Macula with CNV." for an anatomy question); an answer naming another contradicts it.
+   * This catches what the option vocabulary cannot: a finding no candidate offers as an option.
+   */
+  statedFact?: (sample: Sample) => string | undefined;
 }
 
 /**
@@ -50,6 +62,15 @@ export function rationaleContradiction(
   const answer = normalizeAnswerText(sample.answer);
   if (named.length === 0 || named.some((n) => normalizeAnswerText(n) === answer)) return '';
   return named.sort().join(', ');
+}
+
+/** The fact `statedFact` reads in the sample's rationale when it is not the answer ("" otherwise). */
+export function statedFactContradiction(
+  sample: Sample,
+  statedFact: ((sample: Sample) => string | undefined) | undefined,
+): string {
+  const stated = statedFact?.(sample);
+  return stated && normalizeAnswerText(stated) !== normalizeAnswerText(sample.answer) ? stated : '';
 }
 
 /** How the reason of a candidate left out by rationaleContradiction starts. */
@@ -81,17 +102,44 @@ function groupKey(s: ScoredCandidate): string {
   return `${s.candidate.sample.modality} / ${s.candidate.sample.task}`;
 }
 
+/**
+ * `total` split over groups of `sizes` in proportion to them, each at most its size: the floors of the
+ * exact shares, then one more to the largest remainders (ties: the earlier group). Sums to
+ * min(total, sum of sizes).
+ */
+export function proportionalShares(sizes: readonly number[], total: number): number[] {
+  const all = sizes.reduce((a, b) => a + b, 0);
+  if (all === 0) return sizes.map(() => 0);
+  const want = Math.min(total, all);
+  const exact = sizes.map((n) => (want * n) / all);
+  const shares = exact.map(Math.floor);
+  const order = exact.map((x, i) => ({ i, rest: x - Math.floor(x) })).sort((a, b) => b.rest - a.rest || a.i - b.i);
+  for (let left = want - shares.reduce((a, b) => a + b, 0), j = 0; left > 0; j++) {
+    const { i } = order[j % order.length];
+    if (shares[i] < sizes[i]) {
+      shares[i]++;
+      left--;
+    }
+  }
+  return shares;
+}
+
 /** A copy of every candidate with `selected` / `selectReason` set (input order kept). */
 export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
-  const given = [opts.threshold, opts.topK, opts.topFraction].filter((x) => x !== undefined).length;
-  if (given > 1) throw new Error('select: give one of a threshold, a top-k or a top fraction');
+  const given = [opts.threshold, opts.topK, opts.topFraction, opts.topKByGroup].filter((x) => x !== undefined).length;
+  if (given > 1) throw new Error('select: give one of a threshold, a top-k, a top fraction or a top-k by group');
   if (opts.floor !== undefined && opts.topFraction === undefined)
     throw new Error('select: a floor goes with a top fraction (alone, give a threshold)');
   if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1))
     throw new Error(`select: --top-fraction must be in (0, 1], got ${opts.topFraction}`);
   if (opts.topK !== undefined && !(Number.isInteger(opts.topK) && opts.topK >= 0))
     throw new Error(`select: --top-k must be a whole number >= 0, got ${opts.topK}`);
-  const threshold = opts.topK === undefined && opts.topFraction === undefined ? (opts.threshold ?? 0.5) : undefined;
+  if (opts.topKByGroup !== undefined && !(Number.isInteger(opts.topKByGroup) && opts.topKByGroup >= 0))
+    throw new Error(`select: a top-k by group must be a whole number >= 0, got ${opts.topKByGroup}`);
+  const threshold =
+    opts.topK === undefined && opts.topFraction === undefined && opts.topKByGroup === undefined
+      ? (opts.threshold ?? 0.5)
+      : undefined;
   const out = scored.map((s) => ({ ...s, selected: false, selectReason: '' }));
   const rank = new Map<ScoredCandidate, number>();
   const prng = new Prng(`select/${opts.seed ?? 0}`);
@@ -109,7 +157,8 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
     }
     const against = opts.keepContradicted
       ? ''
-      : rationaleContradiction(s.candidate.sample, vocabulary.get(s.candidate.sample.task) ?? []);
+      : rationaleContradiction(s.candidate.sample, vocabulary.get(s.candidate.sample.task) ?? []) ||
+        statedFactContradiction(s.candidate.sample, opts.statedFact);
     if (against) {
       s.selectReason = `${CONTRADICTED}the answer "${s.candidate.sample.answer}" contradicts its rationale, which names ${against}`;
       continue;
@@ -124,13 +173,24 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
   }
   let pool = [...best.values()].sort(better);
 
-  // 4a. top fraction per group (random ranking keeps the same counts: the ablation differs only in which)
-  if (opts.topFraction !== undefined) {
+  // 4a. a count per group, best first within it (random ranking keeps the same counts: the ablation
+  // and the random arm differ only in which)
+  if (opts.topFraction !== undefined || opts.topKByGroup !== undefined) {
     const byGroup = new Map<string, ScoredCandidate[]>();
     for (const s of pool) byGroup.set(groupKey(s), [...(byGroup.get(groupKey(s)) ?? []), s]);
+    const groups = [...byGroup.values()];
+    const fraction = opts.topFraction;
+    const counts =
+      fraction !== undefined
+        ? groups.map((members) => Math.max(1, Math.round(fraction * members.length)))
+        : proportionalShares(
+            groups.map((members) => members.length),
+            opts.topKByGroup!,
+          );
+    const what = fraction !== undefined ? `top ${Math.round(100 * fraction)}%` : `top share of ${opts.topKByGroup}`;
     const floor = opts.floor;
-    for (const members of byGroup.values()) {
-      const top = Math.max(1, Math.round(opts.topFraction * members.length));
+    groups.forEach((members, g) => {
+      const top = counts[g];
       // with a floor, what the reward filter keeps: its top ones that reach the floor (the random
       // ablation keeps as many of the group, drawn at random)
       const n = floor === undefined ? top : Math.min(top, members.filter((s) => s.reward >= floor).length);
@@ -140,12 +200,12 @@ export function selectCandidates(scored: readonly ScoredCandidate[], opts: Selec
           i < n
             ? opts.rankBy === 'random'
               ? 'random draw'
-              : `top ${Math.round(100 * opts.topFraction!)}% of its group`
+              : `${what} of its group`
             : i < top && opts.rankBy !== 'random'
               ? `below the floor ${floor}`
-              : `outside the top ${Math.round(100 * opts.topFraction!)}% of ${groupKey(s)}`;
+              : `outside the ${what} of ${groupKey(s)}`;
       });
-    }
+    });
     return out;
   }
 

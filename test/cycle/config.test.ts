@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { defaultCycleConfig, mergeCycleConfig } from '../../src/cycle/config';
 import { runCli } from '../helpers/cli';
+import { cycleThreads } from '../../src/cli/cycle';
 import { tempDir } from '../helpers/world';
 
 test('a partial group changes only what it names; the other groups and settings keep their defaults', () => {
@@ -122,4 +123,17 @@ test('medgr2 cycle --config: a bad file stops before any work, with the file and
   const flag = runCli(['cycle', '--reward-model', 'scalar', '--out', out]);
   assert.notEqual(flag.status, 0);
   assert.match(flag.stderr, /--reward-model: generative, graded, got 'scalar'/);
+});
+
+test('threads: one for the tiny model on the CPU unless a flag or a thread variable says otherwise', () => {
+  assert.equal(cycleThreads({ device: 'cpu' }, undefined, {}), 1);
+  assert.equal(cycleThreads({}, undefined, {}), 1, 'the CPU by default');
+  assert.equal(cycleThreads({ device: 'cpu' }, 3, {}), 3, 'the flag wins');
+  assert.equal(cycleThreads({ device: 'cpu' }, undefined, { MEDGR2_NUM_THREADS: '2' }), undefined);
+  assert.equal(cycleThreads({ device: 'cpu' }, undefined, { OMP_NUM_THREADS: '4' }), undefined);
+  assert.equal(cycleThreads({ device: 'cuda' }, undefined, {}), undefined, 'on a GPU: the addon decides');
+  assert.equal(cycleThreads({ model: '/m', device: 'cpu' }, undefined, {}), undefined, 'a real model: every core');
+  const r = runCli(['cycle', '--threads', '0']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--threads/);
 });

@@ -23,6 +23,7 @@ import {
   NEGATIVE_KINDS,
 } from '../../src/cycle/negatives';
 import { rationaleContradiction, selectCandidates } from '../../src/cycle/select';
+import { describedFact } from '../../src/cycle/recipe';
 import { Prng } from '../../src/util/prng';
 import { TextTokenizer } from '../../src/data/tokenizer';
 
@@ -124,6 +125,35 @@ test('a sample whose rationale names another answer of its task is not selected,
     selectCandidates(scored, { topFraction: 1, keepContradicted: true }).map((s) => s.selected),
     [true, true, true],
   );
+});
+
+test('a finding the description states contradicts another answer, also when no option names it', () => {
+  // "CNV" is in no candidate's options, so the option vocabulary cannot see the contradiction
+  const options = ['Infarct', 'Nodule', 'Hemorrhage', 'Cavity'];
+  const dis = (id: string, answer: string, rationale: string, reward: number) =>
+    scoredOf(id, reward, { images: [`/img/${id}.png`], task: 'Disease Diagnosis', answer, options, rationale });
+  const scored = [
+    dis('a', 'Infarct', 'OCT of the Macula with CNV.', 0.9),
+    dis('b', 'Infarct', 'A CT image of the Brain showing Infarct.', 0.8),
+    dis('c', 'Nodule', 'This X-Ray image shows the Chest with no abnormality.', 0.7),
+    dis('d', 'Cavity', 'garbled words', 0.6),
+  ];
+  assert.deepEqual(
+    selectCandidates(scored, { topFraction: 1 }).map((s) => s.selected),
+    [true, true, true, true],
+    'without statedFact: only the option vocabulary',
+  );
+  const sel = selectCandidates(scored, { topFraction: 1, statedFact: describedFact });
+  assert.deepEqual(
+    sel.map((s) => s.selected),
+    [false, true, false, true],
+  );
+  assert.match(sel[0].selectReason, /^contradicted: the answer "Infarct" contradicts its rationale, which names CNV/);
+  assert.match(sel[2].selectReason, /which names Normal/);
+  assert.equal(describedFact({ task: 'Modality Recognition', rationale: 'OCT of the Macula with CNV.' }), 'OCT');
+  assert.equal(describedFact({ task: 'Anatomy Identification', rationale: 'OCT of the Macula with CNV.' }), 'Macula');
+  assert.equal(describedFact({ task: 'Anatomy Identification', rationale: 'An MRI image.' }), undefined, 'not stated');
+  assert.equal(describedFact({ task: 'Lesion Grading', rationale: 'OCT of the Macula with CNV.' }), undefined);
 });
 
 test('compact generator replies: question and answer; distractors from the seed vocabulary of the task', () => {

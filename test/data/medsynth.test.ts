@@ -7,12 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { captionFacts } from '../../src/data/medsynth/captions';
+import { captionFacts, captionFactsOf, captionText } from '../../src/data/medsynth/captions';
 import { renderImage } from '../../src/data/medsynth/render';
 import { Prng } from '../../src/util/prng';
 import type { ImageTruth } from '../../src/data/medsynth/truth';
 import type { OmniRecord } from '../../src/data/medsynth/questions';
-import { GRADE_RADIUS, MODALITIES, TASKS } from '../../src/data/medsynth/vocab';
+import { GRADE_RADIUS, MODALITIES, MODALITY_SPECS, NORMAL, TASKS } from '../../src/data/medsynth/vocab';
 import { synthesize } from '../../src/data/medsynth/world';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-medsynth-'));
@@ -273,4 +273,26 @@ test('captioned split: every modality, captions name the truth except at the noi
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('captionFactsOf reads back every phrasing captionText writes; other texts give undefined', () => {
+  const prng = new Prng('caption-roundtrip');
+  const modalities = [...MODALITIES];
+  for (let i = 0; i < 400; i++) {
+    const spec = MODALITY_SPECS[modalities[i % modalities.length]];
+    const facts = {
+      modality: i % 17 === 0 ? '' : modalities[i % modalities.length],
+      anatomy: i % 5 === 0 ? '' : prng.pick(spec.anatomies),
+      disease: i % 7 === 0 ? '' : prng.pick([NORMAL, ...spec.findings.map((f) => f.name)]),
+    };
+    const text = captionText(facts, prng);
+    assert.deepEqual(captionFactsOf(text), facts, text);
+  }
+  assert.equal(captionFactsOf('Describe this image'), undefined, 'no final full stop');
+  assert.equal(captionFactsOf('some three words.'), undefined, 'not a phrasing of the captions');
+  assert.deepEqual(captionFactsOf('Fundus photography of the Retina.'), {
+    modality: 'Fundus photography',
+    anatomy: 'Retina',
+    disease: '',
+  });
 });

@@ -63,3 +63,41 @@ export function captionText(f: CaptionFacts, prng: Prng): string {
   const anatomy = `${k === 2 ? ' the' : ' of the'} ${f.anatomy}`;
   return TEMPLATES[k](modality, `${anatomy}${finding}`);
 }
+
+/**
+ * The facts a text in captionText's phrasings states (the inverse of captionText); "" for a fact it
+ * does not name, undefined when the text is not in those phrasings. The cycle reads the pretrained
+ * model's descriptions with it: a description is the model's own statement about the image, so a
+ * question whose answer names another fact of the same kind argues against it (select.ts).
+ */
+export function captionFactsOf(text: string): CaptionFacts | undefined {
+  let body = text.trim();
+  if (!body.endsWith('.')) return undefined;
+  body = body.slice(0, -1);
+  let disease = '';
+  const normal = /(?:, normal| with no abnormality)$/.exec(body);
+  const finding = /(?: showing | with )(.+)$/.exec(body);
+  if (normal) {
+    disease = NORMAL;
+    body = body.slice(0, normal.index);
+  } else if (finding) {
+    disease = finding[1];
+    body = body.slice(0, finding.index);
+  }
+  const forms: readonly [RegExp, number, number][] = [
+    [/^This (.+) image shows the (.+)$/, 1, 2],
+    [/^An? (.+) image of the (.+)$/, 1, 2],
+    [/^An? (.+) image$/, 1, 0],
+    [/^(.+) of the (.+)$/, 1, 2],
+    [/^(.+)$/, 1, 0],
+  ];
+  for (const [form, m, a] of forms) {
+    const hit = form.exec(body);
+    if (!hit) continue;
+    const modality = hit[m] === 'medical' ? '' : hit[m];
+    // a name of several words must be a modality's ("Fundus photography"), or the phrasing was another
+    if (/ /.test(modality) && !(MODALITIES as readonly string[]).includes(modality)) return undefined;
+    return { modality, anatomy: a ? hit[a] : '', disease };
+  }
+  return undefined;
+}
