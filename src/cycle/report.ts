@@ -203,7 +203,7 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
         'markdown',
       ),
       '',
-      'Each arm: SFT of the initial weights on the seed plus that many samples of round 1 (ranked by the round-1 reward model, or a seeded random draw from the same valid candidates), then GRPO on them.',
+      'Each arm: SFT of the initial weights on the seed plus that many samples of round 1 (ranked by the round-1 reward model, or a seeded random draw from the same valid candidates; with balanced selection both arms take the same number from each (modality, task) group), then GRPO on them.',
       '',
     );
     md.push(...image('efficiency'));
