@@ -126,8 +126,10 @@ export function proportionalShares(sizes: readonly number[], total: number): num
 
 /** A copy of every candidate with `selected` / `selectReason` set (input order kept). */
 export function selectCandidates(scored: readonly ScoredCandidate[], opts: SelectOptions): ScoredCandidate[] {
-  const given = [opts.threshold, opts.topK, opts.topFraction, opts.topKByGroup].filter((x) => x !== undefined).length;
-  if (given > 1) throw new Error('select: give one of a threshold, a top-k, a top fraction or a top-k by group');
+  const given = [opts.threshold, opts.topK, opts.topFraction].filter((x) => x !== undefined).length;
+  if (given > 1) throw new Error('select: give one of a threshold, a top-k or a top fraction');
+  if (opts.topKByGroup !== undefined && given > 0)
+    throw new Error('select: a top-k by group goes alone, without a threshold, a top-k or a top fraction');
   if (opts.floor !== undefined && opts.topFraction === undefined)
     throw new Error('select: a floor goes with a top fraction (alone, give a threshold)');
   if (opts.topFraction !== undefined && !(opts.topFraction > 0 && opts.topFraction <= 1))

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { scoredOf } from '../helpers/samples';
 import { efficiencySizes, efficiencySubset } from '../../src/cycle/data_efficiency';
-import { proportionalShares } from '../../src/cycle/select';
+import { proportionalShares, selectCandidates } from '../../src/cycle/select';
 
 const scored = (i: number, reward: number, valid = true) =>
   scoredOf(
@@ -89,4 +89,5 @@ test('balanced: top-k and random take the same number from every (modality, task
     [0, 6],
     'unbalanced: global',
   );
+  assert.throws(() => selectCandidates(pool, { topKByGroup: 6, topK: 6 }), /a top-k by group goes alone/);
 });
