@@ -65,10 +65,7 @@ export function rationaleContradiction(
 }
 
 /** The fact `statedFact` reads in the sample's rationale when it is not the answer ("" otherwise). */
-export function statedFactContradiction(
-  sample: Sample,
-  statedFact: ((sample: Sample) => string | undefined) | undefined,
-): string {
+export function statedFactContradiction(sample: Sample, statedFact: SelectOptions['statedFact']): string {
   const stated = statedFact?.(sample);
   return stated && normalizeAnswerText(stated) !== normalizeAnswerText(sample.answer) ? stated : '';
 }
