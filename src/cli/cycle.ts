@@ -21,8 +21,10 @@ import {
   type CycleConfig,
 } from '../cycle/config';
 import { freshRunFolder } from '../cycle/paths';
+import { formatSeedSummary, readSeedRun, summarizeSeeds } from '../cycle/seed_summary';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { readConfigDocument } from './config';
-import { parseIntOption, parseNumberOption } from './options';
+import { parseIntOption, parseNumberOption, parseSeedListOption } from './options';
 import { DECODER_PROJECTIONS, type LoraSpec } from '../model/lora';
 import { pixelBoundOptions } from './model_arg';
 import { progressPrinter } from './progress_line';
@@ -196,6 +198,11 @@ export function registerCycle(program: Command): void {
     .option('--lora-merger', "LoRA: also adapt the merger's linears")
     .option('--seed <n>', `seed of the world, the model and every draw (default: ${d.seed})`, parseIntOption('--seed'))
     .option(
+      '--seeds <list>',
+      'run the whole configuration once per world seed ("1,2,3") into OUT/seed-N, then OUT/summary.md: mean ± sd over the seeds and the claims on the means (medgr2 summarize)',
+      parseSeedListOption('--seeds'),
+    )
+    .option(
       '--config <file>',
       'JSON or YAML file setting any field of the config, groups merged key by key (see OUT/config.json); flags win',
     )
@@ -229,16 +236,33 @@ export function registerCycle(program: Command): void {
         distTimeout: o.distTimeout,
         zero: o.zero,
       };
+      if (o.seeds && cmd.getOptionValueSource('seed') === 'cli')
+        throw new Error('--seed and --seeds: give one of them');
+      const seeds: number[] | undefined = o.seeds;
+      const runs = (seeds ?? [cfg.seed]).map((seed) =>
+        seeds ? { ...cfg, seed, out: path.join(cfg.out, `seed-${seed}`) } : cfg,
+      );
       await withRanks('cycle', ranksCfg, async (mine, dist) => {
-        const ranks = new CycleRanks(dist, o.zero, path.join(cfg.out, '.ranks'));
-        // commander's --no-x sets x = false; the main chain always filters and co-evolves
-        const { text } = await runCycleWithAblations(
-          { ...cfg, device: mine.device },
-          o.study ? STUDY : { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
-          { progress: ranks.isMain ? progressPrinter() : undefined },
-          ranks,
-        );
-        if (ranks.isMain) process.stdout.write(`${text}\n\nreport: ${path.join(cfg.out, 'report.md')}\n`);
+        let isMain = true;
+        for (const run of runs) {
+          const ranks = new CycleRanks(dist, o.zero, path.join(run.out, '.ranks'));
+          isMain = ranks.isMain;
+          // commander's --no-x sets x = false; the main chain always filters and co-evolves
+          const { text } = await runCycleWithAblations(
+            { ...run, device: mine.device },
+            o.study ? STUDY : { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
+            { progress: ranks.isMain ? progressPrinter() : undefined },
+            ranks,
+          );
+          if (ranks.isMain) process.stdout.write(`${text}\n\nreport: ${path.join(run.out, 'report.md')}\n`);
+        }
+        if (seeds && isMain) {
+          const summary = summarizeSeeds(runs.map((run) => readSeedRun(run.out)));
+          const text = formatSeedSummary(summary);
+          await writeFileAtomic(path.join(cfg.out, 'summary.md'), text);
+          await writeJsonAtomic(path.join(cfg.out, 'summary.json'), summary);
+          process.stdout.write(`\n${text}\nsummary: ${path.join(cfg.out, 'summary.md')}\n`);
+        }
       });
     });
 }

@@ -15,6 +15,7 @@ import { registerLaunch } from './launch';
 import { registerScore } from './score';
 import { registerSelect } from './select';
 import { registerSft } from './sft';
+import { registerSummarize } from './summarize';
 
 export function buildProgram(): Command {
   const program = new Command('medgr2')
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerScore(program);
   registerSelect(program);
   registerCycle(program);
+  registerSummarize(program);
   registerLaunch(program);
   return program;
 }

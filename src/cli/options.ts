@@ -10,6 +10,20 @@ export function parseIntOption(flag: string, min = 0): (value: string) => number
   };
 }
 
+/** A comma-separated list of distinct whole numbers >= 0 ("1,2,3"), at least `least` of them. */
+export function parseSeedListOption(flag: string, least = 2): (value: string) => number[] {
+  return (value: string): number[] => {
+    const parts = value.split(',').map((x) => x.trim());
+    if (parts.some((x) => !/^\d+$/.test(x)))
+      throw new InvalidArgumentError(`${flag} expects whole numbers separated by commas, got "${value}"`);
+    const seeds = parts.map(Number);
+    if (new Set(seeds).size !== seeds.length)
+      throw new InvalidArgumentError(`${flag}: a seed is repeated in "${value}"`);
+    if (seeds.length < least) throw new InvalidArgumentError(`${flag}: at least ${least} seeds, got "${value}"`);
+    return seeds;
+  };
+}
+
 /** A number flag; `ok` says what else it must satisfy ("> 0"). */
 export function parseNumberOption(
   flag: string,

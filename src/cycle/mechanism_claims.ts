@@ -14,10 +14,12 @@ export interface Claim {
   detail: string;
 }
 
-/** What the claims read: final accuracies by arm, the main chain's per-round evaluations and rounds. */
+/** What the claims read: final accuracies by arm, the main chain's held-out-modality accuracy per
+ *  round (heldOutSeries) and its rounds. */
 export interface MechanismInputs {
   final: Record<string, Record<TestSetName, number | null>>;
-  perRound: readonly EvalRecord[];
+  /** arm -> held-out-modality accuracy of rounds 1, 2, ... (null: not evaluated on that set). */
+  heldOutByRound: Record<string, readonly (number | null)[]>;
   rounds: readonly {
     round: number;
     judge: { auc: number };
@@ -104,15 +106,17 @@ function coEvolution(i: MechanismInputs): Claim {
   };
 }
 
+/** Per arm of the rounds, its held-out-modality accuracy in round order (the claims' heldOutByRound). */
+export function heldOutSeries(perRound: readonly EvalRecord[]): Record<string, (number | null)[]> {
+  const out: Record<string, (number | null)[]> = {};
+  for (const e of [...perRound].sort((a, b) => a.round - b.round))
+    (out[e.arm] ??= []).push(e.sets.heldOutModality?.overall.accuracy ?? null);
+  return out;
+}
+
 function roundOverRound(i: MechanismInputs): Claim {
   const name = 'each round improves held-out-modality accuracy';
-  const series = ['sftCycle', 'grpoCycle'].map((arm) => ({
-    arm,
-    accs: i.perRound
-      .filter((e) => e.arm === arm)
-      .sort((a, b) => a.round - b.round)
-      .map((e) => e.sets.heldOutModality?.overall.accuracy ?? null),
-  }));
+  const series = ['sftCycle', 'grpoCycle'].map((arm) => ({ arm, accs: i.heldOutByRound[arm] ?? [] }));
   if (series.some((s) => s.accs.length < 2 || s.accs.includes(null)))
     return { name, holds: null, detail: 'fewer than two evaluated rounds' };
   const holds = series.every((s) => s.accs.every((a, k) => k === 0 || a! >= s.accs[k - 1]!));

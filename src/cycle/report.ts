@@ -8,7 +8,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 import { cycleCharts } from './report_charts';
-import { efficiencyClaim, mechanismClaims, type Claim, type EfficiencyRow } from './mechanism_claims';
+import { efficiencyClaim, heldOutSeries, mechanismClaims, type Claim, type EfficiencyRow } from './mechanism_claims';
 
 export type { EfficiencyRow } from './mechanism_claims';
 
@@ -129,11 +129,18 @@ export function buildCycleReport(
       policy,
     });
   }
-  const f = (arm: string, s: TestSetName) => final[arm]?.[s] ?? null;
+  out.claims = paperClaims(final);
+  out.mechanisms = mechanismClaims({ final, heldOutByRound: heldOutSeries(perRoundEvals), rounds: out.rounds });
+  if (efficiency?.length) out.mechanisms.push(efficiencyClaim(efficiency));
+  return out;
+}
+
+/** The paper's two headline claims on a final table (one run's, or the mean of several seeds': `scope`). */
+export function paperClaims(final: ArmTable, scope = 'in this run'): Claim[] {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
-  const claim = (name: string, a: string, b: string, sets: TestSetName[]) => {
+  const claim = (name: string, a: string, b: string, sets: TestSetName[]): Claim => {
     const mean = (arm: string) => {
-      const v = sets.map((s) => f(arm, s)).filter((x): x is number => x !== null);
+      const v = sets.map((s) => final[arm]?.[s] ?? null).filter((x): x is number => x !== null);
       return v.length ? v.reduce((p, q) => p + q, 0) / v.length : null;
     };
     const ma = mean(a);
@@ -143,17 +150,17 @@ export function buildCycleReport(
     const detail =
       holds === null
         ? `cannot be checked: ${a} or ${b} was not evaluated on ${where}`
-        : `${a} ${pct(ma)} vs ${b} ${pct(mb)} on ${where}: the claim ${holds ? 'holds' : 'does NOT hold'} in this run`;
-    out.claims.push({ name, holds, detail });
+        : `${a} ${pct(ma)} vs ${b} ${pct(mb)} on ${where}: the claim ${holds ? 'holds' : 'does NOT hold'} ${scope}`;
+    return { name, holds, detail };
   };
-  claim('SFT on the cycle data beats SFT on the seed', 'sftCycle', 'sftSeed', [...TEST_SETS]);
-  claim('GRPO on the cycle data beats SFT on it on held-out modalities', 'grpoCycle', 'sftCycle', ['heldOutModality']);
-  out.mechanisms = mechanismClaims({ final, perRound: perRoundEvals, rounds: out.rounds });
-  if (efficiency?.length) out.mechanisms.push(efficiencyClaim(efficiency));
-  return out;
+  return [
+    claim('SFT on the cycle data beats SFT on the seed', 'sftCycle', 'sftSeed', [...TEST_SETS]),
+    claim('GRPO on the cycle data beats SFT on it on held-out modalities', 'grpoCycle', 'sftCycle', [
+      'heldOutModality',
+    ]),
+  ];
 }
 
-/** Top-k by reward beats a random subset of the same size, for both policies at every size (mean of the sets). */
 function verdict(c: Claim): string {
   return c.holds === null ? 'cannot be checked' : c.holds ? 'holds' : 'does NOT hold';
 }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import {
   CHANCE,
   efficiencyClaim,
+  heldOutSeries,
   mechanismClaims,
   meanOfSets,
   type EfficiencyRow,
@@ -30,12 +31,12 @@ function inputs(over: Partial<MechanismInputs> = {}): MechanismInputs {
       sftCycle: accs(0.7, 0.5, 0.3),
       grpoCycle: accs(0.7, 0.6, 0.4),
     },
-    perRound: [
+    heldOutByRound: heldOutSeries([
+      evalAt('grpoCycle', 2, 0.6),
       evalAt('sftCycle', 1, 0.4),
       evalAt('sftCycle', 2, 0.5),
       evalAt('grpoCycle', 1, 0.6),
-      evalAt('grpoCycle', 2, 0.6),
-    ],
+    ]),
     rounds: [
       {
         round: 1,
@@ -89,7 +90,7 @@ test('with ablation arms: the full method must lead on held-out modalities and t
 });
 
 test('claims that cannot be checked say so', () => {
-  const c = mechanismClaims({ final: {}, perRound: [], rounds: [{ round: 1, judge: { auc: 0.7 } }] });
+  const c = mechanismClaims({ final: {}, heldOutByRound: {}, rounds: [{ round: 1, judge: { auc: 0.7 } }] });
   for (const claim of c) assert.equal(claim.holds, null, claim.name);
   // below chance is not a rise even when above the seed
   const low = mechanismClaims(inputs({ final: { ...inputs().final, sftCycle: accs(0.7, 0.5, CHANCE) } }));
@@ -119,4 +120,15 @@ test('data efficiency: top-k must beat random at every size for SFT and GRPO', (
   assert.match(ok.detail, /4 sft: 50\.0% vs 40\.0%; 4 grpo: 60\.0% vs 50\.0%; 8 sft/);
   assert.equal(efficiencyClaim([...rows.slice(0, 3), row(8, 'random', 0.5, 0.7)]).holds, false);
   assert.equal(efficiencyClaim(rows.slice(0, 3)).holds, null, 'a missing arm cannot be checked');
+});
+
+test('heldOutSeries: per arm, the held-out-modality accuracy in round order (null where not evaluated)', () => {
+  const noSet: EvalRecord = { arm: 'sftCycle', round: 3, sets: {} };
+  assert.deepEqual(
+    heldOutSeries([evalAt('sftCycle', 2, 0.5), noSet, evalAt('grpoCycle', 1, 0.7), evalAt('sftCycle', 1, 0.4)]),
+    {
+      sftCycle: [0.4, 0.5, null],
+      grpoCycle: [0.7],
+    },
+  );
 });
