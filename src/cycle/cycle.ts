@@ -22,7 +22,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readModelSettings, type ModelSettings } from '../model/folder_settings';
 import { loadSampleFile } from '../data/sample_files';
-import { normalizeAnswerText } from '../data/answer_grammar';
 import { synthesize } from '../data/medsynth/world';
 import { MODALITIES, TASKS } from '../data/medsynth/vocab';
 import type { Candidate, RunManifest, Sample, ScoredCandidate } from '../data/proto';
@@ -36,7 +35,7 @@ import { applyAdapter, loadAdapter, saveAdapter } from '../model/peft_adapter';
 import { assertFiniteWeights } from '../model/finite_weights';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
-import { CAPTION_PROMPT, captionExamples, describeImages, factOfTask, factSwaps, withDescriptions } from './describe';
+import { CAPTION_PROMPT, captionExamples, describeImages, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
 import { exactMatchTerm, rewardModelTerm } from './judge_reward';
 import { gradedPairs } from './graded_pairs';
@@ -58,6 +57,7 @@ import { CyclePaths } from './paths';
 import { CycleRanks } from './ranks';
 import { cycleRecipe, instructImageOptions, medsynthGeneratorExample, POLICY_STYLE, type CycleRecipe } from './recipe';
 import { describeGenerationSizing, forwardBatch, generationBatch, imageTokenBound, kvBytesPerToken } from './sizing';
+import { selectionPrecision, type SelectionPrecision } from './selection_precision';
 
 export type StageName = string;
 
@@ -112,39 +112,7 @@ export interface RoundRecord {
    * ground truth in the MedSynth world's truth.jsonl, how many kept / dropped ones name the right answer.
    * Absent for a run on other data.
    */
-  selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
-}
-
-/** See RoundRecord.selectionPrecision; reads WORLD/train/truth.jsonl for the measurement alone. */
-export function selectionPrecision(
-  worldTrainDir: string,
-  scored: readonly ScoredCandidate[],
-): RoundRecord['selectionPrecision'] {
-  const file = path.join(worldTrainDir, 'truth.jsonl');
-  if (!fs.existsSync(file)) return undefined;
-  const truth = new Map<string, { modality: string; anatomy: string; disease: string }>();
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const t = JSON.parse(line);
-    truth.set(path.resolve(worldTrainDir, t.image_path), t);
-  }
-  const out = { kept: 0, keptCorrect: 0, dropped: 0, droppedCorrect: 0 };
-  for (const s of scored) {
-    if (!s.candidate.valid) continue;
-    const t = truth.get(path.resolve(s.candidate.sample.images[0] ?? ''));
-    const field = factOfTask(s.candidate.sample.task);
-    const want = t && field && t[field];
-    if (!want) continue;
-    const ok = normalizeAnswerText(s.candidate.sample.answer) === normalizeAnswerText(want);
-    if (s.selected) {
-      out.kept++;
-      if (ok) out.keptCorrect++;
-    } else {
-      out.dropped++;
-      if (ok) out.droppedCorrect++;
-    }
-  }
-  return out;
+  selectionPrecision?: SelectionPrecision;
 }
 
 export function readJson<T>(file: string): T {
@@ -1356,7 +1324,9 @@ export class Cycle {
           judgeSteps: curve(nextJudge).losses?.length ?? 0,
           policySftLoss: curve(`policy-sft-${r}`).losses ?? [],
           grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
-          selectionPrecision: cfg.pool ? undefined : selectionPrecision(path.join(p.world, 'train'), thisRound),
+          selectionPrecision: cfg.pool
+            ? undefined
+            : selectionPrecision(path.join(p.world, 'train'), thisRound, cfg.world.seedModalities),
         };
         const sp = rec.selectionPrecision;
         if (sp)

@@ -6,6 +6,7 @@
 // precision, the judge's AUC) and that the ablation was not run. Nothing here reads MedSynth's truth:
 // the numbers come from the report's inputs.
 import { TEST_SETS, type EvalRecord, type TestSetName } from './cycle';
+import type { SelectionPrecision } from './selection_precision';
 
 export interface Claim {
   name: string;
@@ -23,7 +24,7 @@ export interface MechanismInputs {
   rounds: readonly {
     round: number;
     judge: { auc: number };
-    selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
+    selectionPrecision?: SelectionPrecision;
   }[];
 }
 

@@ -8,6 +8,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 import { cycleCharts } from './report_charts';
+import type { SelectionPrecision } from './selection_precision';
 import { efficiencyClaim, heldOutSeries, mechanismClaims, type Claim, type EfficiencyRow } from './mechanism_claims';
 
 export type { EfficiencyRow } from './mechanism_claims';
@@ -26,7 +27,7 @@ export interface CycleReport {
     reward: { mean: number; p10: number; p50: number; p90: number; histogram: number[]; histogramKept?: number[] };
     judge: { accuracy: number; auc: number; pairs: number };
     /** Measured against MedSynth's truth (never used to select); absent for other data. */
-    selectionPrecision?: { kept: number; keptCorrect: number; dropped: number; droppedCorrect: number };
+    selectionPrecision?: SelectionPrecision;
     policy: Record<
       string,
       { overall: number | null; byModality: Record<string, number>; byTask: Record<string, number> }
@@ -133,6 +134,24 @@ export function buildCycleReport(
   out.mechanisms = mechanismClaims({ final, heldOutByRound: heldOutSeries(perRoundEvals), rounds: out.rounds });
   if (efficiency?.length) out.mechanisms.push(efficiencyClaim(efficiency));
   return out;
+}
+
+/** Per (task, seed or held-out modalities): "right/kept · right/dropped" in each round; undefined when no
+ *  round has counts by group. Where a group's right candidates come from at all, and where none do. */
+export function precisionByGroupTable(perRound: readonly (SelectionPrecision | undefined)[]): string | undefined {
+  const groups = [...new Set(perRound.flatMap((p) => Object.keys(p?.byGroup ?? {})))].sort();
+  if (groups.length === 0) return undefined;
+  return renderTable(
+    ['task (modalities)', ...perRound.map((_, k) => `round ${k + 1}: kept · dropped`)],
+    groups.map((g) => [
+      g,
+      ...perRound.map((p) => {
+        const c = p?.byGroup?.[g];
+        return c ? `${c.keptCorrect}/${c.kept} · ${c.droppedCorrect}/${c.dropped}` : '-';
+      }),
+    ]),
+    'markdown',
+  );
 }
 
 /** The paper's two headline claims on a final table (one run's, or the mean of several seeds': `scope`). */
@@ -254,6 +273,9 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
       '',
     );
   }
+  const byGroup = precisionByGroupTable(report.rounds.map((r) => r.selectionPrecision));
+  if (byGroup)
+    md.push('Right / all candidates by task and side of the seed, kept and dropped, per round:', '', byGroup, '');
   md.push(...image('rounds'), ...image('judge'), ...image('policy'));
   md.push('Reward histogram of valid candidates (deciles 0.0–0.1 … 0.9–1.0):', '');
   md.push(

@@ -1,0 +1,69 @@
+// How often the candidates selection kept, and those it dropped, name the right answer: measured against
+// the MedSynth world's truth.jsonl for the report alone (selection never reads it). Besides the round's
+// totals, per task and per side of the seed (seed modalities / held-out modalities), which is where
+// a round's data can be right or not at all: in the default world no held-out-modality anatomy
+// candidate has ever been right, in any round (docs/tuning.md).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { normalizeAnswerText } from '../data/answer_grammar';
+import type { ScoredCandidate } from '../data/proto';
+import { factOfTask } from './describe';
+
+/** Valid candidates with a truth for their task: kept and dropped, and how many of each are right. */
+export interface SelectionCounts {
+  kept: number;
+  keptCorrect: number;
+  dropped: number;
+  droppedCorrect: number;
+}
+
+export interface SelectionPrecision extends SelectionCounts {
+  /** "<task> (seed modalities)" / "<task> (held-out modalities)" -> counts; absent in older round records. */
+  byGroup?: Record<string, SelectionCounts>;
+}
+
+const zero = (): SelectionCounts => ({ kept: 0, keptCorrect: 0, dropped: 0, droppedCorrect: 0 });
+
+function count(c: SelectionCounts, selected: boolean, right: boolean): void {
+  if (selected) {
+    c.kept++;
+    if (right) c.keptCorrect++;
+  } else {
+    c.dropped++;
+    if (right) c.droppedCorrect++;
+  }
+}
+
+/** The group a candidate counts in: its task, on which side of the seed its image's true modality lies. */
+export function precisionGroup(task: string, modality: string, seedModalities: readonly string[]): string {
+  return `${task} (${seedModalities.includes(modality) ? 'seed' : 'held-out'} modalities)`;
+}
+
+/** Reads WORLD/train/truth.jsonl for the measurement alone; undefined without it (not a MedSynth world). */
+export function selectionPrecision(
+  worldTrainDir: string,
+  scored: readonly ScoredCandidate[],
+  seedModalities: readonly string[] = [],
+): SelectionPrecision | undefined {
+  const file = path.join(worldTrainDir, 'truth.jsonl');
+  if (!fs.existsSync(file)) return undefined;
+  const truth = new Map<string, { modality: string; anatomy: string; disease: string }>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const t = JSON.parse(line);
+    truth.set(path.resolve(worldTrainDir, t.image_path), t);
+  }
+  const out: SelectionPrecision = { ...zero(), byGroup: {} };
+  for (const s of scored) {
+    if (!s.candidate.valid) continue;
+    const t = truth.get(path.resolve(s.candidate.sample.images[0] ?? ''));
+    const field = factOfTask(s.candidate.sample.task);
+    const want = t && field && t[field];
+    if (!want) continue;
+    const right = normalizeAnswerText(s.candidate.sample.answer) === normalizeAnswerText(want);
+    count(out, s.selected, right);
+    const group = precisionGroup(s.candidate.sample.task, t.modality, seedModalities);
+    count((out.byGroup![group] ??= zero()), s.selected, right);
+  }
+  return out;
+}
