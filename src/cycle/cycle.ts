@@ -1326,7 +1326,7 @@ export class Cycle {
           grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
           selectionPrecision: cfg.pool
             ? undefined
-            : selectionPrecision(path.join(p.world, 'train'), thisRound, cfg.world.seedModalities),
+            : selectionPrecision(thisRound, cfg.world.seedModalities),
         };
         const sp = rec.selectionPrecision;
         if (sp)

@@ -39,24 +39,51 @@ export function precisionGroup(task: string, modality: string, seedModalities: r
   return `${task} (${seedModalities.includes(modality) ? 'seed' : 'held-out'} modalities)`;
 }
 
-/** Reads WORLD/train/truth.jsonl for the measurement alone; undefined without it (not a MedSynth world). */
-export function selectionPrecision(
-  worldTrainDir: string,
-  scored: readonly ScoredCandidate[],
-  seedModalities: readonly string[] = [],
-): SelectionPrecision | undefined {
-  const file = path.join(worldTrainDir, 'truth.jsonl');
+type Truth = { modality: string; anatomy: string; disease: string };
+
+/** The truth of a MedSynth image: WORLD/train/truth.jsonl beside the images/ folder that holds it. */
+class TruthIndex {
+  private byDir = new Map<string, Map<string, Truth> | undefined>();
+
+  of(image: string): Truth | undefined {
+    const file = path.resolve(image);
+    const dir = path.dirname(path.dirname(file));
+    if (!this.byDir.has(dir)) this.byDir.set(dir, readTruth(dir));
+    return this.byDir.get(dir)?.get(file);
+  }
+
+  /** Whether any image had a truth file beside it. */
+  get found(): boolean {
+    return [...this.byDir.values()].some((m) => m !== undefined);
+  }
+}
+
+function readTruth(dir: string): Map<string, Truth> | undefined {
+  const file = path.join(dir, 'truth.jsonl');
   if (!fs.existsSync(file)) return undefined;
-  const truth = new Map<string, { modality: string; anatomy: string; disease: string }>();
+  const out = new Map<string, Truth>();
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     const t = JSON.parse(line);
-    truth.set(path.resolve(worldTrainDir, t.image_path), t);
+    out.set(path.resolve(dir, t.image_path), t);
   }
+  return out;
+}
+
+/**
+ * Reads the truth.jsonl of the world the candidates' images belong to (found from the images, so an
+ * ablation chain, whose folder holds no world, is measured too) for the measurement alone; undefined
+ * when no image has one (not a MedSynth world).
+ */
+export function selectionPrecision(
+  scored: readonly ScoredCandidate[],
+  seedModalities: readonly string[] = [],
+): SelectionPrecision | undefined {
+  const truth = new TruthIndex();
   const out: SelectionPrecision = { ...zero(), byGroup: {} };
   for (const s of scored) {
     if (!s.candidate.valid) continue;
-    const t = truth.get(path.resolve(s.candidate.sample.images[0] ?? ''));
+    const t = truth.of(s.candidate.sample.images[0] ?? '');
     const field = factOfTask(s.candidate.sample.task);
     const want = t && field && t[field];
     if (!want) continue;
@@ -65,5 +92,5 @@ export function selectionPrecision(
     const group = precisionGroup(s.candidate.sample.task, t.modality, seedModalities);
     count((out.byGroup![group] ??= zero()), s.selected, right);
   }
-  return out;
+  return truth.found ? out : undefined;
 }

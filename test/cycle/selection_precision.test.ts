@@ -1,4 +1,4 @@
-// Selection precision, measured against a truth.jsonl written here: totals and counts per (task, side of
+// Selection precision, measured against a truth.jsonl written here (found beside the images' folder): totals and counts per (task, side of
 // the seed), invalid candidates and tasks without a truth left out, and the report's table of them.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -38,7 +38,7 @@ test('selectionPrecision: right and wrong, kept and dropped, in total and per ta
     candidate(oct, 'Modality Recognition', 'OCT', true, false), // invalid: not counted
     candidate(ct, 'Lesion Grading', 'Grade 2', true), // no truth field for the task: not counted
   ];
-  const p = selectionPrecision(world, scored, ['CT', 'MRI'])!;
+  const p = selectionPrecision(scored, ['CT', 'MRI'])!;
   assert.deepEqual(
     { kept: p.kept, keptCorrect: p.keptCorrect, dropped: p.dropped, droppedCorrect: p.droppedCorrect },
     { kept: 3, keptCorrect: 2, dropped: 2, droppedCorrect: 0 },
@@ -48,7 +48,8 @@ test('selectionPrecision: right and wrong, kept and dropped, in total and per ta
     'Anatomy Identification (held-out modalities)': { kept: 1, keptCorrect: 0, dropped: 1, droppedCorrect: 0 },
     'Modality Recognition (held-out modalities)': { kept: 1, keptCorrect: 1, dropped: 0, droppedCorrect: 0 },
   });
-  assert.equal(selectionPrecision(path.join(world, 'none'), scored), undefined, 'no truth.jsonl: not a MedSynth world');
+  const elsewhere = [candidate('/nowhere/images/0.png', 'Modality Recognition', 'CT', true)];
+  assert.equal(selectionPrecision(elsewhere), undefined, 'no truth.jsonl beside the images: not a MedSynth world');
 
   const table = precisionByGroupTable([p, undefined])!;
   assert.match(table, /\| Anatomy Identification \(held-out modalities\) \| 0\/1 · 0\/1 \| - \|/);
