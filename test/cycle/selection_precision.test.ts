@@ -1,5 +1,6 @@
-// Selection precision, measured against a truth.jsonl written here (found beside the images' folder): totals and counts per (task, side of
-// the seed), invalid candidates and tasks without a truth left out, and the report's table of them.
+// Selection precision, measured against a truth.jsonl written here (found beside the images' folder):
+// totals and counts per (task, side of the seed), invalid candidates and tasks without a truth left out,
+// and the report's table of them.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
