@@ -1,6 +1,9 @@
 // The reward model learns: trained as the cycle trains it (from the seed policy, on seed positives and
 // constructed negatives), it separates held-out constructed negatives from positives with AUC > 0.8.
-// Kept under a minute on 2 cores: one task (Modality Recognition) of a small MedSynth world.
+// About a minute and a quarter on 2 cores: one task (Modality Recognition) of a small MedSynth world. The
+// judge sits on its ln 2 plateau for several hundred steps and leaves it at a step that depends on the
+// CPU's kernels: 500 steps sufficed on one machine and left an AMD EPYC one at loss 0.31, held-out AUC
+// 0.59; 900 steps reach loss 0.07, AUC 0.86 there.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -49,10 +52,10 @@ test('the reward model separates constructed negatives from positives (AUC > 0.8
       ...common,
       lr: 1e-3,
       warmupSteps: 40,
-      maxSteps: 500,
+      maxSteps: 900,
     });
     console.log(`judge loss ${r.history[0].loss.toFixed(3)} -> ${r.history.at(-1)!.loss.toFixed(3)}`);
-    assert.ok(r.history.at(-1)!.loss < 0.34, `judge loss left ln 2 / 2: ${r.history.at(-1)!.loss}`);
+    assert.ok(r.history.at(-1)!.loss < 0.2, `judge loss far below its plateau (ln 2 / 2): ${r.history.at(-1)!.loss}`);
     const scores = await judgeRewards(model, tok, before);
     const labels = before.map((p) => p.label);
     const a = auc(scores, labels);
