@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Cycle, type CycleHooks, type CycleResult, type EvalRecord } from './cycle';
 import type { CycleRanks } from './ranks';
 import type { CycleConfig } from './config';
-import { buildCycleReport, formatFinalTable, writeCycleReport } from './report';
+import { buildCycleReport, formatFinalTable, writeCycleReport, type EfficiencyRow } from './report';
 import { runDataEfficiency } from './data_efficiency';
 
 export interface Ablations {
@@ -17,6 +17,16 @@ export interface Ablations {
   noCoEvolve?: boolean;
   /** Top-k by reward vs random subsets of round 1 at three sizes (data_efficiency.ts). */
   dataEfficiency?: boolean;
+}
+
+export interface StudyOptions {
+  /**
+   * Run the ablation chains and the data-efficiency arms side by side (one process, no ranks): each
+   * native call runs on its own pool thread, so on a 2-core machine with one intra-op thread the two
+   * lanes use both cores. Off on several ranks (their collectives must not interleave) and where two
+   * models at once may not fit (a GPU).
+   */
+  parallelLanes?: boolean;
 }
 
 /** What `cycle --study` runs: every ablation and the data-efficiency comparison. */
@@ -58,6 +68,7 @@ export async function runCycleWithAblations(
   ablations: Ablations,
   hooks: CycleHooks = {},
   ranks?: CycleRanks,
+  opts: StudyOptions = {},
 ): Promise<{ main: CycleResult; text: string }> {
   const t0 = Date.now();
   const isMain = ranks?.isMain ?? true;
@@ -76,21 +87,35 @@ export async function runCycleWithAblations(
     ['noRewardFilter', { rewardFilter: false }, ablations.noRewardFilter],
     ['noCoEvolve', { coEvolve: false }, ablations.noCoEvolve],
   ];
-  for (const [name, over, asked] of variants) {
-    if (!asked) continue;
-    const out = path.join(cfg.out, `ablation-${name}`);
-    if (isMain) {
-      fs.mkdirSync(out, { recursive: true });
-      shareWarmStart(cfg.out, out);
+  // Two lanes after the main chain: the ablation chains one after the other, and the data-efficiency
+  // arms (which read only the main chain's round 1). Neither reads what the other writes, and every
+  // native draw has its own seeded generator, so running them side by side gives the same numbers as
+  // one after the other (test/cycle/run.test.ts).
+  const ablationLane = async () => {
+    for (const [name, over, asked] of variants) {
+      if (!asked) continue;
+      const out = path.join(cfg.out, `ablation-${name}`);
+      if (isMain) {
+        fs.mkdirSync(out, { recursive: true });
+        shareWarmStart(cfg.out, out);
+      }
+      await ranks?.barrier();
+      log(`[cycle] ablation ${name}: ${out}`);
+      const variant = new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks);
+      const v = await closing(variant, () => variant.run());
+      arms[`${name}SftCycle`] = last(v, 'sftCycle');
+      arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
     }
-    await ranks?.barrier();
-    log(`[cycle] ablation ${name}: ${out}`);
-    const variant = new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks);
-    const v = await closing(variant, () => variant.run());
-    arms[`${name}SftCycle`] = last(v, 'sftCycle');
-    arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');
+  };
+  let efficiency: EfficiencyRow[] | undefined;
+  const efficiencyLane = async () => {
+    if (ablations.dataEfficiency) efficiency = await closing(chain, () => runDataEfficiency(chain, log));
+  };
+  if (opts.parallelLanes && (ranks?.worldSize ?? 1) === 1) await Promise.all([ablationLane(), efficiencyLane()]);
+  else {
+    await ablationLane();
+    await efficiencyLane();
   }
-  const efficiency = ablations.dataEfficiency ? await closing(chain, () => runDataEfficiency(chain, log)) : undefined;
   const perRound = main.evals.filter((e) => e.round > 0);
   const seconds = (Date.now() - t0) / 1000;
   const report = buildCycleReport(main.rounds, arms, perRound, seconds, efficiency);

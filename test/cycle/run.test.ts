@@ -10,7 +10,7 @@ import { Cycle } from '../../src/cycle/cycle';
 import { tinyRun } from '../helpers/cycle_runs';
 import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
 import { readMessageFile, readSamples, writeMessageFileAtomic } from '../../src/data/record_files';
-import { runCycleWithAblations, STUDY } from '../../src/cycle/ablations';
+import { runCycleWithAblations, STUDY, type StudyOptions } from '../../src/cycle/ablations';
 
 const quiet = { log: () => {} };
 
@@ -46,13 +46,14 @@ test('one round end to end: every stage finishes with its records, manifest and 
   await assert.rejects(new Cycle(tinyRun(out), quiet).run(), /pass --resume/);
 });
 
-test('the study: both ablations, the data-efficiency arms, the graded reward model and the paper GRPO reward, in one report', async () => {
-  const out = tmp('cycle-study');
-  // the graded reward model (a score head) as the judge, and the paper's GRPO reward on it
+/**
+ * The tiny study: the graded reward model (a score head) as the judge and the paper's GRPO reward on it.
+ * Two generator warm-up steps write no valid sample; round 1's candidates are replaced (once, in the
+ * main chain) by valid ones on the pool's images, so selection keeps its top 4 and the study has arms.
+ */
+async function tinyStudy(out: string, opts: StudyOptions = {}) {
   const cfg = tinyRun(out, { rewardModel: 'graded', grpo: { ...tinyRun(out).grpo, reward: 'reward-model' } });
   const lines: string[] = [];
-  // Two generator warm-up steps write no valid sample; round 1's candidates are replaced (once, in the
-  // main chain) by valid ones on the pool's images, so selection keeps its top 4 and the study has arms.
   let replaced = false;
   const beforeStage = (stage: string, round: number) => {
     if (stage !== 'score' || round !== 1 || replaced) return;
@@ -68,7 +69,14 @@ test('the study: both ablations, the data-efficiency arms, the graded reward mod
     }));
     writeMessageFileAtomic(path.join(out, 'round-1', 'candidates.rec'), 'medgr2.Candidate', cands);
   };
-  const { text } = await runCycleWithAblations(cfg, STUDY, { log: (l) => lines.push(l), beforeStage });
+  const { text } = await runCycleWithAblations(cfg, STUDY, { log: (l) => lines.push(l), beforeStage }, undefined, opts);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
+  return { text, lines, replaced, report };
+}
+
+test('the study: both ablations, the data-efficiency arms, the graded reward model and the paper GRPO reward, in one report', async () => {
+  const out = tmp('cycle-study');
+  const { text, lines, replaced, report } = await tinyStudy(out, { parallelLanes: true });
   assert.ok(replaced);
   assert.ok(
     lines.some((l) => /grpo reward: 0\.8 x reward_model \+ 0\.2 x exact_match \+ 0\.1 x format/.test(l)),
@@ -80,7 +88,6 @@ test('the study: both ablations, the data-efficiency arms, the graded reward mod
   );
   const judgeConfig = JSON.parse(fs.readFileSync(path.join(out, 'models', 'judge-1', 'config.json'), 'utf8'));
   assert.equal(judgeConfig.num_labels, 1, 'the judge folder holds its score head');
-  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8'));
   for (const arm of ['noRewardFilterSftCycle', 'noRewardFilterGrpoCycle', 'noCoEvolveSftCycle', 'noCoEvolveGrpoCycle'])
     assert.ok(report.final[arm], arm);
   // round 1 kept topK 4: sizes 1, 2, 4, each top-k and random
@@ -97,6 +104,15 @@ test('the study: both ablations, the data-efficiency arms, the graded reward mod
   assert.match(md, /## Data efficiency/);
   assert.ok(fs.statSync(path.join(out, 'plots', 'efficiency.png')).size > 100);
   assert.match(text, /The method's mechanisms:/);
+});
+
+test("the study's two lanes side by side give the numbers of one lane after the other", async () => {
+  const apart = await tinyStudy(tmp('cycle-study-serial'));
+  const together = await tinyStudy(tmp('cycle-study-lanes'), { parallelLanes: true });
+  assert.ok(Object.keys(apart.report.final).length >= 8);
+  assert.deepEqual(together.report.final, apart.report.final);
+  assert.deepEqual(together.report.efficiency, apart.report.efficiency);
+  assert.deepEqual(together.report.mechanisms, apart.report.mechanisms);
 });
 
 test('killed during a stage, --resume finishes without redoing finished stages; every record exactly once', async () => {
