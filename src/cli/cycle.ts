@@ -253,7 +253,7 @@ export function registerCycle(program: Command): void {
             o.study ? STUDY : { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
             { progress: ranks.isMain ? progressPrinter() : undefined },
             ranks,
-            // the study's two lanes side by side where they are small: the tiny model on the CPU
+            // independent stages side by side where they are small: the tiny model on the CPU
             { parallelLanes: recipeOf(run) === 'medsynth' && (run.device ?? 'cpu') === 'cpu' },
           );
           if (ranks.isMain) process.stdout.write(`${text}\n\nreport: ${path.join(run.out, 'report.md')}\n`);

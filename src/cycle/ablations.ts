@@ -21,10 +21,11 @@ export interface Ablations {
 
 export interface StudyOptions {
   /**
-   * Run the ablation chains and the data-efficiency arms side by side (one process, no ranks): each
-   * native call runs on its own pool thread, so on a 2-core machine with one intra-op thread the two
-   * lanes use both cores. Off on several ranks (their collectives must not interleave) and where two
-   * models at once may not fit (a GPU).
+   * Run independent work side by side in one process: inside each chain the stages that do not read
+   * each other's outputs (Cycle's lanes), and after the main chain the ablation chains beside the
+   * data-efficiency arms. Each native call runs on its own pool thread, so on a 2-core machine with
+   * one intra-op thread both cores work. Only ever for one rank (their collectives must not
+   * interleave); inside a chain also only for the tiny model on the CPU without LoRA.
    */
   parallelLanes?: boolean;
 }
@@ -73,7 +74,7 @@ export async function runCycleWithAblations(
   const t0 = Date.now();
   const isMain = ranks?.isMain ?? true;
   const log = isMain ? (hooks.log ?? ((s: string) => void process.stderr.write(s + '\n'))) : () => {};
-  const chain = new Cycle(cfg, { ...hooks, log }, ranks);
+  const chain = new Cycle(cfg, { ...hooks, log }, ranks, opts);
   // Each chain frees its shared LoRA base when done, so one base is in memory at a time.
   const main = await closing(chain, () => chain.run());
   const last = (r: CycleResult, arm: string): EvalRecord | undefined => r.evals.filter((e) => e.arm === arm).pop();
@@ -101,7 +102,7 @@ export async function runCycleWithAblations(
       }
       await ranks?.barrier();
       log(`[cycle] ablation ${name}: ${out}`);
-      const variant = new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks);
+      const variant = new Cycle({ ...cfg, ...over, out, resume: true }, { ...hooks, log }, ranks, opts);
       const v = await closing(variant, () => variant.run());
       arms[`${name}SftCycle`] = last(v, 'sftCycle');
       arms[`${name}GrpoCycle`] = last(v, 'grpoCycle');

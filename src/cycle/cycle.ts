@@ -205,12 +205,18 @@ export class Cycle {
   /** With LoRA: models/init, loaded once (loadModel); close() frees it. */
   private sharedBase?: Promise<{ model: Model; tok: TextTokenizer }>;
 
-  /** `ranks`: the run's ranks (ranks.ts); absent, one process. Rank 0 alone logs. */
+  /** Whether independent stages may run side by side (lanes). */
+  private readonly parallelLanes: boolean;
+
+  /** `ranks`: the run's ranks (ranks.ts); absent, one process. Rank 0 alone logs. `opts.parallelLanes`:
+   *  run independent stages side by side where that is safe (lanes). */
   constructor(
     readonly cfg: CycleConfig,
     readonly hooks: CycleHooks = {},
     ranks?: CycleRanks,
+    opts: { parallelLanes?: boolean } = {},
   ) {
+    this.parallelLanes = opts.parallelLanes ?? false;
     this.p = new CyclePaths(cfg.out);
     this.ranks = ranks ?? new CycleRanks(undefined, 0, '');
     const log = hooks.log ?? ((l: string) => void process.stderr.write(l + '\n'));
@@ -423,6 +429,29 @@ export class Cycle {
     this.log(`[cycle] ${label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
+  /**
+   * Runs independent parts of the run: side by side where that is safe and small (the tiny model on
+   * the CPU, one rank, no LoRA, whose shared base two stages cannot use at once), else one after the
+   * other. Every stage loads its own model and seeds its own draws, so the numbers are the same either
+   * way (test/cycle/run.test.ts); with one intra-op thread a 2-core machine runs two stages at once.
+   * Both lanes end before an error of either is thrown, so no stage is left running.
+   */
+  private async lanes(...lanes: (() => Promise<void>)[]): Promise<void> {
+    const sideBySide =
+      this.parallelLanes &&
+      !this.instruct &&
+      !this.lora &&
+      this.ranks.worldSize === 1 &&
+      (this.cfg.device ?? 'cpu') === 'cpu';
+    if (!sideBySide) {
+      for (const lane of lanes) await lane();
+      return;
+    }
+    const settled = await Promise.allSettled(lanes.map((lane) => lane()));
+    const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /** Rank 0 saves the model folder (every rank holds the same weights); with LoRA, a model trained
    *  from the base is saved as its adapter folder (PEFT's format, base models/init). */
   private async saveModel(model: Model, name: string): Promise<void> {
@@ -493,54 +522,66 @@ export class Cycle {
         this.describePool(pool),
       );
     const described = describe ? readJson<PoolImage[]>(p.describedPool) : pool;
-    if (!this.instruct || cfg.warmup.generatorSteps > 0)
-      await this.stage(
-        'warmup-generator',
-        0,
-        { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] },
-        () =>
+    // The generator's warm-up and the seed policy -> judge warm-up need only the pretrained weights and
+    // the seed: two lanes (this.lanes).
+    await this.lanes(
+      async () => {
+        if (!this.instruct || cfg.warmup.generatorSteps > 0)
+          await this.stage(
+            'warmup-generator',
+            0,
+            { inputs: [p.seed, p.model('init')], outputs: [p.model('generator-1')] },
+            () =>
+              this.sft(
+                'init',
+                'generator-1',
+                this.generatorWarmupExamples(seed),
+                cfg.warmup.generatorSteps,
+                cfg.warmup.lr,
+                'warmup-generator',
+              ),
+          );
+      },
+      async () => {
+        await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () =>
+          this.evaluate('init', 'base', 0, tests),
+        );
+        await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
           this.sft(
             'init',
-            'generator-1',
-            this.generatorWarmupExamples(seed),
-            cfg.warmup.generatorSteps,
-            cfg.warmup.lr,
-            'warmup-generator',
+            'policy-sft-seed',
+            this.recipe.policyExamples(seed),
+            cfg.policySft.steps,
+            cfg.policySft.lr,
+            'sft-seed',
+            cfg.policySft.tokenBudget,
           ),
-      );
-    await this.stage('eval-base', 0, { outputs: [p.evalJson('base', 0)] }, () =>
-      this.evaluate('init', 'base', 0, tests),
+        );
+        await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () =>
+          this.evaluate('policy-sft-seed', 'sftSeed', 0, tests),
+        );
+        // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
+        // for this image" needs the image -> answer features the policy has just learned; from random
+        // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
+        // With --model the judge warms up (when asked) from the pretrained weights, as the paper starts it.
+        const judgeFrom = this.instruct ? 'init' : 'policy-sft-seed';
+        if (!this.instruct || cfg.warmup.judgeSteps > 0)
+          await this.stage(
+            'warmup-judge',
+            0,
+            { inputs: [p.seed, p.model(judgeFrom)], outputs: [p.model('judge-1')] },
+            () =>
+              this.trainJudge(
+                judgeFrom,
+                'judge-1',
+                [{ samples: seed, seed: cfg.seed }],
+                cfg.warmup.judgeSteps,
+                cfg.warmup.judgeLr,
+                'warmup-judge',
+              ),
+          );
+      },
     );
-    await this.stage('sft-seed', 0, { inputs: [p.seed], outputs: [p.model('policy-sft-seed')] }, () =>
-      this.sft(
-        'init',
-        'policy-sft-seed',
-        this.recipe.policyExamples(seed),
-        cfg.policySft.steps,
-        cfg.policySft.lr,
-        'sft-seed',
-        cfg.policySft.tokenBudget,
-      ),
-    );
-    await this.stage('eval-sft-seed', 0, { outputs: [p.evalJson('sftSeed', 0)] }, () =>
-      this.evaluate('policy-sft-seed', 'sftSeed', 0, tests),
-    );
-    // The judge starts from the seed policy, not from the initial weights: judging "is this answer right
-    // for this image" needs the image -> answer features the policy has just learned; from random
-    // weights the tiny judge's Yes/No loss sits at ln 2 through the whole warm-up.
-    // With --model the judge warms up (when asked) from the pretrained weights, as the paper starts it.
-    const judgeFrom = this.instruct ? 'init' : 'policy-sft-seed';
-    if (!this.instruct || cfg.warmup.judgeSteps > 0)
-      await this.stage('warmup-judge', 0, { inputs: [p.seed, p.model(judgeFrom)], outputs: [p.model('judge-1')] }, () =>
-        this.trainJudge(
-          judgeFrom,
-          'judge-1',
-          [{ samples: seed, seed: cfg.seed }],
-          cfg.warmup.judgeSteps,
-          cfg.warmup.judgeLr,
-          'warmup-judge',
-        ),
-      );
 
     for (let r = 1; r <= cfg.rounds; r++) await this.round(r, seed, described, tests);
 
@@ -1207,97 +1248,112 @@ export class Cycle {
 
     const nextGen = `generator-${r + 1}`;
     const nextJudge = `judge-${r + 1}`;
-    if (cfg.coEvolve || r === 1) {
-      await this.stage(
-        'co-develop-generator',
-        r,
-        { inputs: [this.modelDir(gen), p.selected(r)], outputs: [p.model(nextGen)] },
-        async () => {
-          // rejection-sampling fine-tuning on this round's kept samples (recipe.ts)
-          const descriptions = new Map(pool.map((x) => [x.image, x.description]));
-          const ex = recipe.coDevelopGeneratorExamples(
-            thisRound.filter((s) => s.selected).map((s) => s.candidate),
-            seed,
-            (image) => descriptions.get(image),
-          );
-          await this.sft(
-            gen,
-            nextGen,
-            ex,
-            cfg.coDevelop.generatorSteps,
-            cfg.coDevelop.lr,
-            `round ${r} co-develop-generator`,
-          );
-        },
-      );
-      await this.stage(
-        'co-develop-judge',
-        r,
-        { inputs: [this.modelDir(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
-        async () => {
-          // besides the seed, the round's kept samples with constructed negatives (judgeData 'kept'), or
-          // the judge's own confident judgments ('confident', the generative judge only)
-          const c = cfg.coDevelop;
-          const kept = thisRound.filter((s) => s.selected).map((s) => s.candidate.sample);
-          const confident = c.judgeData === 'confident';
-          await this.trainJudge(
-            judge,
-            nextJudge,
-            [
-              { samples: seed, seed: cfg.seed + r },
-              ...(confident ? [] : [{ samples: kept, seed: cfg.seed + 100 + r }]),
-            ],
-            c.judgeSteps,
-            c.lr,
-            `round ${r} co-develop-judge`,
-            confident ? confidentPairs(thisRound, { hi: c.confidentHi, lo: c.confidentLo }) : [],
-          );
-        },
-      );
-    }
-
     const policyData = [...seed, ...kept];
-    await this.stage(
-      'policy-sft',
-      r,
-      {
-        inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))],
-        outputs: [p.model(`policy-sft-${r}`)],
+    // The next round's generator and judge, and this round's policies, read only this round's
+    // selection: two lanes (this.lanes).
+    await this.lanes(
+      async () => {
+        if (cfg.coEvolve || r === 1) {
+          await this.stage(
+            'co-develop-generator',
+            r,
+            { inputs: [this.modelDir(gen), p.selected(r)], outputs: [p.model(nextGen)] },
+            async () => {
+              // rejection-sampling fine-tuning on this round's kept samples (recipe.ts)
+              const descriptions = new Map(pool.map((x) => [x.image, x.description]));
+              const ex = recipe.coDevelopGeneratorExamples(
+                thisRound.filter((s) => s.selected).map((s) => s.candidate),
+                seed,
+                (image) => descriptions.get(image),
+              );
+              await this.sft(
+                gen,
+                nextGen,
+                ex,
+                cfg.coDevelop.generatorSteps,
+                cfg.coDevelop.lr,
+                `round ${r} co-develop-generator`,
+              );
+            },
+          );
+          await this.stage(
+            'co-develop-judge',
+            r,
+            { inputs: [this.modelDir(judge), p.seed, p.scored(r)], outputs: [p.model(nextJudge)] },
+            async () => {
+              // besides the seed, the round's kept samples with constructed negatives (judgeData 'kept'), or
+              // the judge's own confident judgments ('confident', the generative judge only)
+              const c = cfg.coDevelop;
+              const kept = thisRound.filter((s) => s.selected).map((s) => s.candidate.sample);
+              const confident = c.judgeData === 'confident';
+              await this.trainJudge(
+                judge,
+                nextJudge,
+                [
+                  { samples: seed, seed: cfg.seed + r },
+                  ...(confident ? [] : [{ samples: kept, seed: cfg.seed + 100 + r }]),
+                ],
+                c.judgeSteps,
+                c.lr,
+                `round ${r} co-develop-judge`,
+                confident ? confidentPairs(thisRound, { hi: c.confidentHi, lo: c.confidentLo }) : [],
+              );
+            },
+          );
+        }
       },
       async () => {
-        this.log(
-          `[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`,
+        await this.stage(
+          'policy-sft',
+          r,
+          {
+            inputs: [p.seed, ...Array.from({ length: r }, (_, k) => p.selected(k + 1))],
+            outputs: [p.model(`policy-sft-${r}`)],
+          },
+          async () => {
+            this.log(
+              `[cycle] round ${r} policy SFT on ${policyData.length} samples (${seed.length} seed + ${kept.length} generated)`,
+            );
+            await this.sft(
+              'init',
+              `policy-sft-${r}`,
+              recipe.policyExamples(policyData),
+              cfg.policySft.steps,
+              cfg.policySft.lr,
+              `round ${r} policy-sft`,
+              cfg.policySft.tokenBudget,
+            );
+          },
         );
-        await this.sft(
-          'init',
-          `policy-sft-${r}`,
-          recipe.policyExamples(policyData),
-          cfg.policySft.steps,
-          cfg.policySft.lr,
-          `round ${r} policy-sft`,
-          cfg.policySft.tokenBudget,
+
+        await this.stage(
+          'policy-grpo',
+          r,
+          { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] },
+          () => {
+            // the questions whose rationale contradicts their answer, without the answer: the policy is
+            // rewarded there for answering what its own thought names (answerReward)
+            const unlabelled = cfg.grpo.selfConsistency
+              ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
+              : [];
+            return this.policyGrpo(
+              `policy-sft-${r}`,
+              `policy-grpo-${r}`,
+              policyData,
+              unlabelled,
+              judge,
+              r,
+              `round ${r}`,
+            );
+          },
         );
+
+        await this.stage('eval', r, { outputs: [p.evalJson('sftCycle', r), p.evalJson('grpoCycle', r)] }, async () => {
+          await this.evaluate(`policy-sft-${r}`, 'sftCycle', r, tests);
+          await this.evaluate(`policy-grpo-${r}`, 'grpoCycle', r, tests);
+        });
       },
     );
-
-    await this.stage(
-      'policy-grpo',
-      r,
-      { inputs: [p.model(`policy-sft-${r}`)], outputs: [p.model(`policy-grpo-${r}`)] },
-      () => {
-        // the questions whose rationale contradicts their answer, without the answer: the policy is
-        // rewarded there for answering what its own thought names (answerReward)
-        const unlabelled = cfg.grpo.selfConsistency
-          ? contradictedCandidates(selections.flat()).map((s) => ({ ...s.candidate.sample, answer: '' }))
-          : [];
-        return this.policyGrpo(`policy-sft-${r}`, `policy-grpo-${r}`, policyData, unlabelled, judge, r, `round ${r}`);
-      },
-    );
-
-    await this.stage('eval', r, { outputs: [p.evalJson('sftCycle', r), p.evalJson('grpoCycle', r)] }, async () => {
-      await this.evaluate(`policy-sft-${r}`, 'sftCycle', r, tests);
-      await this.evaluate(`policy-grpo-${r}`, 'grpoCycle', r, tests);
-    });
 
     await this.stage(
       'round-summary',
@@ -1324,9 +1380,7 @@ export class Cycle {
           judgeSteps: curve(nextJudge).losses?.length ?? 0,
           policySftLoss: curve(`policy-sft-${r}`).losses ?? [],
           grpoMeanReward: curve(`policy-grpo-${r}`).meanRewards ?? [],
-          selectionPrecision: cfg.pool
-            ? undefined
-            : selectionPrecision(thisRound, cfg.world.seedModalities),
+          selectionPrecision: cfg.pool ? undefined : selectionPrecision(thisRound, cfg.world.seedModalities),
         };
         const sp = rec.selectionPrecision;
         if (sp)

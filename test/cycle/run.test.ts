@@ -115,6 +115,27 @@ test("the study's two lanes side by side give the numbers of one lane after the 
   assert.deepEqual(together.report.mechanisms, apart.report.mechanisms);
 });
 
+test('stages side by side: a stage failing in one lane lets the other lane finish; --resume completes the run', async () => {
+  const out = tmp('cycle-lanes');
+  const lanes = { parallelLanes: true };
+  const beforeStage = (stage: string, round: number) => {
+    if (stage === 'co-develop-generator' && round === 1) throw new Error('injected failure in the co-develop lane');
+  };
+  await assert.rejects(
+    new Cycle(tinyRun(out), { log: () => {}, beforeStage }, undefined, lanes).run(),
+    /injected failure in the co-develop lane/,
+  );
+  const manifest = (name: string) => path.join(out, 'manifests', `${name}.rec`);
+  assert.equal(status(manifest('round-1-co-develop-generator')), 'FAILED');
+  assert.ok(!fs.existsSync(manifest('round-1-co-develop-judge')), 'its lane stopped at the failure');
+  // the other lane of round 1 (started beside it, and longer) ran to its end before the error came
+  for (const done of ['round-1-policy-sft', 'round-1-policy-grpo', 'round-1-eval', 'warmup-generator', 'warmup-judge'])
+    assert.equal(status(manifest(done)), 'SUCCEEDED', done);
+  const resumed = await new Cycle({ ...tinyRun(out), resume: true }, quiet, undefined, lanes).run();
+  assert.equal(resumed.rounds.length, 1);
+  assert.equal(status(manifest('round-1-co-develop-judge')), 'SUCCEEDED');
+});
+
 test('killed during a stage, --resume finishes without redoing finished stages; every record exactly once', async () => {
   const out = tmp('cycle-kill');
   let kills = 0;
