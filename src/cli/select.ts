@@ -1,11 +1,12 @@
 // `medgr2 select --in FILE --out FILE [--threshold T | --top-k K | --top-fraction F] [--balance]
-// [--keep-contradicted]`: marks which scored candidates are kept (src/cycle/select.ts). Every candidate is
-// written back with its flag and reason.
+// [--keep-contradicted] [--stated-facts]`: marks which scored candidates are kept
+// (src/cycle/select.ts). Every candidate is written back with its flag and reason.
 import type { Command } from 'commander';
 import { selectCandidates, selectionSummary } from '../cycle/select';
 import type { ScoredCandidate } from '../data/proto';
 import { readMessageFile, writeMessageFileAtomic } from '../data/record_files';
 import { parseIntOption } from './options';
+import { describedFact } from '../cycle/recipe';
 
 export function registerSelect(program: Command): void {
   program
@@ -34,6 +35,10 @@ export function registerSelect(program: Command): void {
       '--keep-contradicted',
       'keep candidates whose rationale names another answer of their task (default: not selected)',
     )
+    .option(
+      '--stated-facts',
+      "also leave out candidates whose rationale, read in MedSynth's caption phrasings, states another fact of the kind the question asks (the default cycle's rule)",
+    )
     .action((o) => {
       if (o.threshold !== undefined && !(o.threshold >= 0 && o.threshold <= 1))
         throw new Error(`--threshold must be within 0..1, got ${o.threshold}`);
@@ -47,6 +52,7 @@ export function registerSelect(program: Command): void {
         rankBy: o.random ? 'random' : 'reward',
         seed: o.seed,
         keepContradicted: !!o.keepContradicted,
+        statedFact: o.statedFacts ? describedFact : undefined,
       });
       writeMessageFileAtomic(o.out, 'medgr2.ScoredCandidate', sel);
       const s = selectionSummary(sel);

@@ -55,3 +55,36 @@ test('medgr2 select --top-fraction 0.5: the best half of each group, nothing dro
   assert.notEqual(both.status, 0);
   assert.match(both.stderr, /give one of a threshold, a top-k or a top fraction/);
 });
+
+test('medgr2 select --stated-facts: a finding that argues with the description is contradicted, as in the cycle', () => {
+  const dir = tempDir('medgr2-select-');
+  const inFile = path.join(dir, 'scored.rec');
+  const outFile = path.join(dir, 'selected.rec');
+  const diagnosis = (i: number, answer: string, rationale: string) => {
+    const s = scored(i, 'OCT', 0.9);
+    s.candidate.sample = {
+      ...s.candidate.sample,
+      task: 'Disease Diagnosis',
+      question: `What is the most likely diagnosis in image ${i}?`,
+      options: ['DME', 'Drusen', 'Infarct', 'Normal'],
+      answer,
+      rationale,
+    };
+    return s;
+  };
+  // "Infarct" under a description stating CNV argues with it, although no option names CNV (the
+  // option-name rule cannot see it); "DME" under a description stating DME agrees
+  writeMessageFileAtomic(inFile, 'medgr2.ScoredCandidate', [
+    diagnosis(0, 'Infarct', 'OCT of the Macula with CNV.'),
+    diagnosis(1, 'DME', 'OCT of the Macula with DME.'),
+  ]);
+  const keptWith = (flags: string[]) => {
+    const r = runCli(['select', '--in', inFile, '--out', outFile, '--threshold', '0.5', ...flags]);
+    assert.equal(r.status, 0, r.stderr);
+    return readMessageFile<ScoredCandidate>(outFile).messages.map((s) => (s.selected ? 'kept' : s.selectReason));
+  };
+  assert.deepEqual(keptWith([]), ['kept', 'kept']);
+  const stated = keptWith(['--stated-facts']);
+  assert.match(stated[0], /^contradicted/);
+  assert.equal(stated[1], 'kept');
+});
