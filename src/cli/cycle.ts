@@ -21,8 +21,7 @@ import {
   type CycleConfig,
 } from '../cycle/config';
 import { freshRunFolder } from '../cycle/paths';
-import { formatSeedSummary, readSeedRun, summarizeSeeds } from '../cycle/seed_summary';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
+import { readSeedRun, summarizeSeeds, writeSeedSummary } from '../cycle/seed_summary';
 import { readConfigDocument } from './config';
 import { parseIntOption, parseNumberOption, parseSeedListOption } from './options';
 import { DECODER_PROJECTIONS, type LoraSpec } from '../model/lora';
@@ -253,16 +252,13 @@ export function registerCycle(program: Command): void {
             o.study ? STUDY : { noRewardFilter: o.rewardFilter === false, noCoEvolve: o.coEvolve === false },
             { progress: ranks.isMain ? progressPrinter() : undefined },
             ranks,
-            // independent stages side by side where they are small: the tiny model on the CPU
-            { parallelLanes: recipeOf(run) === 'medsynth' && (run.device ?? 'cpu') === 'cpu' },
+            // independent stages side by side where the chain allows it (Cycle.sideBySide)
+            { parallelLanes: true },
           );
           if (ranks.isMain) process.stdout.write(`${text}\n\nreport: ${path.join(run.out, 'report.md')}\n`);
         }
         if (seeds && isMain) {
-          const summary = summarizeSeeds(runs.map((run) => readSeedRun(run.out)));
-          const text = formatSeedSummary(summary);
-          await writeFileAtomic(path.join(cfg.out, 'summary.md'), text);
-          await writeJsonAtomic(path.join(cfg.out, 'summary.json'), summary);
+          const text = await writeSeedSummary(cfg.out, summarizeSeeds(runs.map((run) => readSeedRun(run.out))));
           process.stdout.write(`\n${text}\nsummary: ${path.join(cfg.out, 'summary.md')}\n`);
         }
       });

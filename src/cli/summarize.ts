@@ -2,11 +2,9 @@
 // world seeds (`--seed N`), as one table of means ± standard deviations and the report's claims judged
 // on the means (src/cycle/seed_summary.ts). Prints summary.md; with --out also writes DIR/summary.md and
 // DIR/summary.json.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { formatSeedSummary, readSeedRun, summarizeSeeds } from '../cycle/seed_summary';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
+import { formatSeedSummary, readSeedRun, summarizeSeeds, writeSeedSummary } from '../cycle/seed_summary';
 
 export function registerSummarize(program: Command): void {
   program
@@ -18,12 +16,6 @@ export function registerSummarize(program: Command): void {
     .option('--out <dir>', 'also write DIR/summary.md and DIR/summary.json')
     .action(async (runs: string[], opts: { out?: string }) => {
       const summary = summarizeSeeds(runs.map((dir) => readSeedRun(path.resolve(dir))));
-      const text = formatSeedSummary(summary);
-      if (opts.out) {
-        fs.mkdirSync(opts.out, { recursive: true });
-        await writeFileAtomic(path.join(opts.out, 'summary.md'), text);
-        await writeJsonAtomic(path.join(opts.out, 'summary.json'), summary);
-      }
-      process.stdout.write(text);
+      process.stdout.write(opts.out ? await writeSeedSummary(opts.out, summary) : formatSeedSummary(summary));
     });
 }

@@ -24,8 +24,8 @@ export interface StudyOptions {
    * Run independent work side by side in one process: inside each chain the stages that do not read
    * each other's outputs (Cycle's lanes), and after the main chain the ablation chains beside the
    * data-efficiency arms. Each native call runs on its own pool thread, so on a 2-core machine with
-   * one intra-op thread both cores work. Only ever for one rank (their collectives must not
-   * interleave); inside a chain also only for the tiny model on the CPU without LoRA.
+   * one intra-op thread both cores work. Only where the chain allows it (Cycle.sideBySide: the tiny
+   * model on the CPU, one rank, no LoRA).
    */
   parallelLanes?: boolean;
 }
@@ -112,7 +112,7 @@ export async function runCycleWithAblations(
   const efficiencyLane = async () => {
     if (ablations.dataEfficiency) efficiency = await closing(chain, () => runDataEfficiency(chain, log));
   };
-  if (opts.parallelLanes && (ranks?.worldSize ?? 1) === 1) await Promise.all([ablationLane(), efficiencyLane()]);
+  if (chain.sideBySide) await Promise.all([ablationLane(), efficiencyLane()]);
   else {
     await ablationLane();
     await efficiencyLane();

@@ -436,14 +436,19 @@ export class Cycle {
    * way (test/cycle/run.test.ts); with one intra-op thread a 2-core machine runs two stages at once.
    * Both lanes end before an error of either is thrown, so no stage is left running.
    */
-  private async lanes(...lanes: (() => Promise<void>)[]): Promise<void> {
-    const sideBySide =
+  /** Whether this chain runs independent stages side by side (lanes): asked for, and safe and small. */
+  get sideBySide(): boolean {
+    return (
       this.parallelLanes &&
       !this.instruct &&
       !this.lora &&
       this.ranks.worldSize === 1 &&
-      (this.cfg.device ?? 'cpu') === 'cpu';
-    if (!sideBySide) {
+      (this.cfg.device ?? 'cpu') === 'cpu'
+    );
+  }
+
+  private async lanes(...lanes: (() => Promise<void>)[]): Promise<void> {
+    if (!this.sideBySide) {
       for (const lane of lanes) await lane();
       return;
     }

@@ -6,6 +6,7 @@
 // of that size in one run may be luck, so the method's claims are read on several seeds.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic_write';
 import { renderTable } from '../util/table';
 import { readJson, TEST_SETS, type EvalRecord, type TestSetName } from './cycle';
 import {
@@ -18,6 +19,7 @@ import {
   type MechanismInputs,
 } from './mechanism_claims';
 import { paperClaims, type ArmTable, type CycleReport } from './report';
+import type { SelectionCounts } from './selection_precision';
 
 /** One finished run: its folder, world seed, configuration, report and per-round held-out accuracies. */
 export interface SeedRun {
@@ -135,11 +137,9 @@ function efficiencyBySize(runs: readonly SeedRun[]): SeedSummary['efficiency'] {
   return out.sort((a, b) => a.sizes[0] - b.sizes[0] || a.ranking.localeCompare(b.ranking));
 }
 
-type Precision = NonNullable<CycleReport['rounds'][number]['selectionPrecision']>;
-
 /** One round's selection counts summed over the seeds; undefined unless every seed measured them. */
-function pooledPrecision(perSeed: readonly (Precision | undefined)[]): Precision | undefined {
-  const sum: Precision = { kept: 0, keptCorrect: 0, dropped: 0, droppedCorrect: 0 };
+function pooledPrecision(perSeed: readonly (SelectionCounts | undefined)[]): SelectionCounts | undefined {
+  const sum: SelectionCounts = { kept: 0, keptCorrect: 0, dropped: 0, droppedCorrect: 0 };
   for (const p of perSeed) {
     if (!p) return undefined;
     sum.kept += p.kept;
@@ -274,4 +274,13 @@ export function formatSeedSummary(s: SeedSummary): string {
     );
   }
   return md.join('\n') + '\n';
+}
+
+/** Writes DIR/summary.md and DIR/summary.json (atomically); returns the markdown. */
+export async function writeSeedSummary(dir: string, summary: SeedSummary): Promise<string> {
+  const text = formatSeedSummary(summary);
+  fs.mkdirSync(dir, { recursive: true });
+  await writeFileAtomic(path.join(dir, 'summary.md'), text);
+  await writeJsonAtomic(path.join(dir, 'summary.json'), summary);
+  return text;
 }
