@@ -43,6 +43,7 @@ import { trainRewardModel } from '../train/reward_model';
 import { accuracyAt, auc } from '../eval/auc';
 import { confidentPairs, constructPairs, judgeExampleWith, type LabelledPair } from './negatives';
 import { contradictedCandidates, selectCandidates, selectionSummary } from './select';
+import { groundedCount } from './grounding';
 import type { ScoreResult } from '../eval/scorer';
 import { evaluatePolicy } from '../eval/evaluate';
 import { trainGrpo } from '../train/grpo_trainer';
@@ -96,6 +97,9 @@ export interface RoundRecord {
   candidates: number;
   valid: number;
   kept: number;
+  /** Valid candidates answered with their description's fact instead of the generator's answer
+   *  (grounding.ts); absent in round records written before it existed. */
+  grounded?: number;
   rewards: number[];
   rewardsValid: number[];
   /** Rewards of the kept candidates (all valid): the report's histogram colours kept vs dropped.
@@ -1151,13 +1155,9 @@ export class Cycle {
             vocabulary: recipe.vocabulary,
             progress: this.progress(`round ${r} generate`),
             runBatches: this.ranks.runBatches,
+            parse: recipe.parseReply,
             ...(this.instruct
-              ? {
-                  ...recipe.images,
-                  prompt: recipe.generatorPrompt,
-                  parse: recipe.parseReply,
-                  stopTokens: recipe.stopTokens(tok),
-                }
+              ? { ...recipe.images, prompt: recipe.generatorPrompt, stopTokens: recipe.stopTokens(tok) }
               : {}),
           });
           if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
@@ -1376,6 +1376,7 @@ export class Cycle {
         const rec: RoundRecord = {
           ...(stats as { round: number }),
           ...sum,
+          grounded: groundedCount(thisRound.map((s) => s.candidate)),
           rewards: thisRound.map((s) => s.reward),
           rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
           rewardsKept: thisRound.filter((s) => s.selected).map((s) => s.reward),

@@ -323,7 +323,7 @@ export async function generateCandidates(
 }
 
 /** The answer a reply proposes ("a" or "answer"), or undefined when it has none. */
-function proposedAnswer(raw: string): string | undefined {
+export function proposedAnswer(raw: string): string | undefined {
   const text = jsonObjectText(raw);
   if (text === undefined) return undefined;
   try {

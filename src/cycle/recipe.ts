@@ -25,6 +25,7 @@ import {
   parseGeneratorReply,
   type ParseContext,
 } from './generator';
+import { groundedParser } from './grounding';
 import {
   answerFormatOf,
   INSTRUCT_POLICY_SYSTEM,
@@ -123,7 +124,7 @@ function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe 
     taskMix: Object.fromEntries(cfg.world.seedTasks.map((t) => [t, 1])),
     vocabulary: optionVocabulary(seed),
     generatorPrompt: (ctx) => generatorPrompt(ctx),
-    parseReply: parseGeneratorReply,
+    parseReply: cfg.generate.groundAnswers ? groundedParser(parseGeneratorReply, describedFact) : parseGeneratorReply,
     statedFact: describedFact,
     generatorExample: medsynthGeneratorExample,
     // rejection-sampling fine-tuning on the kept samples, with the seed mixed in so the format holds

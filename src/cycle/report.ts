@@ -21,6 +21,8 @@ export interface CycleReport {
     candidates: number;
     valid: number;
     kept: number;
+    /** Valid candidates answered with their description's fact (absent in older round records). */
+    grounded?: number;
     generatorValidity: number;
     /** histogram: valid candidates per 0.1-wide reward bin; histogramKept: the kept ones among them
      *  (absent when the round record predates rewardsKept). */
@@ -116,6 +118,7 @@ export function buildCycleReport(
       candidates: r.candidates,
       valid: r.valid,
       kept: r.kept,
+      grounded: r.grounded,
       generatorValidity: r.candidates ? r.valid / r.candidates : 0,
       reward: {
         mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
@@ -242,6 +245,7 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
         'candidates',
         'valid',
         'kept',
+        'grounded',
         'generator validity %',
         'reward mean',
         'reward p10/p50/p90',
@@ -254,6 +258,7 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
         String(r.candidates),
         String(r.valid),
         String(r.kept),
+        r.grounded === undefined ? '-' : String(r.grounded),
         pct(r.generatorValidity),
         r.reward.mean.toFixed(3),
         `${r.reward.p10.toFixed(2)}/${r.reward.p50.toFixed(2)}/${r.reward.p90.toFixed(2)}`,
@@ -267,6 +272,12 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
     ),
     '',
   );
+  if (report.rounds.some((r) => r.grounded)) {
+    md.push(
+      '"grounded": valid candidates whose answer is the fact the pretrained model\'s description of the image states, where the generator had answered another (src/cycle/grounding.ts).',
+      '',
+    );
+  }
   if (report.rounds.some((r) => r.selectionPrecision)) {
     md.push(
       '"correct: kept / dropped": of the valid candidates, how many kept and how many dropped ones name the right answer, checked against MedSynth\'s truth.jsonl after selection (for this report only; selection never reads it).',
