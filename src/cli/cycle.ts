@@ -1,6 +1,6 @@
 // `medgr2 cycle [--rounds R] [--seed-data FILE] [--pool DIR] [--model DIR] [--out DIR] [--resume]
 //               [--no-reward-filter] [--no-co-evolve] [--study] [--reward-model generative|graded]
-//               [--grpo-reward verifiable|reward-model] [--lora-rank R [--lora-alpha A] ...]
+//               [--grpo-reward verifiable|reward-model] [--ground-answers] [--lora-rank R [--lora-alpha A] ...]
 //               [--config FILE]
 //               [--generator-prompt direct|step|metacognitive] [--min-pixels N] [--max-pixels N]`:
 // the MedGR² cycle and its report (src/cycle/ablations.ts). With no arguments: a MedSynth world and
@@ -85,6 +85,7 @@ function cycleConfigOf(o: Record<string, unknown>, given: (flag: string) => bool
   }
   cfg = { ...cfg, ...flags, resume: !!o.resume };
   if (given('grpoReward')) cfg = { ...cfg, grpo: { ...cfg.grpo, reward: o.grpoReward as GrpoRewardName } };
+  if (given('groundAnswers')) cfg = { ...cfg, generate: { ...cfg.generate, groundAnswers: true } };
   const lora = loraFlags(o, given);
   if (lora) cfg = { ...cfg, lora: { ...cfg.lora, ...lora } };
   if (recipeOf(cfg) !== 'instruct') {
@@ -176,6 +177,10 @@ export function registerCycle(program: Command): void {
           throw new InvalidArgumentError(`--grpo-reward: ${GRPO_REWARDS.join(', ')}, got '${v}'`);
         return v;
       },
+    )
+    .option(
+      '--ground-answers',
+      "answer each generated question with the fact the image's description states for its task (config generate.groundAnswers; src/cycle/grounding.ts)",
     )
     .option(
       '--lora-rank <r>',

@@ -60,7 +60,7 @@ export interface CycleConfig {
     maxNewTokens: number;
     memoryBudgetMiB?: number;
     /** Default recipe: answer each question with the fact the image's description states for its task
-     *  (grounding.ts); absent: off. */
+     *  (grounding.ts; --ground-answers); absent: off. */
     groundAnswers?: boolean;
   };
   /** floor: with topFraction, the reward a kept candidate must also reach (select.ts). */
@@ -161,9 +161,10 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
     },
     // ~60 s: enough for greedy captions of unseen images to name their modality
     pretrain: { images: 384, noise: 0.15, steps: 500, lr: 3e-3 },
-    // compact replies; 0.3 rather than 0.7 so the generator copies the described fact more often;
-    // answers grounded in the description (the tiny generator never copies a held-out anatomy)
-    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64, groundAnswers: true },
+    // compact replies; 0.3 rather than 0.7 so the generator copies the described fact more often.
+    // groundAnswers off: it lifts both policies on held-out modalities but GRPO no longer beats SFT
+    // (docs/tuning.md, issue 17 session 12)
+    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64, groundAnswers: false },
     // the top half of each (modality, task) group: a judge near chance makes thresholds keep all or none
     select: { topFraction: 0.5, balance: true },
     // set by the 10-minute budget; the judge at 1e-3 (3e-3 knocks it onto the ln 2 plateau)

@@ -612,6 +612,10 @@ export class Cycle {
       throw new Error(
         "config: coDevelop.judgeData 'confident' (Yes/No labels from the judge's own judgments) needs rewardModel 'generative'",
       );
+    if (this.instruct && cfg.generate.groundAnswers)
+      throw new Error(
+        "config: generate.groundAnswers reads MedSynth's caption phrasings (the default recipe); a --model run's descriptions are free prose",
+      );
     const started = fs.existsSync(path.join(cfg.out, 'manifests'));
     if (started && !cfg.resume)
       throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);

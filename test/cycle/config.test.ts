@@ -7,6 +7,8 @@ import { defaultCycleConfig, mergeCycleConfig } from '../../src/cycle/config';
 import { runCli } from '../helpers/cli';
 import { cycleThreads } from '../../src/cli/cycle';
 import { tempDir } from '../helpers/world';
+import { Cycle } from '../../src/cycle/cycle';
+import { tinyRun } from '../helpers/cycle_runs';
 
 test('a partial group changes only what it names; the other groups and settings keep their defaults', () => {
   const d = defaultCycleConfig();
@@ -136,4 +138,19 @@ test('threads: one for the tiny model on the CPU unless a flag or a thread varia
   const r = runCli(['cycle', '--threads', '0']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--threads/);
+});
+
+test('--ground-answers sets generate.groundAnswers (off by default); a --model run refuses it before any work', async () => {
+  assert.equal(defaultCycleConfig().generate.groundAnswers, false);
+  const dir = tempDir('medgr2-cycle-ground-');
+  const out = path.join(dir, 'run');
+  const r = runCli(['cycle', '--ground-answers', '--model', path.join(dir, 'no-model'), '--out', out]);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /generate\.groundAnswers reads MedSynth's caption phrasings/);
+  assert.ok(!fs.existsSync(out), 'nothing was started');
+  const cfg = tinyRun(path.join(dir, 'lib'), { model: path.join(dir, 'no-model') });
+  await assert.rejects(
+    new Cycle({ ...cfg, generate: { ...cfg.generate, groundAnswers: true } }, { log: () => {} }).run(),
+    /groundAnswers/,
+  );
 });

@@ -100,8 +100,8 @@ test("the default recipe's parser grounds compact replies with generate.groundAn
     vocabulary: { 'Anatomy Identification': ['Abdomen', 'Brain', 'Chest', 'Knee', 'Skin', 'Spine'] },
   };
   const raw = '{"q": "Which structure is shown?", "a": "Brain"}';
-  const on = defaultCycleConfig('/tmp/unused');
-  assert.equal(on.generate.groundAnswers, true, 'the default grounds');
+  const defaults = defaultCycleConfig('/tmp/unused');
+  const on = { ...defaults, generate: { ...defaults.generate, groundAnswers: true } };
   const off = { ...on, generate: { ...on.generate, groundAnswers: false } };
   const grounded = cycleRecipe(on, seed).parseReply(raw, ctx);
   const plain = cycleRecipe(off, seed).parseReply(raw, ctx);
@@ -127,7 +127,8 @@ test('a reply that proposes the described fact itself is valid with grounding, t
     vocabulary: { 'Anatomy Identification': ['Abdomen', 'Brain', 'Chest', 'Spine'] },
   };
   const raw = '{"q": "Which structure is shown?", "a": "Macula"}';
-  const on = defaultCycleConfig('/tmp/unused');
+  const defaults = defaultCycleConfig('/tmp/unused');
+  const on = { ...defaults, generate: { ...defaults.generate, groundAnswers: true } };
   const off = { ...on, generate: { ...on.generate, groundAnswers: false } };
   const plain = cycleRecipe(off, seed).parseReply(raw, ctx);
   assert.equal(plain.valid, false);
