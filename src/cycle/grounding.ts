@@ -8,13 +8,16 @@
 // then taught nothing about a third of the held-out-modality questions, and that third decided how a
 // policy scored by the luck of its training draw (held-out anatomy 2-17 of 48 on identical data).
 //
-// A VLM generator answers its own question consistently with what it just said it sees; grounding gives
-// the tiny one that consistency: where the description states the fact the question asks for and the
-// generator answered another, the described fact becomes the answer (the generator's answer stays
-// among the options as a distractor). Nothing reads MedSynth's truth: the description is the model's
-// own, as often wrong as the pretrained model is. The generator's raw reply is kept, so how often a
-// round needed grounding is measured (groundedCount), and co-develop trains the next generator on the
-// grounded samples it kept, so it can learn the copy itself.
+// A VLM generator answers its own question consistently with what it just said it sees; grounding
+// gives the tiny one that consistency: where the description states the fact the question asks for and
+// the generator answered another, the described fact becomes the answer, in the slot of the generator's
+// answer (which stays a distractor only when the described fact was already an option). Nothing reads
+// MedSynth's truth: the description is the model's own, as often wrong as the pretrained model is. The
+// generator's raw reply is kept, so how often a round needed grounding is measured (groundedCount), and
+// co-develop trains the next generator on the grounded samples it kept, so it can learn the copy itself.
+//
+// An option (--ground-answers), off by default: it lifts both policies on held-out modalities, and
+// GRPO then no longer beats SFT there (docs/tuning.md, issue 17, session 12).
 import { normalizeAnswerText } from '../data/answer_grammar';
 import type { Candidate, Sample } from '../data/proto';
 import { proposedAnswer, seedCopyKey, type ParseContext } from './generator';
@@ -39,6 +42,7 @@ export function groundInDescription(
   if (!stated || norm(stated) === norm(c.sample.answer)) return c;
   const options = [...c.sample.options];
   const k = options.findIndex((o) => norm(o) === norm(c.sample.answer));
+  if (k < 0) return c; // not a parsed multiple-choice sample: nothing to ground
   const j = options.findIndex((o) => norm(o) === norm(stated));
   if (j >= 0) [options[k], options[j]] = [options[j], options[k]];
   else options[k] = stated;
