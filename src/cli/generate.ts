@@ -1,11 +1,14 @@
-// `medgr2 generate --generator DIR --pool IMAGES --per-image K --out FILE`: candidate samples for
+// `medgr2 generate --generator DIR --pool IMAGES --per-image K --out FILE [--ground-answers]`: candidate samples for
 // unlabelled images (src/cycle/generator.ts); invalid replies are kept, marked with the reason.
 // The generator folder's preprocessor_config.json resizes the images (--min-pixels/--max-pixels
 // override it); its generation_config.json gives the stop tokens and, when it samples (do_sample),
 // the decoding defaults (decodingOf); flags override them.
 import { Option, type Command } from 'commander';
 import { loadRole } from '../cycle/cycle';
-import { generateCandidates, readPool, seedCopyKey } from '../cycle/generator';
+import { generateCandidates, parseGeneratorReply, readPool, seedCopyKey, type ParseContext } from '../cycle/generator';
+import { groundedParser } from '../cycle/grounding';
+import { describedFact } from '../cycle/recipe';
+import type { Candidate } from '../data/proto';
 import { loadSampleFile } from '../data/sample_files';
 import { writeMessageFileAtomic } from '../data/record_files';
 import { stopTokensOf, withPixelBounds, type GenerationSettings } from '../model/folder_settings';
@@ -26,6 +29,15 @@ function parseTaskMix(s: string): Record<string, number> {
     mix[name.trim()] = weight;
   }
   return mix;
+}
+
+/**
+ * How `medgr2 generate` reads a reply: as the cycle's default recipe does, and with `groundAnswers`
+ * answered with the fact the image's description (or the reply's rationale) states for its task, read
+ * in MedSynth's caption phrasings (src/cycle/grounding.ts).
+ */
+export function generateReplyParser(groundAnswers: boolean): (raw: string, ctx: ParseContext) => Candidate {
+  return groundAnswers ? groundedParser(parseGeneratorReply, describedFact) : parseGeneratorReply;
 }
 
 /** How `medgr2 generate` decodes, and which of it came from generation_config.json. */
@@ -106,6 +118,10 @@ export function registerGenerate(program: Command): void {
       'Modality Recognition,Anatomy Identification,Disease Diagnosis',
     )
     .option('--seed-data <file>', 'seed samples: candidates equal to one of them are marked copies')
+    .option(
+      '--ground-answers',
+      "answer each question with the fact the image's description (pool.jsonl 'description', else the reply's rationale) states for its task, in MedSynth's caption phrasings (the cycle's generate.groundAnswers)",
+    )
     .option('--seed <n>', 'sampling seed', parseIntOption('--seed'), 1)
     .option('--round <n>', 'generator round recorded in each candidate', parseIntOption('--round'), 0)
     .option('--batch-size <n>', 'prompts per generation batch', parseIntOption('--batch-size', 1), 64)
@@ -137,6 +153,7 @@ export function registerGenerate(program: Command): void {
           round: o.round,
           maxNewTokens: dec.maxNewTokens,
           seedKeys,
+          parse: generateReplyParser(!!o.groundAnswers),
           progress: (
             (p) => (d: number, t: number) =>
               p('generate', d, t)

@@ -179,7 +179,8 @@ export function parseGeneratorReply(raw: string, ctx: ParseContext): Candidate {
   return { sample, generatorRound: ctx.round, valid: true, invalidReason: '', raw };
 }
 
-/** Reads a pool: a folder of images (no hints), or a pool.jsonl of {image_path, modality_hint}. */
+/** Reads a pool: a folder of images (no hints), or a pool.jsonl of {image_path, modality_hint,
+ *  description?} (description: what a pretrained model says the image shows, as describe-pool writes). */
 export function readPool(poolPath: string): PoolImage[] {
   if (!fs.existsSync(poolPath))
     throw new Error(`${poolPath}: no such pool (expected a folder of images or a pool.jsonl)`);
@@ -208,9 +209,12 @@ export function readPool(poolPath: string): PoolImage[] {
       const img = rec.image_path ?? rec.image;
       if (typeof img !== 'string' || !img) throw new Error(`${poolPath}:${i + 1}: missing 'image_path'`);
       const hint = rec.modality_hint ?? rec.modality ?? '';
+      if (rec.description !== undefined && typeof rec.description !== 'string')
+        throw new Error(`${poolPath}:${i + 1}: 'description' must be a string`);
       out.push({
         image: path.isAbsolute(img) ? img : path.join(root, img),
         modality: typeof hint === 'string' ? hint : '',
+        ...(rec.description ? { description: rec.description as string } : {}),
       });
     });
   if (out.length === 0) throw new Error(`${poolPath}: empty pool`);

@@ -1,12 +1,17 @@
 // Answer grounding: a generated question answered with the fact its description states (the answer's
 // slot, or a swap when that fact is already an option), untouched where the description states none or
-// agrees; seed copies refused; the default recipe's parser with the setting on and off; and the count
-// of grounded candidates a round record carries.
+// agrees; seed copies refused; the default recipe's parser with the setting on and off; the count of
+// grounded candidates a round record carries; and `medgr2 generate --ground-answers`'s parser with the
+// descriptions a pool.jsonl may carry.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import type { Candidate, Sample } from '../../src/data/proto';
 import { defaultCycleConfig } from '../../src/cycle/config';
-import { seedCopyKey, type ParseContext } from '../../src/cycle/generator';
+import { readPool, seedCopyKey, type ParseContext } from '../../src/cycle/generator';
+import { generateReplyParser } from '../../src/cli/generate';
+import { tempDir } from '../helpers/world';
 import { groundedCount, groundInDescription } from '../../src/cycle/grounding';
 import { cycleRecipe, describedFact } from '../../src/cycle/recipe';
 
@@ -156,4 +161,37 @@ test('groundedCount: valid candidates whose answer is not the one their reply pr
     withRaw(candidate('Anatomy Identification', opts, 'Macula', ''), 'not JSON'), // nothing proposed
   ];
   assert.equal(groundedCount(cands), 1);
+});
+
+test("medgr2 generate's parser: --ground-answers grounds a full reply in its rationale; pool.jsonl carries descriptions", () => {
+  const raw = JSON.stringify({
+    question: 'Which structure is shown?',
+    options: ['Brain', 'Spine', 'Knee', 'Chest'],
+    answer: 'Spine',
+    rationale: 'An Ultrasound image of the Kidney.',
+  });
+  const ctx: ParseContext = { id: 'g0-0-0', image: 'a.png', modality: '', task: 'Anatomy Identification', round: 0 };
+  assert.equal(generateReplyParser(false)(raw, ctx).sample.answer, 'Spine');
+  const g = generateReplyParser(true)(raw, ctx);
+  assert.equal(g.sample.answer, 'Kidney');
+  assert.deepEqual(g.sample.options, ['Brain', 'Kidney', 'Knee', 'Chest']);
+
+  const dir = tempDir('medgr2-pool-described-');
+  const file = path.join(dir, 'pool.jsonl');
+  fs.writeFileSync(
+    file,
+    [
+      JSON.stringify({
+        image_path: 'a.png',
+        modality_hint: 'Ultrasound',
+        description: 'An Ultrasound image of the Kidney.',
+      }),
+      JSON.stringify({ image_path: 'b.png' }),
+    ].join('\n'),
+  );
+  const pool = readPool(file);
+  assert.equal(pool[0].description, 'An Ultrasound image of the Kidney.');
+  assert.equal(pool[1].description, undefined);
+  fs.writeFileSync(file, JSON.stringify({ image_path: 'a.png', description: 3 }) + '\n');
+  assert.throws(() => readPool(file), /pool\.jsonl:1: 'description' must be a string/);
 });
