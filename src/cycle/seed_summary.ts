@@ -50,6 +50,8 @@ export interface SeedSummary {
   /** arm -> held-out-modality stat of rounds 1, 2, ... */
   heldOutByRound: Record<string, (SeedStat | null)[]>;
   judgeAuc: SeedStat[];
+  /** Grounded candidates of rounds 1, 2, ... (--ground-answers); null where a run's round record has no count. */
+  grounded: (SeedStat | null)[];
   /** The data-efficiency arms by size rank (a quarter, half, all of round 1's kept): each seed's size. */
   efficiency: { sizes: number[]; ranking: EfficiencyRow['ranking']; sft: SeedStat | null; grpo: SeedStat | null }[];
   claims: SummaryClaim[];
@@ -198,7 +200,8 @@ export function summarizeSeeds(runs: readonly SeedRun[]): SeedSummary {
   }
   const nRounds = Math.min(...runs.map((r) => r.report.rounds.length));
   const judgeAuc = Array.from({ length: nRounds }, (_, k) => seedStat(runs.map((r) => r.report.rounds[k].judge.auc)));
-  const body = { final, heldOutByRound, judgeAuc, efficiency: efficiencyBySize(runs) };
+  const grounded = Array.from({ length: nRounds }, (_, k) => statOf(runs.map((r) => r.report.rounds[k].grounded)));
+  const body = { final, heldOutByRound, judgeAuc, grounded, efficiency: efficiencyBySize(runs) };
   const claims = claimsOnMeans(runs, body).map((c) => {
     const alone = runs.map((r) => [...r.report.claims, ...r.report.mechanisms].find((x) => x.name === c.name));
     return {
@@ -254,6 +257,16 @@ export function formatSeedSummary(s: SeedSummary): string {
       'markdown',
     ),
   );
+  // how often the round's answers needed grounding: falls when the co-evolved generator learns the copy
+  if (s.grounded.some((x) => x && x.mean > 0))
+    md.push(
+      '',
+      renderTable(
+        ['generator', ...roundHeader],
+        [['grounded candidates', ...s.grounded.map((x) => cell(x, (v) => v.toFixed(0)))]],
+        'markdown',
+      ),
+    );
   if (s.efficiency.length) {
     md.push(
       '',

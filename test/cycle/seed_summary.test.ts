@@ -26,6 +26,8 @@ interface SeedNumbers {
   rounds: { sftCycle: [number, number]; grpoCycle: [number, number] };
   auc: [number, number];
   efficiency?: EfficiencyRow[];
+  /** grounded candidates of rounds 1 and 2 (absent: round records without the count) */
+  grounded?: [number, number];
 }
 
 function evalRecord(arm: string, round: number, heldOutModality: number): EvalRecord {
@@ -51,6 +53,7 @@ function writeRun(root: string, n: SeedNumbers, over: Record<string, unknown> = 
     round: k + 1,
     judge: { accuracy: 0.8, auc, pairs: 10 },
     selectionPrecision: { kept: 10, keptCorrect: 8 - k, dropped: 20, droppedCorrect: 10 },
+    ...(n.grounded ? { grounded: n.grounded[k] } : {}),
   }));
   const heldOutByRound = { sftCycle: n.rounds.sftCycle, grpoCycle: n.rounds.grpoCycle };
   const report = {
@@ -173,6 +176,25 @@ test('summarizeSeeds: means ± sd per arm and set, per round, of the judge and t
   assert.deepEqual(quarterTop.sizes, [30, 26, 31]);
   close(quarterTop.sft!.mean, 0.4);
   assert.equal(s.efficiency.length, 4);
+});
+
+test('summarizeSeeds: grounded candidates per round as mean ± sd, tabled only when a run grounded any', () => {
+  const root = tempDir('medgr2-summary-grounded-');
+  const counts: [number, number][] = [
+    [276, 165],
+    [205, 108],
+    [230, 140],
+  ];
+  const grounded = summarizeSeeds(
+    SEEDS.map((n, i) => readSeedRun(writeRun(path.join(root, 'g'), { ...n, grounded: counts[i] }))),
+  );
+  close(grounded.grounded[0]!.mean, (276 + 205 + 230) / 3);
+  assert.deepEqual(grounded.grounded[1]!.values, [165, 108, 140]);
+  assert.match(formatSeedSummary(grounded), /\| grounded candidates \| 237 ± 36 \(276 \/ 205 \/ 230\) \| 138 ± 29/);
+  // round records without the count (older runs): null, and no row
+  const plain = summarizeSeeds(SEEDS.map((n) => readSeedRun(writeRun(path.join(root, 'p'), n))));
+  assert.deepEqual(plain.grounded, [null, null]);
+  assert.doesNotMatch(formatSeedSummary(plain), /grounded candidates/);
 });
 
 test('summarizeSeeds: each claim judged on the means, with the seeds it holds on alone', () => {
