@@ -5,10 +5,8 @@
 // the decoding defaults (decodingOf); flags override them.
 import { Option, type Command } from 'commander';
 import { loadRole } from '../cycle/cycle';
-import { generateCandidates, parseGeneratorReply, readPool, seedCopyKey, type ParseContext } from '../cycle/generator';
-import { groundedParser } from '../cycle/grounding';
-import { describedFact } from '../cycle/recipe';
-import type { Candidate } from '../data/proto';
+import { generateCandidates, readPool, seedCopyKey } from '../cycle/generator';
+import { medsynthReplyParser } from '../cycle/recipe';
 import { loadSampleFile } from '../data/sample_files';
 import { writeMessageFileAtomic } from '../data/record_files';
 import { stopTokensOf, withPixelBounds, type GenerationSettings } from '../model/folder_settings';
@@ -29,15 +27,6 @@ function parseTaskMix(s: string): Record<string, number> {
     mix[name.trim()] = weight;
   }
   return mix;
-}
-
-/**
- * How `medgr2 generate` reads a reply: as the cycle's default recipe does, and with `groundAnswers`
- * answered with the fact the image's description (or the reply's rationale) states for its task, read
- * in MedSynth's caption phrasings (src/cycle/grounding.ts).
- */
-export function generateReplyParser(groundAnswers: boolean): (raw: string, ctx: ParseContext) => Candidate {
-  return groundAnswers ? groundedParser(parseGeneratorReply, describedFact) : parseGeneratorReply;
 }
 
 /** How `medgr2 generate` decodes, and which of it came from generation_config.json. */
@@ -153,7 +142,7 @@ export function registerGenerate(program: Command): void {
           round: o.round,
           maxNewTokens: dec.maxNewTokens,
           seedKeys,
-          parse: generateReplyParser(!!o.groundAnswers),
+          parse: medsynthReplyParser(!!o.groundAnswers),
           progress: (
             (p) => (d: number, t: number) =>
               p('generate', d, t)

@@ -433,13 +433,6 @@ export class Cycle {
     this.log(`[cycle] ${label}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
-  /**
-   * Runs independent parts of the run: side by side where that is safe and small (the tiny model on
-   * the CPU, one rank, no LoRA, whose shared base two stages cannot use at once), else one after the
-   * other. Every stage loads its own model and seeds its own draws, so the numbers are the same either
-   * way (test/cycle/run.test.ts); with one intra-op thread a 2-core machine runs two stages at once.
-   * Both lanes end before an error of either is thrown, so no stage is left running.
-   */
   /** Whether this chain runs independent stages side by side (lanes): asked for, and safe and small. */
   get sideBySide(): boolean {
     return (
@@ -451,6 +444,13 @@ export class Cycle {
     );
   }
 
+  /**
+   * Runs independent parts of the run: side by side where that is safe and small (the tiny model on
+   * the CPU, one rank, no LoRA, whose shared base two stages cannot use at once), else one after the
+   * other. Every stage loads its own model and seeds its own draws, so the numbers are the same either
+   * way (test/cycle/run.test.ts); with one intra-op thread a 2-core machine runs two stages at once.
+   * Both lanes end before an error of either is thrown, so no stage is left running.
+   */
   private async lanes(...lanes: (() => Promise<void>)[]): Promise<void> {
     if (!this.sideBySide) {
       for (const lane of lanes) await lane();

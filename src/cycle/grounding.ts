@@ -21,6 +21,7 @@
 import { normalizeAnswerText } from '../data/answer_grammar';
 import type { Candidate, Sample } from '../data/proto';
 import { proposedAnswer, seedCopyKey, type ParseContext } from './generator';
+import { statedFactContradiction } from './select';
 
 /** The fact a sample's rationale states for its task (the recipe's statedFact), or undefined. */
 export type StatedFact = (sample: Pick<Sample, 'task' | 'rationale'>) => string | undefined;
@@ -37,9 +38,9 @@ export function groundInDescription(
   isSeedCopy?: (s: Sample) => boolean,
 ): Candidate {
   if (!c.valid) return c;
-  const stated = statedFact(c.sample)?.trim();
+  const stated = statedFactContradiction(c.sample, statedFact).trim();
+  if (!stated) return c;
   const norm = (s: string) => normalizeAnswerText(s);
-  if (!stated || norm(stated) === norm(c.sample.answer)) return c;
   const options = [...c.sample.options];
   const k = options.findIndex((o) => norm(o) === norm(c.sample.answer));
   if (k < 0) return c; // not a parsed multiple-choice sample: nothing to ground

@@ -115,6 +115,15 @@ export function describedFact(sample: Pick<Sample, 'task' | 'rationale'>): strin
   return captionFactsOf(sample.rationale)?.[field] || undefined;
 }
 
+/**
+ * How the default recipe reads a generator reply (the cycle, and `medgr2 generate`): parsed and
+ * validated, and with `groundAnswers` answered with the fact its description or rationale states for
+ * its task (grounding.ts).
+ */
+export function medsynthReplyParser(groundAnswers: boolean): (raw: string, ctx: ParseContext) => Candidate {
+  return groundAnswers ? groundedParser(parseGeneratorReply, describedFact) : parseGeneratorReply;
+}
+
 function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe {
   return {
     name: 'medsynth',
@@ -124,7 +133,7 @@ function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe 
     taskMix: Object.fromEntries(cfg.world.seedTasks.map((t) => [t, 1])),
     vocabulary: optionVocabulary(seed),
     generatorPrompt: (ctx) => generatorPrompt(ctx),
-    parseReply: cfg.generate.groundAnswers ? groundedParser(parseGeneratorReply, describedFact) : parseGeneratorReply,
+    parseReply: medsynthReplyParser(!!cfg.generate.groundAnswers),
     statedFact: describedFact,
     generatorExample: medsynthGeneratorExample,
     // rejection-sampling fine-tuning on the kept samples, with the seed mixed in so the format holds

@@ -10,10 +10,9 @@ import { test } from 'node:test';
 import type { Candidate, Sample } from '../../src/data/proto';
 import { defaultCycleConfig } from '../../src/cycle/config';
 import { readPool, seedCopyKey, type ParseContext } from '../../src/cycle/generator';
-import { generateReplyParser } from '../../src/cli/generate';
 import { tempDir } from '../helpers/world';
 import { groundedCount, groundInDescription } from '../../src/cycle/grounding';
-import { cycleRecipe, describedFact } from '../../src/cycle/recipe';
+import { cycleRecipe, describedFact, medsynthReplyParser } from '../../src/cycle/recipe';
 
 function candidate(task: string, options: string[], answer: string, rationale: string, valid = true): Candidate {
   const sample = {
@@ -171,8 +170,8 @@ test("medgr2 generate's parser: --ground-answers grounds a full reply in its rat
     rationale: 'An Ultrasound image of the Kidney.',
   });
   const ctx: ParseContext = { id: 'g0-0-0', image: 'a.png', modality: '', task: 'Anatomy Identification', round: 0 };
-  assert.equal(generateReplyParser(false)(raw, ctx).sample.answer, 'Spine');
-  const g = generateReplyParser(true)(raw, ctx);
+  assert.equal(medsynthReplyParser(false)(raw, ctx).sample.answer, 'Spine');
+  const g = medsynthReplyParser(true)(raw, ctx);
   assert.equal(g.sample.answer, 'Kidney');
   assert.deepEqual(g.sample.options, ['Brain', 'Kidney', 'Knee', 'Chest']);
 
