@@ -6,6 +6,8 @@
 import type { ResolvedGrpoOptions } from '../train/grpo_options';
 import type { LoraSpec } from '../model/lora';
 import { GRPO_REWARDS, type GrpoRewardName } from './judge_reward';
+import { checkTaskCard, type TaskCard } from './task_cards';
+import { GRADES, QUESTION_TEXT } from '../data/medsynth/vocab';
 export interface CycleConfig {
   out: string;
   rounds: number;
@@ -62,6 +64,9 @@ export interface CycleConfig {
     /** Default recipe: answer each question with the fact the image's description states for its task
      *  (grounding.ts; --ground-answers); absent: off. */
     groundAnswers?: boolean;
+    /** Default recipe: tasks the seed lacks, written from these cards and answered from the image's
+     *  description (task_cards.ts); absent: none. */
+    taskCards?: TaskCard[];
   };
   /** floor: with topFraction, the reward a kept candidate must also reach (select.ts). */
   select: { threshold?: number; topK?: number; topFraction?: number; floor?: number; balance: boolean };
@@ -164,7 +169,16 @@ export function defaultCycleConfig(out = 'medgr2-cycle'): CycleConfig {
     // compact replies; 0.3 rather than 0.7 so the generator copies the described fact more often.
     // groundAnswers off: it lifts both policies on held-out modalities but GRPO no longer beats SFT
     // (docs/tuning.md, issue 17 session 12)
-    generate: { perImage: 8, temperature: 0.3, topP: 0.95, batchSize: 64, maxNewTokens: 64, groundAnswers: false },
+    // one task card: Lesion Grading, the task the default seed lacks (task_cards.ts)
+    generate: {
+      perImage: 8,
+      temperature: 0.3,
+      topP: 0.95,
+      batchSize: 64,
+      maxNewTokens: 64,
+      groundAnswers: false,
+      taskCards: [{ task: 'Lesion Grading', question: QUESTION_TEXT.grade[0], options: [...GRADES] }],
+    },
     // the top half of each (modality, task) group: a judge near chance makes thresholds keep all or none
     select: { topFraction: 0.5, balance: true },
     // set by the 10-minute budget; the judge at 1e-3 (3e-3 knocks it onto the ln 2 plateau)
@@ -265,7 +279,7 @@ const CHOICES: Record<string, readonly string[]> = {
   rewardModel: REWARD_MODELS,
 };
 /** Settings without a default value (absent unless given), by dotted key. */
-const OPTIONAL: Record<string, 'string' | 'number' | 'boolean' | 'strings' | 'group'> = {
+const OPTIONAL: Record<string, 'string' | 'number' | 'boolean' | 'strings' | 'group' | 'cards'> = {
   device: 'string',
   dtype: 'string',
   seedData: 'string',
@@ -277,6 +291,7 @@ const OPTIONAL: Record<string, 'string' | 'number' | 'boolean' | 'strings' | 'gr
   maxPixels: 'number',
   'generate.memoryBudgetMiB': 'number',
   'generate.groundAnswers': 'boolean',
+  'generate.taskCards': 'cards',
   'warmup.describePool': 'boolean',
   'select.threshold': 'number',
   'select.topK': 'number',
@@ -343,12 +358,16 @@ function checkedLeaf(kind: string, key: string, name: string, value: unknown, wh
     case 'strings':
       if (!Array.isArray(value) || !value.every((x) => typeof x === 'string')) fail('expects a list of strings');
       return [...(value as string[])];
+    case 'cards':
+      if (!Array.isArray(value)) fail('expects a list of task cards ({"task", "question", "options"})');
+      return (value as unknown[]).map((c, i) => checkTaskCard(c, where, `${name}[${i}]`));
     default:
       throw new Error(`internal: no checker for ${kind}`);
   }
 }
 
-function kindOf(v: unknown): string {
+function kindOf(v: unknown, name: string): string {
+  if (OPTIONAL[name] === 'cards') return 'cards';
   if (Array.isArray(v)) return 'strings';
   return isMapping(v) ? 'group' : typeof v;
 }
@@ -370,7 +389,7 @@ function mergeGroup(
     const name = prefix ? `${prefix}.${key}` : key;
     if (seen.has(key)) throw new Error(`${where}: key "${name}" is set twice`);
     seen.add(key);
-    const kind = key in base ? kindOf(base[key]) : OPTIONAL[name];
+    const kind = key in base ? kindOf(base[key], name) : OPTIONAL[name];
     if (kind === undefined) {
       const known = [
         ...Object.keys(base),

@@ -35,6 +35,7 @@ import { applyAdapter, loadAdapter, saveAdapter } from '../model/peft_adapter';
 import { assertFiniteWeights } from '../model/finite_weights';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
+import { cardCandidates, cardCounts, checkCardTasks, type CardCounts } from './task_cards';
 import { CAPTION_PROMPT, captionExamples, describeImages, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
 import { exactMatchTerm, rewardModelTerm } from './judge_reward';
@@ -56,7 +57,14 @@ import { encodeConversation, type ImageOptions } from '../model/encode';
 import { recipeOf, type CycleConfig } from './config';
 import { CyclePaths } from './paths';
 import { CycleRanks } from './ranks';
-import { cycleRecipe, instructImageOptions, medsynthGeneratorExample, POLICY_STYLE, type CycleRecipe } from './recipe';
+import {
+  cycleRecipe,
+  describedFact,
+  instructImageOptions,
+  medsynthGeneratorExample,
+  POLICY_STYLE,
+  type CycleRecipe,
+} from './recipe';
 import { describeGenerationSizing, forwardBatch, generationBatch, imageTokenBound, kvBytesPerToken } from './sizing';
 import { selectionPrecision, type SelectionPrecision } from './selection_precision';
 
@@ -100,6 +108,8 @@ export interface RoundRecord {
   /** Valid candidates answered with their description's fact instead of the generator's answer
    *  (grounding.ts); absent in round records written before it existed. */
   grounded?: number;
+  /** Candidates of the task cards' tasks (task_cards.ts); absent without cards. */
+  taskCards?: CardCounts;
   rewards: number[];
   rewardsValid: number[];
   /** Rewards of the kept candidates (all valid): the report's histogram colours kept vs dropped.
@@ -506,6 +516,9 @@ export class Cycle {
     const tests = this.readTests();
     const pool = readJson<PoolImage[]>(p.poolFile);
     this.recipeOrUndefined = cycleRecipe(cfg, seed);
+    for (const c of cfg.generate.taskCards ?? [])
+      if (!this.recipe.taskCards.includes(c))
+        this.log(`[cycle] the seed asks ${c.task} itself: its task card is not used`);
     if (this.instruct) {
       const r = this.recipe;
       this.log(
@@ -616,6 +629,11 @@ export class Cycle {
       throw new Error(
         "config: generate.groundAnswers reads MedSynth's caption phrasings (the default recipe); a --model run's descriptions are free prose",
       );
+    if (this.instruct && cfg.generate.taskCards?.length)
+      throw new Error(
+        "config: generate.taskCards answer from MedSynth's caption phrasings (the default recipe); a --model run's generator can be asked for any task",
+      );
+    checkCardTasks(cfg.generate.taskCards ?? []);
     const started = fs.existsSync(path.join(cfg.out, 'manifests'));
     if (started && !cfg.resume)
       throw new Error(`${cfg.out}: holds an earlier run; pass --resume to continue it, or choose another --out`);
@@ -1164,7 +1182,18 @@ export class Cycle {
               ? { ...recipe.images, prompt: recipe.generatorPrompt, stopTokens: recipe.stopTokens(tok) }
               : {}),
           });
-          if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', cands);
+          // tasks the seed lacks, written by their cards (task_cards.ts)
+          const cards = recipe.taskCards;
+          const written = cardCandidates(
+            pool,
+            cards,
+            { round: r, seedKeys, vocabulary: recipe.vocabulary },
+            recipe.parseReply,
+            describedFact,
+          );
+          if (cards.length)
+            this.log(`[cycle] round ${r} task cards: ${written.length} candidates written by their cards`);
+          if (this.ranks.isMain) writeMessageFileAtomic(p.candidates(r), 'medgr2.Candidate', [...cands, ...written]);
         } finally {
           await release();
         }
@@ -1381,6 +1410,7 @@ export class Cycle {
           ...(stats as { round: number }),
           ...sum,
           grounded: groundedCount(thisRound.map((s) => s.candidate)),
+          taskCards: cardCounts(thisRound, this.recipe.taskCards),
           rewards: thisRound.map((s) => s.reward),
           rewardsValid: thisRound.filter((s) => s.candidate.valid).map((s) => s.reward),
           rewardsKept: thisRound.filter((s) => s.selected).map((s) => s.reward),

@@ -28,9 +28,10 @@ const FACT_OF_TASK: Record<string, keyof CaptionFacts> = {
   'Modality Recognition': 'modality',
   'Anatomy Identification': 'anatomy',
   'Disease Diagnosis': 'disease',
+  'Lesion Grading': 'grade',
 };
 
-/** Which fact of its image a task's answer states (undefined for tasks about something else, e.g. a grade). */
+/** Which fact of its image a task's answer states (undefined for tasks about something else, e.g. a count). */
 export function factOfTask(task: string): keyof CaptionFacts | undefined {
   return FACT_OF_TASK[task];
 }
@@ -81,6 +82,9 @@ export function withDescriptions(samples: readonly Sample[]): Sample[] {
   });
 }
 
+/** The facts factSwaps can swap (a seed of the default world names no grade). */
+export type SwappableFact = 'modality' | 'anatomy' | 'disease';
+
 /**
  * One copy of each sample whose task states a fact, with the facts named in `fields` replaced by other
  * names from the option vocabulary of their tasks: in the description (the modality also in the hint)
@@ -97,10 +101,10 @@ export function factSwaps(
   samples: readonly Sample[],
   vocabulary: Readonly<Record<string, readonly string[]>>,
   seed: number,
-  fields: readonly (keyof CaptionFacts)[] = ['modality'],
+  fields: readonly SwappableFact[] = ['modality'],
 ): Sample[] {
   const facts = imageFacts(samples);
-  const names: Record<keyof CaptionFacts, readonly string[]> = {
+  const names: Record<SwappableFact, readonly string[]> = {
     modality: vocabulary['Modality Recognition'] ?? [],
     anatomy: vocabulary['Anatomy Identification'] ?? [],
     disease: vocabulary['Disease Diagnosis'] ?? [],
@@ -111,7 +115,7 @@ export function factSwaps(
     const f = facts.get(s.images[0] ?? '');
     if (!field || !f) continue;
     const prng = new Prng(`fact-swap/${seed}/${s.id}`);
-    const swap = (k: keyof CaptionFacts): string => {
+    const swap = (k: SwappableFact): string => {
       const others = names[k].filter((n) => n !== f[k]);
       return fields.includes(k) && f[k] && others.length ? prng.pick(others) : f[k];
     };

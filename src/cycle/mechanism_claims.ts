@@ -26,6 +26,9 @@ export interface MechanismInputs {
     judge: { auc: number };
     selectionPrecision?: SelectionPrecision;
   }[];
+  /** Questions in the held-out-task test set (over several seeds: all of them); absent in reports
+   *  written before it was recorded, when "above chance" is read without a test. */
+  heldOutTaskQuestions?: number;
 }
 
 /** One data-efficiency arm of `cycle --study`: `size` generated samples ranked by the reward model
@@ -128,16 +131,40 @@ function roundOverRound(i: MechanismInputs): Claim {
   };
 }
 
+/** P(X >= k) for X ~ Binomial(n, p): how often guessing alone scores k of n or more. */
+export function binomialTail(k: number, n: number, p: number): number {
+  // the terms in logs: (1 - p)^n alone underflows past a few thousand questions
+  let logTerm = n * Math.log(1 - p); // log P(X = 0)
+  let tail = k <= 0 ? Math.exp(logTerm) : 0;
+  for (let x = 1; x <= n; x++) {
+    logTerm += Math.log((n - x + 1) / x) + Math.log(p / (1 - p));
+    if (x >= k) tail += Math.exp(logTerm);
+  }
+  return Math.min(1, tail);
+}
+
+/** The significance level "above chance" is read at (one-sided). */
+export const ABOVE_CHANCE_LEVEL = 0.05;
+
 function heldOutTask(i: MechanismInputs): Claim {
   const name = `the held-out task rises above chance (${pct(CHANCE)}) and above sftSeed`;
   const seed = i.final.sftSeed?.heldOutTask ?? null;
   const arms = ['sftCycle', 'grpoCycle'].map((arm) => ({ arm, acc: i.final[arm]?.heldOutTask ?? null }));
   if (seed === null || arms.some((a) => a.acc === null))
     return { name, holds: null, detail: 'the held-out task was not evaluated' };
+  // a few dozen questions: 30 % can be luck, so "above chance" means beyond what guessing scores one
+  // time in twenty
+  const n = i.heldOutTaskQuestions;
+  const pOf = (acc: number) => (n ? binomialTail(Math.round(acc * n), n, CHANCE) : undefined);
+  const aboveChance = (acc: number) => acc > CHANCE && (pOf(acc) ?? 0) < ABOVE_CHANCE_LEVEL;
+  const shown = (a: { arm: string; acc: number | null }) => {
+    const p = pOf(a.acc!);
+    return `${a.arm} ${pct(a.acc)}${p === undefined ? '' : ` (${Math.round(a.acc! * n!)}/${n}, p = ${p.toFixed(3)} against guessing)`}`;
+  };
   return {
     name,
-    holds: arms.every((a) => a.acc! > CHANCE && a.acc! > seed),
-    detail: `${arms.map((a) => `${a.arm} ${pct(a.acc)}`).join(', ')} vs sftSeed ${pct(seed)}`,
+    holds: arms.every((a) => aboveChance(a.acc!) && a.acc! > seed),
+    detail: `${arms.map(shown).join(', ')} vs sftSeed ${pct(seed)}`,
   };
 }
 

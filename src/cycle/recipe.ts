@@ -26,6 +26,7 @@ import {
   type ParseContext,
 } from './generator';
 import { groundedParser } from './grounding';
+import { cardsForSeed, cardVocabulary, type TaskCard } from './task_cards';
 import {
   answerFormatOf,
   INSTRUCT_POLICY_SYSTEM,
@@ -70,6 +71,8 @@ export interface CycleRecipe {
   readonly taskMix: Record<string, number>;
   /** Option vocabulary per task for compact replies (default recipe only). */
   readonly vocabulary?: Record<string, string[]>;
+  /** The task cards the run writes (default recipe; those of tasks the seed lacks; task_cards.ts). */
+  readonly taskCards: readonly TaskCard[];
   generatorPrompt(ctx: Pick<ParseContext, 'modality' | 'task' | 'description'>): string;
   parseReply(raw: string, ctx: ParseContext): Candidate;
   /** The fact a sample's rationale states for its task, where the recipe's descriptions can be read (select.ts). */
@@ -125,13 +128,16 @@ export function medsynthReplyParser(groundAnswers: boolean): (raw: string, ctx: 
 }
 
 function medsynthRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe {
+  const taskCards = cardsForSeed(cfg.generate.taskCards ?? [], seed);
   return {
     name: 'medsynth',
     images: {},
     answerFormat: 'text',
     stopTokens: () => undefined,
     taskMix: Object.fromEntries(cfg.world.seedTasks.map((t) => [t, 1])),
-    vocabulary: optionVocabulary(seed),
+    // the task cards' answers too: a card's reply is completed like the generator's compact one
+    vocabulary: { ...optionVocabulary(seed), ...cardVocabulary(taskCards) },
+    taskCards,
     generatorPrompt: (ctx) => generatorPrompt(ctx),
     parseReply: medsynthReplyParser(!!cfg.generate.groundAnswers),
     statedFact: describedFact,
@@ -175,6 +181,7 @@ function instructRecipe(cfg: CycleConfig, seed: readonly Sample[]): CycleRecipe 
     answerFormat: format,
     stopTokens: (tok) => stopTokensOf(generation, [tok.special.imEnd, tok.special.endOfText]),
     taskMix: seedTaskMix(seed),
+    taskCards: [],
     generatorPrompt: (ctx) => instructGeneratorPrompt(style, ctx),
     parseReply: parseInstructReply,
     generatorExample: (s) => ({

@@ -9,6 +9,7 @@ import { renderTable } from '../util/table';
 import { TEST_SETS, type EvalRecord, type RoundRecord, type TestSetName } from './cycle';
 import { cycleCharts } from './report_charts';
 import type { SelectionPrecision } from './selection_precision';
+import type { CardCounts } from './task_cards';
 import { efficiencyClaim, heldOutSeries, mechanismClaims, type Claim, type EfficiencyRow } from './mechanism_claims';
 
 export type { EfficiencyRow } from './mechanism_claims';
@@ -23,6 +24,8 @@ export interface CycleReport {
     kept: number;
     /** Valid candidates answered with their description's fact (absent in older round records). */
     grounded?: number;
+    /** Candidates of the task cards' tasks (absent without cards). */
+    taskCards?: CardCounts;
     generatorValidity: number;
     /** histogram: valid candidates per 0.1-wide reward bin; histogramKept: the kept ones among them
      *  (absent when the round record predates rewardsKept). */
@@ -42,6 +45,8 @@ export interface CycleReport {
   mechanisms: Claim[];
   /** `cycle --study`: top-k by reward vs random subsets of the same sizes. */
   efficiency?: EfficiencyRow[];
+  /** Questions in the held-out-task test set (absent in older reports). */
+  heldOutTaskQuestions?: number;
   seconds?: number;
 }
 
@@ -53,6 +58,12 @@ function quantile(sorted: number[], q: number): number {
 
 function accOf(e: EvalRecord | undefined, s: TestSetName): number | null {
   return e?.sets[s] ? e.sets[s]!.overall.accuracy : null;
+}
+
+/** Valid / all of the candidates the generator wrote (the task cards' are not its work). */
+export function generatorValidity(r: Pick<RoundRecord, 'candidates' | 'valid' | 'taskCards'>): number {
+  const candidates = r.candidates - (r.taskCards?.candidates ?? 0);
+  return candidates ? (r.valid - (r.taskCards?.valid ?? 0)) / candidates : 0;
 }
 
 /** The report's data, from the round records and evaluations. `arms` maps report arm names to evals. */
@@ -119,7 +130,8 @@ export function buildCycleReport(
       valid: r.valid,
       kept: r.kept,
       grounded: r.grounded,
-      generatorValidity: r.candidates ? r.valid / r.candidates : 0,
+      taskCards: r.taskCards,
+      generatorValidity: generatorValidity(r),
       reward: {
         mean: sorted.reduce((a, b) => a + b, 0) / Math.max(1, sorted.length),
         p10: quantile(sorted, 0.1),
@@ -134,7 +146,14 @@ export function buildCycleReport(
     });
   }
   out.claims = paperClaims(final);
-  out.mechanisms = mechanismClaims({ final, heldOutByRound: heldOutSeries(perRoundEvals), rounds: out.rounds });
+  const heldOutTaskQuestions = arms.sftCycle?.sets.heldOutTask?.overall.total;
+  if (heldOutTaskQuestions) out.heldOutTaskQuestions = heldOutTaskQuestions;
+  out.mechanisms = mechanismClaims({
+    final,
+    heldOutByRound: heldOutSeries(perRoundEvals),
+    rounds: out.rounds,
+    heldOutTaskQuestions,
+  });
   if (efficiency?.length) out.mechanisms.push(efficiencyClaim(efficiency));
   return out;
 }
@@ -275,6 +294,20 @@ export async function writeCycleReport(out: string, report: CycleReport): Promis
   if (report.rounds.some((r) => r.grounded)) {
     md.push(
       '"grounded": valid candidates whose answer is the fact the pretrained model\'s description of the image states, where the generator had answered another (src/cycle/grounding.ts).',
+      '',
+    );
+  }
+  const carded = report.rounds.filter((r) => r.taskCards);
+  if (carded.length) {
+    md.push(
+      'Tasks the seed lacks (task cards, src/cycle/task_cards.ts): ' +
+        carded
+          .map(
+            (r) =>
+              `round ${r.round}: ${r.taskCards!.candidates} candidates written by their cards (${r.taskCards!.valid} valid, ${r.taskCards!.kept} kept; counted in the table above, but not in the generator's validity)`,
+          )
+          .join('; ') +
+        '.',
       '',
     );
   }

@@ -152,6 +152,13 @@ function pooledPrecision(perSeed: readonly (SelectionCounts | undefined)[]): Sel
   return sum;
 }
 
+/** The held-out-task questions of all the seeds (the mean's accuracy is over all of them); undefined
+ *  when a report predates the count. */
+function pooledQuestions(runs: readonly SeedRun[]): number | undefined {
+  const n = runs.map((r) => r.report.heldOutTaskQuestions);
+  return n.every((x): x is number => typeof x === 'number') ? n.reduce((a, b) => a + b, 0) : undefined;
+}
+
 /** The claims of a report, judged on the seeds' means (accuracies averaged; selection counts pooled). */
 function claimsOnMeans(runs: readonly SeedRun[], s: Omit<SeedSummary, 'claims' | 'runs'>): Claim[] {
   const final: ArmTable = {};
@@ -169,7 +176,7 @@ function claimsOnMeans(runs: readonly SeedRun[], s: Omit<SeedSummary, 'claims' |
   });
   const claims = [
     ...paperClaims(final, 'on the mean of the seeds'),
-    ...mechanismClaims({ final, heldOutByRound, rounds }),
+    ...mechanismClaims({ final, heldOutByRound, rounds, heldOutTaskQuestions: pooledQuestions(runs) }),
   ];
   const rows: EfficiencyRow[] = s.efficiency.map((e) => {
     const size = Math.round(seedStat(e.sizes).mean);

@@ -39,7 +39,13 @@ export function precisionGroup(task: string, modality: string, seedModalities: r
   return `${task} (${seedModalities.includes(modality) ? 'seed' : 'held-out'} modalities)`;
 }
 
-type Truth = { modality: string; anatomy: string; disease: string };
+type Truth = { modality: string; anatomy: string; disease: string; lesion?: { grade: number } | null };
+
+/** The answer the truth gives for a fact of the image ("" when the image has none, e.g. no lesion). */
+function truthFact(t: Truth, field: NonNullable<ReturnType<typeof factOfTask>>): string {
+  if (field === 'grade') return t.lesion ? `Grade ${t.lesion.grade}` : '';
+  return t[field];
+}
 
 /** The truth of a MedSynth image: WORLD/train/truth.jsonl beside the images/ folder that holds it. */
 class TruthIndex {
@@ -85,7 +91,7 @@ export function selectionPrecision(
     if (!s.candidate.valid) continue;
     const t = truth.of(s.candidate.sample.images[0] ?? '');
     const field = factOfTask(s.candidate.sample.task);
-    const want = t && field && t[field];
+    const want = t && field && truthFact(t, field);
     if (!want) continue;
     const right = normalizeAnswerText(s.candidate.sample.answer) === normalizeAnswerText(want);
     count(out, s.selected, right);

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  ABOVE_CHANCE_LEVEL,
+  binomialTail,
   CHANCE,
   efficiencyClaim,
   heldOutSeries,
@@ -95,6 +97,42 @@ test('claims that cannot be checked say so', () => {
   // below chance is not a rise even when above the seed
   const low = mechanismClaims(inputs({ final: { ...inputs().final, sftCycle: accs(0.7, 0.5, CHANCE) } }));
   assert.equal(byName(low, /held-out task/).holds, false);
+});
+
+test('binomialTail equals the exact sum (fractions, by hand) and stays finite for many questions', () => {
+  // P(X >= k), X ~ Binomial(n, 1/4), summed in exact fractions with /usr/bin/python3
+  const exact: [number, number, number][] = [
+    [11, 37, 0.3090673690439464],
+    [15, 37, 0.027219822445189078],
+    [30, 111, 0.3449668601375342],
+    [2600, 10000, 0.011016488379470871],
+  ];
+  for (const [k, n, p] of exact) assert.ok(Math.abs(binomialTail(k, n, 0.25) - p) < 1e-12, `${k}/${n}`);
+  assert.equal(binomialTail(0, 5, 0.25), 1);
+  assert.ok(Math.abs(binomialTail(5, 5, 0.25) - 0.25 ** 5) < 1e-15);
+  assert.equal(binomialTail(6, 5, 0.25), 0);
+});
+
+test("the held-out task: with the test set's size, above chance means beyond what guessing scores one time in twenty", () => {
+  // 37 questions: 11 right (29.7 %) is what guessing scores 31 % of the time; 15 right (40.5 %) 2.7 %
+  const final = (sft: number, grpo: number) => ({
+    ...inputs().final,
+    sftCycle: accs(0.7, 0.5, sft),
+    grpoCycle: accs(0.7, 0.6, grpo),
+  });
+  const lucky = byName(
+    mechanismClaims(inputs({ final: final(11 / 37, 15 / 37), heldOutTaskQuestions: 37 })),
+    /held-out task/,
+  );
+  assert.equal(lucky.holds, false);
+  assert.match(lucky.detail, /sftCycle 29\.7% \(11\/37, p = 0\.309 against guessing\)/);
+  const beyond = byName(
+    mechanismClaims(inputs({ final: final(15 / 37, 16 / 37), heldOutTaskQuestions: 37 })),
+    /held-out task/,
+  );
+  assert.equal(beyond.holds, true);
+  assert.ok(binomialTail(15, 37, CHANCE) < ABOVE_CHANCE_LEVEL);
+  assert.match(beyond.detail, /grpoCycle 43\.2% \(16\/37, p = 0\.0\d\d against guessing\)/);
 });
 
 test('meanOfSets skips sets an arm was not evaluated on', () => {

@@ -12,7 +12,7 @@ import { renderImage } from '../../src/data/medsynth/render';
 import { Prng } from '../../src/util/prng';
 import type { ImageTruth } from '../../src/data/medsynth/truth';
 import type { OmniRecord } from '../../src/data/medsynth/questions';
-import { GRADE_RADIUS, MODALITIES, MODALITY_SPECS, NORMAL, TASKS } from '../../src/data/medsynth/vocab';
+import { GRADE_RADIUS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, TASKS } from '../../src/data/medsynth/vocab';
 import { synthesize } from '../../src/data/medsynth/world';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-medsynth-'));
@@ -260,6 +260,24 @@ test('captioned split: every modality, captions name the truth except at the noi
     }
     // each field is wrong with probability 0.2: 320 ± 3σ (σ = 8) right
     assert.ok(modalityRight > 296 && modalityRight < 344, `modality right in ${modalityRight} of 400 captions`);
+    // a lesion's grade is named after its finding (the caption's finding may be a wrong one), wrong at
+    // the noise rate too; an image without a lesion, or one the caption calls normal, has none named
+    let graded = 0;
+    let gradeRight = 0;
+    for (const c of captions) {
+      const t = truths.get(c.image_path)!;
+      const stated = captionFactsOf(c.caption);
+      assert.ok(stated, c.caption);
+      if (!t.lesion || stated.disease === NORMAL) {
+        assert.equal(stated.grade, undefined, c.caption);
+        continue;
+      }
+      assert.ok(stated.grade, `no grade in '${c.caption}'`);
+      graded++;
+      if (stated.grade === `Grade ${t.lesion.grade}`) gradeRight++;
+    }
+    assert.ok(graded > 150, `${graded} captions name a grade`);
+    assert.ok(Math.abs(gradeRight / graded - 0.8) < 0.1, `grade right in ${gradeRight} of ${graded}`);
     const again = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
     await synthesize({ out: again, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
     assert.equal(
@@ -280,16 +298,25 @@ test('captionFactsOf reads back every phrasing captionText writes; other texts g
   const modalities = [...MODALITIES];
   for (let i = 0; i < 400; i++) {
     const spec = MODALITY_SPECS[modalities[i % modalities.length]];
+    const disease = i % 7 === 0 ? '' : prng.pick([NORMAL, ...spec.findings.map((f) => f.name)]);
     const facts = {
       modality: i % 17 === 0 ? '' : modalities[i % modalities.length],
       anatomy: i % 5 === 0 ? '' : prng.pick(spec.anatomies),
-      disease: i % 7 === 0 ? '' : prng.pick([NORMAL, ...spec.findings.map((f) => f.name)]),
+      disease,
+      ...(disease && disease !== NORMAL && i % 3 === 0 ? { grade: prng.pick(GRADES) } : {}),
     };
     const text = captionText(facts, prng);
     assert.deepEqual(captionFactsOf(text), facts, text);
   }
   assert.equal(captionFactsOf('Describe this image'), undefined, 'no final full stop');
   assert.equal(captionFactsOf('some three words.'), undefined, 'not a phrasing of the captions');
+  assert.deepEqual(captionFactsOf('CT of the Liver with Tumor, Grade 3.'), {
+    modality: 'CT',
+    anatomy: 'Liver',
+    disease: 'Tumor',
+    grade: 'Grade 3',
+  });
+  assert.equal(captionFactsOf('CT of the Liver, normal, Grade 3.'), undefined, 'a grade needs a finding');
   assert.deepEqual(captionFactsOf('Fundus photography of the Retina.'), {
     modality: 'Fundus photography',
     anatomy: 'Retina',

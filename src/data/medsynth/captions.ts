@@ -8,13 +8,15 @@
 // out of a caption then copies tokens as they are, with no case to change.
 import type { Prng } from '../../util/prng';
 import type { ImageTruth } from './truth';
-import { ALL_ANATOMIES, MODALITIES, MODALITY_SPECS, NORMAL } from './vocab';
+import { ALL_ANATOMIES, GRADES, MODALITIES, MODALITY_SPECS, NORMAL } from './vocab';
 
 /** What a caption says about its image (after noise): the fields it names ("" where unknown). */
 export interface CaptionFacts {
   modality: string;
   anatomy: string;
   disease: string;
+  /** A lesion's grade ("Grade 3"), named only after a finding of an image with a localized lesion. */
+  grade?: string;
 }
 
 /** "An MRI", "A CT": by how the name is spoken, not spelled. */
@@ -35,20 +37,30 @@ function findingClause(disease: string, prng: Prng): string {
 /**
  * The facts a caption states: each of modality, anatomy and finding is replaced, with probability
  * `noise`, by a wrong one (another modality, any other anatomy, another finding of the modality or
- * "Normal").
+ * "Normal"). An image with a localized lesion also has its grade named (wrong with the same
+ * probability), unless the caption calls it normal: the grade is drawn in the pixels (the lesion's
+ * size), so the pre-training prior can carry it, and a question of Lesion Grading, a task the seed
+ * lacks, can be answered from a description (issue 17).
  */
 export function captionFacts(
-  t: Pick<ImageTruth, 'modality' | 'anatomy' | 'disease'>,
+  t: Pick<ImageTruth, 'modality' | 'anatomy' | 'disease'> & { lesion?: ImageTruth['lesion'] },
   noise: number,
   prng: Prng,
 ): CaptionFacts {
   const wrong = (all: readonly string[], right: string) => prng.pick(all.filter((x) => x !== right));
   const spec = MODALITY_SPECS[t.modality];
-  return {
+  const facts: CaptionFacts = {
     modality: prng.next() < noise ? wrong(MODALITIES, t.modality) : t.modality,
     anatomy: prng.next() < noise ? wrong(ALL_ANATOMIES, t.anatomy) : t.anatomy,
     disease: prng.next() < noise ? wrong([NORMAL, ...spec.findings.map((x) => x.name)], t.disease) : t.disease,
   };
+  if (t.lesion) {
+    // drawn after the other facts, so captions of images without a lesion are as they were
+    const grade = GRADES[t.lesion.grade - 1];
+    const named = prng.next() < noise ? wrong(GRADES, grade) : grade;
+    if (facts.disease !== NORMAL) facts.grade = named;
+  }
+  return facts;
 }
 
 /**
@@ -57,7 +69,7 @@ export function captionFacts(
  */
 export function captionText(f: CaptionFacts, prng: Prng): string {
   const k = prng.int(TEMPLATES.length);
-  const finding = findingClause(f.disease, prng);
+  const finding = findingClause(f.disease, prng) + (f.grade && f.disease && f.disease !== NORMAL ? `, ${f.grade}` : '');
   const modality = f.modality || 'medical';
   if (!f.anatomy) return TEMPLATES[k === 2 ? 0 : k](modality, finding);
   const anatomy = `${k === 2 ? ' the' : ' of the'} ${f.anatomy}`;
@@ -74,6 +86,8 @@ export function captionFactsOf(text: string): CaptionFacts | undefined {
   let body = text.trim();
   if (!body.endsWith('.')) return undefined;
   body = body.slice(0, -1);
+  const graded = /, (Grade [1-4])$/.exec(body);
+  if (graded) body = body.slice(0, graded.index);
   let disease = '';
   const normal = /(?:, normal| with no abnormality)$/.exec(body);
   const finding = /(?: showing | with )(.+)$/.exec(body);
@@ -84,6 +98,8 @@ export function captionFactsOf(text: string): CaptionFacts | undefined {
     disease = finding[1];
     body = body.slice(0, finding.index);
   }
+  // a grade is a lesion's, so it follows a finding ("... with Tumor, Grade 3.")
+  if (graded && (!disease || disease === NORMAL)) return undefined;
   const forms: readonly [RegExp, number, number][] = [
     [/^This (.+) image shows the (.+)$/, 1, 2],
     [/^An? (.+) image of the (.+)$/, 1, 2],
@@ -97,7 +113,7 @@ export function captionFactsOf(text: string): CaptionFacts | undefined {
     const modality = hit[m] === 'medical' ? '' : hit[m];
     // a name of several words must be a modality's ("Fundus photography"), or the phrasing was another
     if (/ /.test(modality) && !(MODALITIES as readonly string[]).includes(modality)) return undefined;
-    return { modality, anatomy: a ? hit[a] : '', disease };
+    return { modality, anatomy: a ? hit[a] : '', disease, ...(graded ? { grade: graded[1] } : {}) };
   }
   return undefined;
 }
