@@ -35,7 +35,7 @@ import { applyAdapter, loadAdapter, saveAdapter } from '../model/peft_adapter';
 import { assertFiniteWeights } from '../model/finite_weights';
 import { packageVersion } from '../version';
 import { generateCandidates, optionVocabulary, readPool, seedCopyKey, type PoolImage } from './generator';
-import { cardCandidates, cardCounts, checkCardTasks, type CardCounts } from './task_cards';
+import { cardCandidates, cardCounts, checkCardTasks, writtenByCard, type CardCounts } from './task_cards';
 import { CAPTION_PROMPT, captionExamples, describeImages, factSwaps, withDescriptions } from './describe';
 import { judgeRewards, scoreCandidates, type JudgeOptions } from './judge';
 import { exactMatchTerm, rewardModelTerm } from './judge_reward';
@@ -1297,10 +1297,11 @@ export class Cycle {
             r,
             { inputs: [this.modelDir(gen), p.selected(r)], outputs: [p.model(nextGen)] },
             async () => {
-              // rejection-sampling fine-tuning on this round's kept samples (recipe.ts)
+              // rejection-sampling fine-tuning on this round's kept samples (recipe.ts) that the generator
+              // wrote: a task card's are not its replies, and it is never asked for their task
               const descriptions = new Map(pool.map((x) => [x.image, x.description]));
               const ex = recipe.coDevelopGeneratorExamples(
-                thisRound.filter((s) => s.selected).map((s) => s.candidate),
+                thisRound.filter((s) => s.selected && !writtenByCard(s.candidate)).map((s) => s.candidate),
                 seed,
                 (image) => descriptions.get(image),
               );

@@ -9,8 +9,9 @@
 // lesion). The card writes in every round: the tiny generator, fine-tuned on round 1's 27 kept grading
 // samples (validation seed 101), wrote only 33 valid grading questions of 81 in round 2, and most of
 // those answered "Grade 4" whatever the description said (docs/tuning.md, session 13). Selection, the
-// judge, the policies and the generator's own co-develop treat the candidates like any other; the
-// report counts them apart from the generator's (its validity is the generator's alone).
+// judge and the policies treat the candidates like any other; the generator's co-develop leaves them
+// out (they are not its replies: trained on them, its round-2 validity fell, 732 -> 729 valid of 768
+// on seed 1, against 732 -> 758 without cards), and the report counts them apart from its validity.
 import type { Candidate } from '../data/proto';
 import { factOfTask } from './describe';
 import type { ParseContext, PoolImage } from './generator';
@@ -85,6 +86,11 @@ export function cardReply(
 /** The provenance (sourceFormat) of a candidate a card wrote. */
 export const CARD_SOURCE = 'task-card';
 
+/** Whether a candidate is a card's (cardCandidates), not the generator's. */
+export function writtenByCard(c: Pick<Candidate, 'sample'>): boolean {
+  return c.sample.provenance?.sourceFormat === CARD_SOURCE;
+}
+
 /**
  * A round's card candidates: for each pool image (in order) and card, the card's reply where the
  * image's description states the card's fact, parsed like a generator reply (id g{round}-{image}-card{k}).
@@ -128,7 +134,7 @@ export function cardCounts(
   cards: readonly unknown[],
 ): CardCounts | undefined {
   if (cards.length === 0) return undefined;
-  const mine = round.filter((s) => s.candidate.sample.provenance?.sourceFormat === CARD_SOURCE);
+  const mine = round.filter((s) => writtenByCard(s.candidate));
   return {
     candidates: mine.length,
     valid: mine.filter((s) => s.candidate.valid).length,

@@ -17,6 +17,7 @@ import {
   cardsForSeed,
   checkCardTasks,
   checkTaskCard,
+  writtenByCard,
   type TaskCard,
 } from '../../src/cycle/task_cards';
 import type { Sample } from '../../src/data/proto';
@@ -101,6 +102,7 @@ test('cardCandidates: one per pool image whose description names a grade, parsed
     assert.equal(c.sample.question, GRADING.question);
     assert.deepEqual([...c.sample.options].sort(), GRADING.options);
     assert.equal(c.sample.provenance?.sourceFormat, CARD_SOURCE);
+    assert.ok(writtenByCard(c));
     assert.equal(c.sample.provenance?.kind, 'GENERATED');
     assert.equal(c.sample.images[0], pool[Number(c.sample.id.split('-')[1])].image);
   }
@@ -114,6 +116,7 @@ test('cardCandidates: one per pool image whose description names a grade, parsed
     candidate: { sample: { provenance: { sourceFormat: 'generator' } } as Sample, valid: false },
     selected: false,
   };
+  assert.equal(writtenByCard(generated.candidate), false);
   const round = [{ candidate: cands[0], selected: true }, { candidate: cands[1], selected: false }, generated];
   assert.deepEqual(cardCounts(round, [GRADING]), { candidates: 2, valid: 2, kept: 1 });
   assert.equal(cardCounts(round, []), undefined, 'no cards: no count');
