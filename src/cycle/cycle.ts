@@ -108,7 +108,7 @@ export interface RoundRecord {
   /** Valid candidates answered with their description's fact instead of the generator's answer
    *  (grounding.ts); absent in round records written before it existed. */
   grounded?: number;
-  /** Candidates of the task cards' tasks (task_cards.ts); absent without cards. */
+  /** The candidates the task cards wrote (task_cards.ts); absent without cards. */
   taskCards?: CardCounts;
   rewards: number[];
   rewardsValid: number[];

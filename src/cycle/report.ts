@@ -24,7 +24,7 @@ export interface CycleReport {
     kept: number;
     /** Valid candidates answered with their description's fact (absent in older round records). */
     grounded?: number;
-    /** Candidates of the task cards' tasks (absent without cards). */
+    /** The candidates the task cards wrote (absent without cards). */
     taskCards?: CardCounts;
     generatorValidity: number;
     /** histogram: valid candidates per 0.1-wide reward bin; histogramKept: the kept ones among them
