@@ -82,8 +82,11 @@ export function withDescriptions(samples: readonly Sample[]): Sample[] {
   });
 }
 
-/** The facts factSwaps can swap (a seed of the default world names no grade). */
-export type SwappableFact = 'modality' | 'anatomy' | 'disease';
+/** The facts factSwaps can swap: a grade is not (a grading sample gets no swapped copy). */
+const SWAPPABLE = ['modality', 'anatomy', 'disease'] as const;
+export type SwappableFact = (typeof SWAPPABLE)[number];
+const isSwappable = (f: keyof CaptionFacts | undefined): f is SwappableFact =>
+  (SWAPPABLE as readonly string[]).includes(f ?? '');
 
 /**
  * One copy of each sample whose task states a fact, with the facts named in `fields` replaced by other
@@ -113,13 +116,19 @@ export function factSwaps(
   for (const s of samples) {
     const field = FACT_OF_TASK[s.task];
     const f = facts.get(s.images[0] ?? '');
-    if (!field || !f) continue;
+    if (!isSwappable(field) || !f) continue;
     const prng = new Prng(`fact-swap/${seed}/${s.id}`);
     const swap = (k: SwappableFact): string => {
       const others = names[k].filter((n) => n !== f[k]);
       return fields.includes(k) && f[k] && others.length ? prng.pick(others) : f[k];
     };
-    const g: CaptionFacts = { modality: swap('modality'), anatomy: swap('anatomy'), disease: swap('disease') };
+    // a grade the image's samples state stays in the description (it is never swapped)
+    const g: CaptionFacts = {
+      modality: swap('modality'),
+      anatomy: swap('anatomy'),
+      disease: swap('disease'),
+      ...(f.grade ? { grade: f.grade } : {}),
+    };
     if (g.modality === f.modality && g.anatomy === f.anatomy && g.disease === f.disease) continue;
     out.push({
       ...s,

@@ -154,3 +154,16 @@ test('--ground-answers sets generate.groundAnswers (off by default); a --model r
     /groundAnswers/,
   );
 });
+
+test('task cards: a --model run refuses them before any work (its generator can be asked for any task)', async () => {
+  const dir = tempDir('medgr2-cycle-cards-');
+  const out = path.join(dir, 'run');
+  const cards = path.join(dir, 'cards.json');
+  fs.writeFileSync(cards, JSON.stringify({ generate: { taskCards: defaultCycleConfig().generate.taskCards } }));
+  const r = runCli(['cycle', '--model', path.join(dir, 'no-model'), '--config', cards, '--out', out]);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /generate\.taskCards answer from MedSynth's caption phrasings/);
+  assert.ok(!fs.existsSync(out), 'nothing was started');
+  const cfg = tinyRun(path.join(dir, 'lib'), { model: path.join(dir, 'no-model') });
+  await assert.rejects(new Cycle(cfg, { log: () => {} }).run(), /generate\.taskCards/, 'the default card with --model');
+});

@@ -262,6 +262,12 @@ test("descriptions: an image's facts from its samples, one caption per image, fa
   assert.deepEqual(imageFacts(seed).get('/x/ct1.png'), { modality: 'CT', anatomy: 'Chest', disease: 'Infarct' });
   assert.deepEqual(
     imageFacts(seed).get('/x/mri.png'),
+    { modality: 'MRI', anatomy: '', disease: '', grade: 'Grade 2' },
+    'a grading sample states its grade',
+  );
+  const counting = { ...seed[3], id: 'c', images: ['/x/cells.png'], task: 'Other Biological Attributes', answer: '3' };
+  assert.deepEqual(
+    imageFacts([counting]).get('/x/cells.png'),
     { modality: 'MRI', anatomy: '', disease: '' },
     'a task that states no fact adds none',
   );

@@ -179,7 +179,10 @@ test('bad input: a clear error, and the stages already finished are kept', async
   const noTok = tmp('notok');
   fs.writeFileSync(path.join(noTok, 'config.json'), '{}');
   const out1 = tmp('bad-model');
-  await assert.rejects(new Cycle(tinyRun(out1, { model: noTok }), quiet).run(), /no tokenizer\.json/);
+  // (an instruct run's generate group: the default one's task card is for the default recipe)
+  const instruct = tinyRun(out1, { model: noTok });
+  instruct.generate = { ...instruct.generate, taskCards: undefined };
+  await assert.rejects(new Cycle(instruct, quiet).run(), /no tokenizer\.json/);
   assert.equal(status(path.join(out1, 'manifests', 'world.rec')), 'SUCCEEDED', 'the finished world stage is kept');
   assert.equal(status(path.join(out1, 'manifests', 'init.rec')), 'FAILED');
   assert.ok(fs.existsSync(path.join(out1, 'data', 'seed.rec')));
