@@ -31,6 +31,9 @@ const FACT_OF_TASK: Record<string, keyof CaptionFacts> = {
   'Lesion Grading': 'grade',
 };
 
+/** The tasks whose answer states a fact of the image (factOfTask). */
+export const FACT_TASKS: readonly string[] = Object.keys(FACT_OF_TASK);
+
 /** Which fact of its image a task's answer states (undefined for tasks about something else, e.g. a count). */
 export function factOfTask(task: string): keyof CaptionFacts | undefined {
   return FACT_OF_TASK[task];

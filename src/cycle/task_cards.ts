@@ -13,7 +13,8 @@
 // out (they are not its replies: trained on them, its round-2 validity fell, 732 -> 729 valid of 768
 // on seed 1, against 732 -> 758 without cards), and the report counts them apart from its validity.
 import type { Candidate } from '../data/proto';
-import { factOfTask } from './describe';
+import { normalizeAnswerText } from '../data/answer_grammar';
+import { FACT_TASKS, factOfTask } from './describe';
 import type { ParseContext, PoolImage } from './generator';
 
 export interface TaskCard {
@@ -26,7 +27,7 @@ export interface TaskCard {
 }
 
 /** A card read from a config, checked field by field; errors name `where` (the file) and the key. */
-export function checkTaskCard(card: unknown, where: string, key = 'generate.taskCards[0]'): TaskCard {
+export function checkTaskCard(card: unknown, where: string, key: string): TaskCard {
   const fail = (field: string, what: string): never => {
     throw new Error(`${where}: key "${key}${field}" ${what}`);
   };
@@ -35,14 +36,12 @@ export function checkTaskCard(card: unknown, where: string, key = 'generate.task
   const { task, question, options } = c as Partial<TaskCard>;
   if (typeof task !== 'string' || !task.trim()) return fail('.task', 'expects a task name');
   if (!factOfTask(task))
-    fail(
-      '.task',
-      `names '${task}', which states no fact a description can name (known: Modality Recognition, Anatomy Identification, Disease Diagnosis, Lesion Grading)`,
-    );
+    fail('.task', `names '${task}', which states no fact a description can name (known: ${FACT_TASKS.join(', ')})`);
   if (typeof question !== 'string' || !question.trim()) return fail('.question', "expects the question's text");
   if (!Array.isArray(options) || options.some((o) => typeof o !== 'string' || !o.trim()))
     return fail('.options', 'expects a list of answer strings');
-  if (options.length < 4 || new Set(options.map((o) => o.trim().toLowerCase())).size !== options.length)
+  // distinct as the generator's parser compares options (parseGeneratorReply)
+  if (options.length < 4 || new Set(options.map(normalizeAnswerText)).size !== options.length)
     fail('.options', `expects at least four distinct answers, got ${JSON.stringify(options)}`);
   return { task, question, options: [...options] };
 }

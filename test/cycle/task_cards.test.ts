@@ -68,7 +68,7 @@ test('checkTaskCard and the config: cards read from a config, every bad field na
   const diagnosis = { ...GRADING, task: 'Disease Diagnosis' };
   assert.deepEqual(cardsForSeed([GRADING, diagnosis], [{ task: 'Disease Diagnosis' }]), [GRADING]);
   assert.deepEqual(cardVocabulary([GRADING]), { 'Lesion Grading': GRADING.options });
-  assert.ok(checkTaskCard(GRADING, 'x') !== GRADING, 'a copy');
+  assert.ok(checkTaskCard(GRADING, 'x', 'generate.taskCards[0]') !== GRADING, 'a copy');
 });
 
 test('cardCandidates: one per pool image whose description names a grade, parsed, marked; cardCounts', () => {
