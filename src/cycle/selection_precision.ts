@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { normalizeAnswerText } from '../data/answer_grammar';
 import type { ScoredCandidate } from '../data/proto';
+import { GRADES } from '../data/medsynth/vocab';
 import { factOfTask } from './describe';
 
 /** Valid candidates with a truth for their task: kept and dropped, and how many of each are right. */
@@ -43,7 +44,7 @@ type Truth = { modality: string; anatomy: string; disease: string; lesion?: { gr
 
 /** The answer the truth gives for a fact of the image ("" when the image has none, e.g. no lesion). */
 function truthFact(t: Truth, field: NonNullable<ReturnType<typeof factOfTask>>): string {
-  if (field === 'grade') return t.lesion ? `Grade ${t.lesion.grade}` : '';
+  if (field === 'grade') return t.lesion ? GRADES[t.lesion.grade - 1] : '';
   return t[field];
 }
 
