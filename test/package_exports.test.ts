@@ -2,11 +2,11 @@
 // script can `require('medgr2')` them; a one-step GRPO and SFT run through those exports only.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { repoRoot } from './helpers/cli';
 import { writeQwenTokenizerFiles } from './helpers/real_vocab_model';
+import { tempDir } from './helpers/temp_dir';
 
 // What `require('medgr2')` loads: the folder's package.json "main".
 type Medgr2 = typeof import('../src/index');
@@ -61,7 +61,7 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
   );
 
   // One tiny step of each trainer, and an evaluation, through the package entry only.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-exports-'));
+  const dir = tempDir('exports');
   try {
     const samples = [
       { id: 'a', options: ['CT', 'MRI'], answer: 'MRI', question: 'Which modality?' },
@@ -118,7 +118,7 @@ test("require('medgr2') exports the trainers, reward constructors and evaluation
 });
 
 test("require('medgr2').Tokenizer.fromModel(dir).applyChatTemplate: the pinned tokenizer API", async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-exports-tok-'));
+  const dir = tempDir('exports-tok');
   try {
     writeQwenTokenizerFiles(dir);
     const tok = await medgr2.Tokenizer.fromModel(dir);

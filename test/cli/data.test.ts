@@ -1,14 +1,14 @@
 // `medgr2 data synth` and `medgr2 data preview` as a user runs them (built CLI, child process).
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { runCli } from '../helpers/cli';
 import { greyImage, SYNTAX, writeDicom } from '../helpers/dicom';
+import { tempDir } from '../helpers/temp_dir';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-datacli-'));
+const tmp = tempDir('datacli');
 
 test('data synth writes a world and prints a summary; progress goes to stderr', () => {
   const out = path.join(tmp, 'world');

@@ -16,9 +16,10 @@ import { readMessageFile, writeMessageFileAtomic } from '../../src/data/record_f
 import type { GenerationSettings } from '../../src/model/folder_settings';
 import { runCli } from '../helpers/cli';
 import { makeRealVocabModel, realGenerationConfigJson, REAL_VOCAB_SIZE } from '../helpers/real_vocab_model';
-import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
+import { medsynthWorld, worldSamples } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
-const tmp = tempDir('medgr2-settings-cli-');
+const tmp = tempDir('settings-cli');
 let fixture = '';
 let world = '';
 const pool = path.join(tmp, 'pool');

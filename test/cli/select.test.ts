@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { Sample, ScoredCandidate } from '../../src/data/proto';
 import { readMessageFile, writeMessageFileAtomic } from '../../src/data/record_files';
 import { runCli } from '../helpers/cli';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 function scored(i: number, modality: string, reward: number): ScoredCandidate {
   const sample: Sample = {
@@ -34,7 +34,7 @@ function scored(i: number, modality: string, reward: number): ScoredCandidate {
 }
 
 test('medgr2 select --top-fraction 0.5: the best half of each group, nothing dropped', () => {
-  const dir = tempDir('medgr2-select-');
+  const dir = tempDir('select');
   const inFile = path.join(dir, 'scored.rec');
   const outFile = path.join(dir, 'selected.rec');
   const rewards = { CT: [0.9, 0.1, 0.5, 0.7], MRI: [0.2, 0.3] };
@@ -57,7 +57,7 @@ test('medgr2 select --top-fraction 0.5: the best half of each group, nothing dro
 });
 
 test('medgr2 select --stated-facts: a finding that argues with the description is contradicted, as in the cycle', () => {
-  const dir = tempDir('medgr2-select-');
+  const dir = tempDir('select');
   const inFile = path.join(dir, 'scored.rec');
   const outFile = path.join(dir, 'selected.rec');
   const diagnosis = (i: number, answer: string, rationale: string) => {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { defaultCycleConfig, mergeCycleConfig } from '../../src/cycle/config';
 import { runCli } from '../helpers/cli';
 import { cycleThreads } from '../../src/cli/cycle';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { Cycle } from '../../src/cycle/cycle';
 import { tinyRun } from '../helpers/cycle_runs';
 
@@ -97,7 +97,7 @@ test("the GRPO stage takes the trainer's options (GSPO, overlong, entropy, KL in
 });
 
 test('medgr2 cycle --config: a bad file stops before any work, with the file and key named (JSON and YAML)', () => {
-  const dir = tempDir('medgr2-cycle-config-');
+  const dir = tempDir('cycle-config');
   const out = path.join(dir, 'run');
   const write = (name: string, text: string) => {
     const f = path.join(dir, name);
@@ -142,7 +142,7 @@ test('threads: one for the tiny model on the CPU unless a flag or a thread varia
 
 test('--ground-answers sets generate.groundAnswers (off by default); a --model run refuses it before any work', async () => {
   assert.equal(defaultCycleConfig().generate.groundAnswers, false);
-  const dir = tempDir('medgr2-cycle-ground-');
+  const dir = tempDir('cycle-ground');
   const out = path.join(dir, 'run');
   const r = runCli(['cycle', '--ground-answers', '--model', path.join(dir, 'no-model'), '--out', out]);
   assert.notEqual(r.status, 0);
@@ -156,7 +156,7 @@ test('--ground-answers sets generate.groundAnswers (off by default); a --model r
 });
 
 test('task cards: a --model run refuses them before any work (its generator can be asked for any task)', async () => {
-  const dir = tempDir('medgr2-cycle-cards-');
+  const dir = tempDir('cycle-cards');
   const out = path.join(dir, 'run');
   const cards = path.join(dir, 'cards.json');
   fs.writeFileSync(cards, JSON.stringify({ generate: { taskCards: defaultCycleConfig().generate.taskCards } }));

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { Candidate, Sample } from '../../src/data/proto';
 import { defaultCycleConfig } from '../../src/cycle/config';
 import { readPool, seedCopyKey, type ParseContext } from '../../src/cycle/generator';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { groundedCount, groundInDescription } from '../../src/cycle/grounding';
 import { cycleRecipe, describedFact, medsynthReplyParser } from '../../src/cycle/recipe';
 
@@ -175,7 +175,7 @@ test("medgr2 generate's parser: --ground-answers grounds a full reply in its rat
   assert.equal(g.sample.answer, 'Kidney');
   assert.deepEqual(g.sample.options, ['Brain', 'Kidney', 'Knee', 'Chest']);
 
-  const dir = tempDir('medgr2-pool-described-');
+  const dir = tempDir('pool-described');
   const file = path.join(dir, 'pool.jsonl');
   fs.writeFileSync(
     file,

@@ -31,7 +31,7 @@ import { tinyConfig } from '../../src/model/tiny';
 import { scorePredictions } from '../../src/eval/scorer';
 import { runCli } from '../helpers/cli';
 import { QWEN_TOKENIZER_DIR, writeQwenTokenizerFiles } from '../helpers/real_vocab_model';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const ctx = { id: 'g1-0-0', image: '/x/0.png', modality: 'CT', task: 'Disease Diagnosis', round: 1 };
 const OBJ = {
@@ -132,7 +132,7 @@ test("the judge: prompt, and Yes/No ids on Qwen's tokenizer are the reply's firs
     /Can the question be answered from the image, and is the proposed answer correct\? Reply with Yes or No only\./,
   );
 
-  const dir = tempDir('medgr2-qwen-tok-');
+  const dir = tempDir('qwen-tok');
   writeQwenTokenizerFiles(dir);
   const tok = TextTokenizer.load(dir);
   const ids = yesNoTokens(tok);
@@ -153,7 +153,7 @@ test("the judge: prompt, and Yes/No ids on Qwen's tokenizer are the reply's firs
 });
 
 test('the judge: the log-prob readout gives the logits readout within float error', async () => {
-  const dir = tempDir('medgr2-judge-readout-');
+  const dir = tempDir('judge-readout');
   const img = path.join(dir, 'a.png');
   fs.writeFileSync(
     img,
@@ -279,7 +279,7 @@ test('the recipe rule: --model means the instruct recipe, its warm-ups off unles
 });
 
 test('medgr2 cycle: the instruct flags are refused without --model, a bad style is named', () => {
-  const out = path.join(tempDir('medgr2-cycle-flags-'), 'run');
+  const out = path.join(tempDir('cycle-flags'), 'run');
   const r = runCli(['cycle', '--generator-prompt', 'step', '--out', out]);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--generator-prompt \(config key generatorPrompt\): only with --model/);

@@ -6,7 +6,6 @@
 // 0.59; 900 steps reach loss 0.07, AUC 0.86 there.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { judgeRewards } from '../../src/cycle/judge';
@@ -18,6 +17,7 @@ import { loadSampleFile } from '../../src/data/sample_files';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
+import { tempDir } from '../helpers/temp_dir';
 
 const MODALITIES = ['CT', 'MRI', 'X-Ray', 'Dermoscopy'];
 
@@ -30,7 +30,7 @@ async function world(dir: string, count: number, seed: number) {
 }
 
 test('the reward model separates constructed negatives from positives (AUC > 0.8) after its training', async () => {
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-judge-'));
+  const root = tempDir('judge');
   const seed = await world(path.join(root, 'seed'), 64, 1);
   const heldOut = await world(path.join(root, 'test'), 48, 1001);
   const tok = TextTokenizer.load();

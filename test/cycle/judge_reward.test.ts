@@ -2,7 +2,6 @@
 // without one option scores 0; the model-backed term equals the judge's own score of the same samples.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { sampleOf } from '../helpers/samples';
@@ -14,6 +13,7 @@ import { synthesize } from '../../src/data/medsynth/world';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
+import { tempDir } from '../helpers/temp_dir';
 
 const sample = (images: string[]) =>
   sampleOf({
@@ -65,7 +65,7 @@ test('scoreGroup: a group function and the one-completion function agree; totals
 });
 
 test('rewardModelTerm on a tiny judge: the group scores are the judge P(Yes) of each answered sample', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-judge-reward-'));
+  const dir = tempDir('judge-reward');
   await synthesize({ out: dir, count: 1, seed: 3, modalities: ['CT'] as never });
   const image = path.join(dir, 'images', fs.readdirSync(path.join(dir, 'images'))[0]);
   const withImage: GrpoPrompt = grpoPromptsFromSamples([sample([image])], 'answer')[0];

@@ -3,7 +3,6 @@
 // trained model is a PEFT adapter folder, and a LoRA run refuses what it cannot do yet.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cycle } from '../../src/cycle/cycle';
@@ -12,6 +11,7 @@ import { tinyRun } from '../helpers/cycle_runs';
 import { runCycleWithAblations } from '../../src/cycle/ablations';
 import { Model } from '../../src/model/model';
 import { ADAPTER_CONFIG_FILE } from '../../src/model/peft_adapter';
+import { tempDir } from '../helpers/temp_dir';
 
 /** The tiny cycle with rank-4 adapters. */
 function tinyLoraRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig {
@@ -19,7 +19,7 @@ function tinyLoraRun(out: string, over: Partial<CycleConfig> = {}): CycleConfig 
 }
 
 test('a LoRA cycle: the roles are adapters on one shared base, loaded once', async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-lora-cycle-'));
+  const out = tempDir('lora-cycle');
   const loads: string[] = [];
   const load = Model.load;
   Model.load = (dir, opts) => {
@@ -59,7 +59,7 @@ test('a LoRA cycle: the roles are adapters on one shared base, loaded once', asy
 });
 
 test('a LoRA cycle refuses the graded reward model (its score head would train beside the adapter)', async () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-lora-graded-'));
+  const out = tempDir('lora-graded');
   await assert.rejects(
     new Cycle(tinyLoraRun(out, { rewardModel: 'graded' }), { log: () => {} }).run(),
     /rewardModel 'graded' does not train with LoRA/,

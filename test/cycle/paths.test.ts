@@ -1,13 +1,13 @@
 // `medgr2 cycle` without --out never collides with an earlier run.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { freshRunFolder } from '../../src/cycle/paths';
+import { tempDir } from '../helpers/temp_dir';
 
 test('the default run folder moves past folders that hold earlier runs', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-fresh-'));
+  const dir = tempDir('fresh');
   try {
     const base = path.join(dir, 'medgr2-cycle');
     assert.equal(freshRunFolder(base), base);

@@ -10,7 +10,7 @@ import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/pro
 import { readMessageFile } from '../../src/data/record_files';
 import { batchShare } from '../../src/util/batch_runner';
 import { runCli } from '../helpers/cli';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { freePort } from '../dist/ranks';
 
 test('batchShare: whole batches, batch k on rank k mod N, every item once', () => {
@@ -52,7 +52,7 @@ test(
   'medgr2 launch --nproc-per-node 2 cycle: one round, every record once, in order, one report',
   { timeout: 300_000 },
   async () => {
-    const dir = tempDir();
+    const dir = tempDir('cycle-ranks');
     const cfgFile = path.join(dir, 'tiny.json');
     fs.writeFileSync(cfgFile, JSON.stringify(tinyCycle()));
     const out = path.join(dir, 'run');

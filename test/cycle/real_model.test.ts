@@ -14,7 +14,7 @@ import { readMessageFile, readSamples } from '../../src/data/record_files';
 import { cliPath } from '../helpers/cli';
 import { greyImage, SYNTAX, writeDicom } from '../helpers/dicom';
 import { makeRealVocabModel } from '../helpers/real_vocab_model';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 /** An RGB PNG of w×h with a seeded pattern. */
 async function png(file: string, w: number, h: number, seed: number): Promise<void> {
@@ -176,7 +176,7 @@ function checkFinishedRun(out: string): void {
 }
 
 test('medgr2 cycle --model on OmniMedVQA JSON and a PNG + DICOM pool: one round end to end, then a killed run resumed', async () => {
-  const root = tempDir('medgr2-real-cycle-');
+  const root = tempDir('real-cycle');
   const f = await fixture(root);
 
   // 1. one round, uninterrupted

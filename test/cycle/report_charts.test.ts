@@ -4,13 +4,13 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { EvalRecord, RoundRecord, TestSetName } from '../../src/cycle/cycle';
 import type { ScoreResult } from '../../src/eval/scorer';
 import { buildCycleReport, writeCycleReport } from '../../src/cycle/report';
 import { REWARD_BINS } from '../../src/cycle/report_charts';
 import { assertPngOfSvg, assertSvgShows } from '../helpers/charts';
+import { tempDir } from '../helpers/temp_dir';
 
 const g = (correct: number, total: number) => ({ correct, total, accuracy: correct / total });
 const score = (c: number, t: number): ScoreResult => ({
@@ -49,16 +49,6 @@ function roundRec(round: number, valid: number[], kept: number[] | undefined): R
   };
 }
 
-const dirs: string[] = [];
-function tmp(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-report-charts-'));
-  dirs.push(d);
-  return d;
-}
-test.after(() => {
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
 test('cycle report charts: titles, axis titles, legends and values in every SVG; PNGs drawn; report.md shows them', async () => {
   const r1Valid = [0.05, 0.15, 0.15, 0.55, 0.82, 0.91, 0.95];
   const r2Valid = [0.35, 0.62, 0.88, 0.93, 0.97, 0.99];
@@ -73,7 +63,7 @@ test('cycle report charts: titles, axis titles, legends and values in every SVG;
     evalRec('sftCycle', r, { inDomain: 30 + 4 * r }),
     evalRec('grpoCycle', r, { inDomain: 33 + 4 * r }),
   ]);
-  const out = tmp();
+  const out = tempDir('report-charts');
   const report = buildCycleReport(rounds, arms, perRound, 12);
   const md = await writeCycleReport(out, report);
 
@@ -184,7 +174,7 @@ test('cycle report charts: titles, axis titles, legends and values in every SVG;
 });
 
 test('cycle report charts: a round recorded before rewardsKept and no per-round evals still give readable charts', async () => {
-  const out = tmp();
+  const out = tempDir('report-charts');
   const report = buildCycleReport([roundRec(1, [], undefined)], { base: evalRec('base', 0, { inDomain: 0 }) }, []);
   assert.equal(report.rounds[0].reward.histogramKept, undefined);
   const md = await writeCycleReport(out, report);

@@ -3,7 +3,6 @@
 // once; bad input fails with a clear error and keeps the stages already finished.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Cycle } from '../../src/cycle/cycle';
@@ -11,19 +10,16 @@ import { tinyRun } from '../helpers/cycle_runs';
 import type { Candidate, RunManifest, ScoredCandidate } from '../../src/data/proto';
 import { readMessageFile, readSamples, writeMessageFileAtomic } from '../../src/data/record_files';
 import { runCycleWithAblations, STUDY, type StudyOptions } from '../../src/cycle/ablations';
+import { tempDir } from '../helpers/temp_dir';
 
 const quiet = { log: () => {} };
-
-function tmp(name: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `medgr2-${name}-`));
-}
 
 function status(file: string): string {
   return readMessageFile<RunManifest>(file, { expect: 'medgr2.RunManifest' }).messages[0].status;
 }
 
 test('one round end to end: every stage finishes with its records, manifest and the report', async () => {
-  const out = tmp('cycle1');
+  const out = tempDir('cycle1');
   const { main } = await runCycleWithAblations(tinyRun(out), {}, { log: () => {} });
   for (const f of fs.readdirSync(path.join(out, 'manifests')))
     assert.equal(status(path.join(out, 'manifests', f)), 'SUCCEEDED', f);
@@ -75,7 +71,7 @@ async function tinyStudy(out: string, opts: StudyOptions = {}) {
 }
 
 test('the study: both ablations, the data-efficiency arms, the graded reward model and the paper GRPO reward, in one report', async () => {
-  const out = tmp('cycle-study');
+  const out = tempDir('cycle-study');
   const { text, lines, replaced, report } = await tinyStudy(out, { parallelLanes: true });
   assert.ok(replaced);
   assert.ok(
@@ -107,8 +103,8 @@ test('the study: both ablations, the data-efficiency arms, the graded reward mod
 });
 
 test("the study's two lanes side by side give the numbers of one lane after the other", async () => {
-  const apart = await tinyStudy(tmp('cycle-study-serial'));
-  const together = await tinyStudy(tmp('cycle-study-lanes'), { parallelLanes: true });
+  const apart = await tinyStudy(tempDir('cycle-study-serial'));
+  const together = await tinyStudy(tempDir('cycle-study-lanes'), { parallelLanes: true });
   assert.ok(Object.keys(apart.report.final).length >= 8);
   assert.deepEqual(together.report.final, apart.report.final);
   assert.deepEqual(together.report.efficiency, apart.report.efficiency);
@@ -116,7 +112,7 @@ test("the study's two lanes side by side give the numbers of one lane after the 
 });
 
 test('stages side by side: a stage failing in one lane lets the other lane finish; --resume completes the run', async () => {
-  const out = tmp('cycle-lanes');
+  const out = tempDir('cycle-lanes');
   const lanes = { parallelLanes: true };
   const beforeStage = (stage: string, round: number) => {
     if (stage === 'co-develop-generator' && round === 1) throw new Error('injected failure in the co-develop lane');
@@ -137,7 +133,7 @@ test('stages side by side: a stage failing in one lane lets the other lane finis
 });
 
 test('killed during a stage, --resume finishes without redoing finished stages; every record exactly once', async () => {
-  const out = tmp('cycle-kill');
+  const out = tempDir('cycle-kill');
   let kills = 0;
   const killAt = (stage: string) => async (s: string) => {
     if (s === stage && kills++ === 0) throw new Error('simulated kill');
@@ -176,9 +172,9 @@ test('killed during a stage, --resume finishes without redoing finished stages; 
 
 test('bad input: a clear error, and the stages already finished are kept', async () => {
   // a model folder without a tokenizer: the world is made, then init fails
-  const noTok = tmp('notok');
+  const noTok = tempDir('notok');
   fs.writeFileSync(path.join(noTok, 'config.json'), '{}');
-  const out1 = tmp('bad-model');
+  const out1 = tempDir('bad-model');
   // (an instruct run's generate group: the default one's task card is for the default recipe)
   const instruct = tinyRun(out1, { model: noTok });
   instruct.generate = { ...instruct.generate, taskCards: undefined };
@@ -188,7 +184,7 @@ test('bad input: a clear error, and the stages already finished are kept', async
   assert.ok(fs.existsSync(path.join(out1, 'data', 'seed.rec')));
 
   // a seed file with no labels
-  const dir = tmp('bad-seed');
+  const dir = tempDir('bad-seed');
   const unlabelled = path.join(dir, 'seed.jsonl');
   fs.writeFileSync(
     unlabelled,
@@ -208,7 +204,7 @@ test('bad input: a clear error, and the stages already finished are kept', async
   const { encodePng } = await import('../../src/data/medsynth/world');
   fs.writeFileSync(path.join(dir, 'pool', 'ok.png'), await encodePng(new Uint8Array(56 * 56 * 3).fill(90), 56));
   await assert.rejects(
-    new Cycle(tinyRun(tmp('bad-seed-out'), { seedData: unlabelled, pool: path.join(dir, 'pool') }), quiet).run(),
+    new Cycle(tinyRun(tempDir('bad-seed-out'), { seedData: unlabelled, pool: path.join(dir, 'pool') }), quiet).run(),
     /--seed-data.*(answer|labelled)/s,
   );
 
@@ -233,7 +229,7 @@ test('bad input: a clear error, and the stages already finished are kept', async
   );
   fs.writeFileSync(path.join(dir, 'pool', 'broken.png'), 'not a png');
   await assert.rejects(
-    new Cycle(tinyRun(tmp('bad-pool-out'), { seedData: labelled, pool: path.join(dir, 'pool') }), quiet).run(),
+    new Cycle(tinyRun(tempDir('bad-pool-out'), { seedData: labelled, pool: path.join(dir, 'pool') }), quiet).run(),
     /pool: .*broken\.png/,
   );
 });

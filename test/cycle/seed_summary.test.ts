@@ -11,7 +11,7 @@ import { paperClaims, type ArmTable, type CycleReport } from '../../src/cycle/re
 import { formatSeedSummary, readSeedRun, seedStat, summarizeSeeds } from '../../src/cycle/seed_summary';
 import { runCli } from '../helpers/cli';
 import { tinyRun } from '../helpers/cycle_runs';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const sets = (inDomain: number, heldOutModality: number, heldOutTask: number): Record<TestSetName, number> => ({
   inDomain,
@@ -153,7 +153,7 @@ test('seedStat: mean and the sample standard deviation (n - 1), 0 for one value'
 });
 
 test('summarizeSeeds: means ± sd per arm and set, per round, of the judge and the efficiency arms', () => {
-  const root = tempDir('medgr2-summary-');
+  const root = tempDir('summary');
   const s = summarizeSeeds(SEEDS.map((n) => readSeedRun(writeRun(root, n))));
   assert.deepEqual(
     s.runs.map((r) => r.seed),
@@ -179,7 +179,7 @@ test('summarizeSeeds: means ± sd per arm and set, per round, of the judge and t
 });
 
 test('summarizeSeeds: grounded candidates per round as mean ± sd, tabled only when a run grounded any', () => {
-  const root = tempDir('medgr2-summary-grounded-');
+  const root = tempDir('summary-grounded');
   const counts: [number, number][] = [
     [276, 165],
     [205, 108],
@@ -198,7 +198,7 @@ test('summarizeSeeds: grounded candidates per round as mean ± sd, tabled only w
 });
 
 test('summarizeSeeds: each claim judged on the means, with the seeds it holds on alone', () => {
-  const root = tempDir('medgr2-summary-');
+  const root = tempDir('summary');
   const s = summarizeSeeds(SEEDS.map((n) => readSeedRun(writeRun(root, n))));
   const claim = (re: RegExp) => s.claims.find((c) => re.test(c.name))!;
   // grpoCycle 0.583 vs random 0.533 on the mean of held-out modalities; seed 3 alone 0.45 vs 0.5
@@ -231,7 +231,7 @@ test('summarizeSeeds: each claim judged on the means, with the seeds it holds on
 });
 
 test('summarizeSeeds refuses runs of another configuration, a repeated seed, an unfinished run', () => {
-  const root = tempDir('medgr2-summary-');
+  const root = tempDir('summary');
   const a = readSeedRun(writeRun(root, SEEDS[0]));
   const other = readSeedRun(writeRun(path.join(root, 'b'), SEEDS[1], { world: { poolImages: 48 } }));
   assert.throws(() => summarizeSeeds([a, other]), /differs from .*seed-1's in "world"/);
@@ -248,7 +248,7 @@ test('summarizeSeeds refuses runs of another configuration, a repeated seed, an 
 });
 
 test('medgr2 summarize: prints the summary, writes summary.md and summary.json; a bad folder exits non-zero', () => {
-  const root = tempDir('medgr2-summary-');
+  const root = tempDir('summary');
   const dirs = SEEDS.map((n) => writeRun(root, n));
   const out = path.join(root, 'summary');
   const r = runCli(['summarize', ...dirs, '--out', out]);
@@ -263,7 +263,7 @@ test('medgr2 summarize: prints the summary, writes summary.md and summary.json; 
 });
 
 test('medgr2 cycle --seeds 1,2: one run per world seed in OUT/seed-N, then OUT/summary.md of both', () => {
-  const dir = tempDir('medgr2-seeds-');
+  const dir = tempDir('seeds');
   const out = path.join(dir, 'runs');
   // the file merges into the defaults key by key: the tiny run's top-k would join the default top fraction
   const { out: _out, resume: _resume, seed: _seed, select: _select, ...tiny } = tinyRun(out);
@@ -285,7 +285,7 @@ test('medgr2 cycle --seeds 1,2: one run per world seed in OUT/seed-N, then OUT/s
 });
 
 test('medgr2 cycle --seeds: a list of two or more distinct seeds, and not with --seed', () => {
-  const out = path.join(tempDir('medgr2-seeds-'), 'runs');
+  const out = path.join(tempDir('seeds'), 'runs');
   const cases: [string[], RegExp][] = [
     [['--seeds', '1'], /--seeds: at least 2 seeds, got "1"/],
     [['--seeds', '1,1'], /--seeds: a seed is repeated in "1,1"/],

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { ScoredCandidate } from '../../src/data/proto';
 import { precisionByGroupTable } from '../../src/cycle/report';
 import { precisionGroup, selectionPrecision } from '../../src/cycle/selection_precision';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 function candidate(image: string, task: string, answer: string, selected: boolean, valid = true): ScoredCandidate {
   const sample = { images: [image], task, answer } as ScoredCandidate['candidate']['sample'];
@@ -22,7 +22,7 @@ function candidate(image: string, task: string, answer: string, selected: boolea
 }
 
 test('selectionPrecision: right and wrong, kept and dropped, in total and per task and side of the seed', () => {
-  const world = tempDir('medgr2-precision-');
+  const world = tempDir('precision');
   const truth = [
     { image_path: 'images/0.png', modality: 'CT', anatomy: 'Brain', disease: 'Tumor' },
     { image_path: 'images/1.png', modality: 'OCT', anatomy: 'Macula', disease: 'CNV' },

@@ -2,12 +2,12 @@
 // worked out by hand from the standard's formulas.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { decodeImage, decodeImageFile } from '../../src/data/images/decode';
 import { decodeDicom, windowLinear } from '../../src/data/images/dicom';
 import { greyImage, SYNTAX, writeDicom } from '../helpers/dicom';
+import { tempDir } from '../helpers/temp_dir';
 
 /** The grey level of each pixel (checking R = G = B). */
 function greys(img: { data: Uint8Array; width: number; height: number }): number[] {
@@ -92,7 +92,7 @@ test('a bare dataset without preamble is read as implicit VR little endian (by .
 });
 
 test('a truncated file errors with its name', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-dicom-'));
+  const dir = tempDir('dicom');
   const full = writeDicom({
     syntax: SYNTAX.explicitLE,
     elements: greyImage({ rows: 16, cols: 16, bits: 16, pixels: new Array(256).fill(7) }),

@@ -2,7 +2,6 @@
 // TypeScript bicubic equals Pillow's on committed fixtures; patches come out in HF's order.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -17,8 +16,9 @@ import { smartResize } from '../../src/data/images/smart_resize';
 import type { RgbImage } from '../../src/data/images/types';
 import { assertClose, rng } from '../helpers/numeric';
 import { repoRoot } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-images-'));
+const tmp = tempDir('images');
 
 function randomImage(width: number, height: number, seed: number): RgbImage {
   const r = rng(seed);

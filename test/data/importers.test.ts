@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { importFiles } from '../../src/data/import';
 import { MODALITIES, normalizeModality, normalizeTask, TASKS } from '../../src/data/importers/normalize';
@@ -11,12 +10,13 @@ import { parseChooseSuffix, parseLetteredOptions } from '../../src/data/importer
 import { matchOption } from '../../src/data/answer_grammar';
 import { readSamples } from '../../src/data/record_files';
 import { OMNIMEDVQA_FIXTURES, runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 const FIXTURES = OMNIMEDVQA_FIXTURES;
 const AUTHORS_TEST = path.join(FIXTURES, 'medgr2-formatted-test.jsonl');
 
 function withDir(fn: (dir: string) => void): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-import-'));
+  const dir = tempDir('import');
   try {
     fn(dir);
   } finally {

@@ -3,7 +3,6 @@
 // options and balanced across A-D; modality cues strong enough for a trivial classifier.
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
@@ -14,8 +13,9 @@ import type { ImageTruth } from '../../src/data/medsynth/truth';
 import type { OmniRecord } from '../../src/data/medsynth/questions';
 import { GRADE_RADIUS, GRADES, MODALITIES, MODALITY_SPECS, NORMAL, TASKS } from '../../src/data/medsynth/vocab';
 import { synthesize } from '../../src/data/medsynth/world';
+import { tempDir } from '../helpers/temp_dir';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-medsynth-'));
+const tmp = tempDir('medsynth');
 const readJsonl = <T>(file: string): T[] =>
   fs
     .readFileSync(file, 'utf8')
@@ -238,7 +238,7 @@ test('modality cues are strong: nearest neighbour on 8×8 thumbnails gets > 90%'
 });
 
 test('captioned split: every modality, captions name the truth except at the noise rate, same seed same bytes', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
+  const dir = tempDir('medsynth-captions');
   try {
     const summary = await synthesize({ out: dir, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
     assert.equal(summary.captioned, 400);
@@ -278,7 +278,7 @@ test('captioned split: every modality, captions name the truth except at the noi
     }
     assert.ok(graded > 150, `${graded} captions name a grade`);
     assert.ok(Math.abs(gradeRight / graded - 0.8) < 0.1, `grade right in ${gradeRight} of ${graded}`);
-    const again = fs.mkdtempSync(path.join(os.tmpdir(), 'medsynth-captions-'));
+    const again = tempDir('medsynth-captions-again');
     await synthesize({ out: again, count: 0, captioned: 400, captionNoise: 0.2, seed: 5, size: 56 });
     assert.equal(
       fs.readFileSync(path.join(again, 'captions.jsonl'), 'utf8'),

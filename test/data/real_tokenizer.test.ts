@@ -11,7 +11,7 @@ import { encodeChat, renderChat, type ChatMessage } from '../../src/data/chat_te
 import type { Grid } from '../../src/data/images/patchify';
 import { Tokenizer } from '../../src/data/model_tokenizer';
 import { TextTokenizer } from '../../src/data/tokenizer';
-import { tmpDir } from '../helpers/checkpoints';
+import { tempDir } from '../helpers/temp_dir';
 import { rng } from '../helpers/numeric';
 import {
   QWEN_IDS,
@@ -22,7 +22,7 @@ import {
 
 /** A folder holding Qwen's tokenizer with Qwen2-VL's chat template (and a processor config). */
 function qwenFolder(): string {
-  const dir = tmpDir('qwen-tok');
+  const dir = tempDir('qwen-tok');
   writeQwenTokenizerFiles(dir);
   fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify(realProcessorConfigJson()));
   return dir;
@@ -165,11 +165,11 @@ test('Tokenizer.fromModel: applyChatTemplate gives the processor ids (pads expan
     /1 <\|image_pad\|>.*0 image grids/,
   );
   assert.throws(() => tok.applyChatTemplate([{ role: 'user', content: 3 } as never]), /messages\[0\]\.content/);
-  await assert.rejects(Tokenizer.fromModel(tmpDir('empty')), /no tokenizer\.json/);
+  await assert.rejects(Tokenizer.fromModel(tempDir('empty')), /no tokenizer\.json/);
 });
 
 test("a folder's own template is what renders: Qwen3's template (no default system turn)", async () => {
-  const dir = tmpDir('qwen3-tok');
+  const dir = tempDir('qwen3-tok');
   for (const f of ['tokenizer.json', 'tokenizer_config.json'])
     fs.copyFileSync(path.join(QWEN_TOKENIZER_DIR, f), path.join(dir, f));
   const tok = await Tokenizer.fromModel(dir);
@@ -200,7 +200,7 @@ test("a folder's own template is what renders: Qwen3's template (no default syst
 });
 
 test("raise_exception in a template is an error naming the folder's template file", async () => {
-  const dir = tmpDir('raise-tok');
+  const dir = tempDir('raise-tok');
   writeQwenTokenizerFiles(dir);
   fs.writeFileSync(
     path.join(dir, 'chat_template.jinja'),

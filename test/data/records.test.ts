@@ -2,7 +2,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { crc32c, maskCrc, maskedCrc32c } from '../../src/data/crc32c';
 import {
@@ -15,10 +14,7 @@ import {
 import { MessageWriter, readMessageFile, readSamples, writeSamples } from '../../src/data/record_files';
 import type { Sample } from '../../src/data/proto';
 import { rng } from '../helpers/numeric';
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-records-'));
-}
+import { tempDir } from '../helpers/temp_dir';
 
 /** Bit-at-a-time CRC32C straight from the definition: the slow twin of the table version. */
 function crc32cBitwise(bytes: Uint8Array): number {
@@ -71,7 +67,7 @@ test('a frame is length, masked CRC of the length, payload, masked CRC of the pa
 });
 
 test('records written by the writer read back exactly, past the write buffer size', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'a.rec');
     const payloads = [...randomPayloads(2, 20), Buffer.alloc(1_500_000, 7)];
@@ -92,7 +88,7 @@ test('records written by the writer read back exactly, past the write buffer siz
 });
 
 test('a torn tail is reported (bytes, one record), warned about, and ignored; a clean cut is no tear', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 't.rec');
     const payloads = randomPayloads(3, 10);
@@ -116,7 +112,7 @@ test('a torn tail is reported (bytes, one record), warned about, and ignored; a 
 });
 
 test('a flipped byte anywhere in a complete record is corruption, with the file and byte offset', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'c.rec');
     const payloads = randomPayloads(4, 8).map((p, i) => (p.length === 0 ? Buffer.from([i]) : p));
@@ -149,7 +145,7 @@ test('a flipped byte anywhere in a complete record is corruption, with the file 
 });
 
 test('appending cuts a torn tail off first, so new records never follow garbage', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'app.rec');
     const w = new RecordWriter(file);
@@ -173,7 +169,7 @@ test('appending cuts a torn tail off first, so new records never follow garbage'
 });
 
 test('the atomic writer replaces a file whole and leaves no temporary behind', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'w.rec');
     writeRecordFileAtomic(file, [Buffer.from('old')]);
@@ -213,7 +209,7 @@ function sample(i: number): Sample {
 }
 
 test('Samples round-trip through a typed record file; same samples give the same bytes', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 's.rec');
     const samples = Array.from({ length: 25 }, (_, i) => sample(i));
@@ -230,7 +226,7 @@ test('Samples round-trip through a typed record file; same samples give the same
 });
 
 test('MessageWriter appends under one header and refuses a file of another type', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'm.rec');
     const manifest = {
@@ -262,7 +258,7 @@ test('MessageWriter appends under one header and refuses a file of another type'
 });
 
 test('Candidates and scored candidates nest the sample', () => {
-  const dir = tmpDir();
+  const dir = tempDir('records');
   try {
     const file = path.join(dir, 'sc.rec');
     const scored = {

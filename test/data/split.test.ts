@@ -2,7 +2,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { importFiles } from '../../src/data/import';
 import type { Sample } from '../../src/data/proto';
@@ -10,6 +9,7 @@ import { readSamples } from '../../src/data/record_files';
 import { groupSeed, splitByGroup, testCount } from '../../src/data/split';
 import { rng } from '../helpers/numeric';
 import { OMNIMEDVQA_FIXTURES, runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 const AUTHORS_TEST = path.join(OMNIMEDVQA_FIXTURES, 'medgr2-formatted-test.jsonl');
 const fixture = (): Sample[] => importFiles([AUTHORS_TEST]).samples;
@@ -83,7 +83,7 @@ test('same seed gives the same split, another seed another; groups do not depend
 });
 
 test('medgr2 data split writes DIR/<group>.train|test files and split.json, byte-identical for a seed', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-split-'));
+  const dir = tempDir('split');
   try {
     const run = (out: string) =>
       runCli([

@@ -3,11 +3,11 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../../src/data/tokenizer';
 import { repoRoot } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 const tok = TextTokenizer.load();
 
@@ -100,7 +100,7 @@ test('missing tokenizer file errors by name', () => {
 });
 
 test('scripts/make_tokenizer reproduces the committed tokenizer byte for byte', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-tok-'));
+  const out = tempDir('make-tokenizer');
   const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'scripts', 'make_tokenizer.js'), '--out', out], {
     encoding: 'utf8',
   });

@@ -1,13 +1,12 @@
 // The launcher with real processes: every rank gets torchrun's environment and a prefix on its lines;
 // when one rank fails the others are stopped within the grace period and the failed rank is named.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { launch } from '../../src/dist/launch';
 import { runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 function collect(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -42,7 +41,7 @@ test('a rank that fails stops the others (SIGTERM, then SIGKILL after the grace)
   const t0 = Date.now();
   // Rank 0 ignores SIGTERM and would wait a minute, so only SIGKILL ends it; rank 1 fails once rank 0
   // has its handler (a file says so): failing at once raced rank 0's start-up, which SIGTERM then ended.
-  const ready = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-launch-')), 'rank0-ready');
+  const ready = path.join(tempDir('launch'), 'rank0-ready');
   const r = await launch({
     argv: node(
       `const fs = require("fs"); const ready = ${JSON.stringify(ready)};` +

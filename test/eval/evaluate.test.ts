@@ -10,7 +10,8 @@ import { DEFAULT_TOKENIZER_DIR, TextTokenizer } from '../../src/data/tokenizer';
 import { Model, tinyConfig } from '../../src/index';
 import type { GenerateOptions, ModelBatch } from '../../src/model/model';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
+import { medsynthWorld, worldSamples } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { POLICY_SYSTEM } from '../../src/eval/policy_prompt';
 import { readModelSettings, stopTokensOf } from '../../src/model/folder_settings';
 import { realGenerationConfigJson, realProcessorConfigJson } from '../helpers/real_vocab_model';
@@ -94,7 +95,7 @@ test("evaluatePolicy with a model folder's settings: its max_pixels, eos list an
   const world = await medsynthWorld(8, 1, 224);
   const samples = worldSamples(world).slice(0, 3);
   const tok = TextTokenizer.load();
-  const folder = tempDir();
+  const folder = tempDir('eval-settings');
   fs.writeFileSync(path.join(folder, 'preprocessor_config.json'), JSON.stringify(realProcessorConfigJson()));
   fs.writeFileSync(path.join(folder, 'generation_config.json'), JSON.stringify(realGenerationConfigJson()));
   const { processor, generation } = readModelSettings(folder, tinyConfig('qwen2_vl').vision);
@@ -129,7 +130,7 @@ test("evaluatePolicy with a model folder's settings: its max_pixels, eos list an
 
 test('medgr2 eval writes predictions that medgr2 eval score scores the same; bad input gets one clear line', async () => {
   const world = await medsynthWorld(200);
-  const dir = tempDir();
+  const dir = tempDir('eval-cli');
   const modelDir = path.join(dir, 'policy');
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 4 });
   await m.save(modelDir, { sourceDir: DEFAULT_TOKENIZER_DIR });

@@ -4,13 +4,13 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { crossMatrixChart } from '../../src/eval/heatmap';
 import { chartSvg } from '../../src/report/charts';
 import { namedPredictions } from '../../src/cli/eval_score';
 import { assertPngOfSvg, assertSvgShows, svgTexts } from '../helpers/charts';
 import { OMNIMEDVQA_FIXTURES, runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 const BENCH = path.join(OMNIMEDVQA_FIXTURES, 'medgr2-formatted-test.jsonl');
 
@@ -59,7 +59,7 @@ test('namedPredictions: NAME=FILE names a model, a plain file is named by its ba
 });
 
 test('medgr2 eval score with several models: the matrix as text and JSON, and --heatmap draws it', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-heatmap-'));
+  const dir = tempDir('heatmap');
   try {
     const bench = fs
       .readFileSync(BENCH, 'utf8')

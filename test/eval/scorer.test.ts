@@ -3,12 +3,12 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { crossMatrix, formatCrossMatrix, type ScoreResult } from '../../src/eval/scorer';
 import { predictedOption } from '../../src/data/answer_grammar';
 import { OMNIMEDVQA_FIXTURES, runCli } from '../helpers/cli';
 import { assertClose } from '../helpers/numeric';
+import { tempDir } from '../helpers/temp_dir';
 
 const FIXTURES = OMNIMEDVQA_FIXTURES;
 const BENCH = path.join(FIXTURES, 'medgr2-formatted-test.jsonl');
@@ -68,7 +68,7 @@ const readJsonl = (f: string) =>
     .map((l) => JSON.parse(l));
 
 function withDir(fn: (dir: string) => void): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-score-'));
+  const dir = tempDir('score');
   try {
     fn(dir);
   } finally {

@@ -1,7 +1,6 @@
 // Test helpers for model folders: random parameters for a config, a pure-TypeScript safetensors
 // encoder (for hand-made and deliberately broken files), raw bytes of tensors for bit-exact checks.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModelConfig } from '../../src/native/model_config';
 import { expectedParameters } from '../../src/model/parameters';
@@ -11,10 +10,6 @@ import { addon } from './addon';
 import { rng } from './numeric';
 
 export const repoConfigs = path.resolve(__dirname, '..', '..', '..', 'configs', 'models');
-
-export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `medgr2-${prefix}-`));
-}
 
 /** Random finite values of `dtype` for `n` elements (bf16/f16 as raw bits with a tame exponent). */
 export function randomArray(dtype: DtypeName, n: number, rand: () => number): AnyTypedArray {

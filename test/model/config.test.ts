@@ -3,13 +3,13 @@
 // Pure TypeScript: no addon needed.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadModelConfig, modelConfigToJson, parseModelConfig } from '../../src/model/config';
 import type { ModelConfig } from '../../src/native/model_config';
 import { canonicalName, expectedParameters, parameterCount } from '../../src/model/parameters';
 import { repoRoot } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 // ----- configs as published on the Hugging Face hub (config.json of each repository) -----------
 
@@ -506,7 +506,7 @@ describe('expectedParameters', () => {
 
 describe('loadModelConfig and the tiny configs', () => {
   test('a folder without config.json gets a clear error', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-cfg-'));
+    const dir = tempDir('cfg');
     await assert.rejects(loadModelConfig(dir), /no config\.json/);
     await assert.rejects(loadModelConfig(path.join(dir, 'nope')), /no such model folder or config file/);
     fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": ');

@@ -11,9 +11,9 @@ import { TextTokenizer } from '../../src/data/tokenizer';
 import { DecodedImages, encodeConversation, loadImages, type LoadedImage } from '../../src/model/encode';
 import { readProcessorSettings } from '../../src/model/folder_settings';
 import { realProcessorConfigJson } from '../helpers/real_vocab_model';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
-const dir = tempDir('medgr2-encode-');
+const dir = tempDir('encode');
 const image = path.join(dir, 'scan.png');
 
 async function writeImage(): Promise<void> {

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { loadCheckpoint, Model, saveCheckpoint, tinyConfig, Tensor } from '../../src/index';
 import { findNonFiniteTensor } from '../../src/model/finite_weights';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir } from '../helpers/world';
+import { medsynthWorld } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const UP = 'model.layers.0.mlp.up_proj.weight';
 
@@ -23,7 +24,7 @@ function poisoned(m: Model, name: string, values: number[]): Record<string, Tens
 
 test('saving a model with a NaN weight throws naming the tensor and leaves no folder', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 3 });
-  const dir = path.join(tempDir(), 'out');
+  const dir = path.join(tempDir('nan-save'), 'out');
   await m.setParameters(poisoned(m, UP, [NaN, Infinity, -Infinity]));
   await assert.rejects(
     m.save(dir),
@@ -43,7 +44,7 @@ test('saving a model with a NaN weight throws naming the tensor and leaves no fo
 
 test('loading a folder with a NaN weight throws naming the tensor and the file; medgr2 eval exits non-zero', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 3 });
-  const dir = path.join(tempDir(), 'nan-model');
+  const dir = path.join(tempDir('nan-load'), 'nan-model');
   // Written with the check off, as a diverged run of an older medgr2 (or another tool) would have.
   await saveCheckpoint(dir, m.config, poisoned(m, UP, [NaN, NaN]), { checkFinite: false });
   await m.dispose();

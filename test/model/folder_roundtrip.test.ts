@@ -10,7 +10,7 @@ import { modelConfigToJson, parseModelConfig } from '../../src/model/config';
 import { COMPANION_FILES, copyModelFolder } from '../../src/model/hf_folder';
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
-import { tmpDir } from '../helpers/checkpoints';
+import { tempDir } from '../helpers/temp_dir';
 import { makeRealVocabModel } from '../helpers/real_vocab_model';
 
 /** Every key path of a JSON object ("vision_config.depth", ...). */
@@ -23,8 +23,8 @@ function keyPaths(v: unknown, prefix = ''): string[] {
 }
 
 test('saving a loaded hub folder writes its tokenizer, template, processor and generation files back unchanged', async () => {
-  const src = await makeRealVocabModel(tmpDir('hub-in'));
-  const out = path.join(tmpDir('hub-out'), 'saved');
+  const src = await makeRealVocabModel(tempDir('hub-in'));
+  const out = path.join(tempDir('hub-out'), 'saved');
   const model = await Model.load(src);
   try {
     await model.save(out);
@@ -81,9 +81,9 @@ test('config.json written from a config without architectures names the model cl
 });
 
 test("copyModelFolder links the weights (same inode), copies the folder's own files, leaves the rest", async () => {
-  const src = await makeRealVocabModel(tmpDir('link-in'));
+  const src = await makeRealVocabModel(tempDir('link-in'));
   fs.writeFileSync(path.join(src, 'README.md'), 'model card');
-  const dst = path.join(tmpDir('link-out'), 'init');
+  const dst = path.join(tempDir('link-out'), 'init');
   const copied = await copyModelFolder(src, dst);
   assert.deepEqual(copied.sort(), [
     'chat_template.json',
@@ -100,5 +100,8 @@ test("copyModelFolder links the weights (same inode), copies the folder's own fi
   );
   assert.ok(!fs.existsSync(path.join(dst, 'README.md')));
   for (const f of copied) assert.ok(fs.readFileSync(path.join(src, f)).equals(fs.readFileSync(path.join(dst, f))), f);
-  await assert.rejects(copyModelFolder(tmpDir('link-empty'), path.join(tmpDir('x'), 'y')), /no model\.safetensors/);
+  await assert.rejects(
+    copyModelFolder(tempDir('link-empty'), path.join(tempDir('link-empty-out'), 'y')),
+    /no model\.safetensors/,
+  );
 });

@@ -15,10 +15,10 @@ import {
   withPixelBounds,
 } from '../../src/model/folder_settings';
 import { QWEN_IDS, realGenerationConfigJson, realProcessorConfigJson } from '../helpers/real_vocab_model';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 /** A folder holding only the given files (objects are written as JSON, strings as they are). */
-const root = tempDir('medgr2-settings-');
+const root = tempDir('settings');
 let made = 0;
 function folder(files: Record<string, unknown>): string {
   const dir = path.join(root, String(made++));

@@ -18,11 +18,11 @@ import {
   readJson,
   repoConfigs,
   tensorBytes,
-  tmpDir,
   writeFolder,
 } from '../helpers/checkpoints';
+import { tempDir } from '../helpers/temp_dir';
 
-const root = tmpDir('ckpt');
+const root = tempDir('ckpt');
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 let serial = 0;
 const fresh = (name: string) => path.join(root, `${++serial}-${name}`);

@@ -4,13 +4,13 @@
 // a tiny model learning with adapters only, and the errors.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Model, nextTokenLabels, packSequences, tinyConfig, type ModelTypes } from '../../src/index';
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { addon, assertClose, randn, rng } from '../helpers/addon';
 import { imageBatch } from '../helpers/batches';
+import { tempDir } from '../helpers/temp_dir';
 
 type NativeTensor = InstanceType<typeof addon.Tensor>;
 type Batch = ModelTypes.ModelBatch & { inputIds: Int32Array; cuSeqlens: Int32Array };
@@ -416,7 +416,7 @@ test('adapters are reduced with the gradients (data parallel) and never saved by
   } finally {
     dist.close();
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-lora-'));
+  const dir = tempDir('lora-save');
   try {
     await m.save(dir);
     const header = await readSafetensorsHeader(path.join(dir, 'model.safetensors'));

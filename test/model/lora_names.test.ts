@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { tinyConfig } from '../../src/model/tiny';
@@ -23,6 +22,7 @@ import {
 } from '../../src/model/lora';
 import { adapterConfig, loadAdapter, ADAPTER_CONFIG_FILE } from '../../src/model/peft_adapter';
 import { loraSpecFromCli } from '../../src/cli/lora_options';
+import { tempDir } from '../helpers/temp_dir';
 
 const spec = (over: Partial<LoraSpec> = {}): LoraSpec => resolveLoraSpec(over);
 
@@ -161,7 +161,7 @@ test("adapter_config.json carries LoraConfig's fields", () => {
 });
 
 test('adapters using what medgr2 cannot honour are refused, naming the field', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-lora-cfg-'));
+  const dir = tempDir('lora-cfg');
   const write = (over: Record<string, unknown>) =>
     fs.writeFileSync(path.join(dir, ADAPTER_CONFIG_FILE), JSON.stringify({ ...adapterConfig(spec(), 'x'), ...over }));
   const cfg = tinyConfig('qwen2_vl');

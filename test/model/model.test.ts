@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Model, nextTokenLabels, packSequences, tinyConfig, TINY_TOKENS as T, type ModelTypes } from '../../src/index';
 import { addon, assertClose, randn, rng } from '../helpers/addon';
+import { tempDir } from '../helpers/temp_dir';
 
 type Kind = 'qwen2_vl' | 'qwen2_5_vl';
 
@@ -259,9 +260,8 @@ test('bad batches get clear errors', async () => {
 
 test('Model.save then Model.load is bit-exact: both architectures, tied and untied, single file and sharded', async () => {
   const fs = await import('node:fs');
-  const os = await import('node:os');
   const path = await import('node:path');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-model-'));
+  const dir = tempDir('model-save');
   try {
     for (const kind of ['qwen2_vl', 'qwen2_5_vl'] as Kind[]) {
       for (const tie of [false, true]) {

@@ -18,13 +18,14 @@ import {
 } from '../../src/model/safetensors';
 import type { NativeTensorLocation } from '../../src/native/types';
 import { addon } from '../helpers/addon';
-import { encodeSafetensors, tmpDir } from '../helpers/checkpoints';
+import { encodeSafetensors } from '../helpers/checkpoints';
+import { tempDir } from '../helpers/temp_dir';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
 const st = addon.safetensors;
-const dir = tmpDir('st');
+const dir = tempDir('safetensors');
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function f32Bytes(values: number[]): Uint8Array {

@@ -4,7 +4,6 @@
 // head (config.json's architecture and labels, score.weight, addScoreHead).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -18,6 +17,7 @@ import {
 import { readSafetensorsHeader } from '../../src/model/safetensors';
 import { addon, assertClose } from '../helpers/addon';
 import { imageBatch } from '../helpers/batches';
+import { tempDir } from '../helpers/temp_dir';
 
 type NativeTensor = InstanceType<typeof addon.Tensor>;
 
@@ -56,10 +56,6 @@ function squaredError(scores: ArrayLike<number>, targets: ArrayLike<number>, n: 
   let s = 0;
   for (let i = 0; i < scores.length; i++) s += (scores[i] - targets[i]) ** 2;
   return s / n;
-}
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-score-'));
 }
 
 test('scores equal the LM logits of the same rows at each sequence last token (float64)', async () => {
@@ -174,7 +170,7 @@ test('a tiny model with a score head learns three targets (MSE falls by more tha
 });
 
 test('save -> load with a score head: architecture, num_labels, score.weight, the same scores', async () => {
-  const dir = tmpDir();
+  const dir = tempDir('score-head');
   try {
     const m = await Model.create({ ...tinyConfig('qwen2_vl'), scoreLabels: 2 }, { seed: 6 });
     const batch = imageBatch(3);
@@ -198,7 +194,7 @@ test('save -> load with a score head: architecture, num_labels, score.weight, th
 });
 
 test('addScoreHead gives a causal LM a head that saves and loads; the LM head stays', async () => {
-  const dir = tmpDir();
+  const dir = tempDir('score-head');
   try {
     const lm = await Model.create(tinyConfig('qwen2_5_vl'), { seed: 7 });
     const plain = path.join(dir, 'lm');

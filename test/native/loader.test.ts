@@ -1,14 +1,13 @@
 // When the addon is missing or cannot load, one clear message names the fixing command.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { explainLoadFailure } from '../../src/native/loader';
 import { runCli } from '../helpers/addon';
+import { tempDir } from '../helpers/temp_dir';
 
 test('a missing addon prints the command that builds it, and exits non-zero', () => {
-  const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-noaddon-'));
+  const empty = tempDir('noaddon');
   try {
     const r = runCli(['info'], { MEDGR2_ADDON_DIR: empty });
     assert.equal(r.status, 3);

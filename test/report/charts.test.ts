@@ -4,11 +4,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { chartSvg, writeChart, type ChartSpec } from '../../src/report/charts';
 import { dejaVuWidth } from '../../src/report/text_width';
 import { assertPngOfSvg, assertSvgShows, svgTexts } from '../helpers/charts';
+import { tempDir } from '../helpers/temp_dir';
 
 const BARS: ChartSpec = {
   title: 'Apples & pears',
@@ -48,7 +48,7 @@ test('chart SVG: title, axis titles, tick labels, legend title and entries, valu
 });
 
 test('writeChart: the PNG and the SVG beside it, written whole; the PNG is the SVG at twice the size and not blank', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-charts-'));
+  const dir = tempDir('charts');
   try {
     const out = await writeChart(path.join(dir, 'sub', 'bars.png'), BARS);
     assert.deepEqual(out, { png: path.join(dir, 'sub', 'bars.png'), svg: path.join(dir, 'sub', 'bars.svg') });

@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { maskedCrc32c } from '../../src/data/crc32c';
 import { decodeMessage } from '../../src/data/proto';
 import { readRecordFile } from '../../src/data/records';
 import { TensorBoardWriter } from '../../src/report/tensorboard';
 import { runCli } from '../helpers/cli';
+import { tempDir } from '../helpers/temp_dir';
 
 interface EventObject {
   wallTime: number;
@@ -19,7 +19,7 @@ interface EventObject {
 }
 
 function withDir(fn: (dir: string) => void): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-tb-'));
+  const dir = tempDir('tb');
   try {
     fn(dir);
   } finally {

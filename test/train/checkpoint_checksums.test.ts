@@ -9,7 +9,7 @@ import { Model, tinyConfig } from '../../src/index';
 import { sha256OfFile } from '../../src/train/checkpoint_checksums';
 import { readTrainerState, TRAINER_STATE_FILE } from '../../src/train/run_state';
 import { trainSft, type SftExample, type SftOptions } from '../../src/train/sft';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const textExamples: SftExample[] = Array.from({ length: 8 }, (_, i) => ({
   images: [],
@@ -30,7 +30,7 @@ let made: Promise<string> | undefined;
 function twoStepRun(): Promise<string> {
   made ??= (async () => {
     const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 4 });
-    const out = tempDir();
+    const out = tempDir('two-step-run');
     await trainSft(m, textExamples, { ...OPTS, out });
     await m.dispose();
     return out;
@@ -39,7 +39,7 @@ function twoStepRun(): Promise<string> {
 }
 
 async function copyOfRun(): Promise<string> {
-  const dst = path.join(tempDir(), 'run');
+  const dst = path.join(tempDir('run-copy'), 'run');
   fs.cpSync(await twoStepRun(), dst, { recursive: true });
   return dst;
 }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { readMetrics } from '../../src/report/metrics';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir } from '../helpers/world';
+import { medsynthWorld } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { freePort } from '../dist/ranks';
 import { maxWeightDiff } from '../helpers/run_files';
 
@@ -23,7 +24,7 @@ test(
   { timeout: 240_000 },
   async (t) => {
     const world = await medsynthWorld(40);
-    const dir = tempDir();
+    const dir = tempDir('grpo-dist');
     // A reward with spread on a random model: the completion's length (so groups are rarely all equal).
     const mod = path.join(dir, 'length.cjs');
     fs.writeFileSync(mod, 'exports.length = (c) => c.length / 20;\n');

@@ -5,7 +5,6 @@
 // refused before any work, naming the field.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { synthesize } from '../../src/data/medsynth';
@@ -21,13 +20,14 @@ import { trainGrpo } from '../../src/train/grpo_trainer';
 import { overlongPenalty } from '../../src/train/overlong';
 import { defaultRewards, type Reward } from '../../src/train/rewards';
 import { assertClose } from '../helpers/addon';
+import { tempDir } from '../helpers/temp_dir';
 
 const tok = TextTokenizer.load();
 let dir = '';
 let samples: Sample[] = [];
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-grpo-opts-'));
+  dir = tempDir('grpo-opts');
   await synthesize({ out: dir, count: 24, seed: 5, size: 56 });
   samples = loadSampleFile(path.join(dir, 'medsynth.jsonl')).map((s) => ({
     ...s,

@@ -3,7 +3,6 @@
 // a briefly SFT-ed tiny model raises the mean reward on MedSynth modality recognition.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodeConversation, loadImages, packInOrder, toModelBatch } from '../../src/model/encode';
@@ -25,13 +24,14 @@ import { resolveGrpoOptions } from '../../src/train/grpo_options';
 import type { GenerateOptions, ModelBatch } from '../../src/model/model';
 import { trainingMicroBatches } from '../../src/train/grpo_batches';
 import { type GrpoStepMetrics } from '../../src/train/grpo_metrics';
+import { tempDir } from '../helpers/temp_dir';
 
 const tok = TextTokenizer.load();
 let dir = '';
 let samples: Sample[] = [];
 
 before(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-grpo-'));
+  dir = tempDir('grpo');
   await synthesize({ out: dir, count: 64, seed: 7, size: 56 });
   samples = loadSampleFile(path.join(dir, 'medsynth.jsonl'))
     .filter((s) => s.task === 'Modality Recognition')

@@ -27,7 +27,8 @@ import { readMetrics } from '../../src/report/metrics';
 import { listCheckpoints } from '../../src/train/run_state';
 import { addon, randn, rng } from '../helpers/addon';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
+import { medsynthWorld, worldSamples } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { imageBatch } from '../helpers/batches';
 
 let world = '';
@@ -59,7 +60,7 @@ async function randomizeB(m: Model, seed: number): Promise<void> {
 }
 
 test("adapters round-trip through PEFT's files in both layouts, named as PEFT names them", async () => {
-  const dir = tempDir();
+  const dir = tempDir('peft-layouts');
   const spec = resolveLoraSpec({ rank: 3, alpha: 6, vision: true, merger: true });
   const m = await Model.create(tinyConfig('qwen2_5_vl'), { seed: 5 });
   useLoraAdapter(m, spec, 9);
@@ -102,7 +103,7 @@ test("adapters round-trip through PEFT's files in both layouts, named as PEFT na
 });
 
 test('medgr2 sft --lora-rank: adapter folder, adapter-only checkpoints that resume exactly, --merge, and the adapter as --model', async () => {
-  const dir = tempDir();
+  const dir = tempDir('sft-lora');
   const baseDir = path.join(dir, 'base');
   const base = await Model.create(tinyConfig('qwen2_vl'), { seed: 12 });
   await base.save(baseDir);
@@ -234,7 +235,7 @@ test('GRPO with LoRA trains the adapter only; its reference is the base with the
 });
 
 test('medgr2 sft: LoRA flags are checked before any work, naming the flag', () => {
-  const dir = tempDir();
+  const dir = tempDir('sft-lora-flags');
   const r = runCli([
     'sft',
     '--model',

@@ -11,7 +11,8 @@ import { listCheckpoints } from '../../src/train/run_state';
 import { trainSft, type SftExample } from '../../src/train/sft';
 import { readMetrics } from '../../src/report/metrics';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir } from '../helpers/world';
+import { medsynthWorld } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const textExamples: SftExample[] = Array.from({ length: 12 }, (_, i) => ({
   images: [],
@@ -105,7 +106,7 @@ test('optimizerStep: skip: true, or a NaN gradient, leaves every weight and the 
 
 test('trainSft with a huge lr stops, naming the step and the quantity, and leaves no checkpoint with non-finite weights', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
-  const out = tempDir();
+  const out = tempDir('nonfinite-sft');
   let stopped: Error | undefined;
   try {
     await trainSft(m, textExamples, {
@@ -144,7 +145,7 @@ test('trainSft with a huge lr stops, naming the step and the quantity, and leave
 
 test('medgr2 sft with a huge lr exits non-zero with the stop message and writes no final/', async () => {
   const world = await medsynthWorld(200);
-  const out = path.join(tempDir(), 'run');
+  const out = path.join(tempDir('nonfinite-cli'), 'run');
   const r = runCli([
     'sft',
     '--model',

@@ -2,8 +2,6 @@
 // MSE falls by > 90 %), the judge's 'head' readout is the head's score mapped onto [0, 1] prompt by
 // prompt, and a model without a head is refused with a clear error.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { gradedPairs, normalizedScore } from '../../src/cycle/graded_pairs';
@@ -16,9 +14,10 @@ import { encodeConversation, loadImages, packInOrder, toModelBatch } from '../..
 import { Model } from '../../src/model/model';
 import { tinyConfig } from '../../src/model/tiny';
 import { trainRewardModel } from '../../src/train/reward_model';
+import { tempDir } from '../helpers/temp_dir';
 
 async function smallSeed() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-reward-model-'));
+  const dir = tempDir('reward-model');
   await synthesize({ out: dir, count: 3, seed: 11, modalities: ['CT', 'MRI'] as never });
   const file = path.join(dir, 'medsynth.jsonl');
   return loadSampleFile(file).map((s) => ({ ...s, images: s.images.map((p) => path.join(dir, p)) }));

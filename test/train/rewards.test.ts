@@ -2,7 +2,6 @@
 // weighting, the judge term, and user reward modules.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
@@ -24,6 +23,7 @@ import { isCorrect } from '../../src/eval/scorer';
 import type { Sample } from '../../src/data/proto';
 import { extractOption, predictedOption } from '../../src/data/answer_grammar';
 import { grpoPromptsFromSamples } from '../../src/train/grpo_rollout';
+import { tempDir } from '../helpers/temp_dir';
 
 function sample(options: string[], answer: string): Sample {
   return {
@@ -247,7 +247,7 @@ test('weighted total; weights parse; a NaN term makes the total NaN; a zero weig
 });
 
 test('reward modules: default and named exports, CommonJS and ESM; errors name the file', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'medgr2-rewards-'));
+  const dir = tempDir('rewards');
   try {
     const cjs = path.join(dir, 'r.cjs');
     fs.writeFileSync(

@@ -25,7 +25,7 @@ import { trainSft, type SftExample } from '../../src/train/sft';
 import { Model, packSequences, nextTokenLabels, tinyConfig, Tensor } from '../../src/index';
 import { readMetrics, MetricsLogger } from '../../src/report/metrics';
 import { formatDuration, Progress } from '../../src/report/progress';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const textExamples: SftExample[] = Array.from({ length: 12 }, (_, i) => ({
   images: [],
@@ -35,7 +35,7 @@ const textExamples: SftExample[] = Array.from({ length: 12 }, (_, i) => ({
 
 test('trainSft steps follow the schedule; a resume with other batching options is refused by name', async () => {
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 1 });
-  const out = tempDir();
+  const out = tempDir('sft-schedule');
   const r = await trainSft(m, textExamples, {
     lr: 1e-3,
     maxSteps: 4,
@@ -72,7 +72,7 @@ function parse(args: string[]): Record<string, unknown> {
 }
 
 test('config: defaults < config file (JSON or YAML, any key spelling) < flags; unknown keys and bad values name the file and key', async () => {
-  const dir = tempDir();
+  const dir = tempDir('run-config');
   const json = path.join(dir, 'run.json');
   fs.writeFileSync(json, JSON.stringify({ name: 'a', lr: 0.2, freezeVision: true }));
   const yaml = path.join(dir, 'run.yaml');
@@ -192,7 +192,7 @@ test('progress: plain lines at most every interval (first and last always), rate
 });
 
 test("metrics: JSONL + TensorBoard under the run folder; a resume drops the dead run's lines past its checkpoint", () => {
-  const dir = tempDir();
+  const dir = tempDir('run-metrics');
   let t = 100;
   const m = new MetricsLogger(dir, { now: () => t++ });
   m.log(1, { 'train/loss': 2, 'train/lr': 1e-3 });
@@ -251,7 +251,7 @@ const bytesOf = (t: Tensor) => {
 };
 
 test('run checkpoints: weights + optimizer + trainer state round-trip bit-exactly; keep last K; latest skips incomplete folders', async () => {
-  const dir = tempDir();
+  const dir = tempDir('run-checkpoints');
   const m = await Model.create(tinyConfig('qwen2_vl'), { seed: 5 });
   const batch = packSequences([Int32Array.from([1, 2, 3, 4, 5]), Int32Array.from([9, 8, 7])]);
   const labels = nextTokenLabels(batch.inputIds, batch.cuSeqlens);
@@ -277,7 +277,7 @@ test('run checkpoints: weights + optimizer + trainer state round-trip bit-exactl
   fs.mkdirSync(path.join(dir, 'checkpoints', '.step-10.tmp-999999'));
   assert.equal(resolveCheckpoint(dir, true), latest);
   assert.throws(() => resolveCheckpoint(dir, 9), /step-9 is not a complete checkpoint \(no trainer_state\.json\)/);
-  assert.throws(() => resolveCheckpoint(tempDir(), 'latest'), /no complete checkpoint under/);
+  assert.throws(() => resolveCheckpoint(tempDir('no-checkpoint'), 'latest'), /no complete checkpoint under/);
 
   const fresh = await Model.create(tinyConfig('qwen2_vl'), { seed: 6 });
   const { checksums, ...st } = await loadRunCheckpoint(latest, fresh);

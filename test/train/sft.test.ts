@@ -18,7 +18,8 @@ import { TextTokenizer } from '../../src/data/tokenizer';
 import { Model, tinyConfig } from '../../src/index';
 import { readMetrics } from '../../src/report/metrics';
 import { runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir, worldSamples } from '../helpers/world';
+import { medsynthWorld, worldSamples } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { DecodedImages } from '../../src/model/encode';
 
 const MR = 'Modality Recognition';
@@ -111,7 +112,7 @@ test('a killed-and-resumed run produces the same losses as an uninterrupted one'
     progress: false,
   };
 
-  const dirA = tempDir();
+  const dirA = tempDir('sft-uninterrupted');
   const a = await Model.create(tinyConfig('qwen2_vl'), { seed: 2 });
   const full = await trainSft(a, examples, { ...opts, out: dirA });
   await a.dispose();
@@ -122,7 +123,7 @@ test('a killed-and-resumed run produces the same losses as an uninterrupted one'
   );
 
   // The same run, "killed" after step 10 (its last checkpoint: step 8, mid-epoch).
-  const dirB = tempDir();
+  const dirB = tempDir('sft-killed');
   const b = await Model.create(tinyConfig('qwen2_vl'), { seed: 2 });
   const killed = await trainSft(b, examples, { ...opts, out: dirB }, { shouldStop: (step) => step === 10 });
   await b.dispose();
@@ -190,7 +191,11 @@ test('trainSft and sftExamplesFromSamples: bad input gets clear errors', async (
     /resume needs the run folder/,
   );
   await assert.rejects(
-    trainSft(m, sftExamplesFromSamples([s], 'answer'), { out: tempDir(), resume: true, progress: false }),
+    trainSft(m, sftExamplesFromSamples([s], 'answer'), {
+      out: tempDir('sft-no-checkpoint'),
+      resume: true,
+      progress: false,
+    }),
     /no complete checkpoint under/,
   );
   assert.throws(
@@ -209,7 +214,7 @@ function oneLineError(r: ReturnType<typeof runCli>, pattern: RegExp): void {
 
 test('medgr2 sft: bad input (empty file, no labels, model folder without config.json) gets one clear line', async () => {
   const world = await medsynthWorld(200);
-  const dir = tempDir();
+  const dir = tempDir('sft-bad-input');
   const empty = path.join(dir, 'empty.jsonl');
   fs.writeFileSync(empty, '');
   oneLineError(
@@ -248,7 +253,7 @@ test('medgr2 sft: bad input (empty file, no labels, model folder without config.
 
 test('medgr2 sft end to end: config file, checkpoints, final model folder, and --resume after a lost checkpoint', async () => {
   const world = await medsynthWorld(200);
-  const dir = tempDir();
+  const dir = tempDir('sft-cli');
   const out = path.join(dir, 'run');
   const cfg = path.join(dir, 'sft.yaml');
   fs.writeFileSync(

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { readMetrics } from '../../src/report/metrics';
 import { cliPath, runCli } from '../helpers/cli';
-import { medsynthWorld, tempDir } from '../helpers/world';
+import { medsynthWorld } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 import { freePort } from '../dist/ranks';
 import { maxWeightDiff } from '../helpers/run_files';
 
@@ -69,7 +70,7 @@ test(
   { timeout: 240_000 },
   async (t) => {
     const common = await sftArgs(4);
-    const dir = tempDir();
+    const dir = tempDir('sft-dist-zero');
     const single = path.join(dir, 'single');
     const r1 = runCli(['sft', ...common, '--out', single]);
     assert.equal(r1.status, 0, `single: ${r1.stderr}`);
@@ -118,7 +119,7 @@ test(
   { timeout: 240_000 },
   async (t) => {
     const common = [...(await sftArgs(3)), '--lora-rank', '4', '--lr', '1e-2'];
-    const dir = tempDir();
+    const dir = tempDir('sft-dist-lora');
     const single = path.join(dir, 'single');
     const r1 = runCli(['sft', ...common, '--out', single]);
     assert.equal(r1.status, 0, `single: ${r1.stderr}`);
@@ -144,7 +145,7 @@ test(
   { timeout: 120_000, skip: torchrun ? false : 'no torchrun (Debian: apt-get install python3-torch)' },
   async (t) => {
     const common = await sftArgs(4);
-    const dir = tempDir();
+    const dir = tempDir('sft-torchrun');
     const single = path.join(dir, 'single');
     assert.equal(runCli(['sft', ...common, '--out', single]).status, 0);
     const out = path.join(dir, 'torchrun');
@@ -192,7 +193,7 @@ test(
   { timeout: 240_000 },
   async (t) => {
     const args = [...(await sftArgs(12)), '--zero', '1', '--save-every', '2', '--dist-timeout', '20'];
-    const dir = tempDir();
+    const dir = tempDir('sft-dist-kill');
     const whole = path.join(dir, 'whole');
     const rw = await launch2(['sft', ...args, '--out', whole]);
     assert.equal(rw.status, 0, `uninterrupted: ${rw.stderr}`);

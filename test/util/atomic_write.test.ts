@@ -11,12 +11,12 @@ import {
   writeJsonAtomicSync,
   writeViaTempSync,
 } from '../../src/util/atomic_write';
-import { tempDir } from '../helpers/world';
+import { tempDir } from '../helpers/temp_dir';
 
 const listing = (dir: string) => fs.readdirSync(dir).sort();
 
 test('files: written, replaced, and a failed fill leaves the old content and no temp file', async () => {
-  const dir = tempDir('medgr2-atomic-');
+  const dir = tempDir('atomic');
   const f = path.join(dir, 'sub', 'a.json');
   writeJsonAtomicSync(f, { a: 1 });
   assert.equal(fs.readFileSync(f, 'utf8'), '{\n  "a": 1\n}\n');
@@ -37,7 +37,7 @@ test('files: written, replaced, and a failed fill leaves the old content and no 
 });
 
 test('folders: put in place whole, an older one replaced whole, a failed fill changes nothing', async () => {
-  const dir = tempDir('medgr2-atomic-dir-');
+  const dir = tempDir('atomic-dir');
   const target = path.join(dir, 'model');
   await replaceDirAtomic(target, async (tmp) => {
     fs.mkdirSync(tmp);
