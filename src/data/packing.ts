@@ -90,12 +90,27 @@ export function planBatches(lengths: ArrayLike<number>, opts: PackOptions): numb
   return prng.shuffle(batches);
 }
 
-/** Concatenates the chosen samples into one PackedBatch. */
+/**
+ * Values per patch of the chosen samples' images: the first image's (its values over its grid's
+ * patches), so a tower with other patch sizes (patch_size 7: 294) packs as Qwen2-VL's 1176 does;
+ * assembleBatch then holds every other image to it. 1176 when no sample has an image.
+ */
+function firstPatchDim(samples: readonly PackSample[], indices: readonly number[]): number {
+  for (const i of indices) {
+    const img = samples[i].images?.[0];
+    if (img) return img.pixelValues.length / Math.max(1, img.grid[0] * img.grid[1] * img.grid[2]);
+  }
+  return 1176;
+}
+
+/** Concatenates the chosen samples into one PackedBatch (`patchDim`: as the first image's, absent). */
 export function assembleBatch(
   samples: readonly PackSample[],
   indices: readonly number[],
-  patchDim = 1176,
+  patchDim = firstPatchDim(samples, indices),
 ): PackedBatch {
+  if (!Number.isInteger(patchDim) || patchDim <= 0)
+    throw new Error(`packing: an image's values are not a whole number of patches (${patchDim} per patch)`);
   let numTokens = 0;
   let numPatches = 0;
   let numImages = 0;

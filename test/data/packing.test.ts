@@ -90,5 +90,35 @@ test('deterministic for a seed, different across seeds; limits enforced', () => 
       images: [{ grid: [1, 2, 2], pixelValues: new Float32Array(5) }],
     },
   ];
-  assert.throws(() => assembleBatch(bad, [0]), /sample 0 image 0 has 5 values for grid \[1, 2, 2\]/);
+  assert.throws(
+    () => assembleBatch(bad, [0]),
+    /an image's values are not a whole number of patches \(1.25 per patch\)/,
+  );
+  assert.throws(
+    () => assembleBatch(bad, [0], 1176),
+    /sample 0 image 0 has 5 values for grid \[1, 2, 2\] \(expected 4704\)/,
+  );
+});
+
+test("the patch size is the images' own: a tower with 7-pixel patches (294 values) packs, one that disagrees does not", () => {
+  const image = (grid: [number, number, number], perPatch: number) => ({
+    grid,
+    pixelValues: Float32Array.from({ length: grid[0] * grid[1] * grid[2] * perPatch }, (_, i) => i),
+  });
+  const samples: PackSample[] = [
+    { ids: new Int32Array(3), targetMask: new Uint8Array(3), images: [image([1, 4, 2], 294)] },
+    { ids: new Int32Array(2), targetMask: new Uint8Array(2) },
+    { ids: new Int32Array(5), targetMask: new Uint8Array(5), images: [image([1, 2, 2], 294)] },
+  ];
+  const pb = assembleBatch(samples, [0, 1, 2]);
+  assert.equal(pb.patchDim, 294);
+  assert.equal(pb.numPatches, 12);
+  assert.equal(pb.pixelValues.length, 12 * 294);
+  assert.deepEqual(Array.from(pb.pixelValues.subarray(8 * 294, 8 * 294 + 3)), [0, 1, 2]);
+  assert.equal(assembleBatch(samples, [1]).patchDim, 1176);
+  samples[2].images = [image([1, 2, 2], 1176)];
+  assert.throws(
+    () => assembleBatch(samples, [0, 2]),
+    /sample 2 image 0 has 4704 values for grid \[1, 2, 2\] \(expected 1176\)/,
+  );
 });
