@@ -14,6 +14,8 @@ export const PROCESSOR_CONFIG_FILE = 'preprocessor_config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 
 type Json = Record<string, unknown>;
+/** The vision tower's sizes the image processor must agree with. */
+type TowerSizes = Pick<VisionConfig, 'patchSize' | 'spatialMergeSize' | 'temporalPatchSize'>;
 
 /** Image settings of a folder: resize bounds and the patch rule, and the file they came from. */
 export interface ProcessorSettings extends Required<Pick<ProcessorOptions, 'minPixels' | 'maxPixels' | 'patch'>> {
@@ -144,6 +146,38 @@ export function defaultProcessorSettings(): ProcessorSettings {
   };
 }
 
+/**
+ * preprocessor_config.json for a vision tower whose patch sizes are not transformers' defaults, or
+ * undefined when they are (a folder without the file then reads right already). Written by
+ * saveCheckpoint when no source folder gave one: otherwise a folder saved from a bare config.json
+ * with patch_size 7 is refused on loading ("patch_size is 14 but config.json has 7"), by medgr2 as
+ * by transformers, whose processor would cut the images into patches the tower cannot read.
+ */
+export function processorConfigForTower(vision: TowerSizes): Json | undefined {
+  const d = QWEN2VL_PATCH_RULE;
+  if (
+    vision.patchSize === d.patchSize &&
+    vision.spatialMergeSize === d.mergeSize &&
+    vision.temporalPatchSize === d.temporalPatchSize
+  )
+    return undefined;
+  return {
+    image_processor_type: 'Qwen2VLImageProcessor',
+    do_resize: true,
+    do_rescale: true,
+    rescale_factor: 1 / 255,
+    do_normalize: true,
+    do_convert_rgb: true,
+    image_mean: [...CLIP_MEAN],
+    image_std: [...CLIP_STD],
+    min_pixels: QWEN2VL_SIZE_RULE.minPixels,
+    max_pixels: QWEN2VL_SIZE_RULE.maxPixels,
+    patch_size: vision.patchSize,
+    merge_size: vision.spatialMergeSize,
+    temporal_patch_size: vision.temporalPatchSize,
+  };
+}
+
 /** The folder's settings with --min-pixels / --max-pixels applied; an error when they cross. */
 export function withPixelBounds(
   s: ProcessorSettings,
@@ -197,8 +231,6 @@ export interface ModelSettings {
   processor: ProcessorSettings;
   generation: GenerationSettings;
 }
-
-type TowerSizes = Pick<VisionConfig, 'patchSize' | 'spatialMergeSize' | 'temporalPatchSize'>;
 
 /**
  * A model folder's settings, the processor's patch sizes checked against config.json's vision tower

@@ -17,6 +17,7 @@ import { copyFileAtomic, fsyncDir, linkOrCopyFile, writeFileAtomic } from '../ut
 import { loadModelConfig, modelConfigToJson } from './config';
 import type { ModelConfig, ParameterSpec } from '../native/model_config';
 import { canonicalName, expectedParameters } from './parameters';
+import { PROCESSOR_CONFIG_FILE, processorConfigForTower } from './folder_settings';
 import { findNonFiniteTensor, nonFiniteLoadMessage, refuseToWrite } from './finite_weights';
 import {
   buildSafetensorsHeader,
@@ -387,6 +388,11 @@ export async function saveCheckpoint(
       if (await exists(src)) await copyFileAtomic(src, path.join(dir, name));
     }
   }
+
+  const processorFile = path.join(dir, PROCESSOR_CONFIG_FILE);
+  const towerProcessor = config.vision ? processorConfigForTower(config.vision) : undefined;
+  if (towerProcessor && !(await exists(processorFile)))
+    await writeFileAtomic(processorFile, JSON.stringify(towerProcessor, null, 2) + '\n');
 
   // Only now drop what an earlier save left (other shard counts, a stale index): until here a
   // reader still found a complete older set.

@@ -1,6 +1,7 @@
 // preprocessor_config.json and generation_config.json read as transformers reads them
 // (src/model/folder_settings.ts): precedence of min_pixels/max_pixels over size, eos as a number or a
-// list, the defaults without the files, and every bad field an error naming the file and the field.
+// list, the defaults without the files, and every bad field an error naming the file and the field;
+// and the processor file saveCheckpoint writes for a tower transformers' defaults would mis-patch.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +15,9 @@ import {
   stopTokensOf,
   withPixelBounds,
 } from '../../src/model/folder_settings';
+import { saveCheckpoint } from '../../src/model/hf_folder';
+import { tinyConfig } from '../../src/model/tiny';
+import { randomTensors } from '../helpers/checkpoints';
 import { QWEN_IDS, realGenerationConfigJson, realProcessorConfigJson } from '../helpers/real_vocab_model';
 import { tempDir } from '../helpers/temp_dir';
 
@@ -188,4 +192,26 @@ test("a model folder's processor must patch as its vision tower does; models wit
   assert.equal(none.processor.patch.patchSize, 16);
   assert.deepEqual([none.processor.minPixels, none.processor.maxPixels], [3136, 28 * 28 * 1280]);
   assert.deepEqual(none.generation, { eosTokenIds: [] });
+});
+
+test('a folder saved from a tower with other patch sizes gets a preprocessor_config.json that patches as it does', async () => {
+  const seven = tinyConfig('qwen2_vl');
+  seven.vision = { ...(seven.vision as NonNullable<typeof seven.vision>), patchSize: 7 };
+  const dir = path.join(tempDir('patch7'), 'model');
+  await saveCheckpoint(dir, seven, randomTensors(seven));
+  const written = JSON.parse(fs.readFileSync(path.join(dir, 'preprocessor_config.json'), 'utf8'));
+  assert.deepEqual([written.patch_size, written.merge_size, written.temporal_patch_size], [7, 2, 2]);
+  const { processor } = readModelSettings(dir, seven.vision);
+  assert.deepEqual(processor.patch, {
+    patchSize: 7,
+    mergeSize: 2,
+    temporalPatchSize: 2,
+    mean: [...CLIP_MEAN],
+    std: [...CLIP_STD],
+  });
+  assert.deepEqual([processor.minPixels, processor.maxPixels], [3136, 28 * 28 * 1280]);
+  // transformers' defaults need no file: a default tower's folder stays as it was.
+  const fourteen = path.join(tempDir('patch14'), 'model');
+  await saveCheckpoint(fourteen, tinyConfig('qwen2_vl'), randomTensors(tinyConfig('qwen2_vl')));
+  assert.equal(fs.existsSync(path.join(fourteen, 'preprocessor_config.json')), false);
 });
