@@ -299,8 +299,9 @@ const WEIGHT_FILE = /^model(?:-\d{5}-of-\d{5})?\.safetensors$/;
 
 /**
  * Saves `tensors` (canonical or newer-layout names) with `config` as a Hugging Face model folder:
- * config.json, model.safetensors or shards + index, all written atomically with hub names. Weight
- * files of an earlier save that the new one does not use are removed afterwards.
+ * config.json, model.safetensors or shards + index, all written atomically with hub names (and a
+ * preprocessor_config.json for a tower with other patch sizes than transformers' defaults, when the
+ * folder has none). Weight files of an earlier save that the new one does not use are removed afterwards.
  */
 export async function saveCheckpoint(
   dir: string,
