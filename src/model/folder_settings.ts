@@ -154,11 +154,13 @@ export function defaultProcessorSettings(): ProcessorSettings {
  * by transformers, whose processor would cut the images into patches the tower cannot read.
  */
 export function processorConfigForTower(vision: TowerSizes): Json | undefined {
+  // What the model reads without a folder, so the saved folder reads back the same settings.
+  const { patch, minPixels, maxPixels } = settingsWithoutFolder(vision).processor;
   const d = QWEN2VL_PATCH_RULE;
   if (
-    vision.patchSize === d.patchSize &&
-    vision.spatialMergeSize === d.mergeSize &&
-    vision.temporalPatchSize === d.temporalPatchSize
+    patch.patchSize === d.patchSize &&
+    patch.mergeSize === d.mergeSize &&
+    patch.temporalPatchSize === d.temporalPatchSize
   )
     return undefined;
   return {
@@ -168,13 +170,13 @@ export function processorConfigForTower(vision: TowerSizes): Json | undefined {
     rescale_factor: 1 / 255,
     do_normalize: true,
     do_convert_rgb: true,
-    image_mean: [...CLIP_MEAN],
-    image_std: [...CLIP_STD],
-    min_pixels: QWEN2VL_SIZE_RULE.minPixels,
-    max_pixels: QWEN2VL_SIZE_RULE.maxPixels,
-    patch_size: vision.patchSize,
-    merge_size: vision.spatialMergeSize,
-    temporal_patch_size: vision.temporalPatchSize,
+    image_mean: patch.mean,
+    image_std: patch.std,
+    min_pixels: minPixels,
+    max_pixels: maxPixels,
+    patch_size: patch.patchSize,
+    merge_size: patch.mergeSize,
+    temporal_patch_size: patch.temporalPatchSize,
   };
 }
 
